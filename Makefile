@@ -1,0 +1,51 @@
+# csvpipe -- PGXS build.
+#
+#   make            build the extension (as any user)
+#   make install    install it into the PostgreSQL found by pg_config
+#   make demo       install what is missing, build, install, and run the demo
+#                   on a throwaway cluster (test/demo.sh)
+#   make test       install what is missing, build, install, run pg_regress and
+#                   the TAP tests on temporary clusters (test/run_tests.sh)
+
+MODULE_big = csvpipe
+OBJS = \
+	src/csvpipe.o \
+	src/dialect.o \
+	src/tokenizer.o \
+	src/reader.o \
+	src/convert.o \
+	src/scan.o \
+	src/srf.o
+
+EXTENSION = csvpipe
+DATA = $(wildcard sql/csvpipe--*.sql)
+
+# pg_regress inputs live in sql/ beside the install scripts (see README).
+REGRESS = read_basic read_wild read_errors read_security
+REGRESS_OPTS = --inputdir=.
+
+PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK += -lcsv
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifeq ($(PGXS),)
+# No server development files yet: only the self-installing targets work.
+all install:
+	@bash test/ensure_deps.sh && $(MAKE) $@
+else
+include $(PGXS)
+endif
+
+.PHONY: test demo deps bench
+deps:
+	bash test/ensure_deps.sh
+
+test:
+	bash test/run_tests.sh
+
+demo:
+	bash test/demo.sh
+
+bench:
+	bash test/bench/read.sh

@@ -1,0 +1,207 @@
+/*-------------------------------------------------------------------------
+ *
+ * convert.c
+ *		CSV fields to Datums, with the column types' input functions.
+ *
+ * Owns the per-column input function lookup, COPY's CSV NULL rules, the
+ * header => 'match' check, the field-count check and the error context line
+ * ("csvpipe.read "/path", line 12, column amount: "12,5"") that every error
+ * raised while reading a file carries.
+ *
+ * NULL rules (as COPY ... CSV): with the default null_string '', an empty
+ * unquoted field is NULL and a quoted empty field ("") is an empty string.
+ * With another null_string, a field equal to it is NULL and an empty
+ * unquoted field is an empty string.  (libcsv does not report whether a
+ * non-empty field was quoted, so a quoted field equal to a non-empty
+ * null_string is NULL too; README documents this.)
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "csvpipe.h"
+
+#include "mb/pg_wchar.h"
+#include "utils/lsyscache.h"
+
+/* how much of a bad value an error context line shows (as COPY) */
+#define MAX_VALUE_DISPLAY 100
+
+struct CsvConverter
+{
+	int			natts;
+	FmgrInfo   *in_functions;
+	Oid		   *typioparams;
+	int32	   *typmods;
+	bool	   *convert;		/* false: column not needed, left NULL */
+	char	  **names;
+	const CsvDialect *dialect;
+	CsvErrorPosition *errpos;
+	bool		empty_is_null;
+};
+
+void
+csv_error_context_callback(void *arg)
+{
+	CsvErrorPosition *pos = (CsvErrorPosition *) arg;
+	const char *column = pos->column;
+	char		fieldbuf[32];
+
+	if (pos->line_no <= 0)
+	{
+		errcontext("%s \"%s\"", pos->funcname, pos->path);
+		return;
+	}
+	if (column == NULL && pos->field_no > 0)
+	{
+		if (pos->column_names && pos->field_no <= pos->ncolumns)
+			column = pos->column_names[pos->field_no - 1];
+		else
+		{
+			snprintf(fieldbuf, sizeof(fieldbuf), "field %d", pos->field_no);
+			errcontext("%s \"%s\", line %lld, %s", pos->funcname, pos->path,
+					   (long long) pos->line_no, fieldbuf);
+			return;
+		}
+	}
+	if (column == NULL)
+		errcontext("%s \"%s\", line %lld", pos->funcname, pos->path,
+				   (long long) pos->line_no);
+	else if (pos->value == NULL)
+		errcontext("%s \"%s\", line %lld, column %s", pos->funcname, pos->path,
+				   (long long) pos->line_no, column);
+	else
+	{
+		int			len = strlen(pos->value);
+
+		if (len > MAX_VALUE_DISPLAY)
+		{
+			len = pg_mbcliplen(pos->value, len, MAX_VALUE_DISPLAY);
+			errcontext("%s \"%s\", line %lld, column %s: \"%.*s...\"",
+					   pos->funcname, pos->path, (long long) pos->line_no,
+					   column, len, pos->value);
+		}
+		else
+			errcontext("%s \"%s\", line %lld, column %s: \"%s\"",
+					   pos->funcname, pos->path, (long long) pos->line_no,
+					   column, pos->value);
+	}
+}
+
+/*
+ * convert_columns: which columns the query needs (NULL = all).  Columns not
+ * needed are returned as NULL without running their input function, as
+ * file_fdw does.
+ */
+CsvConverter *
+csv_converter_create(TupleDesc tupdesc, const CsvDialect *dialect,
+					 CsvErrorPosition *errpos, bool *convert_columns)
+{
+	CsvConverter *conv = palloc0(sizeof(CsvConverter));
+	int			natts = tupdesc->natts;
+
+	conv->natts = natts;
+	conv->dialect = dialect;
+	conv->errpos = errpos;
+	conv->empty_is_null = (dialect->null_len == 0);
+	conv->in_functions = palloc(sizeof(FmgrInfo) * natts);
+	conv->typioparams = palloc(sizeof(Oid) * natts);
+	conv->typmods = palloc(sizeof(int32) * natts);
+	conv->convert = palloc(sizeof(bool) * natts);
+	conv->names = palloc(sizeof(char *) * natts);
+
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		Oid			infunc;
+
+		conv->names[i] = pstrdup(NameStr(att->attname));
+		conv->convert[i] = convert_columns ? convert_columns[i] : true;
+		if (att->attisdropped)
+		{
+			conv->convert[i] = false;
+			continue;
+		}
+		getTypeInputInfo(att->atttypid, &infunc, &conv->typioparams[i]);
+		fmgr_info(infunc, &conv->in_functions[i]);
+		conv->typmods[i] = att->atttypmod;
+	}
+	errpos->column_names = conv->names;
+	errpos->ncolumns = natts;
+	return conv;
+}
+
+/* header => 'match': names and count must equal the column list */
+void
+csv_converter_check_header(CsvConverter *conv, CsvRecord *header)
+{
+	if (header == NULL)
+		return;					/* empty file */
+
+	conv->errpos->line_no = header->line_no;
+	if (header->nfields != conv->natts)
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("wrong number of fields in header line: expected %d, found %d",
+						conv->natts, header->nfields)));
+	for (int i = 0; i < conv->natts; i++)
+	{
+		const char *got = header->values[i];
+
+		if (got == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+					 errmsg("column name mismatch in header line field %d: got null value, expected \"%s\"",
+							i + 1, conv->names[i])));
+		if (strcmp(got, conv->names[i]) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+					 errmsg("column name mismatch in header line field %d: got \"%s\", expected \"%s\"",
+							i + 1, got, conv->names[i])));
+	}
+}
+
+/*
+ * Convert one record into values/nulls.  Allocations (the Datums) go to the
+ * caller's current memory context, which the caller resets per row or batch.
+ */
+void
+csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls)
+{
+	CsvErrorPosition *errpos = conv->errpos;
+
+	errpos->line_no = rec->line_no;
+	if (rec->nfields != conv->natts)
+	{
+		errpos->field_no = 0;
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("wrong number of fields: expected %d, found %d",
+						conv->natts, rec->nfields)));
+	}
+
+	for (int i = 0; i < conv->natts; i++)
+	{
+		char	   *s = rec->values[i];
+
+		if (!conv->convert[i])
+		{
+			values[i] = (Datum) 0;
+			nulls[i] = true;
+			continue;
+		}
+		if (!conv->empty_is_null)
+		{
+			if (s == NULL)
+				s = (char *) "";
+			else if (rec->lengths[i] == conv->dialect->null_len &&
+					 memcmp(s, conv->dialect->null_string, rec->lengths[i]) == 0)
+				s = NULL;
+		}
+		errpos->column = conv->names[i];
+		errpos->value = s;
+		values[i] = InputFunctionCall(&conv->in_functions[i], s,
+									  conv->typioparams[i], conv->typmods[i]);
+		nulls[i] = (s == NULL);
+	}
+	errpos->column = NULL;
+	errpos->value = NULL;
+}

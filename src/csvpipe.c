@@ -1,0 +1,58 @@
+/*-------------------------------------------------------------------------
+ *
+ * csvpipe.c
+ *		Module entry point: _PG_init, GUCs and hook registration.
+ *
+ * csvpipe works loaded on demand (the streaming readers) and preloaded
+ * through shared_preload_libraries (needed by the features that use shared
+ * memory and background workers; those check csvpipe_preloaded and say so).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "csvpipe.h"
+
+#include "miscadmin.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+char	   *csvpipe_allowed_dirs = NULL;
+int			csvpipe_max_field_size = (int) (MaxAllocSize - VARHDRSZ - 1);
+bool		csvpipe_preloaded = false;
+
+void
+_PG_init(void)
+{
+	csvpipe_preloaded = process_shared_preload_libraries_in_progress;
+
+	DefineCustomStringVariable("csvpipe.allowed_dirs",
+							   "Directories csvpipe may read files from (comma-separated; empty = no restriction beyond pg_read_server_files).",
+							   "Checked on the canonical path, after symlinks and \"..\" are resolved.",
+							   &csvpipe_allowed_dirs,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("csvpipe.max_field_size",
+							"Largest CSV field csvpipe accepts.",
+							"A longer field is an error naming its line; at most 1GB, a PostgreSQL value's limit.",
+							&csvpipe_max_field_size,
+							(int) (MaxAllocSize - VARHDRSZ - 1),
+							1024,
+							(int) (MaxAllocSize - VARHDRSZ - 1),
+							PGC_USERSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("csvpipe");
+#else
+	EmitWarningsOnPlaceholders("csvpipe");
+#endif
+
+	csvpipe_scan_init();
+}

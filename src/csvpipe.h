@@ -1,0 +1,142 @@
+/*-------------------------------------------------------------------------
+ *
+ * csvpipe.h
+ *		Declarations shared by the csvpipe source files.
+ *
+ * Each .c file owns one responsibility; this header only carries the types
+ * that cross file boundaries and the GUC variables.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CSVPIPE_H
+#define CSVPIPE_H
+
+#include "postgres.h"
+
+#include <sys/stat.h>
+
+#include "access/tupdesc.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+
+/* GUCs (csvpipe.c) */
+extern char *csvpipe_allowed_dirs;
+extern int	csvpipe_max_field_size;
+extern bool csvpipe_preloaded;
+
+/* header => ... */
+typedef enum CsvHeaderMode
+{
+	CSV_HEADER_NONE,
+	CSV_HEADER_SKIP,
+	CSV_HEADER_MATCH
+} CsvHeaderMode;
+
+/*
+ * The CSV dialect and reading options, validated once (dialect.c) and shared
+ * by every entry point.  The argument order of csvpipe.read/read_text after
+ * the path is fixed by CSV_ARG_* below.
+ */
+typedef struct CsvDialect
+{
+	char		delimiter;
+	char		quote;
+	char		escape;
+	CsvHeaderMode header;
+	char	   *null_string;	/* NULL marker; "" = unquoted empty field */
+	int			null_len;
+	int			file_encoding;	/* encoding of the file */
+	int64		skip_rows;		/* records skipped before the header */
+} CsvDialect;
+
+#define CSV_ARG_PATH		0
+#define CSV_ARG_DELIMITER	1
+#define CSV_ARG_QUOTE		2
+#define CSV_ARG_ESCAPE		3
+#define CSV_ARG_HEADER		4
+#define CSV_ARG_NULL		5
+#define CSV_ARG_ENCODING	6
+#define CSV_ARG_SKIP_ROWS	7
+#define CSV_NUM_READ_ARGS	8
+
+extern void csv_dialect_from_args(CsvDialect *dialect, int nargs,
+								  Datum *args, bool *argnulls);
+
+/*
+ * One parsed record, valid until the next call that feeds the tokenizer.
+ * values[i] is NUL-terminated, in the server encoding; NULL when the field
+ * was empty and unquoted (COPY's default NULL for CSV).
+ */
+typedef struct CsvRecord
+{
+	int64		line_no;		/* physical line where the record starts */
+	int			nfields;
+	char	  **values;
+	int		   *lengths;
+} CsvRecord;
+
+/* Where in the input we are, for error context lines (reader.c) */
+typedef struct CsvErrorPosition
+{
+	const char *path;
+	const char *funcname;		/* "csvpipe.read" etc. */
+	int64		line_no;		/* 0 = unknown */
+	int			field_no;		/* 1-based field number, 0 = none */
+	const char *column;			/* column name, or NULL */
+	char	  **column_names;	/* names by field number, or NULL */
+	int			ncolumns;
+	const char *value;			/* field text being converted, or NULL */
+} CsvErrorPosition;
+
+extern void csv_error_context_callback(void *arg);
+
+/* tokenizer.c: libcsv behind a batch interface */
+typedef struct CsvTokenizer CsvTokenizer;
+
+extern CsvTokenizer *csv_tokenizer_create(const CsvDialect *dialect,
+										  CsvErrorPosition *errpos,
+										  int64 first_line);
+extern void csv_tokenizer_feed(CsvTokenizer *tok, const char *data, size_t len);
+extern void csv_tokenizer_finish(CsvTokenizer *tok);
+extern bool csv_tokenizer_next(CsvTokenizer *tok, CsvRecord *rec);
+extern int64 csv_tokenizer_pending_line(CsvTokenizer *tok);
+extern void csv_tokenizer_destroy(CsvTokenizer *tok);
+
+/* reader.c: file access, block reading, encoding, streaming records */
+typedef struct CsvReader CsvReader;
+
+extern void csv_check_read_access(const char *path, char **canonical_path);
+extern CsvReader *csv_reader_open(const char *path, const CsvDialect *dialect,
+								  CsvErrorPosition *errpos);
+extern bool csv_reader_next(CsvReader *reader, CsvRecord *rec);
+extern CsvRecord *csv_reader_header(CsvReader *reader);
+extern void csv_reader_close(CsvReader *reader);
+extern off_t csv_reader_file_size(CsvReader *reader);
+
+/* convert.c: fields to Datums with the column types' input functions */
+typedef struct CsvConverter CsvConverter;
+
+extern CsvConverter *csv_converter_create(TupleDesc tupdesc,
+										  const CsvDialect *dialect,
+										  CsvErrorPosition *errpos,
+										  bool *convert_columns);
+extern void csv_converter_check_header(CsvConverter *conv, CsvRecord *header);
+extern void csv_converter_row(CsvConverter *conv, CsvRecord *rec,
+							  Datum *values, bool *nulls);
+
+/* srf.c: one streaming read of a file, shared by the SRFs and the scan */
+typedef struct CsvReadState CsvReadState;
+
+extern CsvReadState *csv_read_begin(const char *funcname, bool text_mode,
+									TupleDesc tupdesc, int nargs,
+									Datum *args, bool *argnulls,
+									bool *convert_columns);
+extern bool csv_read_next(CsvReadState *rs, Datum *values, bool *nulls);
+extern void csv_read_end(CsvReadState *rs);
+extern TupleDesc csv_read_text_tupdesc(void);
+
+/* scan.c: streaming CustomScan for calls in FROM */
+extern void csvpipe_scan_init(void);
+
+#endif							/* CSVPIPE_H */

@@ -1,0 +1,292 @@
+/*-------------------------------------------------------------------------
+ *
+ * srf.c
+ *		The SQL-callable functions csvpipe.read and csvpipe.read_text, and the
+ *		read state they share with the streaming scan (scan.c).
+ *
+ * A CsvReadState is one pass over one file: dialect, reader, converter and
+ * the error position that every error context line reports.  The
+ * functions here run in value-per-call mode; when called in FROM, scan.c
+ * normally replaces the FunctionScan (which would collect all rows in a
+ * tuplestore before returning the first) by a scan that streams.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "csvpipe.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+PG_FUNCTION_INFO_V1(csvpipe_read);
+PG_FUNCTION_INFO_V1(csvpipe_read_text);
+
+struct CsvReadState
+{
+	CsvDialect	dialect;
+	CsvErrorPosition errpos;
+	CsvReader  *reader;
+	CsvConverter *conv;			/* typed read only */
+	bool		text_mode;
+	MemoryContext cxt;			/* owns the state; deleted at the end */
+	bool		done;
+	/* read_text: scratch arrays for the fields */
+	Datum	   *elems;
+	bool	   *elemnulls;
+	int			nelems;
+};
+
+TupleDesc
+csv_read_text_tupdesc(void)
+{
+	TupleDesc	tupdesc = CreateTemplateTupleDesc(2);
+
+	TupleDescInitEntry(tupdesc, (AttrNumber) 1, "line_no", INT8OID, -1, 0);
+	TupleDescInitEntry(tupdesc, (AttrNumber) 2, "fields", TEXTARRAYOID, -1, 0);
+	return tupdesc;
+}
+
+/*
+ * Open the file named by args[CSV_ARG_PATH] with the options in args.  All
+ * state lives in a child of the current memory context.
+ */
+CsvReadState *
+csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
+			   int nargs, Datum *args, bool *argnulls, bool *convert_columns)
+{
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	CsvReadState *rs;
+	ErrorContextCallback errcallback;
+
+	if (argnulls[CSV_ARG_PATH])
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s: path must not be NULL", funcname)));
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe read",
+								ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	rs = palloc0(sizeof(CsvReadState));
+	rs->cxt = cxt;
+	rs->text_mode = text_mode;
+	rs->errpos.funcname = funcname;
+	rs->errpos.path = TextDatumGetCString(args[CSV_ARG_PATH]);
+
+	errcallback.callback = csv_error_context_callback;
+	errcallback.arg = &rs->errpos;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	csv_dialect_from_args(&rs->dialect, nargs, args, argnulls);
+	rs->reader = csv_reader_open(rs->errpos.path, &rs->dialect, &rs->errpos);
+	if (!text_mode)
+	{
+		rs->conv = csv_converter_create(tupdesc, &rs->dialect, &rs->errpos,
+										convert_columns);
+		if (rs->dialect.header == CSV_HEADER_MATCH)
+			csv_converter_check_header(rs->conv, csv_reader_header(rs->reader));
+	}
+	else if (rs->dialect.header == CSV_HEADER_MATCH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: header => 'match' needs a column list to match; use csvpipe.read", funcname)));
+
+	error_context_stack = errcallback.previous;
+	MemoryContextSwitchTo(oldcxt);
+	return rs;
+}
+
+/*
+ * Next row into values/nulls; false at end of file.  Datums are allocated in
+ * the caller's current memory context.
+ */
+bool
+csv_read_next(CsvReadState *rs, Datum *values, bool *nulls)
+{
+	ErrorContextCallback errcallback;
+	CsvRecord	rec;
+	bool		found;
+
+	if (rs->done)
+		return false;
+
+	errcallback.callback = csv_error_context_callback;
+	errcallback.arg = &rs->errpos;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+
+	found = csv_reader_next(rs->reader, &rec);
+	if (!found)
+		rs->done = true;
+	else if (!rs->text_mode)
+		csv_converter_row(rs->conv, &rec, values, nulls);
+	else
+	{
+		int			dims[1];
+		int			lbs[1] = {1};
+
+		if (rec.nfields > rs->nelems)
+		{
+			rs->nelems = Max(rec.nfields, 2 * rs->nelems);
+			rs->elems = MemoryContextAlloc(rs->cxt, sizeof(Datum) * rs->nelems);
+			rs->elemnulls = MemoryContextAlloc(rs->cxt, sizeof(bool) * rs->nelems);
+		}
+		for (int i = 0; i < rec.nfields; i++)
+		{
+			char	   *s = rec.values[i];
+			int			len = rec.lengths[i];
+
+			if (rs->dialect.null_len > 0)
+			{
+				if (s == NULL)
+					s = (char *) "";
+				else if (len == rs->dialect.null_len &&
+						 memcmp(s, rs->dialect.null_string, len) == 0)
+					s = NULL;
+			}
+			rs->elemnulls[i] = (s == NULL);
+			rs->elems[i] = s ? PointerGetDatum(cstring_to_text_with_len(s, len)) : (Datum) 0;
+		}
+		dims[0] = rec.nfields;
+		values[0] = Int64GetDatum(rec.line_no);
+		nulls[0] = false;
+		values[1] = PointerGetDatum(construct_md_array(rs->elems, rs->elemnulls,
+													   1, dims, lbs, TEXTOID,
+													   -1, false, TYPALIGN_INT));
+		nulls[1] = false;
+	}
+
+	error_context_stack = errcallback.previous;
+	return found;
+}
+
+/* Close the file and free everything; safe to call twice */
+void
+csv_read_end(CsvReadState *rs)
+{
+	if (rs == NULL || rs->cxt == NULL)
+		return;
+	if (rs->reader)
+		csv_reader_close(rs->reader);
+	rs->reader = NULL;
+	rs->done = true;
+	MemoryContextDelete(rs->cxt);
+}
+
+/* ---- value-per-call SRF plumbing ---- */
+
+typedef struct SrfState
+{
+	CsvReadState *rs;
+	TupleDesc	tupdesc;
+	Datum	   *values;
+	bool	   *nulls;
+	MemoryContext row_cxt;
+} SrfState;
+
+static void
+srf_shutdown(Datum arg)
+{
+	SrfState   *st = (SrfState *) DatumGetPointer(arg);
+
+	if (st->rs)
+	{
+		csv_read_end(st->rs);
+		st->rs = NULL;
+	}
+}
+
+static Datum
+csv_srf(FunctionCallInfo fcinfo, const char *funcname, bool text_mode)
+{
+	FuncCallContext *funcctx;
+	SrfState   *st;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext oldcxt;
+		TupleDesc	tupdesc;
+		Datum		args[CSV_NUM_READ_ARGS];
+		bool		argnulls[CSV_NUM_READ_ARGS];
+
+		if (PG_NARGS() != CSV_NUM_READ_ARGS)
+			elog(ERROR, "%s: expected %d arguments, got %d",
+				 funcname, CSV_NUM_READ_ARGS, PG_NARGS());
+		if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("set-valued function called in context that cannot accept a set")));
+
+		funcctx = SRF_FIRSTCALL_INIT();
+		oldcxt = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+
+		if (text_mode)
+			tupdesc = csv_read_text_tupdesc();
+		else if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			ereport(ERROR,
+					(errcode(ERRCODE_SYNTAX_ERROR),
+					 errmsg("%s needs a column definition list", funcname),
+					 errhint("For example: SELECT * FROM %s('/path/file.csv') AS t(id int, name text).",
+							 funcname)));
+		tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+
+		for (int i = 0; i < CSV_NUM_READ_ARGS; i++)
+		{
+			argnulls[i] = PG_ARGISNULL(i);
+			args[i] = argnulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
+		}
+
+		st = palloc0(sizeof(SrfState));
+		st->tupdesc = tupdesc;
+		st->values = palloc(sizeof(Datum) * tupdesc->natts);
+		st->nulls = palloc(sizeof(bool) * tupdesc->natts);
+		st->row_cxt = AllocSetContextCreate(funcctx->multi_call_memory_ctx,
+											"csvpipe row", ALLOCSET_DEFAULT_SIZES);
+		st->rs = csv_read_begin(funcname, text_mode, tupdesc, CSV_NUM_READ_ARGS,
+								args, argnulls, NULL);
+		funcctx->user_fctx = st;
+		/* close the file when the executor stops early (LIMIT, error) */
+		RegisterExprContextCallback(rsinfo->econtext, srf_shutdown,
+									PointerGetDatum(st));
+		MemoryContextSwitchTo(oldcxt);
+	}
+
+	funcctx = SRF_PERCALL_SETUP();
+	st = (SrfState *) funcctx->user_fctx;
+
+	MemoryContextReset(st->row_cxt);
+	if (st->rs)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(st->row_cxt);
+		bool		found = csv_read_next(st->rs, st->values, st->nulls);
+		HeapTuple	tuple = NULL;
+
+		if (found)
+			tuple = heap_form_tuple(st->tupdesc, st->values, st->nulls);
+		MemoryContextSwitchTo(oldcxt);
+		if (found)
+			SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tuple));
+		csv_read_end(st->rs);
+		st->rs = NULL;
+	}
+	/* st goes away with the SRF's memory: drop the callback that uses it */
+	UnregisterExprContextCallback(rsinfo->econtext, srf_shutdown,
+								  PointerGetDatum(st));
+	SRF_RETURN_DONE(funcctx);
+}
+
+Datum
+csvpipe_read(PG_FUNCTION_ARGS)
+{
+	return csv_srf(fcinfo, "csvpipe.read", false);
+}
+
+Datum
+csvpipe_read_text(PG_FUNCTION_ARGS)
+{
+	return csv_srf(fcinfo, "csvpipe.read_text", true);
+}

@@ -1,0 +1,441 @@
+/*-------------------------------------------------------------------------
+ *
+ * tokenizer.c
+ *		libcsv behind a batch interface: bytes in, records out.
+ *
+ * The caller feeds blocks of server-encoded bytes; libcsv calls back once
+ * per field and once per record terminator.  Fields of a block are copied
+ * into one arena and records are queued as (first field, count, line), so
+ * a whole block is tokenized in one csv_parse() call and handed out record
+ * by record afterwards.  Before the next block is fed, handed-out records
+ * are dropped and the fields of a record still open at the block's end are
+ * moved to the front: memory is bounded by the block size plus the largest
+ * field, never by the file size.
+ *
+ * Physical line numbers are tracked so every error can name a line: a
+ * record starts on the line where its first field starts; newlines inside
+ * quoted fields and record terminators advance the count.  libcsv runs with
+ * CSV_REPALL_NL so that empty lines are reported (and counted) too; the LF
+ * of a CRLF arrives as an empty "row" after the CR and is folded into it.
+ *
+ * libcsv is used in strict mode: a quote inside an unquoted field, text
+ * after a closing quote and an unterminated quote at end of input are
+ * errors, not guesses.  Spaces are data (COPY keeps them), so libcsv's
+ * space trimming is switched off.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "csvpipe.h"
+
+#include <csv.h>
+
+#include "utils/memutils.h"
+
+/* libcsv asks for its field buffer in steps of this many bytes */
+#define ENTRY_BLOCK			128
+#define ARENA_INITIAL		(64 * 1024)
+#define FIELDS_INITIAL		1024
+#define RECORDS_INITIAL		256
+/* libcsv's parser states (libcsv.c), to tell strict errors apart */
+#define LIBCSV_FIELD_MIGHT_HAVE_ENDED 3
+
+struct CsvTokenizer
+{
+	struct csv_parser parser;
+	const CsvDialect *dialect;
+	CsvErrorPosition *errpos;
+	MemoryContext cxt;
+
+	/* field bytes of buffered records, each NUL-terminated */
+	char	   *arena;
+	size_t		arena_used;
+	size_t		arena_size;
+
+	/* fields: arena offset (-1 = unquoted empty) and length */
+	int64	   *field_off;
+	int		   *field_len;
+	int			nfields;
+	int			fields_size;
+
+	/* complete records, handed out from next_rec */
+	int		   *rec_first;
+	int		   *rec_nfields;
+	int64	   *rec_line;
+	int			nrecs;
+	int			recs_size;
+	int			next_rec;
+
+	/* the record being tokenized */
+	int			row_first_field;
+	size_t		row_arena_start;
+	int64		row_line;
+	int64		cur_line;		/* physical line of the next input byte */
+	bool		pending_cr;
+
+	/* libcsv's entry buffer grows geometrically behind its linear requests */
+	size_t		entry_capacity;
+
+	/* arrays of the CsvRecord handed out */
+	char	  **out_values;
+	int		   *out_lengths;
+	int			out_size;
+};
+
+/* libcsv's allocator hooks carry no context pointer: the tokenizer at work */
+static CsvTokenizer *active_tokenizer = NULL;
+
+static int
+no_space(unsigned char c)
+{
+	return 0;
+}
+
+static void *
+entry_realloc(void *ptr, size_t size)
+{
+	CsvTokenizer *tok = active_tokenizer;
+	size_t		newcap;
+
+	Assert(tok != NULL);
+	/* the field already holds size - ENTRY_BLOCK bytes and wants one more */
+	if (size > ENTRY_BLOCK && size - ENTRY_BLOCK + 1 > (size_t) csvpipe_max_field_size)
+	{
+		tok->errpos->line_no = tok->cur_line;
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("CSV field larger than csvpipe.max_field_size (%d bytes)",
+						csvpipe_max_field_size),
+				 errhint("A field can hold at most 1GB; raise csvpipe.max_field_size up to that, or check the file's quoting.")));
+	}
+	if (ptr != NULL && size <= tok->entry_capacity)
+		return ptr;
+
+	newcap = Max(size, (size_t) 4096);
+	if (ptr != NULL)
+		newcap = Max(newcap, tok->entry_capacity * 2);
+	newcap = Min(newcap, (size_t) csvpipe_max_field_size + 2 * ENTRY_BLOCK);
+	newcap = Max(newcap, size);
+
+	if (ptr == NULL)
+		ptr = MemoryContextAllocHuge(tok->cxt, newcap);
+	else
+		ptr = repalloc_huge(ptr, newcap);
+	tok->entry_capacity = newcap;
+	return ptr;
+}
+
+static void
+entry_free(void *ptr)
+{
+	if (ptr != NULL)
+		pfree(ptr);
+}
+
+static void
+arena_reserve(CsvTokenizer *tok, size_t len)
+{
+	if (tok->arena_used + len > tok->arena_size)
+	{
+		size_t		newsize = Max(tok->arena_size * 2, tok->arena_used + len);
+
+		tok->arena = repalloc_huge(tok->arena, newsize);
+		tok->arena_size = newsize;
+	}
+}
+
+static void
+count_newlines(CsvTokenizer *tok, const char *s, size_t len)
+{
+	const char *end = s + len;
+
+	while ((s = memchr(s, '\n', end - s)) != NULL)
+	{
+		tok->cur_line++;
+		s++;
+	}
+}
+
+/* libcsv field callback */
+static void
+field_cb(void *s, size_t len, void *data)
+{
+	CsvTokenizer *tok = (CsvTokenizer *) data;
+	int			n = tok->nfields;
+
+	if (n == tok->row_first_field)
+		tok->row_line = tok->cur_line;
+
+	if (n >= tok->fields_size)
+	{
+		tok->fields_size *= 2;
+		tok->field_off = repalloc(tok->field_off, sizeof(int64) * tok->fields_size);
+		tok->field_len = repalloc(tok->field_len, sizeof(int) * tok->fields_size);
+	}
+
+	if (s == NULL)
+	{
+		tok->field_off[n] = -1;
+		tok->field_len[n] = 0;
+	}
+	else
+	{
+		arena_reserve(tok, len + 1);
+		memcpy(tok->arena + tok->arena_used, s, len);
+		tok->arena[tok->arena_used + len] = '\0';
+		tok->field_off[n] = tok->arena_used;
+		tok->field_len[n] = (int) len;
+		tok->arena_used += len + 1;
+		/* only quoted fields can hold newlines */
+		if (len > 0 && memchr(s, '\n', len) != NULL)
+			count_newlines(tok, s, len);
+	}
+	tok->nfields++;
+}
+
+/* libcsv record callback: c is the terminator, or -1 at end of input */
+static void
+row_cb(int c, void *data)
+{
+	CsvTokenizer *tok = (CsvTokenizer *) data;
+	int			nf = tok->nfields - tok->row_first_field;
+
+	if (nf == 0)
+	{
+		/* an empty line, or the LF of a CRLF */
+		if (c == '\n' && tok->pending_cr)
+		{
+			tok->pending_cr = false;
+			return;
+		}
+		tok->pending_cr = (c == '\r');
+		if (c >= 0)
+			tok->cur_line++;
+		return;
+	}
+
+	if (tok->nrecs >= tok->recs_size)
+	{
+		tok->recs_size *= 2;
+		tok->rec_first = repalloc(tok->rec_first, sizeof(int) * tok->recs_size);
+		tok->rec_nfields = repalloc(tok->rec_nfields, sizeof(int) * tok->recs_size);
+		tok->rec_line = repalloc(tok->rec_line, sizeof(int64) * tok->recs_size);
+	}
+	tok->rec_first[tok->nrecs] = tok->row_first_field;
+	tok->rec_nfields[tok->nrecs] = nf;
+	tok->rec_line[tok->nrecs] = tok->row_line;
+	tok->nrecs++;
+
+	tok->row_first_field = tok->nfields;
+	tok->row_arena_start = tok->arena_used;
+	tok->pending_cr = (c == '\r');
+	if (c >= 0)
+		tok->cur_line++;
+}
+
+CsvTokenizer *
+csv_tokenizer_create(const CsvDialect *dialect, CsvErrorPosition *errpos,
+					 int64 first_line)
+{
+	MemoryContext cxt;
+	CsvTokenizer *tok;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe tokenizer",
+								ALLOCSET_DEFAULT_SIZES);
+	tok = MemoryContextAllocZero(cxt, sizeof(CsvTokenizer));
+	tok->cxt = cxt;
+	tok->dialect = dialect;
+	tok->errpos = errpos;
+
+	if (csv_init(&tok->parser, CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL |
+				 CSV_EMPTY_IS_NULL) != 0)
+		elog(ERROR, "could not initialize libcsv parser");
+	csv_set_delim(&tok->parser, (unsigned char) dialect->delimiter);
+	csv_set_quote(&tok->parser, (unsigned char) dialect->quote);
+	csv_set_space_func(&tok->parser, no_space);
+	csv_set_realloc_func(&tok->parser, entry_realloc);
+	csv_set_free_func(&tok->parser, entry_free);
+	csv_set_blk_size(&tok->parser, ENTRY_BLOCK);
+
+	tok->arena_size = ARENA_INITIAL;
+	tok->arena = MemoryContextAlloc(cxt, tok->arena_size);
+	tok->fields_size = FIELDS_INITIAL;
+	tok->field_off = MemoryContextAlloc(cxt, sizeof(int64) * tok->fields_size);
+	tok->field_len = MemoryContextAlloc(cxt, sizeof(int) * tok->fields_size);
+	tok->recs_size = RECORDS_INITIAL;
+	tok->rec_first = MemoryContextAlloc(cxt, sizeof(int) * tok->recs_size);
+	tok->rec_nfields = MemoryContextAlloc(cxt, sizeof(int) * tok->recs_size);
+	tok->rec_line = MemoryContextAlloc(cxt, sizeof(int64) * tok->recs_size);
+	tok->out_size = 16;
+	tok->out_values = MemoryContextAlloc(cxt, sizeof(char *) * tok->out_size);
+	tok->out_lengths = MemoryContextAlloc(cxt, sizeof(int) * tok->out_size);
+	tok->cur_line = first_line;
+	return tok;
+}
+
+/*
+ * Drop the records already handed out and move the open record's fields to
+ * the front of the arena.
+ */
+static void
+compact(CsvTokenizer *tok)
+{
+	int			carry = tok->nfields - tok->row_first_field;
+	size_t		bytes = tok->arena_used - tok->row_arena_start;
+
+	Assert(tok->next_rec == tok->nrecs);
+	if (carry > 0 && tok->row_first_field > 0)
+	{
+		for (int i = 0; i < carry; i++)
+		{
+			int64		off = tok->field_off[tok->row_first_field + i];
+
+			tok->field_off[i] = off < 0 ? -1 : off - (int64) tok->row_arena_start;
+			tok->field_len[i] = tok->field_len[tok->row_first_field + i];
+		}
+	}
+	if (bytes > 0 && tok->row_arena_start > 0)
+		memmove(tok->arena, tok->arena + tok->row_arena_start, bytes);
+	tok->nfields = carry;
+	tok->row_first_field = 0;
+	tok->arena_used = bytes;
+	tok->row_arena_start = 0;
+	tok->nrecs = 0;
+	tok->next_rec = 0;
+
+	/* give back the room a huge field needed once it is gone */
+	if (tok->arena_size > 64 * ARENA_INITIAL && bytes < ARENA_INITIAL)
+	{
+		char	   *arena = MemoryContextAlloc(tok->cxt, ARENA_INITIAL);
+
+		memcpy(arena, tok->arena, bytes);
+		pfree(tok->arena);
+		tok->arena = arena;
+		tok->arena_size = ARENA_INITIAL;
+	}
+}
+
+/* Line where the (possibly partial) field being tokenized started */
+int64
+csv_tokenizer_pending_line(CsvTokenizer *tok)
+{
+	int64		line = tok->cur_line;
+	size_t		len = tok->parser.entry_pos;
+
+	if (tok->parser.entry_buf != NULL && len > 0)
+	{
+		const char *s = (const char *) tok->parser.entry_buf;
+		const char *end = s + len;
+
+		while ((s = memchr(s, '\n', end - s)) != NULL)
+		{
+			line++;
+			s++;
+		}
+	}
+	return line;
+}
+
+static void
+report_parse_error(CsvTokenizer *tok)
+{
+	int			status = csv_error(&tok->parser);
+	int			field = tok->nfields - tok->row_first_field + 1;
+
+	tok->errpos->line_no = csv_tokenizer_pending_line(tok);
+	tok->errpos->field_no = field;
+	if (status == CSV_EPARSE)
+	{
+		if (tok->parser.pstate == LIBCSV_FIELD_MIGHT_HAVE_ENDED)
+			ereport(ERROR,
+					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+					 errmsg("malformed CSV: unexpected character after closing quote"),
+					 errhint("Quotes inside a quoted field must be doubled (\"\").")));
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+					 errmsg("malformed CSV: quote character inside an unquoted field"),
+					 errhint("A field containing the quote character must be quoted, with the inner quotes doubled.")));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("libcsv could not grow its field buffer (status %d)", status)));
+}
+
+/*
+ * Tokenize one block.  Every record queued before must have been handed out.
+ */
+void
+csv_tokenizer_feed(CsvTokenizer *tok, const char *data, size_t len)
+{
+	size_t		done;
+
+	compact(tok);
+	active_tokenizer = tok;
+	done = csv_parse(&tok->parser, data, len, field_cb, row_cb, tok);
+	active_tokenizer = NULL;
+	if (done < len)
+		report_parse_error(tok);
+}
+
+/* End of input: submit a last record without terminator, or complain */
+void
+csv_tokenizer_finish(CsvTokenizer *tok)
+{
+	int			rc;
+
+	compact(tok);
+	active_tokenizer = tok;
+	rc = csv_fini(&tok->parser, field_cb, row_cb, tok);
+	active_tokenizer = NULL;
+	if (rc != 0)
+	{
+		tok->errpos->line_no = tok->cur_line;
+		tok->errpos->field_no = tok->nfields - tok->row_first_field + 1;
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("unterminated quoted field at end of file"),
+				 errhint("A quoted field was opened and the file ended before its closing quote.")));
+	}
+}
+
+/* Hand out the next queued record; false when the caller must feed more */
+bool
+csv_tokenizer_next(CsvTokenizer *tok, CsvRecord *rec)
+{
+	int			r,
+				first,
+				nf;
+
+	if (tok->next_rec >= tok->nrecs)
+		return false;
+	r = tok->next_rec++;
+	first = tok->rec_first[r];
+	nf = tok->rec_nfields[r];
+
+	if (nf > tok->out_size)
+	{
+		while (tok->out_size < nf)
+			tok->out_size *= 2;
+		tok->out_values = repalloc(tok->out_values, sizeof(char *) * tok->out_size);
+		tok->out_lengths = repalloc(tok->out_lengths, sizeof(int) * tok->out_size);
+	}
+	for (int i = 0; i < nf; i++)
+	{
+		int64		off = tok->field_off[first + i];
+
+		tok->out_values[i] = off < 0 ? NULL : tok->arena + off;
+		tok->out_lengths[i] = tok->field_len[first + i];
+	}
+	rec->line_no = tok->rec_line[r];
+	rec->nfields = nf;
+	rec->values = tok->out_values;
+	rec->lengths = tok->out_lengths;
+	return true;
+}
+
+void
+csv_tokenizer_destroy(CsvTokenizer *tok)
+{
+	/* the entry buffer lives in tok->cxt too */
+	MemoryContextDelete(tok->cxt);
+}
