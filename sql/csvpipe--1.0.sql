@@ -63,3 +63,5 @@ IS 'stream a CSV file on the server as (line_no, fields text[]) rows';
 -- Reading server files is a privilege, checked in C when the file is opened
 -- (superuser or pg_read_server_files, as for COPY FROM a file), so EXECUTE
 -- stays with PUBLIC and a refused caller gets a message that says why.
+
+GRANT USAGE ON SCHEMA csvpipe TO PUBLIC;
