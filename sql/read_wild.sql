@@ -66,3 +66,13 @@ SELECT count(*) FROM csvpipe.read(:'empty') AS t(id int, name text);
 SELECT count(*) FROM csvpipe.read(:'empty', header => 'match') AS t(id int, name text);
 SELECT count(*) FROM csvpipe.read(:'header_only', header => 'match') AS t(id int, name text);
 SELECT count(*) FROM csvpipe.read_text(:'header_only', header => false);
+
+-- streaming: LIMIT stops reading, so a bad line after the first blocks is
+-- never reached (the whole file is ~470 kB, read in 256 kB blocks)
+\set tail_bad :data '/tail_bad.csv'
+COPY (SELECT g::text AS id, repeat('x', 5) || g AS name FROM generate_series(1, 40000) g
+      UNION ALL SELECT 'not a number', 'bad') TO :'tail_bad' WITH (FORMAT csv, HEADER true);
+SELECT * FROM csvpipe.read(:'tail_bad') AS t(id int, name text) LIMIT 3;
+SELECT count(*) FROM (SELECT * FROM csvpipe.read(:'tail_bad') AS t(id int, name text) LIMIT 30000) s;
+SELECT * FROM csv_try(format('SELECT count(*) FROM csvpipe.read(%L) AS t(id int, name text)', :'tail_bad'));
+SELECT line_no, fields FROM csvpipe.read_text(:'tail_bad') WHERE line_no > 40000;
