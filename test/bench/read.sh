@@ -192,6 +192,7 @@ PSQL=("$PGBIN/psql" -X -q -h "$SOCK" -p "$PORT" -U postgres -d postgres -v ON_ER
 sql() { "${PSQL[@]}" -At "$@"; }
 
 sql -c "select version()" >/dev/null || die "cannot connect"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "server: $(sql -c 'show server_version')"
 
 # ------------------------------------------------------------ the files -----
@@ -427,11 +428,14 @@ record "rss_growth_${LABEL[large]}_${LABEL[small]}" "$pass" \
     file_fdw_small_kb="${RSS[small.file_fdw]}" file_fdw_large_kb="${RSS[large.file_fdw]}" \
     ratio="$rc_" file_fdw_ratio="$rf_" bar="$BAR_RSS"
 
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
 cat <<EOF
 
 csvpipe.read vs file_fdw -- PostgreSQL $(sql -c 'show server_version'), $(nproc) cores
 files: narrow ${LABEL[small]} rows ($(du -h "${FILE[small]}" | cut -f1)), ${LABEL[large]} rows ($(du -h "${FILE[large]}" | cut -f1)); medians of $ROUNDS rounds, sides alternated
 ratio = file_fdw time / csvpipe time (csvpipe throughput relative to file_fdw); RSS = VmHWM of a fresh backend
+load average at start: $LOAD_START, at end: $LOAD_END (other work on the machine adds noise)
 
 $TABLE
 
