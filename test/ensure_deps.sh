@@ -56,6 +56,13 @@ if ((${#MISSING[@]} > 0)); then
         "${APT_INSTALL[@]}"
     fi
 
+    # Installing postgresql-15 creates a "15/main" cluster and, where services
+    # may start, starts it.  Nothing here uses it: stop it if we started it.
+    if [[ " ${MISSING[*]} " == *" postgresql-15 "* ]] &&
+        pg_lsclusters -h 2>/dev/null | grep -qE '^15 +main .* online'; then
+        pg_ctlcluster 15 main stop || true
+    fi
+
     mapfile -t STILL < <(missing_pkgs)
     if ((${#STILL[@]} > 0)); then
         echo "csvpipe: still missing after apt-get: ${STILL[*]}" >&2
