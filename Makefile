@@ -15,7 +15,13 @@ OBJS = \
 	src/reader.o \
 	src/convert.o \
 	src/scan.o \
-	src/srf.o
+	src/srf.o \
+	src/splitter.o \
+	src/pool.o \
+	src/leader.o \
+	src/worker.o \
+	src/txn.o \
+	src/load.o
 
 EXTENSION = csvpipe
 DATA = $(wildcard sql/csvpipe--*.sql)

@@ -32,13 +32,16 @@ CREATE FUNCTION csvpipe.read(
     header csvpipe.header_mode DEFAULT 'true',
     null_string text DEFAULT '',
     encoding text DEFAULT NULL,
-    skip_rows bigint DEFAULT 0)
+    skip_rows bigint DEFAULT 0,
+    workers int DEFAULT NULL,
+    ordered boolean DEFAULT true,
+    chunk_size bigint DEFAULT NULL)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'csvpipe_read'
 LANGUAGE C VOLATILE
 SUPPORT csvpipe.read_support;
 
-COMMENT ON FUNCTION csvpipe.read(text, text, text, text, csvpipe.header_mode, text, text, bigint)
+COMMENT ON FUNCTION csvpipe.read(text, text, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint)
 IS 'stream a CSV file on the server as rows typed by the column definition list';
 
 CREATE FUNCTION csvpipe.read_text(
@@ -50,6 +53,9 @@ CREATE FUNCTION csvpipe.read_text(
     null_string text DEFAULT '',
     encoding text DEFAULT NULL,
     skip_rows bigint DEFAULT 0,
+    workers int DEFAULT NULL,
+    ordered boolean DEFAULT true,
+    chunk_size bigint DEFAULT NULL,
     OUT line_no bigint,
     OUT fields text[])
 RETURNS SETOF record
@@ -57,7 +63,7 @@ AS 'MODULE_PATHNAME', 'csvpipe_read_text'
 LANGUAGE C VOLATILE
 SUPPORT csvpipe.read_support;
 
-COMMENT ON FUNCTION csvpipe.read_text(text, text, text, text, csvpipe.header_mode, text, text, bigint)
+COMMENT ON FUNCTION csvpipe.read_text(text, text, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint)
 IS 'stream a CSV file on the server as (line_no, fields text[]) rows';
 
 -- Reading server files is a privilege, checked in C when the file is opened
@@ -65,3 +71,98 @@ IS 'stream a CSV file on the server as (line_no, fields text[]) rows';
 -- stays with PUBLIC and a refused caller gets a message that says why.
 
 GRANT USAGE ON SCHEMA csvpipe TO PUBLIC;
+
+-- Jobs: one row per csvpipe.load call (and, later, per queued file).
+-- Written by csvpipe's workers in their own transactions.
+CREATE SEQUENCE csvpipe.job_id_seq;
+GRANT USAGE ON SEQUENCE csvpipe.job_id_seq TO PUBLIC;
+
+CREATE TABLE csvpipe.job (
+    job_id        bigint PRIMARY KEY,
+    path          text NOT NULL,
+    target        oid NOT NULL,          -- pg_class oid of the target table
+    state         text NOT NULL DEFAULT 'queued'
+                  CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    atomic        boolean NOT NULL DEFAULT true,
+    workers       int,
+    leader_pid    int,                   -- set while a leader runs the job
+    submitted_by  oid,                   -- role whose privileges the inserts use
+    file_size     bigint,
+    file_dev      bigint,
+    file_ino      bigint,
+    file_mtime_ns bigint,
+    submitted_at  timestamptz NOT NULL DEFAULT now(),
+    started_at    timestamptz,
+    finished_at   timestamptz,
+    rows_loaded   bigint NOT NULL DEFAULT 0,
+    rows_rejected bigint NOT NULL DEFAULT 0,
+    bytes         bigint NOT NULL DEFAULT 0,
+    retries       int NOT NULL DEFAULT 0,
+    decision      text CHECK (decision IN ('commit', 'rollback')),  -- atomic loads
+    error         text
+);
+
+-- The chunk ledger: a chunk's rows and its row here commit together
+-- (chunked mode), so each chunk is loaded exactly once.
+CREATE TABLE csvpipe.chunks (
+    job_id        bigint NOT NULL,
+    chunk_no      bigint NOT NULL,
+    start_offset  bigint NOT NULL,
+    end_offset    bigint NOT NULL,
+    first_line    bigint NOT NULL,
+    rows          bigint NOT NULL,
+    worker_pid    int NOT NULL,
+    committed_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, chunk_no)
+);
+
+SELECT pg_catalog.pg_extension_config_dump('csvpipe.job', '');
+SELECT pg_catalog.pg_extension_config_dump('csvpipe.chunks', '');
+SELECT pg_catalog.pg_extension_config_dump('csvpipe.job_id_seq', '');
+
+CREATE VIEW csvpipe.jobs AS
+SELECT j.job_id, j.path, j.target::regclass AS target, j.state, j.atomic, j.workers,
+       j.submitted_at, j.started_at, j.finished_at, j.rows_loaded, j.rows_rejected,
+       j.bytes, j.retries, j.decision, j.error,
+       j.state = 'running' AND NOT EXISTS
+         (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.leader_pid) AS leader_gone
+  FROM csvpipe.job j;
+GRANT SELECT ON csvpipe.jobs TO PUBLIC;
+
+-- (a type, not OUT parameters: "workers" is both an option and a result)
+CREATE TYPE csvpipe.load_result AS (
+    job_id bigint,
+    rows_loaded bigint,
+    rows_rejected bigint,
+    bytes bigint,
+    seconds double precision,
+    workers int);
+
+CREATE FUNCTION csvpipe.load(
+    path text,
+    target regclass,
+    columns text[] DEFAULT NULL,
+    workers int DEFAULT NULL,
+    delimiter text DEFAULT ',',
+    quote text DEFAULT '"',
+    escape text DEFAULT NULL,
+    header csvpipe.header_mode DEFAULT 'true',
+    null_string text DEFAULT '',
+    encoding text DEFAULT NULL,
+    skip_rows bigint DEFAULT 0,
+    atomic boolean DEFAULT true,
+    chunk_size bigint DEFAULT NULL)
+RETURNS csvpipe.load_result
+AS 'MODULE_PATHNAME', 'csvpipe_load'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, boolean, bigint)
+IS 'load a CSV file on the server into a table, in parallel background workers';
+
+CREATE FUNCTION csvpipe.resolve_prepared()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'csvpipe_resolve_prepared'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.resolve_prepared()
+IS 'finish prepared parts of atomic loads left by a crash, following each job''s recorded decision';

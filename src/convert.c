@@ -19,7 +19,10 @@
  */
 #include "csvpipe.h"
 
+#include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 
 /* how much of a bad value an error context line shows (as COPY) */
@@ -204,4 +207,40 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
 	}
 	errpos->column = NULL;
 	errpos->value = NULL;
+}
+
+/*
+ * read_text's row: (line_no bigint, fields text[]), with the same NULL rules.
+ * Allocations go to the caller's current memory context.
+ */
+void
+csv_text_row(const CsvDialect *dialect, CsvRecord *rec, Datum *values, bool *nulls)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(rec->nfields, 1));
+	bool	   *elemnulls = palloc(sizeof(bool) * Max(rec->nfields, 1));
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < rec->nfields; i++)
+	{
+		char	   *s = rec->values[i];
+		int			len = rec->lengths[i];
+
+		if (dialect->null_len > 0)
+		{
+			if (s == NULL)
+				s = (char *) "";
+			else if (len == dialect->null_len &&
+					 memcmp(s, dialect->null_string, len) == 0)
+				s = NULL;
+		}
+		elemnulls[i] = (s == NULL);
+		elems[i] = s ? PointerGetDatum(cstring_to_text_with_len(s, len)) : (Datum) 0;
+	}
+	dims[0] = rec->nfields;
+	values[0] = Int64GetDatum(rec->line_no);
+	nulls[0] = false;
+	values[1] = PointerGetDatum(construct_md_array(elems, elemnulls, 1, dims, lbs,
+												   TEXTOID, -1, false, TYPALIGN_INT));
+	nulls[1] = false;
 }

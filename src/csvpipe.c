@@ -22,6 +22,9 @@ void		_PG_init(void);
 char	   *csvpipe_allowed_dirs = NULL;
 int			csvpipe_max_field_size = (int) (MaxAllocSize - VARHDRSZ - 1);
 bool		csvpipe_preloaded = false;
+int			csvpipe_max_workers = 4;
+int			csvpipe_chunk_size = 4096;	/* kB */
+int			csvpipe_queue_size = 1024;	/* kB */
 
 void
 _PG_init(void)
@@ -46,6 +49,33 @@ _PG_init(void)
 							(int) (MaxAllocSize - VARHDRSZ - 1),
 							PGC_USERSET,
 							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("csvpipe.max_workers",
+							"Most background workers one csvpipe call may use.",
+							"Also bounded by free background worker slots (max_worker_processes).",
+							&csvpipe_max_workers,
+							4, 0, 64,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("csvpipe.chunk_size",
+							"Bytes of CSV per chunk handed to a worker.",
+							"Chunks end at record boundaries, so they may be a little larger.",
+							&csvpipe_chunk_size,
+							4096, 1, 1024 * 1024,
+							PGC_USERSET,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("csvpipe.queue_size",
+							"Size of each worker's shared memory queue.",
+							"Memory of a parallel call is bounded by workers x queue size.",
+							&csvpipe_queue_size,
+							1024, 64, 1024 * 1024,
+							PGC_USERSET,
+							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
 #if PG_VERSION_NUM >= 150000

@@ -24,6 +24,9 @@
 extern char *csvpipe_allowed_dirs;
 extern int	csvpipe_max_field_size;
 extern bool csvpipe_preloaded;
+extern int	csvpipe_max_workers;
+extern int	csvpipe_chunk_size;
+extern int	csvpipe_queue_size;
 
 /* header => ... */
 typedef enum CsvHeaderMode
@@ -58,7 +61,10 @@ typedef struct CsvDialect
 #define CSV_ARG_NULL		5
 #define CSV_ARG_ENCODING	6
 #define CSV_ARG_SKIP_ROWS	7
-#define CSV_NUM_READ_ARGS	8
+#define CSV_ARG_WORKERS		8
+#define CSV_ARG_ORDERED		9
+#define CSV_ARG_CHUNK_SIZE	10
+#define CSV_NUM_READ_ARGS	11
 
 extern void csv_dialect_from_args(CsvDialect *dialect, int nargs,
 								  Datum *args, bool *argnulls);
@@ -107,6 +113,7 @@ extern void csv_tokenizer_destroy(CsvTokenizer *tok);
 typedef struct CsvReader CsvReader;
 
 extern void csv_check_read_access(const char *path, char **canonical_path);
+extern int	csv_open_checked(const char *path, struct stat *st);
 extern CsvReader *csv_reader_open(const char *path, const CsvDialect *dialect,
 								  CsvErrorPosition *errpos);
 extern bool csv_reader_next(CsvReader *reader, CsvRecord *rec);
@@ -124,6 +131,8 @@ extern CsvConverter *csv_converter_create(TupleDesc tupdesc,
 extern void csv_converter_check_header(CsvConverter *conv, CsvRecord *header);
 extern void csv_converter_row(CsvConverter *conv, CsvRecord *rec,
 							  Datum *values, bool *nulls);
+extern void csv_text_row(const CsvDialect *dialect, CsvRecord *rec,
+						 Datum *values, bool *nulls);
 
 /* srf.c: one streaming read of a file, shared by the SRFs and the scan */
 typedef struct CsvReadState CsvReadState;

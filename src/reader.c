@@ -18,6 +18,7 @@
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
+#include "parallel.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -157,38 +158,52 @@ check_regular_file(const char *path, struct stat *st)
 				 errdetail("csvpipe reads regular files only, not FIFOs, sockets or devices.")));
 }
 
+/*
+ * Open a server file for reading after every check: privileges,
+ * csvpipe.allowed_dirs, regular file.  Returns the fd (closed at transaction
+ * end if the caller does not) and its stat.
+ */
+int
+csv_open_checked(const char *path, struct stat *st)
+{
+	struct stat pst;
+	int			fd;
+
+	csv_check_read_access(path, NULL);
+
+	/* stat before open: opening a FIFO would block */
+	if (stat(path, &pst) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" for reading: %m", path)));
+	check_regular_file(path, &pst);
+
+	fd = OpenTransientFile(path, O_RDONLY | O_NONBLOCK | PG_BINARY);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" for reading: %m", path)));
+	/* the path may have been swapped between stat and open */
+	if (fstat(fd, st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	check_regular_file(path, st);
+	return fd;
+}
+
 CsvReader *
 csv_reader_open(const char *path, const CsvDialect *dialect,
 				CsvErrorPosition *errpos)
 {
 	CsvReader  *r;
-	struct stat st;
 	int			server_enc = GetDatabaseEncoding();
-
-	csv_check_read_access(path, NULL);
-
-	/* stat before open: opening a FIFO would block */
-	if (stat(path, &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\" for reading: %m", path)));
-	check_regular_file(path, &st);
 
 	r = palloc0(sizeof(CsvReader));
 	r->dialect = dialect;
 	r->errpos = errpos;
 	r->path = pstrdup(path);
-	r->fd = OpenTransientFile(path, O_RDONLY | O_NONBLOCK | PG_BINARY);
-	if (r->fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\" for reading: %m", path)));
-	/* the path may have been swapped between stat and open */
-	if (fstat(r->fd, &r->st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", path)));
-	check_regular_file(path, &r->st);
+	r->fd = csv_open_checked(path, &r->st);
 
 	r->buf = palloc(CSV_CARRY_MAX + CSV_READ_BLOCK_SIZE);
 	r->first_block = true;
@@ -460,5 +475,70 @@ csv_reader_close(CsvReader *r)
 	{
 		csv_tokenizer_destroy(r->tok);
 		r->tok = NULL;
+	}
+}
+
+/*
+ * Validate or convert a buffer that holds whole records (a chunk) to the
+ * server encoding.  Returns data itself when no conversion is needed, else
+ * a palloc'd copy.  Invalid bytes are reported with their line number.
+ */
+char *
+csv_buffer_to_server(const CsvDialect *dialect, char *data, int64 len,
+					 int64 *outlen, CsvErrorPosition *errpos, int64 first_line)
+{
+	int			server_enc = GetDatabaseEncoding();
+	int			valid;
+
+	*outlen = len;
+	if (dialect->file_encoding == server_enc ||
+		dialect->file_encoding == PG_SQL_ASCII || server_enc == PG_SQL_ASCII)
+	{
+		if (server_enc == PG_SQL_ASCII)
+			return data;
+		valid = pg_encoding_verifymbstr(server_enc, data, (int) len);
+		if (valid < len)
+		{
+			errpos->line_no = first_line;
+			for (int i = 0; i < valid; i++)
+				if (data[i] == '\n')
+					errpos->line_no++;
+			errpos->field_no = 0;
+			report_invalid_encoding(server_enc, data + valid, (int) (len - valid));
+		}
+		return data;
+	}
+	else
+	{
+		Oid			proc = FindDefaultConversionProc(dialect->file_encoding, server_enc);
+		char	   *out = palloc((Size) len * MAX_CONVERSION_GROWTH + 1);
+		int			consumed;
+
+		consumed = pg_do_encoding_conversion_buf(proc, dialect->file_encoding,
+												 server_enc,
+												 (unsigned char *) data, (int) len,
+												 (unsigned char *) out,
+												 (int) ((Size) len * MAX_CONVERSION_GROWTH + 1),
+												 true);
+		if (consumed < len)
+		{
+			errpos->line_no = first_line;
+			for (int i = 0; i < consumed; i++)
+				if (data[i] == '\n')
+					errpos->line_no++;
+			errpos->field_no = 0;
+			(void) pg_do_encoding_conversion_buf(proc, dialect->file_encoding,
+												 server_enc,
+												 (unsigned char *) data + consumed,
+												 (int) (len - consumed),
+												 (unsigned char *) out,
+												 (int) ((Size) len * MAX_CONVERSION_GROWTH + 1),
+												 false);
+			/* the conversion found nothing wrong alone: an incomplete character */
+			report_invalid_encoding(dialect->file_encoding, data + consumed,
+									(int) (len - consumed));
+		}
+		*outlen = strlen(out);
+		return out;
 	}
 }

@@ -185,8 +185,9 @@ csv_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti,
 	cpath->path.rows = rel->rows;
 	/* rows come as they are parsed: no startup beyond the quals' own */
 	cpath->path.startup_cost = rel->baserestrictcost.startup;
+	/* and no tuplestore to fill and read back: cheaper than FunctionScan */
 	cpath->path.total_cost = cpath->path.startup_cost +
-		rel->rows * (cpu_tuple_cost + rel->baserestrictcost.per_tuple);
+		rel->rows * (0.5 * cpu_tuple_cost + rel->baserestrictcost.per_tuple);
 	cpath->flags = 0;
 	cpath->custom_paths = NIL;
 	cpath->custom_private = list_make2(makeInteger(kind), convert);

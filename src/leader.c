@@ -1,0 +1,696 @@
+/*-------------------------------------------------------------------------
+ *
+ * leader.c
+ *		The leader's side of a parallel call: reading, cutting chunks,
+ *		dispatching them to workers, and collecting rows and results.
+ *
+ * The leader reads the file in blocks, finds record boundaries with the
+ * quote-aware splitter, consumes skip_rows and the header itself, and cuts
+ * chunks of about chunk_size bytes, each numbered and labelled with its
+ * byte offset and first line.  Dispatch never blocks: a chunk goes to the
+ * least busy worker whose queue can take it (at most two chunks in flight
+ * per worker, so whichever worker is idle gets the next one); a full queue
+ * leaves the chunk where it is until a worker drains, which bounds memory to
+ * workers x queue size whatever the file size.  Replies are polled the same
+ * way; when nothing moves the leader sleeps on its latch, which shm_mq and
+ * worker start/stop notifications set.
+ *
+ * Ordered reads take rows only from the worker holding the next chunk in
+ * file order; the others block on their full reply queues meanwhile.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "parallel.h"
+#include "leader.h"
+
+#include <unistd.h>
+
+#include "access/htup_details.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/fd.h"
+#include "storage/latch.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+
+#define LEADER_READ_BLOCK	(1024 * 1024)
+#define MAX_IN_FLIGHT		2
+#define REPLY_HEADER		MAXALIGN(1)
+
+struct CsvLeader
+{
+	CsvPool    *pool;
+	int			nworkers;
+	CsvParallelMode mode;
+	const CsvDialect *dialect;
+	CsvErrorPosition *errpos;
+	bool		ordered;
+	int64		chunk_size;
+
+	/* the file */
+	int			fd;
+	struct stat st;
+	int64		bytes_read;
+	bool		eof;
+	bool		first_read;
+
+	/* buf[0..len) holds the file from offset buf_offset; buf_line is its line */
+	char	   *buf;
+	int64		len;
+	int64		size;
+	int64		scanned;
+	int64		buf_offset;
+	int64		buf_line;
+	CsvSplitter sp;
+
+	/* the chunk being dispatched: buf[0..hdr.length) */
+	bool		have_chunk;
+	CsvChunkHeader hdr;
+	int64		chunk_next_line;
+	int			pending_worker;
+	int64		next_chunk_no;
+	int64		chunks_sent;
+	bool		all_read;
+
+	/* per worker */
+	int			in_flight[CSVPIPE_MAX_WORKERS];
+	bool		end_sent[CSVPIPE_MAX_WORKERS];
+	bool		finished[CSVPIPE_MAX_WORKERS];
+	bool		prepared[CSVPIPE_MAX_WORKERS];
+	int			rr;				/* round-robin cursor */
+	int			last_worker;	/* sent the last tuple, or -1 */
+
+	/* chunk number -> worker, for ordered reads */
+	int		   *chunk_worker;
+	int64		chunk_worker_size;
+	int64		next_emit;
+
+	/* results */
+	int64		rows;
+	int64		chunks_done;
+	TupleDesc	desc;			/* read: row type of the tuples */
+	CsvRecord  *header;
+};
+
+/* ---- file input ---- */
+
+static void
+check_unchanged(CsvLeader *L)
+{
+	struct stat st;
+
+	if (fstat(L->fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", L->errpos->path)));
+	if (st.st_size != L->st.st_size || L->bytes_read != L->st.st_size ||
+		st.st_mtim.tv_sec != L->st.st_mtim.tv_sec ||
+		st.st_mtim.tv_nsec != L->st.st_mtim.tv_nsec)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("file \"%s\" changed while it was being read", L->errpos->path),
+				 errdetail("It had %lld bytes when opened, %lld bytes were read and it has %lld bytes now.",
+						   (long long) L->st.st_size, (long long) L->bytes_read,
+						   (long long) st.st_size)));
+}
+
+/* Append the next block to buf; false at end of file */
+static bool
+fill_buffer(CsvLeader *L)
+{
+	ssize_t		n;
+
+	if (L->eof)
+		return false;
+	if (L->size - L->len < LEADER_READ_BLOCK)
+	{
+		L->size = Max(L->size * 2, L->len + LEADER_READ_BLOCK);
+		L->buf = repalloc_huge(L->buf, L->size);
+	}
+	CHECK_FOR_INTERRUPTS();
+	do
+	{
+		n = read(L->fd, L->buf + L->len, LEADER_READ_BLOCK);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", L->errpos->path)));
+	L->bytes_read += n;
+	if (n == 0)
+	{
+		L->eof = true;
+		check_unchanged(L);
+		return false;
+	}
+	if (L->first_read)
+	{
+		L->first_read = false;
+		if (L->dialect->file_encoding == PG_UTF8 && n >= 3 &&
+			memcmp(L->buf, "\xEF\xBB\xBF", 3) == 0)
+		{
+			memmove(L->buf, L->buf + 3, n - 3);
+			n -= 3;
+			L->buf_offset = 3;
+		}
+	}
+	L->len += n;
+	return true;
+}
+
+/* Forget buf[0..upto): it was sent or consumed */
+static void
+drop_bytes(CsvLeader *L, int64 upto, int64 next_line)
+{
+	if (upto < L->len)
+		memmove(L->buf, L->buf + upto, L->len - upto);
+	L->len -= upto;
+	L->scanned = Max(L->scanned - upto, 0);
+	L->buf_offset += upto;
+	L->buf_line = next_line;
+}
+
+/*
+ * Find the end of the next record (want = 0) or of the next chunk (want =
+ * chunk_size) in buf.  Returns its length, 0 when the file holds no more
+ * bytes; the last record may lack its line end.
+ */
+static int64
+find_boundary(CsvLeader *L, int64 want, int64 *next_line)
+{
+	for (;;)
+	{
+		int64		b = csv_splitter_scan(&L->sp, L->buf, L->scanned, L->len,
+										  want, next_line);
+
+		if (b >= 0)
+		{
+			L->scanned = b;
+			return b;
+		}
+		L->scanned = L->len;
+		if (!fill_buffer(L))
+		{
+			*next_line = L->sp.line;
+			return L->len;
+		}
+	}
+}
+
+/* Tokenize one record's bytes in the leader (the header) */
+static CsvRecord *
+tokenize_header(CsvLeader *L, int64 len)
+{
+	CsvTokenizer *tok;
+	CsvRecord	rec;
+	CsvRecord  *copy = NULL;
+	int64		slen;
+	char	   *data = csv_buffer_to_server(L->dialect, L->buf, len, &slen,
+											L->errpos, L->buf_line);
+
+	tok = csv_tokenizer_create(L->dialect, L->errpos, L->buf_line);
+	csv_tokenizer_feed(tok, data, slen);
+	csv_tokenizer_finish(tok);
+	if (csv_tokenizer_next(tok, &rec))
+	{
+		copy = palloc(sizeof(CsvRecord));
+		copy->line_no = rec.line_no;
+		copy->nfields = rec.nfields;
+		copy->values = palloc(sizeof(char *) * Max(rec.nfields, 1));
+		copy->lengths = palloc(sizeof(int) * Max(rec.nfields, 1));
+		for (int i = 0; i < rec.nfields; i++)
+		{
+			copy->values[i] = rec.values[i] ? pstrdup(rec.values[i]) : NULL;
+			copy->lengths[i] = rec.lengths[i];
+		}
+	}
+	csv_tokenizer_destroy(tok);
+	return copy;
+}
+
+/* skip_rows and the header: the leader consumes them before chunking */
+static void
+consume_prefix(CsvLeader *L)
+{
+	int64		need = L->dialect->skip_rows +
+		(L->dialect->header != CSV_HEADER_NONE ? 1 : 0);
+
+	while (need > 0)
+	{
+		int64		next_line;
+		int64		b = find_boundary(L, 0, &next_line);
+
+		if (b == 0)
+			break;				/* end of file */
+		if (!csv_splitter_record_is_empty(L->buf, 0, b))
+		{
+			need--;
+			if (need == 0 && L->dialect->header != CSV_HEADER_NONE)
+				L->header = tokenize_header(L, b);
+		}
+		drop_bytes(L, b, next_line);
+	}
+}
+
+static bool
+next_chunk(CsvLeader *L)
+{
+	int64		next_line;
+	int64		b = find_boundary(L, L->chunk_size, &next_line);
+
+	if (b == 0)
+		return false;
+	L->hdr.chunk_no = L->next_chunk_no++;
+	L->hdr.first_line = L->buf_line;
+	L->hdr.start_offset = L->buf_offset;
+	L->hdr.length = b;
+	L->chunk_next_line = next_line;
+	L->have_chunk = true;
+	return true;
+}
+
+/* ---- workers ---- */
+
+static void
+worker_lost(CsvLeader *L, int w)
+{
+	L->pool->alive[w] = false;
+	if (!L->finished[w])
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("csvpipe worker %d exited unexpectedly", w),
+				 errdetail("Rows it had not committed were rolled back.")));
+}
+
+static int
+pick_worker(CsvLeader *L)
+{
+	int			best = -1;
+
+	for (int k = 0; k < L->nworkers; k++)
+	{
+		int			w = (L->rr + k) % L->nworkers;
+
+		if (!L->pool->alive[w] || L->end_sent[w] || L->in_flight[w] >= MAX_IN_FLIGHT)
+			continue;
+		if (best < 0 || L->in_flight[w] < L->in_flight[best])
+			best = w;
+	}
+	if (best >= 0)
+		L->rr = (best + 1) % L->nworkers;
+	return best;
+}
+
+static void
+remember_chunk_worker(CsvLeader *L, int64 chunk_no, int w)
+{
+	if (chunk_no >= L->chunk_worker_size)
+	{
+		int64		newsize = Max(L->chunk_worker_size * 2, chunk_no + 1024);
+
+		L->chunk_worker = repalloc_huge(L->chunk_worker, sizeof(int) * newsize);
+		L->chunk_worker_size = newsize;
+	}
+	L->chunk_worker[chunk_no] = w;
+}
+
+/* Move chunks towards the workers; true if anything moved */
+static bool
+dispatch(CsvLeader *L)
+{
+	bool		progress = false;
+
+	if (!L->have_chunk && !L->all_read)
+	{
+		if (next_chunk(L))
+			progress = true;
+		else
+			L->all_read = true;
+	}
+
+	if (L->have_chunk)
+	{
+		int			w = L->pending_worker >= 0 ? L->pending_worker : pick_worker(L);
+
+		if (w >= 0)
+		{
+			shm_mq_iovec iov[2];
+			shm_mq_result res;
+
+			iov[0].data = (const char *) &L->hdr;
+			iov[0].len = sizeof(CsvChunkHeader);
+			iov[1].data = L->buf;
+			iov[1].len = L->hdr.length;
+			res = shm_mq_sendv(L->pool->input[w], iov, 2, true, true);
+			if (res == SHM_MQ_SUCCESS)
+			{
+				L->in_flight[w]++;
+				remember_chunk_worker(L, L->hdr.chunk_no, w);
+				L->chunks_sent++;
+				L->have_chunk = false;
+				L->pending_worker = -1;
+				drop_bytes(L, L->hdr.length, L->chunk_next_line);
+				progress = true;
+			}
+			else if (res == SHM_MQ_WOULD_BLOCK)
+				L->pending_worker = w;
+			else
+				worker_lost(L, w);
+		}
+	}
+
+	if (L->all_read && !L->have_chunk)
+	{
+		CsvChunkHeader end;
+
+		memset(&end, 0, sizeof(end));
+		end.chunk_no = -1;
+		for (int w = 0; w < L->nworkers; w++)
+		{
+			shm_mq_result res;
+
+			if (!L->pool->alive[w] || L->end_sent[w])
+				continue;
+			res = shm_mq_send(L->pool->input[w], sizeof(end), &end, true, true);
+			if (res == SHM_MQ_SUCCESS)
+			{
+				L->end_sent[w] = true;
+				progress = true;
+			}
+			else if (res == SHM_MQ_DETACHED)
+				worker_lost(L, w);
+		}
+	}
+	return progress;
+}
+
+/*
+ * Handle one reply from worker w.  Returns true if it was a tuple, left in
+ * *tuple (valid until the next receive from w).
+ */
+static bool
+handle_reply(CsvLeader *L, int w, char *data, Size nbytes, MinimalTuple *tuple)
+{
+	CsvChunkDone done;
+
+	switch (data[0])
+	{
+		case CSV_MSG_TUPLE:
+			*tuple = (MinimalTuple) (data + REPLY_HEADER);
+			return true;
+		case CSV_MSG_CHUNK_DONE:
+			memcpy(&done, data + REPLY_HEADER, sizeof(done));
+			L->in_flight[w]--;
+			L->chunks_done++;
+			L->rows += done.rows;
+			if (L->ordered && done.chunk_no == L->next_emit)
+				L->next_emit++;
+			break;
+		case CSV_MSG_PREPARED:
+			L->prepared[w] = true;
+			break;
+		case CSV_MSG_FINISHED:
+			L->finished[w] = true;
+			break;
+		default:
+			/* an error or notice the worker raised */
+			csv_pool_rethrow(L->pool, w, data, nbytes);
+			break;
+	}
+	return false;
+}
+
+/*
+ * Poll the reply queues.  Returns 1 if something arrived, 2 if it was a
+ * tuple (in *tuple), 0 if nothing did.
+ */
+static int
+collect(CsvLeader *L, MinimalTuple *tuple)
+{
+	int			result = 0;
+
+	for (int k = 0; k < L->nworkers; k++)
+	{
+		int			w;
+		Size		nbytes;
+		void	   *data;
+		shm_mq_result res;
+
+		if (L->ordered && L->mode == CSV_MODE_READ)
+		{
+			/* only the worker holding the next chunk in file order */
+			if (L->next_emit >= L->chunks_sent)
+			{
+				/* all chunks emitted: drain the end messages */
+				w = k;
+			}
+			else if (k > 0)
+				break;
+			else
+				w = L->chunk_worker[L->next_emit];
+		}
+		else
+			w = (L->rr + k) % L->nworkers;
+
+		if (!L->pool->alive[w])
+			continue;
+		res = shm_mq_receive(L->pool->reply[w], &nbytes, &data, true);
+		if (res == SHM_MQ_WOULD_BLOCK)
+			continue;
+		if (res == SHM_MQ_DETACHED)
+		{
+			worker_lost(L, w);
+			result = 1;
+			continue;
+		}
+		if (handle_reply(L, w, data, nbytes, tuple))
+		{
+			L->last_worker = w;
+			return 2;
+		}
+		result = 1;
+	}
+	return result;
+}
+
+static bool
+all_finished(CsvLeader *L)
+{
+	if (!L->all_read || L->have_chunk)
+		return false;
+	for (int w = 0; w < L->nworkers; w++)
+		if (L->pool->alive[w] && !L->finished[w])
+			return false;
+	return true;
+}
+
+static void
+wait_for_progress(void)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 1000L, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* ---- public ---- */
+
+/*
+ * Start a parallel call: open the file (all checks), consume skip_rows and
+ * the header, create the pool and launch up to nworkers.  Returns NULL when
+ * no worker could be started (the caller goes on alone).  For load, the
+ * caller fills pool->shared's job fields before csv_leader_launch().
+ */
+CsvLeader *
+csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *dialect,
+				 TupleDesc desc, bool *convert, int nworkers, int64 chunk_size,
+				 bool ordered, CsvErrorPosition *errpos)
+{
+	CsvLeader  *L = palloc0(sizeof(CsvLeader));
+
+	L->mode = mode;
+	L->dialect = dialect;
+	L->errpos = errpos;
+	L->ordered = ordered;
+	L->chunk_size = Max(chunk_size, 1);
+	L->desc = desc;
+	L->pending_worker = -1;
+	L->last_worker = -1;
+	L->first_read = true;
+	L->fd = csv_open_checked(path, &L->st);
+	L->size = LEADER_READ_BLOCK;
+	L->buf = palloc(L->size);
+	L->buf_line = 1;
+	L->chunk_worker_size = 1024;
+	L->chunk_worker = palloc(sizeof(int) * L->chunk_worker_size);
+	csv_splitter_init(&L->sp, dialect->quote);
+
+	consume_prefix(L);
+
+	/* no more workers than chunks */
+	nworkers = Min(nworkers, (L->st.st_size + L->chunk_size - 1) / L->chunk_size);
+	nworkers = Max(nworkers, 1);
+	L->pool = csv_pool_create(mode, nworkers, path, dialect, desc, convert);
+	L->pool->shared->file_size = L->st.st_size;
+	L->pool->shared->file_dev = L->st.st_dev;
+	L->pool->shared->file_ino = L->st.st_ino;
+	L->pool->shared->file_mtime_ns = (int64) L->st.st_mtim.tv_sec * 1000000000 +
+		L->st.st_mtim.tv_nsec;
+	return L;
+}
+
+CsvPool *
+csv_leader_pool(CsvLeader *L)
+{
+	return L->pool;
+}
+
+CsvRecord *
+csv_leader_header(CsvLeader *L)
+{
+	return L->header;
+}
+
+/* Launch the workers; returns how many started (0: caller goes serial) */
+int
+csv_leader_launch(CsvLeader *L)
+{
+	L->nworkers = csv_pool_launch(L->pool);
+	return L->nworkers;
+}
+
+static void
+deform(CsvLeader *L, MinimalTuple tuple, Datum *values, bool *nulls)
+{
+	HeapTupleData htup;
+
+	htup.t_len = tuple->t_len + MINIMAL_TUPLE_OFFSET;
+	htup.t_data = (HeapTupleHeader) ((char *) tuple - MINIMAL_TUPLE_OFFSET);
+	heap_deform_tuple(&htup, L->desc, values, nulls);
+}
+
+/* read: next row in values/nulls (valid until the next call); false at end */
+bool
+csv_leader_next_row(CsvLeader *L, Datum *values, bool *nulls)
+{
+	/*
+	 * Fast path: the worker that sent the last row most likely has the next
+	 * one waiting; dispatching is only needed when it does not.
+	 */
+	if (L->last_worker >= 0 && L->pool->alive[L->last_worker])
+	{
+		int			w = L->last_worker;
+		Size		nbytes;
+		void	   *data;
+		MinimalTuple tuple = NULL;
+
+		if (shm_mq_receive(L->pool->reply[w], &nbytes, &data, true) == SHM_MQ_SUCCESS)
+		{
+			if (handle_reply(L, w, data, nbytes, &tuple))
+			{
+				deform(L, tuple, values, nulls);
+				return true;
+			}
+		}
+		L->last_worker = -1;
+	}
+
+	for (;;)
+	{
+		MinimalTuple tuple = NULL;
+		bool		progress;
+		int			got;
+
+		CHECK_FOR_INTERRUPTS();
+		progress = dispatch(L);
+		got = collect(L, &tuple);
+		if (got == 2)
+		{
+			deform(L, tuple, values, nulls);
+			return true;
+		}
+		if (all_finished(L))
+			return false;
+		if (!progress && got == 0)
+			wait_for_progress();
+	}
+}
+
+/* load: drive the whole file through the workers */
+void
+csv_leader_run(CsvLeader *L)
+{
+	for (;;)
+	{
+		MinimalTuple tuple = NULL;
+		bool		progress;
+		int			got;
+
+		CHECK_FOR_INTERRUPTS();
+		progress = dispatch(L);
+		got = collect(L, &tuple);
+		if (all_finished(L))
+			break;
+		if (!progress && got == 0)
+			wait_for_progress();
+	}
+}
+
+int64
+csv_leader_rows(CsvLeader *L)
+{
+	return L->rows;
+}
+
+int64
+csv_leader_bytes(CsvLeader *L)
+{
+	return L->bytes_read;
+}
+
+bool
+csv_leader_all_prepared(CsvLeader *L)
+{
+	for (int w = 0; w < L->nworkers; w++)
+		if (!L->prepared[w])
+			return false;
+	return true;
+}
+
+int
+csv_leader_nworkers(CsvLeader *L)
+{
+	return L->nworkers;
+}
+
+/* End: wait for the workers to exit (stopping them first if the caller
+ * stopped early, as LIMIT does), free all */
+void
+csv_leader_end(CsvLeader *L)
+{
+	if (L->pool)
+	{
+		if (!all_finished(L))
+			csv_pool_terminate(L->pool);
+		csv_pool_wait_exit(L->pool);
+		csv_pool_destroy(L->pool);
+		L->pool = NULL;
+	}
+	if (L->fd >= 0)
+	{
+		CloseTransientFile(L->fd);
+		L->fd = -1;
+	}
+}
+
+/* Error end: stop the workers now and wait for them */
+void
+csv_leader_abort(CsvLeader *L)
+{
+	if (L->pool)
+	{
+		csv_pool_terminate(L->pool);
+		csv_pool_wait_exit(L->pool);
+	}
+}

@@ -1,0 +1,1087 @@
+/*-------------------------------------------------------------------------
+ *
+ * load.c
+ *		Inserting converted CSV rows into a target table, as COPY FROM does,
+ *		and csvpipe.load_serial, the single-process load built on it.
+ *
+ * Owns the insert path every csvpipe load uses (the serial load here and
+ * the parallel workers): target column mapping and INSERT privilege checks,
+ * column defaults (identity columns, sequences), stored generated columns,
+ * NOT NULL/CHECK constraints, index maintenance, row and statement
+ * triggers (including INSTEAD OF INSERT on views and transition tables),
+ * tuple routing into partitions, foreign tables through their FDW, and the
+ * multi-insert buffers with a bulk-insert ring.
+ *
+ * It follows PostgreSQL's own COPY FROM (src/backend/commands/copyfrom.c,
+ * CopyFrom): the same executor calls in the same order and the same rules
+ * for when rows may be buffered and written with table_multi_insert()
+ * ("multi-insert") or must be inserted one at a time:
+ *
+ *	- one at a time when the target has BEFORE ROW or INSTEAD OF INSERT
+ *	  triggers (they may look at the rows inserted so far), is a foreign
+ *	  table, is partitioned and has transition-table triggers, or has a
+ *	  volatile default expression (nextval() excepted) for a column not in
+ *	  the file;
+ *	- for a partitioned target, per partition: buffered unless the
+ *	  partition has BEFORE ROW/INSTEAD OF triggers or is a foreign table
+ *	  (pending buffers are flushed before such a partition gets a row);
+ *	- buffers are flushed at 1000 rows or 64 kB of tuple data in all,
+ *	  and at most 32 partition buffers are kept.
+ *
+ * Per row (csv_load_row) defaults, BEFORE ROW triggers, generated columns,
+ * constraint and partition checks run at once; buffered rows get their
+ * heap insert, index entries and AFTER ROW trigger events at flush time.
+ * Each buffered row keeps its line number, and an error context callback
+ * names the row being worked on ("csvpipe.load "t", line 12"), or the
+ * batch's line range when table_multi_insert itself fails.  AFTER ROW and
+ * AFTER STATEMENT triggers (and foreign key checks) run at csv_load_end,
+ * as they do at the end of a COPY statement; their errors name no line.
+ *
+ * Memory: the executor state and buffers live in the target's context;
+ * per-row work uses the executor's per-tuple context, reset for every row;
+ * table_multi_insert runs in a batch context reset after every flush.  The
+ * buffered tuples themselves are bounded by the flush limits.
+ *
+ * All rows get one command id (GetCurrentCommandId(true)), as a COPY
+ * statement's do; csv_load_end() increments the command counter afterwards,
+ * as the end of a statement would.
+ *
+ * Row-level security: like COPY FROM, loading into a table where RLS
+ * applies to the current user is refused.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "csvpipe.h"
+#include "load.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/sysattr.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/tupconvert.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/execPartition.h"
+#include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
+#include "foreign/fdwapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+
+PG_FUNCTION_INFO_V1(csvpipe_load_serial);
+
+/* flush limits, as COPY's */
+#define LOAD_MAX_BUFFERED_TUPLES	1000
+#define LOAD_MAX_BUFFERED_BYTES		65535
+/* partition buffers kept after a flush */
+#define LOAD_MAX_PARTITION_BUFFERS	32
+
+typedef enum LoadInsertMethod
+{
+	LOAD_SINGLE,				/* one row at a time */
+	LOAD_MULTI,					/* multi-insert into the (plain) target */
+	LOAD_MULTI_CONDITIONAL		/* partitioned: multi-insert where allowed */
+} LoadInsertMethod;
+
+/* Buffered rows for one result relation (the target or a partition) */
+typedef struct LoadBuffer
+{
+	ResultRelInfo *rri;
+	BulkInsertState bistate;
+	int			nused;
+	TupleTableSlot *slots[LOAD_MAX_BUFFERED_TUPLES];	/* made on demand */
+	int64		lines[LOAD_MAX_BUFFERED_TUPLES];
+} LoadBuffer;
+
+struct CsvLoadTarget
+{
+	MemoryContext cxt;			/* owns everything here */
+	MemoryContext batch_cxt;	/* table_multi_insert scratch, per flush */
+	Relation	rel;			/* the target, opened and locked by us */
+	char	   *relname;
+
+	/* file columns -> target columns */
+	int			nfields;
+	AttrNumber *attnums;		/* target attnum of each file column */
+	TupleDesc	input_desc;
+	int			ndefaults;
+	AttrNumber *defattnums;		/* columns filled from a default */
+	ExprState **defexprs;
+	bool		volatile_defexprs;
+
+	/* executor state */
+	EState	   *estate;
+	ModifyTableState *mtstate;
+	ResultRelInfo *target_rri;
+	PartitionTupleRouting *proute;
+	TransitionCaptureState *transition_capture;
+	CommandId	mycid;
+	int			ti_options;
+	LoadInsertMethod method;
+	TupleTableSlot *singleslot; /* rows in the target's format */
+	BulkInsertState bistate;	/* one-at-a-time inserts */
+
+	/* the result relation the previous row went to, and its properties */
+	ResultRelInfo *prev_rri;
+	bool		has_br_trig;
+	bool		has_ir_trig;
+	bool		use_multi;		/* its rows are buffered */
+	LoadBuffer *cur_buffer;		/* its buffer */
+
+	/* multi-insert buffers */
+	List	   *buffers;
+	int			buffered_tuples;
+	Size		buffered_bytes;
+
+	uint64		processed;
+
+	/* error context: the line (range) being worked on, 0 = none */
+	int64		err_first;
+	int64		err_last;
+};
+
+static void
+load_error_callback(void *arg)
+{
+	CsvLoadTarget *t = (CsvLoadTarget *) arg;
+
+	if (t->err_first > 0 && t->err_last > t->err_first)
+		errcontext("csvpipe.load \"%s\", lines %lld-%lld", t->relname,
+				   (long long) t->err_first, (long long) t->err_last);
+	else if (t->err_first > 0)
+		errcontext("csvpipe.load \"%s\", line %lld", t->relname,
+				   (long long) t->err_first);
+	else
+		errcontext("csvpipe.load \"%s\"", t->relname);
+}
+
+#define PUSH_LOAD_CONTEXT(t, cb) \
+	do { \
+		(cb).callback = load_error_callback; \
+		(cb).arg = (t); \
+		(cb).previous = error_context_stack; \
+		error_context_stack = &(cb); \
+	} while (0)
+#define POP_LOAD_CONTEXT(cb) (error_context_stack = (cb).previous)
+
+/* ---- version differences ---- */
+
+static inline List *
+insert_index_tuples(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate)
+{
+#if PG_VERSION_NUM >= 160000
+	return ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL,
+								 false);
+#else
+	return ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
+#endif
+}
+
+static inline TupleConversionMap *
+root_to_partition_map(ResultRelInfo *rri, EState *estate)
+{
+#if PG_VERSION_NUM >= 160000
+	return ExecGetRootToChildMap(rri, estate);
+#else
+	return rri->ri_RootToPartitionMap;
+#endif
+}
+
+/* ---- target columns ---- */
+
+/*
+ * Target attnums of the file's columns, with COPY's rules and messages
+ * (CopyGetAttnums).
+ */
+static AttrNumber *
+target_attnums(Relation rel, List *attnames, int *nfields)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	AttrNumber *attnums = palloc(sizeof(AttrNumber) * Max(tupdesc->natts, 1));
+	int			n = 0;
+	ListCell   *lc;
+
+	if (attnames == NIL)
+	{
+		for (int i = 0; i < tupdesc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+			if (att->attisdropped || att->attgenerated)
+				continue;
+			attnums[n++] = att->attnum;
+		}
+		*nfields = n;
+		return attnums;
+	}
+
+	attnums = repalloc(attnums, sizeof(AttrNumber) * list_length(attnames));
+	foreach(lc, attnames)
+	{
+		const char *name = (const char *) lfirst(lc);
+		AttrNumber	attnum = InvalidAttrNumber;
+
+		for (int i = 0; i < tupdesc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+			if (att->attisdropped || namestrcmp(&att->attname, name) != 0)
+				continue;
+			if (att->attgenerated)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+						 errmsg("column \"%s\" is a generated column", name),
+						 errdetail("Generated columns cannot be loaded into; their values are computed.")));
+			attnum = att->attnum;
+			break;
+		}
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of relation \"%s\" does not exist",
+							name, RelationGetRelationName(rel))));
+		for (int i = 0; i < n; i++)
+			if (attnums[i] == attnum)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_COLUMN),
+						 errmsg("column \"%s\" specified more than once", name)));
+		attnums[n++] = attnum;
+	}
+	*nfields = n;
+	return attnums;
+}
+
+/*
+ * The range table entry COPY FROM builds for its target (DoCopy), and the
+ * INSERT privilege check on the target columns.
+ */
+static List *
+make_range_table(CsvLoadTarget *t, List **perminfos)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	Bitmapset  *cols = NULL;
+
+	for (int i = 0; i < t->nfields; i++)
+		cols = bms_add_member(cols, t->attnums[i] - FirstLowInvalidHeapAttributeNumber);
+
+	rte->rtekind = RTE_RELATION;
+	rte->relid = RelationGetRelid(t->rel);
+	rte->relkind = t->rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->inh = false;
+	rte->inFromCl = false;
+	rte->alias = NULL;
+	rte->eref = makeAlias(t->relname, NIL);
+#if PG_VERSION_NUM >= 160000
+	{
+		RTEPermissionInfo *perminfo = makeNode(RTEPermissionInfo);
+
+		perminfo->relid = rte->relid;
+		perminfo->inh = false;
+		perminfo->requiredPerms = ACL_INSERT;
+		perminfo->insertedCols = cols;
+		rte->perminfoindex = 1;
+		*perminfos = list_make1(perminfo);
+		ExecCheckPermissions(list_make1(rte), *perminfos, true);
+	}
+#else
+	rte->requiredPerms = ACL_INSERT;
+	rte->insertedCols = cols;
+	*perminfos = NIL;
+	ExecCheckRTPerms(list_make1(rte), true);
+#endif
+	return list_make1(rte);
+}
+
+/* COPY's rule: a plain, foreign or partitioned table, or INSTEAD OF INSERT */
+static void
+check_relkind(Relation rel)
+{
+	char		relkind = rel->rd_rel->relkind;
+
+	if (relkind == RELKIND_RELATION || relkind == RELKIND_FOREIGN_TABLE ||
+		relkind == RELKIND_PARTITIONED_TABLE ||
+		(rel->trigdesc && rel->trigdesc->trig_insert_instead_row))
+		return;
+	if (relkind == RELKIND_VIEW)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot load into view \"%s\"", RelationGetRelationName(rel)),
+				 errhint("To enable loading into a view, provide an INSTEAD OF INSERT trigger.")));
+	if (relkind == RELKIND_MATVIEW)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot load into materialized view \"%s\"",
+						RelationGetRelationName(rel))));
+	if (relkind == RELKIND_SEQUENCE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot load into sequence \"%s\"",
+						RelationGetRelationName(rel))));
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("cannot load into non-table relation \"%s\"",
+					RelationGetRelationName(rel))));
+}
+
+/*
+ * Defaults for the target columns not in the file (BeginCopyFrom): the
+ * column default, identity sequence or the type's default.  Generated
+ * columns are computed later instead.
+ */
+static void
+prepare_defaults(CsvLoadTarget *t)
+{
+	TupleDesc	tupdesc = RelationGetDescr(t->rel);
+
+	t->defattnums = palloc(sizeof(AttrNumber) * Max(tupdesc->natts, 1));
+	t->defexprs = palloc(sizeof(ExprState *) * Max(tupdesc->natts, 1));
+	for (int i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		bool		in_file = false;
+		Expr	   *defexpr;
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		for (int j = 0; j < t->nfields && !in_file; j++)
+			in_file = (t->attnums[j] == att->attnum);
+		if (in_file)
+			continue;
+		defexpr = (Expr *) build_column_default(t->rel, att->attnum);
+		if (defexpr == NULL)
+			continue;
+		defexpr = expression_planner(defexpr);
+		t->defattnums[t->ndefaults] = att->attnum;
+		t->defexprs[t->ndefaults] = ExecInitExpr(defexpr, NULL);
+		t->ndefaults++;
+		/* as COPY: nextval() is safe with multi-insert, other volatiles not */
+		if (!t->volatile_defexprs)
+			t->volatile_defexprs = contain_volatile_functions_not_nextval((Node *) defexpr);
+	}
+}
+
+static TupleDesc
+make_input_desc(CsvLoadTarget *t)
+{
+	TupleDesc	reldesc = RelationGetDescr(t->rel);
+	TupleDesc	desc = CreateTemplateTupleDesc(t->nfields);
+
+	for (int i = 0; i < t->nfields; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(reldesc, t->attnums[i] - 1);
+
+		TupleDescInitEntry(desc, (AttrNumber) (i + 1), NameStr(att->attname),
+						   att->atttypid, att->atttypmod, att->attndims);
+		TupleDescInitEntryCollation(desc, (AttrNumber) (i + 1), att->attcollation);
+	}
+	return desc;
+}
+
+/* ---- multi-insert buffers ---- */
+
+static LoadBuffer *
+buffer_create(CsvLoadTarget *t, ResultRelInfo *rri)
+{
+	LoadBuffer *buf = MemoryContextAllocZero(t->cxt, sizeof(LoadBuffer));
+
+	buf->rri = rri;
+	buf->bistate = GetBulkInsertState();
+	t->buffers = lappend(t->buffers, buf);
+	return buf;
+}
+
+static LoadBuffer *
+buffer_for(CsvLoadTarget *t, ResultRelInfo *rri)
+{
+	ListCell   *lc;
+
+	foreach(lc, t->buffers)
+	{
+		LoadBuffer *buf = (LoadBuffer *) lfirst(lc);
+
+		if (buf->rri == rri)
+			return buf;
+	}
+	return buffer_create(t, rri);
+}
+
+/* The slot the next row of buf goes into; the caller fills and stores it */
+static TupleTableSlot *
+buffer_next_slot(CsvLoadTarget *t, LoadBuffer *buf)
+{
+	Assert(buf->nused < LOAD_MAX_BUFFERED_TUPLES);
+	if (buf->slots[buf->nused] == NULL)
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(t->cxt);
+
+		buf->slots[buf->nused] = table_slot_create(buf->rri->ri_RelationDesc, NULL);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	return buf->slots[buf->nused];
+}
+
+/* Bytes of tuple data in a materialized slot (COPY counts input bytes) */
+static Size
+slot_data_size(TupleTableSlot *slot)
+{
+	if (TTS_IS_BUFFERTUPLE(slot) || TTS_IS_HEAPTUPLE(slot))
+	{
+		HeapTuple	tuple = ((HeapTupleTableSlot *) slot)->tuple;
+
+		if (tuple != NULL)
+			return tuple->t_len;
+	}
+	slot_getallattrs(slot);
+	return heap_compute_data_size(slot->tts_tupleDescriptor, slot->tts_values,
+								  slot->tts_isnull);
+}
+
+static void
+buffer_store(CsvLoadTarget *t, LoadBuffer *buf, TupleTableSlot *slot,
+			 int64 line_no)
+{
+	Assert(slot == buf->slots[buf->nused]);
+	buf->lines[buf->nused++] = line_no;
+	t->buffered_tuples++;
+	t->buffered_bytes += slot_data_size(slot);
+}
+
+/*
+ * Write one buffer's rows: table_multi_insert, then per row the index
+ * entries and the AFTER ROW trigger events (CopyMultiInsertBufferFlush).
+ */
+static void
+buffer_flush(CsvLoadTarget *t, LoadBuffer *buf)
+{
+	EState	   *estate = t->estate;
+	ResultRelInfo *rri = buf->rri;
+	TriggerDesc *trigdesc = rri->ri_TrigDesc;
+	int			nused = buf->nused;
+	MemoryContext oldcxt;
+
+	if (nused == 0)
+		return;
+
+	t->err_first = buf->lines[0];
+	t->err_last = buf->lines[nused - 1];
+	oldcxt = MemoryContextSwitchTo(t->batch_cxt);
+	table_multi_insert(rri->ri_RelationDesc, buf->slots, nused, t->mycid,
+					   t->ti_options, buf->bistate);
+	MemoryContextSwitchTo(oldcxt);
+
+	for (int i = 0; i < nused; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		t->err_first = t->err_last = buf->lines[i];
+		if (rri->ri_NumIndices > 0)
+		{
+			List	   *recheck;
+
+			recheck = insert_index_tuples(rri, buf->slots[i], estate);
+			ExecARInsertTriggers(estate, rri, buf->slots[i], recheck,
+								 t->transition_capture);
+			list_free(recheck);
+		}
+		else if (trigdesc != NULL &&
+				 (trigdesc->trig_insert_after_row ||
+				  trigdesc->trig_insert_new_table))
+			ExecARInsertTriggers(estate, rri, buf->slots[i], NIL,
+								 t->transition_capture);
+		ExecClearTuple(buf->slots[i]);
+	}
+	t->processed += nused;
+	buf->nused = 0;
+	MemoryContextReset(t->batch_cxt);
+}
+
+static void
+buffer_cleanup(CsvLoadTarget *t, LoadBuffer *buf)
+{
+	Assert(buf->nused == 0);
+	FreeBulkInsertState(buf->bistate);
+	for (int i = 0; i < LOAD_MAX_BUFFERED_TUPLES && buf->slots[i] != NULL; i++)
+		ExecDropSingleTupleTableSlot(buf->slots[i]);
+	table_finish_bulk_insert(buf->rri->ri_RelationDesc, t->ti_options);
+	if (t->cur_buffer == buf)
+		t->cur_buffer = NULL;
+	pfree(buf);
+}
+
+/*
+ * Write all buffers, then trim the partition buffers to the limit, oldest
+ * first, never the one of keep_rri (the partition now in use).
+ */
+static void
+flush_all(CsvLoadTarget *t, ResultRelInfo *keep_rri)
+{
+	int64		save_first = t->err_first;
+	int64		save_last = t->err_last;
+	ListCell   *lc;
+
+	foreach(lc, t->buffers)
+		buffer_flush(t, (LoadBuffer *) lfirst(lc));
+	t->buffered_tuples = 0;
+	t->buffered_bytes = 0;
+
+	while (list_length(t->buffers) > LOAD_MAX_PARTITION_BUFFERS)
+	{
+		LoadBuffer *buf = (LoadBuffer *) linitial(t->buffers);
+
+		if (buf->rri == keep_rri)
+		{
+			t->buffers = list_delete_first(t->buffers);
+			t->buffers = lappend(t->buffers, buf);
+			buf = (LoadBuffer *) linitial(t->buffers);
+		}
+		t->buffers = list_delete_first(t->buffers);
+		buffer_cleanup(t, buf);
+	}
+	t->err_first = save_first;
+	t->err_last = save_last;
+}
+
+/* ---- the API ---- */
+
+CsvLoadTarget *
+csv_load_begin(Oid relid, List *attnames)
+{
+	MemoryContext cxt;
+	MemoryContext oldcxt;
+	CsvLoadTarget *t;
+	Relation	rel;
+	List	   *rtable;
+	List	   *perminfos;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	ModifyTableState *mtstate;
+	TriggerDesc *trigdesc;
+	ErrorContextCallback errcallback;
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe load",
+								ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(cxt);
+	t = palloc0(sizeof(CsvLoadTarget));
+	t->cxt = cxt;
+
+	/* as DoCopy: lock, columns, privileges, row-level security */
+	rel = table_open(relid, RowExclusiveLock);
+	t->rel = rel;
+	t->relname = pstrdup(RelationGetRelationName(rel));
+	PUSH_LOAD_CONTEXT(t, errcallback);
+
+	if (XactReadOnly && !rel->rd_islocaltemp)
+		PreventCommandIfReadOnly("csvpipe load");
+	PreventCommandIfParallelMode("csvpipe load");
+
+	t->attnums = target_attnums(rel, attnames, &t->nfields);
+	rtable = make_range_table(t, &perminfos);
+	if (check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("csvpipe load not supported with row-level security"),
+				 errdetail("Row-level security applies to table \"%s\" for the current user.",
+						   t->relname),
+				 errhint("Use INSERT ... SELECT FROM csvpipe.read(...) instead.")));
+	check_relkind(rel);
+
+	t->input_desc = make_input_desc(t);
+	prepare_defaults(t);
+
+	/* as CopyFrom */
+	t->mycid = GetCurrentCommandId(true);
+	if (RELKIND_HAS_STORAGE(rel->rd_rel->relkind) &&
+		(rel->rd_createSubid != InvalidSubTransactionId ||
+#if PG_VERSION_NUM >= 160000
+		 rel->rd_firstRelfilelocatorSubid != InvalidSubTransactionId))
+#else
+		 rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId))
+#endif
+		t->ti_options |= TABLE_INSERT_SKIP_FSM;
+
+	estate = t->estate = CreateExecutorState();
+	estate->es_output_cid = t->mycid;
+#if PG_VERSION_NUM >= 160000
+	ExecInitRangeTable(estate, rtable, perminfos);
+#else
+	ExecInitRangeTable(estate, rtable);
+#endif
+	rri = t->target_rri = makeNode(ResultRelInfo);
+	ExecInitResultRelation(estate, rri, 1);
+#if PG_VERSION_NUM >= 170000
+	CheckValidResultRel(rri, CMD_INSERT, NIL);
+#else
+	CheckValidResultRel(rri, CMD_INSERT);
+#endif
+	ExecOpenIndices(rri, false);
+
+	/* a ModifyTableState for FDWs and tuple routing */
+	mtstate = t->mtstate = makeNode(ModifyTableState);
+	mtstate->ps.plan = NULL;
+	mtstate->ps.state = estate;
+	mtstate->operation = CMD_INSERT;
+	mtstate->mt_nrels = 1;
+	mtstate->resultRelInfo = rri;
+	mtstate->rootResultRelInfo = rri;
+
+	if (rri->ri_FdwRoutine != NULL &&
+		rri->ri_FdwRoutine->BeginForeignInsert != NULL)
+		rri->ri_FdwRoutine->BeginForeignInsert(mtstate, rri);
+
+	AfterTriggerBeginQuery();
+
+	t->transition_capture = mtstate->mt_transition_capture =
+		MakeTransitionCaptureState(rel->trigdesc, relid, CMD_INSERT);
+
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		t->proute = ExecSetupPartitionTupleRouting(estate, rel);
+
+	trigdesc = rri->ri_TrigDesc;
+	t->has_br_trig = (trigdesc && trigdesc->trig_insert_before_row);
+	t->has_ir_trig = (trigdesc && trigdesc->trig_insert_instead_row);
+	if (t->has_br_trig || t->has_ir_trig)
+		t->method = LOAD_SINGLE;
+	else if (t->proute != NULL && trigdesc && trigdesc->trig_insert_new_table)
+		t->method = LOAD_SINGLE;
+	else if (rri->ri_FdwRoutine != NULL || t->volatile_defexprs)
+		t->method = LOAD_SINGLE;
+	else if (t->proute != NULL)
+		t->method = LOAD_MULTI_CONDITIONAL;
+	else
+	{
+		t->method = LOAD_MULTI;
+		t->use_multi = true;
+		t->cur_buffer = buffer_create(t, rri);
+	}
+	t->prev_rri = (t->proute == NULL) ? rri : NULL;
+
+	/* rows are read into the target's format first (and routed from it) */
+	if (t->method != LOAD_MULTI)
+	{
+		t->singleslot = table_slot_create(rel, &estate->es_tupleTable);
+		t->bistate = GetBulkInsertState();
+	}
+	t->batch_cxt = AllocSetContextCreate(cxt, "csvpipe load batch",
+										 ALLOCSET_DEFAULT_SIZES);
+
+	/* BEFORE STATEMENT triggers, once, as COPY fires them */
+	MemoryContextSwitchTo(estate->es_query_cxt);
+	ExecBSInsertTriggers(estate, rri);
+
+	POP_LOAD_CONTEXT(errcallback);
+	MemoryContextSwitchTo(oldcxt);
+	return t;
+}
+
+TupleDesc
+csv_load_input_desc(CsvLoadTarget *t)
+{
+	return t->input_desc;
+}
+
+/*
+ * The row in values/nulls (file columns) plus defaults, as a virtual tuple
+ * in the target's format.
+ */
+static void
+fill_slot(CsvLoadTarget *t, TupleTableSlot *slot, Datum *values, bool *nulls)
+{
+	ExprContext *econtext = GetPerTupleExprContext(t->estate);
+	int			natts = slot->tts_tupleDescriptor->natts;
+	Datum	   *v = slot->tts_values;
+	bool	   *n = slot->tts_isnull;
+
+	ExecClearTuple(slot);
+	memset(n, true, sizeof(bool) * natts);
+	for (int i = 0; i < t->nfields; i++)
+	{
+		int			a = t->attnums[i] - 1;
+
+		v[a] = values[i];
+		n[a] = nulls[i];
+	}
+	for (int i = 0; i < t->ndefaults; i++)
+	{
+		int			a = t->defattnums[i] - 1;
+
+		v[a] = ExecEvalExpr(t->defexprs[i], econtext, &n[a]);
+	}
+	ExecStoreVirtualTuple(slot);
+}
+
+void
+csv_load_row(CsvLoadTarget *t, Datum *values, bool *nulls, int64 line_no)
+{
+	EState	   *estate = t->estate;
+	ResultRelInfo *rri = t->target_rri;
+	TupleTableSlot *myslot;
+	MemoryContext oldcxt;
+	ErrorContextCallback errcallback;
+
+	CHECK_FOR_INTERRUPTS();
+
+	t->err_first = t->err_last = line_no;
+	PUSH_LOAD_CONTEXT(t, errcallback);
+	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
+
+	ResetPerTupleExprContext(estate);
+	if (t->method == LOAD_MULTI)
+		myslot = buffer_next_slot(t, t->cur_buffer);
+	else
+		myslot = t->singleslot;
+
+	/* defaults are evaluated in per-tuple memory */
+	MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
+	fill_slot(t, myslot, values, nulls);
+	MemoryContextSwitchTo(estate->es_query_cxt);
+	/* constraints may refer to tableoid */
+	myslot->tts_tableOid = RelationGetRelid(rri->ri_RelationDesc);
+
+	if (t->proute != NULL)
+	{
+		TupleConversionMap *map;
+
+		rri = ExecFindPartition(t->mtstate, t->target_rri, t->proute,
+								myslot, estate);
+		if (rri != t->prev_rri)
+		{
+			TriggerDesc *trigdesc = rri->ri_TrigDesc;
+
+			t->has_br_trig = (trigdesc && trigdesc->trig_insert_before_row);
+			t->has_ir_trig = (trigdesc && trigdesc->trig_insert_instead_row);
+			t->use_multi = (t->method == LOAD_MULTI_CONDITIONAL &&
+							!t->has_br_trig && !t->has_ir_trig &&
+							rri->ri_FdwRoutine == NULL);
+			if (t->use_multi)
+				t->cur_buffer = buffer_for(t, rri);
+			else
+			{
+				t->cur_buffer = NULL;
+				/* rows before this one must be visible to its triggers */
+				if (t->buffered_tuples > 0)
+					flush_all(t, rri);
+			}
+			ReleaseBulkInsertStatePin(t->bistate);
+			t->prev_rri = rri;
+		}
+
+		/* a BEFORE trigger may change the row: capture what is inserted */
+		if (t->transition_capture != NULL)
+			t->transition_capture->tcs_original_insert_tuple =
+				!t->has_br_trig ? myslot : NULL;
+
+		map = root_to_partition_map(rri, estate);
+		if (!t->use_multi)
+		{
+			if (map != NULL)
+				myslot = execute_attr_map_slot(map->attrMap, myslot,
+											   rri->ri_PartitionTupleSlot);
+		}
+		else
+		{
+			TupleTableSlot *batchslot = buffer_next_slot(t, t->cur_buffer);
+
+			if (map != NULL)
+				myslot = execute_attr_map_slot(map->attrMap, myslot, batchslot);
+			else
+			{
+				ExecCopySlot(batchslot, myslot);
+				myslot = batchslot;
+			}
+		}
+		myslot->tts_tableOid = RelationGetRelid(rri->ri_RelationDesc);
+	}
+
+	if (t->has_br_trig && !ExecBRInsertTriggers(estate, rri, myslot))
+		goto done;				/* skipped by the trigger */
+
+	if (t->has_ir_trig)
+	{
+		ExecIRInsertTriggers(estate, rri, myslot);
+		t->processed++;
+		goto done;
+	}
+
+	if (rri->ri_RelationDesc->rd_att->constr &&
+		rri->ri_RelationDesc->rd_att->constr->has_generated_stored)
+		ExecComputeStoredGenerated(rri, estate, myslot, CMD_INSERT);
+	if (rri->ri_FdwRoutine == NULL && rri->ri_RelationDesc->rd_att->constr)
+		ExecConstraints(rri, myslot, estate);
+	/* routed rows fit their partition unless a BEFORE trigger changed them */
+	if (rri->ri_RelationDesc->rd_rel->relispartition &&
+		(t->proute == NULL || t->has_br_trig))
+		ExecPartitionCheck(rri, myslot, estate, true);
+
+	if (t->use_multi)
+	{
+		/* the slot may point into per-tuple and caller memory: copy */
+		ExecMaterializeSlot(myslot);
+		buffer_store(t, t->cur_buffer, myslot, line_no);
+		if (t->buffered_tuples >= LOAD_MAX_BUFFERED_TUPLES ||
+			t->buffered_bytes >= LOAD_MAX_BUFFERED_BYTES)
+			flush_all(t, rri);
+	}
+	else
+	{
+		List	   *recheck = NIL;
+
+		if (rri->ri_FdwRoutine != NULL)
+		{
+			myslot = rri->ri_FdwRoutine->ExecForeignInsert(estate, rri,
+														   myslot, NULL);
+			if (myslot == NULL)
+				goto done;		/* "do nothing" */
+			myslot->tts_tableOid = RelationGetRelid(rri->ri_RelationDesc);
+		}
+		else
+		{
+			table_tuple_insert(rri->ri_RelationDesc, myslot, t->mycid,
+							   t->ti_options, t->bistate);
+			if (rri->ri_NumIndices > 0)
+				recheck = insert_index_tuples(rri, myslot, estate);
+		}
+		ExecARInsertTriggers(estate, rri, myslot, recheck,
+							 t->transition_capture);
+		list_free(recheck);
+		t->processed++;
+	}
+
+done:
+	MemoryContextSwitchTo(oldcxt);
+	POP_LOAD_CONTEXT(errcallback);
+	t->err_first = t->err_last = 0;
+}
+
+void
+csv_load_flush(CsvLoadTarget *t)
+{
+	ErrorContextCallback errcallback;
+	MemoryContext oldcxt;
+
+	if (t->buffered_tuples == 0)
+		return;
+	PUSH_LOAD_CONTEXT(t, errcallback);
+	oldcxt = MemoryContextSwitchTo(t->estate->es_query_cxt);
+	flush_all(t, t->prev_rri);
+	MemoryContextSwitchTo(oldcxt);
+	POP_LOAD_CONTEXT(errcallback);
+}
+
+uint64
+csv_load_end(CsvLoadTarget *t)
+{
+	EState	   *estate = t->estate;
+	ResultRelInfo *rri = t->target_rri;
+	ErrorContextCallback errcallback;
+	MemoryContext oldcxt;
+	ListCell   *lc;
+	uint64		processed;
+
+	csv_load_flush(t);
+
+	t->err_first = t->err_last = 0;
+	PUSH_LOAD_CONTEXT(t, errcallback);
+	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
+
+	if (t->bistate != NULL)
+		FreeBulkInsertState(t->bistate);
+	t->bistate = NULL;
+
+	/* AFTER STATEMENT triggers, then every queued AFTER trigger */
+	ExecASInsertTriggers(estate, rri, t->transition_capture);
+	AfterTriggerEndQuery(estate);
+
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	if (rri->ri_FdwRoutine != NULL &&
+		rri->ri_FdwRoutine->EndForeignInsert != NULL)
+		rri->ri_FdwRoutine->EndForeignInsert(estate, rri);
+	foreach(lc, t->buffers)
+		buffer_cleanup(t, (LoadBuffer *) lfirst(lc));
+	list_free(t->buffers);
+	t->buffers = NIL;
+	if (t->proute != NULL)
+		ExecCleanupTupleRouting(t->mtstate, t->proute);
+	ExecCloseResultRelations(estate);
+	ExecCloseRangeTableRelations(estate);
+
+	POP_LOAD_CONTEXT(errcallback);
+	MemoryContextSwitchTo(oldcxt);
+
+	FreeExecutorState(estate);
+	table_close(t->rel, NoLock);	/* the lock is kept until commit */
+	processed = t->processed;
+	MemoryContextDelete(t->cxt);
+
+	/* as after a COPY statement, later commands see the rows */
+	CommandCounterIncrement();
+	return processed;
+}
+
+/* ---- csvpipe.load_serial ---- */
+
+/* argument positions of csvpipe.load_serial */
+#define LOAD_ARG_PATH		0
+#define LOAD_ARG_TARGET		1
+#define LOAD_ARG_COLUMNS	2
+#define LOAD_ARG_DELIMITER	3
+#define LOAD_ARG_QUOTE		4
+#define LOAD_ARG_ESCAPE		5
+#define LOAD_ARG_HEADER		6
+#define LOAD_ARG_NULL		7
+#define LOAD_ARG_ENCODING	8
+#define LOAD_ARG_SKIP_ROWS	9
+#define LOAD_NUM_ARGS		10
+
+/* text[] of column names -> List of C strings; NULL array = NIL */
+static List *
+column_list(FunctionCallInfo fcinfo, int argno, const char *funcname)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *elemnulls;
+	int			nelems;
+	List	   *names = NIL;
+
+	if (PG_ARGISNULL(argno))
+		return NIL;
+	arr = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s: columns must be a one-dimensional array", funcname)));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &elemnulls, &nelems);
+	if (nelems == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: columns must not be empty", funcname),
+				 errhint("Pass NULL (the default) to load every column.")));
+	for (int i = 0; i < nelems; i++)
+	{
+		if (elemnulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s: column names must not be NULL", funcname)));
+		names = lappend(names, TextDatumGetCString(elems[i]));
+	}
+	return names;
+}
+
+/*
+ * csvpipe.load_serial(path, target, columns, <CSV options>) RETURNS bigint
+ *
+ * Loads the file into target in the caller's transaction, in this process.
+ */
+Datum
+csvpipe_load_serial(PG_FUNCTION_ARGS)
+{
+	const char *funcname = "csvpipe.load_serial";
+	Datum		args[CSV_NUM_READ_ARGS];
+	bool		argnulls[CSV_NUM_READ_ARGS];
+	static const int argmap[CSV_NUM_READ_ARGS] = {
+		[CSV_ARG_PATH] = LOAD_ARG_PATH,
+		[CSV_ARG_DELIMITER] = LOAD_ARG_DELIMITER,
+		[CSV_ARG_QUOTE] = LOAD_ARG_QUOTE,
+		[CSV_ARG_ESCAPE] = LOAD_ARG_ESCAPE,
+		[CSV_ARG_HEADER] = LOAD_ARG_HEADER,
+		[CSV_ARG_NULL] = LOAD_ARG_NULL,
+		[CSV_ARG_ENCODING] = LOAD_ARG_ENCODING,
+		[CSV_ARG_SKIP_ROWS] = LOAD_ARG_SKIP_ROWS,
+	};
+	CsvDialect	dialect;
+	CsvErrorPosition errpos = {0};
+	ErrorContextCallback errcallback;
+	CsvReader  *reader;
+	CsvLoadTarget *target;
+	CsvConverter *conv;
+	TupleDesc	desc;
+	List	   *attnames;
+	Datum	   *values;
+	bool	   *nulls;
+	MemoryContext row_cxt;
+	MemoryContext oldcxt;
+	uint64		nrows;
+
+	if (PG_NARGS() != LOAD_NUM_ARGS)
+		elog(ERROR, "%s: expected %d arguments, got %d",
+			 funcname, LOAD_NUM_ARGS, PG_NARGS());
+	if (PG_ARGISNULL(LOAD_ARG_PATH))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s: path must not be NULL", funcname)));
+	if (PG_ARGISNULL(LOAD_ARG_TARGET))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s: target must not be NULL", funcname)));
+
+	for (int i = 0; i < CSV_NUM_READ_ARGS; i++)
+	{
+		argnulls[i] = PG_ARGISNULL(argmap[i]);
+		args[i] = argnulls[i] ? (Datum) 0 : PG_GETARG_DATUM(argmap[i]);
+	}
+	attnames = column_list(fcinfo, LOAD_ARG_COLUMNS, funcname);
+
+	errpos.funcname = funcname;
+	errpos.path = TextDatumGetCString(args[CSV_ARG_PATH]);
+	csv_dialect_from_args(&dialect, CSV_NUM_READ_ARGS, args, argnulls);
+
+	/* the file first: reading it is the privilege COPY checks first, too */
+	errcallback.callback = csv_error_context_callback;
+	errcallback.arg = &errpos;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	reader = csv_reader_open(errpos.path, &dialect, &errpos);
+	error_context_stack = errcallback.previous;
+
+	target = csv_load_begin(PG_GETARG_OID(LOAD_ARG_TARGET), attnames);
+	desc = csv_load_input_desc(target);
+
+	error_context_stack = &errcallback;
+	conv = csv_converter_create(desc, &dialect, &errpos, NULL);
+	if (dialect.header == CSV_HEADER_MATCH)
+		csv_converter_check_header(conv, csv_reader_header(reader));
+	error_context_stack = errcallback.previous;
+
+	values = palloc(sizeof(Datum) * Max(desc->natts, 1));
+	nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe load row",
+									ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		CsvRecord	rec;
+		bool		found;
+
+		MemoryContextReset(row_cxt);
+		oldcxt = MemoryContextSwitchTo(row_cxt);
+
+		/* reading and converting: errors name the file, line and column */
+		error_context_stack = &errcallback;
+		found = csv_reader_next(reader, &rec);
+		if (found)
+			csv_converter_row(conv, &rec, values, nulls);
+		error_context_stack = errcallback.previous;
+
+		/* inserting: errors name the target and line (load.c) */
+		if (found)
+			csv_load_row(target, values, nulls, rec.line_no);
+		MemoryContextSwitchTo(oldcxt);
+		if (!found)
+			break;
+	}
+	csv_reader_close(reader);
+	MemoryContextDelete(row_cxt);
+
+	nrows = csv_load_end(target);
+	PG_RETURN_INT64((int64) nrows);
+}

@@ -1,0 +1,163 @@
+/*-------------------------------------------------------------------------
+ *
+ * parallel.h
+ *		Shared structures of the parallel engine (pool.c, leader.c,
+ *		worker.c, txn.c, splitter.c).
+ *
+ * One DSM segment per parallel call holds a CsvParallelShared header, the
+ * serialized GUC state of the leader, the column list, and per worker an
+ * input queue (leader -> worker: chunks of raw CSV bytes) and a reply queue
+ * (worker -> leader: tuples, per-chunk results, and the worker's errors and
+ * notices, redirected there with pq_redirect_to_shm_mq).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CSVPIPE_PARALLEL_H
+#define CSVPIPE_PARALLEL_H
+
+#include "csvpipe.h"
+
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/shm_mq.h"
+#include "storage/shm_toc.h"
+#include "storage/spin.h"
+
+#define CSVPIPE_DSM_MAGIC		0x43535650	/* "CSVP" */
+#define CSVPIPE_MAX_WORKERS		64
+
+/* shm_toc keys */
+#define CSV_KEY_SHARED			1
+#define CSV_KEY_GUC				2
+#define CSV_KEY_COLUMNS			3
+#define CSV_KEY_PATH			4
+#define CSV_KEY_NULLSTR			5
+#define CSV_KEY_QUEUES			100 /* + 2*worker (+1 for the reply queue) */
+
+typedef enum CsvParallelMode
+{
+	CSV_MODE_LOAD,
+	CSV_MODE_READ
+} CsvParallelMode;
+
+/* Worker-visible state of one worker slot */
+typedef struct CsvWorkerSlot
+{
+	pid_t		pid;
+	int64		chunks_done;
+	int64		rows_done;
+	int64		current_chunk;	/* -1 when idle */
+} CsvWorkerSlot;
+
+typedef struct CsvParallelShared
+{
+	CsvParallelMode mode;
+	Oid			database_id;
+	Oid			authenticated_user_id;
+	Oid			current_user_id;
+	int			sec_context;
+	int64		job_id;
+	bool		atomic;
+	Oid			target_relid;
+	int			nworkers;
+	pid_t		leader_pid;
+	/* dialect, without the pointers (null string and path live apart) */
+	char		delimiter;
+	char		quote;
+	int			file_encoding;
+	int			null_len;
+	/* file identity, recorded with the job */
+	int64		file_size;
+	int64		file_dev;
+	int64		file_ino;
+	int64		file_mtime_ns;
+	/* column list: natts entries of CsvColumnDesc after CSV_KEY_COLUMNS */
+	int			natts;
+	bool		columns_given;	/* load: columns => names were passed */
+	bool		text_mode;		/* read_text: rows are (line_no, fields[]) */
+	slock_t		mutex;
+	CsvWorkerSlot workers[FLEXIBLE_ARRAY_MEMBER];
+} CsvParallelShared;
+
+typedef struct CsvColumnDesc
+{
+	NameData	name;
+	Oid			typid;
+	int32		typmod;
+	bool		convert;		/* read: needed by the query */
+} CsvColumnDesc;
+
+/* leader -> worker message header; followed by the chunk's bytes */
+typedef struct CsvChunkHeader
+{
+	int64		chunk_no;		/* -1: no more chunks */
+	int64		first_line;
+	int64		start_offset;
+	int64		length;
+} CsvChunkHeader;
+
+/* worker -> leader messages start with one of these bytes */
+#define CSV_MSG_TUPLE		'T'		/* + MinimalTuple (read) */
+#define CSV_MSG_CHUNK_DONE	'D'		/* + CsvChunkDone */
+#define CSV_MSG_PREPARED	'P'		/* + CsvChunkDone with chunk_no -1 (atomic load) */
+#define CSV_MSG_FINISHED	'F'		/* worker done, about to exit */
+/* 'E', 'N', 'A' ... are protocol messages from pq_redirect_to_shm_mq */
+
+typedef struct CsvChunkDone
+{
+	int64		chunk_no;
+	int64		rows;
+} CsvChunkDone;
+
+/* splitter.c: quote-aware record boundaries */
+typedef struct CsvSplitter
+{
+	char		quote;
+	bool		in_quotes;
+	int64		line;			/* physical line of the next byte */
+	int64		record_start;	/* buffer offset where the current record began */
+} CsvSplitter;
+
+extern void csv_splitter_init(CsvSplitter *sp, char quote);
+extern int64 csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from,
+							   int64 to, int64 want, int64 *boundary_line);
+extern bool csv_splitter_record_is_empty(const char *buf, int64 start, int64 end);
+
+/* pool.c */
+typedef struct CsvPool
+{
+	dsm_segment *seg;
+	shm_toc    *toc;
+	CsvParallelShared *shared;
+	int			nworkers;		/* launched */
+	BackgroundWorkerHandle *handles[CSVPIPE_MAX_WORKERS];
+	shm_mq_handle *input[CSVPIPE_MAX_WORKERS];
+	shm_mq_handle *reply[CSVPIPE_MAX_WORKERS];
+	bool		alive[CSVPIPE_MAX_WORKERS];
+	CsvColumnDesc *columns;
+	char	   *path;
+	char	   *null_string;
+} CsvPool;
+
+extern int	csv_pool_free_slots(void);
+extern CsvPool *csv_pool_create(CsvParallelMode mode, int nworkers,
+								const char *path, const CsvDialect *dialect,
+								TupleDesc coldesc, bool *convert);
+extern int	csv_pool_launch(CsvPool *pool);
+extern void csv_pool_terminate(CsvPool *pool);
+extern void csv_pool_wait_exit(CsvPool *pool);
+extern void csv_pool_destroy(CsvPool *pool);
+extern void csv_pool_rethrow(CsvPool *pool, int worker, char *msg, Size len);
+
+/* worker.c */
+extern PGDLLEXPORT void csvpipe_worker_main(Datum main_arg);
+
+/* srf.c: how many workers a call gets: min(asked, csvpipe.max_workers) */
+extern int	csv_workers_for(int asked);
+
+/* reader.c: whole-buffer encoding step shared with the workers */
+extern char *csv_buffer_to_server(const CsvDialect *dialect, char *data,
+								  int64 len, int64 *outlen,
+								  CsvErrorPosition *errpos, int64 first_line);
+
+#endif							/* CSVPIPE_PARALLEL_H */

@@ -1,0 +1,260 @@
+/*-------------------------------------------------------------------------
+ *
+ * pool.c
+ *		Dynamic worker registration, DSM and shm_mq setup, teardown.
+ *
+ * A pool lives for one parallel call.  Its DSM segment carries everything a
+ * worker needs to reproduce the leader's view: database and roles, the
+ * serialized GUC state (TimeZone, DateStyle, search_path... decide how
+ * values are read), the dialect, the column list, and one input and one
+ * reply queue per worker.  Workers are registered with bgw_notify_pid so the
+ * leader's latch is set when they start and stop, and the queues are bound
+ * to the worker handles, so a worker that dies before attaching shows up as
+ * a detached queue rather than a hang.
+ *
+ * Teardown: on success the leader waits for every worker to exit.  On any
+ * error, the segment's on_dsm_detach callback, run by transaction abort,
+ * terminates the workers, so none outlives the statement that started it.
+ * The pool struct is allocated in TopTransactionContext for that reason:
+ * executor memory is already gone when resource owners release the DSM.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "parallel.h"
+
+#include "libpq/pqformat.h"
+#include "libpq/pqmq.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/guc.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+static void
+pool_on_detach(dsm_segment *seg, Datum arg)
+{
+	CsvPool    *pool = (CsvPool *) DatumGetPointer(arg);
+
+	/* error path (or normal end, where they are gone already) */
+	for (int i = 0; i < pool->nworkers; i++)
+		if (pool->handles[i] != NULL)
+			TerminateBackgroundWorker(pool->handles[i]);
+	pool->seg = NULL;
+}
+
+/*
+ * Create the segment for up to nworkers workers.  coldesc describes the
+ * file's columns (names, types, typmods); convert marks the ones a read
+ * needs (NULL = all).
+ */
+CsvPool *
+csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
+				const CsvDialect *dialect, TupleDesc coldesc, bool *convert)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+	CsvPool    *pool = palloc0(sizeof(CsvPool));
+	shm_toc_estimator e;
+	Size		shared_size = offsetof(CsvParallelShared, workers) +
+		sizeof(CsvWorkerSlot) * nworkers;
+	Size		guc_size = EstimateGUCStateSpace();
+	int			natts = coldesc ? coldesc->natts : 0;
+	Size		queue_size = (Size) csvpipe_queue_size * 1024;
+	Size		reply_size = mode == CSV_MODE_READ ? queue_size : 16384;
+	Size		segsize;
+	char	   *gucspace;
+	CsvParallelShared *shared;
+
+	Assert(nworkers > 0 && nworkers <= CSVPIPE_MAX_WORKERS);
+
+	shm_toc_initialize_estimator(&e);
+	shm_toc_estimate_chunk(&e, shared_size);
+	shm_toc_estimate_chunk(&e, guc_size);
+	shm_toc_estimate_chunk(&e, sizeof(CsvColumnDesc) * Max(natts, 1));
+	shm_toc_estimate_chunk(&e, strlen(path) + 1);
+	shm_toc_estimate_chunk(&e, dialect->null_len + 1);
+	for (int i = 0; i < nworkers; i++)
+	{
+		shm_toc_estimate_chunk(&e, queue_size);
+		shm_toc_estimate_chunk(&e, reply_size);
+	}
+	shm_toc_estimate_keys(&e, 5 + 2 * nworkers);
+	segsize = shm_toc_estimate(&e);
+
+	pool->seg = dsm_create(segsize, 0);
+	pool->toc = shm_toc_create(CSVPIPE_DSM_MAGIC, dsm_segment_address(pool->seg), segsize);
+
+	shared = shm_toc_allocate(pool->toc, shared_size);
+	memset(shared, 0, shared_size);
+	shared->mode = mode;
+	shared->database_id = MyDatabaseId;
+	shared->authenticated_user_id = GetAuthenticatedUserId();
+	GetUserIdAndSecContext(&shared->current_user_id, &shared->sec_context);
+	shared->nworkers = nworkers;
+	shared->leader_pid = MyProcPid;
+	shared->delimiter = dialect->delimiter;
+	shared->quote = dialect->quote;
+	shared->file_encoding = dialect->file_encoding;
+	shared->null_len = dialect->null_len;
+	shared->natts = natts;
+	SpinLockInit(&shared->mutex);
+	for (int i = 0; i < nworkers; i++)
+		shared->workers[i].current_chunk = -1;
+	shm_toc_insert(pool->toc, CSV_KEY_SHARED, shared);
+	pool->shared = shared;
+
+	gucspace = shm_toc_allocate(pool->toc, guc_size);
+	SerializeGUCState(guc_size, gucspace);
+	shm_toc_insert(pool->toc, CSV_KEY_GUC, gucspace);
+
+	pool->columns = shm_toc_allocate(pool->toc, sizeof(CsvColumnDesc) * Max(natts, 1));
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(coldesc, i);
+
+		namestrcpy(&pool->columns[i].name, NameStr(att->attname));
+		pool->columns[i].typid = att->atttypid;
+		pool->columns[i].typmod = att->atttypmod;
+		pool->columns[i].convert = convert ? convert[i] : true;
+	}
+	shm_toc_insert(pool->toc, CSV_KEY_COLUMNS, pool->columns);
+
+	pool->path = shm_toc_allocate(pool->toc, strlen(path) + 1);
+	strcpy(pool->path, path);
+	shm_toc_insert(pool->toc, CSV_KEY_PATH, pool->path);
+	pool->null_string = shm_toc_allocate(pool->toc, dialect->null_len + 1);
+	memcpy(pool->null_string, dialect->null_string, dialect->null_len + 1);
+	shm_toc_insert(pool->toc, CSV_KEY_NULLSTR, pool->null_string);
+
+	for (int i = 0; i < nworkers; i++)
+	{
+		shm_mq	   *in = shm_mq_create(shm_toc_allocate(pool->toc, queue_size), queue_size);
+		shm_mq	   *reply = shm_mq_create(shm_toc_allocate(pool->toc, reply_size), reply_size);
+
+		shm_toc_insert(pool->toc, CSV_KEY_QUEUES + 2 * i, in);
+		shm_toc_insert(pool->toc, CSV_KEY_QUEUES + 2 * i + 1, reply);
+	}
+
+	on_dsm_detach(pool->seg, pool_on_detach, PointerGetDatum(pool));
+	MemoryContextSwitchTo(oldcxt);
+	return pool;
+}
+
+/*
+ * Register up to shared->nworkers workers.  Returns how many were started;
+ * fewer than asked when background worker slots run short.
+ */
+int
+csv_pool_launch(CsvPool *pool)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+	BackgroundWorker bgw;
+	int			n;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_ConsistentState;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "csvpipe");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "csvpipe_worker_main");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "csvpipe worker");
+	bgw.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(pool->seg));
+	bgw.bgw_notify_pid = MyProcPid;
+
+	for (n = 0; n < pool->shared->nworkers; n++)
+	{
+		shm_mq	   *in = shm_toc_lookup(pool->toc, CSV_KEY_QUEUES + 2 * n, false);
+		shm_mq	   *reply = shm_toc_lookup(pool->toc, CSV_KEY_QUEUES + 2 * n + 1, false);
+
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "csvpipe worker %d for PID %d",
+				 n, MyProcPid);
+		memcpy(bgw.bgw_extra, &n, sizeof(int));
+		shm_mq_set_sender(in, MyProc);
+		shm_mq_set_receiver(reply, MyProc);
+		if (!RegisterDynamicBackgroundWorker(&bgw, &pool->handles[n]))
+			break;
+		pool->input[n] = shm_mq_attach(in, pool->seg, pool->handles[n]);
+		pool->reply[n] = shm_mq_attach(reply, pool->seg, pool->handles[n]);
+		pool->alive[n] = true;
+		pool->nworkers = n + 1;
+	}
+	pool->shared->nworkers = n;
+	MemoryContextSwitchTo(oldcxt);
+	return n;
+}
+
+void
+csv_pool_terminate(CsvPool *pool)
+{
+	for (int i = 0; i < pool->nworkers; i++)
+		if (pool->handles[i] != NULL)
+			TerminateBackgroundWorker(pool->handles[i]);
+}
+
+/* Wait until every worker has exited (they have been told to finish) */
+void
+csv_pool_wait_exit(CsvPool *pool)
+{
+	for (int i = 0; i < pool->nworkers; i++)
+	{
+		if (pool->handles[i] == NULL)
+			continue;
+		(void) WaitForBackgroundWorkerShutdown(pool->handles[i]);
+		pfree(pool->handles[i]);
+		pool->handles[i] = NULL;
+		pool->alive[i] = false;
+	}
+}
+
+void
+csv_pool_destroy(CsvPool *pool)
+{
+	if (pool->seg != NULL)
+	{
+		dsm_segment *seg = pool->seg;
+
+		cancel_on_dsm_detach(seg, pool_on_detach, PointerGetDatum(pool));
+		pool->seg = NULL;
+		dsm_detach(seg);
+	}
+}
+
+/* Adds which worker an error or notice came from */
+static void
+worker_error_context(void *arg)
+{
+	errcontext("csvpipe worker %d", *(int *) arg);
+}
+
+/*
+ * A protocol message ('E' error, 'N' notice) a worker sent through its reply
+ * queue: raise it in the leader, errors as ERROR whatever their level was.
+ */
+void
+csv_pool_rethrow(CsvPool *pool, int worker, char *msg, Size len)
+{
+	StringInfoData buf;
+	ErrorData	edata;
+	ErrorContextCallback errcallback;
+	char		msgtype;
+
+	buf.data = msg;
+	buf.len = (int) len;
+	buf.maxlen = (int) len;
+	buf.cursor = 0;
+	msgtype = pq_getmsgbyte(&buf);
+	if (msgtype != 'E' && msgtype != 'N')
+		return;					/* NotifyResponse and the like: ignore */
+
+	pq_parse_errornotice(&buf, &edata);
+	if (msgtype == 'E')
+		edata.elevel = ERROR;
+	else if (edata.elevel > NOTICE)
+		edata.elevel = NOTICE;
+
+	errcallback.callback = worker_error_context;
+	errcallback.arg = &worker;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	ThrowErrorData(&edata);
+	error_context_stack = errcallback.previous;
+}

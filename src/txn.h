@@ -1,0 +1,47 @@
+/*-------------------------------------------------------------------------
+ *
+ * txn.h
+ *		Transaction modes of a load, the chunk ledger, job bookkeeping and
+ *		the coordinator worker (txn.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CSVPIPE_TXN_H
+#define CSVPIPE_TXN_H
+
+#include "parallel.h"
+
+typedef enum CsvCoordAction
+{
+	CSV_COORD_NONE,				/* only record the job's end */
+	CSV_COORD_COMMIT,			/* record "commit", then COMMIT PREPARED all */
+	CSV_COORD_ROLLBACK			/* record "rollback", then ROLLBACK PREPARED all */
+} CsvCoordAction;
+
+/* Arguments of the coordinator worker, passed in bgw_extra (128 bytes) */
+typedef struct CsvCoordArgs
+{
+	Oid			database_id;
+	int32		action;			/* CsvCoordAction */
+	int64		job_id;
+	int64		rows_loaded;
+	int64		bytes;
+	char		state[12];		/* done, failed, cancelled */
+	char		error[64];		/* first part of the error, if any */
+} CsvCoordArgs;
+
+StaticAssertDecl(sizeof(CsvCoordArgs) <= BGW_EXTRALEN, "CsvCoordArgs must fit in bgw_extra");
+
+extern void csv_txn_record_job_start(CsvParallelShared *shared, const char *path);
+extern void csv_txn_begin_atomic(void);
+extern void csv_txn_begin_chunk(void);
+extern void csv_txn_ledger_insert(CsvParallelShared *shared, CsvChunkHeader *hdr, int64 rows);
+extern void csv_txn_commit_chunk(CsvParallelShared *shared, CsvChunkHeader *hdr, int64 rows);
+extern void csv_txn_prepare(CsvParallelShared *shared, int worker_no);
+extern char *csv_txn_gid(int64 job_id, int worker_no);
+extern int	max_prepared_transactions_setting(void);
+
+extern bool csv_txn_run_coordinator(CsvCoordArgs *args, bool wait);
+extern PGDLLEXPORT void csvpipe_coordinator_main(Datum main_arg);
+
+#endif							/* CSVPIPE_TXN_H */
