@@ -78,6 +78,7 @@ struct CsvLeader
 	bool		end_sent[CSVPIPE_MAX_WORKERS];
 	bool		finished[CSVPIPE_MAX_WORKERS];
 	bool		prepared[CSVPIPE_MAX_WORKERS];
+	bool		first_done[CSVPIPE_MAX_WORKERS];
 	int			rr;				/* round-robin cursor */
 	int			last_worker;	/* sent the last tuple, or -1 */
 
@@ -401,6 +402,18 @@ handle_reply(CsvLeader *L, int w, char *data, Size nbytes, MinimalTuple *tuple)
 			return true;
 		case CSV_MSG_CHUNK_DONE:
 			memcpy(&done, data + REPLY_HEADER, sizeof(done));
+			if (!L->first_done[w])
+			{
+				long		secs;
+				int			usecs;
+
+				/* worker start-up cost, for benchmarks (client_min_messages = debug1) */
+				L->first_done[w] = true;
+				TimestampDifference(L->pool->launched_at[w], GetCurrentTimestamp(),
+									&secs, &usecs);
+				elog(DEBUG1, "csvpipe worker %d: first chunk done %.3f ms after registration",
+					 w, secs * 1000.0 + usecs / 1000.0);
+			}
 			L->in_flight[w]--;
 			L->chunks_done++;
 			L->rows += done.rows;

@@ -22,6 +22,7 @@
 #include "storage/shm_mq.h"
 #include "storage/shm_toc.h"
 #include "storage/spin.h"
+#include "utils/timestamp.h"
 
 #define CSVPIPE_DSM_MAGIC		0x43535650	/* "CSVP" */
 #define CSVPIPE_MAX_WORKERS		64
@@ -134,6 +135,7 @@ typedef struct CsvPool
 	shm_mq_handle *input[CSVPIPE_MAX_WORKERS];
 	shm_mq_handle *reply[CSVPIPE_MAX_WORKERS];
 	bool		alive[CSVPIPE_MAX_WORKERS];
+	TimestampTz launched_at[CSVPIPE_MAX_WORKERS];
 	CsvColumnDesc *columns;
 	char	   *path;
 	char	   *null_string;

@@ -170,6 +170,7 @@ csv_pool_launch(CsvPool *pool)
 		memcpy(bgw.bgw_extra, &n, sizeof(int));
 		shm_mq_set_sender(in, MyProc);
 		shm_mq_set_receiver(reply, MyProc);
+		pool->launched_at[n] = GetCurrentTimestamp();
 		if (!RegisterDynamicBackgroundWorker(&bgw, &pool->handles[n]))
 			break;
 		pool->input[n] = shm_mq_attach(in, pool->seg, pool->handles[n]);
