@@ -166,3 +166,10 @@ LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION csvpipe.resolve_prepared()
 IS 'finish prepared parts of atomic loads left by a crash, following each job''s recorded decision';
+
+-- Single-process load in the caller's transaction (used when no background worker is available, and by tests).
+CREATE FUNCTION csvpipe.load_serial(path text, target regclass, columns text[] DEFAULT NULL,
+    delimiter text DEFAULT ',', quote text DEFAULT '"', escape text DEFAULT NULL,
+    header csvpipe.header_mode DEFAULT 'true', null_string text DEFAULT '', encoding text DEFAULT NULL,
+    skip_rows bigint DEFAULT 0)
+RETURNS bigint AS 'MODULE_PATHNAME', 'csvpipe_load_serial' LANGUAGE C VOLATILE;

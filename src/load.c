@@ -208,9 +208,12 @@ static AttrNumber *
 target_attnums(Relation rel, List *attnames, int *nfields)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
-	AttrNumber *attnums = palloc(sizeof(AttrNumber) * Max(tupdesc->natts, 1));
+	AttrNumber *attnums;
 	int			n = 0;
 	ListCell   *lc;
+
+	attnums = palloc(sizeof(AttrNumber) *
+					 Max(Max(tupdesc->natts, list_length(attnames)), 1));
 
 	if (attnames == NIL)
 	{
@@ -226,7 +229,6 @@ target_attnums(Relation rel, List *attnames, int *nfields)
 		return attnums;
 	}
 
-	attnums = repalloc(attnums, sizeof(AttrNumber) * list_length(attnames));
 	foreach(lc, attnames)
 	{
 		const char *name = (const char *) lfirst(lc);
