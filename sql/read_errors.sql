@@ -19,9 +19,9 @@ SELECT try_read('no_such_file.csv', 'a text');
 SELECT try_read('', 'a text');
 SELECT try_read('allowed', 'a text');
 SELECT csv_try('SELECT * FROM csvpipe.read(''/dev/null'') AS t(a text)');
-SELECT csv_try(format('COPY (SELECT 1) TO PROGRAM %L', 'mkfifo ' || :'data' || '/fifo'));
+SELECT csv_try(format('COPY (SELECT 1 WHERE false) TO PROGRAM %L', 'mkfifo ' || :'data' || '/fifo'));
 SELECT try_read('fifo', 'a text');
-SELECT csv_try(format('COPY (SELECT 1) TO PROGRAM %L',
+SELECT csv_try(format('COPY (SELECT 1 WHERE false) TO PROGRAM %L',
                'cp ' || :'data' || '/basic.csv ' || :'data' || '/unreadable.csv && chmod 000 ' || :'data' || '/unreadable.csv'));
 SELECT try_read('unreadable.csv', 'a text');
 SELECT csv_try('SELECT * FROM csvpipe.read(NULL) AS t(a text)');
@@ -76,7 +76,7 @@ BEGIN
   END IF;
   RETURN true;
 END $$;
-SELECT csv_try(format('COPY (SELECT 1) TO PROGRAM %L',
+SELECT csv_try(format('COPY (SELECT 1 WHERE false) TO PROGRAM %L',
                'printf ''id,name\n1,a\n2,b\n'' > ' || :'data' || '/growing.csv'));
 SELECT csv_try(format('SELECT * FROM csvpipe.read(%L) AS t(id int, name text) WHERE append_once(id)',
                :'data' || '/growing.csv'));

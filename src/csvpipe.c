@@ -12,6 +12,7 @@
 #include "csvpipe.h"
 
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -25,6 +26,7 @@ bool		csvpipe_preloaded = false;
 int			csvpipe_max_workers = 4;
 int			csvpipe_chunk_size = 4096;	/* kB */
 int			csvpipe_queue_size = 1024;	/* kB */
+char	   *csvpipe_database = NULL;
 
 void
 _PG_init(void)
@@ -85,4 +87,31 @@ _PG_init(void)
 #endif
 
 	csvpipe_scan_init();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	DefineCustomStringVariable("csvpipe.database",
+							   "Database csvpipe's own background workers connect to.",
+							   "The database where CREATE EXTENSION csvpipe was run.",
+							   &csvpipe_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   NULL, NULL, NULL);
+
+	/* at each start: finish atomic loads a crash left prepared */
+	{
+		BackgroundWorker bgw;
+
+		memset(&bgw, 0, sizeof(bgw));
+		bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		bgw.bgw_restart_time = BGW_NEVER_RESTART;
+		snprintf(bgw.bgw_library_name, BGW_MAXLEN, "csvpipe");
+		snprintf(bgw.bgw_function_name, BGW_MAXLEN, "csvpipe_recovery_main");
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "csvpipe recovery");
+		snprintf(bgw.bgw_type, BGW_MAXLEN, "csvpipe recovery");
+		RegisterBackgroundWorker(&bgw);
+	}
 }

@@ -27,6 +27,7 @@ extern bool csvpipe_preloaded;
 extern int	csvpipe_max_workers;
 extern int	csvpipe_chunk_size;
 extern int	csvpipe_queue_size;
+extern char *csvpipe_database;
 
 /* header => ... */
 typedef enum CsvHeaderMode

@@ -26,6 +26,10 @@
 #include <unistd.h>
 
 #include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -498,13 +502,60 @@ all_finished(CsvLeader *L)
 	return true;
 }
 
+/*
+ * In an atomic load, a worker waiting for a row lock held by another worker
+ * of the same load, or by one of its prepared parts, waits forever: the
+ * other part only ends when the whole load does.  That only happens when
+ * the file holds the same key twice, so report it as what it is.
+ */
 static void
-wait_for_progress(void)
+check_workers_blocked(CsvLeader *L)
 {
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 1000L, PG_WAIT_EXTENSION);
+	for (int w = 0; w < L->nworkers; w++)
+	{
+		pid_t		pid;
+		ArrayType  *arr;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		if (!L->pool->alive[w] || L->finished[w])
+			continue;
+		SpinLockAcquire(&L->pool->shared->mutex);
+		pid = L->pool->shared->workers[w].pid;
+		SpinLockRelease(&L->pool->shared->mutex);
+		if (pid == 0)
+			continue;
+		arr = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid)));
+		deconstruct_array(arr, INT4OID, 4, true, TYPALIGN_INT, &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+		{
+			pid_t		blocker = DatumGetInt32(elems[i]);
+			bool		ours = (blocker == 0);
+
+			for (int o = 0; o < L->nworkers && !ours; o++)
+				ours = (o != w && L->pool->shared->workers[o].pid == blocker);
+			if (ours)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNIQUE_VIOLATION),
+						 errmsg("csvpipe worker %d waits for a row that another part of the same atomic load inserted", w),
+						 errdetail("This happens when the file holds the same unique key twice, in different chunks."),
+						 errhint("Remove the duplicates, or load with atomic => false to get the unique violation with its line.")));
+		}
+	}
+}
+
+static void
+wait_for_progress(CsvLeader *L)
+{
+	int			rc;
+
+	rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+				   1000L, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
+	if ((rc & WL_TIMEOUT) && L->mode == CSV_MODE_LOAD && L->pool->shared->atomic)
+		check_workers_blocked(L);
 }
 
 /* ---- public ---- */
@@ -626,7 +677,7 @@ csv_leader_next_row(CsvLeader *L, Datum *values, bool *nulls)
 		if (all_finished(L))
 			return false;
 		if (!progress && got == 0)
-			wait_for_progress();
+			wait_for_progress(L);
 	}
 }
 
@@ -646,7 +697,7 @@ csv_leader_run(CsvLeader *L)
 		if (all_finished(L))
 			break;
 		if (!progress && got == 0)
-			wait_for_progress();
+			wait_for_progress(L);
 	}
 }
 

@@ -424,10 +424,12 @@ load_in_leader(const char *path, Oid relid, List *attnames, CsvDialect *dialect,
 		MemoryContext old = MemoryContextSwitchTo(row_cxt);
 
 		csv_converter_row(conv, &rec, values, nulls);
+		errpos->line_no = 0;	/* load.c names the row's line */
 		csv_load_row(target, values, nulls, rec.line_no);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(row_cxt);
 	}
+	errpos->line_no = 0;
 	csv_reader_close(reader);
 	return (int64) csv_load_end(target);
 }

@@ -343,3 +343,40 @@ csvpipe_resolve_prepared(PG_FUNCTION_ARGS)
 	}
 	PG_RETURN_INT64(resolved);
 }
+
+/*
+ * Started once at each server start (preloaded only): in csvpipe.database,
+ * resolve the prepared parts of atomic loads that a crash left behind.
+ */
+void
+csvpipe_recovery_main(Datum main_arg)
+{
+	int64		resolved = 0;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(csvpipe_database, NULL, 0);
+	pgstat_report_appname("csvpipe recovery");
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT 1 FROM pg_extension WHERE extname = 'csvpipe'", true, 0) == SPI_OK_SELECT &&
+		SPI_processed > 0 &&
+		SPI_execute("SELECT csvpipe.resolve_prepared()", false, 0) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+
+		resolved = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (resolved > 0)
+		ereport(LOG,
+				(errmsg("csvpipe: resolved the prepared transactions of " INT64_FORMAT " interrupted atomic load(s)",
+						resolved)));
+}

@@ -106,7 +106,11 @@ handle_record(WorkerState *ws, CsvRecord *rec)
 		send_reply(ws, CSV_MSG_TUPLE, tup, tup->t_len, false);
 	}
 	else
+	{
+		/* rows are inserted in batches: load.c names the row's own line */
+		ws->errpos.line_no = 0;
 		csv_load_row(ws->target, ws->values, ws->nulls, rec->line_no);
+	}
 	MemoryContextSwitchTo(oldcxt);
 	ws->rows_in_chunk++;
 }
@@ -314,6 +318,7 @@ csvpipe_worker_main(Datum main_arg)
 
 		if (shared->mode == CSV_MODE_LOAD)
 		{
+			ws.errpos.line_no = 0;
 			csv_load_flush(ws.target);
 			if (!shared->atomic)
 			{
