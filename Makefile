@@ -21,7 +21,8 @@ OBJS = \
 	src/leader.o \
 	src/worker.o \
 	src/txn.o \
-	src/load.o
+	src/load.o \
+	src/run.o
 
 EXTENSION = csvpipe
 DATA = $(wildcard sql/csvpipe--*.sql)
