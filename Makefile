@@ -6,6 +6,7 @@
 #                   on a throwaway cluster (test/demo.sh)
 #   make test       install what is missing, build, install, run pg_regress and
 #                   the TAP tests on temporary clusters (test/run_tests.sh)
+#   make bench-load the parallel load benchmark (test/bench/load.sh; not in make test)
 
 MODULE_big = csvpipe
 OBJS = \
@@ -22,7 +23,8 @@ OBJS = \
 	src/worker.o \
 	src/txn.o \
 	src/load.o \
-	src/run.o
+	src/run.o \
+	src/errors.o
 
 EXTENSION = csvpipe
 DATA = $(wildcard sql/csvpipe--*.sql)
@@ -44,7 +46,10 @@ else
 include $(PGXS)
 endif
 
-.PHONY: test demo deps bench
+# every object depends on every header (PGXS does no dependency tracking)
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
+
+.PHONY: test demo deps bench bench-load
 deps:
 	bash test/ensure_deps.sh
 
@@ -56,3 +61,6 @@ demo:
 
 bench:
 	bash test/bench/read.sh
+
+bench-load:
+	bash test/bench/load.sh

@@ -99,6 +99,7 @@ CREATE TABLE csvpipe.job (
     bytes         bigint NOT NULL DEFAULT 0,
     retries       int NOT NULL DEFAULT 0,
     decision      text CHECK (decision IN ('commit', 'rollback')),  -- atomic loads
+    options       jsonb,                 -- the load's options, for resume
     error         text
 );
 
@@ -116,6 +117,28 @@ CREATE TABLE csvpipe.chunks (
     PRIMARY KEY (job_id, chunk_no)
 );
 
+-- Rows rejected by loads with on_error => 'skip'
+CREATE TABLE csvpipe.rejected (
+    job_id        bigint NOT NULL,
+    chunk_no      bigint,
+    line_no       bigint,
+    byte_offset   bigint,
+    raw_record    text,                  -- at most 4 kB; invalid bytes as \xNN
+    column_name   text,
+    message       text NOT NULL,
+    sqlstate      text NOT NULL,
+    detail        text,
+    logged_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ON csvpipe.rejected (job_id, line_no);
+
+CREATE VIEW csvpipe.errors AS
+SELECT job_id, chunk_no, line_no, byte_offset, raw_record, column_name,
+       message, sqlstate, detail, logged_at
+  FROM csvpipe.rejected;
+GRANT SELECT ON csvpipe.errors TO PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('csvpipe.rejected', '');
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.job', '');
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.chunks', '');
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.job_id_seq', '');
@@ -151,13 +174,23 @@ CREATE FUNCTION csvpipe.load(
     encoding text DEFAULT NULL,
     skip_rows bigint DEFAULT 0,
     atomic boolean DEFAULT true,
-    chunk_size bigint DEFAULT NULL)
+    chunk_size bigint DEFAULT NULL,
+    on_error text DEFAULT 'stop',
+    max_errors bigint DEFAULT NULL)
 RETURNS csvpipe.load_result
 AS 'MODULE_PATHNAME', 'csvpipe_load'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, boolean, bigint)
+COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, boolean, bigint, text, bigint)
 IS 'load a CSV file on the server into a table, in parallel background workers';
+
+CREATE FUNCTION csvpipe.resume(job bigint)
+RETURNS csvpipe.load_result
+AS 'MODULE_PATHNAME', 'csvpipe_resume'
+LANGUAGE C STRICT VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.resume(bigint)
+IS 'finish a load whose leader died: chunked jobs load only the chunks missing from the ledger';
 
 CREATE FUNCTION csvpipe.resolve_prepared()
 RETURNS bigint

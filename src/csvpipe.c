@@ -27,6 +27,8 @@ int			csvpipe_max_workers = 4;
 int			csvpipe_chunk_size = 4096;	/* kB */
 int			csvpipe_queue_size = 1024;	/* kB */
 char	   *csvpipe_database = NULL;
+int			csvpipe_max_retries = 3;
+int			csvpipe_retry_delay = 100;	/* ms */
 
 void
 _PG_init(void)
@@ -78,6 +80,24 @@ _PG_init(void)
 							1024, 64, 1024 * 1024,
 							PGC_USERSET,
 							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("csvpipe.max_retries",
+							"Times a batch or chunk is retried after a transient error.",
+							"Deadlocks, serialization failures and lock timeouts are retried with exponential backoff; so is a chunk whose worker was lost.",
+							&csvpipe_max_retries,
+							3, 0, 100,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("csvpipe.retry_delay",
+							"First backoff delay before a retry; doubles at each attempt.",
+							NULL,
+							&csvpipe_retry_delay,
+							100, 0, 60000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 #if PG_VERSION_NUM >= 150000

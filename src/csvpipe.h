@@ -28,6 +28,8 @@ extern int	csvpipe_max_workers;
 extern int	csvpipe_chunk_size;
 extern int	csvpipe_queue_size;
 extern char *csvpipe_database;
+extern int	csvpipe_max_retries;
+extern int	csvpipe_retry_delay;
 
 /* header => ... */
 typedef enum CsvHeaderMode
@@ -69,6 +71,8 @@ typedef struct CsvDialect
 
 extern void csv_dialect_from_args(CsvDialect *dialect, int nargs,
 								  Datum *args, bool *argnulls);
+extern void csv_dialect_set_header(CsvDialect *dialect, const char *label);
+extern const char *csv_dialect_header_label(const CsvDialect *dialect);
 
 /*
  * One parsed record, valid until the next call that feeds the tokenizer.
@@ -108,6 +112,7 @@ extern void csv_tokenizer_feed(CsvTokenizer *tok, const char *data, size_t len);
 extern void csv_tokenizer_finish(CsvTokenizer *tok);
 extern bool csv_tokenizer_next(CsvTokenizer *tok, CsvRecord *rec);
 extern int64 csv_tokenizer_pending_line(CsvTokenizer *tok);
+extern void csv_tokenizer_set_line(CsvTokenizer *tok, int64 line);
 extern void csv_tokenizer_destroy(CsvTokenizer *tok);
 
 /* reader.c: file access, block reading, encoding, streaming records */

@@ -131,3 +131,29 @@ csv_dialect_from_args(CsvDialect *dialect, int nargs, Datum *args, bool *argnull
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("csvpipe skip_rows must not be negative")));
 }
+
+/* header from its label ('true', 'false', 'match'), for stored options */
+void
+csv_dialect_set_header(CsvDialect *dialect, const char *label)
+{
+	if (label == NULL || strcmp(label, "false") == 0)
+		dialect->header = CSV_HEADER_NONE;
+	else if (strcmp(label, "match") == 0)
+		dialect->header = CSV_HEADER_MATCH;
+	else
+		dialect->header = CSV_HEADER_SKIP;
+}
+
+const char *
+csv_dialect_header_label(const CsvDialect *dialect)
+{
+	switch (dialect->header)
+	{
+		case CSV_HEADER_NONE:
+			return "false";
+		case CSV_HEADER_MATCH:
+			return "match";
+		default:
+			return "true";
+	}
+}

@@ -26,6 +26,9 @@
 #include <unistd.h>
 
 #include "access/htup_details.h"
+#include "errors.h"
+#include "executor/spi.h"
+#include "txn.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -41,6 +44,16 @@
 #define LEADER_READ_BLOCK	(1024 * 1024)
 #define MAX_IN_FLIGHT		2
 #define REPLY_HEADER		MAXALIGN(1)
+
+typedef struct ChunkInfo
+{
+	CsvChunkHeader hdr;
+	int			worker;			/* -1: not (or no longer) with a worker */
+	int			attempts;
+	bool		done;
+	int64		rows;
+	int64		rejected;
+} ChunkInfo;
 
 struct CsvLeader
 {
@@ -86,13 +99,22 @@ struct CsvLeader
 	int			rr;				/* round-robin cursor */
 	int			last_worker;	/* sent the last tuple, or -1 */
 
-	/* chunk number -> worker, for ordered reads */
-	int		   *chunk_worker;
-	int64		chunk_worker_size;
-	int64		next_emit;
+	/* every chunk cut so far, by number: where it went, how it ended */
+	ChunkInfo  *chunks;
+	int64		chunks_size;
+	int64		next_emit;		/* ordered read: next chunk to return rows of */
+	List	   *retry;			/* chunks to send again (their worker was lost) */
+	bool		chunk_is_retry;
+	char	   *send_data;		/* bytes of the chunk being dispatched */
+	char	   *rbuf;			/* re-read chunks */
+	int64		rbuf_size;
+	int64	   *skip;			/* resume: chunks already in the ledger (sorted) */
+	int			nskip;
 
 	/* results */
 	int64		rows;
+	int64		rejected;
+	int64		retries;
 	int64		chunks_done;
 	TupleDesc	desc;			/* read: row type of the tuples */
 	CsvRecord  *header;
@@ -275,17 +297,223 @@ next_chunk(CsvLeader *L)
 	return true;
 }
 
+/* ---- chunks ---- */
+
+static ChunkInfo *
+chunk_info(CsvLeader *L, int64 chunk_no)
+{
+	if (chunk_no >= L->chunks_size)
+	{
+		int64		newsize = Max(L->chunks_size * 2, chunk_no + 256);
+
+		L->chunks = repalloc_huge(L->chunks, sizeof(ChunkInfo) * newsize);
+		memset(L->chunks + L->chunks_size, 0,
+			   sizeof(ChunkInfo) * (newsize - L->chunks_size));
+		L->chunks_size = newsize;
+	}
+	return &L->chunks[chunk_no];
+}
+
+static bool
+in_skip_set(CsvLeader *L, int64 chunk_no)
+{
+	int			lo = 0,
+				hi = L->nskip - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = (lo + hi) / 2;
+
+		if (L->skip[mid] == chunk_no)
+			return true;
+		if (L->skip[mid] < chunk_no)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return false;
+}
+
+/* Read a chunk again from the file, for a retry */
+static void
+reread_chunk(CsvLeader *L, CsvChunkHeader *hdr)
+{
+	int64		done = 0;
+
+	if (hdr->length > L->rbuf_size)
+	{
+		L->rbuf_size = hdr->length;
+		L->rbuf = L->rbuf ? repalloc_huge(L->rbuf, L->rbuf_size) :
+			MemoryContextAllocHuge(CurrentMemoryContext, L->rbuf_size);
+	}
+	while (done < hdr->length)
+	{
+		ssize_t		n = pread(L->fd, L->rbuf + done, hdr->length - done,
+							  hdr->start_offset + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read chunk " INT64_FORMAT " of \"%s\" again: %m",
+							hdr->chunk_no, L->errpos->path)));
+		done += n;
+	}
+}
+
+/*
+ * Have a chunk ready to send (L->hdr, L->send_data): a chunk to retry, or
+ * the next one from the file.  False when there is none now.
+ */
+static bool
+prepare_chunk(CsvLeader *L)
+{
+	while (!L->have_chunk)
+	{
+		ChunkInfo  *ci;
+
+		if (L->retry != NIL)
+		{
+			int64		c = linitial_int(L->retry);
+
+			L->retry = list_delete_first(L->retry);
+			ci = chunk_info(L, c);
+			reread_chunk(L, &ci->hdr);
+			L->hdr = ci->hdr;
+			L->send_data = L->rbuf;
+			L->chunk_is_retry = true;
+			L->have_chunk = true;
+			return true;
+		}
+		if (L->all_read)
+			return false;
+		if (!next_chunk(L))
+		{
+			L->all_read = true;
+			return false;
+		}
+		ci = chunk_info(L, L->hdr.chunk_no);
+		ci->hdr = L->hdr;
+		ci->worker = -1;
+		if (in_skip_set(L, L->hdr.chunk_no))
+		{
+			/* resume: this chunk is in the ledger already */
+			ci->done = true;
+			L->have_chunk = false;
+			drop_bytes(L, L->hdr.length, L->chunk_next_line);
+			continue;
+		}
+		L->send_data = L->buf;
+		L->chunk_is_retry = false;
+	}
+	return true;
+}
+
 /* ---- workers ---- */
 
-static void
-worker_lost(CsvLeader *L, int w)
+static bool
+worker_prepared_anyway(CsvLeader *L, int w)
 {
+	char	   *gid = csv_txn_gid(L->pool->shared->job_id, w);
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		found;
+
+	values[0] = CStringGetTextDatum(gid);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT 1 FROM pg_prepared_xacts WHERE gid = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up prepared transactions");
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+/*
+ * Worker w is gone without finishing.  A read cannot recover (rows may
+ * have been returned already).  A load sends the chunks the worker had not
+ * made durable to other workers (all its chunks in atomic mode, since its
+ * transaction is lost with it), at most csvpipe.max_retries times per
+ * chunk, and starts a replacement when no worker is left to take them.
+ */
+static void
+worker_lost(CsvLeader *L, int w, ErrorData *cause)
+{
+	bool		atomic = L->pool->shared->atomic;
+	int			redo = 0;
+	bool		taker = false;
+
+	if (!L->pool->alive[w])
+		return;
 	L->pool->alive[w] = false;
-	if (!L->finished[w])
+	if (L->finished[w])
+		return;
+	if (L->mode == CSV_MODE_READ || L->finished[w])
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("csvpipe worker %d exited unexpectedly", w),
-				 errdetail("Rows it had not committed were rolled back.")));
+				 cause ? errdetail("%s", cause->message) : 0));
+
+	/* it must be gone for sure before we look at what it left */
+	if (L->pool->handles[w])
+		(void) WaitForBackgroundWorkerShutdown(L->pool->handles[w]);
+	L->finished[w] = true;
+	if (L->pending_worker == w)
+		L->pending_worker = -1;
+	if (atomic && (L->prepared[w] || worker_prepared_anyway(L, w)))
+	{
+		L->prepared[w] = true;
+		return;					/* its part is durable */
+	}
+
+	for (int64 c = 0; c < L->next_chunk_no; c++)
+	{
+		ChunkInfo  *ci = &L->chunks[c];
+
+		if (ci->worker != w || (ci->done && !atomic))
+			continue;
+		if (ci->done)
+		{
+			/* atomic: rolled back with the worker's transaction */
+			ci->done = false;
+			L->rows -= ci->rows;
+			L->rejected -= ci->rejected;
+			L->chunks_done--;
+		}
+		ci->worker = -1;
+		if (ci->attempts > csvpipe_max_retries)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("csvpipe gave up on chunk " INT64_FORMAT " (line " INT64_FORMAT ", bytes " INT64_FORMAT "-" INT64_FORMAT ") after %d attempts",
+							c, ci->hdr.first_line, ci->hdr.start_offset,
+							ci->hdr.start_offset + ci->hdr.length, ci->attempts),
+					 cause ? errdetail("The last worker to hold it ended with: %s", cause->message) : 0));
+		L->retry = lappend_int(L->retry, (int) c);
+		redo++;
+	}
+	L->in_flight[w] = 0;
+	L->retries++;
+	ereport(NOTICE,
+			(errmsg("csvpipe worker %d was lost; %d chunk(s) will be loaded again", w, redo),
+			 cause ? errdetail("%s", cause->message) : 0));
+
+	/* someone must take the chunks: a live worker not yet told to end */
+	for (int o = 0; o < L->nworkers; o++)
+		if (L->pool->alive[o] && !L->end_sent[o])
+			taker = true;
+	if (!taker && redo > 0)
+	{
+		int			n = L->nworkers;
+
+		if (n >= L->pool->shared->capacity || !csv_pool_launch_one(L->pool, n))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("csvpipe lost its workers and could not start another one"),
+					 cause ? errdetail("%s", cause->message) : 0));
+		L->nworkers = n + 1;
+	}
 }
 
 static int
@@ -307,32 +535,14 @@ pick_worker(CsvLeader *L)
 	return best;
 }
 
-static void
-remember_chunk_worker(CsvLeader *L, int64 chunk_no, int w)
-{
-	if (chunk_no >= L->chunk_worker_size)
-	{
-		int64		newsize = Max(L->chunk_worker_size * 2, chunk_no + 1024);
-
-		L->chunk_worker = repalloc_huge(L->chunk_worker, sizeof(int) * newsize);
-		L->chunk_worker_size = newsize;
-	}
-	L->chunk_worker[chunk_no] = w;
-}
-
 /* Move chunks towards the workers; true if anything moved */
 static bool
 dispatch(CsvLeader *L)
 {
 	bool		progress = false;
 
-	if (!L->have_chunk && !L->all_read)
-	{
-		if (next_chunk(L))
-			progress = true;
-		else
-			L->all_read = true;
-	}
+	if (!L->have_chunk && prepare_chunk(L))
+		progress = true;
 
 	if (L->have_chunk)
 	{
@@ -345,27 +555,34 @@ dispatch(CsvLeader *L)
 
 			iov[0].data = (const char *) &L->hdr;
 			iov[0].len = sizeof(CsvChunkHeader);
-			iov[1].data = L->buf;
+			iov[1].data = L->send_data;
 			iov[1].len = L->hdr.length;
 			res = shm_mq_sendv(L->pool->input[w], iov, 2, true, true);
 			if (res == SHM_MQ_SUCCESS)
 			{
+				ChunkInfo  *ci = chunk_info(L, L->hdr.chunk_no);
+
+				ci->worker = w;
+				ci->attempts++;
 				L->in_flight[w]++;
-				remember_chunk_worker(L, L->hdr.chunk_no, w);
 				L->chunks_sent++;
 				L->have_chunk = false;
 				L->pending_worker = -1;
-				drop_bytes(L, L->hdr.length, L->chunk_next_line);
+				if (!L->chunk_is_retry)
+					drop_bytes(L, L->hdr.length, L->chunk_next_line);
 				progress = true;
 			}
 			else if (res == SHM_MQ_WOULD_BLOCK)
 				L->pending_worker = w;
 			else
-				worker_lost(L, w);
+			{
+				L->pending_worker = -1;
+				worker_lost(L, w, NULL);
+			}
 		}
 	}
 
-	if (L->all_read && !L->have_chunk)
+	if (L->all_read && !L->have_chunk && L->retry == NIL)
 	{
 		CsvChunkHeader end;
 
@@ -384,7 +601,7 @@ dispatch(CsvLeader *L)
 				progress = true;
 			}
 			else if (res == SHM_MQ_DETACHED)
-				worker_lost(L, w);
+				worker_lost(L, w, NULL);
 		}
 	}
 	return progress;
@@ -398,6 +615,8 @@ static bool
 handle_reply(CsvLeader *L, int w, char *data, Size nbytes, MinimalTuple *tuple)
 {
 	CsvChunkDone done;
+	ErrorData	edata;
+	char		msgtype;
 
 	switch (data[0])
 	{
@@ -418,9 +637,18 @@ handle_reply(CsvLeader *L, int w, char *data, Size nbytes, MinimalTuple *tuple)
 				elog(DEBUG1, "csvpipe worker %d: first chunk done %.3f ms after registration",
 					 w, secs * 1000.0 + usecs / 1000.0);
 			}
+			{
+				ChunkInfo  *ci = chunk_info(L, done.chunk_no);
+
+				ci->done = true;
+				ci->rows = done.rows;
+				ci->rejected = done.rejected;
+			}
 			L->in_flight[w]--;
 			L->chunks_done++;
 			L->rows += done.rows;
+			L->rejected += done.rejected;
+			L->retries += done.retries;
 			if (L->ordered && done.chunk_no == L->next_emit)
 				L->next_emit++;
 			break;
@@ -432,7 +660,12 @@ handle_reply(CsvLeader *L, int w, char *data, Size nbytes, MinimalTuple *tuple)
 			break;
 		default:
 			/* an error or notice the worker raised */
-			csv_pool_rethrow(L->pool, w, data, nbytes);
+			if (L->mode == CSV_MODE_LOAD && data[0] == 'E' &&
+				csv_pool_parse_message(data, nbytes, &edata, &msgtype) &&
+				csv_error_is_worker_loss(&edata))
+				worker_lost(L, w, &edata);
+			else
+				csv_pool_rethrow(L->pool, w, data, nbytes);
 			break;
 	}
 	return false;
@@ -465,7 +698,7 @@ collect(CsvLeader *L, MinimalTuple *tuple)
 			else if (k > 0)
 				break;
 			else
-				w = L->chunk_worker[L->next_emit];
+				w = L->chunks[L->next_emit].worker;
 		}
 		else
 			w = (L->rr + k) % L->nworkers;
@@ -477,7 +710,7 @@ collect(CsvLeader *L, MinimalTuple *tuple)
 			continue;
 		if (res == SHM_MQ_DETACHED)
 		{
-			worker_lost(L, w);
+			worker_lost(L, w, NULL);
 			result = 1;
 			continue;
 		}
@@ -494,7 +727,7 @@ collect(CsvLeader *L, MinimalTuple *tuple)
 static bool
 all_finished(CsvLeader *L)
 {
-	if (!L->all_read || L->have_chunk)
+	if (!L->all_read || L->have_chunk || L->retry != NIL)
 		return false;
 	for (int w = 0; w < L->nworkers; w++)
 		if (L->pool->alive[w] && !L->finished[w])
@@ -586,8 +819,8 @@ csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *diale
 	L->size = LEADER_READ_BLOCK;
 	L->buf = palloc(L->size);
 	L->buf_line = 1;
-	L->chunk_worker_size = 1024;
-	L->chunk_worker = palloc(sizeof(int) * L->chunk_worker_size);
+	L->chunks_size = 256;
+	L->chunks = palloc0(sizeof(ChunkInfo) * L->chunks_size);
 	csv_splitter_init(&L->sp, dialect->quote);
 
 	consume_prefix(L);
@@ -602,6 +835,14 @@ csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *diale
 	L->pool->shared->file_mtime_ns = (int64) L->st.st_mtim.tv_sec * 1000000000 +
 		L->st.st_mtim.tv_nsec;
 	return L;
+}
+
+/* resume: chunks already loaded, to be skipped (sorted ascending) */
+void
+csv_leader_set_skip(CsvLeader *L, int64 *chunks, int n)
+{
+	L->skip = chunks;
+	L->nskip = n;
 }
 
 CsvPool *
@@ -705,6 +946,18 @@ int64
 csv_leader_rows(CsvLeader *L)
 {
 	return L->rows;
+}
+
+int64
+csv_leader_rejected(CsvLeader *L)
+{
+	return L->rejected;
+}
+
+int64
+csv_leader_retries(CsvLeader *L)
+{
+	return L->retries;
 }
 
 int64

@@ -17,12 +17,15 @@ extern CsvLeader *csv_leader_begin(CsvParallelMode mode, const char *path,
 								   bool *convert, int nworkers, int64 chunk_size,
 								   bool ordered, CsvErrorPosition *errpos);
 extern CsvPool *csv_leader_pool(CsvLeader *L);
+extern void csv_leader_set_skip(CsvLeader *L, int64 *chunks, int n);
 extern CsvRecord *csv_leader_header(CsvLeader *L);
 extern int	csv_leader_launch(CsvLeader *L);
 extern bool csv_leader_next_row(CsvLeader *L, Datum *values, bool *nulls);
 extern void csv_leader_run(CsvLeader *L);
 extern int64 csv_leader_rows(CsvLeader *L);
 extern int64 csv_leader_bytes(CsvLeader *L);
+extern int64 csv_leader_rejected(CsvLeader *L);
+extern int64 csv_leader_retries(CsvLeader *L);
 extern bool csv_leader_all_prepared(CsvLeader *L);
 extern int	csv_leader_nworkers(CsvLeader *L);
 extern void csv_leader_end(CsvLeader *L);

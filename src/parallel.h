@@ -21,6 +21,7 @@
 #include "storage/dsm.h"
 #include "storage/shm_mq.h"
 #include "storage/shm_toc.h"
+#include "port/atomics.h"
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
@@ -61,7 +62,9 @@ typedef struct CsvParallelShared
 	bool		atomic;
 	Oid			target_relid;
 	int			nworkers;
+	int			capacity;		/* worker slots, spares included */
 	pid_t		leader_pid;
+	char		options_json[4096];	/* load options, recorded with the job */
 	/* dialect, without the pointers (null string and path live apart) */
 	char		delimiter;
 	char		quote;
@@ -76,6 +79,9 @@ typedef struct CsvParallelShared
 	int			natts;
 	bool		columns_given;	/* load: columns => names were passed */
 	bool		text_mode;		/* read_text: rows are (line_no, fields[]) */
+	bool		on_error_skip;	/* capture bad rows instead of failing */
+	int64		max_errors;		/* -1: no limit */
+	pg_atomic_uint64 rejected_total;	/* bad rows captured so far, all workers */
 	slock_t		mutex;
 	CsvWorkerSlot workers[FLEXIBLE_ARRAY_MEMBER];
 } CsvParallelShared;
@@ -108,6 +114,8 @@ typedef struct CsvChunkDone
 {
 	int64		chunk_no;
 	int64		rows;
+	int64		rejected;		/* bad rows captured in csvpipe.rejected */
+	int64		retries;		/* transient errors retried */
 } CsvChunkDone;
 
 /* splitter.c: quote-aware record boundaries */
@@ -146,6 +154,8 @@ extern CsvPool *csv_pool_create(CsvParallelMode mode, int nworkers,
 								const char *path, const CsvDialect *dialect,
 								TupleDesc coldesc, bool *convert);
 extern int	csv_pool_launch(CsvPool *pool);
+extern bool csv_pool_launch_one(CsvPool *pool, int n);
+extern bool csv_pool_parse_message(char *msg, Size len, ErrorData *edata, char *msgtype);
 extern void csv_pool_terminate(CsvPool *pool);
 extern void csv_pool_wait_exit(CsvPool *pool);
 extern void csv_pool_destroy(CsvPool *pool);

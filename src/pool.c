@@ -54,8 +54,11 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
 	CsvPool    *pool = palloc0(sizeof(CsvPool));
 	shm_toc_estimator e;
+	/* loads keep as many spare slots again, to replace lost workers */
+	int			capacity = Min(mode == CSV_MODE_LOAD ? 2 * nworkers : nworkers,
+							   CSVPIPE_MAX_WORKERS);
 	Size		shared_size = offsetof(CsvParallelShared, workers) +
-		sizeof(CsvWorkerSlot) * nworkers;
+		sizeof(CsvWorkerSlot) * capacity;
 	Size		guc_size = EstimateGUCStateSpace();
 	int			natts = coldesc ? coldesc->natts : 0;
 	Size		queue_size = (Size) csvpipe_queue_size * 1024;
@@ -72,12 +75,12 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	shm_toc_estimate_chunk(&e, sizeof(CsvColumnDesc) * Max(natts, 1));
 	shm_toc_estimate_chunk(&e, strlen(path) + 1);
 	shm_toc_estimate_chunk(&e, dialect->null_len + 1);
-	for (int i = 0; i < nworkers; i++)
+	for (int i = 0; i < capacity; i++)
 	{
 		shm_toc_estimate_chunk(&e, queue_size);
 		shm_toc_estimate_chunk(&e, reply_size);
 	}
-	shm_toc_estimate_keys(&e, 5 + 2 * nworkers);
+	shm_toc_estimate_keys(&e, 5 + 2 * capacity);
 	segsize = shm_toc_estimate(&e);
 
 	pool->seg = dsm_create(segsize, 0);
@@ -90,6 +93,7 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	shared->authenticated_user_id = GetAuthenticatedUserId();
 	GetUserIdAndSecContext(&shared->current_user_id, &shared->sec_context);
 	shared->nworkers = nworkers;
+	shared->capacity = capacity;
 	shared->leader_pid = MyProcPid;
 	shared->delimiter = dialect->delimiter;
 	shared->quote = dialect->quote;
@@ -97,7 +101,7 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	shared->null_len = dialect->null_len;
 	shared->natts = natts;
 	SpinLockInit(&shared->mutex);
-	for (int i = 0; i < nworkers; i++)
+	for (int i = 0; i < capacity; i++)
 		shared->workers[i].current_chunk = -1;
 	shm_toc_insert(pool->toc, CSV_KEY_SHARED, shared);
 	pool->shared = shared;
@@ -125,7 +129,7 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	memcpy(pool->null_string, dialect->null_string, dialect->null_len + 1);
 	shm_toc_insert(pool->toc, CSV_KEY_NULLSTR, pool->null_string);
 
-	for (int i = 0; i < nworkers; i++)
+	for (int i = 0; i < capacity; i++)
 	{
 		shm_mq	   *in = shm_mq_create(shm_toc_allocate(pool->toc, queue_size), queue_size);
 		shm_mq	   *reply = shm_mq_create(shm_toc_allocate(pool->toc, reply_size), reply_size);
@@ -139,17 +143,17 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	return pool;
 }
 
-/*
- * Register up to shared->nworkers workers.  Returns how many were started;
- * fewer than asked when background worker slots run short.
- */
-int
-csv_pool_launch(CsvPool *pool)
+/* Register the worker for slot n; false when no background worker slot is free */
+bool
+csv_pool_launch_one(CsvPool *pool, int n)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
 	BackgroundWorker bgw;
-	int			n;
+	shm_mq	   *in = shm_toc_lookup(pool->toc, CSV_KEY_QUEUES + 2 * n, false);
+	shm_mq	   *reply = shm_toc_lookup(pool->toc, CSV_KEY_QUEUES + 2 * n + 1, false);
+	bool		ok;
 
+	Assert(n < pool->shared->capacity);
 	memset(&bgw, 0, sizeof(bgw));
 	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	bgw.bgw_start_time = BgWorkerStart_ConsistentState;
@@ -157,29 +161,39 @@ csv_pool_launch(CsvPool *pool)
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "csvpipe");
 	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "csvpipe_worker_main");
 	snprintf(bgw.bgw_type, BGW_MAXLEN, "csvpipe worker");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "csvpipe worker %d for PID %d", n, MyProcPid);
 	bgw.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(pool->seg));
 	bgw.bgw_notify_pid = MyProcPid;
+	memcpy(bgw.bgw_extra, &n, sizeof(int));
 
-	for (n = 0; n < pool->shared->nworkers; n++)
+	shm_mq_set_sender(in, MyProc);
+	shm_mq_set_receiver(reply, MyProc);
+	pool->launched_at[n] = GetCurrentTimestamp();
+	ok = RegisterDynamicBackgroundWorker(&bgw, &pool->handles[n]);
+	if (ok)
 	{
-		shm_mq	   *in = shm_toc_lookup(pool->toc, CSV_KEY_QUEUES + 2 * n, false);
-		shm_mq	   *reply = shm_toc_lookup(pool->toc, CSV_KEY_QUEUES + 2 * n + 1, false);
-
-		snprintf(bgw.bgw_name, BGW_MAXLEN, "csvpipe worker %d for PID %d",
-				 n, MyProcPid);
-		memcpy(bgw.bgw_extra, &n, sizeof(int));
-		shm_mq_set_sender(in, MyProc);
-		shm_mq_set_receiver(reply, MyProc);
-		pool->launched_at[n] = GetCurrentTimestamp();
-		if (!RegisterDynamicBackgroundWorker(&bgw, &pool->handles[n]))
-			break;
 		pool->input[n] = shm_mq_attach(in, pool->seg, pool->handles[n]);
 		pool->reply[n] = shm_mq_attach(reply, pool->seg, pool->handles[n]);
 		pool->alive[n] = true;
-		pool->nworkers = n + 1;
+		pool->nworkers = Max(pool->nworkers, n + 1);
 	}
-	pool->shared->nworkers = n;
 	MemoryContextSwitchTo(oldcxt);
+	return ok;
+}
+
+/*
+ * Register up to shared->nworkers workers.  Returns how many were started;
+ * fewer than asked when background worker slots run short.
+ */
+int
+csv_pool_launch(CsvPool *pool)
+{
+	int			n;
+
+	for (n = 0; n < pool->shared->nworkers; n++)
+		if (!csv_pool_launch_one(pool, n))
+			break;
+	pool->shared->nworkers = n;
 	return n;
 }
 
@@ -227,26 +241,38 @@ worker_error_context(void *arg)
 }
 
 /*
- * A protocol message ('E' error, 'N' notice) a worker sent through its reply
- * queue: raise it in the leader, errors as ERROR whatever their level was.
+ * Parse a protocol message ('E' error, 'N' notice) from a worker's reply
+ * queue.  Returns false for other messages (NotifyResponse...).
  */
-void
-csv_pool_rethrow(CsvPool *pool, int worker, char *msg, Size len)
+bool
+csv_pool_parse_message(char *msg, Size len, ErrorData *edata, char *msgtype)
 {
 	StringInfoData buf;
-	ErrorData	edata;
-	ErrorContextCallback errcallback;
-	char		msgtype;
 
 	buf.data = msg;
 	buf.len = (int) len;
 	buf.maxlen = (int) len;
 	buf.cursor = 0;
-	msgtype = pq_getmsgbyte(&buf);
-	if (msgtype != 'E' && msgtype != 'N')
-		return;					/* NotifyResponse and the like: ignore */
+	*msgtype = pq_getmsgbyte(&buf);
+	if (*msgtype != 'E' && *msgtype != 'N')
+		return false;
+	pq_parse_errornotice(&buf, edata);
+	return true;
+}
 
-	pq_parse_errornotice(&buf, &edata);
+/*
+ * Raise an error or notice a worker sent in the leader, errors as ERROR
+ * whatever their level was.
+ */
+void
+csv_pool_rethrow(CsvPool *pool, int worker, char *msg, Size len)
+{
+	ErrorData	edata;
+	ErrorContextCallback errcallback;
+	char		msgtype;
+
+	if (!csv_pool_parse_message(msg, len, &edata, &msgtype))
+		return;
 	if (msgtype == 'E')
 		edata.elevel = ERROR;
 	else if (edata.elevel > NOTICE)

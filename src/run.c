@@ -28,6 +28,7 @@
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
@@ -36,7 +37,11 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "executor/spi.h"
+#include "utils/json.h"
 #include "utils/timestamp.h"
+
+#include <sys/stat.h>
 
 
 #define LOAD_ARG_PATH		0
@@ -46,7 +51,9 @@
 #define LOAD_ARG_DIALECT	4	/* delimiter .. skip_rows: 7 arguments */
 #define LOAD_ARG_ATOMIC		11
 #define LOAD_ARG_CHUNK_SIZE 12
-#define LOAD_NUM_ARGS		13
+#define LOAD_ARG_ON_ERROR	13
+#define LOAD_ARG_MAX_ERRORS 14
+#define LOAD_NUM_ARGS		15
 
 PG_FUNCTION_INFO_V1(csvpipe_load);
 
@@ -191,6 +198,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	int			nworkers = req->nworkers;
 	int			launched = 0;
 	int64		rows;
+	int64		rejected = 0;
 	int64		bytes = 0;
 	CsvLeader  *L;
 	TimestampTz start = GetCurrentTimestamp();
@@ -243,6 +251,19 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		shared->atomic = req->atomic;
 		shared->target_relid = req->relid;
 		shared->columns_given = (req->attnames != NIL);
+		shared->on_error_skip = req->on_error_skip;
+		if (req->options_json)
+		{
+			if (strlen(req->options_json) >= sizeof(shared->options_json))
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("csvpipe.load options are too long to record with the job")));
+			strlcpy(shared->options_json, req->options_json, sizeof(shared->options_json));
+		}
+		if (req->skip_chunks)
+			csv_leader_set_skip(L, req->skip_chunks, req->nskip);
+		shared->max_errors = req->max_errors;
+		pg_atomic_init_u64(&shared->rejected_total, 0);
 		launched = csv_leader_launch(L);
 		if (launched == 0)
 		{
@@ -259,6 +280,11 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 
 	if (L == NULL)
 	{
+		if (req->on_error_skip)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("csvpipe.load with on_error => 'skip' needs a background worker, and none could be started"),
+					 errhint("Raise max_worker_processes or csvpipe.max_workers, or retry when a slot is free.")));
 		rows = load_in_leader(req->path, req->relid, req->attnames, &req->dialect, &errpos);
 		launched = 0;
 	}
@@ -289,6 +315,8 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 					"cancelled" : "failed", sizeof(args.state));
 			strlcpy(args.error, edata->message ? edata->message : "", sizeof(args.error));
 			args.rows_loaded = atomic ? 0 : csv_leader_rows(L);
+			args.rows_rejected = csv_leader_rejected(L);
+			args.retries = (int32) csv_leader_retries(L);
 			args.bytes = csv_leader_bytes(L);
 			(void) csv_txn_run_coordinator(&args, false);
 			RESUME_INTERRUPTS();
@@ -297,7 +325,10 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		PG_END_TRY();
 
 		rows = csv_leader_rows(L);
+		rejected = csv_leader_rejected(L);
 		bytes = csv_leader_bytes(L);
+		args.retries = (int32) csv_leader_retries(L);
+		args.rows_rejected = rejected;
 		csv_leader_end(L);
 
 		args.action = atomic ? CSV_COORD_COMMIT : CSV_COORD_NONE;
@@ -312,7 +343,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
 	res->job_id = req->job_id;
 	res->rows_loaded = rows;
-	res->rows_rejected = 0;
+	res->rows_rejected = rejected;
 	res->bytes = bytes;
 	res->seconds = secs + usecs / 1000000.0;
 	res->workers = launched;
@@ -361,7 +392,19 @@ csvpipe_load(PG_FUNCTION_ARGS)
 		PG_GETARG_INT64(LOAD_ARG_CHUNK_SIZE);
 	req.nworkers = csv_workers_for(PG_ARGISNULL(LOAD_ARG_WORKERS) ? csvpipe_max_workers :
 								   PG_GETARG_INT32(LOAD_ARG_WORKERS));
+	req.on_error_skip = csv_on_error_option(PG_ARGISNULL(LOAD_ARG_ON_ERROR) ? NULL :
+											text_to_cstring(PG_GETARG_TEXT_PP(LOAD_ARG_ON_ERROR)));
+	req.max_errors = PG_ARGISNULL(LOAD_ARG_MAX_ERRORS) ? -1 : PG_GETARG_INT64(LOAD_ARG_MAX_ERRORS);
+	if (req.max_errors < -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("csvpipe max_errors must not be negative")));
+	if (req.max_errors >= 0 && !req.on_error_skip)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("csvpipe max_errors needs on_error => 'skip'")));
 
+	req.options_json = csv_load_options_json(&req);
 	csv_run_load(&req, &res);
 
 	result[0] = Int64GetDatum(res.job_id);
@@ -393,4 +436,269 @@ csv_column_list(ArrayType *arr)
 		names = lappend(names, TextDatumGetCString(elems[i]));
 	}
 	return names;
+}
+
+/* on_error => 'stop' | 'skip' */
+bool
+csv_on_error_option(const char *value)
+{
+	if (value == NULL || pg_strcasecmp(value, "stop") == 0)
+		return false;
+	if (pg_strcasecmp(value, "skip") == 0)
+		return true;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("csvpipe on_error must be 'stop' or 'skip', not \"%s\"", value)));
+	return false;				/* keep the compiler quiet */
+}
+
+static void
+json_key_string(StringInfo buf, const char *key, const char *value)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+	if (value)
+		escape_json(buf, value);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+static void
+json_key_int(StringInfo buf, const char *key, int64 value)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfo(buf, ": " INT64_FORMAT, value);
+}
+
+/* The options of a load as JSON, recorded with its job (csvpipe.job.options) */
+char *
+csv_load_options_json(CsvLoadRequest *req)
+{
+	StringInfoData buf;
+	char		c[2] = {0, 0};
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	if (req->attnames != NIL)
+	{
+		appendStringInfoString(&buf, "\"columns\": [");
+		foreach(lc, req->attnames)
+		{
+			if (lc != list_head(req->attnames))
+				appendStringInfoString(&buf, ", ");
+			escape_json(&buf, (char *) lfirst(lc));
+		}
+		appendStringInfoChar(&buf, ']');
+	}
+	c[0] = req->dialect.delimiter;
+	json_key_string(&buf, "delimiter", c);
+	c[0] = req->dialect.quote;
+	json_key_string(&buf, "quote", c);
+	json_key_string(&buf, "header", csv_dialect_header_label(&req->dialect));
+	json_key_string(&buf, "null_string", req->dialect.null_string);
+	json_key_string(&buf, "encoding", pg_encoding_to_char(req->dialect.file_encoding));
+	json_key_int(&buf, "skip_rows", req->dialect.skip_rows);
+	json_key_int(&buf, "workers", req->nworkers);
+	json_key_string(&buf, "atomic", req->atomic ? "true" : "false");
+	json_key_int(&buf, "chunk_size", req->chunk_size);
+	json_key_string(&buf, "on_error", req->on_error_skip ? "skip" : "stop");
+	json_key_int(&buf, "max_errors", req->max_errors);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+PG_FUNCTION_INFO_V1(csvpipe_resume);
+
+/*
+ * csvpipe.resume(job): finish a load whose leader died.  A chunked job
+ * loads only the chunks absent from the ledger; an atomic one is resolved
+ * (its prepared parts follow the recorded decision) and, unless that
+ * committed it, loaded again from the start.  The file must be unchanged.
+ */
+Datum
+csvpipe_resume(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	CsvLoadRequest req;
+	CsvLoadResult res;
+	TupleDesc	resdesc;
+	Datum		result[6];
+	bool		resnulls[6] = {false, false, false, false, false, false};
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	char	   *state;
+	Oid			submitted_by;
+	bool		leader_alive;
+	int64		size,
+				dev,
+				ino,
+				mtime_ns;
+	struct stat st;
+	Datum		dargs[CSV_NUM_READ_ARGS];
+	bool		dnulls[CSV_NUM_READ_ARGS];
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *header;
+	int			nopt;
+
+	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "csvpipe.resume must return a row");
+	memset(&req, 0, sizeof(req));
+	values[0] = Int64GetDatum(job_id);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(
+							  "SELECT j.path, j.target, j.state, j.atomic, j.submitted_by, "
+							  "  EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.leader_pid), "
+							  "  j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
+							  "  o->>'delimiter', o->>'quote', o->>'header', o->>'null_string', "
+							  "  o->>'encoding', (o->>'skip_rows')::bigint, (o->>'workers')::int, "
+							  "  (o->>'chunk_size')::bigint, o->>'on_error', (o->>'max_errors')::bigint, "
+							  "  CASE WHEN o ? 'columns' THEN ARRAY(SELECT jsonb_array_elements_text(o->'columns')) END "
+							  "FROM csvpipe.job j, coalesce(j.options, '{}') o WHERE j.job_id = $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read csvpipe.job");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("csvpipe job " INT64_FORMAT " does not exist", job_id)));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+
+	{
+		MemoryContext spicxt = MemoryContextSwitchTo(cxt);
+		Datum		d;
+
+		req.path = SPI_getvalue(tup, desc, 1);
+		req.relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		state = SPI_getvalue(tup, desc, 3);
+		req.atomic = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		submitted_by = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
+		leader_alive = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		size = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+		dev = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
+		ino = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
+		mtime_ns = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
+
+		/* the CSV options, in csvpipe.read's argument order */
+		memset(dnulls, true, sizeof(dnulls));
+		dargs[CSV_ARG_PATH] = CStringGetTextDatum(req.path);
+		dnulls[CSV_ARG_PATH] = false;
+		nopt = 11;
+		for (int i = 0; i < 2; i++)
+		{
+			char	   *v = SPI_getvalue(tup, desc, nopt + i);
+
+			dnulls[CSV_ARG_DELIMITER + i] = (v == NULL);
+			dargs[CSV_ARG_DELIMITER + i] = v ? CStringGetTextDatum(v) : (Datum) 0;
+		}
+		header = SPI_getvalue(tup, desc, 13);
+		{
+			char	   *v = SPI_getvalue(tup, desc, 14);
+
+			dnulls[CSV_ARG_NULL] = (v == NULL);
+			dargs[CSV_ARG_NULL] = v ? CStringGetTextDatum(v) : (Datum) 0;
+			v = SPI_getvalue(tup, desc, 15);
+			dnulls[CSV_ARG_ENCODING] = (v == NULL);
+			dargs[CSV_ARG_ENCODING] = v ? CStringGetTextDatum(v) : (Datum) 0;
+		}
+		d = SPI_getbinval(tup, desc, 16, &isnull);
+		dnulls[CSV_ARG_SKIP_ROWS] = isnull;
+		dargs[CSV_ARG_SKIP_ROWS] = d;
+		d = SPI_getbinval(tup, desc, 17, &isnull);
+		req.nworkers = csv_workers_for(isnull ? csvpipe_max_workers : DatumGetInt32(d));
+		d = SPI_getbinval(tup, desc, 18, &isnull);
+		req.chunk_size = isnull ? (int64) csvpipe_chunk_size * 1024 : DatumGetInt64(d);
+		req.on_error_skip = csv_on_error_option(SPI_getvalue(tup, desc, 19));
+		d = SPI_getbinval(tup, desc, 20, &isnull);
+		req.max_errors = isnull ? -1 : DatumGetInt64(d);
+		d = SPI_getbinval(tup, desc, 21, &isnull);
+		if (!isnull)
+			req.attnames = csv_column_list(DatumGetArrayTypePCopy(d));
+		MemoryContextSwitchTo(spicxt);
+	}
+
+	if (!superuser() && submitted_by != GetUserId())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the role that started job " INT64_FORMAT " or a superuser can resume it",
+						job_id)));
+	if (strcmp(state, "done") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("csvpipe job " INT64_FORMAT " is already done", job_id)));
+	if (strcmp(state, "running") == 0 && leader_alive)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("csvpipe job " INT64_FORMAT " is still running", job_id)));
+
+	/* atomic: settle the prepared parts a crash may have left first */
+	if (req.atomic)
+	{
+		char	   *pattern = psprintf("csvpipe\\_" INT64_FORMAT "\\_%%", job_id);
+		Oid			ptypes[1] = {TEXTOID};
+		Datum		pvalues[1];
+
+		pvalues[0] = CStringGetTextDatum(pattern);
+		if (SPI_execute_with_args("SELECT 1 FROM pg_prepared_xacts WHERE gid LIKE $1",
+								  1, ptypes, pvalues, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not list prepared transactions");
+		if (SPI_processed > 0)
+		{
+			SPI_finish();
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("csvpipe job " INT64_FORMAT " still has prepared transactions", job_id),
+					 errhint("Run SELECT csvpipe.resolve_prepared() first (a superuser).")));
+		}
+	}
+	else
+	{
+		/* chunked: the chunks in the ledger are done */
+		if (SPI_execute_with_args("SELECT chunk_no FROM csvpipe.chunks WHERE job_id = $1 ORDER BY 1",
+								  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read csvpipe.chunks");
+		req.nskip = (int) SPI_processed;
+		req.skip_chunks = MemoryContextAlloc(cxt, sizeof(int64) * Max(req.nskip, 1));
+		for (int i = 0; i < req.nskip; i++)
+			req.skip_chunks[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+															 SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	SPI_finish();
+
+	/* the file must be the one the job started on */
+	if (stat(req.path, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", req.path)));
+	if ((int64) st.st_size != size || (int64) st.st_dev != dev || (int64) st.st_ino != ino ||
+		(int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != mtime_ns)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("file \"%s\" changed since csvpipe job " INT64_FORMAT " started", req.path, job_id),
+				 errdetail("A job can only be resumed on the same file (device, inode, size and modification time)."),
+				 errhint("Load the new file as a new job.")));
+
+	csv_dialect_from_args(&req.dialect, CSV_NUM_READ_ARGS, dargs, dnulls);
+	csv_dialect_set_header(&req.dialect, header);
+	req.job_id = job_id;
+	req.resume = true;
+	req.options_json = csv_load_options_json(&req);
+	csv_run_load(&req, &res);
+
+	result[0] = Int64GetDatum(res.job_id);
+	result[1] = Int64GetDatum(res.rows_loaded);
+	result[2] = Int64GetDatum(res.rows_rejected);
+	result[3] = Int64GetDatum(res.bytes);
+	result[4] = Float8GetDatum(res.seconds);
+	result[5] = Int32GetDatum(res.workers);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc), result, resnulls)));
 }

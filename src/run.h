@@ -22,6 +22,12 @@ typedef struct CsvLoadRequest
 	bool		atomic;
 	int64		chunk_size;
 	int64		job_id;			/* 0: take a new id */
+	bool		on_error_skip;	/* capture bad rows instead of failing */
+	int64		max_errors;		/* -1: no limit */
+	char	   *options_json;	/* the options, recorded with the job */
+	bool		resume;			/* skip chunks already in the ledger */
+	int64	   *skip_chunks;	/* those chunks, sorted */
+	int			nskip;
 } CsvLoadRequest;
 
 typedef struct CsvLoadResult
@@ -36,5 +42,7 @@ typedef struct CsvLoadResult
 
 extern void csv_run_load(CsvLoadRequest *req, CsvLoadResult *res);
 extern List *csv_column_list(ArrayType *arr);
+extern bool csv_on_error_option(const char *value);
+extern char *csv_load_options_json(CsvLoadRequest *req);
 
 #endif							/* CSVPIPE_RUN_H */

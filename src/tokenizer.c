@@ -439,3 +439,11 @@ csv_tokenizer_destroy(CsvTokenizer *tok)
 	/* the entry buffer lives in tok->cxt too */
 	MemoryContextDelete(tok->cxt);
 }
+
+/* Start the next record at this line (callers that feed record by record) */
+void
+csv_tokenizer_set_line(CsvTokenizer *tok, int64 line)
+{
+	tok->cur_line = line;
+	tok->pending_cr = false;
+}

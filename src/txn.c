@@ -80,9 +80,9 @@ run_as_owner(const char *sql, int nargs, Oid *argtypes, Datum *values,
 void
 csv_txn_record_job_start(CsvParallelShared *shared, const char *path)
 {
-	Oid			types[11] = {INT8OID, TEXTOID, OIDOID, BOOLOID, INT4OID, INT4OID,
-	OIDOID, INT8OID, INT8OID, INT8OID, INT8OID};
-	Datum		values[11];
+	Oid			types[12] = {INT8OID, TEXTOID, OIDOID, BOOLOID, INT4OID, INT4OID,
+	OIDOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
+	Datum		values[12];
 
 	values[0] = Int64GetDatum(shared->job_id);
 	values[1] = CStringGetTextDatum(path);
@@ -95,16 +95,19 @@ csv_txn_record_job_start(CsvParallelShared *shared, const char *path)
 	values[8] = Int64GetDatum(shared->file_dev);
 	values[9] = Int64GetDatum(shared->file_ino);
 	values[10] = Int64GetDatum(shared->file_mtime_ns);
+	values[11] = CStringGetTextDatum(shared->options_json[0] ? shared->options_json : "{}");
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	run_as_owner("INSERT INTO csvpipe.job (job_id, path, target, state, atomic, workers, "
 				 "leader_pid, submitted_by, file_size, file_dev, file_ino, file_mtime_ns, "
-				 "submitted_at, started_at) "
-				 "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, now(), now()) "
+				 "options, submitted_at, started_at) "
+				 "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, now(), now()) "
 				 "ON CONFLICT (job_id) DO UPDATE SET state = 'running', started_at = now(), "
-				 "leader_pid = excluded.leader_pid, workers = excluded.workers",
-				 11, types, values, NULL);
+				 "finished_at = NULL, error = NULL, "
+				 "leader_pid = excluded.leader_pid, workers = excluded.workers, "
+				 "options = coalesce(csvpipe.job.options, excluded.options)",
+				 12, types, values, NULL);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 }
@@ -220,9 +223,9 @@ csvpipe_coordinator_main(Datum main_arg)
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	{
-		Oid			types[6] = {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID};
-		Datum		values[6];
-		char		nulls[6] = "      ";
+		Oid			types[8] = {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, INT8OID, INT4OID};
+		Datum		values[8];
+		char		nulls[8] = "        ";
 		const char *decision = args.action == CSV_COORD_COMMIT ? "commit" :
 		args.action == CSV_COORD_ROLLBACK ? "rollback" : NULL;
 
@@ -238,11 +241,23 @@ csvpipe_coordinator_main(Datum main_arg)
 			values[5] = CStringGetTextDatum(args.error);
 		else
 			nulls[5] = 'n';
+		values[6] = Int64GetDatum(args.rows_rejected);
+		values[7] = Int32GetDatum(args.retries);
+
+		/*
+		 * Rows loaded: what the ledger holds for chunked jobs (a resumed job
+		 * counts its earlier chunks too); for atomic ones, what committed.
+		 */
 		run_as_owner("UPDATE csvpipe.job SET state = $2, decision = coalesce($3, decision), "
-					 "rows_loaded = CASE WHEN $2 = 'done' THEN $4 ELSE rows_loaded END, "
+					 "rows_loaded = CASE WHEN NOT atomic THEN "
+					 "  (SELECT coalesce(sum(rows), 0) FROM csvpipe.chunks c WHERE c.job_id = $1) "
+					 "  WHEN $2 = 'done' THEN $4 ELSE 0 END, "
+					 "rows_rejected = CASE WHEN NOT atomic OR $2 = 'done' THEN "
+					 "  (SELECT count(*) FROM csvpipe.rejected r WHERE r.job_id = $1) ELSE 0 END, "
+					 "retries = retries + $8, "
 					 "bytes = $5, error = $6, finished_at = now(), leader_pid = NULL "
 					 "WHERE job_id = $1",
-					 6, types, values, nulls);
+					 8, types, values, nulls);
 
 		/* which parts are prepared */
 		if (args.action != CSV_COORD_NONE)

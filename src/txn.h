@@ -25,7 +25,9 @@ typedef struct CsvCoordArgs
 	int32		action;			/* CsvCoordAction */
 	int64		job_id;
 	int64		rows_loaded;
+	int64		rows_rejected;
 	int64		bytes;
+	int32		retries;
 	char		state[12];		/* done, failed, cancelled */
 	char		error[64];		/* first part of the error, if any */
 } CsvCoordArgs;

@@ -17,6 +17,17 @@
  *		   transaction ends (per chunk with its ledger row, or once for
  *		   the whole worker with PREPARE TRANSACTION in atomic mode).
  *
+ * Every chunk of a load runs in a subtransaction of the worker's
+ * transaction.  A transient error (deadlock, serialization failure, lock
+ * timeout) rolls the chunk back and retries it after a backoff.  With
+ * on_error => 'skip' the chunk is cut into records with the splitter, so
+ * each record's byte offset and raw text are known; a record that cannot be
+ * parsed or converted is written to csvpipe.rejected, and converted rows go
+ * in batches of CSV_SKIP_BATCH, each in its own subtransaction: a batch that
+ * fails (constraint, unique key, trigger, foreign key) is retried in halves
+ * until the bad rows are alone and can be rejected, so good rows are loaded
+ * exactly once and batching is kept for the rest.
+ *
  * The worker blocks on its queues, so a full reply queue slows it down
  * (backpressure) and a detached queue (leader gone) ends it.  SIGTERM ends
  * it at the next CHECK_FOR_INTERRUPTS, rolling back what it had not
@@ -25,6 +36,7 @@
  *-------------------------------------------------------------------------
  */
 #include "parallel.h"
+#include "errors.h"
 #include "load.h"
 #include "txn.h"
 
@@ -42,6 +54,18 @@
 
 /* tokenizer feed size inside a chunk: bounds the per-chunk record buffer */
 #define WORKER_FEED_SIZE	(256 * 1024)
+/* on_error => 'skip': rows per insert batch (and subtransaction) */
+#define CSV_SKIP_BATCH		256
+
+/* a converted row waiting in a skip-mode batch */
+typedef struct BatchRow
+{
+	Datum	   *values;
+	bool	   *nulls;
+	int64		line_no;
+	int64		offset;			/* in the chunk */
+	int64		length;
+} BatchRow;
 
 typedef struct WorkerState
 {
@@ -61,8 +85,19 @@ typedef struct WorkerState
 	bool	   *nulls;
 	MemoryContext chunk_cxt;
 	MemoryContext row_cxt;
+	MemoryContext batch_cxt;
+	MemoryContext err_cxt;
 	int64		rows_in_chunk;
+	int64		rejected_in_chunk;
+	int64		retries_in_chunk;
 	int64		rows_total;
+	/* skip mode */
+	bool		safe_input;		/* every column's input can be caught cheaply */
+	CsvTokenizer *rec_tok;
+	BatchRow   *batch;
+	int			nbatch;
+	CsvChunkHeader *cur_hdr;
+	char	   *cur_data;
 } WorkerState;
 
 static void
@@ -115,7 +150,7 @@ handle_record(WorkerState *ws, CsvRecord *rec)
 	ws->rows_in_chunk++;
 }
 
-/* Tokenize and convert one chunk (already in the server encoding) */
+/* Tokenize and convert one chunk, stopping at the first error */
 static void
 process_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 {
@@ -142,11 +177,10 @@ process_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	MemoryContextSwitchTo(oldcxt);
 }
 
-/* load: open the target and a converter for its column list */
+/* load: open the target and a converter for its column list (per chunk) */
 static void
 open_target(WorkerState *ws)
 {
-	MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
 	TupleDesc	desc;
 
 	ws->target = csv_load_begin(ws->shared->target_relid, ws->attnames);
@@ -154,7 +188,300 @@ open_target(WorkerState *ws)
 	ws->conv = csv_converter_create(desc, &ws->dialect, &ws->errpos, NULL);
 	ws->values = palloc(sizeof(Datum) * desc->natts);
 	ws->nulls = palloc(sizeof(bool) * desc->natts);
+	ws->safe_input = true;
+	for (int i = 0; i < desc->natts; i++)
+		if (!csv_input_is_safe(TupleDescAttr(desc, i)->atttypid))
+			ws->safe_input = false;
+}
+
+/* ---- on_error => 'skip' ---- */
+
+/* Insert batch rows [lo, hi) in a subtransaction; NULL or the error */
+static ErrorData *
+try_insert(WorkerState *ws, int lo, int hi, int64 *inserted)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		CsvLoadTarget *t = csv_load_begin(ws->shared->target_relid, ws->attnames);
+
+		for (int i = lo; i < hi; i++)
+			csv_load_row(t, ws->batch[i].values, ws->batch[i].nulls, ws->batch[i].line_no);
+		/* end fires the AFTER triggers, foreign key checks included, here */
+		*inserted = (int64) csv_load_end(t);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(ws->err_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+static void
+reject(WorkerState *ws, int64 line_no, int64 offset, int64 length, ErrorData *edata)
+{
+	csv_reject_row(ws->shared, ws->cur_hdr->chunk_no, line_no,
+				   ws->cur_hdr->start_offset + offset, ws->cur_data + offset, length,
+				   ws->errpos.column, edata);
+	ws->rejected_in_chunk++;
+	ws->errpos.column = NULL;
+	ws->errpos.value = NULL;
+}
+
+/* Insert rows [lo, hi), halving around failures down to single bad rows */
+static void
+insert_batch(WorkerState *ws, int lo, int hi)
+{
+	int			attempt = 0;
+
+	for (;;)
+	{
+		int64		inserted = 0;
+		ErrorData  *edata;
+
+		CHECK_FOR_INTERRUPTS();
+		edata = try_insert(ws, lo, hi, &inserted);
+		if (edata == NULL)
+		{
+			ws->rows_in_chunk += inserted;
+			return;
+		}
+		if (csv_error_is_transient(edata) && attempt < csvpipe_max_retries)
+		{
+			attempt++;
+			ws->retries_in_chunk++;
+			csv_backoff_sleep(attempt);
+			continue;
+		}
+		if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
+			ReThrowError(edata);
+		if (hi - lo == 1)
+		{
+			BatchRow   *r = &ws->batch[lo];
+
+			reject(ws, r->line_no, r->offset, r->length, edata);
+			return;
+		}
+		insert_batch(ws, lo, lo + (hi - lo) / 2);
+		insert_batch(ws, lo + (hi - lo) / 2, hi);
+		return;
+	}
+}
+
+static void
+flush_batch(WorkerState *ws)
+{
+	if (ws->nbatch > 0)
+		insert_batch(ws, 0, ws->nbatch);
+	ws->nbatch = 0;
+	MemoryContextReset(ws->batch_cxt);
+}
+
+/* Convert one record inside a subtransaction (types whose errors need one) */
+static ErrorData *
+convert_in_subxact(WorkerState *ws, CsvRecord *rec, Datum *values, bool *nulls)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		csv_converter_row(ws->conv, rec, values, nulls);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(ws->err_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/*
+ * One raw record of a skip-mode chunk: to the server encoding, tokenized,
+ * converted into the batch -- or rejected.
+ */
+static void
+skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(ws->batch_cxt);
+	int			natts = csv_load_input_desc(ws->target)->natts;
+	ErrorData  *edata = NULL;
+	CsvRecord	rec;
+	bool		have = false;
+	Datum	   *values = palloc(sizeof(Datum) * natts);
+	bool	   *nulls = palloc(sizeof(bool) * natts);
+
+	ws->errpos.column = NULL;
+	ws->errpos.value = NULL;
+
+	/* encoding, tokenizing and safe conversions: csvpipe's own code, no subxact */
+	PG_TRY();
+	{
+		int64		slen;
+		char	   *sdata = csv_buffer_to_server(&ws->dialect, ws->cur_data + offset,
+												 length, &slen, &ws->errpos, line_no);
+
+		csv_tokenizer_set_line(ws->rec_tok, line_no);
+		csv_tokenizer_feed(ws->rec_tok, sdata, slen);
+		csv_tokenizer_finish(ws->rec_tok);
+		have = csv_tokenizer_next(ws->rec_tok, &rec);
+		if (have && ws->safe_input)
+			csv_converter_row(ws->conv, &rec, values, nulls);
+	}
+	PG_CATCH();
+	{
+		edata = csv_catch_error(ws->err_cxt);
+		/* libcsv's state is lost with the error: start a fresh tokenizer */
+		ws->rec_tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, line_no);
+	}
+	PG_END_TRY();
+
+	if (edata == NULL && have && !ws->safe_input)
+		edata = convert_in_subxact(ws, &rec, values, nulls);
+
+	if (edata != NULL)
+		reject(ws, line_no, offset, length, edata);
+	else if (have)
+	{
+		BatchRow   *r = &ws->batch[ws->nbatch++];
+
+		r->values = values;
+		r->nulls = nulls;
+		r->line_no = line_no;
+		r->offset = offset;
+		r->length = length;
+	}
+	/* a CR-only line end can hide more records in the same "line": drop them */
+	while (have && csv_tokenizer_next(ws->rec_tok, &rec))
+		;
+	MemoryContextSwitchTo(oldcxt);
+	if (ws->nbatch >= CSV_SKIP_BATCH)
+		flush_batch(ws);
+}
+
+/* A whole chunk in skip mode: record by record with the splitter */
+static void
+process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
+{
+	CsvSplitter sp;
+	int64		pos = 0;
+	int64		line = hdr->first_line;
+
+	ws->cur_hdr = hdr;
+	ws->cur_data = data;
+	ws->nbatch = 0;
+	if (ws->batch == NULL)
+		ws->batch = MemoryContextAlloc(TopMemoryContext, sizeof(BatchRow) * CSV_SKIP_BATCH);
+	ws->rec_tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, line);
+	csv_splitter_init(&sp, ws->dialect.quote);
+	sp.line = line;
+
+	while (pos < hdr->length)
+	{
+		int64		next_line;
+		int64		end = csv_splitter_scan(&sp, data, pos, hdr->length, pos + 1, &next_line);
+
+		CHECK_FOR_INTERRUPTS();
+		if (end < 0)
+		{
+			end = hdr->length;
+			next_line = sp.line;
+		}
+		if (!csv_splitter_record_is_empty(data, pos, end))
+			skip_mode_record(ws, pos, end - pos, line);
+		line = next_line;
+		pos = end;
+	}
+	flush_batch(ws);
+}
+
+/*
+ * One chunk of a load, in a subtransaction: retried after transient
+ * errors, and in skip mode processed record by record.
+ */
+static void
+run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
+{
+	int			attempt = 0;
+
+	ws->retries_in_chunk = 0;
+	for (;;)
+	{
+		MemoryContext oldcxt = CurrentMemoryContext;
+		ResourceOwner oldowner = CurrentResourceOwner;
+		ErrorData  *edata = NULL;
+
+		ws->rows_in_chunk = 0;
+		ws->rejected_in_chunk = 0;
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+		PG_TRY();
+		{
+			open_target(ws);
+			if (ws->shared->on_error_skip)
+				process_chunk_skip(ws, hdr, data);
+			else
+			{
+				process_chunk(ws, hdr, data);
+				ws->errpos.line_no = 0;
+				csv_load_flush(ws->target);
+			}
+			(void) csv_load_end(ws->target);
+			ws->target = NULL;
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(ws->err_cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+			ws->target = NULL;
+			ws->nbatch = 0;
+			MemoryContextReset(ws->batch_cxt);
+		}
+		PG_END_TRY();
+
+		if (edata == NULL)
+			return;
+		if (csv_error_is_transient(edata) && attempt < csvpipe_max_retries)
+		{
+			attempt++;
+			ws->retries_in_chunk++;
+			csv_backoff_sleep(attempt);
+			continue;
+		}
+		ReThrowError(edata);
+	}
 }
 
 static void
@@ -237,6 +564,10 @@ csvpipe_worker_main(Datum main_arg)
 										 ALLOCSET_DEFAULT_SIZES);
 	ws.row_cxt = AllocSetContextCreate(TopMemoryContext, "csvpipe row",
 									   ALLOCSET_DEFAULT_SIZES);
+	ws.batch_cxt = AllocSetContextCreate(TopMemoryContext, "csvpipe batch",
+										 ALLOCSET_DEFAULT_SIZES);
+	ws.err_cxt = AllocSetContextCreate(TopMemoryContext, "csvpipe errors",
+									   ALLOCSET_DEFAULT_SIZES);
 
 	errcallback.callback = csv_error_context_callback;
 	errcallback.arg = &ws.errpos;
@@ -305,29 +636,20 @@ csvpipe_worker_main(Datum main_arg)
 		shared->workers[ws.worker_no].current_chunk = hdr.chunk_no;
 		SpinLockRelease(&shared->mutex);
 
-		ws.rows_in_chunk = 0;
 		if (shared->mode == CSV_MODE_LOAD)
 		{
 			if (!shared->atomic)
 				csv_txn_begin_chunk();
-			if (ws.target == NULL)
-				open_target(&ws);
-		}
-
-		process_chunk(&ws, &hdr, (char *) data + sizeof(CsvChunkHeader));
-
-		if (shared->mode == CSV_MODE_LOAD)
-		{
-			ws.errpos.line_no = 0;
-			csv_load_flush(ws.target);
+			run_load_chunk(&ws, &hdr, (char *) data + sizeof(CsvChunkHeader));
 			if (!shared->atomic)
-			{
-				(void) csv_load_end(ws.target);
-				ws.target = NULL;
 				csv_txn_commit_chunk(shared, &hdr, ws.rows_in_chunk);
-			}
 			else
 				csv_txn_ledger_insert(shared, &hdr, ws.rows_in_chunk);
+		}
+		else
+		{
+			ws.rows_in_chunk = 0;
+			process_chunk(&ws, &hdr, (char *) data + sizeof(CsvChunkHeader));
 		}
 		MemoryContextReset(ws.chunk_cxt);
 		ws.errpos.column_names = NULL;
@@ -342,6 +664,8 @@ csvpipe_worker_main(Datum main_arg)
 
 		done.chunk_no = hdr.chunk_no;
 		done.rows = ws.rows_in_chunk;
+		done.rejected = ws.rejected_in_chunk;
+		done.retries = ws.retries_in_chunk;
 		send_reply(&ws, CSV_MSG_CHUNK_DONE, &done, sizeof(done), true);
 	}
 
@@ -354,9 +678,7 @@ csvpipe_worker_main(Datum main_arg)
 	{
 		CsvChunkDone done;
 
-		if (ws.target != NULL)
-			(void) csv_load_end(ws.target);
-		ws.target = NULL;
+		memset(&done, 0, sizeof(done));
 		csv_txn_prepare(shared, ws.worker_no);
 		done.chunk_no = -1;
 		done.rows = ws.rows_total;

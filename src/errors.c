@@ -1,0 +1,222 @@
+/*-------------------------------------------------------------------------
+ *
+ * errors.c
+ *		Bad rows, transient errors, retry and backoff.
+ *
+ * With on_error => 'skip', a row that cannot be parsed, converted or
+ * inserted is written to csvpipe.rejected (shown by the csvpipe.errors
+ * view) with its job, chunk, line, byte offset, raw text (bounded), column,
+ * message, SQLSTATE and detail, and the load goes on; max_errors bounds
+ * how many a job may reject, counted across all its workers in shared
+ * memory.
+ *
+ * Transient errors -- deadlock_detected, serialization_failure and
+ * lock_not_available (what lock_timeout raises) -- are retried after an
+ * exponential backoff: csvpipe.retry_delay, doubled at each attempt, at most
+ * csvpipe.max_retries times.
+ *
+ * Errors raised by type input functions are caught without a
+ * subtransaction only for built-in types whose input functions touch no
+ * shared state (they are the ones PostgreSQL 16 made "soft-error safe");
+ * anything else (domains, enums, arrays, user types) is converted inside a
+ * subtransaction, which is correct but slower.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "errors.h"
+
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+
+/* how much of a bad record csvpipe.rejected keeps */
+#define REJECTED_RAW_MAX	4096
+
+bool
+csv_error_is_transient(ErrorData *edata)
+{
+	switch (edata->sqlerrcode)
+	{
+		case ERRCODE_T_R_DEADLOCK_DETECTED:
+		case ERRCODE_T_R_SERIALIZATION_FAILURE:
+		case ERRCODE_LOCK_NOT_AVAILABLE:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Did a worker end for a reason of its own (terminated, out of resources,
+ * crashed) rather than because of the data?  Then its chunks are retried.
+ */
+bool
+csv_error_is_worker_loss(ErrorData *edata)
+{
+	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+
+	if (edata->elevel >= FATAL)
+		return true;
+	return class == ERRCODE_TO_CATEGORY(ERRCODE_ADMIN_SHUTDOWN) ||	/* 57 */
+		class == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||	/* 53 */
+		class == ERRCODE_TO_CATEGORY(ERRCODE_CONNECTION_EXCEPTION) ||	/* 08 */
+		class == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR);	/* 58 */
+}
+
+void
+csv_backoff_sleep(int attempt)
+{
+	long		delay = csvpipe_retry_delay;
+
+	for (int i = 1; i < attempt && delay < 60000; i++)
+		delay *= 2;
+	if (delay <= 0)
+		return;
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 delay, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+bool
+csv_input_is_safe(Oid typid)
+{
+	switch (typid)
+	{
+		case BOOLOID:
+		case CHAROID:
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+		case MONEYOID:
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case NAMEOID:
+		case BYTEAOID:
+		case DATEOID:
+		case TIMEOID:
+		case TIMETZOID:
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+		case INTERVALOID:
+		case UUIDOID:
+		case JSONOID:
+		case JSONBOID:
+		case INETOID:
+		case CIDROID:
+		case MACADDROID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * In a PG_CATCH block: copy the error out of ErrorContext and clear it.
+ * Only for errors raised by code that leaves no shared state behind.
+ */
+ErrorData *
+csv_catch_error(MemoryContext errcxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(errcxt);
+	ErrorData  *edata = CopyErrorData();
+
+	MemoryContextSwitchTo(old);
+	FlushErrorState();
+	return edata;
+}
+
+/* the raw record as text: valid bytes as they are, others as \xNN */
+static char *
+raw_as_text(const char *raw, int64 rawlen)
+{
+	StringInfoData buf;
+	int64		len = Min(rawlen, REJECTED_RAW_MAX);
+
+	/* drop the record's line end */
+	while (len > 0 && (raw[len - 1] == '\n' || raw[len - 1] == '\r'))
+		len--;
+	if (pg_verifymbstr(raw, (int) len, true) && memchr(raw, '\0', len) == NULL)
+		return pnstrdup(raw, len);
+
+	initStringInfo(&buf);
+	for (int64 i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) raw[i];
+
+		if (c == 0 || c >= 0x80)
+			appendStringInfo(&buf, "\\x%02x", c);
+		else
+			appendStringInfoChar(&buf, (char) c);
+	}
+	return buf.data;
+}
+
+/*
+ * Record one bad row in csvpipe.rejected (in the caller's transaction, so
+ * it commits with the chunk) and enforce max_errors.
+ */
+void
+csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line_no,
+			   int64 byte_offset, const char *raw, int64 rawlen,
+			   const char *column, ErrorData *edata)
+{
+	Oid			types[9] = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
+	TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9] = "         ";
+	Oid			save_userid;
+	int			save_sec;
+	uint64		total;
+
+	values[0] = Int64GetDatum(shared->job_id);
+	values[1] = Int64GetDatum(chunk_no);
+	values[2] = Int64GetDatum(line_no);
+	values[3] = Int64GetDatum(byte_offset);
+	values[4] = CStringGetTextDatum(raw_as_text(raw, rawlen));
+	if (edata->column_name)
+		column = edata->column_name;
+	if (column)
+		values[5] = CStringGetTextDatum(column);
+	else
+		nulls[5] = 'n';
+	values[6] = CStringGetTextDatum(edata->message ? edata->message : "");
+	values[7] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	if (edata->detail)
+		values[8] = CStringGetTextDatum(edata->detail);
+	else
+		nulls[8] = 'n';
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("INSERT INTO csvpipe.rejected (job_id, chunk_no, line_no, "
+							  "byte_offset, raw_record, column_name, message, sqlstate, detail) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+							  9, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record a rejected row");
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+
+	total = pg_atomic_add_fetch_u64(&shared->rejected_total, 1);
+	if (shared->max_errors >= 0 && total > (uint64) shared->max_errors)
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("too many bad rows: more than max_errors (" INT64_FORMAT ")",
+						shared->max_errors),
+				 errdetail("Line " INT64_FORMAT ": %s", line_no,
+						   edata->message ? edata->message : "")));
+}
