@@ -91,11 +91,11 @@ struct CsvLeader
 	bool		all_read;
 
 	/* per worker */
-	int			in_flight[CSVPIPE_MAX_WORKERS];
-	bool		end_sent[CSVPIPE_MAX_WORKERS];
-	bool		finished[CSVPIPE_MAX_WORKERS];
-	bool		prepared[CSVPIPE_MAX_WORKERS];
-	bool		first_done[CSVPIPE_MAX_WORKERS];
+	int			in_flight[CSVPIPE_MAX_SLOTS];
+	bool		end_sent[CSVPIPE_MAX_SLOTS];
+	bool		finished[CSVPIPE_MAX_SLOTS];
+	bool		prepared[CSVPIPE_MAX_SLOTS];
+	bool		first_done[CSVPIPE_MAX_SLOTS];
 	int			rr;				/* round-robin cursor */
 	int			last_worker;	/* sent the last tuple, or -1 */
 
@@ -116,6 +116,7 @@ struct CsvLeader
 	int64		rejected;
 	int64		retries;
 	int64		chunks_done;
+	int64		chunks_skipped;
 	TupleDesc	desc;			/* read: row type of the tuples */
 	CsvRecord  *header;
 };
@@ -400,6 +401,7 @@ prepare_chunk(CsvLeader *L)
 		{
 			/* resume: this chunk is in the ledger already */
 			ci->done = true;
+			L->chunks_skipped++;
 			L->have_chunk = false;
 			drop_bytes(L, L->hdr.length, L->chunk_next_line);
 			continue;
@@ -582,7 +584,14 @@ dispatch(CsvLeader *L)
 		}
 	}
 
-	if (L->all_read && !L->have_chunk && L->retry == NIL)
+	/*
+	 * The end marker goes out once every chunk is dispatched -- and, for a
+	 * load, done: until then a live worker is there to take the chunks of a
+	 * worker that is lost.
+	 */
+	if (L->all_read && !L->have_chunk && L->retry == NIL &&
+		(L->mode == CSV_MODE_READ ||
+		 L->chunks_done + L->chunks_skipped == L->next_chunk_no))
 	{
 		CsvChunkHeader end;
 

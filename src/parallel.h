@@ -27,6 +27,9 @@
 
 #define CSVPIPE_DSM_MAGIC		0x43535650	/* "CSVP" */
 #define CSVPIPE_MAX_WORKERS		64
+/* worker slots of one call: its workers plus spares that replace lost ones */
+#define CSVPIPE_SPARE_SLOTS		32
+#define CSVPIPE_MAX_SLOTS		(CSVPIPE_MAX_WORKERS + CSVPIPE_SPARE_SLOTS)
 
 /* shm_toc keys */
 #define CSV_KEY_SHARED			1
@@ -139,11 +142,11 @@ typedef struct CsvPool
 	shm_toc    *toc;
 	CsvParallelShared *shared;
 	int			nworkers;		/* launched */
-	BackgroundWorkerHandle *handles[CSVPIPE_MAX_WORKERS];
-	shm_mq_handle *input[CSVPIPE_MAX_WORKERS];
-	shm_mq_handle *reply[CSVPIPE_MAX_WORKERS];
-	bool		alive[CSVPIPE_MAX_WORKERS];
-	TimestampTz launched_at[CSVPIPE_MAX_WORKERS];
+	BackgroundWorkerHandle *handles[CSVPIPE_MAX_SLOTS];
+	shm_mq_handle *input[CSVPIPE_MAX_SLOTS];
+	shm_mq_handle *reply[CSVPIPE_MAX_SLOTS];
+	bool		alive[CSVPIPE_MAX_SLOTS];
+	TimestampTz launched_at[CSVPIPE_MAX_SLOTS];
 	CsvColumnDesc *columns;
 	char	   *path;
 	char	   *null_string;
@@ -168,6 +171,7 @@ extern PGDLLEXPORT void csvpipe_worker_main(Datum main_arg);
 extern int	csv_workers_for(int asked);
 
 /* reader.c: whole-buffer encoding step shared with the workers */
+extern int64 csv_valid_prefix(const CsvDialect *dialect, const char *data, int64 len);
 extern char *csv_buffer_to_server(const CsvDialect *dialect, char *data,
 								  int64 len, int64 *outlen,
 								  CsvErrorPosition *errpos, int64 first_line);

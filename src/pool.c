@@ -54,9 +54,8 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
 	CsvPool    *pool = palloc0(sizeof(CsvPool));
 	shm_toc_estimator e;
-	/* loads keep as many spare slots again, to replace lost workers */
-	int			capacity = Min(mode == CSV_MODE_LOAD ? 2 * nworkers : nworkers,
-							   CSVPIPE_MAX_WORKERS);
+	/* loads keep spare slots to replace lost workers (queues are touched only when used) */
+	int			capacity = mode == CSV_MODE_LOAD ? nworkers + CSVPIPE_SPARE_SLOTS : nworkers;
 	Size		shared_size = offsetof(CsvParallelShared, workers) +
 		sizeof(CsvWorkerSlot) * capacity;
 	Size		guc_size = EstimateGUCStateSpace();

@@ -542,3 +542,15 @@ csv_buffer_to_server(const CsvDialect *dialect, char *data, int64 len,
 		return out;
 	}
 }
+
+/* Length of the prefix of a buffer that is valid in the file's encoding */
+int64
+csv_valid_prefix(const CsvDialect *dialect, const char *data, int64 len)
+{
+	int			server_enc = GetDatabaseEncoding();
+	int			enc = dialect->file_encoding;
+
+	if (server_enc == PG_SQL_ASCII || enc == PG_SQL_ASCII)
+		return len;
+	return pg_encoding_verifymbstr(enc, data, (int) len);
+}

@@ -160,8 +160,25 @@ process_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	char	   *server_data;
 	int64		len;
 
+	int64		good = hdr->length;
+	int64		bad_line = hdr->first_line;
+
+	/*
+	 * Rows before an invalid byte come first, so the first bad line of the
+	 * file is the one reported: process the records before the line that
+	 * holds it, then let the conversion report it.
+	 */
+	good = csv_valid_prefix(&ws->dialect, data, hdr->length);
+	if (good < hdr->length)
+	{
+		while (good > 0 && data[good - 1] != '\n')
+			good--;
+		for (int64 i = 0; i < good; i++)
+			if (data[i] == '\n')
+				bad_line++;
+	}
 	ws->errpos.line_no = hdr->first_line;
-	server_data = csv_buffer_to_server(&ws->dialect, data, hdr->length, &len,
+	server_data = csv_buffer_to_server(&ws->dialect, data, good, &len,
 									   &ws->errpos, hdr->first_line);
 	tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, hdr->first_line);
 	for (int64 off = 0; off < len; off += WORKER_FEED_SIZE)
@@ -174,6 +191,9 @@ process_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	while (csv_tokenizer_next(tok, &rec))
 		handle_record(ws, &rec);
 	csv_tokenizer_destroy(tok);
+	if (good < hdr->length)
+		(void) csv_buffer_to_server(&ws->dialect, data + good, hdr->length - good,
+									&len, &ws->errpos, bad_line);
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -348,8 +368,13 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 
 		csv_tokenizer_set_line(ws->rec_tok, line_no);
 		csv_tokenizer_feed(ws->rec_tok, sdata, slen);
-		csv_tokenizer_finish(ws->rec_tok);
 		have = csv_tokenizer_next(ws->rec_tok, &rec);
+		if (!have)
+		{
+			/* the last record may lack its line end */
+			csv_tokenizer_finish(ws->rec_tok);
+			have = csv_tokenizer_next(ws->rec_tok, &rec);
+		}
 		if (have && ws->safe_input)
 			csv_converter_row(ws->conv, &rec, values, nulls);
 	}
@@ -379,6 +404,7 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 	/* a CR-only line end can hide more records in the same "line": drop them */
 	while (have && csv_tokenizer_next(ws->rec_tok, &rec))
 		;
+	/* the record ended with its line end: libcsv is between records again */
 	MemoryContextSwitchTo(oldcxt);
 	if (ws->nbatch >= CSV_SKIP_BATCH)
 		flush_batch(ws);
