@@ -35,13 +35,14 @@ CREATE FUNCTION csvpipe.read(
     skip_rows bigint DEFAULT 0,
     workers int DEFAULT NULL,
     ordered boolean DEFAULT true,
-    chunk_size bigint DEFAULT NULL)
+    chunk_size bigint DEFAULT NULL,
+    on_error text DEFAULT 'stop')
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'csvpipe_read'
 LANGUAGE C VOLATILE
 SUPPORT csvpipe.read_support;
 
-COMMENT ON FUNCTION csvpipe.read(text, text, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint)
+COMMENT ON FUNCTION csvpipe.read(text, text, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint, text)
 IS 'stream a CSV file on the server as rows typed by the column definition list';
 
 CREATE FUNCTION csvpipe.read_text(
@@ -56,6 +57,7 @@ CREATE FUNCTION csvpipe.read_text(
     workers int DEFAULT NULL,
     ordered boolean DEFAULT true,
     chunk_size bigint DEFAULT NULL,
+    on_error text DEFAULT 'stop',
     OUT line_no bigint,
     OUT fields text[])
 RETURNS SETOF record
@@ -63,7 +65,7 @@ AS 'MODULE_PATHNAME', 'csvpipe_read_text'
 LANGUAGE C VOLATILE
 SUPPORT csvpipe.read_support;
 
-COMMENT ON FUNCTION csvpipe.read_text(text, text, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint)
+COMMENT ON FUNCTION csvpipe.read_text(text, text, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint, text)
 IS 'stream a CSV file on the server as (line_no, fields text[]) rows';
 
 -- Reading server files is a privilege, checked in C when the file is opened

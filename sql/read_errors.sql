@@ -83,3 +83,11 @@ SELECT csv_try(format('SELECT * FROM csvpipe.read(%L) AS t(id int, name text) WH
 
 -- the session is fine afterwards, and no file was left open
 SELECT count(*) FROM csvpipe.read(:'data' || '/basic.csv') AS t(id int, ts timestamptz, name text, amount numeric, flag boolean);
+
+-- on_error => 'skip': bad rows are reported and skipped (NOTICE), the rest is read
+\set VERBOSITY terse
+SELECT * FROM csvpipe.read(:'data' || '/bad_count.csv', on_error => 'skip') AS t(a int, b int);
+SELECT * FROM csvpipe.read(:'data' || '/bad_value2.csv', on_error => 'skip') AS t(id int, amount numeric);
+SELECT count(*) FROM csvpipe.read(:'data' || '/basic.csv', on_error => 'skip') AS t(id small_id, ts timestamptz, name text, amount numeric, flag boolean);
+SELECT * FROM csvpipe.read(:'data' || '/bad_value2.csv', on_error => 'maybe') AS t(id int, amount numeric);
+\set VERBOSITY default

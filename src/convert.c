@@ -19,7 +19,11 @@
  */
 #include "csvpipe.h"
 
+#include "errors.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -36,6 +40,7 @@ struct CsvConverter
 	int32	   *typmods;
 	bool	   *convert;		/* false: column not needed, left NULL */
 	char	  **names;
+	bool		safe_input;		/* errors of every converted column can be caught cheaply */
 	const CsvDialect *dialect;
 	CsvErrorPosition *errpos;
 	bool		empty_is_null;
@@ -110,6 +115,7 @@ csv_converter_create(TupleDesc tupdesc, const CsvDialect *dialect,
 	conv->typmods = palloc(sizeof(int32) * natts);
 	conv->convert = palloc(sizeof(bool) * natts);
 	conv->names = palloc(sizeof(char *) * natts);
+	conv->safe_input = true;
 
 	for (int i = 0; i < natts; i++)
 	{
@@ -123,6 +129,8 @@ csv_converter_create(TupleDesc tupdesc, const CsvDialect *dialect,
 			conv->convert[i] = false;
 			continue;
 		}
+		if (conv->convert[i] && !csv_input_is_safe(att->atttypid))
+			conv->safe_input = false;
 		getTypeInputInfo(att->atttypid, &infunc, &conv->typioparams[i]);
 		fmgr_info(infunc, &conv->in_functions[i]);
 		conv->typmods[i] = att->atttypmod;
@@ -243,4 +251,60 @@ csv_text_row(const CsvDialect *dialect, CsvRecord *rec, Datum *values, bool *nul
 	values[1] = PointerGetDatum(construct_md_array(elems, elemnulls, 1, dims, lbs,
 												   TEXTOID, -1, false, TYPALIGN_INT));
 	nulls[1] = false;
+}
+
+/*
+ * on_error => 'skip' for reads: convert, or report the row (a NOTICE for
+ * the first few) and return false.  Errors of input functions known to
+ * touch no shared state are caught directly; others need a subtransaction.
+ */
+bool
+csv_converter_row_or_skip(CsvConverter *conv, CsvRecord *rec, Datum *values,
+						  bool *nulls, int64 *nskipped)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+	bool		subxact = !conv->safe_input;
+
+	if (subxact)
+	{
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(oldcxt);
+	}
+	PG_TRY();
+	{
+		csv_converter_row(conv, rec, values, nulls);
+		if (subxact)
+		{
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		}
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (subxact)
+		{
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcxt);
+			CurrentResourceOwner = oldowner;
+		}
+	}
+	PG_END_TRY();
+
+	if (edata == NULL)
+		return true;
+	(*nskipped)++;
+	if (*nskipped <= 10)
+		ereport(NOTICE,
+				(errmsg("%s: skipped line " INT64_FORMAT ": %s",
+						conv->errpos->funcname, rec->line_no, edata->message),
+				 *nskipped == 10 ? errdetail("Further skipped lines are only counted.") : 0));
+	conv->errpos->column = NULL;
+	conv->errpos->value = NULL;
+	return false;
 }

@@ -67,7 +67,8 @@ typedef struct CsvDialect
 #define CSV_ARG_WORKERS		8
 #define CSV_ARG_ORDERED		9
 #define CSV_ARG_CHUNK_SIZE	10
-#define CSV_NUM_READ_ARGS	11
+#define CSV_ARG_ON_ERROR	11
+#define CSV_NUM_READ_ARGS	12
 
 extern void csv_dialect_from_args(CsvDialect *dialect, int nargs,
 								  Datum *args, bool *argnulls);
@@ -137,6 +138,8 @@ extern CsvConverter *csv_converter_create(TupleDesc tupdesc,
 extern void csv_converter_check_header(CsvConverter *conv, CsvRecord *header);
 extern void csv_converter_row(CsvConverter *conv, CsvRecord *rec,
 							  Datum *values, bool *nulls);
+extern bool csv_converter_row_or_skip(CsvConverter *conv, CsvRecord *rec,
+									  Datum *values, bool *nulls, int64 *nskipped);
 extern void csv_text_row(const CsvDialect *dialect, CsvRecord *rec,
 						 Datum *values, bool *nulls);
 

@@ -14,6 +14,7 @@
  */
 #include "csvpipe.h"
 #include "leader.h"
+#include "run.h"
 #include "parallel.h"
 
 #include "access/table.h"
@@ -45,6 +46,8 @@ struct CsvReadState
 	CsvLeader  *leader;			/* parallel (workers => n) */
 	CsvConverter *conv;			/* typed read only */
 	bool		text_mode;
+	bool		on_error_skip;
+	int64		skipped;
 	MemoryContext cxt;			/* owns the state; deleted at the end */
 	bool		done;
 };
@@ -101,6 +104,8 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 		rs->conv = csv_converter_create(tupdesc, &rs->dialect, &rs->errpos,
 										convert_columns);
 
+	rs->on_error_skip = !argnulls[CSV_ARG_ON_ERROR] &&
+		csv_on_error_option(TextDatumGetCString(args[CSV_ARG_ON_ERROR]));
 	nworkers = argnulls[CSV_ARG_WORKERS] ? 0 :
 		csv_workers_for(DatumGetInt32(args[CSV_ARG_WORKERS]));
 	if (nworkers > 0)
@@ -118,6 +123,7 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 									  tupdesc, convert_columns, nworkers,
 									  chunk_size, ordered, &rs->errpos);
 		csv_leader_pool(rs->leader)->shared->text_mode = text_mode;
+		csv_leader_pool(rs->leader)->shared->on_error_skip = rs->on_error_skip;
 		if (rs->conv && rs->dialect.header == CSV_HEADER_MATCH)
 			csv_converter_check_header(rs->conv, csv_leader_header(rs->leader));
 		if (csv_leader_launch(rs->leader) == 0)
@@ -168,13 +174,25 @@ csv_read_next(CsvReadState *rs, Datum *values, bool *nulls)
 		error_context_stack = errcallback.previous;
 		return found;
 	}
-	found = csv_reader_next(rs->reader, &rec);
-	if (!found)
-		rs->done = true;
-	else if (!rs->text_mode)
-		csv_converter_row(rs->conv, &rec, values, nulls);
-	else
-		csv_text_row(&rs->dialect, &rec, values, nulls);
+	for (;;)
+	{
+		found = csv_reader_next(rs->reader, &rec);
+		if (!found)
+		{
+			rs->done = true;
+			if (rs->skipped > 0)
+				ereport(NOTICE,
+						(errmsg("%s: skipped " INT64_FORMAT " bad row(s)",
+								rs->errpos.funcname, rs->skipped)));
+		}
+		else if (rs->text_mode)
+			csv_text_row(&rs->dialect, &rec, values, nulls);
+		else if (!rs->on_error_skip)
+			csv_converter_row(rs->conv, &rec, values, nulls);
+		else if (!csv_converter_row_or_skip(rs->conv, &rec, values, nulls, &rs->skipped))
+			continue;
+		break;
+	}
 
 	error_context_stack = errcallback.previous;
 	return found;

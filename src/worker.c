@@ -132,6 +132,15 @@ handle_record(WorkerState *ws, CsvRecord *rec)
 	oldcxt = MemoryContextSwitchTo(ws->row_cxt);
 	if (ws->shared->text_mode)
 		csv_text_row(&ws->dialect, rec, ws->values, ws->nulls);
+	else if (ws->shared->mode == CSV_MODE_READ && ws->shared->on_error_skip)
+	{
+		if (!csv_converter_row_or_skip(ws->conv, rec, ws->values, ws->nulls,
+									   &ws->rejected_in_chunk))
+		{
+			MemoryContextSwitchTo(oldcxt);
+			return;
+		}
+	}
 	else
 		csv_converter_row(ws->conv, rec, ws->values, ws->nulls);
 	if (ws->shared->mode == CSV_MODE_READ)
@@ -675,6 +684,7 @@ csvpipe_worker_main(Datum main_arg)
 		else
 		{
 			ws.rows_in_chunk = 0;
+			ws.rejected_in_chunk = 0;
 			process_chunk(&ws, &hdr, (char *) data + sizeof(CsvChunkHeader));
 		}
 		MemoryContextReset(ws.chunk_cxt);
