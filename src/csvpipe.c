@@ -24,8 +24,8 @@ char	   *csvpipe_allowed_dirs = NULL;
 int			csvpipe_max_field_size = (int) (MaxAllocSize - VARHDRSZ - 1);
 bool		csvpipe_preloaded = false;
 int			csvpipe_max_workers = 4;
-int			csvpipe_chunk_size = 4096;	/* kB */
-int			csvpipe_queue_size = 1024;	/* kB */
+int			csvpipe_chunk_size = 2048;	/* kB */
+int			csvpipe_queue_size = 4096;	/* kB */
 char	   *csvpipe_database = NULL;
 int			csvpipe_max_retries = 3;
 int			csvpipe_retry_delay = 100;	/* ms */
@@ -68,16 +68,16 @@ _PG_init(void)
 							"Bytes of CSV per chunk handed to a worker.",
 							"Chunks end at record boundaries, so they may be a little larger.",
 							&csvpipe_chunk_size,
-							4096, 1, 1024 * 1024,
+							2048, 1, 1024 * 1024,
 							PGC_USERSET,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("csvpipe.queue_size",
 							"Size of each worker's shared memory queue.",
-							"Memory of a parallel call is bounded by workers x queue size.",
+							"Memory of a parallel call is bounded by workers x queue size; a queue that holds a whole chunk lets the leader hand it over in one go.",
 							&csvpipe_queue_size,
-							1024, 64, 1024 * 1024,
+							4096, 64, 1024 * 1024,
 							PGC_USERSET,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);

@@ -98,6 +98,10 @@ struct CsvLeader
 	bool		first_done[CSVPIPE_MAX_SLOTS];
 	int			rr;				/* round-robin cursor */
 	int			last_worker;	/* sent the last tuple, or -1 */
+	uint32		fast_rows;
+	/* read: the tuple batch being returned (valid until the next receive) */
+	char	   *batch_ptr;
+	char	   *batch_end;
 
 	/* every chunk cut so far, by number: where it went, how it ended */
 	ChunkInfo  *chunks;
@@ -632,6 +636,11 @@ handle_reply(CsvLeader *L, int w, char *data, Size nbytes, MinimalTuple *tuple)
 		case CSV_MSG_TUPLE:
 			*tuple = (MinimalTuple) (data + REPLY_HEADER);
 			return true;
+		case CSV_MSG_BATCH:
+			*tuple = (MinimalTuple) (data + REPLY_HEADER);
+			L->batch_ptr = (char *) *tuple + MAXALIGN((*tuple)->t_len);
+			L->batch_end = data + nbytes;
+			return true;
 		case CSV_MSG_CHUNK_DONE:
 			memcpy(&done, data + REPLY_HEADER, sizeof(done));
 			if (!L->first_done[w])
@@ -892,6 +901,17 @@ csv_leader_next_row(CsvLeader *L, Datum *values, bool *nulls)
 	 * Fast path: the worker that sent the last row most likely has the next
 	 * one waiting; dispatching is only needed when it does not.
 	 */
+	/* rows left in the current batch come first */
+	if (L->batch_ptr != NULL && L->batch_ptr < L->batch_end)
+	{
+		MinimalTuple tuple = (MinimalTuple) L->batch_ptr;
+
+		L->batch_ptr += MAXALIGN(tuple->t_len);
+		deform(L, tuple, values, nulls);
+		return true;
+	}
+	L->batch_ptr = L->batch_end = NULL;
+
 	if (L->last_worker >= 0 && L->pool->alive[L->last_worker])
 	{
 		int			w = L->last_worker;
@@ -899,6 +919,9 @@ csv_leader_next_row(CsvLeader *L, Datum *values, bool *nulls)
 		void	   *data;
 		MinimalTuple tuple = NULL;
 
+		/* keep the workers fed while rows stream in */
+		if ((++L->fast_rows & 255) == 0)
+			(void) dispatch(L);
 		if (shm_mq_receive(L->pool->reply[w], &nbytes, &data, true) == SHM_MQ_SUCCESS)
 		{
 			if (handle_reply(L, w, data, nbytes, &tuple))

@@ -108,6 +108,8 @@ typedef struct CsvChunkHeader
 
 /* worker -> leader messages start with one of these bytes */
 #define CSV_MSG_TUPLE		'T'		/* + MinimalTuple (read) */
+#define CSV_MSG_BATCH		'B'		/* + MinimalTuples, each MAXALIGN'd (read) */
+#define CSV_TUPLE_BATCH		(64 * 1024)
 #define CSV_MSG_CHUNK_DONE	'D'		/* + CsvChunkDone */
 #define CSV_MSG_PREPARED	'P'		/* + CsvChunkDone with chunk_no -1 (atomic load) */
 #define CSV_MSG_FINISHED	'F'		/* worker done, about to exit */

@@ -98,6 +98,9 @@ typedef struct WorkerState
 	int			nbatch;
 	CsvChunkHeader *cur_hdr;
 	char	   *cur_data;
+	/* read: tuples batched into one message */
+	char	   *tbuf;
+	Size		tlen;
 } WorkerState;
 
 static void
@@ -120,6 +123,38 @@ send_reply(WorkerState *ws, char type, const void *data, Size len, bool flush)
 		ereport(ERROR,
 				(errcode(ERRCODE_ADMIN_SHUTDOWN),
 				 errmsg("csvpipe worker %d: the leader went away", ws->worker_no)));
+}
+
+/* read: send the batched tuples */
+static void
+flush_tuples(WorkerState *ws)
+{
+	if (ws->tlen > 0)
+		send_reply(ws, CSV_MSG_BATCH, ws->tbuf, ws->tlen, false);
+	ws->tlen = 0;
+}
+
+/*
+ * read: add a tuple to the batch.  Batching many rows per queue message
+ * keeps the queue's per-message cost off both ends.
+ */
+static void
+queue_tuple(WorkerState *ws, MinimalTuple tup)
+{
+	Size		len = MAXALIGN(tup->t_len);
+
+	if (len > CSV_TUPLE_BATCH)
+	{
+		flush_tuples(ws);
+		send_reply(ws, CSV_MSG_TUPLE, tup, tup->t_len, false);
+		return;
+	}
+	if (ws->tlen + len > CSV_TUPLE_BATCH)
+		flush_tuples(ws);
+	if (ws->tbuf == NULL)
+		ws->tbuf = MemoryContextAllocZero(TopMemoryContext, CSV_TUPLE_BATCH);
+	memcpy(ws->tbuf + ws->tlen, tup, tup->t_len);
+	ws->tlen += len;
 }
 
 static void
@@ -147,7 +182,7 @@ handle_record(WorkerState *ws, CsvRecord *rec)
 	{
 		MinimalTuple tup = heap_form_minimal_tuple(ws->read_desc, ws->values, ws->nulls);
 
-		send_reply(ws, CSV_MSG_TUPLE, tup, tup->t_len, false);
+		queue_tuple(ws, tup);
 	}
 	else
 	{
@@ -686,6 +721,7 @@ csvpipe_worker_main(Datum main_arg)
 			ws.rows_in_chunk = 0;
 			ws.rejected_in_chunk = 0;
 			process_chunk(&ws, &hdr, (char *) data + sizeof(CsvChunkHeader));
+			flush_tuples(&ws);
 		}
 		MemoryContextReset(ws.chunk_cxt);
 		ws.errpos.column_names = NULL;
