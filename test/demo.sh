@@ -54,6 +54,7 @@ fsync = off
 #   cron.database_name = 'postgres'
 # <<<
 shared_preload_libraries = 'csvpipe'
+max_prepared_transactions = 8   # atomic loads prepare one part per worker
 EOF
 
 echo "== start (port $PORT, socket dir $WORK)"
@@ -89,11 +90,29 @@ SELECT count(*), sum(amount), min(ts), max(ts)
 \\echo '== first rows, typed by the column definition list'
 SELECT * FROM csvpipe.read(:'file') AS $COLS LIMIT 5;
 
--- >>> LATER: parallel load and views ------------------------------------------
--- Show here: csvpipe.load(...) of the same file into a table with parallel
--- workers (with \\timing on, next to the read above), then the views that
--- report loads and cached files.
--- <<< -----------------------------------------------------------------------------
+\\echo
+\\echo '== the same file loaded into a table by 2 background workers (atomic), next to COPY'
+CREATE TABLE sales (id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean);
+CREATE TABLE sales_copy (LIKE sales);
+\\timing on
+SELECT * FROM csvpipe.load(:'file', 'sales', workers => 2);
+COPY sales_copy FROM :'file' WITH (FORMAT csv, HEADER true);
+\\timing off
+SELECT (SELECT count(*) FROM sales) AS loaded,
+       (SELECT sum(amount) FROM sales) = (SELECT sum(amount) FROM sales_copy) AS same_sum_as_copy;
+
+\\echo
+\\echo '== the job, as csvpipe.jobs shows it'
+SELECT job_id, state, workers, rows_loaded, rows_rejected, bytes, decision,
+       finished_at - started_at AS took
+  FROM csvpipe.jobs ORDER BY job_id;
+
+\\echo
+\\echo '== its chunks in the ledger (a chunked load: atomic => false)'
+TRUNCATE sales;
+SELECT job_id, rows_loaded, workers FROM csvpipe.load(:'file', 'sales', workers => 2, atomic => false);
+SELECT job_id, count(*) AS chunks, sum(rows) AS rows, min(first_line), max(first_line)
+  FROM csvpipe.chunks GROUP BY job_id;
 EOF
 [[ $(id -u) -ne 0 ]] || chown "$PG_OS_USER:" "$WORK/demo.sql"
 
