@@ -596,7 +596,8 @@ rss_run() {
         [[ -e $marker ]] && break
         kill -0 "$psql_pid" 2>/dev/null || break
         if [[ -z $leader ]]; then
-            leader=$(sql -c "select pid from pg_stat_activity where application_name = '$app'" 2>/dev/null || true)
+            leader=$(sql -c "select pid from pg_stat_activity where application_name = '$app' and backend_type = 'client backend' limit 1" 2>/dev/null || true)
+            [[ $leader =~ ^[0-9]+$ ]] || leader=""
         fi
         if [[ -n $leader ]]; then
             memstat "$leader"
@@ -621,7 +622,8 @@ rss_run() {
     # the load is over and the session sleeps: the backend's final VmHWM
     if [[ -n ${RSS_ON_DONE:-} ]]; then "$RSS_ON_DONE"; fi
     if [[ -z $leader && -e $marker ]]; then     # a statement shorter than the first look-up
-        leader=$(sql -c "select pid from pg_stat_activity where application_name = '$app'" 2>/dev/null || true)
+        leader=$(sql -c "select pid from pg_stat_activity where application_name = '$app' and backend_type = 'client backend' limit 1" 2>/dev/null || true)
+        [[ $leader =~ ^[0-9]+$ ]] || leader=""
     fi
     if [[ -n $leader ]]; then
         memstat "$leader"
