@@ -258,43 +258,48 @@ csv_text_row(const CsvDialect *dialect, CsvRecord *rec, Datum *values, bool *nul
  * the first few) and return false.  Errors of input functions known to
  * touch no shared state are caught directly; others need a subtransaction.
  */
+typedef struct ConvertArgs
+{
+	CsvConverter *conv;
+	CsvRecord  *rec;
+	Datum	   *values;
+	bool	   *nulls;
+} ConvertArgs;
+
+static void
+convert_row(void *arg)
+{
+	ConvertArgs *a = (ConvertArgs *) arg;
+
+	csv_converter_row(a->conv, a->rec, a->values, a->nulls);
+}
+
 bool
 csv_converter_row_or_skip(CsvConverter *conv, CsvRecord *rec, Datum *values,
 						  bool *nulls, int64 *nskipped)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
 	ErrorData  *edata = NULL;
-	bool		subxact = !conv->safe_input;
 
-	if (subxact)
+	if (conv->safe_input)
 	{
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcxt);
-	}
-	PG_TRY();
-	{
-		csv_converter_row(conv, rec, values, nulls);
-		if (subxact)
+		MemoryContext oldcxt = CurrentMemoryContext;
+
+		PG_TRY();
 		{
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
+			csv_converter_row(conv, rec, values, nulls);
 		}
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		if (subxact)
+		PG_CATCH();
 		{
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
+			edata = csv_catch_error(oldcxt);
 		}
+		PG_END_TRY();
 	}
-	PG_END_TRY();
+	else
+	{
+		ConvertArgs a = {conv, rec, values, nulls};
+
+		edata = csv_try_in_subxact(convert_row, &a, CurrentMemoryContext);
+	}
 
 	if (edata == NULL)
 		return true;

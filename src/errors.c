@@ -25,6 +25,7 @@
  */
 #include "errors.h"
 
+#include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -33,6 +34,7 @@
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/wait_event.h"
 
 /* how much of a bad record csvpipe.rejected keeps */
@@ -219,4 +221,38 @@ csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line_no,
 						shared->max_errors),
 				 errdetail("Line " INT64_FORMAT ": %s", line_no,
 						   edata->message ? edata->message : "")));
+}
+
+/*
+ * Run fn(arg) in a subtransaction.  Returns NULL on success, or the error
+ * (copied into errcxt) after rolling the subtransaction back; the caller's
+ * memory context and resource owner are restored either way.
+ */
+ErrorData *
+csv_try_in_subxact(CsvSubxactFn fn, void *arg, MemoryContext errcxt)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(errcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	return edata;
 }

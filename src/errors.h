@@ -19,4 +19,7 @@ extern void csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line
 						   const char *column, ErrorData *edata);
 extern ErrorData *csv_catch_error(MemoryContext errcxt);
 
+typedef void (*CsvSubxactFn) (void *arg);
+extern ErrorData *csv_try_in_subxact(CsvSubxactFn fn, void *arg, MemoryContext errcxt);
+
 #endif							/* CSVPIPE_ERRORS_H */

@@ -55,6 +55,8 @@
 #include "load.h"
 
 #include "access/heapam.h"
+#include "access/hio.h"
+#include "storage/bufmgr.h"
 #include "access/htup_details.h"
 #include "access/sysattr.h"
 #include "access/table.h"
@@ -391,6 +393,42 @@ make_input_desc(CsvLoadTarget *t)
 	return desc;
 }
 
+/* ---- the bulk-insert ring ---- */
+
+/*
+ * One BULKWRITE ring per process, reused by every load target it opens.  A
+ * worker opens a target per chunk; a fresh 16 MB ring each time would walk
+ * the whole table through shared_buffers (and its memory with it), where
+ * COPY keeps to one ring.
+ */
+static BufferAccessStrategy process_ring = NULL;
+
+static BulkInsertState
+bulk_insert_state_create(void)
+{
+	BulkInsertState bis = GetBulkInsertState();
+
+	if (process_ring == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		process_ring = GetAccessStrategy(BAS_BULKWRITE);
+		MemoryContextSwitchTo(old);
+	}
+	FreeAccessStrategy(bis->strategy);
+	bis->strategy = process_ring;
+	return bis;
+}
+
+/* FreeBulkInsertState, keeping the process's ring */
+static void
+bulk_insert_state_free(BulkInsertState bis)
+{
+	if (bis->current_buf != InvalidBuffer)
+		ReleaseBuffer(bis->current_buf);
+	pfree(bis);
+}
+
 /* ---- multi-insert buffers ---- */
 
 static LoadBuffer *
@@ -399,7 +437,7 @@ buffer_create(CsvLoadTarget *t, ResultRelInfo *rri)
 	LoadBuffer *buf = MemoryContextAllocZero(t->cxt, sizeof(LoadBuffer));
 
 	buf->rri = rri;
-	buf->bistate = GetBulkInsertState();
+	buf->bistate = bulk_insert_state_create();
 	t->buffers = lappend(t->buffers, buf);
 	return buf;
 }
@@ -512,7 +550,7 @@ static void
 buffer_cleanup(CsvLoadTarget *t, LoadBuffer *buf)
 {
 	Assert(buf->nused == 0);
-	FreeBulkInsertState(buf->bistate);
+	bulk_insert_state_free(buf->bistate);
 	for (int i = 0; i < LOAD_MAX_BUFFERED_TUPLES && buf->slots[i] != NULL; i++)
 		ExecDropSingleTupleTableSlot(buf->slots[i]);
 	table_finish_bulk_insert(buf->rri->ri_RelationDesc, t->ti_options);
@@ -672,7 +710,7 @@ csv_load_begin(Oid relid, List *attnames)
 	if (t->method != LOAD_MULTI)
 	{
 		t->singleslot = table_slot_create(rel, &estate->es_tupleTable);
-		t->bistate = GetBulkInsertState();
+		t->bistate = bulk_insert_state_create();
 	}
 	t->batch_cxt = AllocSetContextCreate(cxt, "csvpipe load batch",
 										 ALLOCSET_DEFAULT_SIZES);
@@ -897,7 +935,7 @@ csv_load_end(CsvLoadTarget *t)
 	oldcxt = MemoryContextSwitchTo(estate->es_query_cxt);
 
 	if (t->bistate != NULL)
-		FreeBulkInsertState(t->bistate);
+		bulk_insert_state_free(t->bistate);
 	t->bistate = NULL;
 
 	/* AFTER STATEMENT triggers, then every queued AFTER trigger */

@@ -349,7 +349,23 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	res->workers = launched;
 }
 
-/* csvpipe.load(path, target, columns, workers, <CSV options>, atomic, chunk_size) */
+/* A csvpipe.load_result row */
+static Datum
+load_result_datum(TupleDesc resdesc, CsvLoadResult *res)
+{
+	Datum		result[6];
+	bool		resnulls[6] = {false, false, false, false, false, false};
+
+	result[0] = Int64GetDatum(res->job_id);
+	result[1] = Int64GetDatum(res->rows_loaded);
+	result[2] = Int64GetDatum(res->rows_rejected);
+	result[3] = Int64GetDatum(res->bytes);
+	result[4] = Float8GetDatum(res->seconds);
+	result[5] = Int32GetDatum(res->workers);
+	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc), result, resnulls));
+}
+
+/* csvpipe.load(path, target, columns, workers, <CSV options>, atomic, chunk_size, on_error, max_errors) */
 Datum
 csvpipe_load(PG_FUNCTION_ARGS)
 {
@@ -358,8 +374,6 @@ csvpipe_load(PG_FUNCTION_ARGS)
 	CsvLoadRequest req;
 	CsvLoadResult res;
 	TupleDesc	resdesc;
-	Datum		result[6];
-	bool		resnulls[6] = {false, false, false, false, false, false};
 
 	if (PG_ARGISNULL(LOAD_ARG_PATH) || PG_ARGISNULL(LOAD_ARG_TARGET))
 		ereport(ERROR,
@@ -407,13 +421,7 @@ csvpipe_load(PG_FUNCTION_ARGS)
 	req.options_json = csv_load_options_json(&req);
 	csv_run_load(&req, &res);
 
-	result[0] = Int64GetDatum(res.job_id);
-	result[1] = Int64GetDatum(res.rows_loaded);
-	result[2] = Int64GetDatum(res.rows_rejected);
-	result[3] = Int64GetDatum(res.bytes);
-	result[4] = Float8GetDatum(res.seconds);
-	result[5] = Int32GetDatum(res.workers);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc), result, resnulls)));
+	PG_RETURN_DATUM(load_result_datum(resdesc, &res));
 }
 
 /* text[] of column names to a List of C strings */
@@ -527,8 +535,6 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 	CsvLoadRequest req;
 	CsvLoadResult res;
 	TupleDesc	resdesc;
-	Datum		result[6];
-	bool		resnulls[6] = {false, false, false, false, false, false};
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
 	HeapTuple	tup;
@@ -694,11 +700,5 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 	req.options_json = csv_load_options_json(&req);
 	csv_run_load(&req, &res);
 
-	result[0] = Int64GetDatum(res.job_id);
-	result[1] = Int64GetDatum(res.rows_loaded);
-	result[2] = Int64GetDatum(res.rows_rejected);
-	result[3] = Int64GetDatum(res.bytes);
-	result[4] = Float8GetDatum(res.seconds);
-	result[5] = Int32GetDatum(res.workers);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc), result, resnulls)));
+	PG_RETURN_DATUM(load_result_datum(resdesc, &res));
 }

@@ -260,38 +260,35 @@ open_target(WorkerState *ws)
 
 /* ---- on_error => 'skip' ---- */
 
+typedef struct InsertArgs
+{
+	WorkerState *ws;
+	int			lo;
+	int			hi;
+	int64		inserted;
+} InsertArgs;
+
+static void
+insert_rows(void *arg)
+{
+	InsertArgs *a = (InsertArgs *) arg;
+	CsvLoadTarget *t = csv_load_begin(a->ws->shared->target_relid, a->ws->attnames);
+
+	for (int i = a->lo; i < a->hi; i++)
+		csv_load_row(t, a->ws->batch[i].values, a->ws->batch[i].nulls,
+					 a->ws->batch[i].line_no);
+	/* end fires the AFTER triggers, foreign key checks included, here */
+	a->inserted = (int64) csv_load_end(t);
+}
+
 /* Insert batch rows [lo, hi) in a subtransaction; NULL or the error */
 static ErrorData *
 try_insert(WorkerState *ws, int lo, int hi, int64 *inserted)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *edata = NULL;
+	InsertArgs	a = {ws, lo, hi, 0};
+	ErrorData  *edata = csv_try_in_subxact(insert_rows, &a, ws->err_cxt);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		CsvLoadTarget *t = csv_load_begin(ws->shared->target_relid, ws->attnames);
-
-		for (int i = lo; i < hi; i++)
-			csv_load_row(t, ws->batch[i].values, ws->batch[i].nulls, ws->batch[i].line_no);
-		/* end fires the AFTER triggers, foreign key checks included, here */
-		*inserted = (int64) csv_load_end(t);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(ws->err_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_END_TRY();
+	*inserted = a.inserted;
 	return edata;
 }
 
@@ -355,34 +352,29 @@ flush_batch(WorkerState *ws)
 	MemoryContextReset(ws->batch_cxt);
 }
 
+typedef struct ConvertArgs
+{
+	CsvConverter *conv;
+	CsvRecord  *rec;
+	Datum	   *values;
+	bool	   *nulls;
+} ConvertArgs;
+
+static void
+convert_row(void *arg)
+{
+	ConvertArgs *a = (ConvertArgs *) arg;
+
+	csv_converter_row(a->conv, a->rec, a->values, a->nulls);
+}
+
 /* Convert one record inside a subtransaction (types whose errors need one) */
 static ErrorData *
 convert_in_subxact(WorkerState *ws, CsvRecord *rec, Datum *values, bool *nulls)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *edata = NULL;
+	ConvertArgs a = {ws->conv, rec, values, nulls};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		csv_converter_row(ws->conv, rec, values, nulls);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(ws->err_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_END_TRY();
-	return edata;
+	return csv_try_in_subxact(convert_row, &a, ws->err_cxt);
 }
 
 /*
@@ -490,6 +482,32 @@ process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	flush_batch(ws);
 }
 
+typedef struct ChunkArgs
+{
+	WorkerState *ws;
+	CsvChunkHeader *hdr;
+	char	   *data;
+} ChunkArgs;
+
+static void
+load_chunk(void *arg)
+{
+	ChunkArgs  *a = (ChunkArgs *) arg;
+	WorkerState *ws = a->ws;
+
+	open_target(ws);
+	if (ws->shared->on_error_skip)
+		process_chunk_skip(ws, a->hdr, a->data);
+	else
+	{
+		process_chunk(ws, a->hdr, a->data);
+		ws->errpos.line_no = 0;
+		csv_load_flush(ws->target);
+	}
+	(void) csv_load_end(ws->target);
+	ws->target = NULL;
+}
+
 /*
  * One chunk of a load, in a subtransaction: retried after transient
  * errors, and in skip mode processed record by record.
@@ -497,52 +515,22 @@ process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 static void
 run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 {
+	ChunkArgs	a = {ws, hdr, data};
 	int			attempt = 0;
 
 	ws->retries_in_chunk = 0;
 	for (;;)
 	{
-		MemoryContext oldcxt = CurrentMemoryContext;
-		ResourceOwner oldowner = CurrentResourceOwner;
-		ErrorData  *edata = NULL;
+		ErrorData  *edata;
 
 		ws->rows_in_chunk = 0;
 		ws->rejected_in_chunk = 0;
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(oldcxt);
-		PG_TRY();
-		{
-			open_target(ws);
-			if (ws->shared->on_error_skip)
-				process_chunk_skip(ws, hdr, data);
-			else
-			{
-				process_chunk(ws, hdr, data);
-				ws->errpos.line_no = 0;
-				csv_load_flush(ws->target);
-			}
-			(void) csv_load_end(ws->target);
-			ws->target = NULL;
-			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(ws->err_cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(oldcxt);
-			CurrentResourceOwner = oldowner;
-			ws->target = NULL;
-			ws->nbatch = 0;
-			MemoryContextReset(ws->batch_cxt);
-		}
-		PG_END_TRY();
-
+		edata = csv_try_in_subxact(load_chunk, &a, ws->err_cxt);
 		if (edata == NULL)
 			return;
+		ws->target = NULL;
+		ws->nbatch = 0;
+		MemoryContextReset(ws->batch_cxt);
 		if (csv_error_is_transient(edata) && attempt < csvpipe_max_retries)
 		{
 			attempt++;
