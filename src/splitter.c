@@ -38,29 +38,38 @@ int64
 csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from, int64 to,
 				  int64 want, int64 *boundary_line)
 {
-	const unsigned char *p = (const unsigned char *) buf + from;
-	const unsigned char *end = (const unsigned char *) buf + to;
-	unsigned char quote = (unsigned char) sp->quote;
+	const char *p = buf + from;
+	const char *end = buf + to;
 	bool		inq = sp->in_quotes;
 	int64		line = sp->line;
 
+	/*
+	 * Jump from quote to quote with memchr (quotes are rare in most files);
+	 * between two quotes every newline is either a record end (outside
+	 * quotes) or just counted (inside).
+	 */
 	while (p < end)
 	{
-		unsigned char c = *p++;
+		const char *q = memchr(p, sp->quote, end - p);
+		const char *stop = q ? q : end;
+		const char *nl;
 
-		if (c == quote)
-			inq = !inq;
-		else if (c == '\n')
+		while ((nl = memchr(p, '\n', stop - p)) != NULL)
 		{
 			line++;
-			if (!inq && (int64) ((const char *) p - buf) >= want)
+			p = nl + 1;
+			if (!inq && p - buf >= want)
 			{
 				sp->in_quotes = inq;
 				sp->line = line;
 				*boundary_line = line;
-				return (const char *) p - buf;
+				return p - buf;
 			}
 		}
+		if (q == NULL)
+			break;
+		p = q + 1;
+		inq = !inq;
 	}
 	sp->in_quotes = inq;
 	sp->line = line;
