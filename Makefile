@@ -24,7 +24,8 @@ OBJS = \
 	src/txn.o \
 	src/load.o \
 	src/run.o \
-	src/errors.o
+	src/errors.o \
+	src/cache.o
 
 EXTENSION = csvpipe
 DATA = $(wildcard sql/csvpipe--*.sql)

@@ -36,13 +36,14 @@ CREATE FUNCTION csvpipe.read(
     workers int DEFAULT NULL,
     ordered boolean DEFAULT true,
     chunk_size bigint DEFAULT NULL,
-    on_error text DEFAULT 'stop')
+    on_error text DEFAULT 'stop',
+    cache boolean DEFAULT true)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'csvpipe_read'
 LANGUAGE C VOLATILE
 SUPPORT csvpipe.read_support;
 
-COMMENT ON FUNCTION csvpipe.read(text, text, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint, text)
+COMMENT ON FUNCTION csvpipe.read(text, text, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint, text, boolean)
 IS 'stream a CSV file on the server as rows typed by the column definition list';
 
 CREATE FUNCTION csvpipe.read_text(
@@ -58,6 +59,7 @@ CREATE FUNCTION csvpipe.read_text(
     ordered boolean DEFAULT true,
     chunk_size bigint DEFAULT NULL,
     on_error text DEFAULT 'stop',
+    cache boolean DEFAULT true,
     OUT line_no bigint,
     OUT fields text[])
 RETURNS SETOF record
@@ -65,7 +67,7 @@ AS 'MODULE_PATHNAME', 'csvpipe_read_text'
 LANGUAGE C VOLATILE
 SUPPORT csvpipe.read_support;
 
-COMMENT ON FUNCTION csvpipe.read_text(text, text, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint, text)
+COMMENT ON FUNCTION csvpipe.read_text(text, text, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint, text, boolean)
 IS 'stream a CSV file on the server as (line_no, fields text[]) rows';
 
 -- Reading server files is a privilege, checked in C when the file is opened
@@ -208,3 +210,74 @@ CREATE FUNCTION csvpipe.load_serial(path text, target regclass, columns text[] D
     header csvpipe.header_mode DEFAULT 'true', null_string text DEFAULT '', encoding text DEFAULT NULL,
     skip_rows bigint DEFAULT 0)
 RETURNS bigint AS 'MODULE_PATHNAME', 'csvpipe_load_serial' LANGUAGE C VOLATILE;
+
+-- The shared result cache of read and read_text (src/cache.c).  It needs
+-- shared_preload_libraries; without it these functions raise an error.
+-- The views sit over versioned functions, so a later release can change a
+-- view without breaking an older library.
+
+CREATE FUNCTION csvpipe.cache_1_0(
+    OUT path text,
+    OUT version int,
+    OUT bytes bigint,
+    OUT rows bigint,
+    OUT hits bigint,
+    OUT created_at timestamptz,
+    OUT last_used_at timestamptz,
+    OUT expires_at timestamptz,
+    OUT function text,
+    OUT options text,
+    OUT columns text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'csvpipe_cache_1_0'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE VIEW csvpipe.cache AS
+SELECT path, version, bytes, rows, hits, created_at, last_used_at, expires_at,
+       function, options, columns
+  FROM csvpipe.cache_1_0();
+GRANT SELECT ON csvpipe.cache TO PUBLIC;
+
+COMMENT ON VIEW csvpipe.cache
+IS 'one row per cached read result (path shown to roles with pg_read_server_files)';
+
+CREATE FUNCTION csvpipe.cache_stats_1_0(
+    OUT hits bigint,
+    OUT misses bigint,
+    OUT evictions bigint,
+    OUT invalidations bigint,
+    OUT bytes_used bigint,
+    OUT bytes_limit bigint,
+    OUT hit_ratio double precision,
+    OUT entries bigint,
+    OUT too_large bigint,
+    OUT stats_reset timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'csvpipe_cache_stats_1_0'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE VIEW csvpipe.cache_stats AS
+SELECT hits, misses, evictions, invalidations, bytes_used, bytes_limit,
+       round(hit_ratio::numeric, 4) AS hit_ratio, entries, too_large, stats_reset
+  FROM csvpipe.cache_stats_1_0();
+GRANT SELECT ON csvpipe.cache_stats TO PUBLIC;
+
+COMMENT ON VIEW csvpipe.cache_stats
+IS 'counters of csvpipe''s result cache since the last csvpipe.cache_reset_stats()';
+
+CREATE FUNCTION csvpipe.cache_invalidate(path text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'csvpipe_cache_invalidate'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.cache_invalidate(text)
+IS 'remove the cached results of a file, of the files under a directory, or all (NULL); returns how many';
+
+CREATE FUNCTION csvpipe.cache_reset_stats()
+RETURNS void
+AS 'MODULE_PATHNAME', 'csvpipe_cache_reset_stats'
+LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION csvpipe.cache_reset_stats() FROM PUBLIC;
+
+COMMENT ON FUNCTION csvpipe.cache_reset_stats()
+IS 'zero the counters of csvpipe.cache_stats';

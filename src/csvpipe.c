@@ -100,6 +100,8 @@ _PG_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	csv_cache_init();			/* cache GUCs; shared memory when preloading */
+
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("csvpipe");
 #else

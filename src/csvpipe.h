@@ -68,7 +68,8 @@ typedef struct CsvDialect
 #define CSV_ARG_ORDERED		9
 #define CSV_ARG_CHUNK_SIZE	10
 #define CSV_ARG_ON_ERROR	11
-#define CSV_NUM_READ_ARGS	12
+#define CSV_ARG_CACHE		12
+#define CSV_NUM_READ_ARGS	13
 
 extern void csv_dialect_from_args(CsvDialect *dialect, int nargs,
 								  Datum *args, bool *argnulls);
@@ -127,6 +128,7 @@ extern bool csv_reader_next(CsvReader *reader, CsvRecord *rec);
 extern CsvRecord *csv_reader_header(CsvReader *reader);
 extern void csv_reader_close(CsvReader *reader);
 extern off_t csv_reader_file_size(CsvReader *reader);
+extern const struct stat *csv_reader_stat(CsvReader *reader);
 
 /* convert.c: fields to Datums with the column types' input functions */
 typedef struct CsvConverter CsvConverter;
@@ -152,7 +154,12 @@ extern CsvReadState *csv_read_begin(const char *funcname, bool text_mode,
 									bool *convert_columns);
 extern bool csv_read_next(CsvReadState *rs, Datum *values, bool *nulls);
 extern void csv_read_end(CsvReadState *rs);
+extern void csv_read_set_output_columns(CsvReadState *rs, const bool *columns);
+extern const char *csv_read_cache_status(CsvReadState *rs);
 extern TupleDesc csv_read_text_tupdesc(void);
+
+/* cache.c: shared result cache (GUCs, shared memory hooks) */
+extern void csv_cache_init(void);
 
 /* scan.c: streaming CustomScan for calls in FROM */
 extern void csvpipe_scan_init(void);

@@ -236,6 +236,13 @@ csv_reader_file_size(CsvReader *reader)
 	return reader->st.st_size;
 }
 
+/* The file as opened (fstat) */
+const struct stat *
+csv_reader_stat(CsvReader *reader)
+{
+	return &reader->st;
+}
+
 /* Line holding byte "upto" of a block that is about to be tokenized */
 static int64
 line_in_block(CsvReader *r, const char *data, size_t upto)

@@ -19,7 +19,8 @@
  * and whole-row references.
  *
  * Like file_fdw, only the columns the query uses are converted; when it uses
- * none (count(*)), all are converted, so such a count also validates.
+ * none (count(*)), all are converted, so such a count also validates.  When
+ * the rows come from the result cache, only the used columns are deformed.
  *
  *-------------------------------------------------------------------------
  */
@@ -62,6 +63,7 @@ typedef struct CsvScanState
 	int			kind;
 	List	   *arg_states;		/* ExprStates of the function arguments */
 	bool	   *convert;		/* columns to convert, NULL = all */
+	bool	   *used;			/* columns the query uses (all false: none) */
 	MemoryContext read_cxt;		/* per-scan; reset on rescan */
 	CsvReadState *rs;
 } CsvScanState;
@@ -274,6 +276,9 @@ csv_begin_scan(CustomScanState *node, EState *estate, int eflags)
 				state->convert[col - 1] = true;
 		}
 	}
+	/* convert == NULL means no column is used (count(*)) */
+	state->used = state->convert ? state->convert :
+		palloc0(sizeof(bool) * Max(scandesc->natts, 1));
 	state->read_cxt = AllocSetContextCreate(estate->es_query_cxt,
 											"csvpipe scan",
 											ALLOCSET_SMALL_SIZES);
@@ -305,6 +310,8 @@ csv_open(CsvScanState *state)
 							   state->kind == CSV_KIND_TEXT,
 							   scandesc, CSV_NUM_READ_ARGS, args, argnulls,
 							   state->convert);
+	/* a cached row is deformed only as far as the query looks */
+	csv_read_set_output_columns(state->rs, state->used);
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -392,6 +399,8 @@ csv_explain_scan(CustomScanState *node, List *ancestors, ExplainState *es)
 		}
 		ExplainPropertyText("Converted Columns", buf.data, es);
 	}
+	if (es->analyze && state->rs)
+		ExplainPropertyText("Cache", csv_read_cache_status(state->rs), es);
 }
 
 /*

@@ -5,7 +5,13 @@
  *		read state they share with the streaming scan (scan.c).
  *
  * A CsvReadState is one pass over one file: dialect, reader, converter and
- * the error position that every error context line reports.  The
+ * the error position that every error context line reports.  With the
+ * result cache (cache.c, cache => true) it is also where a read is served
+ * from memory instead of the file (a hit, then neither the file nor any
+ * worker is opened), or records its rows to publish them when it reaches
+ * the end of the file.  A parallel read is served by the leader on a hit,
+ * and fills the cache like a single-process read (the leader sees every
+ * row), except with ordered => false.  The
  * functions here run in value-per-call mode; when called in FROM, scan.c
  * normally replaces the FunctionScan (which would collect all rows in a
  * tuplestore before returning the first) by a scan that streams.
@@ -13,6 +19,7 @@
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
+#include "cache.h"
 #include "leader.h"
 #include "run.h"
 #include "parallel.h"
@@ -50,6 +57,9 @@ struct CsvReadState
 	int64		skipped;
 	MemoryContext cxt;			/* owns the state; deleted at the end */
 	bool		done;
+	CsvCacheRead *cache;		/* NULL: the cache is not used */
+	bool		cache_hit;		/* rows come from the cache */
+	int			out_upto;		/* hit: columns to deform (the rest unused) */
 };
 
 TupleDesc
@@ -75,6 +85,8 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 	CsvReadState *rs;
 	ErrorContextCallback errcallback;
 	int			nworkers;
+	bool		ordered;
+	bool		use_cache;
 
 	if (argnulls[CSV_ARG_PATH])
 		ereport(ERROR,
@@ -108,12 +120,30 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 		csv_on_error_option(TextDatumGetCString(args[CSV_ARG_ON_ERROR]));
 	nworkers = argnulls[CSV_ARG_WORKERS] ? 0 :
 		csv_workers_for(DatumGetInt32(args[CSV_ARG_WORKERS]));
+	ordered = argnulls[CSV_ARG_ORDERED] ? true : DatumGetBool(args[CSV_ARG_ORDERED]);
+	rs->out_upto = tupdesc->natts;
+
+	/* the result cache: a hit opens neither the file nor any worker */
+	use_cache = nargs > CSV_ARG_CACHE &&
+		(argnulls[CSV_ARG_CACHE] || DatumGetBool(args[CSV_ARG_CACHE]));
+	if (use_cache)
+	{
+		rs->cache = csv_cache_lookup(rs->errpos.path, &rs->dialect, text_mode,
+									 tupdesc, convert_columns,
+									 nworkers == 0 || ordered);
+		if (rs->cache && csv_cache_status(rs->cache) == CSV_CACHE_HIT)
+		{
+			rs->cache_hit = true;
+			error_context_stack = errcallback.previous;
+			MemoryContextSwitchTo(oldcxt);
+			return rs;
+		}
+	}
+
 	if (nworkers > 0)
 	{
 		int64		chunk_size = argnulls[CSV_ARG_CHUNK_SIZE] ?
 			(int64) csvpipe_chunk_size * 1024 : DatumGetInt64(args[CSV_ARG_CHUNK_SIZE]);
-		bool		ordered = argnulls[CSV_ARG_ORDERED] ? true :
-			DatumGetBool(args[CSV_ARG_ORDERED]);
 
 		if (chunk_size < 1)
 			ereport(ERROR,
@@ -142,6 +172,27 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 			csv_converter_check_header(rs->conv, csv_reader_header(rs->reader));
 	}
 
+	/* an entry is built only from the file its key describes */
+	if (rs->cache)
+	{
+		if (rs->reader)
+		{
+			const struct stat *st = csv_reader_stat(rs->reader);
+
+			csv_cache_file_opened(rs->cache, (int64) st->st_size,
+								  (int64) st->st_dev, (int64) st->st_ino,
+								  (int64) st->st_mtim.tv_sec * 1000000000 +
+								  st->st_mtim.tv_nsec);
+		}
+		else
+		{
+			CsvParallelShared *shared = csv_leader_pool(rs->leader)->shared;
+
+			csv_cache_file_opened(rs->cache, shared->file_size, shared->file_dev,
+								  shared->file_ino, shared->file_mtime_ns);
+		}
+	}
+
 	error_context_stack = errcallback.previous;
 	MemoryContextSwitchTo(oldcxt);
 	return rs;
@@ -161,6 +212,14 @@ csv_read_next(CsvReadState *rs, Datum *values, bool *nulls)
 	if (rs->done)
 		return false;
 
+	if (rs->cache_hit)
+	{
+		found = csv_cache_next(rs->cache, values, nulls, rs->out_upto);
+		if (!found)
+			rs->done = true;
+		return found;
+	}
+
 	errcallback.callback = csv_error_context_callback;
 	errcallback.arg = &rs->errpos;
 	errcallback.previous = error_context_stack;
@@ -171,31 +230,86 @@ csv_read_next(CsvReadState *rs, Datum *values, bool *nulls)
 		found = csv_leader_next_row(rs->leader, values, nulls);
 		if (!found)
 			rs->done = true;
-		error_context_stack = errcallback.previous;
-		return found;
 	}
-	for (;;)
+	else
 	{
-		found = csv_reader_next(rs->reader, &rec);
-		if (!found)
+		for (;;)
 		{
-			rs->done = true;
-			if (rs->skipped > 0)
-				ereport(NOTICE,
-						(errmsg("%s: skipped " INT64_FORMAT " bad row(s)",
-								rs->errpos.funcname, rs->skipped)));
+			found = csv_reader_next(rs->reader, &rec);
+			if (!found)
+			{
+				rs->done = true;
+				if (rs->skipped > 0)
+					ereport(NOTICE,
+							(errmsg("%s: skipped " INT64_FORMAT " bad row(s)",
+									rs->errpos.funcname, rs->skipped)));
+			}
+			else if (rs->text_mode)
+				csv_text_row(&rs->dialect, &rec, values, nulls);
+			else if (!rs->on_error_skip)
+				csv_converter_row(rs->conv, &rec, values, nulls);
+			else if (!csv_converter_row_or_skip(rs->conv, &rec, values, nulls, &rs->skipped))
+				continue;
+			break;
 		}
-		else if (rs->text_mode)
-			csv_text_row(&rs->dialect, &rec, values, nulls);
-		else if (!rs->on_error_skip)
-			csv_converter_row(rs->conv, &rec, values, nulls);
-		else if (!csv_converter_row_or_skip(rs->conv, &rec, values, nulls, &rs->skipped))
-			continue;
-		break;
+	}
+
+	/*
+	 * Record the row, or publish the entry at the end of the file.  A read
+	 * that skipped bad rows (on_error => 'skip') is not stored: a hit would
+	 * not report them again.
+	 */
+	if (rs->cache)
+	{
+		if (found)
+			csv_cache_add(rs->cache, values, nulls);
+		else if (rs->skipped > 0 ||
+				 (rs->leader && csv_leader_rejected(rs->leader) > 0))
+			csv_cache_abandon(rs->cache);
+		else
+			csv_cache_finish(rs->cache);
 	}
 
 	error_context_stack = errcallback.previous;
 	return found;
+}
+
+/*
+ * Which output columns the caller looks at (NULL = all).  Only a cache hit
+ * uses it, to deform no more of a cached row than needed; the other
+ * columns are returned as NULL.
+ */
+void
+csv_read_set_output_columns(CsvReadState *rs, const bool *columns)
+{
+	int			natts = rs->out_upto;
+
+	if (columns == NULL || !rs->cache_hit)
+		return;
+	rs->out_upto = 0;
+	for (int i = 0; i < natts; i++)
+		if (columns[i])
+			rs->out_upto = i + 1;
+}
+
+/* For EXPLAIN ANALYZE: what the cache did for this read */
+const char *
+csv_read_cache_status(CsvReadState *rs)
+{
+	if (rs->cache == NULL)
+		return "off";
+	switch (csv_cache_status(rs->cache))
+	{
+		case CSV_CACHE_HIT:
+			return "hit";
+		case CSV_CACHE_BUILD:
+			return "miss, storing";
+		case CSV_CACHE_STORED:
+			return "miss, stored";
+		case CSV_CACHE_MISS:
+			break;
+	}
+	return "miss";
 }
 
 /* Close the file and free everything; safe to call twice */
