@@ -299,6 +299,31 @@ is(sql('SELECT concat_ws(\'/\', entries, bytes_used) FROM csvpipe.cache_stats'),
 	'cancelled read: nothing stored, its memory freed');
 set_guc('csvpipe.cache_max_entry_percent', '25');
 
+# ---- parallel reads, on_error => 'skip' -------------------------------------
+
+reset_cache();
+is(rows($fa, ', workers => 2, chunk_size => 65536'), $want3, 'parallel read, cold');
+is(stats(), '0/1/0/0/1', 'a parallel read stores its entry (the leader sees every row)');
+is(rows($fa), $want3, 'a single-process read of it');
+is(rows($fa, ', workers => 2'), $want3, 'a parallel read of it, served by the leader');
+is(stats(), '2/1/0/0/1', 'both hit');
+reset_cache();
+sql("SELECT count(*) FROM csvpipe.read('$fa', workers => 2, ordered => false, chunk_size => 65536) AS t($cols)");
+is(stats(), '0/1/0/0/0', 'ordered => false: a miss that does not store (rows not in file order)');
+
+reset_cache();
+for (1 .. 2)
+{
+	($ret, $out, $err) = $node->psql('postgres',
+		"SELECT count(*) FROM csvpipe.read('$bad', on_error => 'skip') AS t(id int, amount numeric)");
+	is($out, '5000', "on_error => 'skip': good rows ($_)");
+	like($err, qr/skipped 1 bad row/, "on_error => 'skip': the bad row is reported ($_)");
+}
+is(stats(), '0/2/0/0/0', 'a read that skipped rows is not stored, so it reports them every time');
+is(rows($fa, ", on_error => 'skip'"), $want3, "on_error => 'skip' on a clean file");
+is(rows($fa), $want3, 'then on_error => stop');
+is(stats(), '1/3/0/0/1', 'a clean read is stored whatever on_error was');
+
 # ---- LRU eviction and the entry size limit -----------------------------------
 
 set_guc('csvpipe.cache_size', '1MB');
