@@ -31,7 +31,7 @@ EXTENSION = csvpipe
 DATA = $(wildcard sql/csvpipe--*.sql)
 
 # pg_regress inputs live in sql/ beside the install scripts (see README).
-REGRESS = read_basic read_wild read_errors read_security load_serial
+REGRESS = read_basic read_wild read_errors read_security load_serial cache
 REGRESS_OPTS = --inputdir=.
 
 PG_CPPFLAGS = -I$(srcdir)/src
