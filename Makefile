@@ -7,6 +7,7 @@
 #   make test       install what is missing, build, install, run pg_regress and
 #                   the TAP tests on temporary clusters (test/run_tests.sh)
 #   make bench-load the parallel load benchmark (test/bench/load.sh; not in make test)
+#   make bench-cache the result cache benchmark (test/bench/cache.sh; not in make test)
 
 MODULE_big = csvpipe
 OBJS = \
@@ -50,7 +51,7 @@ endif
 # every object depends on every header (PGXS does no dependency tracking)
 $(OBJS): $(wildcard $(srcdir)/src/*.h)
 
-.PHONY: test demo deps bench bench-load
+.PHONY: test demo deps bench bench-load bench-cache
 deps:
 	bash test/ensure_deps.sh
 
@@ -65,3 +66,6 @@ bench:
 
 bench-load:
 	bash test/bench/load.sh
+
+bench-cache:
+	bash test/bench/cache.sh

@@ -123,8 +123,13 @@ int			csvpipe_cache_version = 1;
 
 /* fixed shared memory holding the start of the DSA area (and the dshash) */
 #define CACHE_DSA_INIT_SIZE		(256 * 1024)
-/* chunk sizes: small first (small files), doubling up to the maximum */
-#define CHUNK_FIRST_SIZE		(16 * 1024)
+/*
+ * Chunk sizes: an eighth of what the entry has so far, between these bounds,
+ * so that a small file takes little memory and the reservation made ahead
+ * of the rows (which can evict other entries) exceeds the entry's final
+ * size by at most an eighth.  The last chunk is trimmed at the end.
+ */
+#define CHUNK_MIN_SIZE			(16 * 1024)
 #define CHUNK_MAX_SIZE			(1024 * 1024)
 /* unused tail of the last chunk worth giving back at the end of a build */
 #define CHUNK_TRIM_SLACK		(4 * 1024)
@@ -258,7 +263,7 @@ struct CsvCacheRead
 	CacheChunk *cur;
 	Size		cur_size;
 	Size		cur_used;
-	Size		next_size;
+	Size		chunk_bytes;	/* all chunks so far */
 	int64		rows;
 };
 
@@ -1079,7 +1084,6 @@ csv_cache_lookup(const char *path, const CsvDialect *dialect, bool text_mode,
 	cr->body_dp = InvalidDsaPointer;
 	cr->cur_dp = InvalidDsaPointer;
 	cr->prev_dp = InvalidDsaPointer;
-	cr->next_size = CHUNK_FIRST_SIZE;
 	cr->status = CSV_CACHE_MISS;
 	cr->cb.func = cache_read_release;
 	cr->cb.arg = cr;
@@ -1267,11 +1271,12 @@ csv_cache_next(CsvCacheRead *cr, Datum *values, bool *nulls, int upto)
 static ReserveResult
 build_new_chunk(CsvCacheRead *cr, Size need)
 {
-	Size		size = Max(cr->next_size, CHUNK_HDR + need);
+	Size		size = Max(Min(cr->chunk_bytes / 8, CHUNK_MAX_SIZE), CHUNK_MIN_SIZE);
 	dsa_pointer dp;
 	CacheChunk *chunk;
 	ReserveResult res;
 
+	size = Max(size, CHUNK_HDR + need);
 	res = cache_reserve(cr->body, size);
 	if (res != RESERVE_OK)
 		return res;
@@ -1296,7 +1301,7 @@ build_new_chunk(CsvCacheRead *cr, Size need)
 	cr->cur = chunk;
 	cr->cur_size = size;
 	cr->cur_used = 0;
-	cr->next_size = Min(size * 2, CHUNK_MAX_SIZE);
+	cr->chunk_bytes += size;
 	return RESERVE_OK;
 }
 

@@ -299,6 +299,45 @@ is(sql('SELECT concat_ws(\'/\', entries, bytes_used) FROM csvpipe.cache_stats'),
 	'cancelled read: nothing stored, its memory freed');
 set_guc('csvpipe.cache_max_entry_percent', '25');
 
+# ---- open cursors: a pinned entry, an entry being built; backend exit --------
+
+reset_cache();
+rows($fa);
+my $cur = $node->background_psql('postgres');
+$cur->query_safe("BEGIN; DECLARE c CURSOR FOR SELECT * FROM csvpipe.read('$fa') AS t($cols)");
+$cur->query_safe('FETCH 2 FROM c');
+is(stats(), '1/1/0/0/1', 'the cursor hit');
+is(sql('SELECT csvpipe.cache_invalidate()'), '1', 'invalidated while the cursor reads it');
+ok(sql('SELECT bytes_used > 0 FROM csvpipe.cache_stats') eq 't',
+	'its memory stays while the cursor holds it');
+is($cur->query_safe('FETCH ALL FROM c') =~ tr/\n//, 20000 - 2 - 1, 'the cursor reads the rest of the rows');
+my $curpid = $cur->query_safe('SELECT pg_backend_pid()');
+sql("SELECT pg_terminate_backend($curpid)");
+$node->poll_query_until('postgres', 'SELECT bytes_used = 0 FROM csvpipe.cache_stats')
+  or die 'the pin of a terminated backend was not released';
+pass('a terminated reader releases its pin, and the entry is freed');
+$cur->quit;
+
+reset_cache();
+$cur = $node->background_psql('postgres');
+$cur->query_safe("BEGIN; DECLARE c CURSOR FOR SELECT * FROM csvpipe.read('$fa') AS t($cols)");
+$cur->query_safe('FETCH 2 FROM c');
+is(rows($fa), $want3, 'another session reads the file while the cursor builds its entry');
+is(stats(), '0/2/0/0/0', 'both miss; the other session does not wait and stores nothing');
+$cur->query_safe('CLOSE c; COMMIT');
+is(sql('SELECT concat_ws(\'/\', entries, bytes_used) FROM csvpipe.cache_stats'), '0/0',
+	'a cursor closed early stores nothing and frees what it built');
+$cur->query_safe("BEGIN; DECLARE c CURSOR FOR SELECT * FROM csvpipe.read('$fa') AS t($cols)");
+$cur->query_safe('FETCH 2 FROM c');
+$curpid = $cur->query_safe('SELECT pg_backend_pid()');
+sql("SELECT pg_terminate_backend($curpid)");
+$node->poll_query_until('postgres', 'SELECT bytes_used = 0 FROM csvpipe.cache_stats')
+  or die 'the build of a terminated backend was not abandoned';
+pass('a terminated builder abandons its entry');
+$cur->quit;
+rows($fa);
+is(sql('SELECT entries FROM csvpipe.cache_stats'), '1', 'and the next read stores it');
+
 # ---- parallel reads, on_error => 'skip' -------------------------------------
 
 reset_cache();
