@@ -794,12 +794,12 @@ make_signature(CsvCacheRead *cr, const CsvDialect *d, TupleDesc tupdesc,
 	if (describe)
 	{
 		StringInfoData buf;
+		char		delim[2] = {d->delimiter, '\0'};
+		char		quote[2] = {d->quote, '\0'};
 
 		initStringInfo(&buf);
-		appendStringInfoString(&buf, "delimiter ");
-		appendStringInfoString(&buf, quote_literal_cstr((char[]) {d->delimiter, '\0'}));
-		appendStringInfoString(&buf, ", quote ");
-		appendStringInfoString(&buf, quote_literal_cstr((char[]) {d->quote, '\0'}));
+		appendStringInfo(&buf, "delimiter %s, quote %s",
+						 quote_literal_cstr(delim), quote_literal_cstr(quote));
 		appendStringInfo(&buf, ", header %s, null_string %s, encoding %s, skip_rows " INT64_FORMAT,
 						 d->header == CSV_HEADER_NONE ? "false" :
 						 d->header == CSV_HEADER_SKIP ? "true" : "match",
