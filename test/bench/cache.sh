@@ -7,9 +7,11 @@
 # extension, starts a private PostgreSQL cluster (own temp dir, own socket dir,
 # no TCP) with csvpipe preloaded, and measures, in one run:
 #
-# A. One 1M-row narrow file (test/gen/gen_csv narrow), three sides per query,
-#    alternated every round, medians:
+# A. One 1M-row narrow file (test/gen/gen_csv narrow), four sides per query,
+#    rotated every round, medians:
 #      cold    csvpipe.read(file, cache => false)   parses and converts the file
+#      store   csvpipe.read(file) on an empty cache: parses, converts and
+#              stores the rows (the cost of a miss)
 #      cached  csvpipe.read(file)                  served from the cache (hits)
 #      heap    a heap table holding the same rows  (same query, for reference)
 #    for  count(*)            (every column converted when cold)
@@ -253,7 +255,7 @@ median() {
 from_clause() {  # side
     case $1 in
         cold) echo "csvpipe.read('$BIG', cache => false) AS t($COLS)" ;;
-        cached) echo "csvpipe.read('$BIG') AS t($COLS)" ;;
+        cached | store) echo "csvpipe.read('$BIG') AS t($COLS)" ;;
         heap) echo "heap_narrow" ;;
     esac
 }
@@ -275,19 +277,22 @@ log "cache entry: $ENTRY_BYTES bytes for $ROWS rows"
 MISSES_BEFORE=$(sql -c "SELECT misses FROM csvpipe.cache_stats")
 
 for kind in $KINDS; do
-    declare -a t_cold=() t_cached=() t_heap=()
+    declare -a t_cold=() t_store=() t_cached=() t_heap=()
     for ((r = 1; r <= ROUNDS; r++)); do
-        case $((r % 3)) in
-            1) order="cold cached heap" ;;
-            2) order="cached heap cold" ;;
-            0) order="heap cold cached" ;;
+        case $((r % 4)) in
+            1) order="cold store cached heap" ;;
+            2) order="store cached heap cold" ;;
+            3) order="cached heap cold store" ;;
+            0) order="heap cold store cached" ;;
         esac
         for side in $order; do
-            file=; [[ $side == cold ]] && file=$BIG
+            file=; [[ $side == cold || $side == store ]] && file=$BIG
+            [[ $side != store ]] || sql -c "SELECT csvpipe.cache_invalidate()" >/dev/null
             time_query "SELECT ${SEL[$kind]} FROM $(from_clause $side)" "$file"
             log "$(printf '%-6s round %d  %-7s %10.1f ms  -> %s' "$kind" "$r" "$side" "$T_MS" "$T_OUT")"
             case $side in
                 cold) t_cold+=("$T_MS") ;;
+                store) t_store+=("$T_MS") ;;
                 cached) t_cached+=("$T_MS") ;;
                 heap) t_heap+=("$T_MS") ;;
             esac
@@ -300,13 +305,16 @@ for kind in $KINDS; do
         done
     done
     MED[$kind.cold]=$(median "${t_cold[@]}")
+    MED[$kind.store]=$(median "${t_store[@]}")
     MED[$kind.cached]=$(median "${t_cached[@]}")
     MED[$kind.heap]=$(median "${t_heap[@]}")
-    unset t_cold t_cached t_heap
+    unset t_cold t_store t_cached t_heap
 done
+# every store run misses (and stores), every cached run hits
 MISSES_AFTER=$(sql -c "SELECT misses FROM csvpipe.cache_stats")
-if [[ $MISSES_AFTER != "$MISSES_BEFORE" ]]; then
-    log "WARNING: $((MISSES_AFTER - MISSES_BEFORE)) cached-side run(s) missed the cache"
+n_kinds=$(wc -w <<<"$KINDS")
+if (( MISSES_AFTER - MISSES_BEFORE != ROUNDS * n_kinds )); then
+    log "WARNING: $((MISSES_AFTER - MISSES_BEFORE)) misses, expected $((ROUNDS * n_kinds)) (the store runs): a cached run missed"
     problems=$((problems + 1))
 fi
 
@@ -384,21 +392,22 @@ record() {  # name pass(1/0/-) key=value...
     return 0
 }
 
-AFMT='%-14s %12s %12s %12s %12s %12s %12s %6s\n'
-TABLE_A=$(printf "$AFMT" query cold cached heap cold/cached heap/cached bar result
-          printf "$AFMT" -------------- ------------ ------------ ------------ ------------ ------------ ------------ ------)
+AFMT='%-12s %10s %10s %10s %10s %10s %11s %11s %7s %6s\n'
+TABLE_A=$(printf "$AFMT" query cold store cached heap store/cold cold/cached heap/cached bar result
+          printf "$AFMT" ------------ ---------- ---------- ---------- ---------- ---------- ----------- ----------- ------- ------)
 declare -A QNAME=([count]="count(*)" [sum]="sum(amount)" [all]="all columns")
 for kind in $KINDS; do
-    c=${MED[$kind.cold]} h=${MED[$kind.cached]} p=${MED[$kind.heap]}
+    c=${MED[$kind.cold]} st=${MED[$kind.store]} h=${MED[$kind.cached]} p=${MED[$kind.heap]}
     speedup=$(div "$c" "$h")
+    overhead=$(awk -v a="$st" -v b="$c" 'BEGIN { printf "%.2f", a / b }')
     vsheap=$(div "$p" "$h")
     if [[ $kind != count ]]; then bar=-; res=-; pass=-
     elif ge "$speedup" "$BAR_SPEEDUP"; then bar=">= $BAR_SPEEDUP"; res=PASS; pass=1
     else bar=">= $BAR_SPEEDUP"; res=FAIL; pass=0; fi
-    TABLE_A+=$'\n'$(printf "$AFMT" "${QNAME[$kind]}" "$(fmt_ms "$c")" "$(fmt_ms "$h")" "$(fmt_ms "$p")" \
-                    "$speedup" "$vsheap" "$bar" "$res")
-    record "cached_$kind" "$pass" rows="$ROWS" cold_ms="$c" cached_ms="$h" heap_ms="$p" \
-        speedup="$speedup" heap_over_cached="$vsheap"
+    TABLE_A+=$'\n'$(printf "$AFMT" "${QNAME[$kind]}" "$(fmt_ms "$c")" "$(fmt_ms "$st")" "$(fmt_ms "$h")" \
+                    "$(fmt_ms "$p")" "$overhead" "$speedup" "$vsheap" "$bar" "$res")
+    record "cached_$kind" "$pass" rows="$ROWS" cold_ms="$c" store_ms="$st" cached_ms="$h" heap_ms="$p" \
+        store_over_cold="$overhead" speedup="$speedup" heap_over_cached="$vsheap"
 done
 
 BFMT='%-12s %8s %8s %10s %10s %12s %10s %6s\n'
