@@ -222,6 +222,8 @@ port = $PORT
 unix_socket_directories = '$SOCK'
 # csvpipe preloaded, as the README recommends for production use
 shared_preload_libraries = 'csvpipe'
+# the reads here measure parsing: no result cache serving repeated reads
+csvpipe.cache_size = 0
 # atomic loads PREPARE one transaction per worker: needs >= workers
 max_prepared_transactions = 8
 # room for 2 load workers + the coordinator + parallel-read workers, with spare

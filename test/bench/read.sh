@@ -168,6 +168,9 @@ listen_addresses = ''
 port = $PORT
 unix_socket_directories = '$SOCK'
 shared_preload_libraries = 'csvpipe'
+# this benchmark measures parsing: no result cache serving repeated reads
+# (test/bench/cache.sh measures the cache)
+csvpipe.cache_size = 0
 shared_buffers = '$SHARED_BUFFERS'
 max_parallel_workers_per_gather = 0
 jit = off
