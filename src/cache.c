@@ -631,9 +631,10 @@ cache_unreserve(CacheBody *b, Size bytes)
 }
 
 /*
- * Remove entries: all (path NULL), those of path or under it (a directory),
- * or those not made under version (path NULL, by_version).  Counts READY
- * ones as invalidations (or evictions) and returns how many.
+ * Remove entries: all, those of path or of files under it (a directory), or
+ * those not made under version.  Counts the stored ones as invalidations
+ * (or evictions) and returns how many.  Entries being built are removed too:
+ * their builders will not publish them.
  */
 typedef enum RemoveWhat
 {
@@ -647,11 +648,13 @@ cache_remove(RemoveWhat what, const char *path, int version, bool as_eviction)
 {
 	dshash_seq_status status;
 	CacheHashEntry *entry;
-	List	   *to_free = NIL;
-	ListCell   *lc;
+	dsa_pointer *to_free;
+	int			nfree = 0;
+	int			maxfree = 64;
 	int64		removed = 0;
 	size_t		plen = path ? strlen(path) : 0;
 
+	to_free = palloc(sizeof(dsa_pointer) * maxfree);
 	dshash_seq_init(&status, cache_hash, true);
 	while ((entry = dshash_seq_next(&status)) != NULL)
 	{
@@ -675,19 +678,24 @@ cache_remove(RemoveWhat what, const char *path, int version, bool as_eviction)
 		if (!match)
 			continue;
 
+		if (nfree == maxfree)
+		{
+			maxfree *= 2;
+			to_free = repalloc(to_free, sizeof(dsa_pointer) * maxfree);
+		}
 		LWLockAcquire(cache_shared->lock, LW_EXCLUSIVE);
 		if (body_is_entry(b))
 			removed++;
 		if (body_kill_locked(b, !as_eviction))
-			to_free = lappend(to_free, (void *) (uintptr_t) entry->body);
+			to_free[nfree++] = entry->body;
 		LWLockRelease(cache_shared->lock);
 		dshash_delete_current(&status);
 	}
 	dshash_seq_term(&status);
 
-	foreach(lc, to_free)
-		body_free((dsa_pointer) (uintptr_t) lfirst(lc));
-	list_free(to_free);
+	for (int i = 0; i < nfree; i++)
+		body_free(to_free[i]);
+	pfree(to_free);
 	return removed;
 }
 
