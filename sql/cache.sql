@@ -1,6 +1,6 @@
 --
 -- The shared result cache of csvpipe.read / read_text (src/cache.c): the SQL
--- surface, with exact hit and miss counts.  test/t/040_cache.pl covers file
+-- surface, with exact hit and miss counts.  test/t/060_cache.pl covers file
 -- changes, versions, TTL, LRU eviction and concurrency.
 --
 \getenv abs_srcdir PG_ABS_SRCDIR
