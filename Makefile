@@ -51,7 +51,7 @@ endif
 # every object depends on every header (PGXS does no dependency tracking)
 $(OBJS): $(wildcard $(srcdir)/src/*.h)
 
-.PHONY: test demo deps bench bench-load bench-cache
+.PHONY: test demo deps bench bench-load bench-cache bench-badrows
 deps:
 	bash test/ensure_deps.sh
 
@@ -66,6 +66,9 @@ bench:
 
 bench-load:
 	bash test/bench/load.sh
+
+bench-badrows:
+	bash test/bench/badrows.sh
 
 bench-cache:
 	bash test/bench/cache.sh
