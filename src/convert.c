@@ -290,7 +290,7 @@ csv_converter_row_or_skip(CsvConverter *conv, CsvRecord *rec, Datum *values,
 		}
 		PG_CATCH();
 		{
-			edata = csv_catch_error(oldcxt);
+			edata = csv_catch_error(oldcxt, oldcxt);
 		}
 		PG_END_TRY();
 	}

@@ -125,17 +125,20 @@ csv_input_is_safe(Oid typid)
 }
 
 /*
- * In a PG_CATCH block: copy the error out of ErrorContext and clear it.
+ * In a PG_CATCH block: copy the error into errcxt, clear it, and go back to
+ * resume, the memory context the PG_TRY block started in (after a longjmp
+ * the current context is ErrorContext, which FlushErrorState resets).
  * Only for errors raised by code that leaves no shared state behind.
  */
 ErrorData *
-csv_catch_error(MemoryContext errcxt)
+csv_catch_error(MemoryContext errcxt, MemoryContext resume)
 {
-	MemoryContext old = MemoryContextSwitchTo(errcxt);
-	ErrorData  *edata = CopyErrorData();
+	ErrorData  *edata;
 
-	MemoryContextSwitchTo(old);
+	MemoryContextSwitchTo(errcxt);
+	edata = CopyErrorData();
 	FlushErrorState();
+	MemoryContextSwitchTo(resume);
 	return edata;
 }
 

@@ -17,7 +17,7 @@ extern bool csv_input_is_safe(Oid typid);
 extern void csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line_no,
 						   int64 byte_offset, const char *raw, int64 rawlen,
 						   const char *column, ErrorData *edata);
-extern ErrorData *csv_catch_error(MemoryContext errcxt);
+extern ErrorData *csv_catch_error(MemoryContext errcxt, MemoryContext resume);
 
 typedef void (*CsvSubxactFn) (void *arg);
 extern ErrorData *csv_try_in_subxact(CsvSubxactFn fn, void *arg, MemoryContext errcxt);

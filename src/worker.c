@@ -55,7 +55,7 @@
 /* tokenizer feed size inside a chunk: bounds the per-chunk record buffer */
 #define WORKER_FEED_SIZE	(256 * 1024)
 /* on_error => 'skip': rows per insert batch (and subtransaction) */
-#define CSV_SKIP_BATCH		256
+#define CSV_SKIP_BATCH		4096
 
 /* a converted row waiting in a skip-mode batch */
 typedef struct BatchRow
@@ -416,7 +416,7 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 	}
 	PG_CATCH();
 	{
-		edata = csv_catch_error(ws->err_cxt);
+		edata = csv_catch_error(ws->err_cxt, ws->batch_cxt);
 		/* libcsv's state is lost with the error: start a fresh tokenizer */
 		ws->rec_tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, line_no);
 	}
@@ -444,6 +444,245 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 	MemoryContextSwitchTo(oldcxt);
 	if (ws->nbatch >= CSV_SKIP_BATCH)
 		flush_batch(ws);
+}
+
+/* A tokenized record of a skip-mode chunk: converted into the batch, or rejected */
+static void
+skip_add_record(WorkerState *ws, CsvRecord *rec, int64 offset, int64 length)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(ws->batch_cxt);
+	int			natts = csv_load_input_desc(ws->target)->natts;
+	ErrorData  *edata = NULL;
+	Datum	   *values = palloc(sizeof(Datum) * natts);
+	bool	   *nulls = palloc(sizeof(bool) * natts);
+
+	ws->errpos.column = NULL;
+	ws->errpos.value = NULL;
+	if (ws->safe_input)
+	{
+		PG_TRY();
+		{
+			csv_converter_row(ws->conv, rec, values, nulls);
+		}
+		PG_CATCH();
+		{
+			edata = csv_catch_error(ws->err_cxt, ws->batch_cxt);
+		}
+		PG_END_TRY();
+	}
+	else
+		edata = convert_in_subxact(ws, rec, values, nulls);
+
+	if (edata != NULL)
+		reject(ws, rec->line_no, offset, length, edata);
+	else
+	{
+		BatchRow   *r = &ws->batch[ws->nbatch++];
+
+		r->values = values;
+		r->nulls = nulls;
+		r->line_no = rec->line_no;
+		r->offset = offset;
+		r->length = length;
+	}
+	MemoryContextSwitchTo(oldcxt);
+	if (ws->nbatch >= CSV_SKIP_BATCH)
+		flush_batch(ws);
+}
+
+/* a skip-mode chunk's records, as the splitter sees them */
+typedef struct SkipRecords
+{
+	int64	   *off;
+	int64	   *len;
+	int64	   *line;
+	int			n;
+} SkipRecords;
+
+static void
+split_records(CsvChunkHeader *hdr, char *data, char quote, SkipRecords *recs)
+{
+	CsvSplitter sp;
+	int64		pos = 0;
+	int64		line = hdr->first_line;
+	int			size = 1024;
+
+	recs->n = 0;
+	recs->off = palloc(sizeof(int64) * size);
+	recs->len = palloc(sizeof(int64) * size);
+	recs->line = palloc(sizeof(int64) * size);
+	csv_splitter_init(&sp, quote);
+	sp.line = line;
+	while (pos < hdr->length)
+	{
+		int64		next_line;
+		int64		end = csv_splitter_scan(&sp, data, pos, hdr->length, pos + 1, &next_line);
+
+		if (end < 0)
+		{
+			end = hdr->length;
+			next_line = sp.line;
+		}
+		if (!csv_splitter_record_is_empty(data, pos, end))
+		{
+			if (recs->n >= size)
+			{
+				size *= 2;
+				recs->off = repalloc(recs->off, sizeof(int64) * size);
+				recs->len = repalloc(recs->len, sizeof(int64) * size);
+				recs->line = repalloc(recs->line, sizeof(int64) * size);
+			}
+			recs->off[recs->n] = pos;
+			recs->len[recs->n] = end - pos;
+			recs->line[recs->n] = line;
+			recs->n++;
+		}
+		line = next_line;
+		pos = end;
+	}
+}
+
+/*
+ * Skip mode, fast path: tokenize runs of records in one go, like the stop
+ * path, and know each record's raw bytes from the splitter's cut.  When
+ * libcsv stops on a malformed record, that record is rejected and a fresh
+ * tokenizer resumes at the next one; bytes invalid in the encoding reject
+ * the record that holds them.  If libcsv and the splitter ever disagree
+ * about where records are (lone CR line ends, say), the chunk is done again
+ * record by record.
+ */
+static bool
+process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(ws->chunk_cxt);
+	SkipRecords recs;
+	volatile int idx = 0;		/* advanced inside PG_TRY, read after */
+
+	ws->cur_hdr = hdr;
+	ws->cur_data = data;
+	ws->nbatch = 0;
+	if (ws->batch == NULL)
+		ws->batch = MemoryContextAlloc(TopMemoryContext, sizeof(BatchRow) * CSV_SKIP_BATCH);
+	split_records(hdr, data, ws->dialect.quote, &recs);
+
+	while (idx < recs.n)
+	{
+		int			first = idx;
+		int			last;		/* records [first, last) are tokenized in one go */
+		int64		valid;
+		int64		seg_start = recs.off[first];
+		int64		seg_end;
+		int64		slen;
+		char	   *sdata;
+		CsvTokenizer *tok;
+		CsvRecord	rec;
+		ErrorData  *edata = NULL;
+
+		CHECK_FOR_INTERRUPTS();
+		/* up to the record holding the first invalid byte, if any */
+		valid = csv_valid_prefix(&ws->dialect, data + seg_start, hdr->length - seg_start);
+		last = first;
+		while (last < recs.n && recs.off[last] + recs.len[last] <= seg_start + valid)
+			last++;
+		seg_end = last > first ? recs.off[last - 1] + recs.len[last - 1] : seg_start;
+
+		if (last > first)
+		{
+			sdata = csv_buffer_to_server(&ws->dialect, data + seg_start, seg_end - seg_start,
+										 &slen, &ws->errpos, recs.line[first]);
+			tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, recs.line[first]);
+			PG_TRY();
+			{
+				for (int64 off = 0; off < slen; off += WORKER_FEED_SIZE)
+				{
+					csv_tokenizer_feed(tok, sdata + off, Min(WORKER_FEED_SIZE, slen - off));
+					while (idx < last && csv_tokenizer_next(tok, &rec))
+					{
+						if (rec.line_no != recs.line[idx])
+							elog(ERROR, "csvpipe: tokenizer and splitter disagree");
+						skip_add_record(ws, &rec, recs.off[idx], recs.len[idx]);
+						idx++;
+					}
+				}
+				csv_tokenizer_finish(tok);
+			}
+			PG_CATCH();
+			{
+				edata = csv_catch_error(ws->err_cxt, ws->chunk_cxt);
+			}
+			PG_END_TRY();
+			if (edata && edata->sqlerrcode == ERRCODE_INTERNAL_ERROR)
+			{
+				MemoryContextSwitchTo(oldcxt);
+				return false;	/* misaligned: the caller goes record by record */
+			}
+			if (edata == NULL)
+			{
+				/* the last record may lack its line end */
+				while (idx < last && csv_tokenizer_next(tok, &rec))
+				{
+					if (rec.line_no != recs.line[idx])
+					{
+						MemoryContextSwitchTo(oldcxt);
+						return false;
+					}
+					skip_add_record(ws, &rec, recs.off[idx], recs.len[idx]);
+					idx++;
+				}
+				if (idx < last)
+				{
+					MemoryContextSwitchTo(oldcxt);
+					return false;
+				}
+			}
+			else
+			{
+				/* records completed before the error still count */
+				while (idx < last && csv_tokenizer_next(tok, &rec))
+				{
+					if (rec.line_no != recs.line[idx])
+					{
+						MemoryContextSwitchTo(oldcxt);
+						return false;
+					}
+					skip_add_record(ws, &rec, recs.off[idx], recs.len[idx]);
+					idx++;
+				}
+				if (idx >= last)
+				{
+					MemoryContextSwitchTo(oldcxt);
+					return false;
+				}
+				/* libcsv stopped inside record idx: reject it, go on after it */
+				reject(ws, recs.line[idx], recs.off[idx], recs.len[idx], edata);
+				idx++;
+			}
+		}
+		else
+		{
+			/* record idx holds bytes invalid in the encoding */
+			PG_TRY();
+			{
+				(void) csv_buffer_to_server(&ws->dialect, data + recs.off[idx], recs.len[idx],
+											&slen, &ws->errpos, recs.line[idx]);
+			}
+			PG_CATCH();
+			{
+				edata = csv_catch_error(ws->err_cxt, ws->chunk_cxt);
+			}
+			PG_END_TRY();
+			if (edata == NULL)
+			{
+				MemoryContextSwitchTo(oldcxt);
+				return false;
+			}
+			reject(ws, recs.line[idx], recs.off[idx], recs.len[idx], edata);
+			idx++;
+		}
+	}
+	flush_batch(ws);
+	MemoryContextSwitchTo(oldcxt);
+	return true;
 }
 
 /* A whole chunk in skip mode: record by record with the splitter */
@@ -487,6 +726,8 @@ typedef struct ChunkArgs
 	WorkerState *ws;
 	CsvChunkHeader *hdr;
 	char	   *data;
+	bool		per_record;		/* skip mode: the fast path could not do it */
+	bool		fast_failed;
 } ChunkArgs;
 
 static void
@@ -497,7 +738,20 @@ load_chunk(void *arg)
 
 	open_target(ws);
 	if (ws->shared->on_error_skip)
-		process_chunk_skip(ws, a->hdr, a->data);
+	{
+		if (a->per_record)
+			process_chunk_skip(ws, a->hdr, a->data);
+		else if (!process_chunk_skip_fast(ws, a->hdr, a->data))
+		{
+			/* redo the chunk record by record: roll back what the fast path did */
+			a->per_record = true;
+			a->fast_failed = true;
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("csvpipe: chunk " INT64_FORMAT " needs record-by-record parsing",
+							a->hdr->chunk_no)));
+		}
+	}
 	else
 	{
 		process_chunk(ws, a->hdr, a->data);
@@ -515,7 +769,7 @@ load_chunk(void *arg)
 static void
 run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 {
-	ChunkArgs	a = {ws, hdr, data};
+	ChunkArgs	a = {ws, hdr, data, false, false};
 	int			attempt = 0;
 
 	ws->retries_in_chunk = 0;
@@ -531,6 +785,11 @@ run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 		ws->target = NULL;
 		ws->nbatch = 0;
 		MemoryContextReset(ws->batch_cxt);
+		if (a.fast_failed)
+		{
+			a.fast_failed = false;
+			continue;			/* again, record by record */
+		}
 		if (csv_error_is_transient(edata) && attempt < csvpipe_max_retries)
 		{
 			attempt++;
