@@ -557,6 +557,7 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	MemoryContext oldcxt = MemoryContextSwitchTo(ws->chunk_cxt);
 	SkipRecords recs;
 	volatile int idx = 0;		/* advanced inside PG_TRY, read after */
+	int64		bad_at = -1;	/* offset of the next invalid byte (length: none) */
 
 	ws->cur_hdr = hdr;
 	ws->cur_data = data;
@@ -579,10 +580,14 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 		ErrorData  *edata = NULL;
 
 		CHECK_FOR_INTERRUPTS();
-		/* up to the record holding the first invalid byte, if any */
-		valid = csv_valid_prefix(&ws->dialect, data + seg_start, hdr->length - seg_start);
+		/* up to the record holding the next invalid byte, if any */
+		if (bad_at < seg_start)
+		{
+			valid = csv_valid_prefix(&ws->dialect, data + seg_start, hdr->length - seg_start);
+			bad_at = seg_start + valid;
+		}
 		last = first;
-		while (last < recs.n && recs.off[last] + recs.len[last] <= seg_start + valid)
+		while (last < recs.n && recs.off[last] + recs.len[last] <= bad_at)
 			last++;
 		seg_end = last > first ? recs.off[last - 1] + recs.len[last - 1] : seg_start;
 
