@@ -32,7 +32,9 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/wait_event.h"
@@ -169,39 +171,59 @@ raw_as_text(const char *raw, int64 rawlen)
 }
 
 /*
- * Record one bad row in csvpipe.rejected (in the caller's transaction, so
- * it commits with the chunk) and enforce max_errors.
+ * Rejected rows are buffered and written to csvpipe.rejected in one INSERT
+ * per batch (one statement per row costs more than the row's own load).
+ * The caller flushes before its transaction or subtransaction ends, and
+ * discards the buffer when that is rolled back.
  */
-void
-csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line_no,
-			   int64 byte_offset, const char *raw, int64 rawlen,
-			   const char *column, ErrorData *edata)
+#define REJECT_BUFFER	1000
+
+typedef struct RejectBuffer
 {
-	Oid			types[9] = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID,
-	TEXTOID, TEXTOID, TEXTOID};
+	MemoryContext cxt;
+	int			n;
+	Datum		cols[9][REJECT_BUFFER];
+	bool		nulls[9][REJECT_BUFFER];
+} RejectBuffer;
+
+static RejectBuffer *rejects = NULL;
+
+void
+csv_reject_discard(void)
+{
+	if (rejects)
+	{
+		rejects->n = 0;
+		MemoryContextReset(rejects->cxt);
+	}
+}
+
+void
+csv_reject_flush(CsvParallelShared *shared)
+{
+	static const Oid elemtypes[9] = {INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID,
+	TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Oid			types[9];
 	Datum		values[9];
-	char		nulls[9] = "         ";
 	Oid			save_userid;
 	int			save_sec;
-	uint64		total;
 
-	values[0] = Int64GetDatum(shared->job_id);
-	values[1] = Int64GetDatum(chunk_no);
-	values[2] = Int64GetDatum(line_no);
-	values[3] = Int64GetDatum(byte_offset);
-	values[4] = CStringGetTextDatum(raw_as_text(raw, rawlen));
-	if (edata->column_name)
-		column = edata->column_name;
-	if (column)
-		values[5] = CStringGetTextDatum(column);
-	else
-		nulls[5] = 'n';
-	values[6] = CStringGetTextDatum(edata->message ? edata->message : "");
-	values[7] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	if (edata->detail)
-		values[8] = CStringGetTextDatum(edata->detail);
-	else
-		nulls[8] = 'n';
+	if (rejects == NULL || rejects->n == 0)
+		return;
+	for (int c = 0; c < 9; c++)
+	{
+		int			dims[1] = {rejects->n};
+		int			lbs[1] = {1};
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+
+		get_typlenbyvalalign(elemtypes[c], &typlen, &typbyval, &typalign);
+		values[c] = PointerGetDatum(construct_md_array(rejects->cols[c], rejects->nulls[c],
+													   1, dims, lbs, elemtypes[c],
+													   typlen, typbyval, typalign));
+		types[c] = get_array_type(elemtypes[c]);
+	}
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
@@ -210,11 +232,58 @@ csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line_no,
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("INSERT INTO csvpipe.rejected (job_id, chunk_no, line_no, "
 							  "byte_offset, raw_record, column_name, message, sqlstate, detail) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-							  9, types, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record a rejected row");
+							  "SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+							  9, types, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record rejected rows");
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
+	csv_reject_discard();
+}
+
+/*
+ * Record one bad row for csvpipe.rejected (written with the chunk) and
+ * enforce max_errors.
+ */
+void
+csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line_no,
+			   int64 byte_offset, const char *raw, int64 rawlen,
+			   const char *column, ErrorData *edata)
+{
+	MemoryContext old;
+	int			n;
+	uint64		total;
+
+	if (rejects == NULL)
+	{
+		rejects = MemoryContextAllocZero(TopMemoryContext, sizeof(RejectBuffer));
+		rejects->cxt = AllocSetContextCreate(TopMemoryContext, "csvpipe rejected rows",
+											 ALLOCSET_DEFAULT_SIZES);
+	}
+	if (rejects->n >= REJECT_BUFFER)
+		csv_reject_flush(shared);
+
+	old = MemoryContextSwitchTo(rejects->cxt);
+	n = rejects->n++;
+	for (int c = 0; c < 9; c++)
+		rejects->nulls[c][n] = false;
+	rejects->cols[0][n] = Int64GetDatum(shared->job_id);
+	rejects->cols[1][n] = Int64GetDatum(chunk_no);
+	rejects->cols[2][n] = Int64GetDatum(line_no);
+	rejects->cols[3][n] = Int64GetDatum(byte_offset);
+	rejects->cols[4][n] = CStringGetTextDatum(raw_as_text(raw, rawlen));
+	if (edata->column_name)
+		column = edata->column_name;
+	if (column)
+		rejects->cols[5][n] = CStringGetTextDatum(column);
+	else
+		rejects->nulls[5][n] = true;
+	rejects->cols[6][n] = CStringGetTextDatum(edata->message ? edata->message : "");
+	rejects->cols[7][n] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	if (edata->detail)
+		rejects->cols[8][n] = CStringGetTextDatum(edata->detail);
+	else
+		rejects->nulls[8][n] = true;
+	MemoryContextSwitchTo(old);
 
 	total = pg_atomic_add_fetch_u64(&shared->rejected_total, 1);
 	if (shared->max_errors >= 0 && total > (uint64) shared->max_errors)

@@ -17,6 +17,8 @@ extern bool csv_input_is_safe(Oid typid);
 extern void csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line_no,
 						   int64 byte_offset, const char *raw, int64 rawlen,
 						   const char *column, ErrorData *edata);
+extern void csv_reject_flush(CsvParallelShared *shared);
+extern void csv_reject_discard(void);
 extern ErrorData *csv_catch_error(MemoryContext errcxt, MemoryContext resume);
 
 typedef void (*CsvSubxactFn) (void *arg);

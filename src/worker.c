@@ -741,6 +741,7 @@ load_chunk(void *arg)
 	ChunkArgs  *a = (ChunkArgs *) arg;
 	WorkerState *ws = a->ws;
 
+	csv_reject_discard();		/* left by an attempt that was rolled back */
 	open_target(ws);
 	if (ws->shared->on_error_skip)
 	{
@@ -765,6 +766,8 @@ load_chunk(void *arg)
 	}
 	(void) csv_load_end(ws->target);
 	ws->target = NULL;
+	/* the chunk's rejected rows commit (or roll back) with it */
+	csv_reject_flush(ws->shared);
 }
 
 /*
