@@ -26,7 +26,10 @@ OBJS = \
 	src/load.o \
 	src/run.o \
 	src/errors.o \
-	src/cache.o
+	src/cache.o \
+	src/progress.o \
+	src/jobs.o \
+	src/launcher.o
 
 EXTENSION = csvpipe
 DATA = $(wildcard sql/csvpipe--*.sql)

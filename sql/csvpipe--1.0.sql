@@ -76,8 +76,9 @@ IS 'stream a CSV file on the server as (line_no, fields text[]) rows';
 
 GRANT USAGE ON SCHEMA csvpipe TO PUBLIC;
 
--- Jobs: one row per csvpipe.load call (and, later, per queued file).
--- Written by csvpipe's workers in their own transactions.
+-- Jobs: one row per csvpipe.load call and per file queued by csvpipe.submit.
+-- Written by csvpipe's workers, runners and launcher in their own
+-- transactions (as the bootstrap superuser; users read csvpipe.jobs).
 CREATE SEQUENCE csvpipe.job_id_seq;
 GRANT USAGE ON SEQUENCE csvpipe.job_id_seq TO PUBLIC;
 
@@ -103,9 +104,18 @@ CREATE TABLE csvpipe.job (
     bytes         bigint NOT NULL DEFAULT 0,
     retries       int NOT NULL DEFAULT 0,
     decision      text CHECK (decision IN ('commit', 'rollback')),  -- atomic loads
-    options       jsonb,                 -- the load's options, for resume
-    error         text
+    error         text,
+    options       jsonb,                 -- the load's options (resume, and queued jobs)
+    origin        text NOT NULL DEFAULT 'load'
+                  CHECK (origin IN ('load', 'submit')),  -- csvpipe.load or csvpipe.submit
+    priority      int NOT NULL DEFAULT 0,   -- queued jobs: higher runs first
+    attempt       int NOT NULL DEFAULT 0    -- queued jobs: times the launcher started it
 );
+
+-- the launcher's queue order, and submit's "already loaded?" lookup
+CREATE INDEX job_queue_idx ON csvpipe.job (priority DESC, submitted_at, job_id)
+    WHERE state = 'queued';
+CREATE INDEX job_file_idx ON csvpipe.job (path, target);
 
 -- The chunk ledger: a chunk's rows and its row here commit together
 -- (chunked mode), so each chunk is loaded exactly once.
@@ -136,24 +146,83 @@ CREATE TABLE csvpipe.rejected (
 );
 CREATE INDEX ON csvpipe.rejected (job_id, line_no);
 
+-- rejected rows, with their job's file and target
 CREATE VIEW csvpipe.errors AS
-SELECT job_id, chunk_no, line_no, byte_offset, raw_record, column_name,
-       message, sqlstate, detail, logged_at
-  FROM csvpipe.rejected;
+SELECT r.job_id, r.chunk_no, r.line_no, r.byte_offset, r.raw_record, r.column_name,
+       r.message, r.sqlstate, r.detail, r.logged_at, j.path, j.target::regclass AS target
+  FROM csvpipe.rejected r
+  LEFT JOIN csvpipe.job j ON j.job_id = r.job_id;
 GRANT SELECT ON csvpipe.errors TO PUBLIC;
 
-SELECT pg_catalog.pg_extension_config_dump('csvpipe.rejected', '');
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.job', '');
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.chunks', '');
+SELECT pg_catalog.pg_extension_config_dump('csvpipe.rejected', '');
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.job_id_seq', '');
 
+-- Monitoring.  Each view sits on a versioned C function, so a later library
+-- can keep serving an older view definition.
+
+-- one row per load under way (csvpipe.load in a backend, or a job runner)
+CREATE FUNCTION csvpipe.progress_1_0(
+    OUT job_id bigint, OUT pid int, OUT datid oid, OUT kind text, OUT phase text,
+    OUT bytes_total bigint, OUT bytes_done bigint, OUT rows_done bigint,
+    OUT rows_rejected bigint, OUT workers int,
+    OUT started_at timestamptz, OUT last_heartbeat timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'csvpipe_progress_1_0'
+LANGUAGE C VOLATILE STRICT;
+
+-- one row per csvpipe process (launcher, runners, workers, coordinators,
+-- and backends while they lead a csvpipe.load)
+CREATE FUNCTION csvpipe.workers_1_0(
+    OUT pid int, OUT kind text, OUT datid oid, OUT job_id bigint, OUT leader_pid int,
+    OUT chunk_no bigint, OUT state text, OUT rows bigint,
+    OUT started_at timestamptz, OUT last_heartbeat timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'csvpipe_workers_1_0'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE VIEW csvpipe.progress AS
+SELECT p.job_id, p.pid, p.datid, d.datname, p.kind, p.phase,
+       p.bytes_total, p.bytes_done, p.rows_done, p.rows_rejected, p.workers,
+       CASE WHEN e.secs > 0 THEN round((p.rows_done / e.secs)::numeric, 1) END AS rows_per_sec,
+       CASE WHEN p.bytes_total > 0 AND p.bytes_done >= p.bytes_total THEN interval '0'
+            WHEN p.bytes_done > 0 AND e.secs > 0
+            THEN make_interval(secs => round((e.secs * (p.bytes_total - p.bytes_done)
+                                              / p.bytes_done)::numeric, 1)::float8)
+       END AS eta,
+       p.started_at, p.last_heartbeat
+  FROM csvpipe.progress_1_0() p
+  LEFT JOIN pg_catalog.pg_database d ON d.oid = p.datid
+ CROSS JOIN LATERAL (SELECT extract(epoch FROM clock_timestamp() - p.started_at)::float8 AS secs) e;
+GRANT SELECT ON csvpipe.progress TO PUBLIC;
+
+CREATE VIEW csvpipe.workers AS
+SELECT w.pid, w.kind, w.job_id, w.chunk_no, w.state, w.rows, w.last_heartbeat,
+       w.started_at, w.leader_pid, w.datid
+  FROM csvpipe.workers_1_0() w
+ WHERE w.kind <> 'leader';
+GRANT SELECT ON csvpipe.workers TO PUBLIC;
+
+-- every job, with live counters while it runs
 CREATE VIEW csvpipe.jobs AS
-SELECT j.job_id, j.path, j.target::regclass AS target, j.state, j.atomic, j.workers,
-       j.submitted_at, j.started_at, j.finished_at, j.rows_loaded, j.rows_rejected,
-       j.bytes, j.retries, j.decision, j.error,
-       j.state = 'running' AND NOT EXISTS
-         (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.leader_pid) AS leader_gone
-  FROM csvpipe.job j;
+SELECT j.job_id, j.path, j.target::regclass AS target, j.state, j.priority,
+       j.submitted_at, j.started_at, j.finished_at,
+       CASE WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_done
+            ELSE j.rows_loaded END AS rows_loaded,
+       CASE WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_rejected
+            ELSE j.rows_rejected END AS rows_rejected,
+       j.retries, j.error,
+       j.submitted_by::regrole AS submitted_by, j.atomic, j.workers,
+       CASE WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.bytes_done
+            ELSE j.bytes END AS bytes,
+       j.decision, j.origin, j.options, j.leader_pid,
+       j.state = 'running' AND p.job_id IS NULL
+         AND (j.leader_pid IS NOT NULL OR j.origin = 'load')
+         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = j.leader_pid)
+         AS leader_gone
+  FROM csvpipe.job j
+  LEFT JOIN csvpipe.progress_1_0() p ON p.job_id = j.job_id;
 GRANT SELECT ON csvpipe.jobs TO PUBLIC;
 
 -- (a type, not OUT parameters: "workers" is both an option and a result)
@@ -180,21 +249,68 @@ CREATE FUNCTION csvpipe.load(
     atomic boolean DEFAULT true,
     chunk_size bigint DEFAULT NULL,
     on_error text DEFAULT 'stop',
-    max_errors bigint DEFAULT NULL)
+    max_errors bigint DEFAULT NULL,
+    progress boolean DEFAULT NULL)
 RETURNS csvpipe.load_result
 AS 'MODULE_PATHNAME', 'csvpipe_load'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, boolean, bigint, text, bigint)
+COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, boolean, bigint, text, bigint, boolean)
 IS 'load a CSV file on the server into a table, in parallel background workers';
 
+-- The job queue (needs csvpipe in shared_preload_libraries).  Privileges
+-- are checked in C: submitting needs pg_read_server_files and INSERT on the
+-- target; cancel and resume need membership in the submitting role.
+CREATE FUNCTION csvpipe.submit(
+    path_or_glob text,
+    target regclass,
+    columns text[] DEFAULT NULL,
+    workers int DEFAULT NULL,
+    delimiter text DEFAULT ',',
+    quote text DEFAULT '"',
+    escape text DEFAULT NULL,
+    header csvpipe.header_mode DEFAULT 'true',
+    null_string text DEFAULT '',
+    encoding text DEFAULT NULL,
+    skip_rows bigint DEFAULT 0,
+    atomic boolean DEFAULT true,
+    chunk_size bigint DEFAULT NULL,
+    on_error text DEFAULT 'stop',
+    max_errors bigint DEFAULT NULL,
+    priority int DEFAULT 0)
+RETURNS SETOF bigint
+AS 'MODULE_PATHNAME', 'csvpipe_submit'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, boolean, bigint, text, bigint, int)
+IS 'queue one load job per file matching a path or glob; files already loaded into the target are skipped';
+
+CREATE FUNCTION csvpipe.cancel(job bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'csvpipe_cancel'
+LANGUAGE C VOLATILE STRICT;
+
+COMMENT ON FUNCTION csvpipe.cancel(bigint)
+IS 'cancel a queued job, or ask a running one to stop; false if it had already finished';
+
+CREATE FUNCTION csvpipe.wait(job bigint, timeout interval DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'csvpipe_wait'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.wait(bigint, interval)
+IS 'wait until a job is done, failed or cancelled and return that state (or its state at the timeout)';
+
+-- A job queued by submit goes back in the queue (and returns at once); a
+-- csvpipe.load job is finished in this session.  Either way a chunked job
+-- loads only the chunks missing from the ledger.
 CREATE FUNCTION csvpipe.resume(job bigint)
 RETURNS csvpipe.load_result
 AS 'MODULE_PATHNAME', 'csvpipe_resume'
 LANGUAGE C STRICT VOLATILE;
 
 COMMENT ON FUNCTION csvpipe.resume(bigint)
-IS 'finish a load whose leader died: chunked jobs load only the chunks missing from the ledger';
+IS 'resume a failed, cancelled or interrupted job: queued again if it came from submit, else finished in this session; chunked jobs load only the chunks missing from the ledger';
 
 CREATE FUNCTION csvpipe.resolve_prepared()
 RETURNS bigint

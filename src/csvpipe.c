@@ -10,6 +10,8 @@
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
+#include "jobs.h"
+#include "progress.h"
 
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
@@ -29,6 +31,8 @@ int			csvpipe_queue_size = 4096;	/* kB */
 char	   *csvpipe_database = NULL;
 int			csvpipe_max_retries = 3;
 int			csvpipe_retry_delay = 100;	/* ms */
+int			csvpipe_max_jobs = 2;
+bool		csvpipe_progress_notices = false;
 
 void
 _PG_init(void)
@@ -100,6 +104,15 @@ _PG_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("csvpipe.progress_notices",
+							 "Makes csvpipe.load report its progress in NOTICE messages.",
+							 "At most one NOTICE a second; csvpipe.load(progress => ...) overrides it for one call.",
+							 &csvpipe_progress_notices,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
 	csv_cache_init();			/* cache GUCs; shared memory when preloading */
 
 #if PG_VERSION_NUM >= 150000
@@ -122,18 +135,21 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 
-	/* at each start: finish atomic loads a crash left prepared */
-	{
-		BackgroundWorker bgw;
+	DefineCustomIntVariable("csvpipe.max_jobs",
+							"Most queued jobs (csvpipe.submit) that run at the same time.",
+							"Each running job uses one background worker for its runner plus its load's workers; 0 pauses the queue.",
+							&csvpipe_max_jobs,
+							2, 0, 1000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
 
-		memset(&bgw, 0, sizeof(bgw));
-		bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-		bgw.bgw_restart_time = BGW_NEVER_RESTART;
-		snprintf(bgw.bgw_library_name, BGW_MAXLEN, "csvpipe");
-		snprintf(bgw.bgw_function_name, BGW_MAXLEN, "csvpipe_recovery_main");
-		snprintf(bgw.bgw_name, BGW_MAXLEN, "csvpipe recovery");
-		snprintf(bgw.bgw_type, BGW_MAXLEN, "csvpipe recovery");
-		RegisterBackgroundWorker(&bgw);
-	}
+	/* status slots for the views, and the launcher's latch */
+	csv_progress_shmem_init();
+
+	/*
+	 * The job launcher: serves the queue in csvpipe.database, and at each
+	 * start resolves the prepared parts of atomic loads a crash left behind.
+	 */
+	csv_launcher_register();
 }

@@ -30,6 +30,8 @@ extern int	csvpipe_queue_size;
 extern char *csvpipe_database;
 extern int	csvpipe_max_retries;
 extern int	csvpipe_retry_delay;
+extern int	csvpipe_max_jobs;
+extern bool csvpipe_progress_notices;
 
 /* header => ... */
 typedef enum CsvHeaderMode
@@ -129,6 +131,7 @@ extern CsvRecord *csv_reader_header(CsvReader *reader);
 extern void csv_reader_close(CsvReader *reader);
 extern off_t csv_reader_file_size(CsvReader *reader);
 extern const struct stat *csv_reader_stat(CsvReader *reader);
+extern off_t csv_reader_bytes_read(CsvReader *reader);
 
 /* convert.c: fields to Datums with the column types' input functions */
 typedef struct CsvConverter CsvConverter;

@@ -22,6 +22,7 @@
  */
 #include "parallel.h"
 #include "leader.h"
+#include "progress.h"
 
 #include <unistd.h>
 
@@ -571,6 +572,7 @@ dispatch(CsvLeader *L)
 				ci->worker = w;
 				ci->attempts++;
 				L->in_flight[w]++;
+				csv_progress_dispatched(L->hdr.chunk_no, L->hdr.start_offset + L->hdr.length);
 				L->chunks_sent++;
 				L->have_chunk = false;
 				L->pending_worker = -1;
@@ -667,6 +669,7 @@ handle_reply(CsvLeader *L, int w, char *data, Size nbytes, MinimalTuple *tuple)
 			L->rows += done.rows;
 			L->rejected += done.rejected;
 			L->retries += done.retries;
+			csv_progress_chunk_done(L->rows, L->rejected);
 			if (L->ordered && done.chunk_no == L->next_emit)
 				L->next_emit++;
 			break;

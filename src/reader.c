@@ -243,6 +243,13 @@ csv_reader_stat(CsvReader *reader)
 	return &reader->st;
 }
 
+/* Bytes read from the file so far (for progress reports) */
+off_t
+csv_reader_bytes_read(CsvReader *reader)
+{
+	return reader->bytes_read;
+}
+
 /* Line holding byte "upto" of a block that is about to be tokenized */
 static int64
 line_in_block(CsvReader *r, const char *data, size_t upto)

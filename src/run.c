@@ -16,9 +16,11 @@
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
+#include "jobs.h"
 #include "leader.h"
 #include "load.h"
 #include "parallel.h"
+#include "progress.h"
 #include "run.h"
 #include "txn.h"
 
@@ -53,7 +55,8 @@
 #define LOAD_ARG_CHUNK_SIZE 12
 #define LOAD_ARG_ON_ERROR	13
 #define LOAD_ARG_MAX_ERRORS 14
-#define LOAD_NUM_ARGS		15
+#define LOAD_ARG_PROGRESS	15
+#define LOAD_NUM_ARGS		16
 
 PG_FUNCTION_INFO_V1(csvpipe_load);
 
@@ -139,7 +142,9 @@ load_in_leader(const char *path, Oid relid, List *attnames, CsvDialect *dialect,
 	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe row",
 												  ALLOCSET_DEFAULT_SIZES);
 	CsvRecord	rec;
+	int64		nrows = 0;
 
+	csv_progress_load_started(csv_reader_file_size(reader), 0);
 	if (dialect->header == CSV_HEADER_MATCH)
 		csv_converter_check_header(conv, csv_reader_header(reader));
 	while (csv_reader_next(reader, &rec))
@@ -151,6 +156,8 @@ load_in_leader(const char *path, Oid relid, List *attnames, CsvDialect *dialect,
 		csv_load_row(target, values, nulls, rec.line_no);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(row_cxt);
+		if ((++nrows & 8191) == 0)
+			csv_progress_rows(nrows, csv_reader_bytes_read(reader));
 	}
 	errpos->line_no = 0;
 	csv_reader_close(reader);
@@ -221,6 +228,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	check_load_target(req->relid);
 	if (req->job_id <= 0)
 		req->job_id = next_job_id();
+	csv_progress_load_begin(req->job_id, req->progress);
 
 	if (nworkers > 0 && req->atomic && max_prepared_transactions_setting() < nworkers)
 		ereport(ERROR,
@@ -276,6 +284,8 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		else if (launched < shared->nworkers || launched < nworkers)
 			ereport(NOTICE,
 					(errmsg("csvpipe.load: %d of %d workers could be started", launched, nworkers)));
+		if (L != NULL)
+			csv_progress_load_started(shared->file_size, launched);
 	}
 
 	if (L == NULL)
@@ -335,10 +345,12 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		strlcpy(args.state, "done", sizeof(args.state));
 		args.rows_loaded = rows;
 		args.bytes = bytes;
+		csv_progress_phase("committing");
 		finish_job(&args, true);
 	}
 
 	error_context_stack = errcallback.previous;
+	csv_progress_load_end();
 
 	TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
 	res->job_id = req->job_id;
@@ -365,7 +377,7 @@ load_result_datum(TupleDesc resdesc, CsvLoadResult *res)
 	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc), result, resnulls));
 }
 
-/* csvpipe.load(path, target, columns, workers, <CSV options>, atomic, chunk_size, on_error, max_errors) */
+/* csvpipe.load(path, target, columns, workers, <CSV options>, atomic, chunk_size, on_error, max_errors, progress) */
 Datum
 csvpipe_load(PG_FUNCTION_ARGS)
 {
@@ -417,6 +429,8 @@ csvpipe_load(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("csvpipe max_errors needs on_error => 'skip'")));
+	req.progress = PG_ARGISNULL(LOAD_ARG_PROGRESS) ? csvpipe_progress_notices :
+		PG_GETARG_BOOL(LOAD_ARG_PROGRESS);
 
 	req.options_json = csv_load_options_json(&req);
 	csv_run_load(&req, &res);
@@ -527,6 +541,8 @@ PG_FUNCTION_INFO_V1(csvpipe_resume);
  * loads only the chunks absent from the ledger; an atomic one is resolved
  * (its prepared parts follow the recorded decision) and, unless that
  * committed it, loaded again from the start.  The file must be unchanged.
+ * A job queued by csvpipe.submit is put back in the queue instead, and the
+ * call returns at once (jobs.c); its runner skips the ledger's chunks.
  */
 Datum
 csvpipe_resume(PG_FUNCTION_ARGS)
@@ -556,6 +572,18 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 
 	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "csvpipe.resume must return a row");
+
+	/* a job queued by csvpipe.submit goes back in the queue (jobs.c) */
+	if (csv_job_is_submitted(job_id))
+	{
+		Datum		result[6];
+		bool		resnulls[6] = {false, true, true, true, true, true};
+
+		csv_job_requeue(job_id);
+		result[0] = Int64GetDatum(job_id);
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc), result, resnulls)));
+	}
+
 	memset(&req, 0, sizeof(req));
 	values[0] = Int64GetDatum(job_id);
 

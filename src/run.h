@@ -28,6 +28,7 @@ typedef struct CsvLoadRequest
 	bool		resume;			/* skip chunks already in the ledger */
 	int64	   *skip_chunks;	/* those chunks, sorted */
 	int			nskip;
+	bool		progress;		/* NOTICE the progress (at most once a second) */
 } CsvLoadRequest;
 
 typedef struct CsvLoadResult

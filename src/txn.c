@@ -26,6 +26,7 @@
  *-------------------------------------------------------------------------
  */
 #include "txn.h"
+#include "progress.h"
 
 #include "access/twophase.h"
 #include "access/xact.h"
@@ -37,6 +38,7 @@
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -64,15 +66,22 @@ run_as_owner(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	int			save_sec;
 	int			rc;
 
+	int			save_nestlevel;
+
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	/* the caller's search_path must not pick the functions run as superuser */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
 	if (rc < 0)
 		elog(ERROR, "csvpipe bookkeeping failed: %s", SPI_result_code_string(rc));
 	SPI_finish();
+	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec);
 }
 
@@ -103,9 +112,13 @@ csv_txn_record_job_start(CsvParallelShared *shared, const char *path)
 				 "leader_pid, submitted_by, file_size, file_dev, file_ino, file_mtime_ns, "
 				 "options, submitted_at, started_at) "
 				 "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, now(), now()) "
-				 "ON CONFLICT (job_id) DO UPDATE SET state = 'running', started_at = now(), "
+				 "ON CONFLICT (job_id) DO UPDATE SET state = 'running', "
+				 "started_at = CASE WHEN csvpipe.job.origin = 'submit' "
+				 "  THEN coalesce(csvpipe.job.started_at, now()) ELSE now() END, "
 				 "finished_at = NULL, error = NULL, "
 				 "leader_pid = excluded.leader_pid, workers = excluded.workers, "
+				 "file_size = excluded.file_size, file_dev = excluded.file_dev, "
+				 "file_ino = excluded.file_ino, file_mtime_ns = excluded.file_mtime_ns, "
 				 "options = coalesce(csvpipe.job.options, excluded.options)",
 				 12, types, values, NULL);
 	PopActiveSnapshot();
@@ -216,6 +229,7 @@ csvpipe_coordinator_main(Datum main_arg)
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	BackgroundWorkerInitializeConnectionByOid(args.database_id, BOOTSTRAP_SUPERUSERID, 0);
 	pgstat_report_appname("csvpipe coordinator");
+	csv_progress_register(CSV_PROC_COORDINATOR, args.job_id, 0);
 
 	pattern = psprintf("csvpipe\\_" INT64_FORMAT "\\_%%", args.job_id);
 
@@ -255,7 +269,8 @@ csvpipe_coordinator_main(Datum main_arg)
 					 "rows_rejected = CASE WHEN NOT atomic OR $2 = 'done' THEN "
 					 "  (SELECT count(*) FROM csvpipe.rejected r WHERE r.job_id = $1) ELSE 0 END, "
 					 "retries = retries + $8, "
-					 "bytes = $5, error = $6, finished_at = now(), leader_pid = NULL "
+					 "bytes = $5, error = CASE WHEN $6 IS NULL THEN NULL ELSE coalesce(error, $6) END, "
+					 "finished_at = now(), leader_pid = NULL "
 					 "WHERE job_id = $1",
 					 8, types, values, nulls);
 
@@ -298,7 +313,8 @@ csvpipe_coordinator_main(Datum main_arg)
 /*
  * csvpipe.resolve_prepared(): finish the prepared parts of atomic loads left
  * behind by a crash, following each job's recorded decision (none recorded:
- * roll back).  Skips jobs whose leader is still running.
+ * roll back).  Skips jobs whose leader is still running, and queued jobs
+ * still marked running: the launcher rolls those back and queues them again.
  */
 Datum
 csvpipe_resolve_prepared(PG_FUNCTION_ARGS)
@@ -321,6 +337,7 @@ csvpipe_resolve_prepared(PG_FUNCTION_ARGS)
 					"  FROM pg_prepared_xacts p "
 					"  LEFT JOIN csvpipe.job j ON j.job_id = split_part(p.gid, '_', 2)::bigint "
 					" WHERE p.gid ~ '^csvpipe_[0-9]+_[0-9]+$' AND p.database = current_database() "
+					"   AND NOT coalesce(j.state = 'running' AND j.origin = 'submit', false) "	/* the launcher's */
 					"   AND (j.leader_pid IS NULL OR NOT EXISTS "
 					"        (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.leader_pid))",
 					true, 0) != SPI_OK_SELECT)
@@ -357,41 +374,4 @@ csvpipe_resolve_prepared(PG_FUNCTION_ARGS)
 		resolved++;
 	}
 	PG_RETURN_INT64(resolved);
-}
-
-/*
- * Started once at each server start (preloaded only): in csvpipe.database,
- * resolve the prepared parts of atomic loads that a crash left behind.
- */
-void
-csvpipe_recovery_main(Datum main_arg)
-{
-	int64		resolved = 0;
-
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(csvpipe_database, NULL, 0);
-	pgstat_report_appname("csvpipe recovery");
-
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT 1 FROM pg_extension WHERE extname = 'csvpipe'", true, 0) == SPI_OK_SELECT &&
-		SPI_processed > 0 &&
-		SPI_execute("SELECT csvpipe.resolve_prepared()", false, 0) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-	{
-		bool		isnull;
-
-		resolved = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	if (resolved > 0)
-		ereport(LOG,
-				(errmsg("csvpipe: resolved the prepared transactions of " INT64_FORMAT " interrupted atomic load(s)",
-						resolved)));
 }

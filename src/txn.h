@@ -45,6 +45,5 @@ extern int	max_prepared_transactions_setting(void);
 
 extern bool csv_txn_run_coordinator(CsvCoordArgs *args, bool wait);
 extern PGDLLEXPORT void csvpipe_coordinator_main(Datum main_arg);
-extern PGDLLEXPORT void csvpipe_recovery_main(Datum main_arg);
 
 #endif							/* CSVPIPE_TXN_H */

@@ -38,6 +38,7 @@
 #include "parallel.h"
 #include "errors.h"
 #include "load.h"
+#include "progress.h"
 #include "txn.h"
 
 #include "access/htup_details.h"
@@ -876,6 +877,7 @@ csvpipe_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(shared->database_id,
 											  shared->authenticated_user_id, 0);
 	SetUserIdAndSecContext(shared->current_user_id, shared->sec_context);
+	csv_progress_register(CSV_PROC_WORKER, shared->job_id, shared->leader_pid);
 
 	/* the leader's settings decide how values are read (TimeZone, DateStyle...) */
 	gucspace = shm_toc_lookup(toc, CSV_KEY_GUC, false);
@@ -960,6 +962,7 @@ csvpipe_worker_main(Datum main_arg)
 		SpinLockAcquire(&shared->mutex);
 		shared->workers[ws.worker_no].current_chunk = hdr.chunk_no;
 		SpinLockRelease(&shared->mutex);
+		csv_progress_worker_chunk(hdr.chunk_no);
 
 		if (shared->mode == CSV_MODE_LOAD)
 		{
@@ -988,6 +991,7 @@ csvpipe_worker_main(Datum main_arg)
 		shared->workers[ws.worker_no].rows_done = ws.rows_total;
 		shared->workers[ws.worker_no].current_chunk = -1;
 		SpinLockRelease(&shared->mutex);
+		csv_progress_worker_chunk_done(ws.rows_total);
 
 		done.chunk_no = hdr.chunk_no;
 		done.rows = ws.rows_in_chunk;

@@ -1,0 +1,781 @@
+/*-------------------------------------------------------------------------
+ *
+ * jobs.c
+ *		The job queue's SQL functions: csvpipe.submit, csvpipe.cancel,
+ *		csvpipe.wait and csvpipe.resume.
+ *
+ * A queued job is a row of csvpipe.job with state 'queued', its options
+ * (jsonb), priority and the submitting role; the launcher (launcher.c)
+ * starts it in a runner worker that loads as that role.  A job's life:
+ *
+ *	 queued --launcher--> running --runner/coordinator--> done | failed | cancelled
+ *	   |                    |
+ *	   +--cancel--> cancelled  (running: the runner is sent a cancel and
+ *	                             records 'cancelled' itself)
+ *	 failed | cancelled --resume--> queued
+ *	 running, runner gone --launcher--> queued again (atomic, or nothing
+ *	                             committed yet) or failed (chunks committed)
+ *
+ * submit expands a glob server-side (glob(3), sorted) and queues one job per
+ * regular file.  A file already queued, running or loaded ('done') into the
+ * same target with the same identity (canonical path, device, inode, size,
+ * mtime) is skipped, so re-submitting a directory is idempotent.  Two
+ * submits of the same file serialize on a transaction-level advisory lock
+ * keyed by target and path, so they cannot both queue it.
+ *
+ * The launcher is woken when the submitting transaction commits (a
+ * transaction callback sets its latch), so a job on an idle server starts
+ * at once, and never before the job row is visible.
+ *
+ * Bookkeeping statements run as the bootstrap superuser with search_path
+ * pinned to pg_catalog (csv_owner_query): users need no privileges on
+ * csvpipe's tables, and cannot redirect these statements to their own
+ * functions or operators.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "jobs.h"
+#include "parallel.h"
+#include "progress.h"
+#include "run.h"
+
+#include <glob.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#define SUBMIT_ARG_PATH			0
+#define SUBMIT_ARG_TARGET		1
+#define SUBMIT_ARG_COLUMNS		2
+#define SUBMIT_ARG_WORKERS		3
+#define SUBMIT_ARG_DIALECT		4	/* delimiter .. skip_rows: 7 arguments */
+#define SUBMIT_ARG_ATOMIC		11
+#define SUBMIT_ARG_CHUNK_SIZE	12
+#define SUBMIT_ARG_ON_ERROR		13
+#define SUBMIT_ARG_MAX_ERRORS	14
+#define SUBMIT_ARG_PRIORITY		15
+
+PG_FUNCTION_INFO_V1(csvpipe_submit);
+PG_FUNCTION_INFO_V1(csvpipe_cancel);
+PG_FUNCTION_INFO_V1(csvpipe_wait);
+
+static bool wake_callback_registered = false;
+static bool wake_pending = false;
+
+/* ---- helpers ---- */
+
+CsvRows *
+csv_owner_query(const char *sql, int nargs, Oid *argtypes, Datum *values,
+				const char *nulls)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			save_userid;
+	int			save_sec;
+	int			save_nestlevel;
+	int			rc;
+	CsvRows    *rows;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "csvpipe bookkeeping failed: %s", SPI_result_code_string(rc));
+
+	rows = MemoryContextAllocZero(caller, sizeof(CsvRows));
+	rows->nrows = (int) SPI_processed;
+	if (SPI_tuptable != NULL)
+	{
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		int			n = Max(rows->nrows * desc->natts, 1);
+
+		rows->natts = desc->natts;
+		rows->values = MemoryContextAlloc(caller, sizeof(Datum) * n);
+		rows->nulls = MemoryContextAlloc(caller, sizeof(bool) * n);
+		for (int r = 0; r < rows->nrows; r++)
+			for (int a = 0; a < desc->natts; a++)
+			{
+				Form_pg_attribute att = TupleDescAttr(desc, a);
+				bool		isnull;
+				Datum		d = SPI_getbinval(SPI_tuptable->vals[r], desc, a + 1, &isnull);
+				MemoryContext old;
+
+				CSV_ROW_ISNULL(rows, r, a) = isnull;
+				if (isnull)
+				{
+					CSV_ROW_VALUE(rows, r, a) = (Datum) 0;
+					continue;
+				}
+				old = MemoryContextSwitchTo(caller);
+				CSV_ROW_VALUE(rows, r, a) = datumCopy(d, att->attbyval, att->attlen);
+				MemoryContextSwitchTo(old);
+			}
+	}
+	SPI_finish();
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return rows;
+}
+
+static void
+require_preload(const char *funcname)
+{
+	if (!csvpipe_preloaded || !csv_progress_available())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s needs csvpipe in shared_preload_libraries", funcname),
+				 errdetail("The job queue is served by a launcher background worker and shared memory, which exist only when csvpipe is preloaded."),
+				 errhint("Add csvpipe to shared_preload_libraries and restart the server; csvpipe.load works without it.")));
+}
+
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	if (!wake_pending)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			wake_pending = false;
+			csv_progress_wake_launcher();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			/* a prepared submit is found by the launcher's regular poll */
+			wake_pending = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/* Wake the launcher when the current transaction commits */
+static void
+wake_launcher_at_commit(void)
+{
+	if (!wake_callback_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		wake_callback_registered = true;
+	}
+	wake_pending = true;
+}
+
+/* The launcher serves csvpipe.database only */
+static void
+require_launcher_database(const char *funcname)
+{
+	char	   *dbname = get_database_name(MyDatabaseId);
+
+	if (dbname == NULL || strcmp(dbname, csvpipe_database) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s must be called in database \"%s\"", funcname, csvpipe_database),
+				 errdetail("csvpipe's launcher serves the database named by csvpipe.database."),
+				 errhint("Connect to \"%s\", or set csvpipe.database (needs a restart).",
+						 csvpipe_database)));
+}
+
+/* Superuser, or a member of the submitting role */
+static void
+check_job_owner(int64 job_id, Oid submitted_by, const char *action)
+{
+	if (superuser())
+		return;
+	if (OidIsValid(submitted_by) && has_privs_of_role(GetUserId(), submitted_by))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to %s csvpipe job " INT64_FORMAT, action, job_id),
+			 errdetail("Only superusers and members of the role that submitted the job can %s it.",
+					   action)));
+}
+
+/* ---- csvpipe.submit ---- */
+
+/* Needs INSERT on the table, or on each listed column */
+static void
+check_insert_privilege(Oid relid, List *attnames)
+{
+	Oid			userid = GetUserId();
+	ListCell   *lc;
+
+	if (pg_class_aclcheck(relid, userid, ACL_INSERT) == ACLCHECK_OK)
+		return;
+	if (attnames != NIL)
+	{
+		bool		ok = true;
+
+		foreach(lc, attnames)
+		{
+			AttrNumber	attnum = get_attnum(relid, (char *) lfirst(lc));
+
+			if (attnum == InvalidAttrNumber ||
+				pg_attribute_aclcheck(relid, attnum, userid, ACL_INSERT) != ACLCHECK_OK)
+				ok = false;
+		}
+		if (ok)
+			return;
+	}
+	aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(relid)),
+				   get_rel_name(relid));
+}
+
+/*
+ * The files a path or glob names, sorted.  A path without glob
+ * metacharacters names one file, which must exist.
+ */
+static List *
+expand_paths(const char *pattern, bool *literal)
+{
+	List	   *paths = NIL;
+	glob_t		g;
+	int			rc;
+
+	*literal = (strpbrk(pattern, "*?[") == NULL);
+	if (*literal)
+		return list_make1(pstrdup(pattern));
+
+	memset(&g, 0, sizeof(g));
+	rc = glob(pattern, 0, NULL, &g);
+	if (rc == GLOB_NOMATCH)
+		return NIL;
+	if (rc != 0)
+	{
+		globfree(&g);
+		ereport(ERROR,
+				(errcode(rc == GLOB_NOSPACE ? ERRCODE_OUT_OF_MEMORY : ERRCODE_IO_ERROR),
+				 errmsg("could not expand \"%s\": %s", pattern,
+						rc == GLOB_NOSPACE ? "out of memory" : "read error")));
+	}
+	for (size_t i = 0; i < g.gl_pathc; i++)
+		paths = lappend(paths, pstrdup(g.gl_pathv[i]));
+	globfree(&g);
+	return paths;
+}
+
+/*
+ * csvpipe.submit(path_or_glob, target, columns, workers, <CSV options>,
+ *				  atomic, chunk_size, on_error, max_errors, priority)
+ * RETURNS SETOF bigint
+ */
+Datum
+csvpipe_submit(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		dargs[CSV_NUM_READ_ARGS];
+	bool		dnulls[CSV_NUM_READ_ARGS];
+	CsvLoadRequest req;
+	char	   *pattern;
+	List	   *paths;
+	ListCell   *lc;
+	bool		literal;
+	int32		priority;
+	SPIPlanPtr	plan;
+	Oid			types[11] = {TEXTOID, OIDOID, BOOLOID, INT4OID, OIDOID, INT8OID, INT8OID,
+	INT8OID, INT8OID, INT4OID, TEXTOID};
+	char	   *options;
+	Oid			save_userid;
+	int			save_sec;
+	int			save_nestlevel;
+
+	require_preload("csvpipe.submit");
+	if (PG_ARGISNULL(SUBMIT_ARG_PATH) || PG_ARGISNULL(SUBMIT_ARG_TARGET))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("csvpipe.submit: path and target must not be NULL")));
+	require_launcher_database("csvpipe.submit");
+
+	memset(&req, 0, sizeof(req));
+	pattern = text_to_cstring(PG_GETARG_TEXT_PP(SUBMIT_ARG_PATH));
+	req.relid = PG_GETARG_OID(SUBMIT_ARG_TARGET);
+
+	/* who may submit: as for reading server files, and INSERT on the target */
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to submit \"%s\"", pattern),
+				 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may load server files with csvpipe."),
+				 errhint("A superuser can run GRANT pg_read_server_files TO <role>.")));
+	if (!PG_ARGISNULL(SUBMIT_ARG_COLUMNS))
+		req.attnames = csv_column_list(PG_GETARG_ARRAYTYPE_P(SUBMIT_ARG_COLUMNS));
+	check_insert_privilege(req.relid, req.attnames);
+
+	/*
+	 * The options: validated now and stored resolved (as csvpipe.load records
+	 * them), so the job runs as submitted whoever runs it.
+	 */
+	memset(dnulls, true, sizeof(dnulls));
+	dargs[CSV_ARG_PATH] = PG_GETARG_DATUM(SUBMIT_ARG_PATH);
+	dnulls[CSV_ARG_PATH] = false;
+	for (int i = 0; i < 7; i++)
+	{
+		dnulls[CSV_ARG_DELIMITER + i] = PG_ARGISNULL(SUBMIT_ARG_DIALECT + i);
+		dargs[CSV_ARG_DELIMITER + i] = dnulls[CSV_ARG_DELIMITER + i] ? (Datum) 0 :
+			PG_GETARG_DATUM(SUBMIT_ARG_DIALECT + i);
+	}
+	csv_dialect_from_args(&req.dialect, CSV_NUM_READ_ARGS, dargs, dnulls);
+	req.nworkers = csv_workers_for(PG_ARGISNULL(SUBMIT_ARG_WORKERS) ? csvpipe_max_workers :
+								   PG_GETARG_INT32(SUBMIT_ARG_WORKERS));
+	req.atomic = PG_ARGISNULL(SUBMIT_ARG_ATOMIC) ? true : PG_GETARG_BOOL(SUBMIT_ARG_ATOMIC);
+	req.chunk_size = PG_ARGISNULL(SUBMIT_ARG_CHUNK_SIZE) ? (int64) csvpipe_chunk_size * 1024 :
+		PG_GETARG_INT64(SUBMIT_ARG_CHUNK_SIZE);
+	if (req.chunk_size < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("csvpipe chunk_size must be positive")));
+	req.on_error_skip = csv_on_error_option(PG_ARGISNULL(SUBMIT_ARG_ON_ERROR) ? NULL :
+											text_to_cstring(PG_GETARG_TEXT_PP(SUBMIT_ARG_ON_ERROR)));
+	req.max_errors = PG_ARGISNULL(SUBMIT_ARG_MAX_ERRORS) ? -1 : PG_GETARG_INT64(SUBMIT_ARG_MAX_ERRORS);
+	if (req.max_errors < -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("csvpipe max_errors must not be negative")));
+	if (req.max_errors >= 0 && !req.on_error_skip)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("csvpipe max_errors needs on_error => 'skip'")));
+	priority = PG_ARGISNULL(SUBMIT_ARG_PRIORITY) ? 0 : PG_GETARG_INT32(SUBMIT_ARG_PRIORITY);
+
+	/* ... with the settings that decide how values are read */
+	{
+		StringInfoData buf;
+		char	   *json = csv_load_options_json(&req);
+		const char *names[4] = {"DateStyle", "IntervalStyle", "TimeZone", "lc_monetary"};
+
+		initStringInfo(&buf);
+		appendBinaryStringInfo(&buf, json, strlen(json) - 1);	/* without the '}' */
+		appendStringInfoString(&buf, ", \"settings\": {");
+		for (int i = 0; i < 4; i++)
+		{
+			if (i > 0)
+				appendStringInfoString(&buf, ", ");
+			escape_json(&buf, names[i]);
+			appendStringInfoString(&buf, ": ");
+			escape_json(&buf, GetConfigOption(names[i], false, false));
+		}
+		appendStringInfoString(&buf, "}}");
+		options = buf.data;
+	}
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	paths = expand_paths(pattern, &literal);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare("INSERT INTO csvpipe.job (job_id, path, target, state, origin, atomic, "
+					   "  workers, submitted_by, file_size, file_dev, file_ino, file_mtime_ns, "
+					   "  priority, options, submitted_at) "
+					   "SELECT nextval('csvpipe.job_id_seq'), $1, $2, 'queued', 'submit', $3, $4, $5, "
+					   "       $6, $7, $8, $9, $10, $11::jsonb, now() "
+					   " WHERE NOT EXISTS (SELECT 1 FROM csvpipe.job j "
+					   "   WHERE j.target = $2 AND j.path = $1 AND j.file_size = $6 "
+					   "     AND j.file_dev = $7 AND j.file_ino = $8 AND j.file_mtime_ns = $9 "
+					   "     AND j.state IN ('queued', 'running', 'done')) "
+					   "RETURNING job_id",
+					   11, types);
+	if (plan == NULL)
+		elog(ERROR, "csvpipe.submit: could not prepare: %s", SPI_result_code_string(SPI_result));
+
+	foreach(lc, paths)
+	{
+		char	   *path = (char *) lfirst(lc);
+		char	   *real;
+		char	   *canonical;
+		struct stat st;
+		Datum		values[11];
+		char		nulls[11];
+		int64		mtime_ns;
+		Datum		lockargs[2];
+		Oid			locktypes[2] = {TEXTOID, OIDOID};
+
+		CHECK_FOR_INTERRUPTS();
+		real = realpath(path, NULL);
+		if (real == NULL)
+		{
+			if (!literal)
+				continue;		/* vanished since the glob */
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not open file \"%s\" for reading: %m", path)));
+		}
+		canonical = pstrdup(real);
+		free(real);
+		if (stat(canonical, &st) != 0)
+		{
+			if (!literal)
+				continue;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not open file \"%s\" for reading: %m", path)));
+		}
+		if (!S_ISREG(st.st_mode))
+		{
+			if (!literal)
+				continue;		/* a directory matched by the glob, say */
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg(S_ISDIR(st.st_mode) ? "\"%s\" is a directory" :
+							"\"%s\" is not a regular file", path)));
+		}
+		/* csvpipe.allowed_dirs (checked as the caller) */
+		SetUserIdAndSecContext(save_userid, save_sec);
+		csv_check_read_access(canonical, NULL);
+		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+
+		/* one submit at a time per (target, file) */
+		lockargs[0] = CStringGetTextDatum(canonical);
+		lockargs[1] = ObjectIdGetDatum(req.relid);
+		if (SPI_execute_with_args("SELECT pg_advisory_xact_lock(hashtext('csvpipe.submit'), "
+								  "hashtext($2::text || ':' || $1))",
+								  2, locktypes, lockargs, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "csvpipe.submit: could not lock");
+
+		mtime_ns = (int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		memset(nulls, ' ', sizeof(nulls));
+		values[0] = CStringGetTextDatum(canonical);
+		values[1] = ObjectIdGetDatum(req.relid);
+		values[2] = BoolGetDatum(req.atomic);
+		values[3] = Int32GetDatum(req.nworkers);
+		values[4] = ObjectIdGetDatum(save_userid);
+		values[5] = Int64GetDatum((int64) st.st_size);
+		values[6] = Int64GetDatum((int64) st.st_dev);
+		values[7] = Int64GetDatum((int64) st.st_ino);
+		values[8] = Int64GetDatum(mtime_ns);
+		values[9] = Int32GetDatum(priority);
+		values[10] = CStringGetTextDatum(options);
+
+		if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
+			elog(ERROR, "csvpipe.submit: could not queue \"%s\"", canonical);
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		job = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			Datum		out[1];
+			bool		outnull[1] = {false};
+
+			out[0] = job;
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
+			wake_launcher_at_commit();
+		}
+	}
+	SPI_finish();
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec);
+
+	if (wake_pending && csv_progress_launcher_pid() == 0)
+		ereport(NOTICE,
+				(errmsg("the csvpipe launcher is not running at the moment"),
+				 errdetail("Queued jobs start when it runs; see the server log.")));
+	return (Datum) 0;
+}
+
+/* ---- csvpipe.cancel, csvpipe.wait, csvpipe.resume ---- */
+
+typedef struct JobRow
+{
+	char	   *state;
+	Oid			submitted_by;
+	bool		submitted;		/* queued by submit (has options) */
+	bool		atomic;
+	int			leader_pid;		/* 0: none */
+	bool		ours;			/* written by this (uncommitted) transaction */
+} JobRow;
+
+static bool
+fetch_job(int64 job_id, bool for_update, JobRow *row)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	CsvRows    *r;
+
+	values[0] = Int64GetDatum(job_id);
+	r = csv_owner_query(for_update ?
+						"SELECT state, submitted_by, origin = 'submit', atomic, leader_pid, xmin "
+						"  FROM csvpipe.job WHERE job_id = $1 FOR UPDATE" :
+						"SELECT state, submitted_by, origin = 'submit', atomic, leader_pid, xmin "
+						"  FROM csvpipe.job WHERE job_id = $1",
+						1, types, values, NULL);
+	if (r->nrows == 0)
+		return false;
+	row->state = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 0));
+	row->submitted_by = CSV_ROW_ISNULL(r, 0, 1) ? InvalidOid :
+		DatumGetObjectId(CSV_ROW_VALUE(r, 0, 1));
+	row->submitted = DatumGetBool(CSV_ROW_VALUE(r, 0, 2));
+	row->atomic = DatumGetBool(CSV_ROW_VALUE(r, 0, 3));
+	row->leader_pid = CSV_ROW_ISNULL(r, 0, 4) ? 0 : DatumGetInt32(CSV_ROW_VALUE(r, 0, 4));
+	row->ours = TransactionIdIsCurrentTransactionId(DatumGetTransactionId(CSV_ROW_VALUE(r, 0, 5)));
+	return true;
+}
+
+static void
+job_not_found(int64 job_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("csvpipe job " INT64_FORMAT " does not exist", job_id)));
+}
+
+static bool
+state_is_final(const char *state)
+{
+	return strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
+		strcmp(state, "cancelled") == 0;
+}
+
+/*
+ * csvpipe.cancel(job): a queued job is cancelled at once; a running one's
+ * leader (runner, or the backend running csvpipe.load) is sent a cancel
+ * request, stops its workers, rolls back what the mode requires and records
+ * 'cancelled'.  Returns false when the job had already finished.
+ */
+Datum
+csvpipe_cancel(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	JobRow		row;
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	CsvRows    *r;
+	int			pid;
+
+	require_preload("csvpipe.cancel");
+	if (!fetch_job(job_id, true, &row))
+		job_not_found(job_id);
+	check_job_owner(job_id, row.submitted_by, "cancel");
+	if (state_is_final(row.state))
+		PG_RETURN_BOOL(false);
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = CStringGetTextDatum("cancelled by csvpipe.cancel()");
+	if (strcmp(row.state, "queued") == 0)
+	{
+		(void) csv_owner_query("UPDATE csvpipe.job SET state = 'cancelled', finished_at = now(), "
+							   "error = $2 WHERE job_id = $1",
+							   2, types, values, NULL);
+		PG_RETURN_BOOL(true);
+	}
+
+	/* running: its leader, if one has taken it */
+	pid = csv_progress_job_pid(job_id, CSV_PROC_RUNNER);
+	if (pid == 0)
+		pid = csv_progress_job_pid(job_id, CSV_PROC_LEADER);
+	if (pid != 0)
+	{
+		if (kill(pid, SIGINT) != 0 && errno != ESRCH)
+			ereport(WARNING,
+					(errmsg("could not send a cancel request to PID %d: %m", pid)));
+		PG_RETURN_BOOL(true);
+	}
+
+	/*
+	 * Started by the launcher, but no runner has claimed it yet: cancel the
+	 * row; the runner's claim (which needs leader_pid IS NULL and state
+	 * 'running') then fails and it exits.  We hold the row lock, so the
+	 * claim cannot slip in between.
+	 */
+	r = csv_owner_query("UPDATE csvpipe.job SET state = 'cancelled', finished_at = now(), "
+						"error = $2 WHERE job_id = $1 AND state = 'running' AND leader_pid IS NULL "
+						"RETURNING job_id",
+						2, types, values, NULL);
+	PG_RETURN_BOOL(r->nrows > 0);
+}
+
+/*
+ * csvpipe.wait(job, timeout DEFAULT NULL): sleep until the job is done,
+ * failed or cancelled, and return that state; after timeout, return the
+ * state it is in.
+ */
+Datum
+csvpipe_wait(PG_FUNCTION_ARGS)
+{
+	int64		job_id;
+	TimestampTz deadline = 0;
+	TimestampTz gone_since = 0;
+	long		sleep_ms = 10;
+
+	require_preload("csvpipe.wait");
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	job_id = PG_GETARG_INT64(0);
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("csvpipe.wait cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("Its snapshot would never show the job's progress.")));
+	if (!PG_ARGISNULL(1))
+	{
+		Interval   *timeout = PG_GETARG_INTERVAL_P(1);
+		int64		usecs = timeout->time +
+			(int64) timeout->day * USECS_PER_DAY +
+			(int64) timeout->month * DAYS_PER_MONTH * USECS_PER_DAY;
+
+		deadline = GetCurrentTimestamp() + Max(usecs, 0);
+	}
+
+	for (;;)
+	{
+		JobRow		row;
+		long		wait_ms = sleep_ms;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!fetch_job(job_id, false, &row))
+			job_not_found(job_id);
+		if (state_is_final(row.state))
+			PG_RETURN_TEXT_P(cstring_to_text(row.state));
+
+		/*
+		 * A csvpipe.load job whose session died stays 'running' for good (the
+		 * launcher only takes care of queued jobs).  Its leader holds a status
+		 * slot from before the job row exists until after its end is
+		 * recorded, so no slot for a while means it is gone.
+		 */
+		if (!row.submitted && strcmp(row.state, "running") == 0 &&
+			csv_progress_job_pid(job_id, CSV_PROC_NONE) == 0)
+		{
+			if (gone_since == 0)
+				gone_since = GetCurrentTimestamp();
+			else if (TimestampDifferenceExceeds(gone_since, GetCurrentTimestamp(), 1000))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("csvpipe job " INT64_FORMAT " was interrupted: the session that ran csvpipe.load is gone", job_id),
+						 errdetail("It stays 'running' in csvpipe.jobs, with leader_gone = true."),
+						 errhint("SELECT csvpipe.resolve_prepared() rolls back what an atomic load left prepared.")));
+		}
+		else
+			gone_since = 0;
+		if (row.ours)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("csvpipe job " INT64_FORMAT " was queued in this transaction", job_id),
+					 errdetail("The launcher cannot see it before the transaction commits."),
+					 errhint("Commit first, then call csvpipe.wait.")));
+		if (deadline != 0)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (now >= deadline)
+				PG_RETURN_TEXT_P(cstring_to_text(row.state));
+			wait_ms = Min(wait_ms, (deadline - now) / 1000 + 1);
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 wait_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		sleep_ms = Min(sleep_ms * 2, 200);
+	}
+}
+
+/* Was job_id queued by csvpipe.submit?  (false if it does not exist) */
+bool
+csv_job_is_submitted(int64 job_id)
+{
+	JobRow		row;
+
+	return fetch_job(job_id, false, &row) && row.submitted;
+}
+
+/*
+ * csvpipe.resume(job) for a job queued by submit (run.c calls this): put a
+ * failed or cancelled job back in the queue.  An atomic job runs again from
+ * the start; a chunked one loads only the chunks missing from the ledger,
+ * which needs the file it started on.
+ */
+void
+csv_job_requeue(int64 job_id)
+{
+	JobRow		row;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	CsvRows    *r;
+
+	require_preload("csvpipe.resume");
+	require_launcher_database("csvpipe.resume");
+	if (!fetch_job(job_id, true, &row))
+		job_not_found(job_id);
+	check_job_owner(job_id, row.submitted_by, "resume");
+	if (strcmp(row.state, "failed") != 0 && strcmp(row.state, "cancelled") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("csvpipe job " INT64_FORMAT " is %s; only failed or cancelled jobs can be resumed",
+						job_id, row.state),
+				 strcmp(row.state, "running") == 0 ?
+				 errhint("The launcher resumes a queued job whose runner is gone by itself.") : 0));
+
+	values[0] = Int64GetDatum(job_id);
+	if (!row.atomic)
+	{
+		r = csv_owner_query("SELECT j.path, j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
+							"  (SELECT count(*) FROM csvpipe.chunks c WHERE c.job_id = j.job_id) "
+							"FROM csvpipe.job j WHERE j.job_id = $1",
+							1, types, values, NULL);
+		if (DatumGetInt64(CSV_ROW_VALUE(r, 0, 5)) > 0)
+		{
+			char	   *path = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 0));
+			struct stat st;
+
+			if (stat(path, &st) != 0)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not stat file \"%s\": %m", path)));
+			if (CSV_ROW_ISNULL(r, 0, 1) ||
+				(int64) st.st_size != DatumGetInt64(CSV_ROW_VALUE(r, 0, 1)) ||
+				(int64) st.st_dev != DatumGetInt64(CSV_ROW_VALUE(r, 0, 2)) ||
+				(int64) st.st_ino != DatumGetInt64(CSV_ROW_VALUE(r, 0, 3)) ||
+				(int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
+				DatumGetInt64(CSV_ROW_VALUE(r, 0, 4)))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("file \"%s\" changed since csvpipe job " INT64_FORMAT " started", path, job_id),
+						 errdetail("A job can only be resumed on the same file (device, inode, size and modification time)."),
+						 errhint("Load the new file as a new job.")));
+		}
+	}
+	r = csv_owner_query("SELECT count(*) FROM pg_prepared_xacts "
+						"WHERE gid LIKE 'csvpipe\\_' || $1 || '\\_%' AND database = current_database()",
+						1, types, values, NULL);
+	if (DatumGetInt64(CSV_ROW_VALUE(r, 0, 0)) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("csvpipe job " INT64_FORMAT " still has prepared transactions", job_id),
+				 errhint("Run SELECT csvpipe.resolve_prepared() first.")));
+
+	(void) csv_owner_query("UPDATE csvpipe.job SET state = 'queued', retries = retries + 1, "
+						   "started_at = NULL, finished_at = NULL, error = NULL, decision = NULL, "
+						   "leader_pid = NULL "
+						   "WHERE job_id = $1",
+						   1, types, values, NULL);
+	wake_launcher_at_commit();
+}

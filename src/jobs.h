@@ -1,0 +1,58 @@
+/*-------------------------------------------------------------------------
+ *
+ * jobs.h
+ *		The job queue (jobs.c: submit, cancel, wait, resume) and its
+ *		launcher and runner background workers (launcher.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CSVPIPE_JOBS_H
+#define CSVPIPE_JOBS_H
+
+#include "csvpipe.h"
+
+#include "postmaster/bgworker.h"
+
+/* a job interrupted this many times (runner gone) is failed, not re-queued */
+#define CSV_JOB_MAX_RESTARTS	3
+
+/* Arguments of a job runner, passed in bgw_extra */
+typedef struct CsvRunnerArgs
+{
+	Oid			database_id;
+	Oid			role_id;		/* the submitting role */
+	bool		connect_as_role;	/* else: superuser, then switch to role */
+	int32		attempt;		/* csvpipe.job.attempt this runner was started for */
+	int64		job_id;
+} CsvRunnerArgs;
+
+StaticAssertDecl(sizeof(CsvRunnerArgs) <= BGW_EXTRALEN, "CsvRunnerArgs must fit in bgw_extra");
+
+/*
+ * Rows of a query run as the bootstrap superuser (csvpipe's bookkeeping),
+ * copied into the caller's memory context.
+ */
+typedef struct CsvRows
+{
+	int			nrows;
+	int			natts;
+	Datum	   *values;			/* nrows * natts */
+	bool	   *nulls;
+} CsvRows;
+
+#define CSV_ROW_VALUE(r, row, att)	((r)->values[(row) * (r)->natts + (att)])
+#define CSV_ROW_ISNULL(r, row, att) ((r)->nulls[(row) * (r)->natts + (att)])
+
+extern CsvRows *csv_owner_query(const char *sql, int nargs, Oid *argtypes,
+								Datum *values, const char *nulls);
+
+/* jobs.c: csvpipe.resume of a job queued by submit (run.c) */
+extern bool csv_job_is_submitted(int64 job_id);
+extern void csv_job_requeue(int64 job_id);
+
+/* launcher.c */
+extern void csv_launcher_register(void);
+extern PGDLLEXPORT void csvpipe_launcher_main(Datum main_arg);
+extern PGDLLEXPORT void csvpipe_runner_main(Datum main_arg);
+
+#endif							/* CSVPIPE_JOBS_H */

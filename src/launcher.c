@@ -1,0 +1,836 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *		The job launcher (a static background worker) and the job runners
+ *		(dynamic background workers) it starts.
+ *
+ * The launcher is registered at preload, connects to csvpipe.database as
+ * the bootstrap superuser and is restarted by the postmaster one second
+ * after it dies (bgw_restart_time), whatever killed it.  At each start it
+ * resolves the prepared parts of atomic loads a crash left behind
+ * (csvpipe.resolve_prepared(), as the former recovery worker did).  Then it
+ * loops:
+ *
+ *	1. Check the running queued jobs.  One whose runner is gone -- no runner
+ *	   handle of ours still alive, and no csvpipe process of any kind (runner,
+ *	   worker, coordinator) with its job id in a status slot -- for
+ *	   ORPHAN_GRACE_MS in a row was interrupted, and goes back to the queue:
+ *	   an atomic one after its prepared parts are rolled back (it runs again
+ *	   from the start), a chunked one as it is (its next runner skips the
+ *	   chunks in the ledger).  After CSV_JOB_MAX_RESTARTS interruptions a job
+ *	   is failed.
+ *	2. While fewer than csvpipe.max_jobs queued jobs run, claim the next one
+ *	   (highest priority, then oldest; FOR UPDATE SKIP LOCKED), mark it
+ *	   'running' with attempt + 1, commit, and start a runner for it.
+ *	3. Sleep on its latch: set by a committing submit/resume/cancel, by the
+ *	   postmaster when a runner starts or stops (bgw_notify_pid), or by a
+ *	   timeout (a regular poll).
+ *
+ * A runner connects as the submitting role (when the role may log in;
+ * otherwise as the bootstrap superuser, then switches to the role for the
+ * rest of its life with SECURITY_LOCAL_USERID_CHANGE, as SECURITY DEFINER
+ * functions do, so SET ROLE cannot escape it), claims its job -- leader_pid
+ * set only if the job is still 'running' with the attempt it was started
+ * for, so a runner left over from an earlier launcher never runs a job
+ * twice -- and runs csv_run_load() as the leader of the parallel engine; a
+ * chunked job that committed chunks before (interrupted, or resumed) loads
+ * only the chunks missing from the ledger, and only from the same file.  A
+ * file of one chunk or less is loaded by the runner itself, in the same
+ * transaction that records the job as done.  On error the runner records
+ * 'failed' (or 'cancelled') with the full message; the load itself has
+ * already rolled back what it must (see run.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "jobs.h"
+#include "parallel.h"
+#include "progress.h"
+#include "run.h"
+#include "txn.h"
+
+#include <sys/stat.h>
+
+#include "access/twophase.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#define LAUNCHER_POLL_MS	2000	/* regular poll when nothing wakes it */
+#define ORPHAN_GRACE_MS		2000	/* a job must look orphaned this long */
+
+/* a runner this launcher started */
+typedef struct Runner
+{
+	int64		job_id;
+	BackgroundWorkerHandle *handle;
+} Runner;
+
+/* a running job that looked orphaned, since when */
+typedef struct Suspect
+{
+	int64		job_id;
+	TimestampTz since;
+} Suspect;
+
+static List *runners = NIL;
+static List *suspects = NIL;
+
+void
+csv_launcher_register(void)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 1;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "csvpipe");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "csvpipe_launcher_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "csvpipe launcher");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "csvpipe launcher");
+	RegisterBackgroundWorker(&bgw);
+}
+
+/* ---- the launcher ---- */
+
+static bool
+extension_installed(void)
+{
+	bool		found;
+
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'csvpipe'",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not look for the csvpipe extension");
+	found = SPI_processed > 0;
+	return found;
+}
+
+/* Is a runner we started for job_id still alive (or about to start)? */
+static bool
+our_runner_alive(int64 job_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, runners)
+	{
+		Runner	   *r = (Runner *) lfirst(lc);
+		pid_t		pid;
+
+		if (r->job_id == job_id &&
+			GetBackgroundWorkerPid(r->handle, &pid) != BGWH_STOPPED)
+			return true;
+	}
+	return false;
+}
+
+/* Forget runners that have exited */
+static void
+reap_runners(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, runners)
+	{
+		Runner	   *r = (Runner *) lfirst(lc);
+		pid_t		pid;
+
+		if (GetBackgroundWorkerPid(r->handle, &pid) == BGWH_STOPPED)
+		{
+			pfree(r->handle);
+			runners = foreach_delete_current(runners, lc);
+			pfree(r);
+		}
+	}
+}
+
+static Suspect *
+find_suspect(int64 job_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, suspects)
+		if (((Suspect *) lfirst(lc))->job_id == job_id)
+			return (Suspect *) lfirst(lc);
+	return NULL;
+}
+
+static void
+run_sql(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "csvpipe launcher: statement failed: %s", SPI_result_code_string(rc));
+}
+
+/* Roll back the prepared parts an interrupted atomic job left */
+static void
+rollback_prepared_parts(int64 job_id)
+{
+	List	   *gids = NIL;
+	ListCell   *lc;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	MemoryContext oldcxt;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	values[0] = CStringGetTextDatum(psprintf("csvpipe\\_" INT64_FORMAT "\\_%%", job_id));
+	run_sql("SELECT gid FROM pg_catalog.pg_prepared_xacts "
+			"WHERE gid LIKE $1 AND database = pg_catalog.current_database()",
+			1, types, values, SPI_OK_SELECT);
+	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		gids = lappend(gids, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	MemoryContextSwitchTo(oldcxt);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	foreach(lc, gids)
+	{
+		StartTransactionCommand();
+		FinishPreparedTransaction((char *) lfirst(lc), false);
+		CommitTransactionCommand();
+	}
+	list_free_deep(gids);
+}
+
+/*
+ * Step 1: find interrupted jobs and put them back in the queue (or fail
+ * them).  Returns the number of queued jobs still running, and sets
+ * *pending when some job is under watch (so the caller polls sooner).
+ */
+static int
+check_running_jobs(bool *pending)
+{
+	typedef struct Orphan
+	{
+		int64		job_id;
+		int32		attempt;
+		bool		atomic;
+		int			retries;
+		int64		chunks;
+	} Orphan;
+	List	   *orphans = NIL;
+	List	   *still = NIL;
+	ListCell   *lc;
+	int			nrunning = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	*pending = false;
+	if (SPI_execute("SELECT j.job_id, j.attempt, j.atomic, j.retries, "
+					"       (SELECT count(*) FROM csvpipe.chunks c WHERE c.job_id = j.job_id) "
+					"  FROM csvpipe.job j "
+					" WHERE j.state = 'running' AND j.origin = 'submit'",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "csvpipe launcher: could not list running jobs");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int64		job_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		Suspect    *s;
+
+		nrunning++;
+		if (our_runner_alive(job_id) || csv_progress_job_pid(job_id, CSV_PROC_NONE) != 0)
+			continue;
+		*pending = true;
+		s = find_suspect(job_id);
+		if (s == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			s = palloc(sizeof(Suspect));
+			s->job_id = job_id;
+			s->since = now;
+			suspects = lappend(suspects, s);
+			MemoryContextSwitchTo(old);
+			still = lappend(still, s);
+			continue;
+		}
+		still = lappend(still, s);
+		if (TimestampDifferenceExceeds(s->since, now, ORPHAN_GRACE_MS))
+		{
+			/* outlives this transaction: see below */
+			Orphan	   *o = MemoryContextAlloc(TopMemoryContext, sizeof(Orphan));
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			o->job_id = job_id;
+			o->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+			o->atomic = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+			o->retries = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+			o->chunks = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+			orphans = lappend(orphans, o);
+			MemoryContextSwitchTo(old);
+		}
+	}
+
+	/* forget suspects that are no longer (finished, or alive after all) */
+	foreach(lc, suspects)
+		if (!list_member_ptr(still, lfirst(lc)))
+		{
+			pfree(lfirst(lc));
+			suspects = foreach_delete_current(suspects, lc);
+		}
+	if (orphans == NIL)
+		return nrunning;
+
+	/* the caller's transaction must end before prepared parts are finished */
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+
+	foreach(lc, orphans)
+	{
+		Orphan	   *o = (Orphan *) lfirst(lc);
+		Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
+		Datum		values[3];
+		Suspect    *s = find_suspect(o->job_id);
+
+		if (o->atomic)
+			rollback_prepared_parts(o->job_id);
+
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		values[0] = Int64GetDatum(o->job_id);
+		values[1] = Int32GetDatum(o->attempt);
+		if (o->retries >= CSV_JOB_MAX_RESTARTS)
+		{
+			values[2] = CStringGetTextDatum(psprintf("interrupted %d times; not restarted again",
+													 o->retries + 1));
+			run_sql("UPDATE csvpipe.job SET state = 'failed', finished_at = now(), leader_pid = NULL, "
+					"error = $3 WHERE job_id = $1 AND state = 'running' AND attempt = $2",
+					3, types, values, SPI_OK_UPDATE);
+			ereport(LOG,
+					(errmsg("csvpipe launcher: job " INT64_FORMAT " was interrupted %d times; marked failed",
+							o->job_id, o->retries + 1)));
+		}
+		else
+		{
+			run_sql("UPDATE csvpipe.job SET state = 'queued', retries = retries + 1, "
+					"started_at = NULL, leader_pid = NULL, decision = NULL "
+					"WHERE job_id = $1 AND state = 'running' AND attempt = $2",
+					2, types, values, SPI_OK_UPDATE);
+			ereport(LOG,
+					(errmsg("csvpipe launcher: job " INT64_FORMAT " was interrupted (its runner is gone); queued again",
+							o->job_id),
+					 o->atomic ? 0 : errdetail("The " INT64_FORMAT " chunks it committed will be skipped.", o->chunks)));
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		if (s != NULL)
+		{
+			suspects = list_delete_ptr(suspects, s);
+			pfree(s);
+		}
+		nrunning--;
+	}
+	list_free_deep(orphans);
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	return nrunning;
+}
+
+static bool
+start_runner(CsvRunnerArgs *args)
+{
+	BackgroundWorker bgw;
+	BackgroundWorkerHandle *handle;
+	MemoryContext old;
+	Runner	   *r;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_ConsistentState;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "csvpipe");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "csvpipe_runner_main");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "csvpipe job runner");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "csvpipe job runner for job " INT64_FORMAT, args->job_id);
+	bgw.bgw_notify_pid = MyProcPid;
+	memcpy(bgw.bgw_extra, args, sizeof(CsvRunnerArgs));
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
+	{
+		MemoryContextSwitchTo(old);
+		return false;
+	}
+	r = palloc(sizeof(Runner));
+	r->job_id = args->job_id;
+	r->handle = handle;
+	runners = lappend(runners, r);
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/*
+ * Step 2: claim and start queued jobs while fewer than csvpipe.max_jobs
+ * run.  Called inside a transaction with SPI connected; leaves one open.
+ * Returns false when no worker slot was free (the caller backs off).
+ */
+static bool
+launch_jobs(int nrunning)
+{
+	while (nrunning < csvpipe_max_jobs)
+	{
+		CsvRunnerArgs args;
+		bool		isnull;
+		Datum		canlogin;
+		HeapTuple	tup;
+		TupleDesc	desc;
+		Oid			types[1] = {INT8OID};
+		Datum		values[1];
+
+		CHECK_FOR_INTERRUPTS();
+		if (SPI_execute("WITH next AS ("
+						"  SELECT job_id FROM csvpipe.job WHERE state = 'queued' "
+						"   ORDER BY priority DESC, submitted_at, job_id "
+						"   LIMIT 1 FOR UPDATE SKIP LOCKED) "
+						"UPDATE csvpipe.job j SET state = 'running', started_at = pg_catalog.clock_timestamp(), "
+						"       finished_at = NULL, error = NULL, leader_pid = NULL, attempt = j.attempt + 1 "
+						"  FROM next WHERE j.job_id = next.job_id "
+						"RETURNING j.job_id, j.attempt, j.submitted_by, "
+						"  (SELECT r.rolcanlogin FROM pg_catalog.pg_authid r WHERE r.oid = j.submitted_by)",
+						false, 0) != SPI_OK_UPDATE_RETURNING)
+			elog(ERROR, "csvpipe launcher: could not claim a job");
+		if (SPI_processed == 0)
+			return true;
+
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		memset(&args, 0, sizeof(args));
+		args.database_id = MyDatabaseId;
+		args.job_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		args.attempt = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		args.role_id = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		canlogin = SPI_getbinval(tup, desc, 4, &isnull);
+		values[0] = Int64GetDatum(args.job_id);
+		if (isnull)
+		{
+			run_sql("UPDATE csvpipe.job SET state = 'failed', finished_at = now(), "
+					"error = 'the role that submitted the job no longer exists' WHERE job_id = $1",
+					1, types, values, SPI_OK_UPDATE);
+			continue;
+		}
+#ifdef BGWORKER_BYPASS_ROLELOGINCHECK
+		args.connect_as_role = true;
+#else
+		args.connect_as_role = DatumGetBool(canlogin);
+#endif
+
+		/* the runner must see the claim: commit before starting it */
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+
+		if (!start_runner(&args))
+		{
+			StartTransactionCommand();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			run_sql("UPDATE csvpipe.job SET state = 'queued', started_at = NULL "
+					"WHERE job_id = $1 AND state = 'running' AND leader_pid IS NULL",
+					1, types, values, SPI_OK_UPDATE);
+			return false;
+		}
+		csv_progress_count(1);
+		nrunning++;
+
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+	}
+	return true;
+}
+
+/* At each start: what the recovery worker did (prepared parts of crashed loads) */
+static void
+resolve_at_start(void)
+{
+	int64		resolved = 0;
+
+	if (SPI_execute("SELECT csvpipe.resolve_prepared()", false, 0) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+
+		resolved = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	if (resolved > 0)
+		ereport(LOG,
+				(errmsg("csvpipe: resolved the prepared transactions of " INT64_FORMAT " interrupted atomic load(s)",
+						resolved)));
+}
+
+void
+csvpipe_launcher_main(Datum main_arg)
+{
+	bool		resolved = false;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(csvpipe_database, NULL, 0);
+	pgstat_report_appname("csvpipe launcher");
+	csv_progress_register(CSV_PROC_LAUNCHER, 0, 0);
+	csv_progress_set_launcher(true);
+
+	for (;;)
+	{
+		long		timeout = LAUNCHER_POLL_MS;
+		bool		pending = false;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		reap_runners();
+
+		csv_progress_set_state("scanning");
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		pgstat_report_activity(STATE_RUNNING, "csvpipe launcher: scanning the queue");
+		if (extension_installed())
+		{
+			int			nrunning;
+
+			if (!resolved)
+			{
+				resolve_at_start();
+				resolved = true;
+			}
+			nrunning = check_running_jobs(&pending);
+			if (!launch_jobs(nrunning))
+				timeout = 1000; /* no worker slot: try again soon */
+			if (pending)
+				timeout = Min(timeout, ORPHAN_GRACE_MS / 4);
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_stat(false);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		csv_progress_set_state("idle");
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ---- a job runner ---- */
+
+/*
+ * Claim the job and read its request from its row (the options as submit
+ * recorded them); false if the claim failed.  A chunked job with chunks in
+ * the ledger gets them as chunks to skip, and in identity[] the file's
+ * size, device, inode and mtime as recorded: the caller checks that the
+ * file is still the one they came from.
+ */
+static bool
+claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, int64 *identity)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+	CsvRows    *r;
+	MemoryContext old;
+
+	values[0] = Int64GetDatum(args->job_id);
+	values[1] = Int32GetDatum(args->attempt);
+	r = csv_owner_query("UPDATE csvpipe.job j SET leader_pid = pg_backend_pid() "
+						" FROM coalesce(j.options, '{}') o "
+						" WHERE j.job_id = $1 AND j.state = 'running' AND j.attempt = $2 "
+						"   AND j.leader_pid IS NULL "
+						"RETURNING j.path, j.target, "
+						"  CASE WHEN jsonb_typeof(o->'columns') = 'array' "
+						"    THEN ARRAY(SELECT jsonb_array_elements_text(o->'columns')) END, "
+						"  (o->>'workers')::int, o->>'delimiter', o->>'quote', "
+						"  o->>'header', o->>'null_string', o->>'encoding', "
+						"  (o->>'skip_rows')::bigint, j.atomic, (o->>'chunk_size')::bigint, "
+						"  ARRAY(SELECT ARRAY[key, value] FROM jsonb_each_text(o->'settings')), "
+						"  o->>'on_error', (o->>'max_errors')::bigint, "
+						"  j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
+						"  ARRAY(SELECT c.chunk_no FROM csvpipe.chunks c WHERE c.job_id = j.job_id "
+						"        ORDER BY c.chunk_no)",
+						2, types, values, NULL);
+	if (r->nrows == 0)
+		return false;
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	memset(req, 0, sizeof(*req));
+	req->job_id = args->job_id;
+	req->path = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 0));
+	req->relid = DatumGetObjectId(CSV_ROW_VALUE(r, 0, 1));
+	if (!CSV_ROW_ISNULL(r, 0, 2))
+		req->attnames = csv_column_list(DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 2)));
+	req->nworkers = csv_workers_for(CSV_ROW_ISNULL(r, 0, 3) ? csvpipe_max_workers :
+									DatumGetInt32(CSV_ROW_VALUE(r, 0, 3)));
+
+	/* the dialect, as validated and resolved by submit */
+	req->dialect.delimiter = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 4))[0];
+	req->dialect.quote = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 5))[0];
+	req->dialect.escape = req->dialect.quote;
+	csv_dialect_set_header(&req->dialect, CSV_ROW_ISNULL(r, 0, 6) ? "true" :
+						   TextDatumGetCString(CSV_ROW_VALUE(r, 0, 6)));
+	req->dialect.null_string = CSV_ROW_ISNULL(r, 0, 7) ? pstrdup("") :
+		TextDatumGetCString(CSV_ROW_VALUE(r, 0, 7));
+	req->dialect.null_len = strlen(req->dialect.null_string);
+	req->dialect.file_encoding = CSV_ROW_ISNULL(r, 0, 8) ? -1 :
+		pg_char_to_encoding(TextDatumGetCString(CSV_ROW_VALUE(r, 0, 8)));
+	if (req->dialect.file_encoding < 0)
+		req->dialect.file_encoding = GetDatabaseEncoding();
+	req->dialect.skip_rows = CSV_ROW_ISNULL(r, 0, 9) ? 0 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 9));
+	req->atomic = DatumGetBool(CSV_ROW_VALUE(r, 0, 10));
+	req->chunk_size = CSV_ROW_ISNULL(r, 0, 11) ? (int64) csvpipe_chunk_size * 1024 :
+		DatumGetInt64(CSV_ROW_VALUE(r, 0, 11));
+	req->on_error_skip = csv_on_error_option(CSV_ROW_ISNULL(r, 0, 13) ? NULL :
+											 TextDatumGetCString(CSV_ROW_VALUE(r, 0, 13)));
+	req->max_errors = CSV_ROW_ISNULL(r, 0, 14) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 14));
+
+	/* settings: text[][2] of name, value */
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 12));
+		Datum	   *elems;
+		bool	   *enulls;
+		int			n;
+
+		deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
+		*settings = NIL;
+		for (int i = 0; i + 1 < n; i += 2)
+			if (!enulls[i] && !enulls[i + 1])
+				*settings = lappend(*settings,
+									list_make2(TextDatumGetCString(elems[i]),
+											   TextDatumGetCString(elems[i + 1])));
+	}
+
+	/* chunks committed by an earlier run of a chunked job */
+	if (!req->atomic)
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 19));
+		Datum	   *elems;
+		bool	   *enulls;
+		int			n;
+
+		deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+						  &elems, &enulls, &n);
+		if (n > 0)
+		{
+			req->resume = true;
+			req->nskip = n;
+			req->skip_chunks = palloc(sizeof(int64) * n);
+			for (int i = 0; i < n; i++)
+				req->skip_chunks[i] = DatumGetInt64(elems[i]);
+			identity[0] = CSV_ROW_ISNULL(r, 0, 15) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 15));
+			identity[1] = CSV_ROW_ISNULL(r, 0, 16) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 16));
+			identity[2] = CSV_ROW_ISNULL(r, 0, 17) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 17));
+			identity[3] = CSV_ROW_ISNULL(r, 0, 18) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 18));
+		}
+	}
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* The end of a job, when the load did not record it (errors, no workers) */
+static void
+record_end(int64 job_id, const char *state, const char *error)
+{
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = CStringGetTextDatum(state);
+	if (error)
+		values[2] = CStringGetTextDatum(error);
+	else
+		nulls[2] = 'n';
+	(void) csv_owner_query("UPDATE csvpipe.job SET "
+						   "  state = CASE WHEN state = 'running' THEN $2 ELSE state END, "
+						   "  error = coalesce($3, error), finished_at = coalesce(finished_at, now()), "
+						   "  leader_pid = NULL "
+						   "WHERE job_id = $1 AND state <> 'done'",
+						   3, types, values, nulls);
+}
+
+void
+csvpipe_runner_main(Datum main_arg)
+{
+	CsvRunnerArgs args;
+	CsvLoadRequest req;
+	CsvLoadResult res;
+	List	   *settings = NIL;
+	bool		claimed;
+	int64		identity[4];
+	MemoryContext runner_cxt;
+
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+
+	if (args.connect_as_role)
+	{
+#ifdef BGWORKER_BYPASS_ROLELOGINCHECK
+		BackgroundWorkerInitializeConnectionByOid(args.database_id, args.role_id,
+												  BGWORKER_BYPASS_ROLELOGINCHECK);
+#else
+		BackgroundWorkerInitializeConnectionByOid(args.database_id, args.role_id, 0);
+#endif
+	}
+	else
+	{
+		/* a role that may not log in: become it for good, as SECURITY DEFINER does */
+		BackgroundWorkerInitializeConnectionByOid(args.database_id, InvalidOid, 0);
+		SetUserIdAndSecContext(args.role_id, SECURITY_LOCAL_USERID_CHANGE);
+	}
+	pgstat_report_appname("csvpipe job runner");
+	csv_progress_register(CSV_PROC_RUNNER, args.job_id, 0);
+	runner_cxt = AllocSetContextCreate(TopMemoryContext, "csvpipe runner",
+									   ALLOCSET_DEFAULT_SIZES);
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	claimed = claim_job(&args, &req, &settings, identity);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (!claimed)
+	{
+		/* cancelled meanwhile, or re-queued by a newer launcher */
+		csv_progress_set_state("not claimed");
+		return;
+	}
+
+	pgstat_report_activity(STATE_RUNNING, psprintf("csvpipe job " INT64_FORMAT ": %s",
+												   args.job_id, req.path));
+	PG_TRY();
+	{
+		ListCell   *lc;
+		struct stat st;
+		bool		serial;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		foreach(lc, settings)
+		{
+			List	   *kv = (List *) lfirst(lc);
+
+			(void) set_config_option((char *) linitial(kv), (char *) lsecond(kv),
+									 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET,
+									 true, 0, false);
+		}
+
+		/* the ledger's chunks are only worth skipping in the file they came from */
+		if (req.nskip > 0 &&
+			(stat(req.path, &st) != 0 ||
+			 (int64) st.st_size != identity[0] || (int64) st.st_dev != identity[1] ||
+			 (int64) st.st_ino != identity[2] ||
+			 (int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != identity[3]))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("file \"%s\" changed since csvpipe job " INT64_FORMAT " started",
+							req.path, args.job_id),
+					 errdetail("The job committed %d chunks of the file it started on; they cannot be completed from another file.",
+							   req.nskip),
+					 errhint("Load the new file as a new job.")));
+
+		/*
+		 * One chunk or less, nothing to skip, no bad rows to capture (that
+		 * needs workers): load here, in this transaction, without workers.
+		 */
+		serial = (req.nskip == 0 && !req.on_error_skip &&
+				  stat(req.path, &st) == 0 && st.st_size <= req.chunk_size);
+		if (serial)
+			req.nworkers = 0;
+
+		csv_run_load(&req, &res);
+
+		if (res.workers == 0)
+		{
+			Oid			types[7] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
+			Datum		values[7];
+			char		nulls[7] = "       ";
+			bool		have_stat = (stat(req.path, &st) == 0);
+
+			values[0] = Int64GetDatum(args.job_id);
+			values[1] = Int64GetDatum(res.rows_loaded);
+			values[2] = Int64GetDatum(res.rows_rejected);
+			values[3] = Int64GetDatum(have_stat ? (int64) st.st_size : 0);
+			values[4] = Int64GetDatum(have_stat ? (int64) st.st_dev : 0);
+			values[5] = Int64GetDatum(have_stat ? (int64) st.st_ino : 0);
+			values[6] = Int64GetDatum(have_stat ? (int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec : 0);
+			if (!have_stat)
+				nulls[3] = nulls[4] = nulls[5] = nulls[6] = 'n';
+			(void) csv_owner_query("UPDATE csvpipe.job SET state = 'done', rows_loaded = $2, "
+								   "  rows_rejected = $3, bytes = coalesce($4, bytes), workers = 0, "
+								   "  file_size = coalesce($4, file_size), file_dev = coalesce($5, file_dev), "
+								   "  file_ino = coalesce($6, file_ino), file_mtime_ns = coalesce($7, file_mtime_ns), "
+								   "  finished_at = clock_timestamp(), leader_pid = NULL "
+								   "WHERE job_id = $1 AND state = 'running'",
+								   7, types, values, nulls);
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		csv_progress_set_state("finished");
+	}
+	PG_CATCH();
+	{
+		MemoryContext ecxt = MemoryContextSwitchTo(runner_cxt);
+		ErrorData  *edata = CopyErrorData();
+		char	   *message;
+
+		MemoryContextSwitchTo(ecxt);
+		HOLD_INTERRUPTS();
+		EmitErrorReport();
+		AbortOutOfAnyTransaction();
+		FlushErrorState();
+		RESUME_INTERRUPTS();
+		MemoryContextSwitchTo(runner_cxt);
+
+		message = edata->context && edata->context[0] ?
+			psprintf("%s\nCONTEXT: %s", edata->message, edata->context) :
+			pstrdup(edata->message ? edata->message : "unknown error");
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		record_end(args.job_id, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?
+				   "cancelled" : "failed", message);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		csv_progress_set_state(edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?
+							   "cancelled" : "failed");
+	}
+	PG_END_TRY();
+}
