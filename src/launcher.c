@@ -571,17 +571,16 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, int64 *iden
 	values[0] = Int64GetDatum(args->job_id);
 	values[1] = Int32GetDatum(args->attempt);
 	r = csv_owner_query("UPDATE csvpipe.job j SET leader_pid = pg_backend_pid() "
-						" FROM coalesce(j.options, '{}') o "
 						" WHERE j.job_id = $1 AND j.state = 'running' AND j.attempt = $2 "
 						"   AND j.leader_pid IS NULL "
 						"RETURNING j.path, j.target, "
-						"  CASE WHEN jsonb_typeof(o->'columns') = 'array' "
-						"    THEN ARRAY(SELECT jsonb_array_elements_text(o->'columns')) END, "
-						"  (o->>'workers')::int, o->>'delimiter', o->>'quote', "
-						"  o->>'header', o->>'null_string', o->>'encoding', "
-						"  (o->>'skip_rows')::bigint, j.atomic, (o->>'chunk_size')::bigint, "
-						"  ARRAY(SELECT ARRAY[key, value] FROM jsonb_each_text(o->'settings')), "
-						"  o->>'on_error', (o->>'max_errors')::bigint, "
+						"  CASE WHEN jsonb_typeof(j.options->'columns') = 'array' "
+						"    THEN ARRAY(SELECT jsonb_array_elements_text(j.options->'columns')) END, "
+						"  (j.options->>'workers')::int, j.options->>'delimiter', j.options->>'quote', "
+						"  j.options->>'header', j.options->>'null_string', j.options->>'encoding', "
+						"  (j.options->>'skip_rows')::bigint, j.atomic, (j.options->>'chunk_size')::bigint, "
+						"  ARRAY(SELECT ARRAY[key, value] FROM jsonb_each_text(j.options->'settings')), "
+						"  j.options->>'on_error', (j.options->>'max_errors')::bigint, "
 						"  j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
 						"  ARRAY(SELECT c.chunk_no FROM csvpipe.chunks c WHERE c.job_id = j.job_id "
 						"        ORDER BY c.chunk_no)",
@@ -721,11 +720,36 @@ csvpipe_runner_main(Datum main_arg)
 									   ALLOCSET_DEFAULT_SIZES);
 
 	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	claimed = claim_job(&args, &req, &settings, identity);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		claimed = claim_job(&args, &req, &settings, identity);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		/* a job whose row cannot be read (say, bad options) fails */
+		MemoryContext ecxt = MemoryContextSwitchTo(runner_cxt);
+		ErrorData  *edata = CopyErrorData();
+
+		MemoryContextSwitchTo(ecxt);
+		HOLD_INTERRUPTS();
+		EmitErrorReport();
+		AbortOutOfAnyTransaction();
+		FlushErrorState();
+		RESUME_INTERRUPTS();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		record_end(args.job_id, "failed",
+				   psprintf("csvpipe runner could not start the job: %s", edata->message));
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		csv_progress_set_state("failed");
+		return;
+	}
+	PG_END_TRY();
 	if (!claimed)
 	{
 		/* cancelled meanwhile, or re-queued by a newer launcher */

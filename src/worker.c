@@ -876,7 +876,6 @@ csvpipe_worker_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnectionByOid(shared->database_id,
 											  shared->authenticated_user_id, 0);
-	SetUserIdAndSecContext(shared->current_user_id, shared->sec_context);
 	csv_progress_register(CSV_PROC_WORKER, shared->job_id, shared->leader_pid);
 
 	/* the leader's settings decide how values are read (TimeZone, DateStyle...) */
@@ -884,6 +883,13 @@ csvpipe_worker_main(Datum main_arg)
 	StartTransactionCommand();
 	RestoreGUCState(gucspace);
 	CommitTransactionCommand();
+
+	/*
+	 * The leader's user last: restoring its "role" setting resets the current
+	 * user, which is not the leader's inside a SECURITY DEFINER function or a
+	 * job runner of a NOLOGIN role (parallel query does the same).
+	 */
+	SetUserIdAndSecContext(shared->current_user_id, shared->sec_context);
 
 	setup_dialect(&ws, seg, toc);
 	ws.columns = shm_toc_lookup(toc, CSV_KEY_COLUMNS, false);

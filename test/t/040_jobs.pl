@@ -121,13 +121,13 @@ GRANT INSERT ON audit_user TO loader, alice;
 $job = sql("SET ROLE loader; SELECT * FROM csvpipe.submit('$dir/a.csv', 't_role')");
 is(sql("SELECT csvpipe.wait($job, '60s')"), 'done', 'a NOLOGIN role (SET ROLE) can submit, and its job runs');
 is(sql("SELECT submitted_by FROM csvpipe.jobs WHERE job_id = $job"), 'loader', 'the job is the submitting role\'s');
-is(sql("SELECT who FROM audit_user"), 'loader', 'the inserts ran as the submitting role');
+is(sql("SELECT string_agg(DISTINCT who, ',') FROM audit_user"), 'loader', 'the inserts ran as the submitting role');
 sql("TRUNCATE t_role, audit_user");
 system("cp $dir/a.csv $dir/a2.csv") == 0 or die;
 $job = $node->safe_psql('postgres', "SELECT * FROM csvpipe.submit('$dir/a2.csv', 't_role')",
 	extra_params => [ '-U', 'alice' ]);
 is(sql("SELECT csvpipe.wait($job, '60s')"), 'done', 'a LOGIN role can submit');
-is(sql("SELECT who || ' ' || sess FROM audit_user"), 'alice alice', 'its runner connected as that role');
+is(sql("SELECT string_agg(DISTINCT who || ' ' || sess, ',') FROM audit_user"), 'alice alice', 'its runner connected as that role');
 
 # privileges at submit
 my ($ret, $out, $err) = $node->psql('postgres', "SELECT csvpipe.submit('$dir/a.csv', 't_role')",
@@ -244,7 +244,8 @@ cmp_ok(Time::HiRes::tv_interval($t0), '>=', 0.3, '... after the timeout');
 is(sql("SELECT csvpipe.cancel($job)"), 't', 'cancel a queued job');
 is(sql("SELECT csvpipe.wait($job)"), 'cancelled', 'it is cancelled');
 is(sql("SELECT csvpipe.cancel($job)"), 'f', 'cancelling it again: false');
-is(sql("SELECT csvpipe.resume($job)"), $job, 'resume returns the job id');
+is(sql("SELECT job_id || ' ' || (rows_loaded IS NULL) FROM csvpipe.resume($job)"), "$job true",
+	'resume of a queued job returns at once, with its id');
 is(sql("SELECT state FROM csvpipe.jobs WHERE job_id = $job"), 'queued', 'resume queued it again');
 ($ret, $out, $err) = $node->psql('postgres', "BEGIN; SELECT csvpipe.cancel($job); SELECT csvpipe.resume($job); SELECT csvpipe.wait($job); COMMIT;");
 like($err, qr/was queued in this transaction/, 'wait in the transaction that queued the job: clear error');
@@ -325,10 +326,7 @@ like($err, qr/is a directory/, 'submit: a directory is an error');
 like($err, qr/must be a single one-byte character/, 'submit: options are checked at once');
 ($ret, $out, $err) = $node->psql('postgres', "SELECT csvpipe.resume(" . $ids[0] . ")");
 like($err, qr/is done; only failed or cancelled jobs can be resumed/, 'resume: a done job cannot');
-my $load_job = sql("SELECT job_id FROM csvpipe.load('$dir/semi.csv', 't_opt', delimiter => ';', header => false, columns => '{id,d,name}')");
-sql("UPDATE csvpipe.job SET state = 'failed' WHERE job_id = $load_job");
-($ret, $out, $err) = $node->psql('postgres', "SELECT csvpipe.resume($load_job)");
-like($err, qr/was run by csvpipe.load, not queued by csvpipe.submit/, 'resume: a csvpipe.load job cannot');
+is(sql("SELECT origin FROM csvpipe.jobs WHERE job_id = " . $ids[0]), 'submit', 'csvpipe.jobs: origin');
 ($ret, $out, $err) = $node->psql('postgres', "SELECT csvpipe.wait(987654321)");
 like($err, qr/csvpipe job 987654321 does not exist/, 'wait: unknown job');
 ($ret, $out, $err) = $node->psql('postgres', "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT csvpipe.wait($job)");
