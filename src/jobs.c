@@ -1,20 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * jobs.c
- *		The job queue's SQL functions: csvpipe.submit, csvpipe.cancel,
- *		csvpipe.wait and csvpipe.resume.
+ *		The job queue's SQL functions: csvpipe.submit, csvpipe.cancel and
+ *		csvpipe.wait, and csvpipe.resume's part for queued jobs
+ *		(csv_job_requeue; run.c owns csvpipe.resume itself).
  *
- * A queued job is a row of csvpipe.job with state 'queued', its options
- * (jsonb), priority and the submitting role; the launcher (launcher.c)
- * starts it in a runner worker that loads as that role.  A job's life:
+ * A queued job is a row of csvpipe.job with origin 'submit', state
+ * 'queued', its options (jsonb), priority and the submitting role; the
+ * launcher (launcher.c) starts it in a runner worker that loads as that
+ * role.  A job's life:
  *
  *	 queued --launcher--> running --runner/coordinator--> done | failed | cancelled
  *	   |                    |
  *	   +--cancel--> cancelled  (running: the runner is sent a cancel and
  *	                             records 'cancelled' itself)
  *	 failed | cancelled --resume--> queued
- *	 running, runner gone --launcher--> queued again (atomic, or nothing
- *	                             committed yet) or failed (chunks committed)
+ *	 running, runner gone --launcher--> queued again (a chunked job keeps its
+ *	                             ledger: the next runner skips those chunks),
+ *	                             or failed after CSV_JOB_MAX_RESTARTS
  *
  * submit expands a glob server-side (glob(3), sorted) and queues one job per
  * regular file.  A file already queued, running or loaded ('done') into the
