@@ -44,6 +44,8 @@
 
 #define LEADER_READ_BLOCK	(1024 * 1024)
 #define MAX_IN_FLIGHT		2
+#define RAMP_UP_CHUNKS		4
+#define RAMP_UP_CHUNK_SIZE	(256 * 1024)
 #define REPLY_HEADER		MAXALIGN(1)
 
 typedef struct ChunkInfo
@@ -290,8 +292,17 @@ static bool
 next_chunk(CsvLeader *L)
 {
 	int64		next_line;
-	int64		b = find_boundary(L, L->chunk_size, &next_line);
+	int64		want = L->chunk_size;
+	int64		b;
 
+	/*
+	 * With large chunks, the first few are small, so every worker has rows
+	 * to work on a few milliseconds after it starts.  By chunk number only,
+	 * not by worker count: a resumed job must cut the file the same way.
+	 */
+	if (L->next_chunk_no < RAMP_UP_CHUNKS && want >= 4 * RAMP_UP_CHUNK_SIZE)
+		want = RAMP_UP_CHUNK_SIZE;
+	b = find_boundary(L, want, &next_line);
 	if (b == 0)
 		return false;
 	L->hdr.chunk_no = L->next_chunk_no++;
