@@ -124,6 +124,8 @@ typedef struct CsvReader CsvReader;
 
 extern void csv_check_read_access(const char *path, char **canonical_path);
 extern int	csv_open_checked(const char *path, struct stat *st);
+extern void csv_check_file_unchanged(int fd, const char *path,
+									 const struct stat *at_open, int64 bytes_read);
 extern CsvReader *csv_reader_open(const char *path, const CsvDialect *dialect,
 								  CsvErrorPosition *errpos);
 extern bool csv_reader_next(CsvReader *reader, CsvRecord *rec);

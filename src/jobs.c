@@ -358,14 +358,7 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	req.on_error_skip = csv_on_error_option(PG_ARGISNULL(SUBMIT_ARG_ON_ERROR) ? NULL :
 											text_to_cstring(PG_GETARG_TEXT_PP(SUBMIT_ARG_ON_ERROR)));
 	req.max_errors = PG_ARGISNULL(SUBMIT_ARG_MAX_ERRORS) ? -1 : PG_GETARG_INT64(SUBMIT_ARG_MAX_ERRORS);
-	if (req.max_errors < -1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe max_errors must not be negative")));
-	if (req.max_errors >= 0 && !req.on_error_skip)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe max_errors needs on_error => 'skip'")));
+	csv_check_error_options(&req);
 	priority = PG_ARGISNULL(SUBMIT_ARG_PRIORITY) ? 0 : PG_GETARG_INT32(SUBMIT_ARG_PRIORITY);
 
 	/* ... with the settings that decide how values are read */

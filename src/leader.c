@@ -130,25 +130,6 @@ struct CsvLeader
 
 /* ---- file input ---- */
 
-static void
-check_unchanged(CsvLeader *L)
-{
-	struct stat st;
-
-	if (fstat(L->fd, &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", L->errpos->path)));
-	if (st.st_size != L->st.st_size || L->bytes_read != L->st.st_size ||
-		st.st_mtim.tv_sec != L->st.st_mtim.tv_sec ||
-		st.st_mtim.tv_nsec != L->st.st_mtim.tv_nsec)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("file \"%s\" changed while it was being read", L->errpos->path),
-				 errdetail("It had %lld bytes when opened, %lld bytes were read and it has %lld bytes now.",
-						   (long long) L->st.st_size, (long long) L->bytes_read,
-						   (long long) st.st_size)));
-}
 
 /* Append the next block to buf; false at end of file */
 static bool
@@ -176,7 +157,7 @@ fill_buffer(CsvLeader *L)
 	if (n == 0)
 	{
 		L->eof = true;
-		check_unchanged(L);
+		csv_check_file_unchanged(L->fd, L->errpos->path, &L->st, L->bytes_read);
 		return false;
 	}
 	if (L->first_read)

@@ -351,23 +351,28 @@ feed_block(CsvReader *r, char *data, int len)
 	r->carry_len = carry;
 }
 
-static void
-check_unchanged(CsvReader *r)
+/*
+ * The file must still be what it was when opened, and every byte of it must
+ * have been read: a file that grew, shrank or was rewritten is an error.
+ */
+void
+csv_check_file_unchanged(int fd, const char *path, const struct stat *at_open,
+						 int64 bytes_read)
 {
 	struct stat st;
 
-	if (fstat(r->fd, &st) != 0)
+	if (fstat(fd, &st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", r->path)));
-	if (st.st_size != r->st.st_size || r->bytes_read != r->st.st_size ||
-		st.st_mtim.tv_sec != r->st.st_mtim.tv_sec ||
-		st.st_mtim.tv_nsec != r->st.st_mtim.tv_nsec)
+				 errmsg("could not stat file \"%s\": %m", path)));
+	if (st.st_size != at_open->st_size || bytes_read != at_open->st_size ||
+		st.st_mtim.tv_sec != at_open->st_mtim.tv_sec ||
+		st.st_mtim.tv_nsec != at_open->st_mtim.tv_nsec)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("file \"%s\" changed while it was being read", r->path),
+				 errmsg("file \"%s\" changed while it was being read", path),
 				 errdetail("It had %lld bytes when opened, %lld bytes were read and it has %lld bytes now.",
-						   (long long) r->st.st_size, (long long) r->bytes_read,
+						   (long long) at_open->st_size, (long long) bytes_read,
 						   (long long) st.st_size)));
 }
 
@@ -401,7 +406,7 @@ read_block(CsvReader *r)
 			carry_or_complain(r, r->buf, 0, r->carry_len,
 							  OidIsValid(r->conv_proc) ? r->dialect->file_encoding :
 							  GetDatabaseEncoding());
-		check_unchanged(r);
+		csv_check_file_unchanged(r->fd, r->path, &r->st, r->bytes_read);
 		csv_tokenizer_finish(r->tok);
 		return true;
 	}

@@ -421,14 +421,7 @@ csvpipe_load(PG_FUNCTION_ARGS)
 	req.on_error_skip = csv_on_error_option(PG_ARGISNULL(LOAD_ARG_ON_ERROR) ? NULL :
 											text_to_cstring(PG_GETARG_TEXT_PP(LOAD_ARG_ON_ERROR)));
 	req.max_errors = PG_ARGISNULL(LOAD_ARG_MAX_ERRORS) ? -1 : PG_GETARG_INT64(LOAD_ARG_MAX_ERRORS);
-	if (req.max_errors < -1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe max_errors must not be negative")));
-	if (req.max_errors >= 0 && !req.on_error_skip)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe max_errors needs on_error => 'skip'")));
+	csv_check_error_options(&req);
 	req.progress = PG_ARGISNULL(LOAD_ARG_PROGRESS) ? csvpipe_progress_notices :
 		PG_GETARG_BOOL(LOAD_ARG_PROGRESS);
 
@@ -729,4 +722,18 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 	csv_run_load(&req, &res);
 
 	PG_RETURN_DATUM(load_result_datum(resdesc, &res));
+}
+
+/* on_error and max_errors must agree (load and submit) */
+void
+csv_check_error_options(CsvLoadRequest *req)
+{
+	if (req->max_errors < -1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("csvpipe max_errors must not be negative")));
+	if (req->max_errors >= 0 && !req->on_error_skip)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("csvpipe max_errors needs on_error => 'skip'")));
 }

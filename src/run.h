@@ -44,6 +44,7 @@ typedef struct CsvLoadResult
 extern void csv_run_load(CsvLoadRequest *req, CsvLoadResult *res);
 extern List *csv_column_list(ArrayType *arr);
 extern bool csv_on_error_option(const char *value);
+extern void csv_check_error_options(CsvLoadRequest *req);
 extern char *csv_load_options_json(CsvLoadRequest *req);
 
 #endif							/* CSVPIPE_RUN_H */
