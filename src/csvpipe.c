@@ -78,8 +78,8 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("csvpipe.queue_size",
-							"Size of each worker's shared memory queue.",
-							"Memory of a parallel call is bounded by workers x queue size; a queue that holds a whole chunk lets the leader hand it over in one go.",
+							"Size of each worker's reply queue in a parallel read.",
+							"Rows a worker has parsed wait there for the leader; memory of a parallel read is bounded by workers x queue size.",
 							&csvpipe_queue_size,
 							4096, 64, 1024 * 1024,
 							PGC_USERSET,

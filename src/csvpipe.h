@@ -156,10 +156,10 @@ typedef struct CsvReadState CsvReadState;
 extern CsvReadState *csv_read_begin(const char *funcname, bool text_mode,
 									TupleDesc tupdesc, int nargs,
 									Datum *args, bool *argnulls,
-									bool *convert_columns);
+									bool *convert_columns,
+									const bool *used_columns);
 extern bool csv_read_next(CsvReadState *rs, Datum *values, bool *nulls);
 extern void csv_read_end(CsvReadState *rs);
-extern void csv_read_set_output_columns(CsvReadState *rs, const bool *columns);
 extern const char *csv_read_cache_status(CsvReadState *rs);
 extern TupleDesc csv_read_text_tupdesc(void);
 

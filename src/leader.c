@@ -7,13 +7,18 @@
  * The leader reads the file in blocks, finds record boundaries with the
  * quote-aware splitter, consumes skip_rows and the header itself, and cuts
  * chunks of about chunk_size bytes, each numbered and labelled with its
- * byte offset and first line.  Dispatch never blocks: a chunk goes to the
- * least busy worker whose queue can take it (at most two chunks in flight
- * per worker, so whichever worker is idle gets the next one); a full queue
- * leaves the chunk where it is until a worker drains, which bounds memory to
- * workers x queue size whatever the file size.  Replies are polled the same
- * way; when nothing moves the leader sleeps on its latch, which shm_mq and
- * worker start/stop notifications set.
+ * byte offset and first line.  Only that label goes through the input
+ * queue: the worker reads the chunk's bytes from the file itself (pread,
+ * from the page cache the leader's read has just filled), so the leader
+ * copies nothing, and a chunk to retry is just its label sent again.
+ *
+ * Dispatch never blocks: a chunk goes to the least busy worker (at most two
+ * chunks in flight per worker, so whichever worker is idle gets the next
+ * one).  Memory is bounded whatever the file size: the leader holds one
+ * read block, each worker one chunk, and read replies wait in reply queues
+ * of csvpipe.queue_size.  Replies are polled the same way; when nothing
+ * moves the leader sleeps on its latch, which shm_mq and worker start/stop
+ * notifications set.
  *
  * Ordered reads take rows only from the worker holding the next chunk in
  * file order; the others block on their full reply queues meanwhile.
@@ -84,10 +89,9 @@ struct CsvLeader
 	int64		buf_line;
 	CsvSplitter sp;
 
-	/* the chunk being dispatched: buf[0..hdr.length) */
+	/* the chunk being dispatched */
 	bool		have_chunk;
 	CsvChunkHeader hdr;
-	int64		chunk_next_line;
 	int			pending_worker;
 	int64		next_chunk_no;
 	int64		chunks_sent;
@@ -111,10 +115,6 @@ struct CsvLeader
 	int64		chunks_size;
 	int64		next_emit;		/* ordered read: next chunk to return rows of */
 	List	   *retry;			/* chunks to send again (their worker was lost) */
-	bool		chunk_is_retry;
-	char	   *send_data;		/* bytes of the chunk being dispatched */
-	char	   *rbuf;			/* re-read chunks */
-	int64		rbuf_size;
 	int64	   *skip;			/* resume: chunks already in the ledger (sorted) */
 	int			nskip;
 
@@ -290,8 +290,9 @@ next_chunk(CsvLeader *L)
 	L->hdr.first_line = L->buf_line;
 	L->hdr.start_offset = L->buf_offset;
 	L->hdr.length = b;
-	L->chunk_next_line = next_line;
 	L->have_chunk = true;
+	/* the worker reads the bytes from the file */
+	drop_bytes(L, b, next_line);
 	return true;
 }
 
@@ -332,36 +333,8 @@ in_skip_set(CsvLeader *L, int64 chunk_no)
 	return false;
 }
 
-/* Read a chunk again from the file, for a retry */
-static void
-reread_chunk(CsvLeader *L, CsvChunkHeader *hdr)
-{
-	int64		done = 0;
-
-	if (hdr->length > L->rbuf_size)
-	{
-		L->rbuf_size = hdr->length;
-		L->rbuf = L->rbuf ? repalloc_huge(L->rbuf, L->rbuf_size) :
-			MemoryContextAllocHuge(CurrentMemoryContext, L->rbuf_size);
-	}
-	while (done < hdr->length)
-	{
-		ssize_t		n = pread(L->fd, L->rbuf + done, hdr->length - done,
-							  hdr->start_offset + done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not read chunk " INT64_FORMAT " of \"%s\" again: %m",
-							hdr->chunk_no, L->errpos->path)));
-		done += n;
-	}
-}
-
 /*
- * Have a chunk ready to send (L->hdr, L->send_data): a chunk to retry, or
+ * Have a chunk ready to send (L->hdr): a chunk to retry, or
  * the next one from the file.  False when there is none now.
  */
 static bool
@@ -377,10 +350,7 @@ prepare_chunk(CsvLeader *L)
 
 			L->retry = list_delete_first(L->retry);
 			ci = chunk_info(L, c);
-			reread_chunk(L, &ci->hdr);
 			L->hdr = ci->hdr;
-			L->send_data = L->rbuf;
-			L->chunk_is_retry = true;
 			L->have_chunk = true;
 			return true;
 		}
@@ -400,11 +370,8 @@ prepare_chunk(CsvLeader *L)
 			ci->done = true;
 			L->chunks_skipped++;
 			L->have_chunk = false;
-			drop_bytes(L, L->hdr.length, L->chunk_next_line);
 			continue;
 		}
-		L->send_data = L->buf;
-		L->chunk_is_retry = false;
 	}
 	return true;
 }
@@ -549,14 +516,10 @@ dispatch(CsvLeader *L)
 
 		if (w >= 0)
 		{
-			shm_mq_iovec iov[2];
 			shm_mq_result res;
 
-			iov[0].data = (const char *) &L->hdr;
-			iov[0].len = sizeof(CsvChunkHeader);
-			iov[1].data = L->send_data;
-			iov[1].len = L->hdr.length;
-			res = shm_mq_sendv(L->pool->input[w], iov, 2, true, true);
+			res = shm_mq_send(L->pool->input[w], sizeof(CsvChunkHeader), &L->hdr,
+							  true, true);
 			if (res == SHM_MQ_SUCCESS)
 			{
 				ChunkInfo  *ci = chunk_info(L, L->hdr.chunk_no);
@@ -568,8 +531,6 @@ dispatch(CsvLeader *L)
 				L->chunks_sent++;
 				L->have_chunk = false;
 				L->pending_worker = -1;
-				if (!L->chunk_is_retry)
-					drop_bytes(L, L->hdr.length, L->chunk_next_line);
 				progress = true;
 			}
 			else if (res == SHM_MQ_WOULD_BLOCK)
@@ -848,6 +809,17 @@ csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *diale
 	L->pool->shared->file_mtime_ns = (int64) L->st.st_mtim.tv_sec * 1000000000 +
 		L->st.st_mtim.tv_nsec;
 	return L;
+}
+
+/*
+ * read: only these columns go back to the leader; the others, converted
+ * all the same, are sent as NULL (count(*) needs no value at all).
+ */
+void
+csv_leader_set_sent_columns(CsvLeader *L, const bool *used)
+{
+	for (int i = 0; i < L->pool->shared->natts; i++)
+		L->pool->columns[i].send = L->pool->columns[i].convert && used[i];
 }
 
 /* resume: chunks already loaded, to be skipped (sorted ascending) */

@@ -17,6 +17,7 @@ extern CsvLeader *csv_leader_begin(CsvParallelMode mode, const char *path,
 								   bool *convert, int nworkers, int64 chunk_size,
 								   bool ordered, CsvErrorPosition *errpos);
 extern CsvPool *csv_leader_pool(CsvLeader *L);
+extern void csv_leader_set_sent_columns(CsvLeader *L, const bool *used);
 extern void csv_leader_set_skip(CsvLeader *L, int64 *chunks, int n);
 extern CsvRecord *csv_leader_header(CsvLeader *L);
 extern int	csv_leader_launch(CsvLeader *L);

@@ -46,6 +46,13 @@
  * statement's do; csv_load_end() increments the command counter afterwards,
  * as the end of a statement would.
  *
+ * Parallel workers append (csv_load_append_only): every worker writes into
+ * new pages of its own, as COPY does into a table created in the same
+ * transaction.  With the free space map, workers contending for the
+ * relation extension lock pick up the pages the other workers added in
+ * bulk, so their bulk-insert rings drift through all of shared_buffers:
+ * slower, and each worker's memory grows with the file.
+ *
  * Row-level security: like COPY FROM, loading into a table where RLS
  * applies to the current user is refused.
  *
@@ -403,6 +410,9 @@ make_input_desc(CsvLoadTarget *t)
  */
 static BufferAccessStrategy process_ring = NULL;
 
+/* set by parallel workers: skip the free space map, always extend */
+bool		csv_load_append_only = false;
+
 static BulkInsertState
 bulk_insert_state_create(void)
 {
@@ -648,6 +658,8 @@ csv_load_begin(Oid relid, List *attnames)
 #else
 		 rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId))
 #endif
+		t->ti_options |= TABLE_INSERT_SKIP_FSM;
+	if (csv_load_append_only)
 		t->ti_options |= TABLE_INSERT_SKIP_FSM;
 
 	estate = t->estate = CreateExecutorState();

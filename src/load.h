@@ -43,6 +43,9 @@ typedef struct CsvLoadTarget CsvLoadTarget;
  */
 extern CsvLoadTarget *csv_load_begin(Oid relid, List *attnames);
 
+/* parallel workers: write new pages only, ignoring the free space map */
+extern bool csv_load_append_only;
+
 /*
  * The file's columns: types and typmods of the mapped target columns, named
  * like them.  For csv_converter_create(); owned by the target.

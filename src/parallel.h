@@ -6,9 +6,10 @@
  *
  * One DSM segment per parallel call holds a CsvParallelShared header, the
  * serialized GUC state of the leader, the column list, and per worker an
- * input queue (leader -> worker: chunks of raw CSV bytes) and a reply queue
- * (worker -> leader: tuples, per-chunk results, and the worker's errors and
- * notices, redirected there with pq_redirect_to_shm_mq).
+ * input queue (leader -> worker: chunk labels; the worker reads the bytes
+ * from the file) and a reply queue (worker -> leader: tuples, per-chunk
+ * results, and the worker's errors and notices, redirected there with
+ * pq_redirect_to_shm_mq).
  *
  *-------------------------------------------------------------------------
  */
@@ -94,10 +95,14 @@ typedef struct CsvColumnDesc
 	NameData	name;
 	Oid			typid;
 	int32		typmod;
-	bool		convert;		/* read: needed by the query */
+	bool		convert;		/* read: converted (and checked) */
+	bool		send;			/* read: returned to the leader; else NULL */
 } CsvColumnDesc;
 
-/* leader -> worker message header; followed by the chunk's bytes */
+/* input queue: room for many labels, never for data */
+#define CSV_INPUT_QUEUE_SIZE	16384
+
+/* leader -> worker message: which bytes of the file to process */
 typedef struct CsvChunkHeader
 {
 	int64		chunk_no;		/* -1: no more chunks */

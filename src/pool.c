@@ -6,8 +6,9 @@
  * A pool lives for one parallel call.  Its DSM segment carries everything a
  * worker needs to reproduce the leader's view: database and roles, the
  * serialized GUC state (TimeZone, DateStyle, search_path... decide how
- * values are read), the dialect, the column list, and one input and one
- * reply queue per worker.  Workers are registered with bgw_notify_pid so the
+ * values are read), the dialect, the file's path and identity (workers read
+ * their chunks from it), the column list, and one input and one reply queue
+ * per worker.  Workers are registered with bgw_notify_pid so the
  * leader's latch is set when they start and stop, and the queues are bound
  * to the worker handles, so a worker that dies before attaching shows up as
  * a detached queue rather than a hang.
@@ -60,8 +61,10 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 		sizeof(CsvWorkerSlot) * capacity;
 	Size		guc_size = EstimateGUCStateSpace();
 	int			natts = coldesc ? coldesc->natts : 0;
-	Size		queue_size = (Size) csvpipe_queue_size * 1024;
-	Size		reply_size = mode == CSV_MODE_READ ? queue_size : 16384;
+	Size		queue_size = CSV_INPUT_QUEUE_SIZE;
+	/* a load's replies are chunk results; a read's are its rows */
+	Size		reply_size = mode == CSV_MODE_READ ?
+		(Size) csvpipe_queue_size * 1024 : 16384;
 	Size		segsize;
 	char	   *gucspace;
 	CsvParallelShared *shared;
@@ -118,6 +121,7 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 		pool->columns[i].typid = att->atttypid;
 		pool->columns[i].typmod = att->atttypmod;
 		pool->columns[i].convert = convert ? convert[i] : true;
+		pool->columns[i].send = pool->columns[i].convert;
 	}
 	shm_toc_insert(pool->toc, CSV_KEY_COLUMNS, pool->columns);
 

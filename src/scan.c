@@ -309,9 +309,7 @@ csv_open(CsvScanState *state)
 							   "csvpipe.read_text" : "csvpipe.read",
 							   state->kind == CSV_KIND_TEXT,
 							   scandesc, CSV_NUM_READ_ARGS, args, argnulls,
-							   state->convert);
-	/* a cached row is deformed only as far as the query looks */
-	csv_read_set_output_columns(state->rs, state->used);
+							   state->convert, state->used);
 	MemoryContextSwitchTo(oldcxt);
 }
 

@@ -75,10 +75,17 @@ csv_read_text_tupdesc(void)
 /*
  * Open the file named by args[CSV_ARG_PATH] with the options in args.  All
  * state lives in a child of the current memory context.
+ *
+ * convert_columns: the columns to convert (NULL = all; count(*) converts
+ * all, so that a bad value fails as with file_fdw).  used_columns: the
+ * columns the caller looks at (NULL = all); the others may come back as
+ * NULL: parallel workers do not send them, and a cache hit does not deform
+ * them.
  */
 CsvReadState *
 csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
-			   int nargs, Datum *args, bool *argnulls, bool *convert_columns)
+			   int nargs, Datum *args, bool *argnulls, bool *convert_columns,
+			   const bool *used_columns)
 {
 	MemoryContext cxt;
 	MemoryContext oldcxt;
@@ -134,6 +141,13 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 		if (rs->cache && csv_cache_status(rs->cache) == CSV_CACHE_HIT)
 		{
 			rs->cache_hit = true;
+			if (used_columns != NULL)
+			{
+				rs->out_upto = 0;
+				for (int i = 0; i < tupdesc->natts; i++)
+					if (used_columns[i])
+						rs->out_upto = i + 1;
+			}
 			error_context_stack = errcallback.previous;
 			MemoryContextSwitchTo(oldcxt);
 			return rs;
@@ -153,6 +167,9 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 									  tupdesc, convert_columns, nworkers,
 									  chunk_size, ordered, &rs->errpos);
 		csv_leader_pool(rs->leader)->shared->text_mode = text_mode;
+		/* an entry being built needs every converted column */
+		if (rs->cache == NULL && used_columns != NULL)
+			csv_leader_set_sent_columns(rs->leader, used_columns);
 		csv_leader_pool(rs->leader)->shared->on_error_skip = rs->on_error_skip;
 		if (rs->conv && rs->dialect.header == CSV_HEADER_MATCH)
 			csv_converter_check_header(rs->conv, csv_leader_header(rs->leader));
@@ -274,24 +291,6 @@ csv_read_next(CsvReadState *rs, Datum *values, bool *nulls)
 	return found;
 }
 
-/*
- * Which output columns the caller looks at (NULL = all).  Only a cache hit
- * uses it, to deform no more of a cached row than needed; the other
- * columns are returned as NULL.
- */
-void
-csv_read_set_output_columns(CsvReadState *rs, const bool *columns)
-{
-	int			natts = rs->out_upto;
-
-	if (columns == NULL || !rs->cache_hit)
-		return;
-	rs->out_upto = 0;
-	for (int i = 0; i < natts; i++)
-		if (columns[i])
-			rs->out_upto = i + 1;
-}
-
 /* For EXPLAIN ANALYZE: what the cache did for this read */
 const char *
 csv_read_cache_status(CsvReadState *rs)
@@ -399,7 +398,7 @@ csv_srf(FunctionCallInfo fcinfo, const char *funcname, bool text_mode)
 		st->row_cxt = AllocSetContextCreate(funcctx->multi_call_memory_ctx,
 											"csvpipe row", ALLOCSET_DEFAULT_SIZES);
 		st->rs = csv_read_begin(funcname, text_mode, tupdesc, CSV_NUM_READ_ARGS,
-								args, argnulls, NULL);
+								args, argnulls, NULL, NULL);
 		funcctx->user_fctx = st;
 		/* close the file when the executor stops early (LIMIT, error) */
 		RegisterExprContextCallback(rsinfo->econtext, srf_shutdown,

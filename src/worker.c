@@ -5,9 +5,11 @@
  *
  * A worker attaches to its call's DSM segment, redirects its errors and
  * notices to its reply queue (the leader re-raises them), connects as the
- * calling role with the caller's GUC state, and then takes chunks from its
- * input queue until the leader sends the end marker.  Each chunk is
- * converted to the server encoding, tokenized by the same libcsv tokenizer
+ * calling role with the caller's GUC state, opens the file (it must be the
+ * very file the leader opened), and then takes chunk labels from its input
+ * queue until the leader sends the end marker.  Each chunk is read from the
+ * file with pread (the file must still be unchanged), converted to the
+ * server encoding, tokenized by the same libcsv tokenizer
  * and converted by the same converter as the single-process reader, with
  * line numbers starting at the chunk's first line.
  *
@@ -41,11 +43,16 @@
 #include "progress.h"
 #include "txn.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "libpq/pqmq.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
@@ -75,10 +82,15 @@ typedef struct WorkerState
 	CsvColumnDesc *columns;
 	shm_mq_handle *input;
 	shm_mq_handle *reply;
+	int			fd;				/* the file, read with pread */
+	char	   *chunk_buf;		/* the chunk being processed */
+	int64		chunk_buf_size;
 	CsvDialect	dialect;
 	CsvErrorPosition errpos;
 	TupleDesc	read_desc;		/* read: the caller's column list */
 	bool	   *convert;
+	bool	   *unsent;			/* read: columns the leader does not need */
+	bool		any_unsent;
 	List	   *attnames;		/* load: columns => list, or NIL */
 	CsvLoadTarget *target;		/* load: open target */
 	CsvConverter *conv;
@@ -181,7 +193,13 @@ handle_record(WorkerState *ws, CsvRecord *rec)
 		csv_converter_row(ws->conv, rec, ws->values, ws->nulls);
 	if (ws->shared->mode == CSV_MODE_READ)
 	{
-		MinimalTuple tup = heap_form_minimal_tuple(ws->read_desc, ws->values, ws->nulls);
+		MinimalTuple tup;
+
+		if (ws->any_unsent)
+			for (int i = 0; i < ws->read_desc->natts; i++)
+				if (ws->unsent[i])
+					ws->nulls[i] = true;
+		tup = heap_form_minimal_tuple(ws->read_desc, ws->values, ws->nulls);
 
 		queue_tuple(ws, tup);
 	}
@@ -810,6 +828,78 @@ run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	}
 }
 
+/* The file must be the one the leader opened, unchanged */
+static void
+check_same_file(WorkerState *ws, bool identity_only)
+{
+	CsvParallelShared *shared = ws->shared;
+	struct stat st;
+
+	if (fstat(ws->fd, &st) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", ws->errpos.path)));
+	if ((int64) st.st_dev != shared->file_dev || (int64) st.st_ino != shared->file_ino ||
+		(!identity_only &&
+		 ((int64) st.st_size != shared->file_size ||
+		  (int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != shared->file_mtime_ns)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("file \"%s\" changed while it was being read", ws->errpos.path),
+				 errdetail("It had %lld bytes when opened and has %lld bytes now%s.",
+						   (long long) shared->file_size, (long long) st.st_size,
+						   (int64) st.st_ino != shared->file_ino ? ", in another file" : "")));
+}
+
+static void
+open_file(WorkerState *ws)
+{
+	ws->fd = BasicOpenFile(ws->errpos.path, O_RDONLY | O_NONBLOCK | PG_BINARY);
+	if (ws->fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" for reading: %m", ws->errpos.path)));
+	check_same_file(ws, true);
+}
+
+/* The chunk's bytes, from the file; valid until the next chunk */
+static char *
+read_chunk(WorkerState *ws, CsvChunkHeader *hdr)
+{
+	int64		done = 0;
+
+	if (hdr->length > ws->chunk_buf_size)
+	{
+		if (ws->chunk_buf)
+			pfree(ws->chunk_buf);
+		ws->chunk_buf_size = hdr->length;
+		ws->chunk_buf = MemoryContextAllocHuge(TopMemoryContext, ws->chunk_buf_size);
+	}
+	while (done < hdr->length)
+	{
+		ssize_t		n;
+
+		CHECK_FOR_INTERRUPTS();
+		n = pread(ws->fd, ws->chunk_buf + done, hdr->length - done,
+				  hdr->start_offset + done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", ws->errpos.path)));
+		if (n == 0)
+			break;				/* shorter than when the leader read it */
+		done += n;
+	}
+	/* the bytes are the leader's only if the file is unchanged after the read */
+	check_same_file(ws, false);
+	if (done < hdr->length)
+		elog(ERROR, "could not read chunk " INT64_FORMAT " of \"%s\"",
+			 hdr->chunk_no, ws->errpos.path);
+	return ws->chunk_buf;
+}
+
 static void
 setup_dialect(WorkerState *ws, dsm_segment *seg, shm_toc *toc)
 {
@@ -892,6 +982,7 @@ csvpipe_worker_main(Datum main_arg)
 	SetUserIdAndSecContext(shared->current_user_id, shared->sec_context);
 
 	setup_dialect(&ws, seg, toc);
+	open_file(&ws);
 	ws.columns = shm_toc_lookup(toc, CSV_KEY_COLUMNS, false);
 	ws.chunk_cxt = AllocSetContextCreate(TopMemoryContext, "csvpipe chunk",
 										 ALLOCSET_DEFAULT_SIZES);
@@ -917,11 +1008,14 @@ csvpipe_worker_main(Datum main_arg)
 		oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 		ws.read_desc = CreateTemplateTupleDesc(shared->natts);
 		ws.convert = palloc(sizeof(bool) * shared->natts);
+		ws.unsent = palloc(sizeof(bool) * shared->natts);
 		for (int i = 0; i < shared->natts; i++)
 		{
 			TupleDescInitEntry(ws.read_desc, i + 1, NameStr(ws.columns[i].name),
 							   ws.columns[i].typid, ws.columns[i].typmod, 0);
 			ws.convert[i] = ws.columns[i].convert;
+			ws.unsent[i] = !ws.columns[i].send;
+			ws.any_unsent |= ws.unsent[i];
 		}
 		ws.values = palloc(sizeof(Datum) * Max(shared->natts, 1));
 		ws.nulls = palloc(sizeof(bool) * Max(shared->natts, 1));
@@ -937,6 +1031,8 @@ csvpipe_worker_main(Datum main_arg)
 			for (int i = 0; i < shared->natts; i++)
 				ws.attnames = lappend(ws.attnames, pstrdup(NameStr(ws.columns[i].name)));
 		MemoryContextSwitchTo(oldcxt);
+		/* see load.c: each worker fills pages of its own */
+		csv_load_append_only = true;
 		if (ws.worker_no == 0)
 			csv_txn_record_job_start(shared, ws.errpos.path);
 		if (shared->atomic)
@@ -958,7 +1054,7 @@ csvpipe_worker_main(Datum main_arg)
 			ereport(ERROR,
 					(errcode(ERRCODE_ADMIN_SHUTDOWN),
 					 errmsg("csvpipe worker %d: the leader went away", ws.worker_no)));
-		if (nbytes < sizeof(CsvChunkHeader))
+		if (nbytes != sizeof(CsvChunkHeader))
 			elog(ERROR, "csvpipe worker got a malformed message of %zu bytes", nbytes);
 		memcpy(&hdr, data, sizeof(hdr));
 		if (hdr.chunk_no < 0)
@@ -974,7 +1070,7 @@ csvpipe_worker_main(Datum main_arg)
 		{
 			if (!shared->atomic)
 				csv_txn_begin_chunk();
-			run_load_chunk(&ws, &hdr, (char *) data + sizeof(CsvChunkHeader));
+			run_load_chunk(&ws, &hdr, read_chunk(&ws, &hdr));
 			if (!shared->atomic)
 				csv_txn_commit_chunk(shared, &hdr, ws.rows_in_chunk);
 			else
@@ -984,7 +1080,7 @@ csvpipe_worker_main(Datum main_arg)
 		{
 			ws.rows_in_chunk = 0;
 			ws.rejected_in_chunk = 0;
-			process_chunk(&ws, &hdr, (char *) data + sizeof(CsvChunkHeader));
+			process_chunk(&ws, &hdr, read_chunk(&ws, &hdr));
 			flush_tuples(&ws);
 		}
 		MemoryContextReset(ws.chunk_cxt);

@@ -210,6 +210,50 @@ $node->poll_query_until('postgres', "SELECT state = 'cancelled' FROM csvpipe.job
 pass('cancel: the job is marked cancelled');
 $bg->quit;
 
+# count(*) needs no value back from the workers, but every value is still
+# converted: a bad one fails the read as it does with file_fdw
+($ret, $out, $err) = $node->psql('postgres',
+	"SELECT count(*) FROM csvpipe.read('$dir/bad_late.csv', header => true, workers => 2, chunk_size => 100000) AS t($narrow)");
+like($err, qr/invalid input syntax for type numeric: "not-a-number".*line 60002, column amount/s,
+	'parallel count(*): a bad value in an unused column is an error with its line');
+is( sql("SELECT count(*) || ' ' || sum(amount) FROM csvpipe.read('$dir/narrow.csv', workers => 2, chunk_size => 50000) AS t($narrow)"),
+	sql("SELECT count(*) || ' ' || sum(amount) FROM copy_narrow"),
+	'parallel read of one column: same sum as COPY');
+
+# workers read their chunks from the file: one rewritten in place while the
+# load runs is an error, and the atomic load leaves nothing behind
+system("cp $dir/narrow.csv $dir/changing.csv") == 0 or die;
+sql(qq{CREATE TABLE changing_target ($narrow);
+CREATE FUNCTION append_to_file() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+  IF NEW.id = 100 THEN
+    EXECUTE format('COPY (SELECT 1 WHERE false) TO PROGRAM %L',
+                   'echo "60001,2024-01-01 00:00:00+00,late,1.00,t" >> $dir/changing.csv');
+  END IF;
+  RETURN NEW;
+END \$\$;
+CREATE TRIGGER append_to_file BEFORE INSERT ON changing_target
+  FOR EACH ROW EXECUTE FUNCTION append_to_file();});
+($ret, $out, $err) = $node->psql('postgres',
+	"SELECT csvpipe.load('$dir/changing.csv', 'changing_target', workers => 2, chunk_size => 65536)");
+like($err, qr/file ".*changing.csv" changed while it was being read/,
+	'a file changed during a parallel load is an error');
+is(sql("SELECT count(*) FROM changing_target"), '0', 'changed file: the atomic load left nothing');
+
+# workers append to new pages of their own: free space left by a DELETE is
+# not reused (as COPY into a table created in the same transaction); only
+# the last page, where the heap always looks first, may take rows
+sql("CREATE TABLE append_target ($narrow)");
+sql("SELECT csvpipe.load('$dir/narrow.csv', 'append_target', workers => 2)");
+sql("DELETE FROM append_target WHERE id BETWEEN 101 AND 59000; VACUUM append_target");
+my $pages = sql("SELECT pg_relation_size('append_target') / current_setting('block_size')::int");
+my $below = "SELECT count(*) FROM append_target WHERE (ctid::text::point)[0] < $pages - 1";
+my $before = sql($below);
+sql("SELECT csvpipe.load('$dir/narrow.csv', 'append_target', workers => 2, chunk_size => 100000)");
+is(sql($below), $before, 'parallel load: no row goes to the free space of earlier pages');
+cmp_ok($pages, '>', 100, 'parallel load: that free space was there');
+is(sql("SELECT count(*) FROM append_target"), '61100', 'parallel load after a delete: all rows');
+
 # slot shortage: with 3 worker processes, ask for 4 workers
 $node->append_conf('postgresql.conf', "max_worker_processes = 3");
 $node->restart;
