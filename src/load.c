@@ -109,6 +109,7 @@ typedef struct LoadBuffer
 	ResultRelInfo *rri;
 	BulkInsertState bistate;
 	int			nused;
+	bool		pooled;			/* slots borrowed from the process's pool */
 	TupleTableSlot *slots[LOAD_MAX_BUFFERED_TUPLES];	/* made on demand */
 	int64		lines[LOAD_MAX_BUFFERED_TUPLES];
 } LoadBuffer;
@@ -116,6 +117,7 @@ typedef struct LoadBuffer
 struct CsvLoadTarget
 {
 	MemoryContext cxt;			/* owns everything here */
+	MemoryContextCallback pool_cb;	/* gives the slot pool back */
 	MemoryContext batch_cxt;	/* table_multi_insert scratch, per flush */
 	Relation	rel;			/* the target, opened and locked by us */
 	char	   *relname;
@@ -439,6 +441,73 @@ bulk_insert_state_free(BulkInsertState bis)
 	pfree(bis);
 }
 
+/* ---- the slot pool ---- */
+
+/*
+ * One buffer's worth of slots per process, kept across targets.  A worker
+ * opens a target per chunk, and making and dropping a thousand slots each
+ * time (each pinning the row type with the resource owner) cost about 1 ms
+ * per chunk.  Pooled slots carry a private copy of the row type that no
+ * resource owner tracks; they serve any target whose row type and slot kind
+ * are the same, one target at a time.
+ */
+static TupleTableSlot *pool_slots[LOAD_MAX_BUFFERED_TUPLES];
+static TupleDesc pool_desc = NULL;
+static const TupleTableSlotOps *pool_ops = NULL;
+static CsvLoadTarget *pool_owner = NULL;
+
+/* the owner's memory is going away (end, or error cleanup): free the pool */
+static void
+slot_pool_release(void *arg)
+{
+	if (pool_owner == (CsvLoadTarget *) arg)
+		pool_owner = NULL;
+}
+
+/* Take the pool for rel's rows; false when it is in use */
+static bool
+slot_pool_take(CsvLoadTarget *t, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	const TupleTableSlotOps *ops = table_slot_callbacks(rel);
+
+	if (pool_owner != NULL)
+		return false;
+	if (pool_desc == NULL || pool_ops != ops || !equalTupleDescs(pool_desc, desc))
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		for (int i = 0; i < LOAD_MAX_BUFFERED_TUPLES && pool_slots[i] != NULL; i++)
+		{
+			ExecDropSingleTupleTableSlot(pool_slots[i]);
+			pool_slots[i] = NULL;
+		}
+		if (pool_desc != NULL)
+			FreeTupleDesc(pool_desc);
+		pool_desc = CreateTupleDescCopyConstr(desc);
+		pool_ops = ops;
+		MemoryContextSwitchTo(old);
+	}
+	/* a load that failed may have left rows in them */
+	for (int i = 0; i < LOAD_MAX_BUFFERED_TUPLES && pool_slots[i] != NULL; i++)
+		ExecClearTuple(pool_slots[i]);
+	pool_owner = t;
+	return true;
+}
+
+static TupleTableSlot *
+slot_pool_get(int n)
+{
+	if (pool_slots[n] == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		pool_slots[n] = MakeSingleTupleTableSlot(pool_desc, pool_ops);
+		MemoryContextSwitchTo(old);
+	}
+	return pool_slots[n];
+}
+
 /* ---- multi-insert buffers ---- */
 
 static LoadBuffer *
@@ -448,6 +517,7 @@ buffer_create(CsvLoadTarget *t, ResultRelInfo *rri)
 
 	buf->rri = rri;
 	buf->bistate = bulk_insert_state_create();
+	buf->pooled = slot_pool_take(t, rri->ri_RelationDesc);
 	t->buffers = lappend(t->buffers, buf);
 	return buf;
 }
@@ -476,7 +546,8 @@ buffer_next_slot(CsvLoadTarget *t, LoadBuffer *buf)
 	{
 		MemoryContext oldcxt = MemoryContextSwitchTo(t->cxt);
 
-		buf->slots[buf->nused] = table_slot_create(buf->rri->ri_RelationDesc, NULL);
+		buf->slots[buf->nused] = buf->pooled ? slot_pool_get(buf->nused) :
+			table_slot_create(buf->rri->ri_RelationDesc, NULL);
 		MemoryContextSwitchTo(oldcxt);
 	}
 	return buf->slots[buf->nused];
@@ -561,8 +632,11 @@ buffer_cleanup(CsvLoadTarget *t, LoadBuffer *buf)
 {
 	Assert(buf->nused == 0);
 	bulk_insert_state_free(buf->bistate);
-	for (int i = 0; i < LOAD_MAX_BUFFERED_TUPLES && buf->slots[i] != NULL; i++)
-		ExecDropSingleTupleTableSlot(buf->slots[i]);
+	if (buf->pooled)
+		pool_owner = NULL;		/* the slots stay, empty, for the next target */
+	else
+		for (int i = 0; i < LOAD_MAX_BUFFERED_TUPLES && buf->slots[i] != NULL; i++)
+			ExecDropSingleTupleTableSlot(buf->slots[i]);
 	table_finish_bulk_insert(buf->rri->ri_RelationDesc, t->ti_options);
 	if (t->cur_buffer == buf)
 		t->cur_buffer = NULL;
@@ -624,6 +698,9 @@ csv_load_begin(Oid relid, List *attnames)
 	oldcxt = MemoryContextSwitchTo(cxt);
 	t = palloc0(sizeof(CsvLoadTarget));
 	t->cxt = cxt;
+	t->pool_cb.func = slot_pool_release;
+	t->pool_cb.arg = t;
+	MemoryContextRegisterResetCallback(cxt, &t->pool_cb);
 
 	/* as DoCopy: lock, columns, privileges, row-level security */
 	rel = table_open(relid, RowExclusiveLock);
