@@ -16,6 +16,7 @@ OBJS = \
 	src/tokenizer.o \
 	src/reader.o \
 	src/convert.o \
+	src/fastinput.o \
 	src/scan.o \
 	src/srf.o \
 	src/splitter.o \
@@ -35,7 +36,7 @@ EXTENSION = csvpipe
 DATA = $(wildcard sql/csvpipe--*.sql)
 
 # pg_regress inputs live in sql/ beside the install scripts (see README).
-REGRESS = read_basic read_wild read_errors read_security load_serial cache
+REGRESS = read_basic read_wild read_errors read_security fast_input load_serial cache
 REGRESS_OPTS = --inputdir=.
 
 PG_CPPFLAGS = -I$(srcdir)/src

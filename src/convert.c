@@ -38,6 +38,7 @@ struct CsvConverter
 	FmgrInfo   *in_functions;
 	Oid		   *typioparams;
 	int32	   *typmods;
+	CsvFastInput *fast;			/* fastinput.c's shape for the type, if any */
 	bool	   *convert;		/* false: column not needed, left NULL */
 	char	  **names;
 	bool		safe_input;		/* errors of every converted column can be caught cheaply */
@@ -113,6 +114,7 @@ csv_converter_create(TupleDesc tupdesc, const CsvDialect *dialect,
 	conv->in_functions = palloc(sizeof(FmgrInfo) * natts);
 	conv->typioparams = palloc(sizeof(Oid) * natts);
 	conv->typmods = palloc(sizeof(int32) * natts);
+	conv->fast = palloc0(sizeof(CsvFastInput) * natts);
 	conv->convert = palloc(sizeof(bool) * natts);
 	conv->names = palloc(sizeof(char *) * natts);
 	conv->safe_input = true;
@@ -134,6 +136,7 @@ csv_converter_create(TupleDesc tupdesc, const CsvDialect *dialect,
 		getTypeInputInfo(att->atttypid, &infunc, &conv->typioparams[i]);
 		fmgr_info(infunc, &conv->in_functions[i]);
 		conv->typmods[i] = att->atttypmod;
+		conv->fast[i] = csv_fast_input_kind(att->atttypid, att->atttypmod);
 	}
 	errpos->column_names = conv->names;
 	errpos->ncolumns = natts;
@@ -206,6 +209,13 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
 			else if (rec->lengths[i] == conv->dialect->null_len &&
 					 memcmp(s, conv->dialect->null_string, rec->lengths[i]) == 0)
 				s = NULL;
+		}
+		/* the common shapes of some types are read here, exactly */
+		if (s != NULL && conv->fast[i] != CSV_FAST_NONE &&
+			csv_fast_input(conv->fast[i], s, &values[i]))
+		{
+			nulls[i] = false;
+			continue;
 		}
 		errpos->column = conv->names[i];
 		errpos->value = s;

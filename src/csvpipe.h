@@ -135,6 +135,19 @@ extern off_t csv_reader_file_size(CsvReader *reader);
 extern const struct stat *csv_reader_stat(CsvReader *reader);
 extern off_t csv_reader_bytes_read(CsvReader *reader);
 
+/* fastinput.c: exact fast paths for common shapes of a few types */
+typedef enum CsvFastInput
+{
+	CSV_FAST_NONE = 0,
+	CSV_FAST_TIMESTAMPTZ,
+	CSV_FAST_TIMESTAMP,
+	CSV_FAST_DATE,
+	CSV_FAST_BOOL
+} CsvFastInput;
+
+extern CsvFastInput csv_fast_input_kind(Oid typid, int32 typmod);
+extern bool csv_fast_input(CsvFastInput kind, const char *s, Datum *result);
+
 /* convert.c: fields to Datums with the column types' input functions */
 typedef struct CsvConverter CsvConverter;
 
