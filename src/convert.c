@@ -44,7 +44,6 @@ struct CsvConverter
 	bool		safe_input;		/* errors of every converted column can be caught cheaply */
 	const CsvDialect *dialect;
 	CsvErrorPosition *errpos;
-	bool		empty_is_null;
 };
 
 void
@@ -95,6 +94,21 @@ csv_error_context_callback(void *arg)
 	}
 }
 
+/* The NULL rules above, for one field (len: its length) */
+static inline char *
+apply_null_rule(const CsvDialect *dialect, char *s, int len)
+{
+	if (dialect->null_len > 0)
+	{
+		if (s == NULL)
+			return (char *) "";
+		if (len == dialect->null_len &&
+			memcmp(s, dialect->null_string, len) == 0)
+			return NULL;
+	}
+	return s;
+}
+
 /*
  * convert_columns: which columns the query needs (NULL = all).  Columns not
  * needed are returned as NULL without running their input function, as
@@ -110,7 +124,6 @@ csv_converter_create(TupleDesc tupdesc, const CsvDialect *dialect,
 	conv->natts = natts;
 	conv->dialect = dialect;
 	conv->errpos = errpos;
-	conv->empty_is_null = (dialect->null_len == 0);
 	conv->in_functions = palloc(sizeof(FmgrInfo) * natts);
 	conv->typioparams = palloc(sizeof(Oid) * natts);
 	conv->typmods = palloc(sizeof(int32) * natts);
@@ -194,7 +207,7 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
 
 	for (int i = 0; i < conv->natts; i++)
 	{
-		char	   *s = rec->values[i];
+		char	   *s;
 
 		if (!conv->convert[i])
 		{
@@ -202,14 +215,7 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
 			nulls[i] = true;
 			continue;
 		}
-		if (!conv->empty_is_null)
-		{
-			if (s == NULL)
-				s = (char *) "";
-			else if (rec->lengths[i] == conv->dialect->null_len &&
-					 memcmp(s, conv->dialect->null_string, rec->lengths[i]) == 0)
-				s = NULL;
-		}
+		s = apply_null_rule(conv->dialect, rec->values[i], rec->lengths[i]);
 		/* the common shapes of some types are read here, exactly */
 		if (s != NULL && conv->fast[i] != CSV_FAST_NONE &&
 			csv_fast_input(conv->fast[i], s, &values[i]))
@@ -241,17 +247,9 @@ csv_text_row(const CsvDialect *dialect, CsvRecord *rec, Datum *values, bool *nul
 
 	for (int i = 0; i < rec->nfields; i++)
 	{
-		char	   *s = rec->values[i];
 		int			len = rec->lengths[i];
+		char	   *s = apply_null_rule(dialect, rec->values[i], len);
 
-		if (dialect->null_len > 0)
-		{
-			if (s == NULL)
-				s = (char *) "";
-			else if (len == dialect->null_len &&
-					 memcmp(s, dialect->null_string, len) == 0)
-				s = NULL;
-		}
 		elemnulls[i] = (s == NULL);
 		elems[i] = s ? PointerGetDatum(cstring_to_text_with_len(s, len)) : (Datum) 0;
 	}

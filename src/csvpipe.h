@@ -75,6 +75,8 @@ typedef struct CsvDialect
 
 extern void csv_dialect_from_args(CsvDialect *dialect, int nargs,
 								  Datum *args, bool *argnulls);
+extern void csv_dialect_from_fcinfo(CsvDialect *dialect, FunctionCallInfo fcinfo,
+									int first_arg);
 extern void csv_dialect_set_header(CsvDialect *dialect, const char *label);
 extern const char *csv_dialect_header_label(const CsvDialect *dialect);
 

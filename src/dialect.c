@@ -132,6 +132,28 @@ csv_dialect_from_args(CsvDialect *dialect, int nargs, Datum *args, bool *argnull
 				 errmsg("csvpipe skip_rows must not be negative")));
 }
 
+/*
+ * Fill *dialect from a load-like function's own arguments (csvpipe.load,
+ * csvpipe.submit): its seven CSV options, delimiter to skip_rows, start at
+ * first_arg, in csvpipe.read's order.
+ */
+void
+csv_dialect_from_fcinfo(CsvDialect *dialect, FunctionCallInfo fcinfo, int first_arg)
+{
+	Datum		args[CSV_NUM_READ_ARGS];
+	bool		argnulls[CSV_NUM_READ_ARGS];
+
+	memset(argnulls, true, sizeof(argnulls));
+	for (int i = CSV_ARG_DELIMITER; i <= CSV_ARG_SKIP_ROWS; i++)
+	{
+		int			arg = first_arg + i - CSV_ARG_DELIMITER;
+
+		argnulls[i] = PG_ARGISNULL(arg);
+		args[i] = argnulls[i] ? (Datum) 0 : PG_GETARG_DATUM(arg);
+	}
+	csv_dialect_from_args(dialect, CSV_NUM_READ_ARGS, args, argnulls);
+}
+
 /* header from its label ('true', 'false', 'match'), for stored options */
 void
 csv_dialect_set_header(CsvDialect *dialect, const char *label)

@@ -294,8 +294,6 @@ Datum
 csvpipe_submit(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Datum		dargs[CSV_NUM_READ_ARGS];
-	bool		dnulls[CSV_NUM_READ_ARGS];
 	CsvLoadRequest req;
 	char	   *pattern;
 	List	   *paths;
@@ -336,16 +334,7 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	 * The options: validated now and stored resolved (as csvpipe.load records
 	 * them), so the job runs as submitted whoever runs it.
 	 */
-	memset(dnulls, true, sizeof(dnulls));
-	dargs[CSV_ARG_PATH] = PG_GETARG_DATUM(SUBMIT_ARG_PATH);
-	dnulls[CSV_ARG_PATH] = false;
-	for (int i = 0; i < 7; i++)
-	{
-		dnulls[CSV_ARG_DELIMITER + i] = PG_ARGISNULL(SUBMIT_ARG_DIALECT + i);
-		dargs[CSV_ARG_DELIMITER + i] = dnulls[CSV_ARG_DELIMITER + i] ? (Datum) 0 :
-			PG_GETARG_DATUM(SUBMIT_ARG_DIALECT + i);
-	}
-	csv_dialect_from_args(&req.dialect, CSV_NUM_READ_ARGS, dargs, dnulls);
+	csv_dialect_from_fcinfo(&req.dialect, fcinfo, SUBMIT_ARG_DIALECT);
 	req.nworkers = csv_workers_for(PG_ARGISNULL(SUBMIT_ARG_WORKERS) ? csvpipe_max_workers :
 								   PG_GETARG_INT32(SUBMIT_ARG_WORKERS));
 	req.atomic = PG_ARGISNULL(SUBMIT_ARG_ATOMIC) ? true : PG_GETARG_BOOL(SUBMIT_ARG_ATOMIC);

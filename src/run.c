@@ -381,8 +381,6 @@ load_result_datum(TupleDesc resdesc, CsvLoadResult *res)
 Datum
 csvpipe_load(PG_FUNCTION_ARGS)
 {
-	Datum		dargs[CSV_NUM_READ_ARGS];
-	bool		dnulls[CSV_NUM_READ_ARGS];
 	CsvLoadRequest req;
 	CsvLoadResult res;
 	TupleDesc	resdesc;
@@ -398,17 +396,7 @@ csvpipe_load(PG_FUNCTION_ARGS)
 	req.path = text_to_cstring(PG_GETARG_TEXT_PP(LOAD_ARG_PATH));
 	req.relid = PG_GETARG_OID(LOAD_ARG_TARGET);
 
-	/* the CSV options, in csvpipe.read's argument order */
-	memset(dnulls, true, sizeof(dnulls));
-	dargs[CSV_ARG_PATH] = PG_GETARG_DATUM(LOAD_ARG_PATH);
-	dnulls[CSV_ARG_PATH] = false;
-	for (int i = 0; i < 7; i++)
-	{
-		dnulls[CSV_ARG_DELIMITER + i] = PG_ARGISNULL(LOAD_ARG_DIALECT + i);
-		dargs[CSV_ARG_DELIMITER + i] = dnulls[CSV_ARG_DELIMITER + i] ? (Datum) 0 :
-			PG_GETARG_DATUM(LOAD_ARG_DIALECT + i);
-	}
-	csv_dialect_from_args(&req.dialect, CSV_NUM_READ_ARGS, dargs, dnulls);
+	csv_dialect_from_fcinfo(&req.dialect, fcinfo, LOAD_ARG_DIALECT);
 
 	if (!PG_ARGISNULL(LOAD_ARG_COLUMNS))
 		req.attnames = csv_column_list(PG_GETARG_ARRAYTYPE_P(LOAD_ARG_COLUMNS));
