@@ -49,9 +49,11 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "libpq/pqmq.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "replication/syncrep.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
@@ -919,6 +921,9 @@ setup_dialect(WorkerState *ws, dsm_segment *seg, shm_toc *toc)
 	ws->errpos.funcname = shared->mode == CSV_MODE_READ ? "csvpipe.read" : "csvpipe.load";
 }
 
+/* chunked load: the caller's synchronous_commit, applied at the end */
+static char *chunked_sync_commit = NULL;
+
 void
 csvpipe_worker_main(Datum main_arg)
 {
@@ -980,6 +985,19 @@ csvpipe_worker_main(Datum main_arg)
 	 * job runner of a NOLOGIN role (parallel query does the same).
 	 */
 	SetUserIdAndSecContext(shared->current_user_id, shared->sec_context);
+
+	/*
+	 * Chunked load: a chunk's commit does not wait for its WAL flush.  Its
+	 * rows and its ledger row commit together, so a crash loses both and
+	 * resume loads the chunk again; the worker waits once, at its end, for
+	 * all its commits, as the caller's synchronous_commit asks.
+	 */
+	if (shared->mode == CSV_MODE_LOAD && !shared->atomic)
+	{
+		chunked_sync_commit = MemoryContextStrdup(TopMemoryContext,
+												  GetConfigOption("synchronous_commit", false, false));
+		SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_OVERRIDE);
+	}
 
 	setup_dialect(&ws, seg, toc);
 	open_file(&ws);
@@ -1106,6 +1124,17 @@ csvpipe_worker_main(Datum main_arg)
 	{
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+	}
+	else if (!shared->atomic)
+	{
+		/* the chunks' commits made durable, before the leader counts them so */
+		SetConfigOption("synchronous_commit", chunked_sync_commit,
+						PGC_USERSET, PGC_S_OVERRIDE);
+		if (synchronous_commit > SYNCHRONOUS_COMMIT_OFF && XactLastCommitEnd != InvalidXLogRecPtr)
+		{
+			XLogFlush(XactLastCommitEnd);
+			SyncRepWaitForLSN(XactLastCommitEnd, true);
+		}
 	}
 	else if (shared->atomic)
 	{

@@ -254,6 +254,16 @@ is(sql($below), $before, 'parallel load: no row goes to the free space of earlie
 cmp_ok($pages, '>', 100, 'parallel load: that free space was there');
 is(sql("SELECT count(*) FROM append_target"), '61100', 'parallel load after a delete: all rows');
 
+# chunked: chunk commits do not wait for their WAL flush, but the load
+# returns only once they are durable: a crash right after loses nothing
+sql("CREATE TABLE durable_target ($narrow)");
+my $djob = sql("SELECT job_id FROM csvpipe.load('$dir/narrow.csv', 'durable_target', workers => 2, atomic => false, chunk_size => 65536)");
+$node->stop('immediate');
+$node->start;
+is(table_md5('durable_target'), $expect{narrow}, 'chunked: every row survives a crash right after the load');
+is(sql("SELECT sum(rows) FROM csvpipe.chunks WHERE job_id = $djob"), '60000',
+	'chunked: and so does the ledger');
+
 # slot shortage: with 3 worker processes, ask for 4 workers
 $node->append_conf('postgresql.conf', "max_worker_processes = 3");
 $node->restart;
