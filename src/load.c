@@ -517,7 +517,6 @@ buffer_create(CsvLoadTarget *t, ResultRelInfo *rri)
 
 	buf->rri = rri;
 	buf->bistate = bulk_insert_state_create();
-	buf->pooled = slot_pool_take(t, rri->ri_RelationDesc);
 	t->buffers = lappend(t->buffers, buf);
 	return buf;
 }
@@ -544,7 +543,16 @@ buffer_next_slot(CsvLoadTarget *t, LoadBuffer *buf)
 	Assert(buf->nused < LOAD_MAX_BUFFERED_TUPLES);
 	if (buf->slots[buf->nused] == NULL)
 	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(t->cxt);
+		MemoryContext oldcxt;
+
+		/*
+		 * The pool goes to the first buffer that takes a row: a target that
+		 * never inserts (skip mode's, which only describes the input) must
+		 * not hold it.
+		 */
+		if (buf->nused == 0)
+			buf->pooled = slot_pool_take(t, buf->rri->ri_RelationDesc);
+		oldcxt = MemoryContextSwitchTo(t->cxt);
 
 		buf->slots[buf->nused] = buf->pooled ? slot_pool_get(buf->nused) :
 			table_slot_create(buf->rri->ri_RelationDesc, NULL);
