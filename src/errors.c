@@ -207,9 +207,15 @@ csv_reject_flush(CsvParallelShared *shared)
 	Datum		values[9];
 	Oid			save_userid;
 	int			save_sec;
+	MemoryContext oldcxt;
 
 	if (rejects == NULL || rejects->n == 0)
 		return;
+	/*
+	 * The arrays go with the buffer: the caller's context may live as long
+	 * as the worker's transaction (an atomic load's), and this runs per chunk.
+	 */
+	oldcxt = MemoryContextSwitchTo(rejects->cxt);
 	for (int c = 0; c < 9; c++)
 	{
 		int			dims[1] = {rejects->n};
@@ -224,6 +230,7 @@ csv_reject_flush(CsvParallelShared *shared)
 													   typlen, typbyval, typalign));
 		types[c] = get_array_type(elemtypes[c]);
 	}
+	MemoryContextSwitchTo(oldcxt);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,

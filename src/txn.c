@@ -259,15 +259,18 @@ csvpipe_coordinator_main(Datum main_arg)
 		values[7] = Int32GetDatum(args.retries);
 
 		/*
-		 * Rows loaded: what the ledger holds for chunked jobs (a resumed job
-		 * counts its earlier chunks too); for atomic ones, what committed.
+		 * Rows loaded and rejected: what the ledger and csvpipe.rejected hold
+		 * for chunked jobs (a resumed job counts its earlier chunks too); for
+		 * atomic ones, the leader's counts, since the parts holding those
+		 * rows are committed only after this update.
 		 */
 		run_as_owner("UPDATE csvpipe.job SET state = $2, decision = coalesce($3, decision), "
 					 "rows_loaded = CASE WHEN NOT atomic THEN "
 					 "  (SELECT coalesce(sum(rows), 0) FROM csvpipe.chunks c WHERE c.job_id = $1) "
 					 "  WHEN $2 = 'done' THEN $4 ELSE 0 END, "
-					 "rows_rejected = CASE WHEN NOT atomic OR $2 = 'done' THEN "
-					 "  (SELECT count(*) FROM csvpipe.rejected r WHERE r.job_id = $1) ELSE 0 END, "
+					 "rows_rejected = CASE WHEN NOT atomic THEN "
+					 "  (SELECT count(*) FROM csvpipe.rejected r WHERE r.job_id = $1) "
+					 "  WHEN $2 = 'done' THEN $7 ELSE 0 END, "
 					 "retries = retries + $8, "
 					 "bytes = $5, error = CASE WHEN $6 IS NULL THEN NULL ELSE coalesce(error, $6) END, "
 					 "finished_at = now(), leader_pid = NULL "

@@ -1102,6 +1102,8 @@ csvpipe_worker_main(Datum main_arg)
 			flush_tuples(&ws);
 		}
 		MemoryContextReset(ws.chunk_cxt);
+		/* the chunk's caught errors: rejected rows keep copies of their own */
+		MemoryContextReset(ws.err_cxt);
 		ws.errpos.column_names = NULL;
 		ws.errpos.field_no = 0;
 

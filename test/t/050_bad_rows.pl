@@ -100,6 +100,8 @@ is(sql("SELECT byte_offset FROM csvpipe.errors WHERE line_no = 4 LIMIT 1"),
 sql("TRUNCATE skip_load");
 is(sql("SELECT rows_loaded || ' ' || rows_rejected FROM csvpipe.load('$dir/bad.csv', 'skip_load', workers => 2, on_error => 'skip', chunk_size => 100)"),
 	'30 10', 'atomic skip: 30 loaded, 10 rejected');
+is(sql("SELECT state || ' ' || rows_loaded || ' ' || rows_rejected FROM csvpipe.jobs ORDER BY job_id DESC LIMIT 1"),
+	'done 30 10', 'atomic skip: the job records both counts');
 
 # max_errors
 sql("TRUNCATE skip_load");
