@@ -180,10 +180,7 @@ typedef struct CacheBody
 	TimestampTz created_at;
 	TimestampTz last_used_at;
 	/* identity: immutable */
-	int64		dev;
-	int64		ino;
-	int64		size;
-	int64		mtime_ns;
+	CsvFileId	file;
 	int			version;
 	Oid			dbid;
 	bool		text_mode;
@@ -239,10 +236,7 @@ struct CsvCacheRead
 	MemoryContextCallback cb;
 	TupleDesc	tupdesc;
 	char	   *path;			/* canonical */
-	int64		dev;
-	int64		ino;
-	int64		size;
-	int64		mtime_ns;
+	CsvFileId	file;
 	int64		start_ns;		/* wall clock when the read started */
 	bool		text_mode;
 	CacheIdentity id;			/* as asked */
@@ -835,8 +829,8 @@ make_signature(CsvCacheRead *cr, const CsvDialect *d, TupleDesc tupdesc,
 static bool
 body_matches(CacheBody *b, CsvCacheRead *cr, CacheIdentity *id)
 {
-	return b->dev == cr->dev && b->ino == cr->ino && b->size == cr->size &&
-		b->mtime_ns == cr->mtime_ns && b->version == csvpipe_cache_version &&
+	return csv_file_id_equal(&b->file, &cr->file) &&
+		b->version == csvpipe_cache_version &&
 		b->sig_len == id->sig_len &&
 		b->path_len == (int) strlen(cr->path) &&
 		memcmp(BODY_SIG(b), id->sig, id->sig_len) == 0 &&
@@ -899,10 +893,7 @@ body_create(CsvCacheRead *cr)
 	b->lru_prev = b->lru_next = InvalidDsaPointer;
 	b->bytes = size;
 	b->header_bytes = size;
-	b->dev = cr->dev;
-	b->ino = cr->ino;
-	b->size = cr->size;
-	b->mtime_ns = cr->mtime_ns;
+	b->file = cr->file;
 	b->version = csvpipe_cache_version;
 	b->dbid = MyDatabaseId;
 	b->text_mode = cr->text_mode;
@@ -1084,10 +1075,7 @@ csv_cache_lookup(const char *path, const CsvDialect *dialect, bool text_mode,
 	cr->tupdesc = tupdesc;
 	cr->path = canonical;
 	cr->text_mode = text_mode;
-	cr->dev = (int64) st.st_dev;
-	cr->ino = (int64) st.st_ino;
-	cr->size = (int64) st.st_size;
-	cr->mtime_ns = (int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	csv_file_id(&st, &cr->file);
 	cr->start_ns = now_ns();
 	cr->body_dp = InvalidDsaPointer;
 	cr->cur_dp = InvalidDsaPointer;
@@ -1199,13 +1187,11 @@ csv_cache_status(CsvCacheRead *cr)
  * is keyed by (the path may have been replaced between stat and open).
  */
 void
-csv_cache_file_opened(CsvCacheRead *cr, int64 size, int64 dev, int64 ino,
-					  int64 mtime_ns)
+csv_cache_file_opened(CsvCacheRead *cr, const CsvFileId *file)
 {
 	if (cr->status != CSV_CACHE_BUILD)
 		return;
-	if (size != cr->size || dev != cr->dev || ino != cr->ino ||
-		mtime_ns != cr->mtime_ns)
+	if (!csv_file_id_equal(file, &cr->file))
 		build_abandon(cr);
 }
 
@@ -1411,7 +1397,7 @@ csv_cache_finish(CsvCacheRead *cr)
 		build_trim_last_chunk(cr);
 	}
 	/* modified too recently to trust size and mtime: do not store */
-	if (cr->mtime_ns + RACY_WINDOW_NS > cr->start_ns)
+	if (cr->file.mtime_ns + RACY_WINDOW_NS > cr->start_ns)
 	{
 		build_abandon(cr);
 		return;

@@ -39,8 +39,7 @@ extern CsvCacheRead *csv_cache_lookup(const char *path, const CsvDialect *dialec
 									  bool text_mode, TupleDesc tupdesc,
 									  const bool *convert, bool may_build);
 extern CsvCacheStatus csv_cache_status(CsvCacheRead *cr);
-extern void csv_cache_file_opened(CsvCacheRead *cr, int64 size, int64 dev,
-								  int64 ino, int64 mtime_ns);
+extern void csv_cache_file_opened(CsvCacheRead *cr, const CsvFileId *file);
 extern bool csv_cache_next(CsvCacheRead *cr, Datum *values, bool *nulls,
 						   int upto);
 extern void csv_cache_add(CsvCacheRead *cr, Datum *values, bool *nulls);

@@ -124,17 +124,31 @@ extern void csv_tokenizer_destroy(CsvTokenizer *tok);
 /* reader.c: file access, block reading, encoding, streaming records */
 typedef struct CsvReader CsvReader;
 
+/* what identifies a file's contents: rewritten or replaced, it changes */
+typedef struct CsvFileId
+{
+	int64		size;
+	int64		dev;
+	int64		ino;
+	int64		mtime_ns;
+} CsvFileId;
+
 extern void csv_check_read_access(const char *path, char **canonical_path);
 extern int	csv_open_checked(const char *path, struct stat *st);
+extern void csv_file_id(const struct stat *st, CsvFileId *id);
+extern bool csv_file_id_equal(const CsvFileId *a, const CsvFileId *b);
+extern bool csv_file_id_of_path(const char *path, CsvFileId *id);
 extern void csv_check_file_unchanged(int fd, const char *path,
-									 const struct stat *at_open, int64 bytes_read);
+									 const CsvFileId *at_open, int64 bytes_read);
+extern void csv_check_job_file(const char *path, int64 job_id,
+							   const CsvFileId *recorded);
 extern CsvReader *csv_reader_open(const char *path, const CsvDialect *dialect,
 								  CsvErrorPosition *errpos);
 extern bool csv_reader_next(CsvReader *reader, CsvRecord *rec);
 extern CsvRecord *csv_reader_header(CsvReader *reader);
 extern void csv_reader_close(CsvReader *reader);
 extern off_t csv_reader_file_size(CsvReader *reader);
-extern const struct stat *csv_reader_stat(CsvReader *reader);
+extern const CsvFileId *csv_reader_file_id(CsvReader *reader);
 extern off_t csv_reader_bytes_read(CsvReader *reader);
 
 /* fastinput.c: exact fast paths for common shapes of a few types */

@@ -401,9 +401,9 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 		char	   *real;
 		char	   *canonical;
 		struct stat st;
+		CsvFileId	file;
 		Datum		values[11];
 		char		nulls[11];
-		int64		mtime_ns;
 		Datum		lockargs[2];
 		Oid			locktypes[2] = {TEXTOID, OIDOID};
 
@@ -449,17 +449,17 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 								  2, locktypes, lockargs, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "csvpipe.submit: could not lock");
 
-		mtime_ns = (int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		csv_file_id(&st, &file);
 		memset(nulls, ' ', sizeof(nulls));
 		values[0] = CStringGetTextDatum(canonical);
 		values[1] = ObjectIdGetDatum(req.relid);
 		values[2] = BoolGetDatum(req.atomic);
 		values[3] = Int32GetDatum(req.nworkers);
 		values[4] = ObjectIdGetDatum(save_userid);
-		values[5] = Int64GetDatum((int64) st.st_size);
-		values[6] = Int64GetDatum((int64) st.st_dev);
-		values[7] = Int64GetDatum((int64) st.st_ino);
-		values[8] = Int64GetDatum(mtime_ns);
+		values[5] = Int64GetDatum(file.size);
+		values[6] = Int64GetDatum(file.dev);
+		values[7] = Int64GetDatum(file.ino);
+		values[8] = Int64GetDatum(file.mtime_ns);
 		values[9] = Int32GetDatum(priority);
 		values[10] = CStringGetTextDatum(options);
 
@@ -729,23 +729,16 @@ csv_job_requeue(int64 job_id)
 		if (DatumGetInt64(CSV_ROW_VALUE(r, 0, 5)) > 0)
 		{
 			char	   *path = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 0));
-			struct stat st;
+			CsvFileId	recorded = {-1, -1, -1, -1};
 
-			if (stat(path, &st) != 0)
-				ereport(ERROR,
-						(errcode_for_file_access(),
-						 errmsg("could not stat file \"%s\": %m", path)));
-			if (CSV_ROW_ISNULL(r, 0, 1) ||
-				(int64) st.st_size != DatumGetInt64(CSV_ROW_VALUE(r, 0, 1)) ||
-				(int64) st.st_dev != DatumGetInt64(CSV_ROW_VALUE(r, 0, 2)) ||
-				(int64) st.st_ino != DatumGetInt64(CSV_ROW_VALUE(r, 0, 3)) ||
-				(int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
-				DatumGetInt64(CSV_ROW_VALUE(r, 0, 4)))
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("file \"%s\" changed since csvpipe job " INT64_FORMAT " started", path, job_id),
-						 errdetail("A job can only be resumed on the same file (device, inode, size and modification time)."),
-						 errhint("Load the new file as a new job.")));
+			if (!CSV_ROW_ISNULL(r, 0, 1))
+			{
+				recorded.size = DatumGetInt64(CSV_ROW_VALUE(r, 0, 1));
+				recorded.dev = DatumGetInt64(CSV_ROW_VALUE(r, 0, 2));
+				recorded.ino = DatumGetInt64(CSV_ROW_VALUE(r, 0, 3));
+				recorded.mtime_ns = DatumGetInt64(CSV_ROW_VALUE(r, 0, 4));
+			}
+			csv_check_job_file(path, job_id, &recorded);
 		}
 	}
 	r = csv_owner_query("SELECT count(*) FROM pg_prepared_xacts "

@@ -556,12 +556,12 @@ csvpipe_launcher_main(Datum main_arg)
 /*
  * Claim the job and read its request from its row (the options as submit
  * recorded them); false if the claim failed.  A chunked job with chunks in
- * the ledger gets them as chunks to skip, and in identity[] the file's
- * size, device, inode and mtime as recorded: the caller checks that the
- * file is still the one they came from.
+ * the ledger gets them as chunks to skip, and in *file the file's identity
+ * as recorded: the caller checks that the file is still the one they came
+ * from.
  */
 static bool
-claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, int64 *identity)
+claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, CsvFileId *file)
 {
 	Oid			types[2] = {INT8OID, INT4OID};
 	Datum		values[2];
@@ -652,10 +652,10 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, int64 *iden
 			req->skip_chunks = palloc(sizeof(int64) * n);
 			for (int i = 0; i < n; i++)
 				req->skip_chunks[i] = DatumGetInt64(elems[i]);
-			identity[0] = CSV_ROW_ISNULL(r, 0, 15) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 15));
-			identity[1] = CSV_ROW_ISNULL(r, 0, 16) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 16));
-			identity[2] = CSV_ROW_ISNULL(r, 0, 17) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 17));
-			identity[3] = CSV_ROW_ISNULL(r, 0, 18) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 18));
+			file->size = CSV_ROW_ISNULL(r, 0, 15) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 15));
+			file->dev = CSV_ROW_ISNULL(r, 0, 16) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 16));
+			file->ino = CSV_ROW_ISNULL(r, 0, 17) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 17));
+			file->mtime_ns = CSV_ROW_ISNULL(r, 0, 18) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 18));
 		}
 	}
 	MemoryContextSwitchTo(old);
@@ -692,7 +692,8 @@ csvpipe_runner_main(Datum main_arg)
 	CsvLoadResult res;
 	List	   *settings = NIL;
 	bool		claimed;
-	int64		identity[4];
+	CsvFileId	recorded;
+	CsvFileId	now;
 	MemoryContext runner_cxt;
 
 	pqsignal(SIGTERM, die);
@@ -724,7 +725,7 @@ csvpipe_runner_main(Datum main_arg)
 	{
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		claimed = claim_job(&args, &req, &settings, identity);
+		claimed = claim_job(&args, &req, &settings, &recorded);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
@@ -762,7 +763,6 @@ csvpipe_runner_main(Datum main_arg)
 	PG_TRY();
 	{
 		ListCell   *lc;
-		struct stat st;
 		bool		serial;
 
 		SetCurrentStatementStartTimestamp();
@@ -779,10 +779,7 @@ csvpipe_runner_main(Datum main_arg)
 
 		/* the ledger's chunks are only worth skipping in the file they came from */
 		if (req.nskip > 0 &&
-			(stat(req.path, &st) != 0 ||
-			 (int64) st.st_size != identity[0] || (int64) st.st_dev != identity[1] ||
-			 (int64) st.st_ino != identity[2] ||
-			 (int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != identity[3]))
+			(!csv_file_id_of_path(req.path, &now) || !csv_file_id_equal(&now, &recorded)))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("file \"%s\" changed since csvpipe job " INT64_FORMAT " started",
@@ -796,7 +793,7 @@ csvpipe_runner_main(Datum main_arg)
 		 * needs workers): load here, in this transaction, without workers.
 		 */
 		serial = (req.nskip == 0 && !req.on_error_skip &&
-				  stat(req.path, &st) == 0 && st.st_size <= req.chunk_size);
+				  csv_file_id_of_path(req.path, &now) && now.size <= req.chunk_size);
 		if (serial)
 			req.nworkers = 0;
 
@@ -807,15 +804,15 @@ csvpipe_runner_main(Datum main_arg)
 			Oid			types[7] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
 			Datum		values[7];
 			char		nulls[7] = "       ";
-			bool		have_stat = (stat(req.path, &st) == 0);
+			bool		have_stat = csv_file_id_of_path(req.path, &now);
 
 			values[0] = Int64GetDatum(args.job_id);
 			values[1] = Int64GetDatum(res.rows_loaded);
 			values[2] = Int64GetDatum(res.rows_rejected);
-			values[3] = Int64GetDatum(have_stat ? (int64) st.st_size : 0);
-			values[4] = Int64GetDatum(have_stat ? (int64) st.st_dev : 0);
-			values[5] = Int64GetDatum(have_stat ? (int64) st.st_ino : 0);
-			values[6] = Int64GetDatum(have_stat ? (int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec : 0);
+			values[3] = Int64GetDatum(have_stat ? now.size : 0);
+			values[4] = Int64GetDatum(have_stat ? now.dev : 0);
+			values[5] = Int64GetDatum(have_stat ? now.ino : 0);
+			values[6] = Int64GetDatum(have_stat ? now.mtime_ns : 0);
 			if (!have_stat)
 				nulls[3] = nulls[4] = nulls[5] = nulls[6] = 'n';
 			(void) csv_owner_query("UPDATE csvpipe.job SET state = 'done', rows_loaded = $2, "

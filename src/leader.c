@@ -76,6 +76,7 @@ struct CsvLeader
 	/* the file */
 	int			fd;
 	struct stat st;
+	CsvFileId	id;
 	int64		bytes_read;
 	bool		eof;
 	bool		first_read;
@@ -157,7 +158,7 @@ fill_buffer(CsvLeader *L)
 	if (n == 0)
 	{
 		L->eof = true;
-		csv_check_file_unchanged(L->fd, L->errpos->path, &L->st, L->bytes_read);
+		csv_check_file_unchanged(L->fd, L->errpos->path, &L->id, L->bytes_read);
 		return false;
 	}
 	if (L->first_read)
@@ -790,6 +791,7 @@ csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *diale
 	L->last_worker = -1;
 	L->first_read = true;
 	L->fd = csv_open_checked(path, &L->st);
+	csv_file_id(&L->st, &L->id);
 	L->size = LEADER_READ_BLOCK;
 	L->buf = palloc(L->size);
 	L->buf_line = 1;
@@ -803,11 +805,7 @@ csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *diale
 	nworkers = Min(nworkers, (L->st.st_size + L->chunk_size - 1) / L->chunk_size);
 	nworkers = Max(nworkers, 1);
 	L->pool = csv_pool_create(mode, nworkers, path, dialect, desc, convert);
-	L->pool->shared->file_size = L->st.st_size;
-	L->pool->shared->file_dev = L->st.st_dev;
-	L->pool->shared->file_ino = L->st.st_ino;
-	L->pool->shared->file_mtime_ns = (int64) L->st.st_mtim.tv_sec * 1000000000 +
-		L->st.st_mtim.tv_nsec;
+	L->pool->shared->file = L->id;
 	return L;
 }
 

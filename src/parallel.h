@@ -74,11 +74,8 @@ typedef struct CsvParallelShared
 	char		quote;
 	int			file_encoding;
 	int			null_len;
-	/* file identity, recorded with the job */
-	int64		file_size;
-	int64		file_dev;
-	int64		file_ino;
-	int64		file_mtime_ns;
+	/* the file as the leader opened it, recorded with the job */
+	CsvFileId	file;
 	/* column list: natts entries of CsvColumnDesc after CSV_KEY_COLUMNS */
 	int			natts;
 	bool		columns_given;	/* load: columns => names were passed */

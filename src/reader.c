@@ -43,7 +43,8 @@ struct CsvReader
 	CsvErrorPosition *errpos;
 	char	   *path;
 	int			fd;
-	struct stat st;				/* as opened, to detect changes */
+	struct stat st;				/* as opened */
+	CsvFileId	id;				/* as opened, to detect changes */
 	off_t		bytes_read;
 
 	CsvTokenizer *tok;
@@ -204,6 +205,7 @@ csv_reader_open(const char *path, const CsvDialect *dialect,
 	r->errpos = errpos;
 	r->path = pstrdup(path);
 	r->fd = csv_open_checked(path, &r->st);
+	csv_file_id(&r->st, &r->id);
 
 	r->buf = palloc(CSV_CARRY_MAX + CSV_READ_BLOCK_SIZE);
 	r->first_block = true;
@@ -237,10 +239,10 @@ csv_reader_file_size(CsvReader *reader)
 }
 
 /* The file as opened (fstat) */
-const struct stat *
-csv_reader_stat(CsvReader *reader)
+const CsvFileId *
+csv_reader_file_id(CsvReader *reader)
 {
-	return &reader->st;
+	return &reader->id;
 }
 
 /* Bytes read from the file so far (for progress reports) */
@@ -351,29 +353,80 @@ feed_block(CsvReader *r, char *data, int len)
 	r->carry_len = carry;
 }
 
+void
+csv_file_id(const struct stat *st, CsvFileId *id)
+{
+	id->size = (int64) st->st_size;
+	id->dev = (int64) st->st_dev;
+	id->ino = (int64) st->st_ino;
+	id->mtime_ns = (int64) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+bool
+csv_file_id_equal(const CsvFileId *a, const CsvFileId *b)
+{
+	return a->size == b->size && a->dev == b->dev && a->ino == b->ino &&
+		a->mtime_ns == b->mtime_ns;
+}
+
+/* The identity of the file at path now; false if it cannot be stat'ed */
+bool
+csv_file_id_of_path(const char *path, CsvFileId *id)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return false;
+	csv_file_id(&st, id);
+	return true;
+}
+
 /*
- * The file must still be what it was when opened, and every byte of it must
- * have been read: a file that grew, shrank or was rewritten is an error.
+ * The open file fd must still be what it was when opened (at_open), and,
+ * unless bytes_read is -1, every byte of it must have been read: a file
+ * that grew, shrank, was rewritten or replaced is an error.
  */
 void
-csv_check_file_unchanged(int fd, const char *path, const struct stat *at_open,
+csv_check_file_unchanged(int fd, const char *path, const CsvFileId *at_open,
 						 int64 bytes_read)
 {
 	struct stat st;
+	CsvFileId	now;
 
 	if (fstat(fd, &st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not stat file \"%s\": %m", path)));
-	if (st.st_size != at_open->st_size || bytes_read != at_open->st_size ||
-		st.st_mtim.tv_sec != at_open->st_mtim.tv_sec ||
-		st.st_mtim.tv_nsec != at_open->st_mtim.tv_nsec)
+	csv_file_id(&st, &now);
+	if (!csv_file_id_equal(&now, at_open) ||
+		(bytes_read >= 0 && bytes_read != at_open->size))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("file \"%s\" changed while it was being read", path),
+				 bytes_read >= 0 ?
 				 errdetail("It had %lld bytes when opened, %lld bytes were read and it has %lld bytes now.",
-						   (long long) at_open->st_size, (long long) bytes_read,
-						   (long long) st.st_size)));
+						   (long long) at_open->size, (long long) bytes_read,
+						   (long long) now.size) :
+				 errdetail("It had %lld bytes when opened and has %lld bytes now.",
+						   (long long) at_open->size, (long long) now.size)));
+}
+
+/* Resuming a job: path must hold the file the job started on */
+void
+csv_check_job_file(const char *path, int64 job_id, const CsvFileId *recorded)
+{
+	CsvFileId	now;
+
+	if (!csv_file_id_of_path(path, &now))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	if (!csv_file_id_equal(&now, recorded))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("file \"%s\" changed since csvpipe job " INT64_FORMAT " started", path, job_id),
+				 errdetail("A job can only be resumed on the same file (device, inode, size and modification time)."),
+				 errhint("Load the new file as a new job.")));
 }
 
 /* Read and tokenize the next block; false at end of file */
@@ -406,7 +459,7 @@ read_block(CsvReader *r)
 			carry_or_complain(r, r->buf, 0, r->carry_len,
 							  OidIsValid(r->conv_proc) ? r->dialect->file_encoding :
 							  GetDatabaseEncoding());
-		csv_check_file_unchanged(r->fd, r->path, &r->st, r->bytes_read);
+		csv_check_file_unchanged(r->fd, r->path, &r->id, r->bytes_read);
 		csv_tokenizer_finish(r->tok);
 		return true;
 	}

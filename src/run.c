@@ -285,7 +285,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 			ereport(NOTICE,
 					(errmsg("csvpipe.load: %d of %d workers could be started", launched, nworkers)));
 		if (L != NULL)
-			csv_progress_load_started(shared->file_size, launched);
+			csv_progress_load_started(shared->file.size, launched);
 	}
 
 	if (L == NULL)
@@ -540,11 +540,7 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 	char	   *state;
 	Oid			submitted_by;
 	bool		leader_alive;
-	int64		size,
-				dev,
-				ino,
-				mtime_ns;
-	struct stat st;
+	CsvFileId	recorded;
 	Datum		dargs[CSV_NUM_READ_ARGS];
 	bool		dnulls[CSV_NUM_READ_ARGS];
 	MemoryContext cxt = CurrentMemoryContext;
@@ -598,10 +594,10 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 		req.atomic = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
 		submitted_by = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
 		leader_alive = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
-		size = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
-		dev = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
-		ino = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
-		mtime_ns = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
+		recorded.size = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+		recorded.dev = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
+		recorded.ino = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
+		recorded.mtime_ns = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
 
 		/* the CSV options, in csvpipe.read's argument order */
 		memset(dnulls, true, sizeof(dnulls));
@@ -690,17 +686,7 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	/* the file must be the one the job started on */
-	if (stat(req.path, &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", req.path)));
-	if ((int64) st.st_size != size || (int64) st.st_dev != dev || (int64) st.st_ino != ino ||
-		(int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != mtime_ns)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("file \"%s\" changed since csvpipe job " INT64_FORMAT " started", req.path, job_id),
-				 errdetail("A job can only be resumed on the same file (device, inode, size and modification time)."),
-				 errhint("Load the new file as a new job.")));
+	csv_check_job_file(req.path, job_id, &recorded);
 
 	csv_dialect_from_args(&req.dialect, CSV_NUM_READ_ARGS, dargs, dnulls);
 	csv_dialect_set_header(&req.dialect, header);

@@ -191,24 +191,8 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 
 	/* an entry is built only from the file its key describes */
 	if (rs->cache)
-	{
-		if (rs->reader)
-		{
-			const struct stat *st = csv_reader_stat(rs->reader);
-
-			csv_cache_file_opened(rs->cache, (int64) st->st_size,
-								  (int64) st->st_dev, (int64) st->st_ino,
-								  (int64) st->st_mtim.tv_sec * 1000000000 +
-								  st->st_mtim.tv_nsec);
-		}
-		else
-		{
-			CsvParallelShared *shared = csv_leader_pool(rs->leader)->shared;
-
-			csv_cache_file_opened(rs->cache, shared->file_size, shared->file_dev,
-								  shared->file_ino, shared->file_mtime_ns);
-		}
-	}
+		csv_cache_file_opened(rs->cache, rs->reader ? csv_reader_file_id(rs->reader) :
+							  &csv_leader_pool(rs->leader)->shared->file);
 
 	error_context_stack = errcallback.previous;
 	MemoryContextSwitchTo(oldcxt);

@@ -100,10 +100,10 @@ csv_txn_record_job_start(CsvParallelShared *shared, const char *path)
 	values[4] = Int32GetDatum(shared->nworkers);
 	values[5] = Int32GetDatum(shared->leader_pid);
 	values[6] = ObjectIdGetDatum(shared->current_user_id);
-	values[7] = Int64GetDatum(shared->file_size);
-	values[8] = Int64GetDatum(shared->file_dev);
-	values[9] = Int64GetDatum(shared->file_ino);
-	values[10] = Int64GetDatum(shared->file_mtime_ns);
+	values[7] = Int64GetDatum(shared->file.size);
+	values[8] = Int64GetDatum(shared->file.dev);
+	values[9] = Int64GetDatum(shared->file.ino);
+	values[10] = Int64GetDatum(shared->file.mtime_ns);
 	values[11] = CStringGetTextDatum(shared->options_json[0] ? shared->options_json : "{}");
 
 	StartTransactionCommand();

@@ -830,29 +830,6 @@ run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	}
 }
 
-/* The file must be the one the leader opened, unchanged */
-static void
-check_same_file(WorkerState *ws, bool identity_only)
-{
-	CsvParallelShared *shared = ws->shared;
-	struct stat st;
-
-	if (fstat(ws->fd, &st) != 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", ws->errpos.path)));
-	if ((int64) st.st_dev != shared->file_dev || (int64) st.st_ino != shared->file_ino ||
-		(!identity_only &&
-		 ((int64) st.st_size != shared->file_size ||
-		  (int64) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != shared->file_mtime_ns)))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("file \"%s\" changed while it was being read", ws->errpos.path),
-				 errdetail("It had %lld bytes when opened and has %lld bytes now%s.",
-						   (long long) shared->file_size, (long long) st.st_size,
-						   (int64) st.st_ino != shared->file_ino ? ", in another file" : "")));
-}
-
 static void
 open_file(WorkerState *ws)
 {
@@ -861,7 +838,8 @@ open_file(WorkerState *ws)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\" for reading: %m", ws->errpos.path)));
-	check_same_file(ws, true);
+	/* the very file the leader opened: the path may have been replaced */
+	csv_check_file_unchanged(ws->fd, ws->errpos.path, &ws->shared->file, -1);
 }
 
 /* The chunk's bytes, from the file; valid until the next chunk */
@@ -895,7 +873,7 @@ read_chunk(WorkerState *ws, CsvChunkHeader *hdr)
 		done += n;
 	}
 	/* the bytes are the leader's only if the file is unchanged after the read */
-	check_same_file(ws, false);
+	csv_check_file_unchanged(ws->fd, ws->errpos.path, &ws->shared->file, -1);
 	if (done < hdr->length)
 		elog(ERROR, "could not read chunk " INT64_FORMAT " of \"%s\"",
 			 hdr->chunk_no, ws->errpos.path);
