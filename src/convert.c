@@ -262,9 +262,9 @@ csv_text_row(const CsvDialect *dialect, CsvRecord *rec, Datum *values, bool *nul
 }
 
 /*
- * on_error => 'skip' for reads: convert, or report the row (a NOTICE for
- * the first few) and return false.  Errors of input functions known to
- * touch no shared state are caught directly; others need a subtransaction.
+ * Catching conversion errors (on_error => 'skip'): errors of input functions
+ * known to touch no shared state are caught directly; others need a
+ * subtransaction.
  */
 typedef struct ConvertArgs
 {
@@ -282,32 +282,42 @@ convert_row(void *arg)
 	csv_converter_row(a->conv, a->rec, a->values, a->nulls);
 }
 
+/*
+ * Convert one record, catching its error: NULL, or the error copied into
+ * errcxt (the caller's memory context is current again either way).
+ */
+ErrorData *
+csv_converter_row_catch(CsvConverter *conv, CsvRecord *rec, Datum *values,
+						bool *nulls, MemoryContext errcxt)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ErrorData  *edata = NULL;
+	ConvertArgs a = {conv, rec, values, nulls};
+
+	if (!conv->safe_input)
+		return csv_try_in_subxact(convert_row, &a, errcxt);
+	PG_TRY();
+	{
+		csv_converter_row(conv, rec, values, nulls);
+	}
+	PG_CATCH();
+	{
+		edata = csv_catch_error(errcxt, oldcxt);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/*
+ * on_error => 'skip' for reads: convert, or report the row (a NOTICE for
+ * the first few) and return false.
+ */
 bool
 csv_converter_row_or_skip(CsvConverter *conv, CsvRecord *rec, Datum *values,
 						  bool *nulls, int64 *nskipped)
 {
-	ErrorData  *edata = NULL;
-
-	if (conv->safe_input)
-	{
-		MemoryContext oldcxt = CurrentMemoryContext;
-
-		PG_TRY();
-		{
-			csv_converter_row(conv, rec, values, nulls);
-		}
-		PG_CATCH();
-		{
-			edata = csv_catch_error(oldcxt, oldcxt);
-		}
-		PG_END_TRY();
-	}
-	else
-	{
-		ConvertArgs a = {conv, rec, values, nulls};
-
-		edata = csv_try_in_subxact(convert_row, &a, CurrentMemoryContext);
-	}
+	ErrorData  *edata = csv_converter_row_catch(conv, rec, values, nulls,
+												CurrentMemoryContext);
 
 	if (edata == NULL)
 		return true;

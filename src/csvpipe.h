@@ -174,6 +174,9 @@ extern CsvConverter *csv_converter_create(TupleDesc tupdesc,
 extern void csv_converter_check_header(CsvConverter *conv, CsvRecord *header);
 extern void csv_converter_row(CsvConverter *conv, CsvRecord *rec,
 							  Datum *values, bool *nulls);
+extern ErrorData *csv_converter_row_catch(CsvConverter *conv, CsvRecord *rec,
+										  Datum *values, bool *nulls,
+										  MemoryContext errcxt);
 extern bool csv_converter_row_or_skip(CsvConverter *conv, CsvRecord *rec,
 									  Datum *values, bool *nulls, int64 *nskipped);
 extern void csv_text_row(const CsvDialect *dialect, CsvRecord *rec,

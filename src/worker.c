@@ -107,7 +107,6 @@ typedef struct WorkerState
 	int64		retries_in_chunk;
 	int64		rows_total;
 	/* skip mode */
-	bool		safe_input;		/* every column's input can be caught cheaply */
 	CsvTokenizer *rec_tok;
 	BatchRow   *batch;
 	int			nbatch;
@@ -273,10 +272,6 @@ open_target(WorkerState *ws)
 	ws->conv = csv_converter_create(desc, &ws->dialect, &ws->errpos, NULL);
 	ws->values = palloc(sizeof(Datum) * desc->natts);
 	ws->nulls = palloc(sizeof(bool) * desc->natts);
-	ws->safe_input = true;
-	for (int i = 0; i < desc->natts; i++)
-		if (!csv_input_is_safe(TupleDescAttr(desc, i)->atttypid))
-			ws->safe_input = false;
 }
 
 /* ---- on_error => 'skip' ---- */
@@ -373,31 +368,6 @@ flush_batch(WorkerState *ws)
 	MemoryContextReset(ws->batch_cxt);
 }
 
-typedef struct ConvertArgs
-{
-	CsvConverter *conv;
-	CsvRecord  *rec;
-	Datum	   *values;
-	bool	   *nulls;
-} ConvertArgs;
-
-static void
-convert_row(void *arg)
-{
-	ConvertArgs *a = (ConvertArgs *) arg;
-
-	csv_converter_row(a->conv, a->rec, a->values, a->nulls);
-}
-
-/* Convert one record inside a subtransaction (types whose errors need one) */
-static ErrorData *
-convert_in_subxact(WorkerState *ws, CsvRecord *rec, Datum *values, bool *nulls)
-{
-	ConvertArgs a = {ws->conv, rec, values, nulls};
-
-	return csv_try_in_subxact(convert_row, &a, ws->err_cxt);
-}
-
 /*
  * One raw record of a skip-mode chunk: to the server encoding, tokenized,
  * converted into the batch -- or rejected.
@@ -416,7 +386,7 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 	ws->errpos.column = NULL;
 	ws->errpos.value = NULL;
 
-	/* encoding, tokenizing and safe conversions: csvpipe's own code, no subxact */
+	/* encoding and tokenizing: csvpipe's own code, no subxact */
 	PG_TRY();
 	{
 		int64		slen;
@@ -432,8 +402,6 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 			csv_tokenizer_finish(ws->rec_tok);
 			have = csv_tokenizer_next(ws->rec_tok, &rec);
 		}
-		if (have && ws->safe_input)
-			csv_converter_row(ws->conv, &rec, values, nulls);
 	}
 	PG_CATCH();
 	{
@@ -443,8 +411,8 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 	}
 	PG_END_TRY();
 
-	if (edata == NULL && have && !ws->safe_input)
-		edata = convert_in_subxact(ws, &rec, values, nulls);
+	if (edata == NULL && have)
+		edata = csv_converter_row_catch(ws->conv, &rec, values, nulls, ws->err_cxt);
 
 	if (edata != NULL)
 		reject(ws, line_no, offset, length, edata);
@@ -479,20 +447,7 @@ skip_add_record(WorkerState *ws, CsvRecord *rec, int64 offset, int64 length)
 
 	ws->errpos.column = NULL;
 	ws->errpos.value = NULL;
-	if (ws->safe_input)
-	{
-		PG_TRY();
-		{
-			csv_converter_row(ws->conv, rec, values, nulls);
-		}
-		PG_CATCH();
-		{
-			edata = csv_catch_error(ws->err_cxt, ws->batch_cxt);
-		}
-		PG_END_TRY();
-	}
-	else
-		edata = convert_in_subxact(ws, rec, values, nulls);
+	edata = csv_converter_row_catch(ws->conv, rec, values, nulls, ws->err_cxt);
 
 	if (edata != NULL)
 		reject(ws, rec->line_no, offset, length, edata);

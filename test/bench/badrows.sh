@@ -139,8 +139,9 @@ BAR_DIRTY=1.5           # dirty_skip time / clean_skip time must be <= this
 COLS='id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean'
 TARGET=bench_t
 
-log()  { printf '[bench-badrows %s] %s\n' "$(date +%T)" "$*" >&2; }
-die()  { log "ERROR: $*"; exit 1; }
+BENCH_NAME=bench-badrows
+# shellcheck source=test/bench/lib.sh
+source "$REPO/test/bench/lib.sh"
 
 for v in ROWS ROUNDS SEED BAD_SEED PGLOADER_TIMEOUT; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
@@ -153,50 +154,8 @@ NBAD=$(awk -v n="$ROWS" -v p="$BAD_PCT" 'BEGIN { printf "%d", n * p / 100 + 0.5 
 (( NBAD >= 1 && NBAD <= ROWS )) || die "ROWS=$ROWS and BAD_PCT=$BAD_PCT give $NBAD bad rows"
 
 # ------------------------------------------------------- work dir, users ----
-as_root=0; [[ $(id -u) -eq 0 ]] && as_root=1
-if [[ $as_root == 1 ]]; then
-    PGUSER_OS=postgres
-    id postgres >/dev/null 2>&1 || die "no 'postgres' OS user"
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    PGUSER_OS=$(id -un)
-    as_pg() { "$@"; }
-fi
-
-WORK=$(mktemp -d "$BENCH_TMPDIR/csvpipe-bench-badrows.XXXXXX")
-chmod 755 "$WORK"
-PGDATA=$WORK/data
-SOCK=$WORK/sock
-PORT=${BENCH_PORT:-54349}
-SERVER_LOG=$WORK/server.log
-mkdir -p "$SOCK"
-[[ $as_root == 1 ]] && chown postgres: "$WORK" "$SOCK"
-
-PGBIN=""
-started=0
-bg_pids=()      # background jobs this script started (psql sessions, perf)
-cleanup() {
-    local rc=$?
-    set +e
-    local p
-    for p in "${bg_pids[@]}"; do
-        kill "$p" 2>/dev/null
-    done
-    if [[ $started == 1 ]]; then
-        as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 \
-            || as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
-    fi
-    cd /
-    if [[ $KEEP == 1 ]]; then
-        log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# the work dir first: a private install goes into it
+bench_workdir bench-badrows 54349
 
 # ---------------------------------------------------------------- build -----
 if ! command -v pg_config >/dev/null || [[ -z $(pg_config --pgxs 2>/dev/null) ]] \
@@ -249,21 +208,7 @@ if [[ $PRIVATE_INSTALL == 1 ]]; then
     PKGLIBDIR=$PGROOT$(pg_config --pkglibdir)
     SHAREDIR=$PGROOT$(pg_config --sharedir)
 else
-    if [[ $SKIP_BUILD != 1 ]]; then
-        log "building the extension (make)"
-        make -C "$REPO" -s >&2 || die "make failed"
-        log "installing the extension (make install)"
-        if [[ $as_root == 1 ]] || [[ -w $(pg_config --pkglibdir) && -w $(pg_config --sharedir)/extension ]]; then
-            make -C "$REPO" -s install >&2 || die "make install failed"
-        elif sudo -n true 2>/dev/null; then
-            sudo -n make -C "$REPO" -s install >&2 || die "sudo make install failed"
-        elif [[ -e $(pg_config --pkglibdir)/csvpipe.so ]]; then
-            log "WARNING: cannot run make install as $(id -un); using the csvpipe already installed"
-        else
-            die "cannot install the extension as $(id -un) (run as root, or install it first)"
-        fi
-    fi
-    PGBIN=$(pg_config --bindir)
+    bench_build
     PKGLIBDIR=$(pg_config --pkglibdir)
     SHAREDIR=$(pg_config --sharedir)
 fi
@@ -273,17 +218,7 @@ grep -q "on_error" "$SHAREDIR/extension/csvpipe--1.0.sql" \
     && grep -q "csvpipe.errors" "$SHAREDIR/extension/csvpipe--1.0.sql" \
     || die "the csvpipe in $SHAREDIR has no on_error/csvpipe.errors (an older build?)"
 
-if [[ -n ${GEN:-} ]]; then
-    [[ -x $GEN ]] || die "GEN=$GEN is not executable"
-else
-    GEN=$REPO/test/gen/gen_csv
-    if [[ ! -x $GEN || $REPO/test/gen/gen_csv.c -nt $GEN ]]; then
-        [[ -f $REPO/test/gen/gen_csv.c ]] || die "test/gen/gen_csv.c not found"
-        log "building the generator"
-        cc -O2 -o "$WORK/gen_csv" "$REPO/test/gen/gen_csv.c" || die "cannot build test/gen/gen_csv"
-        GEN=$WORK/gen_csv
-    fi
-fi
+bench_generator
 # ------------------------------------------------------------- pgloader -----
 # PGLOADER_SKIP says why the pgloader side does not run (empty: it runs).
 PGLOADER_SKIP=""
@@ -317,25 +252,12 @@ fi
 [[ -z $PGLOADER_SKIP ]] || log "pgloader side skipped: $PGLOADER_SKIP"
 
 # ---------------------------------------------------------- the cluster -----
-cd "$WORK"      # the cluster user must be able to stat the working directory
-
-log "initdb in $PGDATA (OS user $PGUSER_OS)"
-as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --locale=C \
-    --no-sync --no-instructions >"$WORK/initdb.log" 2>&1 \
-    || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-
+bench_initdb
 
 # Settings: durability stays at the defaults (fsync = on, full_page_writes =
 # on, synchronous_commit = on: not set here = default).
+bench_conf "csvpipe bad-rows benchmark (test/bench/badrows.sh)"
 cat >>"$PGDATA/postgresql.conf" <<EOF
-
-# --- csvpipe bad-rows benchmark (test/bench/badrows.sh) ---
-# private server: Unix socket in the temp dir only, no TCP
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$SOCK'
-# csvpipe preloaded, as the README recommends for production use
-shared_preload_libraries = 'csvpipe'
 # atomic loads PREPARE one transaction per worker: needs >= workers
 max_prepared_transactions = 8
 # room for the load workers + the coordinator, with spare
@@ -353,21 +275,8 @@ max_parallel_workers_per_gather = 0
 autovacuum = off
 track_io_timing = off
 log_min_messages = warning
-log_line_prefix = '%m [%p] '
 EOF
-if [[ -n ${EXTRA_CONF:-} ]]; then
-    printf '%b\n' "$EXTRA_CONF" >>"$PGDATA/postgresql.conf"
-fi
-
-log "starting the server (port $PORT, socket $SOCK)"
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$SERVER_LOG" -w -t 60 start >/dev/null \
-    || { cat "$SERVER_LOG" >&2; die "server did not start"; }
-started=1
-
-PSQL=("$PGBIN/psql" -X -q -h "$SOCK" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1)
-sql() { "${PSQL[@]}" -At "$@"; }
-
-sql -c "select version()" >/dev/null || die "cannot connect"
+bench_start
 # For perf: keep a copy of the csvpipe.so this server mapped (preloaded by the
 # postmaster).  Others may reinstall the library while the benchmark runs; the
 # processes keep the old, now deleted, file and perf could not resolve its
@@ -395,12 +304,6 @@ else
 fi
 chmod 755 "$FILES"
 
-human() {   # 1000000 -> 1M, 100000 -> 100k
-    local n=$1
-    if (( n % 1000000 == 0 )); then echo "$((n / 1000000))M"
-    elif (( n % 1000 == 0 )); then echo "$((n / 1000))k"
-    else echo "$n"; fi
-}
 LABEL=$(human "$ROWS")
 
 # The corrupter: copies the clean file, corrupting exactly NBAD data rows.
@@ -677,13 +580,6 @@ ANALYZE bench_bad;
 EOF
 
 # ------------------------------------------------------------- helpers ------
-median() {  # numbers as arguments
-    printf '%s\n' "$@" | sort -g | awk 'NF { a[++n] = $1 }
-        END { if (n == 0) { print "nan"; exit }
-              if (n % 2) printf "%.3f\n", a[(n + 1) / 2];
-              else printf "%.3f\n", (a[n / 2] + a[n / 2 + 1]) / 2 }'
-}
-fmt_ms() { awk -v x="$1" 'BEGIN { if (x == "nan" || x == "") print "-"; else printf (x < 100 ? "%.2f ms" : "%.1f ms"), x }'; }
 div()    { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || a == "" || b == "") print "nan";
                                             else if (b == 0) print "inf"; else printf "%.3f", a / b }'; }
 le()     { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "nan" && a != "" && a <= b) }'; }

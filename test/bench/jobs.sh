@@ -54,64 +54,21 @@ KEEP=${KEEP:-0}
 
 COLS='id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean'
 
-log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+BENCH_NAME=bench
+# shellcheck source=test/bench/lib.sh
+source "$REPO/test/bench/lib.sh"
 
 for v in FILES ROWS ROUNDS MAX_JOBS LATENCY_RUNS SEED; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
 
-# ---------------------------------------------------------------- build -----
-as_root=0; [[ $(id -u) -eq 0 ]] && as_root=1
-if [[ $SKIP_BUILD != 1 ]]; then
-    log "building and installing the extension"
-    make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" >&2 || die "make failed"
-    make -C "$REPO" -s PG_CONFIG="$PG_CONFIG" install >/dev/null || die "make install failed"
-fi
-PGBIN=$("$PG_CONFIG" --bindir)
-[[ -e $("$PG_CONFIG" --pkglibdir)/csvpipe.so ]] || die "csvpipe.so is not installed"
-GEN=$REPO/test/gen/gen_csv
-if [[ ! -x $GEN || $REPO/test/gen/gen_csv.c -nt $GEN ]]; then
-    cc -O2 -o "$GEN" "$REPO/test/gen/gen_csv.c" || die "cannot build test/gen/gen_csv"
-fi
-
-# ---------------------------------------------------------- the cluster -----
-if [[ $as_root == 1 ]]; then
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    as_pg() { "$@"; }
-fi
-WORK=$(mktemp -d "$BENCH_TMPDIR/csvpipe-bench-jobs.XXXXXX")
-chmod 755 "$WORK"
-PGDATA=$WORK/data
-SOCK=$WORK/sock
-PORT=${BENCH_PORT:-54339}
-mkdir -p "$SOCK" "$WORK/files"
-[[ $as_root == 1 ]] && chown postgres: "$WORK" "$SOCK"
-cd "$WORK"
-
-started=0
-cleanup() {
-    local rc=$?
-    set +e
-    [[ $started == 1 ]] && as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
-    cd /
-    if [[ $KEEP == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --locale=C \
-    --no-sync --no-instructions >"$WORK/initdb.log" 2>&1 || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
+# ------------------------------------------------------- build, cluster -----
+bench_build
+bench_generator
+bench_cluster bench-jobs 54339
+mkdir -p "$WORK/files"
+bench_conf "csvpipe benchmark (test/bench/jobs.sh)"
 cat >>"$PGDATA/postgresql.conf" <<EOF
-
-# --- csvpipe benchmark (test/bench/jobs.sh) ---
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$SOCK'
-shared_preload_libraries = 'csvpipe'
 shared_buffers = '$SHARED_BUFFERS'
 max_worker_processes = 32
 max_prepared_transactions = 16
@@ -123,12 +80,7 @@ full_page_writes = off
 autovacuum = off
 log_min_messages = warning
 EOF
-[[ -z ${EXTRA_CONF:-} ]] || printf '%b\n' "$EXTRA_CONF" >>"$PGDATA/postgresql.conf"
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w -t 60 start >/dev/null \
-    || { cat "$WORK/server.log" >&2; die "server did not start"; }
-started=1
-PSQL=("$PGBIN/psql" -X -q -h "$SOCK" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1)
-sql() { "${PSQL[@]}" -At "$@"; }
+bench_start
 log "server: $(sql -c 'show server_version'); $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 log "generating $FILES files of $ROWS rows"
@@ -142,11 +94,6 @@ log "  $(du -sh "$WORK/files" | cut -f1) in $WORK/files"
 sql -c "CREATE EXTENSION csvpipe" >/dev/null
 
 # ------------------------------------------------------------ measuring -----
-median() {
-    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
-        END { if (NR % 2) printf "%.3f\n", a[(NR + 1) / 2];
-              else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 pct() {  # p numbers...
     local p=$1; shift
     printf '%s\n' "$@" | sort -g | awk -v p="$p" '{ a[NR] = $1 }

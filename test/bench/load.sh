@@ -108,120 +108,24 @@ BAR_RSS_GROWTH=1.10     # VmHWM large / small must be <= this
 COLS='id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean'
 TARGET=bench_t
 
-log()  { printf '[bench-load %s] %s\n' "$(date +%T)" "$*" >&2; }
-die()  { log "ERROR: $*"; exit 1; }
+BENCH_NAME=bench-load
+# shellcheck source=test/bench/lib.sh
+source "$REPO/test/bench/lib.sh"
 
 for v in ROWS_SMALL ROWS_LARGE ROUNDS SEED; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
 (( ROWS_SMALL >= 2 && ROWS_LARGE >= 2 )) || die "ROWS_SMALL and ROWS_LARGE must be >= 2 (files are split in halves)"
 
-# ---------------------------------------------------------------- build -----
-as_root=0; [[ $(id -u) -eq 0 ]] && as_root=1
-
-if [[ $SKIP_BUILD != 1 ]]; then
-    if ! command -v pg_config >/dev/null || [[ -z $(pg_config --pgxs 2>/dev/null) ]] \
-       || [[ ! -e /usr/include/csv.h ]]; then
-        if [[ -f $REPO/test/ensure_deps.sh ]]; then
-            log "build dependencies missing: running test/ensure_deps.sh"
-            if [[ $as_root == 1 ]]; then bash "$REPO/test/ensure_deps.sh"
-            else sudo -n bash "$REPO/test/ensure_deps.sh" || die "cannot install dependencies (need root)"; fi
-        else
-            die "pg_config / PGXS / libcsv missing and test/ensure_deps.sh not found"
-        fi
-    fi
-    log "building the extension (make)"
-    make -C "$REPO" -s >&2 || die "make failed"
-    log "installing the extension (make install)"
-    if [[ $as_root == 1 ]] || [[ -w $(pg_config --pkglibdir) && -w $(pg_config --sharedir)/extension ]]; then
-        make -C "$REPO" -s install >&2 || die "make install failed"
-    elif sudo -n true 2>/dev/null; then
-        sudo -n make -C "$REPO" -s install >&2 || die "sudo make install failed"
-    elif [[ -e $(pg_config --pkglibdir)/csvpipe.so ]]; then
-        log "WARNING: cannot run make install as $(id -un); using the csvpipe already installed"
-    else
-        die "cannot install the extension as $(id -un) (run as root, or install it first)"
-    fi
-fi
-
-PGBIN=$(pg_config --bindir)
-[[ -x $PGBIN/initdb ]] || die "initdb not found in $PGBIN"
-[[ -e $(pg_config --sharedir)/extension/file_fdw.control ]] \
-    || die "file_fdw is not installed (PostgreSQL contrib)"
-[[ -e $(pg_config --pkglibdir)/csvpipe.so ]] || die "csvpipe.so is not installed"
-
-if [[ -n ${GEN:-} ]]; then
-    [[ -x $GEN ]] || die "GEN=$GEN is not executable"
-else
-    GEN=$REPO/test/gen/gen_csv
-    if [[ ! -x $GEN || $REPO/test/gen/gen_csv.c -nt $GEN ]]; then
-        [[ -f $REPO/test/gen/gen_csv.c ]] || die "test/gen/gen_csv.c not found"
-        log "building the generator"
-        cc -O2 -o "$GEN" "$REPO/test/gen/gen_csv.c" || die "cannot build test/gen/gen_csv"
-    fi
-fi
-
-# ---------------------------------------------------------- the cluster -----
-if [[ $as_root == 1 ]]; then
-    PGUSER_OS=postgres
-    id postgres >/dev/null 2>&1 || die "no 'postgres' OS user"
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    PGUSER_OS=$(id -un)
-    as_pg() { "$@"; }
-fi
-
-WORK=$(mktemp -d "$BENCH_TMPDIR/csvpipe-bench-load.XXXXXX")
-chmod 755 "$WORK"
-PGDATA=$WORK/data
-SOCK=$WORK/sock
-PORT=${BENCH_PORT:-54339}
-SERVER_LOG=$WORK/server.log
-mkdir -p "$SOCK"
-[[ $as_root == 1 ]] && chown postgres: "$WORK" "$SOCK"
-cd "$WORK"      # the cluster user must be able to stat the working directory
-
-started=0
-bg_pids=()      # background jobs this script started (psql sessions, perf)
-cleanup() {
-    local rc=$?
-    set +e
-    local p
-    for p in "${bg_pids[@]}"; do
-        kill "$p" 2>/dev/null
-    done
-    if [[ $started == 1 ]]; then
-        as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 \
-            || as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
-    fi
-    cd /
-    if [[ $KEEP == 1 ]]; then
-        log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-log "initdb in $PGDATA (OS user $PGUSER_OS)"
-as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --locale=C \
-    --no-sync --no-instructions >"$WORK/initdb.log" 2>&1 \
-    || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
+# ------------------------------------------------------- build, cluster -----
+bench_build file_fdw
+bench_generator
+bench_cluster bench-load 54339
 
 # Settings.  Unlike read.sh, durability stays at the defaults: fsync = on,
 # full_page_writes = on, synchronous_commit = on (not set here = default).
+bench_conf "csvpipe load benchmark (test/bench/load.sh)"
 cat >>"$PGDATA/postgresql.conf" <<EOF
-
-# --- csvpipe load benchmark (test/bench/load.sh) ---
-# private server: Unix socket in the temp dir only, no TCP
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$SOCK'
-# csvpipe preloaded, as the README recommends for production use
-shared_preload_libraries = 'csvpipe'
 # the reads here measure parsing: no result cache serving repeated reads
 csvpipe.cache_size = 0
 # atomic loads PREPARE one transaction per worker: needs >= workers
@@ -243,21 +147,8 @@ max_parallel_workers_per_gather = 0
 autovacuum = off
 track_io_timing = off
 log_min_messages = warning
-log_line_prefix = '%m [%p] '
 EOF
-if [[ -n ${EXTRA_CONF:-} ]]; then
-    printf '%b\n' "$EXTRA_CONF" >>"$PGDATA/postgresql.conf"
-fi
-
-log "starting the server (port $PORT, socket $SOCK)"
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$SERVER_LOG" -w -t 60 start >/dev/null \
-    || { cat "$SERVER_LOG" >&2; die "server did not start"; }
-started=1
-
-PSQL=("$PGBIN/psql" -X -q -h "$SOCK" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1)
-sql() { "${PSQL[@]}" -At "$@"; }
-
-sql -c "select version()" >/dev/null || die "cannot connect"
+bench_start
 # For PERF=1: keep a copy of the csvpipe.so this server mapped (preloaded by
 # the postmaster).  Others may reinstall the library while the benchmark runs;
 # the processes keep the old, now deleted, file and perf could not resolve its
@@ -285,12 +176,6 @@ else
 fi
 chmod 755 "$FILES"
 
-human() {   # 1000000 -> 1M, 100000 -> 100k
-    local n=$1
-    if (( n % 1000000 == 0 )); then echo "$((n / 1000000))M"
-    elif (( n % 1000 == 0 )); then echo "$((n / 1000))k"
-    else echo "$n"; fi
-}
 
 declare -A FILE HALF1 HALF2 FT LABEL NROWS
 for size in small large; do
@@ -343,13 +228,6 @@ CHUNK_DEFAULT=$(sql -c "SHOW csvpipe.chunk_size") || die "cannot read csvpipe.ch
 log "csvpipe.chunk_size = $CHUNK_DEFAULT, csvpipe.queue_size = $(sql -c "SHOW csvpipe.queue_size")"
 
 # ------------------------------------------------------------- helpers ------
-median() {  # numbers as arguments
-    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
-        END { if (NR == 0) { print "nan"; exit }
-              if (NR % 2) printf "%.3f\n", a[(NR + 1) / 2];
-              else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-fmt_ms() { awk -v x="$1" 'BEGIN { if (x == "nan" || x == "") print "-"; else printf (x < 100 ? "%.2f ms" : "%.1f ms"), x }'; }
 fmt_mb() { awk -v x="$1" 'BEGIN { if (x == "") print "-"; else printf "%.1f MB", x / 1024 }'; }
 div()    { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || a == "" || b == "") print "nan";
                                             else if (b == 0) print "inf"; else printf "%.3f", a / b }'; }

@@ -64,110 +64,21 @@ BAR_RSS=1.10            # csvpipe VmHWM large / small must be <= this
 
 COLS='id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean'
 
-log()  { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }
-die()  { log "ERROR: $*"; exit 1; }
+BENCH_NAME=bench
+# shellcheck source=test/bench/lib.sh
+source "$REPO/test/bench/lib.sh"
 
 for v in ROWS_SMALL ROWS_LARGE ROUNDS SEED; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
 
-# ---------------------------------------------------------------- build -----
-as_root=0; [[ $(id -u) -eq 0 ]] && as_root=1
+# ------------------------------------------------------- build, cluster -----
+bench_build file_fdw
+bench_generator
+bench_cluster bench 54329
 
-if [[ $SKIP_BUILD != 1 ]]; then
-    if ! command -v pg_config >/dev/null || [[ -z $(pg_config --pgxs 2>/dev/null) ]] \
-       || [[ ! -e /usr/include/csv.h ]]; then
-        if [[ -f $REPO/test/ensure_deps.sh ]]; then
-            log "build dependencies missing: running test/ensure_deps.sh"
-            if [[ $as_root == 1 ]]; then bash "$REPO/test/ensure_deps.sh"
-            else sudo -n bash "$REPO/test/ensure_deps.sh" || die "cannot install dependencies (need root)"; fi
-        else
-            die "pg_config / PGXS / libcsv missing and test/ensure_deps.sh not found"
-        fi
-    fi
-    log "building the extension (make)"
-    make -C "$REPO" -s >&2 || die "make failed"
-    log "installing the extension (make install)"
-    if [[ $as_root == 1 ]] || [[ -w $(pg_config --pkglibdir) && -w $(pg_config --sharedir)/extension ]]; then
-        make -C "$REPO" -s install >&2 || die "make install failed"
-    elif sudo -n true 2>/dev/null; then
-        sudo -n make -C "$REPO" -s install >&2 || die "sudo make install failed"
-    elif [[ -e $(pg_config --pkglibdir)/csvpipe.so ]]; then
-        log "WARNING: cannot run make install as $(id -un); using the csvpipe already installed"
-    else
-        die "cannot install the extension as $(id -un) (run as root, or install it first)"
-    fi
-fi
-
-PGBIN=$(pg_config --bindir)
-[[ -x $PGBIN/initdb ]] || die "initdb not found in $PGBIN"
-[[ -e $(pg_config --sharedir)/extension/file_fdw.control ]] \
-    || die "file_fdw is not installed (PostgreSQL contrib)"
-[[ -e $(pg_config --pkglibdir)/csvpipe.so ]] || die "csvpipe.so is not installed"
-
-if [[ -n ${GEN:-} ]]; then
-    [[ -x $GEN ]] || die "GEN=$GEN is not executable"
-else
-    GEN=$REPO/test/gen/gen_csv
-    if [[ ! -x $GEN || $REPO/test/gen/gen_csv.c -nt $GEN ]]; then
-        [[ -f $REPO/test/gen/gen_csv.c ]] || die "test/gen/gen_csv.c not found"
-        log "building the generator"
-        cc -O2 -o "$GEN" "$REPO/test/gen/gen_csv.c" || die "cannot build test/gen/gen_csv"
-    fi
-fi
-
-# ---------------------------------------------------------- the cluster -----
-if [[ $as_root == 1 ]]; then
-    PGUSER_OS=postgres
-    id postgres >/dev/null 2>&1 || die "no 'postgres' OS user"
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    PGUSER_OS=$(id -un)
-    as_pg() { "$@"; }
-fi
-
-WORK=$(mktemp -d "$BENCH_TMPDIR/csvpipe-bench.XXXXXX")
-chmod 755 "$WORK"
-PGDATA=$WORK/data
-SOCK=$WORK/sock
-PORT=${BENCH_PORT:-54329}
-SERVER_LOG=$WORK/server.log
-mkdir -p "$SOCK"
-[[ $as_root == 1 ]] && chown postgres: "$WORK" "$SOCK"
-cd "$WORK"      # the cluster user must be able to stat the working directory
-
-started=0
-cleanup() {
-    local rc=$?
-    set +e
-    if [[ $started == 1 ]]; then
-        as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null 2>&1 \
-            || as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
-    fi
-    cd /
-    if [[ $KEEP == 1 ]]; then
-        log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-log "initdb in $PGDATA (OS user $PGUSER_OS)"
-as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres -A trust -E UTF8 --locale=C \
-    --no-sync --no-instructions >"$WORK/initdb.log" 2>&1 \
-    || { cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-
+bench_conf "csvpipe benchmark (test/bench/read.sh)"
 cat >>"$PGDATA/postgresql.conf" <<EOF
-
-# --- csvpipe benchmark (test/bench/read.sh) ---
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$SOCK'
-shared_preload_libraries = 'csvpipe'
 # this benchmark measures parsing: no result cache serving repeated reads
 # (test/bench/cache.sh measures the cache)
 csvpipe.cache_size = 0
@@ -180,21 +91,8 @@ full_page_writes = off
 autovacuum = off
 track_io_timing = off
 log_min_messages = warning
-log_line_prefix = '%m [%p] '
 EOF
-if [[ -n ${EXTRA_CONF:-} ]]; then
-    printf '%b\n' "$EXTRA_CONF" >>"$PGDATA/postgresql.conf"
-fi
-
-log "starting the server (port $PORT, socket $SOCK)"
-as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$SERVER_LOG" -w -t 60 start >/dev/null \
-    || { cat "$SERVER_LOG" >&2; die "server did not start"; }
-started=1
-
-PSQL=("$PGBIN/psql" -X -q -h "$SOCK" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1)
-sql() { "${PSQL[@]}" -At "$@"; }
-
-sql -c "select version()" >/dev/null || die "cannot connect"
+bench_start
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "server: $(sql -c 'show server_version')"
 
@@ -208,12 +106,6 @@ else
 fi
 chmod 755 "$FILES"
 
-human() {   # 1000000 -> 1M, 100000 -> 100k
-    local n=$1
-    if (( n % 1000000 == 0 )); then echo "$((n / 1000000))M"
-    elif (( n % 1000 == 0 )); then echo "$((n / 1000))k"
-    else echo "$n"; fi
-}
 
 declare -A FILE FT LABEL
 for size in small large; do
@@ -270,11 +162,6 @@ time_query() {
     T_OUT=$(printf '%s\n' "$out" | sed -n '/^@@BEGIN$/,$p' | sed '1d' | grep -v '^Time: ')
 }
 
-median() {  # numbers as arguments
-    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
-        END { if (NR % 2) printf "%.3f\n", a[(NR + 1) / 2];
-              else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
 
 # peak_rss FILE QUERY -> sets RSS_KB: VmHWM of a fresh backend right after it
 # ran QUERY.  The session runs the query, then sleeps; the script finds the
@@ -368,7 +255,6 @@ for size in small large; do
 done
 
 # ---------------------------------------------------------------- report ----
-fmt_ms() { awk -v x="$1" 'BEGIN { printf (x < 100 ? "%.2f ms" : "%.1f ms"), x }'; }
 fmt_mb() { awk -v x="$1" 'BEGIN { printf "%.1f MB", x / 1024 }'; }
 div()    { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "inf"; else printf "%.3f", a / b }'; }
 ge()     { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
