@@ -46,13 +46,10 @@ typedef enum CsvParallelMode
 	CSV_MODE_READ
 } CsvParallelMode;
 
-/* Worker-visible state of one worker slot */
+/* One worker slot: its pid, for the leader (the views use progress.c) */
 typedef struct CsvWorkerSlot
 {
 	pid_t		pid;
-	int64		chunks_done;
-	int64		rows_done;
-	int64		current_chunk;	/* -1 when idle */
 } CsvWorkerSlot;
 
 typedef struct CsvParallelShared

@@ -467,8 +467,9 @@ csv_progress_load_end(void)
 
 /* ---- parallel engine workers ---- */
 
+/* A worker starts ("chunk") or ends ("idle") a chunk; rows: its total so far */
 void
-csv_progress_worker_chunk(int64 chunk_no)
+csv_progress_worker(const char *state, int64 chunk_no, int64 rows_total)
 {
 	TimestampTz now;
 
@@ -477,22 +478,8 @@ csv_progress_worker_chunk(int64 chunk_no)
 	now = GetCurrentTimestamp();
 	SpinLockAcquire(&MySlot->mutex);
 	MySlot->chunk_no = chunk_no;
-	strlcpy(MySlot->state, "chunk", CSV_STATE_LEN);
-	MySlot->last_heartbeat = now;
-	SpinLockRelease(&MySlot->mutex);
-}
-
-void
-csv_progress_worker_chunk_done(int64 rows_total)
-{
-	TimestampTz now;
-
-	if (MySlot == NULL)
-		return;
-	now = GetCurrentTimestamp();
-	SpinLockAcquire(&MySlot->mutex);
 	MySlot->rows_done = rows_total;
-	strlcpy(MySlot->state, "idle", CSV_STATE_LEN);
+	strlcpy(MySlot->state, state, CSV_STATE_LEN);
 	MySlot->last_heartbeat = now;
 	SpinLockRelease(&MySlot->mutex);
 }

@@ -47,8 +47,7 @@ extern void csv_progress_phase(const char *phase);
 extern void csv_progress_load_end(void);
 
 /* a parallel engine worker, around each chunk */
-extern void csv_progress_worker_chunk(int64 chunk_no);
-extern void csv_progress_worker_chunk_done(int64 rows_total);
+extern void csv_progress_worker(const char *state, int64 chunk_no, int64 rows_total);
 
 /* the launcher: advertise this process's latch; wake it from elsewhere */
 extern void csv_progress_set_launcher(bool running);

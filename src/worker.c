@@ -1012,10 +1012,7 @@ csvpipe_worker_main(Datum main_arg)
 			break;
 
 		pgstat_report_activity(STATE_RUNNING, "csvpipe chunk");
-		SpinLockAcquire(&shared->mutex);
-		shared->workers[ws.worker_no].current_chunk = hdr.chunk_no;
-		SpinLockRelease(&shared->mutex);
-		csv_progress_worker_chunk(hdr.chunk_no);
+		csv_progress_worker("chunk", hdr.chunk_no, ws.rows_total);
 
 		if (shared->mode == CSV_MODE_LOAD)
 		{
@@ -1041,12 +1038,7 @@ csvpipe_worker_main(Datum main_arg)
 		ws.errpos.field_no = 0;
 
 		ws.rows_total += ws.rows_in_chunk;
-		SpinLockAcquire(&shared->mutex);
-		shared->workers[ws.worker_no].chunks_done++;
-		shared->workers[ws.worker_no].rows_done = ws.rows_total;
-		shared->workers[ws.worker_no].current_chunk = -1;
-		SpinLockRelease(&shared->mutex);
-		csv_progress_worker_chunk_done(ws.rows_total);
+		csv_progress_worker("idle", hdr.chunk_no, ws.rows_total);
 
 		done.chunk_no = hdr.chunk_no;
 		done.rows = ws.rows_in_chunk;

@@ -121,22 +121,16 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ROWS=${ROWS:-10000000}
 ROUNDS=${ROUNDS:-3}
-SEED=${SEED:-1}
 BAD_PCT=${BAD_PCT:-1}
 BAD_SEED=${BAD_SEED:-42}
-SHARED_BUFFERS=${SHARED_BUFFERS:-1GB}
-BENCH_TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
 PGLOADER=${PGLOADER:-1}
 PGLOADER_ROUNDS=${PGLOADER_ROUNDS:-1}
 PGLOADER_TIMEOUT=${PGLOADER_TIMEOUT:-3600}
 PERF=${PERF:-auto}
-KEEP=${KEEP:-0}
-SKIP_BUILD=${SKIP_BUILD:-0}
 PRIVATE_INSTALL=${PRIVATE_INSTALL:-1}
 
 BAR_DIRTY=1.5           # dirty_skip time / clean_skip time must be <= this
 
-COLS='id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean'
 TARGET=bench_t
 
 BENCH_NAME=bench-badrows

@@ -53,20 +53,14 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ROWS=${ROWS:-1000000}
 ROUNDS=${ROUNDS:-5}
-SEED=${SEED:-1}
 WL_FILES=${WL_FILES:-20}
 WL_FIT=${WL_FIT:-15}
 WL_ROWS=${WL_ROWS:-20000}
 WL_QUERIES=${WL_QUERIES:-300}
-SHARED_BUFFERS=${SHARED_BUFFERS:-1GB}
-BENCH_TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
-KEEP=${KEEP:-0}
-SKIP_BUILD=${SKIP_BUILD:-0}
 
 BAR_SPEEDUP=10          # cold / cached must be >= this (count(*))
 BAR_HIT_RATIO=0.85      # hot15 hit ratio must be >= this
 
-COLS='id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean'
 
 BENCH_NAME=bench
 # shellcheck source=test/bench/lib.sh

@@ -45,14 +45,7 @@ ROWS=${ROWS:-10000}
 ROUNDS=${ROUNDS:-3}
 MAX_JOBS=${MAX_JOBS:-2}
 LATENCY_RUNS=${LATENCY_RUNS:-20}
-SEED=${SEED:-1}
-SHARED_BUFFERS=${SHARED_BUFFERS:-1GB}
-BENCH_TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
-PG_CONFIG=${PG_CONFIG:-pg_config}
-SKIP_BUILD=${SKIP_BUILD:-0}
-KEEP=${KEEP:-0}
 
-COLS='id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean'
 
 BENCH_NAME=bench
 # shellcheck source=test/bench/lib.sh

@@ -10,8 +10,10 @@
 # The sourcing script sets, before sourcing:
 #   REPO          the repository root
 #   BENCH_NAME    the log prefix (bench, bench-load, ...)
-#   BENCH_TMPDIR, KEEP, SKIP_BUILD (see each script's header)
-# and may set PG_CONFIG (default: pg_config in PATH).
+# Settings every script takes from the environment (each script's header
+# documents them): SEED=1, SHARED_BUFFERS=1GB, BENCH_TMPDIR=$TMPDIR or /tmp,
+# KEEP=0, SKIP_BUILD=0, PG_CONFIG=pg_config.  COLS is the column list of the
+# generator's narrow files.
 # Afterwards it calls, in this order:
 #   bench_build [extension...]   unless SKIP_BUILD=1: make, make install;
 #                                sets PGBIN, checks that csvpipe and the named
@@ -31,7 +33,13 @@
 log() { printf '[%s %s] %s\n' "$BENCH_NAME" "$(date +%T)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+SEED=${SEED:-1}
+SHARED_BUFFERS=${SHARED_BUFFERS:-1GB}
+BENCH_TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
+KEEP=${KEEP:-0}
+SKIP_BUILD=${SKIP_BUILD:-0}
 PG_CONFIG=${PG_CONFIG:-pg_config}
+COLS='id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean'
 as_root=0; [[ $(id -u) -eq 0 ]] && as_root=1
 started=0
 bg_pids=()

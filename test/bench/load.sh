@@ -91,12 +91,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ROWS_SMALL=${ROWS_SMALL:-1000000}
 ROWS_LARGE=${ROWS_LARGE:-10000000}
 ROUNDS=${ROUNDS:-3}
-SEED=${SEED:-1}
-SHARED_BUFFERS=${SHARED_BUFFERS:-1GB}
-BENCH_TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
 PERF=${PERF:-0}
-KEEP=${KEEP:-0}
-SKIP_BUILD=${SKIP_BUILD:-0}
 
 BAR_LOAD1=0.95          # COPY time / load(workers => 1) time must be >= this
 BAR_LOAD2=1.7           # COPY time / load(workers => 2) time must be >= this
@@ -105,7 +100,6 @@ BAR_STARTUP_MS=50       # median first-chunk-done time must be <= this
 BAR_RSS_MB=64           # every process's VmHWM must be <= this
 BAR_RSS_GROWTH=1.10     # VmHWM large / small must be <= this
 
-COLS='id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean'
 TARGET=bench_t
 
 BENCH_NAME=bench-load

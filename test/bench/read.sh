@@ -51,18 +51,12 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ROWS_SMALL=${ROWS_SMALL:-1000000}
 ROWS_LARGE=${ROWS_LARGE:-10000000}
 ROUNDS=${ROUNDS:-3}
-SEED=${SEED:-1}
-SHARED_BUFFERS=${SHARED_BUFFERS:-1GB}
-BENCH_TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
 PERF=${PERF:-0}
-KEEP=${KEEP:-0}
-SKIP_BUILD=${SKIP_BUILD:-0}
 
 BAR_THROUGHPUT=0.90     # file_fdw time / csvpipe time must be >= this
 BAR_LIMIT_MS=50         # csvpipe LIMIT 10 median must be < this
 BAR_RSS=1.10            # csvpipe VmHWM large / small must be <= this
 
-COLS='id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean'
 
 BENCH_NAME=bench
 # shellcheck source=test/bench/lib.sh
