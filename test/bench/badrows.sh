@@ -251,52 +251,18 @@ bench_initdb
 # Settings: durability stays at the defaults (fsync = on, full_page_writes =
 # on, synchronous_commit = on: not set here = default).
 bench_conf "csvpipe bad-rows benchmark (test/bench/badrows.sh)"
-cat >>"$PGDATA/postgresql.conf" <<EOF
-# atomic loads PREPARE one transaction per worker: needs >= workers
-max_prepared_transactions = 8
-# room for the load workers + the coordinator, with spare
-max_worker_processes = 16
-# no checkpoint may start inside a timed load; the script runs an explicit
-# CHECKPOINT (untimed) before each load
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-shared_buffers = '$SHARED_BUFFERS'
-jit = off
-# the only parallelism measured is csvpipe's own workers (and pgloader's
-# sessions)
-max_parallel_workers_per_gather = 0
-# no autovacuum/autoanalyze of the freshly loaded tables during later runs
-autovacuum = off
-track_io_timing = off
-log_min_messages = warning
-EOF
+bench_conf_loads
 bench_start
-# For perf: keep a copy of the csvpipe.so this server mapped (preloaded by the
-# postmaster).  Others may reinstall the library while the benchmark runs; the
-# processes keep the old, now deleted, file and perf could not resolve its
-# symbols.  /proc/PID/map_files (root only) reaches the mapped file itself.
+# PERF: a snapshot of the mapped csvpipe.so (see lib.sh)
 LIB_SNAPSHOT=""
 if [[ $PERF != 0 ]] && command -v perf >/dev/null; then
-    pm=$(head -n1 "$PGDATA/postmaster.pid")
-    range=$(awk '/\/csvpipe\.so/ { print $1; exit }' "/proc/$pm/maps" 2>/dev/null || true)
-    if [[ -n $range ]] && cp "/proc/$pm/map_files/$range" "$WORK/csvpipe.so" 2>/dev/null; then
-        LIB_SNAPSHOT=$WORK/csvpipe.so
-    else
-        cp "$PKGLIBDIR/csvpipe.so" "$WORK/csvpipe.so" && LIB_SNAPSHOT=$WORK/csvpipe.so
-    fi
+    bench_lib_snapshot "$PKGLIBDIR"
 fi
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "server: $(sql -c 'show server_version'); fsync=$(sql -c 'show fsync'), full_page_writes=$(sql -c 'show full_page_writes'); load average $LOAD_START"
 
 # ------------------------------------------------------------ the files -----
-if [[ -n ${DATA_DIR:-} ]]; then
-    FILES=$DATA_DIR
-    mkdir -p "$FILES"
-else
-    FILES=$WORK/files
-    mkdir -p "$FILES"
-fi
-chmod 755 "$FILES"
+bench_files_dir
 
 LABEL=$(human "$ROWS")
 

@@ -176,6 +176,55 @@ bench_start() {
 
 sql() { "${PSQL[@]}" -At "$@"; }
 
+bench_conf_loads() {   # settings of the load benchmarks (load.sh, badrows.sh)
+    cat >>"$PGDATA/postgresql.conf" <<EOF
+# atomic loads PREPARE one transaction per worker: needs >= workers
+max_prepared_transactions = 8
+# room for the load workers + the coordinator (+ parallel-read workers), with spare
+max_worker_processes = 16
+# no checkpoint may start inside a timed load: a 10M-row load writes ~1-2 GB
+# of WAL; the scripts run an explicit CHECKPOINT (untimed) before each load
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+# large enough that the catalog and the bulk-insert rings never compete
+shared_buffers = '$SHARED_BUFFERS'
+# jit would add compile time to the checks and reads, unevenly
+jit = off
+# no parallel query: the only parallelism measured is csvpipe's own workers
+# (and pgloader's sessions); COPY and file_fdw are single-process anyway
+max_parallel_workers_per_gather = 0
+# no autovacuum/autoanalyze of the freshly loaded tables during later runs
+autovacuum = off
+track_io_timing = off
+log_min_messages = warning
+EOF
+}
+
+# For perf: a copy of the csvpipe.so the postmaster mapped (LIB_SNAPSHOT).
+# Others may reinstall the library while a benchmark runs; the processes keep
+# the old, now deleted, file and perf could not resolve its symbols.
+# /proc/PID/map_files (root only) reaches the mapped file itself.
+bench_lib_snapshot() {   # PKGLIBDIR (where csvpipe.so was installed)
+    local pm range
+    pm=$(head -n1 "$PGDATA/postmaster.pid")
+    range=$(awk '/\/csvpipe\.so/ { print $1; exit }' "/proc/$pm/maps" 2>/dev/null || true)
+    if [[ -n $range ]] && cp "/proc/$pm/map_files/$range" "$WORK/csvpipe.so" 2>/dev/null; then
+        LIB_SNAPSHOT=$WORK/csvpipe.so
+    else
+        cp "$1/csvpipe.so" "$WORK/csvpipe.so" && LIB_SNAPSHOT=$WORK/csvpipe.so
+    fi
+}
+
+bench_files_dir() {   # FILES: DATA_DIR (kept) or a dir in the work dir
+    if [[ -n ${DATA_DIR:-} ]]; then
+        FILES=$DATA_DIR
+    else
+        FILES=$WORK/files
+    fi
+    mkdir -p "$FILES"
+    chmod 755 "$FILES"
+}
+
 median() {  # numbers as arguments; "nan" for none
     printf '%s\n' "$@" | sort -g | awk 'NF { a[++n] = $1 }
         END { if (n == 0) { print "nan"; exit }

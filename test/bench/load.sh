@@ -122,53 +122,19 @@ bench_conf "csvpipe load benchmark (test/bench/load.sh)"
 cat >>"$PGDATA/postgresql.conf" <<EOF
 # the reads here measure parsing: no result cache serving repeated reads
 csvpipe.cache_size = 0
-# atomic loads PREPARE one transaction per worker: needs >= workers
-max_prepared_transactions = 8
-# room for 2 load workers + the coordinator + parallel-read workers, with spare
-max_worker_processes = 16
-# no checkpoint may start inside a timed load: a 10M-row load writes ~1-2 GB
-# of WAL; the script runs an explicit CHECKPOINT (untimed) before each load
-max_wal_size = 8GB
-checkpoint_timeout = 30min
-# large enough that the catalog and the bulk-insert rings never compete
-shared_buffers = '$SHARED_BUFFERS'
-# jit would add compile time to the count(*)/sum() checks and reads, unevenly
-jit = off
-# no parallel query: the only parallelism measured is csvpipe's own workers
-# (the file_fdw and COPY sides are single-process anyway)
-max_parallel_workers_per_gather = 0
-# no autovacuum/autoanalyze of the freshly loaded tables during later runs
-autovacuum = off
-track_io_timing = off
-log_min_messages = warning
 EOF
+bench_conf_loads
 bench_start
-# For PERF=1: keep a copy of the csvpipe.so this server mapped (preloaded by
-# the postmaster).  Others may reinstall the library while the benchmark runs;
-# the processes keep the old, now deleted, file and perf could not resolve its
-# symbols.  /proc/PID/map_files (root only) reaches the mapped file itself.
+# PERF: a snapshot of the mapped csvpipe.so (see lib.sh)
 LIB_SNAPSHOT=""
 if [[ $PERF == 1 ]]; then
-    pm=$(head -n1 "$PGDATA/postmaster.pid")
-    range=$(awk '/\/csvpipe\.so/ { print $1; exit }' "/proc/$pm/maps" 2>/dev/null || true)
-    if [[ -n $range ]] && cp "/proc/$pm/map_files/$range" "$WORK/csvpipe.so" 2>/dev/null; then
-        LIB_SNAPSHOT=$WORK/csvpipe.so
-    else
-        cp "$(pg_config --pkglibdir)/csvpipe.so" "$WORK/csvpipe.so" && LIB_SNAPSHOT=$WORK/csvpipe.so
-    fi
+    bench_lib_snapshot "$(pg_config --pkglibdir)"
 fi
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "server: $(sql -c 'show server_version'); fsync=$(sql -c 'show fsync'), full_page_writes=$(sql -c 'show full_page_writes'); load average $LOAD_START"
 
 # ------------------------------------------------------------ the files -----
-if [[ -n ${DATA_DIR:-} ]]; then
-    FILES=$DATA_DIR
-    mkdir -p "$FILES"
-else
-    FILES=$WORK/files
-    mkdir -p "$FILES"
-fi
-chmod 755 "$FILES"
+bench_files_dir
 
 
 declare -A FILE HALF1 HALF2 FT LABEL NROWS

@@ -91,14 +91,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "server: $(sql -c 'show server_version')"
 
 # ------------------------------------------------------------ the files -----
-if [[ -n ${DATA_DIR:-} ]]; then
-    FILES=$DATA_DIR
-    mkdir -p "$FILES"
-else
-    FILES=$WORK/files
-    mkdir -p "$FILES"
-fi
-chmod 755 "$FILES"
+bench_files_dir
 
 
 declare -A FILE FT LABEL
