@@ -171,6 +171,7 @@ fill_buffer(CsvLeader *L)
 			n -= 3;
 			L->buf_offset = 3;
 		}
+		L->sp.newline = csv_splitter_newline(L->buf, n);
 	}
 	L->len += n;
 	return true;
@@ -797,7 +798,7 @@ csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *diale
 	L->buf_line = 1;
 	L->chunks_size = 256;
 	L->chunks = palloc0(sizeof(ChunkInfo) * L->chunks_size);
-	csv_splitter_init(&L->sp, dialect->quote);
+	csv_splitter_init(&L->sp, dialect->quote, '\n');	/* fill_buffer sets newline */
 
 	consume_prefix(L);
 
@@ -806,6 +807,7 @@ csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *diale
 	nworkers = Max(nworkers, 1);
 	L->pool = csv_pool_create(mode, nworkers, path, dialect, desc, convert);
 	L->pool->shared->file = L->id;
+	L->pool->shared->newline = L->sp.newline;
 	return L;
 }
 

@@ -69,6 +69,7 @@ typedef struct CsvParallelShared
 	/* dialect, without the pointers (null string and path live apart) */
 	char		delimiter;
 	char		quote;
+	char		newline;		/* the splitter's line end (splitter.c) */
 	int			file_encoding;
 	int			null_len;
 	/* the file as the leader opened it, recorded with the job */
@@ -126,12 +127,14 @@ typedef struct CsvChunkDone
 typedef struct CsvSplitter
 {
 	char		quote;
+	char		newline;		/* '\n', or '\r' in a file of lone-CR line ends */
 	bool		in_quotes;
 	int64		line;			/* physical line of the next byte */
 	int64		record_start;	/* buffer offset where the current record began */
 } CsvSplitter;
 
-extern void csv_splitter_init(CsvSplitter *sp, char quote);
+extern void csv_splitter_init(CsvSplitter *sp, char quote, char newline);
+extern char csv_splitter_newline(const char *buf, int64 len);
 extern int64 csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from,
 							   int64 to, int64 want, int64 *boundary_line);
 extern bool csv_splitter_record_is_empty(const char *buf, int64 start, int64 end);

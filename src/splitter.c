@@ -12,16 +12,22 @@
  * line numbers as the single-process reader.
  *
  * The scan runs on the file's own bytes: in every encoding PostgreSQL can
- * convert from, '\n' and '"' never occur inside a multibyte character.
+ * convert from, '\n', '\r' and '"' never occur inside a multibyte character.
+ *
+ * Line ends are LF (or CRLF) unless the file's first line ends with a lone
+ * CR: then CR is the line end for the whole file, as old Mac files have it.
+ * (A file mixing the two is cut at its LFs only; its chunks are still whole
+ * records, but line numbers after lone CRs may be off.)
  *
  *-------------------------------------------------------------------------
  */
 #include "parallel.h"
 
 void
-csv_splitter_init(CsvSplitter *sp, char quote)
+csv_splitter_init(CsvSplitter *sp, char quote, char newline)
 {
 	sp->quote = quote;
+	sp->newline = newline;
 	sp->in_quotes = false;
 	sp->line = 1;
 	sp->record_start = 0;
@@ -54,7 +60,7 @@ csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from, int64 to,
 		const char *stop = q ? q : end;
 		const char *nl;
 
-		while ((nl = memchr(p, '\n', stop - p)) != NULL)
+		while ((nl = memchr(p, sp->newline, stop - p)) != NULL)
 		{
 			line++;
 			p = nl + 1;
@@ -74,6 +80,18 @@ csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from, int64 to,
 	sp->in_quotes = inq;
 	sp->line = line;
 	return -1;
+}
+
+/* The line end of a file that starts with buf[0..len) (see above) */
+char
+csv_splitter_newline(const char *buf, int64 len)
+{
+	const char *cr = memchr(buf, '\r', len);
+	const char *lf = memchr(buf, '\n', len);
+
+	if (cr != NULL && (lf == NULL || cr < lf) && cr + 1 < buf + len && cr[1] != '\n')
+		return '\r';
+	return '\n';
 }
 
 /* A record holding nothing but a line end (libcsv skips those) */

@@ -405,9 +405,14 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 	}
 	PG_CATCH();
 	{
-		edata = csv_catch_error(ws->err_cxt, ws->batch_cxt);
-		/* libcsv's state is lost with the error: start a fresh tokenizer */
+		edata = csv_catch_error(ws->err_cxt, ws->chunk_cxt);
+		/*
+		 * libcsv's state is lost with the error: a fresh tokenizer, in the
+		 * chunk's memory (the batch's is reset at every flush)
+		 */
+		csv_tokenizer_destroy(ws->rec_tok);
 		ws->rec_tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, line_no);
+		MemoryContextSwitchTo(ws->batch_cxt);
 	}
 	PG_END_TRY();
 
@@ -476,7 +481,8 @@ typedef struct SkipRecords
 } SkipRecords;
 
 static void
-split_records(CsvChunkHeader *hdr, char *data, char quote, SkipRecords *recs)
+split_records(CsvChunkHeader *hdr, char *data, char quote, char newline,
+			  SkipRecords *recs)
 {
 	CsvSplitter sp;
 	int64		pos = 0;
@@ -487,7 +493,7 @@ split_records(CsvChunkHeader *hdr, char *data, char quote, SkipRecords *recs)
 	recs->off = palloc(sizeof(int64) * size);
 	recs->len = palloc(sizeof(int64) * size);
 	recs->line = palloc(sizeof(int64) * size);
-	csv_splitter_init(&sp, quote);
+	csv_splitter_init(&sp, quote, newline);
 	sp.line = line;
 	while (pos < hdr->length)
 	{
@@ -540,7 +546,7 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	ws->nbatch = 0;
 	if (ws->batch == NULL)
 		ws->batch = MemoryContextAlloc(TopMemoryContext, sizeof(BatchRow) * CSV_SKIP_BATCH);
-	split_records(hdr, data, ws->dialect.quote, &recs);
+	split_records(hdr, data, ws->dialect.quote, ws->shared->newline, &recs);
 
 	while (idx < recs.n)
 	{
@@ -638,6 +644,8 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 				reject(ws, recs.line[idx], recs.off[idx], recs.len[idx], edata);
 				idx++;
 			}
+			/* one tokenizer per run of records: a chunk may hold many runs */
+			csv_tokenizer_destroy(tok);
 		}
 		else
 		{
@@ -680,7 +688,7 @@ process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	if (ws->batch == NULL)
 		ws->batch = MemoryContextAlloc(TopMemoryContext, sizeof(BatchRow) * CSV_SKIP_BATCH);
 	ws->rec_tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, line);
-	csv_splitter_init(&sp, ws->dialect.quote);
+	csv_splitter_init(&sp, ws->dialect.quote, ws->shared->newline);
 	sp.line = line;
 
 	while (pos < hdr->length)

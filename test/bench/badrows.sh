@@ -786,6 +786,19 @@ for side in "${SIDES[@]}"; do
     MED[$side]=$(median ${T[$side]:-})
 done
 
+# ------------------------------------------------------- worker memory -----
+# Peak RSS of the 2 workers in skip mode, clean file and dirty file (untimed,
+# sampled by lib.sh's rss_run): caught errors and rejected rows must not
+# make a worker's private memory grow with the number of bad rows.
+declare -A RSSW=() ANONW=() SHMW=()
+for side in clean_skip dirty_skip; do
+    reset_target
+    rss_run "bench_rss_$side" "$(side_file "$side")" "$(side_sql "$side")"
+    RSSW[$side]=${RSS_WORKER:-}; ANONW[$side]=${ANON_WORKER:-}; SHMW[$side]=${SHM_WORKER:-}
+    log "peak RSS  $side: workers max VmHWM ${RSS_WORKER:-?} kB (RssAnon ${ANON_WORKER:-?}, RssShmem ${SHM_WORKER:-?}) ($RSS_SAMPLES samples)"
+done
+reset_target
+
 # ---------------------------------------------------------------- report ----
 ROWFMT='%-44s %12s %12s %7s %8s %6s\n'
 TABLE=$(printf "$ROWFMT" test reference measured ratio bar result
@@ -932,6 +945,10 @@ $TABLE
 $ROWS_TABLE
 
 $KIND_TABLE
+
+worker peak memory, 2 workers, skip mode (VmHWM / private RssAnon / shared RssShmem):
+  clean file  $(fmt_mb "${RSSW[clean_skip]}") / $(fmt_mb "${ANONW[clean_skip]}") / $(fmt_mb "${SHMW[clean_skip]}")
+  dirty file  $(fmt_mb "${RSSW[dirty_skip]}") / $(fmt_mb "${ANONW[dirty_skip]}") / $(fmt_mb "${SHMW[dirty_skip]}")
 EOF
 for side in pgloader pgloader_nq; do
     has "$side" || continue
@@ -952,6 +969,9 @@ if [[ $fewer_workers == 1 ]]; then
 fi
 echo
 printf '%s\n' "${SUMMARY[@]}"
+for side in clean_skip dirty_skip; do
+    echo "BENCH check=worker_rss_$side worker_kb=${RSSW[$side]} anon_kb=${ANONW[$side]} shmem_kb=${SHMW[$side]} pass=-"
+done
 echo "BENCH summary checks=$n_checks passed=$n_pass failed=$((n_checks - n_pass)) wrong_results=$problems"
 (IFS=,; echo "BENCH_JSON {\"rows\":$ROWS,\"bad\":$NBAD,\"rounds\":$ROUNDS,\"checks\":[${JSON[*]}],\"passed\":$n_pass,\"failed\":$((n_checks - n_pass)),\"wrong_results\":$problems}")
 

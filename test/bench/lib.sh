@@ -234,9 +234,90 @@ median() {  # numbers as arguments; "nan" for none
 
 fmt_ms() { awk -v x="$1" 'BEGIN { if (x == "nan" || x == "") print "-"; else printf (x < 100 ? "%.2f ms" : "%.1f ms"), x }'; }
 
+fmt_mb() { awk -v x="$1" 'BEGIN { if (x == "") print "-"; else printf "%.1f MB", x / 1024 }'; }
+
 human() {   # 1000000 -> 1M, 100000 -> 100k
     local n=$1
     if (( n % 1000000 == 0 )); then echo "$((n / 1000000))M"
     elif (( n % 1000 == 0 )); then echo "$((n / 1000))k"
     else echo "$n"; fi
+}
+
+# ------------------------------------------------------------ peak RSS -----
+# rss_run APP FILE QUERY: runs QUERY in a fresh session named APP, sampling
+# VmHWM every ~50 ms of the backend and of its csvpipe workers.  Sets
+# RSS_LEADER (kB, final VmHWM of the backend), RSS_WORKER (kB, max sampled over
+# the workers; empty when none was seen), WORKER_PIDS, LEADER_PID, RSS_SAMPLES,
+# and for diagnosis the largest sampled RssAnon (private memory) and RssShmem
+# (shared memory touched: shared_buffers pages, DSM) of each kind:
+# ANON_LEADER SHM_LEADER ANON_WORKER SHM_WORKER.  VmHWM counts both.
+memstat() {  # PID -> M_HWM M_ANON M_SHM in kB (empty when it is gone); never fails
+    local k v _
+    M_HWM=""; M_ANON=""; M_SHM=""
+    { while read -r k v _; do
+          case $k in
+              VmHWM:)    M_HWM=$v ;;
+              RssAnon:)  M_ANON=$v ;;
+              RssShmem:) M_SHM=$v; break ;;
+          esac
+      done <"/proc/$1/status"; } 2>/dev/null || true
+}
+maxv() {  # VAR VALUE: VAR = max(VAR, VALUE), ignoring empty values
+    [[ -n $2 ]] || return 0
+    if [[ -z ${!1} ]] || (( $2 > ${!1} )); then printf -v "$1" '%s' "$2"; fi
+}
+rss_run() {
+    local app=$1 file=$2 q=$3 marker=$WORK/rss.$1.done psql_pid leader="" d cmd i
+    rm -f "$marker"
+    cat "$file" >/dev/null
+    PGAPPNAME=$app "${PSQL[@]}" -At -c "$q" -c "\\! touch $marker" -c "select pg_sleep(2)" \
+        >"$WORK/rss.out" 2>&1 &
+    psql_pid=$!
+    bg_pids+=("$psql_pid")
+    RSS_LEADER=""; RSS_WORKER=""; WORKER_PIDS=(); RSS_SAMPLES=0
+    ANON_LEADER=""; SHM_LEADER=""; ANON_WORKER=""; SHM_WORKER=""
+    local -A seen=()
+    for ((i = 0; i < 72000; i++)); do      # up to an hour
+        [[ -e $marker ]] && break
+        kill -0 "$psql_pid" 2>/dev/null || break
+        if [[ -z $leader ]]; then
+            leader=$(sql -c "select pid from pg_stat_activity where application_name = '$app' and backend_type = 'client backend' limit 1" 2>/dev/null || true)
+            [[ $leader =~ ^[0-9]+$ ]] || leader=""
+        fi
+        if [[ -n $leader ]]; then
+            memstat "$leader"
+            [[ -n $M_HWM ]] && RSS_LEADER=$M_HWM
+            maxv ANON_LEADER "$M_ANON"; maxv SHM_LEADER "$M_SHM"
+            for d in /proc/[0-9]*; do
+                cmd=""
+                { IFS= read -r -d '' cmd <"$d/cmdline"; } 2>/dev/null || true
+                if [[ $cmd == *"csvpipe worker "*" for PID $leader"* ]]; then
+                    memstat "${d#/proc/}"
+                    if [[ -n $M_HWM ]]; then
+                        seen[${d#/proc/}]=1
+                        maxv RSS_WORKER "$M_HWM"
+                        maxv ANON_WORKER "$M_ANON"; maxv SHM_WORKER "$M_SHM"
+                    fi
+                fi
+            done
+            RSS_SAMPLES=$((RSS_SAMPLES + 1))
+        fi
+        sleep 0.05
+    done
+    # the load is over and the session sleeps: the backend's final VmHWM
+    if [[ -n ${RSS_ON_DONE:-} ]]; then "$RSS_ON_DONE"; fi
+    if [[ -z $leader && -e $marker ]]; then     # a statement shorter than the first look-up
+        leader=$(sql -c "select pid from pg_stat_activity where application_name = '$app' and backend_type = 'client backend' limit 1" 2>/dev/null || true)
+        [[ $leader =~ ^[0-9]+$ ]] || leader=""
+    fi
+    if [[ -n $leader ]]; then
+        memstat "$leader"
+        [[ -n $M_HWM ]] && RSS_LEADER=$M_HWM
+        maxv ANON_LEADER "$M_ANON"; maxv SHM_LEADER "$M_SHM"
+    fi
+    wait "$psql_pid" || { cat "$WORK/rss.out" >&2; die "statement failed: $q"; }
+    bg_pids=()
+    [[ -n $leader && -n $RSS_LEADER ]] || die "could not read VmHWM of the backend for: $q"
+    LEADER_PID=$leader
+    WORKER_PIDS=("${!seen[@]}")
 }

@@ -264,6 +264,21 @@ is(table_md5('durable_target'), $expect{narrow}, 'chunked: every row survives a 
 is(sql("SELECT sum(rows) FROM csvpipe.chunks WHERE job_id = $djob"), '60000',
 	'chunked: and so does the ledger');
 
+# lone CR line ends: cut into chunks at the CRs, the same rows as COPY
+{
+	open(my $in, '<', "$dir/narrow.csv") or die;
+	open(my $out, '>', "$dir/narrow_cr.csv") or die;
+	while (my $l = <$in>) { $l =~ s/\r?\n\z/\r/; print $out $l; }
+	close $in;
+	close $out;
+}
+sql("CREATE TABLE cr_copy ($narrow); COPY cr_copy FROM '$dir/narrow_cr.csv' (FORMAT csv, HEADER)");
+sql("CREATE TABLE cr_load ($narrow)");
+sql("SELECT csvpipe.load('$dir/narrow_cr.csv', 'cr_load', workers => 2, chunk_size => 65536)");
+is(table_md5('cr_load'), table_md5('cr_copy'), 'lone CR line ends, 2 workers, many chunks: same rows as COPY');
+is(sql("SELECT count(*) FROM csvpipe.chunks WHERE job_id = (SELECT max(job_id) FROM csvpipe.job)") > 10 ? 'many' : 'few',
+	'many', 'lone CR line ends: the file was cut into chunks');
+
 # slot shortage: with 3 worker processes, ask for 4 workers
 $node->append_conf('postgresql.conf', "max_worker_processes = 3");
 $node->restart;
