@@ -838,8 +838,12 @@ read_chunk(WorkerState *ws, CsvChunkHeader *hdr)
 	/* the bytes are the leader's only if the file is unchanged after the read */
 	csv_check_file_unchanged(ws->fd, ws->errpos.path, &ws->shared->file, -1);
 	if (done < hdr->length)
-		elog(ERROR, "could not read chunk " INT64_FORMAT " of \"%s\"",
-			 hdr->chunk_no, ws->errpos.path);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("file \"%s\" changed while it was being read", ws->errpos.path),
+				 errdetail("Chunk " INT64_FORMAT " (line " INT64_FORMAT ", bytes " INT64_FORMAT "-" INT64_FORMAT ") ends past the end of the file.",
+						   hdr->chunk_no, hdr->first_line, hdr->start_offset,
+						   hdr->start_offset + hdr->length)));
 	return ws->chunk_buf;
 }
 
