@@ -400,6 +400,39 @@ worker_prepared_anyway(CsvLeader *L, int w)
 }
 
 /*
+ * Chunked load: worker w may have committed its last chunk and been lost
+ * before the chunk-done message went out.  That chunk is in the ledger
+ * already: count it as done rather than load it again.
+ */
+static void
+chunk_committed_anyway(CsvLeader *L, int w)
+{
+	CsvWorkerSlot *slot = &L->pool->shared->workers[w];
+	int64		c;
+	int64		rows;
+	int64		rejected;
+	ChunkInfo  *ci;
+
+	SpinLockAcquire(&L->pool->shared->mutex);
+	c = slot->committed_chunk;
+	rows = slot->committed_rows;
+	rejected = slot->committed_rejected;
+	SpinLockRelease(&L->pool->shared->mutex);
+	if (c < 0 || c >= L->next_chunk_no)
+		return;
+	ci = &L->chunks[c];
+	if (ci->worker != w || ci->done)
+		return;
+	ci->done = true;
+	ci->rows = rows;
+	ci->rejected = rejected;
+	L->rows += rows;
+	L->rejected += rejected;
+	L->chunks_done++;
+	csv_progress_chunk_done(L->rows, L->rejected);
+}
+
+/*
  * Worker w is gone without finishing.  A read cannot recover (rows may
  * have been returned already).  A load sends the chunks the worker had not
  * made durable to other workers (all its chunks in atomic mode, since its
@@ -435,6 +468,8 @@ worker_lost(CsvLeader *L, int w, ErrorData *cause)
 		L->prepared[w] = true;
 		return;					/* its part is durable */
 	}
+	if (!atomic)
+		chunk_committed_anyway(L, w);
 
 	for (int64 c = 0; c < L->next_chunk_no; c++)
 	{

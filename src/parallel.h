@@ -46,10 +46,18 @@ typedef enum CsvParallelMode
 	CSV_MODE_READ
 } CsvParallelMode;
 
-/* One worker slot: its pid, for the leader (the views use progress.c) */
+/*
+ * One worker slot, for the leader (the views use progress.c): the pid, and
+ * in a chunked load the last chunk the worker committed, set right after
+ * the commit: a worker lost before its chunk-done message got through must
+ * not have that chunk loaded again.
+ */
 typedef struct CsvWorkerSlot
 {
 	pid_t		pid;
+	int64		committed_chunk;	/* -1: none */
+	int64		committed_rows;
+	int64		committed_rejected;
 } CsvWorkerSlot;
 
 typedef struct CsvParallelShared

@@ -103,6 +103,8 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	shared->null_len = dialect->null_len;
 	shared->natts = natts;
 	SpinLockInit(&shared->mutex);
+	for (int i = 0; i < capacity; i++)
+		shared->workers[i].committed_chunk = -1;
 	shm_toc_insert(pool->toc, CSV_KEY_SHARED, shared);
 	pool->shared = shared;
 

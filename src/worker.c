@@ -1032,7 +1032,15 @@ csvpipe_worker_main(Datum main_arg)
 				csv_txn_begin_chunk();
 			run_load_chunk(&ws, &hdr, read_chunk(&ws, &hdr));
 			if (!shared->atomic)
+			{
 				csv_txn_commit_chunk(shared, &hdr, ws.rows_in_chunk);
+				/* no interrupt is served between the commit and this */
+				SpinLockAcquire(&shared->mutex);
+				shared->workers[ws.worker_no].committed_chunk = hdr.chunk_no;
+				shared->workers[ws.worker_no].committed_rows = ws.rows_in_chunk;
+				shared->workers[ws.worker_no].committed_rejected = ws.rejected_in_chunk;
+				SpinLockRelease(&shared->mutex);
+			}
 			else
 				csv_txn_ledger_insert(shared, &hdr, ws.rows_in_chunk);
 		}
