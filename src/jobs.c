@@ -31,7 +31,7 @@
  * at once, and never before the job row is visible.
  *
  * Bookkeeping statements run as the bootstrap superuser with search_path
- * pinned to pg_catalog (csv_owner_query): users need no privileges on
+ * pinned to pg_catalog (csv_internal_query): users need no privileges on
  * csvpipe's tables, and cannot redirect these statements to their own
  * functions or operators.
  *
