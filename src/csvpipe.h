@@ -131,10 +131,22 @@ typedef struct CsvFileId
 	int64		dev;
 	int64		ino;
 	int64		mtime_ns;
+	int64		ctime_ns;		/* not compared by csv_file_id_equal: the
+								 * cache compares it (permission changes) */
 } CsvFileId;
 
-extern void csv_check_read_access(const char *path, char **canonical_path);
+/* csv_open_file() flags */
+#define CSV_OPEN_QUIET		0x01	/* -1 instead of file errors */
+
+extern char *csv_check_read_access(const char *path);
+extern bool csv_path_is_allowed(const char *real);
+extern bool csv_path_inside(const char *path);
+extern int	csv_open_file(const char *path, int flags, struct stat *st,
+						  char **canonical);
 extern int	csv_open_checked(const char *path, struct stat *st);
+extern bool csv_stat_file(const char *path, int flags, struct stat *st,
+						  char **canonical);
+extern void csv_close_file(int fd);
 extern void csv_file_id(const struct stat *st, CsvFileId *id);
 extern bool csv_file_id_equal(const CsvFileId *a, const CsvFileId *b);
 extern bool csv_file_id_of_path(const char *path, CsvFileId *id);

@@ -1030,7 +1030,7 @@ csv_leader_end(CsvLeader *L)
 	}
 	if (L->fd >= 0)
 	{
-		CloseTransientFile(L->fd);
+		csv_close_file(L->fd);
 		L->fd = -1;
 	}
 }

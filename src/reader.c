@@ -3,9 +3,14 @@
  * reader.c
  *		Server file access, block reading and encoding for csvpipe.
  *
- * Owns everything between a path and the tokenizer: the privilege and
- * csvpipe.allowed_dirs checks (on the canonical path, so symlinks and ".."
- * cannot escape), refusing directories, FIFOs and devices, reading the file
+ * Owns everything between a path and the tokenizer: opening a server file
+ * (every csvpipe path that opens or stats a file comes through
+ * csv_open_file: reads, loads, submit, resume, the cache, the planner's
+ * estimate) with the privilege and csvpipe.allowed_dirs checks on the
+ * canonical path, then an open that follows no symbolic link, so the file
+ * opened is the file checked (no swap between check and open can escape);
+ * refusing directories, FIFOs and devices; the descriptor's lifetime (the
+ * memory context of the read, not the subtransaction); reading the file
  * in fixed-size blocks, dropping a UTF-8 byte order mark, validating or
  * converting each block to the server encoding (a multibyte character cut
  * by a block boundary is carried to the next block), skip_rows and the
@@ -63,6 +68,81 @@ struct CsvReader
 	bool		have_header;
 };
 
+/* ---- opening a server file: check what was opened ---- */
+
+/*
+ * A file opened by csv_open_file().  It is a plain open() (counted with
+ * ReserveExternalFD), not an OpenTransientFile(): a transient file is closed
+ * when the subtransaction that opened it aborts, and a cursor's read opened
+ * on a FETCH inside a savepoint would then go on reading a descriptor number
+ * that a relation may have reused.  Its lifetime is the memory context it
+ * was opened in (the read's, the scan's or the load's), which a
+ * subtransaction abort does not touch and a transaction abort deletes.
+ */
+typedef struct CheckedFile
+{
+	int			fd;				/* -1 once closed */
+	MemoryContextCallback cb;
+	struct CheckedFile *prev;
+	struct CheckedFile *next;
+} CheckedFile;
+
+/* the files this backend has open through csv_open_file() */
+static CheckedFile *checked_files = NULL;
+
+static void
+checked_file_close(CheckedFile *cf)
+{
+	if (cf->fd < 0)
+		return;
+	close(cf->fd);
+	ReleaseExternalFD();
+	cf->fd = -1;
+	if (cf->prev)
+		cf->prev->next = cf->next;
+	else
+		checked_files = cf->next;
+	if (cf->next)
+		cf->next->prev = cf->prev;
+	cf->prev = cf->next = NULL;
+}
+
+static void
+checked_file_callback(void *arg)
+{
+	checked_file_close((CheckedFile *) arg);
+}
+
+/* Track fd: closed by csv_close_file() or when CurrentMemoryContext goes */
+static void
+checked_file_track(int fd)
+{
+	CheckedFile *cf = MemoryContextAllocZero(CurrentMemoryContext,
+											 sizeof(CheckedFile));
+
+	cf->fd = fd;
+	cf->cb.func = checked_file_callback;
+	cf->cb.arg = cf;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &cf->cb);
+	cf->next = checked_files;
+	if (checked_files)
+		checked_files->prev = cf;
+	checked_files = cf;
+}
+
+/* Close a descriptor returned by csv_open_file() or csv_open_checked() */
+void
+csv_close_file(int fd)
+{
+	for (CheckedFile *cf = checked_files; cf != NULL; cf = cf->next)
+		if (cf->fd == fd)
+		{
+			checked_file_close(cf);
+			return;
+		}
+	elog(WARNING, "csvpipe: file descriptor %d was not opened by csvpipe", fd);
+}
+
 /*
  * Is "path" inside directory "dir"?  Both are canonical (realpath) paths.
  */
@@ -78,39 +158,24 @@ path_is_under(const char *path, const char *dir)
 	return path[len] == '/' || path[len] == '\0';
 }
 
-/*
- * Check that the current user may read "path" as a server file, and that the
- * file lies under csvpipe.allowed_dirs when that is set.  Returns the
- * canonical path in *canonical_path when it was computed (else NULL).
- */
-void
-csv_check_read_access(const char *path, char **canonical_path)
+/* Is csvpipe.allowed_dirs set? */
+static bool
+allowed_dirs_set(void)
 {
-	char	   *real;
+	return csvpipe_allowed_dirs != NULL && csvpipe_allowed_dirs[0] != '\0';
+}
+
+/* Is the canonical path "real" under one of csvpipe.allowed_dirs? */
+bool
+csv_path_is_allowed(const char *real)
+{
 	char	   *dirs;
 	List	   *dirlist;
 	ListCell   *lc;
 	bool		allowed = false;
 
-	if (canonical_path)
-		*canonical_path = NULL;
-
-	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to read file \"%s\"", path),
-				 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may read server files with csvpipe."),
-				 errhint("A superuser can run GRANT pg_read_server_files TO <role>.")));
-
-	if (csvpipe_allowed_dirs == NULL || csvpipe_allowed_dirs[0] == '\0')
-		return;
-
-	real = realpath(path, NULL);
-	if (real == NULL)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\" for reading: %m", path)));
-
+	if (!allowed_dirs_set())
+		return true;
 	dirs = pstrdup(csvpipe_allowed_dirs);
 	if (!SplitDirectoriesString(dirs, ',', &dirlist))
 		ereport(ERROR,
@@ -128,69 +193,310 @@ csv_check_read_access(const char *path, char **canonical_path)
 		if (allowed)
 			break;
 	}
+	list_free_deep(dirlist);
+	pfree(dirs);
+	return allowed;
+}
 
-	if (!allowed)
-	{
-		char	   *copy = pstrdup(real);
-
-		free(real);
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("file \"%s\" is outside csvpipe.allowed_dirs", path),
-				 errdetail("Its canonical path is \"%s\"; csvpipe.allowed_dirs is \"%s\".",
-						   copy, csvpipe_allowed_dirs)));
-	}
-	if (canonical_path)
-		*canonical_path = pstrdup(real);
-	free(real);
+/*
+ * The one error for a path outside csvpipe.allowed_dirs, whether it exists,
+ * is a directory, a glob or unreadable: it names the path as given and
+ * nothing the server found out about it.
+ */
+static void
+report_outside(const char *path)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("file \"%s\" is outside csvpipe.allowed_dirs", path),
+			 errdetail("csvpipe reads only files under csvpipe.allowed_dirs (\"%s\").",
+					   csvpipe_allowed_dirs)));
 }
 
 static void
-check_regular_file(const char *path, struct stat *st)
+check_privilege(const char *path)
+{
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read file \"%s\"", path),
+				 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may read server files with csvpipe."),
+				 errhint("A superuser can run GRANT pg_read_server_files TO <role>.")));
+}
+
+/*
+ * The canonical path of "path" (palloc'd), or NULL with errno set when it
+ * cannot be resolved.  *inside: whether the path is under
+ * csvpipe.allowed_dirs.  For a path that does not resolve, that is decided
+ * on its deepest ancestor that does, so that a missing file outside the
+ * directories looks exactly like an existing one.
+ */
+static char *
+resolve_path(const char *path, bool *inside)
+{
+	char	   *real = realpath(path, NULL);
+	char	   *copy;
+	char	   *result;
+	int			save_errno;
+
+	if (real != NULL)
+	{
+		result = pstrdup(real);
+		free(real);
+		*inside = csv_path_is_allowed(result);
+		return result;
+	}
+	save_errno = errno;
+	*inside = true;
+	if (allowed_dirs_set())
+	{
+		copy = pstrdup(path);
+		*inside = false;
+		for (;;)
+		{
+			char	   *slash = strrchr(copy, '/');
+			char	   *anc;
+
+			if (slash == NULL)
+				anc = realpath(".", NULL);	/* a relative path's base */
+			else
+			{
+				if (slash == copy)
+					slash[1] = '\0';	/* "/" */
+				else
+					*slash = '\0';
+				anc = realpath(copy, NULL);
+			}
+			if (anc != NULL)
+			{
+				*inside = csv_path_is_allowed(anc);
+				free(anc);
+				break;
+			}
+			if (slash == NULL || slash == copy)
+				break;
+		}
+		pfree(copy);
+	}
+	errno = save_errno;
+	return NULL;
+}
+
+/*
+ * Is path (which need not exist) inside csvpipe.allowed_dirs, decided as
+ * csv_open_file() decides it?  For a glob's fixed directory part.
+ */
+bool
+csv_path_inside(const char *path)
+{
+	bool		inside;
+	char	   *real = resolve_path(path, &inside);
+
+	if (real)
+		pfree(real);
+	return inside;
+}
+
+/*
+ * Privileges and csvpipe.allowed_dirs for a path that is not opened.  Returns the canonical path when it
+ * resolves, else NULL.
+ */
+char *
+csv_check_read_access(const char *path)
+{
+	bool		inside;
+	char	   *real;
+
+	check_privilege(path);
+	real = resolve_path(path, &inside);
+	if (!inside)
+		report_outside(path);
+	return real;
+}
+
+#ifdef O_PATH
+#define DIR_WALK_FLAGS	(O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+#else
+#define DIR_WALK_FLAGS	(O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+#endif
+
+/*
+ * Open the canonical path "real" one component at a time, following no
+ * symbolic link: every directory on the way and the file itself are the
+ * ones "real" names, so a link swapped in after the path was resolved and
+ * checked makes the open fail (ELOOP) instead of leading elsewhere.  A
+ * non-regular file is refused before it is opened (opening a FIFO or a
+ * device can block or act).  Returns the fd, or -1 with errno set, or -2
+ * when the file is not a regular file (*st says what it is).
+ */
+static int
+open_nofollow(const char *real, struct stat *st)
+{
+	char	   *copy = pstrdup(real);
+	char	   *comp = copy + 1;
+	char	   *slash;
+	int			dfd;
+	int			fd;
+	int			save_errno;
+
+	Assert(real[0] == '/');
+	dfd = open("/", DIR_WALK_FLAGS & ~O_NOFOLLOW);
+	if (dfd < 0)
+		return -1;
+	while ((slash = strchr(comp, '/')) != NULL)
+	{
+		int			nfd;
+
+		*slash = '\0';
+		nfd = openat(dfd, comp, DIR_WALK_FLAGS);
+		save_errno = errno;
+		close(dfd);
+		if (nfd < 0)
+		{
+			errno = save_errno;
+			return -1;
+		}
+		dfd = nfd;
+		comp = slash + 1;
+	}
+	if (*comp == '\0')			/* "/" itself */
+	{
+		if (fstat(dfd, st) != 0)
+			memset(st, 0, sizeof(*st));
+		st->st_mode = S_IFDIR;
+		close(dfd);
+		return -2;
+	}
+	if (fstatat(dfd, comp, st, AT_SYMLINK_NOFOLLOW) != 0)
+	{
+		save_errno = errno;
+		close(dfd);
+		errno = save_errno;
+		return -1;
+	}
+	if (!S_ISREG(st->st_mode))
+	{
+		close(dfd);
+		return -2;
+	}
+	ReserveExternalFD();
+	fd = openat(dfd, comp, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | PG_BINARY);
+	save_errno = errno;
+	close(dfd);
+	if (fd < 0)
+	{
+		ReleaseExternalFD();
+		errno = save_errno;
+		return -1;
+	}
+	pfree(copy);
+	return fd;
+}
+
+static void
+report_not_regular(const char *path, struct stat *st)
 {
 	if (S_ISDIR(st->st_mode))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is a directory", path)));
-	if (!S_ISREG(st->st_mode))
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("\"%s\" is not a regular file", path),
-				 errdetail("csvpipe reads regular files only, not FIFOs, sockets or devices.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+			 errmsg("\"%s\" is not a regular file", path),
+			 errdetail("csvpipe reads regular files only, not FIFOs, sockets or devices.")));
 }
 
 /*
- * Open a server file for reading after every check: privileges,
- * csvpipe.allowed_dirs, regular file.  Returns the fd (closed at transaction
- * end if the caller does not) and its stat.
+ * Open a server file for reading after every check, in this order:
+ * privileges; csvpipe.allowed_dirs on the canonical path (a path outside
+ * gets one error that says nothing else about it); then the open itself,
+ * which follows no symbolic link (see open_nofollow), so the file opened is
+ * the one checked; then fstat of what was opened (a regular file).
+ *
+ * Returns the fd with its fstat in *st and, if canonical is not NULL, the
+ * canonical path.  The fd belongs to CurrentMemoryContext (see CheckedFile);
+ * close it with csv_close_file().  With CSV_OPEN_QUIET every failure but
+ * the privilege check returns -1 instead of an error.
  */
 int
-csv_open_checked(const char *path, struct stat *st)
+csv_open_file(const char *path, int flags, struct stat *st, char **canonical)
 {
-	struct stat pst;
+	bool		quiet = (flags & CSV_OPEN_QUIET) != 0;
+	bool		inside;
+	char	   *real;
 	int			fd;
 
-	csv_check_read_access(path, NULL);
-
-	/* stat before open: opening a FIFO would block */
-	if (stat(path, &pst) != 0)
+	if (canonical)
+		*canonical = NULL;
+	check_privilege(path);
+	real = resolve_path(path, &inside);
+	if (!inside)
+	{
+		if (quiet)
+			return -1;
+		report_outside(path);
+	}
+	if (real == NULL)
+	{
+		if (quiet)
+			return -1;
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\" for reading: %m", path)));
-	check_regular_file(path, &pst);
-
-	fd = OpenTransientFile(path, O_RDONLY | O_NONBLOCK | PG_BINARY);
+	}
+	fd = open_nofollow(real, st);
+	if (fd == -2)
+	{
+		if (quiet)
+			return -1;
+		report_not_regular(path, st);
+	}
 	if (fd < 0)
+	{
+		if (quiet)
+			return -1;
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\" for reading: %m", path)));
-	/* the path may have been swapped between stat and open */
+	}
+	checked_file_track(fd);
 	if (fstat(fd, st) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not stat file \"%s\": %m", path)));
-	check_regular_file(path, st);
+	if (!S_ISREG(st->st_mode))
+	{
+		csv_close_file(fd);
+		if (quiet)
+			return -1;
+		report_not_regular(path, st);
+	}
+	if (canonical)
+		*canonical = real;
+	else
+		pfree(real);
 	return fd;
+}
+
+int
+csv_open_checked(const char *path, struct stat *st)
+{
+	return csv_open_file(path, 0, st, NULL);
+}
+
+/*
+ * The identity of a server file, with every check of csv_open_file(): it is
+ * opened, fstat'ed and closed.  False (quiet only) when it cannot be.
+ */
+bool
+csv_stat_file(const char *path, int flags, struct stat *st, char **canonical)
+{
+	int			fd = csv_open_file(path, flags, st, canonical);
+
+	if (fd < 0)
+		return false;
+	csv_close_file(fd);
+	return true;
 }
 
 CsvReader *
@@ -360,6 +666,7 @@ csv_file_id(const struct stat *st, CsvFileId *id)
 	id->dev = (int64) st->st_dev;
 	id->ino = (int64) st->st_ino;
 	id->mtime_ns = (int64) st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	id->ctime_ns = (int64) st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
 }
 
 bool
@@ -411,16 +718,19 @@ csv_check_file_unchanged(int fd, const char *path, const CsvFileId *at_open,
 						   (long long) at_open->size, (long long) now.size)));
 }
 
-/* Resuming a job: path must hold the file the job started on */
+/*
+ * Resuming a job: path must hold the file the job started on.  Checked as a
+ * read is (privileges, csvpipe.allowed_dirs, open), so that resuming says
+ * nothing about a file the caller may not read.
+ */
 void
 csv_check_job_file(const char *path, int64 job_id, const CsvFileId *recorded)
 {
 	CsvFileId	now;
+	struct stat st;
 
-	if (!csv_file_id_of_path(path, &now))
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not stat file \"%s\": %m", path)));
+	(void) csv_stat_file(path, 0, &st, NULL);
+	csv_file_id(&st, &now);
 	if (!csv_file_id_equal(&now, recorded))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -540,7 +850,7 @@ csv_reader_close(CsvReader *r)
 {
 	if (r->fd >= 0)
 	{
-		CloseTransientFile(r->fd);
+		csv_close_file(r->fd);
 		r->fd = -1;
 	}
 	if (r->tok)
