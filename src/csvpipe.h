@@ -138,7 +138,6 @@ typedef struct CsvFileId
 /* csv_open_file() flags */
 #define CSV_OPEN_QUIET		0x01	/* -1 instead of file errors */
 
-extern char *csv_check_read_access(const char *path);
 extern bool csv_path_is_allowed(const char *real);
 extern bool csv_path_inside(const char *path);
 extern int	csv_open_file(const char *path, int flags, struct stat *st,

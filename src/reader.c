@@ -297,23 +297,6 @@ csv_path_inside(const char *path)
 	return inside;
 }
 
-/*
- * Privileges and csvpipe.allowed_dirs for a path that is not opened.  Returns the canonical path when it
- * resolves, else NULL.
- */
-char *
-csv_check_read_access(const char *path)
-{
-	bool		inside;
-	char	   *real;
-
-	check_privilege(path);
-	real = resolve_path(path, &inside);
-	if (!inside)
-		report_outside(path);
-	return real;
-}
-
 #ifdef O_PATH
 #define DIR_WALK_FLAGS	(O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 #else
