@@ -189,6 +189,22 @@ REVOKE ALL ON csvpipe.job, csvpipe.chunks, csvpipe.rejected FROM PUBLIC;
 -- querying role, not as the view's owner.  security_barrier: a caller's
 -- functions in WHERE see only what the view returns.
 
+-- No statistics on what the views hide: the planner would use them for a
+-- caller's condition pushed into a view (a leakproof operator such as
+-- text = text is), and EXPLAIN's row estimate would tell whether a value is
+-- common in rows the caller may not see.  ANALYZE (which the database owner
+-- may run too) collects nothing on these columns.
+ALTER TABLE csvpipe.rejected
+    ALTER COLUMN chunk_no SET STATISTICS 0, ALTER COLUMN line_no SET STATISTICS 0,
+    ALTER COLUMN byte_offset SET STATISTICS 0, ALTER COLUMN raw_record SET STATISTICS 0,
+    ALTER COLUMN column_name SET STATISTICS 0, ALTER COLUMN message SET STATISTICS 0,
+    ALTER COLUMN sqlstate SET STATISTICS 0, ALTER COLUMN detail SET STATISTICS 0,
+    ALTER COLUMN logged_at SET STATISTICS 0;
+ALTER TABLE csvpipe.job
+    ALTER COLUMN path SET STATISTICS 0, ALTER COLUMN error SET STATISTICS 0,
+    ALTER COLUMN options SET STATISTICS 0, ALTER COLUMN rows_loaded SET STATISTICS 0,
+    ALTER COLUMN rows_rejected SET STATISTICS 0, ALTER COLUMN bytes SET STATISTICS 0;
+
 -- rejected rows, with their job's file and target
 CREATE VIEW csvpipe.errors WITH (security_barrier) AS
 SELECT r.job_id, r.chunk_no, r.line_no, r.byte_offset, r.raw_record, r.column_name,

@@ -175,6 +175,29 @@ is($out, "0\n3", 'nobody: no rejected row; its function ran over every job');
 is(scalar(() = $err =~ /WARNING:  seen: <NULL>$/mg), 3 * 6, '... and saw NULL in every hidden column');
 unlike($err, qr/s3cr3t|one\.csv|two\.csv|three\.csv|delimiter|seen: [^<]/, '... none of the hidden values');
 
+# the planner's statistics: a condition on a view column pushed into the
+# view (text = text is leakproof) is estimated from the table's statistics;
+# EXPLAIN must not tell a value common in hidden rows from a value absent.
+# The database owner may ANALYZE csvpipe's tables itself.
+sql(q{INSERT INTO csvpipe.rejected (job_id, line_no, raw_record, column_name, message, sqlstate, detail)
+  SELECT j, g, CASE WHEN g % 3 = 0 THEN 'TOPSECRET-42' ELSE 'r' || g END,
+         CASE WHEN g % 3 = 0 THEN 'secretcol' END, 'm',
+         CASE WHEN g % 3 = 0 THEN '23514' ELSE '22P02' END, 'd'
+    FROM (SELECT max(job_id) j FROM csvpipe.job WHERE submitted_by = 'loader2'::regrole) s,
+         generate_series(1000, 3999) g});
+is((as('dbowner', 'ANALYZE csvpipe.rejected; ANALYZE csvpipe.job'))[1], '', 'the database owner analyzes csvpipe.rejected and csvpipe.job');
+for my $probe ([ 'raw_record', 'TOPSECRET-42', 'r1001' ], [ 'column_name', 'secretcol', 'othercol' ],
+	[ 'path', "$dir/two.csv", "$dir/none.csv" ], [ 'sqlstate', '23514', '23505' ])
+{
+	my ($col, $common, $absent) = @$probe;
+	my @est = map {
+		my ($plan) = as('loader1', "EXPLAIN SELECT * FROM csvpipe.errors WHERE $col = '$_'");
+		$plan =~ /rows=(\d+)/ ? $1 : 'none';
+	} ($common, $absent);
+	is($est[0], $est[1], "loader1: EXPLAIN estimates errors.$col = <common in loader2's rows> as an absent value ($est[0], $est[1])");
+}
+sql("DELETE FROM csvpipe.rejected WHERE line_no >= 1000");
+
 # csvpipe.wait returns a job's state to anyone: the state is in csvpipe.jobs
 # for everyone too
 is((as('nobody', "SELECT csvpipe.wait($j1)"))[0], 'done', 'wait: the state of another role\'s job (public, as in csvpipe.jobs)');
