@@ -334,6 +334,14 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		}
 		PG_END_TRY();
 
+		/*
+		 * Every part is prepared (atomic) or every chunk committed (chunked):
+		 * the load commits.  A cancel from here on must not turn it into an
+		 * error -- a client retrying after an error would load twice -- so
+		 * interrupts are held through the commit, and a cancel that came
+		 * meanwhile is dropped: it came too late, the statement succeeded.
+		 */
+		HOLD_INTERRUPTS();
 		rows = csv_leader_rows(L);
 		rejected = csv_leader_rejected(L);
 		bytes = csv_leader_bytes(L);
@@ -347,6 +355,8 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		args.bytes = bytes;
 		csv_progress_phase("committing");
 		finish_job(&args, true);
+		QueryCancelPending = false;
+		RESUME_INTERRUPTS();
 	}
 
 	error_context_stack = errcallback.previous;

@@ -308,9 +308,17 @@ try_insert(WorkerState *ws, int lo, int hi, int64 *inserted)
 	return edata;
 }
 
+/*
+ * Capture a bad row.  Only the row's own errors may be captured: a
+ * transient error (lock timeout, deadlock, serialization failure) or a
+ * cancel, shutdown or resource error caught on the way is raised again, for
+ * the chunk's retry logic (or the leader) to handle.
+ */
 static void
 reject(WorkerState *ws, int64 line_no, int64 offset, int64 length, ErrorData *edata)
 {
+	if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
+		ReThrowError(edata);
 	csv_reject_row(ws->shared, ws->cur_hdr->chunk_no, line_no,
 				   ws->cur_hdr->start_offset + offset, ws->cur_data + offset, length,
 				   ws->errpos.column, edata);
@@ -369,6 +377,29 @@ flush_batch(WorkerState *ws)
 }
 
 /*
+ * A converted row into the batch.  flush_batch() empties it at
+ * CSV_SKIP_BATCH rows; a full batch here means a flush was skipped (an
+ * error escaped between the insert and the reset), and writing past the
+ * array would corrupt memory, so it is an internal error.
+ */
+static void
+batch_append(WorkerState *ws, Datum *values, bool *nulls, int64 line_no,
+			 int64 offset, int64 length)
+{
+	BatchRow   *r;
+
+	if (ws->nbatch < 0 || ws->nbatch >= CSV_SKIP_BATCH)
+		elog(ERROR, "csvpipe worker %d: skip-mode batch overflow (%d rows)",
+			 ws->worker_no, ws->nbatch);
+	r = &ws->batch[ws->nbatch++];
+	r->values = values;
+	r->nulls = nulls;
+	r->line_no = line_no;
+	r->offset = offset;
+	r->length = length;
+}
+
+/*
  * One raw record of a skip-mode chunk: to the server encoding, tokenized,
  * converted into the batch -- or rejected.
  */
@@ -422,15 +453,7 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 	if (edata != NULL)
 		reject(ws, line_no, offset, length, edata);
 	else if (have)
-	{
-		BatchRow   *r = &ws->batch[ws->nbatch++];
-
-		r->values = values;
-		r->nulls = nulls;
-		r->line_no = line_no;
-		r->offset = offset;
-		r->length = length;
-	}
+		batch_append(ws, values, nulls, line_no, offset, length);
 	/* a CR-only line end can hide more records in the same "line": drop them */
 	while (have && csv_tokenizer_next(ws->rec_tok, &rec))
 		;
@@ -457,15 +480,7 @@ skip_add_record(WorkerState *ws, CsvRecord *rec, int64 offset, int64 length)
 	if (edata != NULL)
 		reject(ws, rec->line_no, offset, length, edata);
 	else
-	{
-		BatchRow   *r = &ws->batch[ws->nbatch++];
-
-		r->values = values;
-		r->nulls = nulls;
-		r->line_no = rec->line_no;
-		r->offset = offset;
-		r->length = length;
-	}
+		batch_append(ws, values, nulls, rec->line_no, offset, length);
 	MemoryContextSwitchTo(oldcxt);
 	if (ws->nbatch >= CSV_SKIP_BATCH)
 		flush_batch(ws);
@@ -539,6 +554,7 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	MemoryContext oldcxt = MemoryContextSwitchTo(ws->chunk_cxt);
 	SkipRecords recs;
 	volatile int idx = 0;		/* advanced inside PG_TRY, read after */
+	volatile bool tokenizing = false;	/* in libcsv, not in skip_add_record */
 	int64		bad_at = -1;	/* offset of the next invalid byte (length: none) */
 
 	ws->cur_hdr = hdr;
@@ -578,6 +594,7 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 			sdata = csv_buffer_to_server(&ws->dialect, data + seg_start, seg_end - seg_start,
 										 &slen, &ws->errpos, recs.line[first]);
 			tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, recs.line[first]);
+			tokenizing = true;
 			PG_TRY();
 			{
 				for (int64 off = 0; off < slen; off += WORKER_FEED_SIZE)
@@ -587,7 +604,10 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 					{
 						if (rec.line_no != recs.line[idx])
 							elog(ERROR, "csvpipe: tokenizer and splitter disagree");
+						/* converting and inserting: not libcsv's errors */
+						tokenizing = false;
 						skip_add_record(ws, &rec, recs.off[idx], recs.len[idx]);
+						tokenizing = true;
 						idx++;
 					}
 				}
@@ -595,6 +615,15 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 			}
 			PG_CATCH();
 			{
+				/*
+				 * Only a malformed record may be caught here, without a
+				 * subtransaction: an error of skip_add_record() comes from a
+				 * batch insert (a lock timeout, a deadlock, a lost worker,
+				 * already retried) or a cancel, and goes to the chunk's retry
+				 * logic, which rolls the chunk back.
+				 */
+				if (!tokenizing)
+					PG_RE_THROW();
 				edata = csv_catch_error(ws->err_cxt, ws->chunk_cxt);
 			}
 			PG_END_TRY();
