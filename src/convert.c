@@ -195,6 +195,8 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
 {
 	CsvErrorPosition *errpos = conv->errpos;
 
+	if (rec->bad)
+		csv_record_raise_bad(rec, errpos);
 	errpos->line_no = rec->line_no;
 	if (rec->nfields != conv->natts)
 	{
@@ -238,13 +240,16 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
  * Allocations go to the caller's current memory context.
  */
 void
-csv_text_row(const CsvDialect *dialect, CsvRecord *rec, Datum *values, bool *nulls)
+csv_text_row(const CsvDialect *dialect, CsvRecord *rec, Datum *values, bool *nulls,
+			 CsvErrorPosition *errpos)
 {
 	Datum	   *elems = palloc(sizeof(Datum) * Max(rec->nfields, 1));
 	bool	   *elemnulls = palloc(sizeof(bool) * Max(rec->nfields, 1));
 	int			dims[1];
 	int			lbs[1] = {1};
 
+	if (rec->bad)
+		csv_record_raise_bad(rec, errpos);
 	for (int i = 0; i < rec->nfields; i++)
 	{
 		int			len = rec->lengths[i];
@@ -306,6 +311,21 @@ csv_converter_row_catch(CsvConverter *conv, CsvRecord *rec, Datum *values,
 	}
 	PG_END_TRY();
 	return edata;
+}
+
+/*
+ * on_error => 'skip' for read_text: a bad record is skipped and reported as
+ * csv_converter_row_or_skip reports a row.
+ */
+void
+csv_record_skip_notice(CsvErrorPosition *errpos, CsvRecord *rec, int64 *nskipped)
+{
+	(*nskipped)++;
+	if (*nskipped <= 10)
+		ereport(NOTICE,
+				(errmsg("%s: skipped line " INT64_FORMAT ": %s",
+						errpos->funcname, rec->line_no, rec->bad->message),
+				 *nskipped == 10 ? errdetail("Further skipped lines are only counted.") : 0));
 }
 
 /*
