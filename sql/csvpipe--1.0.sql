@@ -146,13 +146,35 @@ CREATE TABLE csvpipe.rejected (
 );
 CREATE INDEX ON csvpipe.rejected (job_id, line_no);
 
+-- Who sees what (README, "Who sees what").  The tables above are readable
+-- only by their owner; users read the views below, which run with the
+-- owner's privileges and show every row to everyone, but the columns that
+-- carry a file's name, contents, options or error text only to roles with
+-- the privileges of the submitting role (has_privs_of_role, so superusers
+-- too) and to members of pg_read_all_stats (hence pg_monitor), as
+-- pg_stat_activity does with its query column.  pg_has_role() runs as the
+-- querying role, not as the view's owner.  security_barrier: a caller's
+-- functions in WHERE see only what the view returns.
+
 -- rejected rows, with their job's file and target
-CREATE VIEW csvpipe.errors AS
-SELECT r.job_id, r.chunk_no, r.line_no, r.byte_offset, r.raw_record, r.column_name,
-       r.message, r.sqlstate, r.detail, r.logged_at, j.path, j.target::regclass AS target
+CREATE VIEW csvpipe.errors WITH (security_barrier) AS
+SELECT r.job_id, r.chunk_no, r.line_no, r.byte_offset,
+       CASE WHEN v.visible THEN r.raw_record END AS raw_record,
+       CASE WHEN v.visible THEN r.column_name END AS column_name,
+       CASE WHEN v.visible THEN r.message END AS message,
+       r.sqlstate,
+       CASE WHEN v.visible THEN r.detail END AS detail,
+       r.logged_at,
+       CASE WHEN v.visible THEN j.path END AS path,
+       j.target::pg_catalog.regclass AS target
   FROM csvpipe.rejected r
-  LEFT JOIN csvpipe.job j ON j.job_id = r.job_id;
+  LEFT JOIN csvpipe.job j ON j.job_id OPERATOR(pg_catalog.=) r.job_id
+ CROSS JOIN LATERAL (SELECT coalesce(pg_catalog.pg_has_role(j.submitted_by, 'USAGE'), false)
+                            OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE') AS visible) v;
 GRANT SELECT ON csvpipe.errors TO PUBLIC;
+
+COMMENT ON VIEW csvpipe.errors
+IS 'rows rejected by loads with on_error => ''skip''; raw_record, column_name, message, detail and path only for jobs of roles whose privileges you have (all for pg_read_all_stats)';
 
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.job', '');
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.chunks', '');
@@ -197,6 +219,9 @@ SELECT p.job_id, p.pid, p.datid, d.datname, p.kind, p.phase,
  CROSS JOIN LATERAL (SELECT extract(epoch FROM clock_timestamp() - p.started_at)::float8 AS secs) e;
 GRANT SELECT ON csvpipe.progress TO PUBLIC;
 
+COMMENT ON VIEW csvpipe.progress
+IS 'one row per load under way, in any database; counters only (no path, option or file data), so visible to all';
+
 CREATE VIEW csvpipe.workers AS
 SELECT w.pid, w.kind, w.job_id, w.chunk_no, w.state, w.rows, w.last_heartbeat,
        w.started_at, w.leader_pid, w.datid
@@ -204,26 +229,43 @@ SELECT w.pid, w.kind, w.job_id, w.chunk_no, w.state, w.rows, w.last_heartbeat,
  WHERE w.kind <> 'leader';
 GRANT SELECT ON csvpipe.workers TO PUBLIC;
 
--- every job, with live counters while it runs
-CREATE VIEW csvpipe.jobs AS
-SELECT j.job_id, j.path, j.target::regclass AS target, j.state, j.priority,
+COMMENT ON VIEW csvpipe.workers
+IS 'one row per csvpipe process, in any database; process state and counters only (no path, option or file data), so visible to all';
+
+-- every job, with live counters while it runs (job ids are per database,
+-- status slots of every database: match the slot's database too)
+CREATE VIEW csvpipe.jobs WITH (security_barrier) AS
+SELECT j.job_id,
+       CASE WHEN v.visible THEN j.path END AS path,
+       j.target::pg_catalog.regclass AS target, j.state, j.priority,
        j.submitted_at, j.started_at, j.finished_at,
        CASE WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_done
             ELSE j.rows_loaded END AS rows_loaded,
        CASE WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_rejected
             ELSE j.rows_rejected END AS rows_rejected,
-       j.retries, j.error,
-       j.submitted_by::regrole AS submitted_by, j.atomic, j.workers,
+       j.retries,
+       CASE WHEN v.visible THEN j.error END AS error,
+       j.submitted_by::pg_catalog.regrole AS submitted_by, j.atomic, j.workers,
        CASE WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.bytes_done
             ELSE j.bytes END AS bytes,
-       j.decision, j.origin, j.options, j.leader_pid,
+       j.decision, j.origin,
+       CASE WHEN v.visible THEN j.options END AS options,
+       j.leader_pid,
        j.state = 'running' AND p.job_id IS NULL
          AND (j.leader_pid IS NOT NULL OR j.origin = 'load')
          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = j.leader_pid)
          AS leader_gone
   FROM csvpipe.job j
-  LEFT JOIN csvpipe.progress_1_0() p ON p.job_id = j.job_id;
+  LEFT JOIN csvpipe.progress_1_0() p
+    ON p.job_id = j.job_id
+   AND p.datid = (SELECT d.oid FROM pg_catalog.pg_database d
+                   WHERE d.datname = pg_catalog.current_database())
+ CROSS JOIN LATERAL (SELECT coalesce(pg_catalog.pg_has_role(j.submitted_by, 'USAGE'), false)
+                            OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE') AS visible) v;
 GRANT SELECT ON csvpipe.jobs TO PUBLIC;
+
+COMMENT ON VIEW csvpipe.jobs
+IS 'every load job with live counters; path, error and options only for jobs of roles whose privileges you have (all for pg_read_all_stats)';
 
 -- (a type, not OUT parameters: "workers" is both an option and a result)
 CREATE TYPE csvpipe.load_result AS (

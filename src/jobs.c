@@ -38,6 +38,7 @@
  *-------------------------------------------------------------------------
  */
 #include "jobs.h"
+#include "load.h"
 #include "parallel.h"
 #include "progress.h"
 #include "run.h"
@@ -224,34 +225,6 @@ check_job_owner(int64 job_id, Oid submitted_by, const char *action)
 
 /* ---- csvpipe.submit ---- */
 
-/* Needs INSERT on the table, or on each listed column */
-static void
-check_insert_privilege(Oid relid, List *attnames)
-{
-	Oid			userid = GetUserId();
-	ListCell   *lc;
-
-	if (pg_class_aclcheck(relid, userid, ACL_INSERT) == ACLCHECK_OK)
-		return;
-	if (attnames != NIL)
-	{
-		bool		ok = true;
-
-		foreach(lc, attnames)
-		{
-			AttrNumber	attnum = get_attnum(relid, (char *) lfirst(lc));
-
-			if (attnum == InvalidAttrNumber ||
-				pg_attribute_aclcheck(relid, attnum, userid, ACL_INSERT) != ACLCHECK_OK)
-				ok = false;
-		}
-		if (ok)
-			return;
-	}
-	aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(relid)),
-				   get_rel_name(relid));
-}
-
 /*
  * The files a path or glob names, sorted.  A path without glob
  * metacharacters names one file, which must exist.
@@ -328,7 +301,7 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 				 errhint("A superuser can run GRANT pg_read_server_files TO <role>.")));
 	if (!PG_ARGISNULL(SUBMIT_ARG_COLUMNS))
 		req.attnames = csv_column_list(PG_GETARG_ARRAYTYPE_P(SUBMIT_ARG_COLUMNS));
-	check_insert_privilege(req.relid, req.attnames);
+	csv_load_check_privileges(req.relid, req.attnames);	/* as COPY */
 
 	/*
 	 * The options: validated now and stored resolved (as csvpipe.load records
@@ -600,6 +573,10 @@ csvpipe_cancel(PG_FUNCTION_ARGS)
  * csvpipe.wait(job, timeout DEFAULT NULL): sleep until the job is done,
  * failed or cancelled, and return that state; after timeout, return the
  * state it is in.
+ *
+ * Each poll (a bookkeeping query, the job's row copied out) allocates in a
+ * context of its own, reset before the next poll, so a long wait runs in
+ * constant memory; only the result is made in the caller's context.
  */
 Datum
 csvpipe_wait(PG_FUNCTION_ARGS)
@@ -608,6 +585,9 @@ csvpipe_wait(PG_FUNCTION_ARGS)
 	TimestampTz deadline = 0;
 	TimestampTz gone_since = 0;
 	long		sleep_ms = 10;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext pollcxt;
+	char	   *result = NULL;
 
 	require_preload("csvpipe.wait");
 	if (PG_ARGISNULL(0))
@@ -628,16 +608,24 @@ csvpipe_wait(PG_FUNCTION_ARGS)
 		deadline = GetCurrentTimestamp() + Max(usecs, 0);
 	}
 
+	pollcxt = AllocSetContextCreate(caller, "csvpipe wait poll",
+									ALLOCSET_SMALL_SIZES);
 	for (;;)
 	{
 		JobRow		row;
 		long		wait_ms = sleep_ms;
 
 		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(pollcxt);
+		MemoryContextSwitchTo(pollcxt);
 		if (!fetch_job(job_id, false, &row))
 			job_not_found(job_id);
+		MemoryContextSwitchTo(caller);
 		if (state_is_final(row.state))
-			PG_RETURN_TEXT_P(cstring_to_text(row.state));
+		{
+			result = row.state;
+			break;
+		}
 
 		/*
 		 * A csvpipe.load job whose session died stays 'running' for good (the
@@ -670,13 +658,23 @@ csvpipe_wait(PG_FUNCTION_ARGS)
 			TimestampTz now = GetCurrentTimestamp();
 
 			if (now >= deadline)
-				PG_RETURN_TEXT_P(cstring_to_text(row.state));
+			{
+				result = row.state;
+				break;
+			}
 			wait_ms = Min(wait_ms, (deadline - now) / 1000 + 1);
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 wait_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		sleep_ms = Min(sleep_ms * 2, 200);
+	}
+	/* row.state lives in pollcxt: copy it out before freeing that */
+	{
+		text	   *state = cstring_to_text(result);
+
+		MemoryContextDelete(pollcxt);
+		PG_RETURN_TEXT_P(state);
 	}
 }
 

@@ -67,10 +67,9 @@ PG_FUNCTION_INFO_V1(csvpipe_load);
  * caller holds.
  */
 static void
-check_load_target(Oid relid)
+check_load_target(Oid relid, List *attnames)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
-	AclResult	aclresult;
 
 	if (rel->rd_createSubid != InvalidSubTransactionId ||
 		rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId)
@@ -86,10 +85,8 @@ check_load_target(Oid relid)
 				 errmsg("this transaction holds a lock on \"%s\" that would block csvpipe's workers",
 						RelationGetRelationName(rel)),
 				 errhint("Commit the transaction first, or load with workers => 0.")));
-	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_INSERT);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, get_relkind_objtype(rel->rd_rel->relkind),
-					   RelationGetRelationName(rel));
+	/* as COPY: INSERT on the table or on each target column */
+	csv_load_check_privileges(relid, attnames);
 	table_close(rel, NoLock);
 }
 
@@ -226,7 +223,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 
 	(void) csv_check_chunk_size(req->chunk_size);
 
-	check_load_target(req->relid);
+	check_load_target(req->relid, req->attnames);
 	if (req->job_id <= 0)
 		req->job_id = next_job_id();
 	csv_progress_load_begin(req->job_id, req->progress);
