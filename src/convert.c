@@ -314,18 +314,27 @@ csv_converter_row_catch(CsvConverter *conv, CsvRecord *rec, Datum *values,
 }
 
 /*
- * on_error => 'skip' for read_text: a bad record is skipped and reported as
- * csv_converter_row_or_skip reports a row.
+ * The NOTICE for the nth row a read skipped (on_error => 'skip'): the first
+ * 10 of the read are named, the rest only counted.  Parallel workers number
+ * them with a counter shared by the call, so the cap holds for the call.
  */
+void
+csv_skip_notice(CsvErrorPosition *errpos, int64 line_no, const char *message,
+				int64 nth)
+{
+	if (nth <= 10)
+		ereport(NOTICE,
+				(errmsg("%s: skipped line " INT64_FORMAT ": %s",
+						errpos->funcname, line_no, message),
+				 nth == 10 ? errdetail("Further skipped lines are only counted.") : 0));
+}
+
+/* on_error => 'skip' for read_text: a bad record is skipped and reported */
 void
 csv_record_skip_notice(CsvErrorPosition *errpos, CsvRecord *rec, int64 *nskipped)
 {
 	(*nskipped)++;
-	if (*nskipped <= 10)
-		ereport(NOTICE,
-				(errmsg("%s: skipped line " INT64_FORMAT ": %s",
-						errpos->funcname, rec->line_no, rec->bad->message),
-				 *nskipped == 10 ? errdetail("Further skipped lines are only counted.") : 0));
+	csv_skip_notice(errpos, rec->line_no, rec->bad->message, *nskipped);
 }
 
 /*
@@ -342,11 +351,7 @@ csv_converter_row_or_skip(CsvConverter *conv, CsvRecord *rec, Datum *values,
 	if (edata == NULL)
 		return true;
 	(*nskipped)++;
-	if (*nskipped <= 10)
-		ereport(NOTICE,
-				(errmsg("%s: skipped line " INT64_FORMAT ": %s",
-						conv->errpos->funcname, rec->line_no, edata->message),
-				 *nskipped == 10 ? errdetail("Further skipped lines are only counted.") : 0));
+	csv_skip_notice(conv->errpos, rec->line_no, edata->message, *nskipped);
 	conv->errpos->column = NULL;
 	conv->errpos->value = NULL;
 	return false;

@@ -235,6 +235,8 @@ extern void csv_text_row(const CsvDialect *dialect, CsvRecord *rec,
 						 Datum *values, bool *nulls, CsvErrorPosition *errpos);
 extern void csv_record_skip_notice(CsvErrorPosition *errpos, CsvRecord *rec,
 								   int64 *nskipped);
+extern void csv_skip_notice(CsvErrorPosition *errpos, int64 line_no,
+							const char *message, int64 nth);
 
 /* srf.c: one streaming read of a file, shared by the SRFs and the scan */
 typedef struct CsvReadState CsvReadState;

@@ -14,7 +14,8 @@
  *	  a doubled quote is data and a single quote closes it;
  *	- a quote anywhere else in an unquoted field, or any byte other than
  *	  the delimiter or a line end after a closing quote, makes the record
- *	  malformed: it then ends at the next line end, whatever quotes follow;
+ *	  malformed (the tokenizer's business); for the record's extent that
+ *	  quote or byte is data of an unquoted field;
  *	- a line end outside quotes ends a record.  A line end inside a quoted
  *	  field is data; an unterminated quoted field runs to the end of the file.
  *
@@ -47,7 +48,6 @@
 #define SP_UNQUOTED		1		/* inside an unquoted field */
 #define SP_QUOTED		2		/* inside a quoted field */
 #define SP_QUOTE_SEEN	3		/* a quote inside a quoted field: closes it, or doubled */
-#define SP_BAD			4		/* a malformed record: ends at the next line end */
 
 void
 csv_splitter_init(CsvSplitter *sp, const CsvDialect *dialect, char newline)
@@ -85,14 +85,12 @@ csv_dialect_splits_bytewise(const CsvDialect *dialect)
 static inline int
 step_unquoted(const CsvSplitter *sp, int st, unsigned char c)
 {
-	if (st == SP_BAD)
-		return SP_BAD;
 	if (c == (unsigned char) sp->delimiter)
 		return SP_FIELD_START;
 	if (c == '\r' || c == '\n')
 		return SP_FIELD_START;	/* the other line end: a record end to libcsv */
 	if (c == (unsigned char) sp->quote)
-		return st == SP_FIELD_START ? SP_QUOTED : SP_BAD;
+		return st == SP_FIELD_START ? SP_QUOTED : SP_UNQUOTED;
 	return SP_UNQUOTED;
 }
 
@@ -127,10 +125,8 @@ scan_multibyte(CsvSplitter *sp, const char *buf, int64 from, int64 to,
 			if (i + n == to && n < want_n)
 				sp->mb_skip = want_n - n;
 			i += n;
-			if (st == SP_FIELD_START)
+			if (st != SP_QUOTED)
 				st = SP_UNQUOTED;
-			else if (st == SP_QUOTE_SEEN)
-				st = SP_BAD;
 			continue;
 		}
 		i++;
@@ -149,12 +145,7 @@ scan_multibyte(CsvSplitter *sp, const char *buf, int64 from, int64 to,
 				st = SP_QUOTED;
 				continue;
 			}
-			if (c != (unsigned char) sp->delimiter && c != '\r' && c != '\n')
-			{
-				st = SP_BAD;
-				continue;
-			}
-			st = SP_UNQUOTED;
+			st = SP_UNQUOTED;	/* closed: c is outside quotes */
 		}
 		if (c == (unsigned char) sp->newline)
 		{
@@ -234,26 +225,7 @@ csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from, int64 to,
 				p++;
 				continue;
 			}
-			if (c != (unsigned char) sp->delimiter && c != '\r' && c != '\n')
-			{
-				st = SP_BAD;
-				p++;
-				continue;
-			}
 			st = SP_UNQUOTED;	/* closed; c is handled below */
-		}
-		if (st == SP_BAD)
-		{
-			/* quotes do not matter until the line end */
-			nl = memchr(p, sp->newline, end - p);
-			if (nl == NULL)
-				break;
-			line++;
-			p = nl + 1;
-			st = SP_FIELD_START;
-			if (p - buf >= want)
-				goto boundary;
-			continue;
 		}
 
 		/* outside quotes, up to the next quote: line ends are boundaries */
@@ -274,7 +246,7 @@ csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from, int64 to,
 			st = step_unquoted(sp, st, (unsigned char) stop[-1]);
 		if (q == NULL)
 			break;
-		/* a quote opens a field only at its start; elsewhere it is bad */
+		/* a quote opens a field only at its start; elsewhere it is data */
 		st = step_unquoted(sp, st, (unsigned char) *q);
 		p = q + 1;
 	}

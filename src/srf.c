@@ -169,6 +169,7 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 		if (rs->cache == NULL && used_columns != NULL)
 			csv_leader_set_sent_columns(rs->leader, used_columns);
 		csv_leader_pool(rs->leader)->shared->on_error_skip = rs->on_error_skip;
+		pg_atomic_init_u64(&csv_leader_pool(rs->leader)->shared->rejected_total, 0);
 		if (rs->conv && rs->dialect.header == CSV_HEADER_MATCH)
 			csv_converter_check_header(rs->conv, csv_leader_header(rs->leader));
 		if (csv_leader_launch(rs->leader) == 0)

@@ -24,10 +24,12 @@
  * Record boundaries and bad records (README "Record boundaries and bad
  * records"; splitter.c follows the same rules on raw bytes): libcsv runs in
  * strict mode, so a quote inside an unquoted field and text after a closing
- * quote are errors.  They are not raised here: the record is malformed
- * from that byte on and ends at the next line end (LF, CR or CRLF), quotes
- * or not; it is handed out in its place, in file order, with no fields and
- * a CsvBadRecord saying why, and libcsv starts afresh on the next line.
+ * quote are errors.  They are not raised here: the record is malformed,
+ * and its rest is scanned with the splitter's rules (such a quote is data;
+ * a quote at a field's start still opens a quoted field, which may span
+ * lines) up to its end, a line end (LF, CR or CRLF) outside quotes; it is
+ * handed out in its place, in file order, with no fields and a
+ * CsvBadRecord saying why, and libcsv starts afresh after it.
  * The consumer raises it (stop) or rejects that one record (skip).  The
  * same holds for a quoted field left open at the end of the input, and for
  * a record the caller marks bad (bytes invalid in the encoding).  Spaces
@@ -48,6 +50,13 @@
 #define RECORDS_INITIAL		256
 /* libcsv's parser states (libcsv.c), to tell strict errors apart */
 #define LIBCSV_FIELD_MIGHT_HAVE_ENDED 3
+
+/* skipping the rest of a malformed record, with splitter.c's rules */
+#define TS_OFF			0
+#define TS_FIELD_START	1
+#define TS_UNQUOTED		2
+#define TS_QUOTED		3
+#define TS_QUOTE_SEEN	4
 
 struct CsvTokenizer
 {
@@ -83,9 +92,9 @@ struct CsvTokenizer
 	int			bad_size;
 	MemoryContext bad_cxt;
 
-	/* the record being tokenized is bad: skip to its line end */
+	/* the record being tokenized is bad */
 	bool		row_bad;
-	bool		skip_to_eol;	/* libcsv is reset; bytes up to a line end are dropped */
+	int			skip_state;		/* TS_*: libcsv is reset, the record's rest is skipped */
 	CsvBadRecord row_bad_info;
 	int64		row_bad_line;	/* line the bad record starts on */
 
@@ -301,7 +310,7 @@ end_bad_row(CsvTokenizer *tok, int c)
 	tok->arena_used = tok->row_arena_start;
 	queue_record(tok, tok->row_bad_line, b, false);
 	tok->row_bad = false;
-	tok->skip_to_eol = false;
+	tok->skip_state = TS_OFF;
 	tok->pending_cr = (c == '\r');
 	if (c >= 0)
 		tok->cur_line++;
@@ -488,13 +497,63 @@ parse_error_row(CsvTokenizer *tok)
 					line, field);
 	/* the newlines of the partial field were not counted yet */
 	tok->cur_line = line;
-	/* libcsv starts afresh after the line end */
+	/* libcsv starts afresh after the record */
 	tok->parser.pstate = 0;		/* ROW_NOT_BEGUN */
 	tok->parser.quoted = 0;
 	tok->parser.spaces = 0;
 	tok->parser.entry_pos = 0;
 	tok->parser.status = 0;
-	tok->skip_to_eol = true;
+	/* past the offending byte, the field goes on unquoted */
+	tok->skip_state = TS_UNQUOTED;
+}
+
+/*
+ * The rest of a malformed record, from data[pos]: a quote opens a quoted
+ * field only at a field's start (and there, line ends are data); the record
+ * ends at a line end outside quotes.  Returns where the scan stopped.
+ */
+static size_t
+skip_bad_record(CsvTokenizer *tok, const char *data, size_t pos, size_t len)
+{
+	int			st = tok->skip_state;
+	unsigned char quote = (unsigned char) tok->dialect->quote;
+	unsigned char delim = (unsigned char) tok->dialect->delimiter;
+
+	for (size_t i = pos; i < len; i++)
+	{
+		unsigned char c = (unsigned char) data[i];
+
+		if (st == TS_QUOTED)
+		{
+			if (c == quote)
+				st = TS_QUOTE_SEEN;
+			else if (c == '\n')
+				tok->cur_line++;
+			continue;
+		}
+		if (st == TS_QUOTE_SEEN)
+		{
+			if (c == quote)
+			{
+				st = TS_QUOTED;
+				continue;
+			}
+			st = TS_UNQUOTED;	/* closed: c is outside quotes */
+		}
+		if (c == '\n' || c == '\r')
+		{
+			end_bad_row(tok, c);
+			return i + 1;
+		}
+		if (c == delim)
+			st = TS_FIELD_START;
+		else if (c == quote && st == TS_FIELD_START)
+			st = TS_QUOTED;
+		else
+			st = TS_UNQUOTED;
+	}
+	tok->skip_state = st;
+	return len;
 }
 
 /*
@@ -510,22 +569,17 @@ csv_tokenizer_feed(CsvTokenizer *tok, const char *data, size_t len)
 	active_tokenizer = tok;
 	while (pos < len)
 	{
-		if (tok->skip_to_eol)
+		if (tok->skip_state != TS_OFF)
 		{
-			const char *p = data + pos;
-			const char *end = data + len;
-
-			while (p < end && *p != '\n' && *p != '\r')
-				p++;
-			if (p == end)
-				break;			/* the line goes on in the next block */
-			pos = p - data + 1;
-			end_bad_row(tok, (unsigned char) *p);
+			pos = skip_bad_record(tok, data, pos, len);
 			continue;
 		}
 		pos += csv_parse(&tok->parser, data + pos, len - pos, field_cb, row_cb, tok);
 		if (pos < len)
+		{
 			parse_error_row(tok);
+			pos++;				/* the offending byte */
+		}
 	}
 	active_tokenizer = NULL;
 }
@@ -537,7 +591,7 @@ csv_tokenizer_finish(CsvTokenizer *tok)
 	int			rc;
 
 	compact(tok);
-	if (tok->skip_to_eol)
+	if (tok->skip_state != TS_OFF)
 	{
 		end_bad_row(tok, -1);
 		return;

@@ -179,23 +179,29 @@ handle_record(WorkerState *ws, CsvRecord *rec)
 	CHECK_FOR_INTERRUPTS();
 	MemoryContextReset(ws->row_cxt);
 	oldcxt = MemoryContextSwitchTo(ws->row_cxt);
-	if (ws->shared->text_mode && rec->bad && ws->shared->on_error_skip)
+	if (ws->shared->mode == CSV_MODE_READ && ws->shared->on_error_skip &&
+		(rec->bad || !ws->shared->text_mode))
 	{
-		csv_record_skip_notice(&ws->errpos, rec, &ws->rejected_in_chunk);
-		MemoryContextSwitchTo(oldcxt);
-		return;
-	}
-	if (ws->shared->text_mode)
-		csv_text_row(&ws->dialect, rec, ws->values, ws->nulls, &ws->errpos);
-	else if (ws->shared->mode == CSV_MODE_READ && ws->shared->on_error_skip)
-	{
-		if (!csv_converter_row_or_skip(ws->conv, rec, ws->values, ws->nulls,
-									   &ws->rejected_in_chunk))
+		/* a skipped row is NOTICEd by number in the whole call */
+		ErrorData  *edata = NULL;
+
+		if (!ws->shared->text_mode)
+			edata = csv_converter_row_catch(ws->conv, rec, ws->values, ws->nulls,
+											CurrentMemoryContext);
+		if (rec->bad || edata != NULL)
 		{
+			ws->rejected_in_chunk++;
+			csv_skip_notice(&ws->errpos, rec->line_no,
+							edata ? edata->message : rec->bad->message,
+							(int64) pg_atomic_add_fetch_u64(&ws->shared->rejected_total, 1));
+			ws->errpos.column = NULL;
+			ws->errpos.value = NULL;
 			MemoryContextSwitchTo(oldcxt);
 			return;
 		}
 	}
+	else if (ws->shared->text_mode)
+		csv_text_row(&ws->dialect, rec, ws->values, ws->nulls, &ws->errpos);
 	else
 		csv_converter_row(ws->conv, rec, ws->values, ws->nulls);
 	if (ws->shared->mode == CSV_MODE_READ)

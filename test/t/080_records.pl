@@ -150,26 +150,26 @@ for my $w (1, 2, 4)
 	}
 }
 
-# a malformed record spans the lines its quoted field really spans; the
-# line after it, an unterminated quote at the end of the file, are records
-# of their own
+# a malformed record spans the lines its quoted fields really span (a stray
+# quote is data, a quote at a field's start still opens a field); the line
+# after it is a record of its own; an unterminated quote runs to the end
 write_file("$dir/spans.csv",
-	qq{id,t\n1,a\n2,"two\nlines"x\n3,c\n4,"d"\n5,e"\n6,"f""g"\n7,"open\n8,never closed\n});
+	qq{id,t\n1,a\n2,"two\nlines"x\n3,c\n4,"d"\n5,e"\n6,"f""g"\n9,x"y,"multi\nline"\n10,k\n7,"open\n8,never closed\n});
 lsql("CREATE TABLE sp (id int, t text)");
 for my $w (1, 2)
 {
 	lsql("TRUNCATE sp");
 	my $job = lsql("SELECT job_id FROM csvpipe.load('$dir/spans.csv', 'sp', workers => $w, on_error => 'skip', chunk_size => 8)");
-	is(lsql("SELECT string_agg(id || '=' || t, ',' ORDER BY id) FROM sp"), '1=a,3=c,4=d,6=f"g',
+	is(lsql("SELECT string_agg(id || '=' || t, ',' ORDER BY id) FROM sp"), '1=a,3=c,4=d,6=f"g,10=k',
 		"spans, $w workers: the good records");
 	is(sql("SELECT string_agg(line_no || ':' || replace(raw_record, E'\\n', '/'), ' ' ORDER BY line_no) FROM csvpipe.errors WHERE job_id = $job"),
-		'3:2,"two/lines"x 7:5,e" 9:7,"open/8,never closed',
+		'3:2,"two/lines"x 7:5,e" 9:9,x"y,"multi/line" 12:7,"open/8,never closed',
 		"spans, $w workers: each bad record is the line(s) it spans");
 }
 is(lsql("SELECT string_agg(id || '=' || t, ',' ORDER BY id) FROM csvpipe.read('$dir/spans.csv', on_error => 'skip') AS t(id int, t text)"),
-	'1=a,3=c,4=d,6=f"g', 'spans, read skip: the same good records');
+	'1=a,3=c,4=d,6=f"g,10=k', 'spans, read skip: the same good records');
 is(lsql("SELECT string_agg(line_no::text, ',') FROM csvpipe.read_text('$dir/spans.csv', on_error => 'skip')"),
-	'2,5,6,8', 'spans, read_text skip: the same records (the header is line 1)');
+	'2,5,6,8,11', 'spans, read_text skip: the same records (the header is line 1)');
 
 # ==== 2. a one-column file's empty line is a NULL row ====
 

@@ -51,19 +51,15 @@ my $nmodes = $ENV{CSVPIPE_CONSERVATION_MODES} // 4;
 my $full = $ENV{CSVPIPE_CONSERVATION_FULL} // 0;
 my $save = $ENV{CSVPIPE_CONSERVATION_SAVE};
 
-# Dimensions that still fail on main (issue 11), run only with FULL=1:
-#   stray        an odd stray quote in an unquoted field (skip mode swallows
-#                the following lines into one rejected record)
-#   empty1       NULLs / empty lines in one-column files (dropped, COPY loads
-#                them as NULL rows)
-#   read_struct  read/read_text on_error skip on files with malformed quoting
-#                or invalid bytes (they stop instead of skipping the record)
+# Dimensions that still fail on main (issue 11), run only with FULL=1
+# (stray, empty1 and read_struct pass since the record-boundary fix and run
+# by default):
 #   jobrow       a failed load's csvpipe.job row: missing (chunks committed,
 #                no job), or still 'running' when the call has returned
 #   stoperror    the stop-mode error names a bad line with its SQLSTATE (seen:
 #                08006 "gave up on chunk" after "worker was lost", and 22P04
 #                "unterminated quoted field at end of file" for an invalid byte)
-my %pending = map { $_ => 1 } qw(stray empty1 read_struct jobrow stoperror);
+my %pending = map { $_ => 1 } qw(jobrow stoperror);
 # CSVPIPE_CONSERVATION_OFF=a,b turns dimensions off (to find which one fails)
 my %off = map { $_ => 1 } split /,/, ($ENV{CSVPIPE_CONSERVATION_OFF} // '');
 sub on { my ($dim) = @_; return 0 if $off{$dim}; return $full || !$pending{$dim}; }
@@ -645,7 +641,9 @@ SELECT 'P ' || count(*) FROM pg_prepared_xacts;
 		{
 			# read_text: no types, no field count: only structure and
 			# encoding make a bad record; compare each record's fields
-			my @tgood = grep { !$_->{textbad} && !($_->{skip} && $_->{kind} eq 'empty') } @recs;
+			# an empty line is a record of one NULL field (README "Record
+			# boundaries and bad records"): read_text knows no column count
+			my @tgood = grep { !$_->{textbad} } @recs;
 			my ($out, $err) = psql(
 				"SELECT 'F ' || line_no || ' ' || coalesce(array_to_string(ARRAY(SELECT coalesce(encode(convert_to(f, 'UTF8'), 'hex'), 'N') "
 				  . "FROM unnest(fields) WITH ORDINALITY u(f, i) ORDER BY i), ':'), 'NOARRAY') FROM csvpipe.read_text($args) ORDER BY line_no;");
@@ -656,7 +654,8 @@ SELECT 'P ' || count(*) FROM pg_prepared_xacts;
 			else
 			{
 				my @got = map { s/^F //r } grep { /^F / } split /\n/, $out;
-				my @want = map { "$_->{line} " . join(':', map { defined $_ ? unpack('H*', $_) : 'N' } parse_record($_->{raw})) } @tgood;
+				my @want = map { "$_->{line} " . ($_->{kind} eq 'empty' ? 'N' :
+					join(':', map { defined $_ ? unpack('H*', $_) : 'N' } parse_record($_->{raw}))) } @tgood;
 				my $i = 0;
 				$i++ while $i < @got && $i < @want && $got[$i] eq $want[$i];
 				if ($i < @got || $i < @want)
