@@ -3,6 +3,28 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION csvpipe" to load this file. \quit
 
+-- csvpipe's background processes run their bookkeeping on this schema's
+-- tables as a superuser: the schema must be the installing superuser's, not
+-- one another role created beforehand (its owner could swap the tables or
+-- plant triggers on them).  Nothing here may resolve to that role's objects,
+-- hence the qualified names and operators.
+DO $csvpipe_schema_check$
+DECLARE
+    owner_name pg_catalog.name;
+BEGIN
+    SELECT r.rolname INTO owner_name
+      FROM pg_catalog.pg_namespace n
+      JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'csvpipe';
+    IF owner_name IS DISTINCT FROM CURRENT_USER THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('schema "csvpipe" is owned by role %I, not by the superuser installing the extension', owner_name),
+            HINT = 'Drop that schema, or have a superuser own it and install csvpipe as that superuser.';
+    END IF;
+END
+$csvpipe_schema_check$;
+
 -- header => true | false | 'match' (COPY's HEADER MATCH).  An enum with an
 -- implicit cast from boolean lets callers write header => false as well as
 -- header => 'match'.
@@ -79,8 +101,10 @@ GRANT USAGE ON SCHEMA csvpipe TO PUBLIC;
 -- Jobs: one row per csvpipe.load call and per file queued by csvpipe.submit.
 -- Written by csvpipe's workers, runners and launcher in their own
 -- transactions (as the bootstrap superuser; users read csvpipe.jobs).
+-- Job ids come from csvpipe's own code only: no role gets USAGE on the
+-- sequence (nor any privilege on the tables below).
 CREATE SEQUENCE csvpipe.job_id_seq;
-GRANT USAGE ON SEQUENCE csvpipe.job_id_seq TO PUBLIC;
+REVOKE ALL ON SEQUENCE csvpipe.job_id_seq FROM PUBLIC;
 
 CREATE TABLE csvpipe.job (
     job_id        bigint PRIMARY KEY,
@@ -109,7 +133,11 @@ CREATE TABLE csvpipe.job (
     origin        text NOT NULL DEFAULT 'load'
                   CHECK (origin IN ('load', 'submit')),  -- csvpipe.load or csvpipe.submit
     priority      int NOT NULL DEFAULT 0,   -- queued jobs: higher runs first
-    attempt       int NOT NULL DEFAULT 0    -- queued jobs: times the launcher started it
+    attempt       int NOT NULL DEFAULT 0,   -- queued jobs: times the launcher started it
+    -- atomic loads: the secret behind this run's prepared-transaction names
+    -- (never shown by a view), and the parts the "commit" decision commits
+    gid_nonce     text,
+    commit_parts  int[]
 );
 
 -- the launcher's queue order, and submit's "already loaded?" lookup
@@ -145,6 +173,7 @@ CREATE TABLE csvpipe.rejected (
     logged_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ON csvpipe.rejected (job_id, line_no);
+REVOKE ALL ON csvpipe.job, csvpipe.chunks, csvpipe.rejected FROM PUBLIC;
 
 -- Who sees what (README, "Who sees what").  The tables above are readable
 -- only by their owner; users read the views below, which run with the

@@ -382,25 +382,6 @@ prepare_chunk(CsvLeader *L)
 
 /* ---- workers ---- */
 
-static bool
-worker_prepared_anyway(CsvLeader *L, int w)
-{
-	char	   *gid = csv_txn_gid(L->pool->shared->job_id, w);
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
-	bool		found;
-
-	values[0] = CStringGetTextDatum(gid);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT 1 FROM pg_prepared_xacts WHERE gid = $1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not look up prepared transactions");
-	found = SPI_processed > 0;
-	SPI_finish();
-	return found;
-}
-
 /*
  * Chunked load: worker w may have committed its last chunk and been lost
  * before the chunk-done message went out.  That chunk is in the ledger
@@ -465,11 +446,13 @@ worker_lost(CsvLeader *L, int w, ErrorData *cause)
 	L->finished[w] = true;
 	if (L->pending_worker == w)
 		L->pending_worker = -1;
-	if (atomic && (L->prepared[w] || worker_prepared_anyway(L, w)))
-	{
-		L->prepared[w] = true;
+	/*
+	 * Only the worker's own "prepared" message makes its part count: one
+	 * lost before sending it may have prepared or not, and its chunks are
+	 * loaded again elsewhere; the coordinator rolls back any such part.
+	 */
+	if (atomic && L->prepared[w])
 		return;					/* its part is durable */
-	}
 	if (!atomic)
 		chunk_committed_anyway(L, w);
 
@@ -1009,6 +992,16 @@ csv_leader_all_prepared(CsvLeader *L)
 		if (!L->prepared[w])
 			return false;
 	return true;
+}
+
+/* The workers whose "prepared" message arrived, as a bitmap (txn.h) */
+void
+csv_leader_prepared_parts(CsvLeader *L, uint32 *parts)
+{
+	memset(parts, 0, sizeof(uint32) * ((CSVPIPE_MAX_SLOTS + 31) / 32));
+	for (int w = 0; w < L->nworkers && w < CSVPIPE_MAX_SLOTS; w++)
+		if (L->prepared[w])
+			parts[w / 32] |= 1U << (w % 32);
 }
 
 int

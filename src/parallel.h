@@ -31,6 +31,8 @@
 /* worker slots of one call: its workers plus spares that replace lost ones */
 #define CSVPIPE_SPARE_SLOTS		32
 #define CSVPIPE_MAX_SLOTS		(CSVPIPE_MAX_WORKERS + CSVPIPE_SPARE_SLOTS)
+/* hex digits of the random secret behind an atomic run's gids (txn.c) */
+#define CSV_GID_NONCE_LEN		32
 
 /* shm_toc keys */
 #define CSV_KEY_SHARED			1
@@ -74,6 +76,7 @@ typedef struct CsvParallelShared
 	int			capacity;		/* worker slots, spares included */
 	pid_t		leader_pid;
 	char		options_json[4096];	/* load options, recorded with the job */
+	char		gid_nonce[CSV_GID_NONCE_LEN + 1];	/* atomic: this run's secret (txn.c) */
 	/* dialect, without the pointers (null string and path live apart) */
 	char		delimiter;
 	char		quote;

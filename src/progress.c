@@ -534,6 +534,13 @@ csv_progress_wake_launcher(void)
 int
 csv_progress_job_pid(int64 job_id, CsvProcKind kind)
 {
+	return csv_progress_db_job_pid(MyDatabaseId, job_id, kind);
+}
+
+/* job ids are per database: match both */
+int
+csv_progress_db_job_pid(Oid datid, int64 job_id, CsvProcKind kind)
+{
 	if (csv_shared == NULL)
 		return 0;
 	for (int i = 0; i < csv_shared->nslots; i++)
@@ -542,7 +549,7 @@ csv_progress_job_pid(int64 job_id, CsvProcKind kind)
 		int			pid;
 
 		SpinLockAcquire(&slot->mutex);
-		pid = (slot->pid != 0 && slot->job_id == job_id &&
+		pid = (slot->pid != 0 && slot->job_id == job_id && slot->datid == datid &&
 			   (kind == CSV_PROC_NONE || slot->kind == kind)) ? slot->pid : 0;
 		SpinLockRelease(&slot->mutex);
 		if (pid != 0)
