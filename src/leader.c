@@ -246,6 +246,8 @@ tokenize_header(CsvLeader *L, int64 len)
 	}
 	if (have)
 	{
+		if (rec.bad)
+			csv_record_raise_bad(&rec, L->errpos);
 		copy = palloc(sizeof(CsvRecord));
 		copy->line_no = rec.line_no;
 		copy->nfields = rec.nfields;
@@ -926,7 +928,7 @@ csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *diale
 	L->buf_line = 1;
 	L->chunks_size = 256;
 	L->chunks = palloc0(sizeof(ChunkInfo) * L->chunks_size);
-	csv_splitter_init(&L->sp, dialect->quote, '\n');	/* fill_buffer sets newline */
+	csv_splitter_init(&L->sp, dialect, '\n');	/* fill_buffer sets newline */
 
 	consume_prefix(L);
 
