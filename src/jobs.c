@@ -275,10 +275,7 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	req.atomic = PG_ARGISNULL(SUBMIT_ARG_ATOMIC) ? true : PG_GETARG_BOOL(SUBMIT_ARG_ATOMIC);
 	req.chunk_size = PG_ARGISNULL(SUBMIT_ARG_CHUNK_SIZE) ? (int64) csvpipe_chunk_size * 1024 :
 		PG_GETARG_INT64(SUBMIT_ARG_CHUNK_SIZE);
-	if (req.chunk_size < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe chunk_size must be positive")));
+	(void) csv_check_chunk_size(req.chunk_size);
 	req.on_error_skip = csv_on_error_option(PG_ARGISNULL(SUBMIT_ARG_ON_ERROR) ? NULL :
 											text_to_cstring(PG_GETARG_TEXT_PP(SUBMIT_ARG_ON_ERROR)));
 	req.max_errors = PG_ARGISNULL(SUBMIT_ARG_MAX_ERRORS) ? -1 : PG_GETARG_INT64(SUBMIT_ARG_MAX_ERRORS);
