@@ -24,6 +24,7 @@ OBJS = \
 	src/leader.o \
 	src/worker.o \
 	src/txn.o \
+	src/internal_sql.o \
 	src/load.o \
 	src/run.o \
 	src/errors.o \

@@ -3,6 +3,28 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION csvpipe" to load this file. \quit
 
+-- csvpipe's background processes run their bookkeeping on this schema's
+-- tables as a superuser: the schema must be the installing superuser's, not
+-- one another role created beforehand (its owner could swap the tables or
+-- plant triggers on them).  Nothing here may resolve to that role's objects,
+-- hence the qualified names and operators.
+DO $csvpipe_schema_check$
+DECLARE
+    owner_name pg_catalog.name;
+BEGIN
+    SELECT r.rolname INTO owner_name
+      FROM pg_catalog.pg_namespace n
+      JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'csvpipe';
+    IF owner_name IS DISTINCT FROM CURRENT_USER THEN
+        RAISE EXCEPTION USING
+            ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('schema "csvpipe" is owned by role %I, not by the superuser installing the extension', owner_name),
+            HINT = 'Drop that schema, or have a superuser own it and install csvpipe as that superuser.';
+    END IF;
+END
+$csvpipe_schema_check$;
+
 -- header => true | false | 'match' (COPY's HEADER MATCH).  An enum with an
 -- implicit cast from boolean lets callers write header => false as well as
 -- header => 'match'.
@@ -79,8 +101,10 @@ GRANT USAGE ON SCHEMA csvpipe TO PUBLIC;
 -- Jobs: one row per csvpipe.load call and per file queued by csvpipe.submit.
 -- Written by csvpipe's workers, runners and launcher in their own
 -- transactions (as the bootstrap superuser; users read csvpipe.jobs).
+-- Job ids come from csvpipe's own code only: no role gets USAGE on the
+-- sequence (nor any privilege on the tables below).
 CREATE SEQUENCE csvpipe.job_id_seq;
-GRANT USAGE ON SEQUENCE csvpipe.job_id_seq TO PUBLIC;
+REVOKE ALL ON SEQUENCE csvpipe.job_id_seq FROM PUBLIC;
 
 CREATE TABLE csvpipe.job (
     job_id        bigint PRIMARY KEY,
@@ -109,7 +133,11 @@ CREATE TABLE csvpipe.job (
     origin        text NOT NULL DEFAULT 'load'
                   CHECK (origin IN ('load', 'submit')),  -- csvpipe.load or csvpipe.submit
     priority      int NOT NULL DEFAULT 0,   -- queued jobs: higher runs first
-    attempt       int NOT NULL DEFAULT 0    -- queued jobs: times the launcher started it
+    attempt       int NOT NULL DEFAULT 0,   -- queued jobs: times the launcher started it
+    -- atomic loads: the secret behind this run's prepared-transaction names
+    -- (never shown by a view), and the parts the "commit" decision commits
+    gid_nonce     text,
+    commit_parts  int[]
 );
 
 -- the launcher's queue order, and submit's "already loaded?" lookup
@@ -145,14 +173,51 @@ CREATE TABLE csvpipe.rejected (
     logged_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ON csvpipe.rejected (job_id, line_no);
+REVOKE ALL ON csvpipe.job, csvpipe.chunks, csvpipe.rejected FROM PUBLIC;
+
+-- Who sees what (README, "Who sees what").  The tables above are readable
+-- only by their owner; users read the views below, which run with the
+-- owner's privileges.  What comes from a file -- its name, its rejected
+-- rows, a load's options and error, and the counters that measure the file
+-- (rows, rejected rows, bytes, line numbers and offsets) -- is shown only
+-- to roles with the privileges of the submitting role (has_privs_of_role,
+-- so superusers too) and to members of pg_read_all_stats (hence
+-- pg_monitor), as pg_stat_activity shows a query and
+-- pg_stat_progress_copy its counters.  csvpipe.errors shows only those
+-- jobs' rows (a rejected row is nothing but file data); csvpipe.jobs
+-- shows every job with those columns NULL.  pg_has_role() runs as the
+-- querying role, not as the view's owner.  security_barrier: a caller's
+-- functions in WHERE see only what the view returns.
+
+-- No statistics on what the views hide: the planner would use them for a
+-- caller's condition pushed into a view (a leakproof operator such as
+-- text = text is), and EXPLAIN's row estimate would tell whether a value is
+-- common in rows the caller may not see.  ANALYZE (which the database owner
+-- may run too) collects nothing on these columns.
+ALTER TABLE csvpipe.rejected
+    ALTER COLUMN chunk_no SET STATISTICS 0, ALTER COLUMN line_no SET STATISTICS 0,
+    ALTER COLUMN byte_offset SET STATISTICS 0, ALTER COLUMN raw_record SET STATISTICS 0,
+    ALTER COLUMN column_name SET STATISTICS 0, ALTER COLUMN message SET STATISTICS 0,
+    ALTER COLUMN sqlstate SET STATISTICS 0, ALTER COLUMN detail SET STATISTICS 0,
+    ALTER COLUMN logged_at SET STATISTICS 0;
+ALTER TABLE csvpipe.job
+    ALTER COLUMN path SET STATISTICS 0, ALTER COLUMN error SET STATISTICS 0,
+    ALTER COLUMN options SET STATISTICS 0, ALTER COLUMN rows_loaded SET STATISTICS 0,
+    ALTER COLUMN rows_rejected SET STATISTICS 0, ALTER COLUMN bytes SET STATISTICS 0;
 
 -- rejected rows, with their job's file and target
-CREATE VIEW csvpipe.errors AS
+CREATE VIEW csvpipe.errors WITH (security_barrier) AS
 SELECT r.job_id, r.chunk_no, r.line_no, r.byte_offset, r.raw_record, r.column_name,
-       r.message, r.sqlstate, r.detail, r.logged_at, j.path, j.target::regclass AS target
+       r.message, r.sqlstate, r.detail, r.logged_at, j.path,
+       j.target::pg_catalog.regclass AS target
   FROM csvpipe.rejected r
-  LEFT JOIN csvpipe.job j ON j.job_id = r.job_id;
+  LEFT JOIN csvpipe.job j ON j.job_id OPERATOR(pg_catalog.=) r.job_id
+ WHERE coalesce(pg_catalog.pg_has_role(j.submitted_by, 'USAGE'), false)
+    OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE');
 GRANT SELECT ON csvpipe.errors TO PUBLIC;
+
+COMMENT ON VIEW csvpipe.errors
+IS 'rows rejected by loads with on_error => ''skip'', of jobs of roles whose privileges you have (all for pg_read_all_stats)';
 
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.job', '');
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.chunks', '');
@@ -197,6 +262,9 @@ SELECT p.job_id, p.pid, p.datid, d.datname, p.kind, p.phase,
  CROSS JOIN LATERAL (SELECT extract(epoch FROM clock_timestamp() - p.started_at)::float8 AS secs) e;
 GRANT SELECT ON csvpipe.progress TO PUBLIC;
 
+COMMENT ON VIEW csvpipe.progress
+IS 'one row per load under way, in any database; bytes and rows only for loads of roles whose privileges you have (all for pg_read_all_stats)';
+
 CREATE VIEW csvpipe.workers AS
 SELECT w.pid, w.kind, w.job_id, w.chunk_no, w.state, w.rows, w.last_heartbeat,
        w.started_at, w.leader_pid, w.datid
@@ -204,26 +272,46 @@ SELECT w.pid, w.kind, w.job_id, w.chunk_no, w.state, w.rows, w.last_heartbeat,
  WHERE w.kind <> 'leader';
 GRANT SELECT ON csvpipe.workers TO PUBLIC;
 
--- every job, with live counters while it runs
-CREATE VIEW csvpipe.jobs AS
-SELECT j.job_id, j.path, j.target::regclass AS target, j.state, j.priority,
+COMMENT ON VIEW csvpipe.workers
+IS 'one row per csvpipe process, in any database; chunk_no and rows only for processes of roles whose privileges you have (all for pg_read_all_stats)';
+
+-- every job, with live counters while it runs (job ids are per database,
+-- status slots of every database: match the slot's database too)
+CREATE VIEW csvpipe.jobs WITH (security_barrier) AS
+SELECT j.job_id,
+       CASE WHEN v.visible THEN j.path END AS path,
+       j.target::pg_catalog.regclass AS target, j.state, j.priority,
        j.submitted_at, j.started_at, j.finished_at,
-       CASE WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_done
+       CASE WHEN NOT v.visible THEN NULL
+            WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_done
             ELSE j.rows_loaded END AS rows_loaded,
-       CASE WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_rejected
+       CASE WHEN NOT v.visible THEN NULL
+            WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_rejected
             ELSE j.rows_rejected END AS rows_rejected,
-       j.retries, j.error,
-       j.submitted_by::regrole AS submitted_by, j.atomic, j.workers,
-       CASE WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.bytes_done
+       j.retries,
+       CASE WHEN v.visible THEN j.error END AS error,
+       j.submitted_by::pg_catalog.regrole AS submitted_by, j.atomic, j.workers,
+       CASE WHEN NOT v.visible THEN NULL
+            WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.bytes_done
             ELSE j.bytes END AS bytes,
-       j.decision, j.origin, j.options, j.leader_pid,
+       j.decision, j.origin,
+       CASE WHEN v.visible THEN j.options END AS options,
+       j.leader_pid,
        j.state = 'running' AND p.job_id IS NULL
          AND (j.leader_pid IS NOT NULL OR j.origin = 'load')
          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = j.leader_pid)
          AS leader_gone
   FROM csvpipe.job j
-  LEFT JOIN csvpipe.progress_1_0() p ON p.job_id = j.job_id;
+  LEFT JOIN csvpipe.progress_1_0() p
+    ON p.job_id = j.job_id
+   AND p.datid = (SELECT d.oid FROM pg_catalog.pg_database d
+                   WHERE d.datname = pg_catalog.current_database())
+ CROSS JOIN LATERAL (SELECT coalesce(pg_catalog.pg_has_role(j.submitted_by, 'USAGE'), false)
+                            OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE') AS visible) v;
 GRANT SELECT ON csvpipe.jobs TO PUBLIC;
+
+COMMENT ON VIEW csvpipe.jobs
+IS 'every load job with live counters; path, error, options, rows_loaded, rows_rejected and bytes only for jobs of roles whose privileges you have (all for pg_read_all_stats)';
 
 -- (a type, not OUT parameters: "workers" is both an option and a result)
 CREATE TYPE csvpipe.load_result AS (

@@ -79,10 +79,10 @@ _PG_init(void)
 
 	DefineCustomIntVariable("csvpipe.queue_size",
 							"Size of each worker's reply queue in a parallel read.",
-							"Rows a worker has parsed wait there for the leader; memory of a parallel read is bounded by workers x queue size.",
+							"Rows a worker has parsed wait there for the leader; memory of a parallel read is bounded by workers x queue size, hence a superuser setting.",
 							&csvpipe_queue_size,
 							4096, 64, 1024 * 1024,
-							PGC_USERSET,
+							PGC_SUSET,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
@@ -115,6 +115,33 @@ _PG_init(void)
 
 	csv_cache_init();			/* cache GUCs; shared memory when preloading */
 
+	/*
+	 * The settings of the launcher exist only when preloading (a
+	 * PGC_POSTMASTER setting cannot be defined later).  Every setting is
+	 * defined before the prefix is reserved: reserving it drops any
+	 * "csvpipe." value from postgresql.conf not defined yet.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomStringVariable("csvpipe.database",
+								   "Database csvpipe's own background workers connect to.",
+								   "The database where CREATE EXTENSION csvpipe was run.",
+								   &csvpipe_database,
+								   "postgres",
+								   PGC_POSTMASTER,
+								   0,
+								   NULL, NULL, NULL);
+
+		DefineCustomIntVariable("csvpipe.max_jobs",
+								"Most queued jobs (csvpipe.submit) that run at the same time.",
+								"Each running job uses one background worker for its runner plus its load's workers; 0 pauses the queue.",
+								&csvpipe_max_jobs,
+								2, 0, 1000,
+								PGC_SIGHUP,
+								0,
+								NULL, NULL, NULL);
+	}
+
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("csvpipe");
 #else
@@ -125,24 +152,6 @@ _PG_init(void)
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
-
-	DefineCustomStringVariable("csvpipe.database",
-							   "Database csvpipe's own background workers connect to.",
-							   "The database where CREATE EXTENSION csvpipe was run.",
-							   &csvpipe_database,
-							   "postgres",
-							   PGC_POSTMASTER,
-							   0,
-							   NULL, NULL, NULL);
-
-	DefineCustomIntVariable("csvpipe.max_jobs",
-							"Most queued jobs (csvpipe.submit) that run at the same time.",
-							"Each running job uses one background worker for its runner plus its load's workers; 0 pauses the queue.",
-							&csvpipe_max_jobs,
-							2, 0, 1000,
-							PGC_SIGHUP,
-							0,
-							NULL, NULL, NULL);
 
 	/* status slots for the views, and the launcher's latch */
 	csv_progress_shmem_init();

@@ -4,7 +4,7 @@
  *		Bad rows, transient errors, retry and backoff.
  *
  * With on_error => 'skip', a row that cannot be parsed, converted or
- * inserted is written to csvpipe.rejected (shown by the csvpipe.errors
+ * inserted is written (through csv_internal_query) to csvpipe.rejected (shown by the csvpipe.errors
  * view) with its job, chunk, line, byte offset, raw text (bounded), column,
  * message, SQLSTATE and detail, and the load goes on; max_errors bounds
  * how many a job may reject, counted across all its workers in shared
@@ -24,11 +24,11 @@
  *-------------------------------------------------------------------------
  */
 #include "errors.h"
+#include "internal_sql.h"
 
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
@@ -205,8 +205,6 @@ csv_reject_flush(CsvParallelShared *shared)
 	TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 	Oid			types[9];
 	Datum		values[9];
-	Oid			save_userid;
-	int			save_sec;
 	MemoryContext oldcxt;
 
 	if (rejects == NULL || rejects->n == 0)
@@ -232,18 +230,10 @@ csv_reject_flush(CsvParallelShared *shared)
 	}
 	MemoryContextSwitchTo(oldcxt);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("INSERT INTO csvpipe.rejected (job_id, chunk_no, line_no, "
+	(void) csv_internal_query("INSERT INTO @extschema@.rejected (job_id, chunk_no, line_no, "
 							  "byte_offset, raw_record, column_name, message, sqlstate, detail) "
-							  "SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-							  9, types, values, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record rejected rows");
-	SPI_finish();
-	SetUserIdAndSecContext(save_userid, save_sec);
+							  "SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9)",	/* multi-argument: FROM-only syntax, cannot be qualified */
+							  9, types, values, NULL);
 	csv_reject_discard();
 }
 

@@ -31,13 +31,14 @@
  * at once, and never before the job row is visible.
  *
  * Bookkeeping statements run as the bootstrap superuser with search_path
- * pinned to pg_catalog (csv_owner_query): users need no privileges on
+ * pinned to pg_catalog (csv_internal_query): users need no privileges on
  * csvpipe's tables, and cannot redirect these statements to their own
  * functions or operators.
  *
  *-------------------------------------------------------------------------
  */
 #include "jobs.h"
+#include "load.h"
 #include "parallel.h"
 #include "progress.h"
 #include "run.h"
@@ -50,6 +51,12 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "txn.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -85,66 +92,6 @@ static bool wake_callback_registered = false;
 static bool wake_pending = false;
 
 /* ---- helpers ---- */
-
-CsvRows *
-csv_owner_query(const char *sql, int nargs, Oid *argtypes, Datum *values,
-				const char *nulls)
-{
-	MemoryContext caller = CurrentMemoryContext;
-	Oid			save_userid;
-	int			save_sec;
-	int			save_nestlevel;
-	int			rc;
-	CsvRows    *rows;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
-	if (rc < 0)
-		elog(ERROR, "csvpipe bookkeeping failed: %s", SPI_result_code_string(rc));
-
-	rows = MemoryContextAllocZero(caller, sizeof(CsvRows));
-	rows->nrows = (int) SPI_processed;
-	if (SPI_tuptable != NULL)
-	{
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		int			n = Max(rows->nrows * desc->natts, 1);
-
-		rows->natts = desc->natts;
-		rows->values = MemoryContextAlloc(caller, sizeof(Datum) * n);
-		rows->nulls = MemoryContextAlloc(caller, sizeof(bool) * n);
-		for (int r = 0; r < rows->nrows; r++)
-			for (int a = 0; a < desc->natts; a++)
-			{
-				Form_pg_attribute att = TupleDescAttr(desc, a);
-				bool		isnull;
-				Datum		d = SPI_getbinval(SPI_tuptable->vals[r], desc, a + 1, &isnull);
-				MemoryContext old;
-
-				CSV_ROW_ISNULL(rows, r, a) = isnull;
-				if (isnull)
-				{
-					CSV_ROW_VALUE(rows, r, a) = (Datum) 0;
-					continue;
-				}
-				old = MemoryContextSwitchTo(caller);
-				CSV_ROW_VALUE(rows, r, a) = datumCopy(d, att->attbyval, att->attlen);
-				MemoryContextSwitchTo(old);
-			}
-	}
-	SPI_finish();
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec);
-	return rows;
-}
 
 static void
 require_preload(const char *funcname)
@@ -207,6 +154,25 @@ require_launcher_database(const char *funcname)
 						 csvpipe_database)));
 }
 
+/*
+ * Serialize the submits of one file into one target, until the end of the
+ * transaction.  An advisory lock tag whose last field (1 and 2 are what the
+ * pg_advisory_* functions use) no SQL function can produce, so no other
+ * role can take it and block or slip past a submit.
+ */
+#define CSV_SUBMIT_LOCK_KIND	0x4353	/* "CS" */
+
+static void
+lock_submit(Oid relid, const char *canonical)
+{
+	LOCKTAG		tag;
+	uint32		h1 = hash_bytes((const unsigned char *) canonical, strlen(canonical));
+	uint32		h2 = hash_bytes_uint32(relid);
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, h1, h2, CSV_SUBMIT_LOCK_KIND);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
 /* Superuser, or a member of the submitting role */
 static void
 check_job_owner(int64 job_id, Oid submitted_by, const char *action)
@@ -223,34 +189,6 @@ check_job_owner(int64 job_id, Oid submitted_by, const char *action)
 }
 
 /* ---- csvpipe.submit ---- */
-
-/* Needs INSERT on the table, or on each listed column */
-static void
-check_insert_privilege(Oid relid, List *attnames)
-{
-	Oid			userid = GetUserId();
-	ListCell   *lc;
-
-	if (pg_class_aclcheck(relid, userid, ACL_INSERT) == ACLCHECK_OK)
-		return;
-	if (attnames != NIL)
-	{
-		bool		ok = true;
-
-		foreach(lc, attnames)
-		{
-			AttrNumber	attnum = get_attnum(relid, (char *) lfirst(lc));
-
-			if (attnum == InvalidAttrNumber ||
-				pg_attribute_aclcheck(relid, attnum, userid, ACL_INSERT) != ACLCHECK_OK)
-				ok = false;
-		}
-		if (ok)
-			return;
-	}
-	aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(get_rel_relkind(relid)),
-				   get_rel_name(relid));
-}
 
 /*
  * The files a path or glob names, sorted.  A path without glob
@@ -325,13 +263,10 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	bool		literal;
 	int32		priority;
-	SPIPlanPtr	plan;
-	Oid			types[11] = {TEXTOID, OIDOID, BOOLOID, INT4OID, OIDOID, INT8OID, INT8OID,
-	INT8OID, INT8OID, INT4OID, TEXTOID};
+	Oid			types[12] = {TEXTOID, OIDOID, BOOLOID, INT4OID, OIDOID, INT8OID, INT8OID,
+	INT8OID, INT8OID, INT4OID, TEXTOID, REGCLASSOID};
 	char	   *options;
 	Oid			save_userid;
-	int			save_sec;
-	int			save_nestlevel;
 
 	require_preload("csvpipe.submit");
 	if (PG_ARGISNULL(SUBMIT_ARG_PATH) || PG_ARGISNULL(SUBMIT_ARG_TARGET))
@@ -353,7 +288,7 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 				 errhint("A superuser can run GRANT pg_read_server_files TO <role>.")));
 	if (!PG_ARGISNULL(SUBMIT_ARG_COLUMNS))
 		req.attnames = csv_column_list(PG_GETARG_ARRAYTYPE_P(SUBMIT_ARG_COLUMNS));
-	check_insert_privilege(req.relid, req.attnames);
+	csv_load_check_privileges(req.relid, req.attnames);	/* as COPY */
 
 	/*
 	 * The options: validated now and stored resolved (as csvpipe.load records
@@ -365,10 +300,7 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	req.atomic = PG_ARGISNULL(SUBMIT_ARG_ATOMIC) ? true : PG_GETARG_BOOL(SUBMIT_ARG_ATOMIC);
 	req.chunk_size = PG_ARGISNULL(SUBMIT_ARG_CHUNK_SIZE) ? (int64) csvpipe_chunk_size * 1024 :
 		PG_GETARG_INT64(SUBMIT_ARG_CHUNK_SIZE);
-	if (req.chunk_size < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe chunk_size must be positive")));
+	(void) csv_check_chunk_size(req.chunk_size);
 	req.on_error_skip = csv_on_error_option(PG_ARGISNULL(SUBMIT_ARG_ON_ERROR) ? NULL :
 											text_to_cstring(PG_GETARG_TEXT_PP(SUBMIT_ARG_ON_ERROR)));
 	req.max_errors = PG_ARGISNULL(SUBMIT_ARG_MAX_ERRORS) ? -1 : PG_GETARG_INT64(SUBMIT_ARG_MAX_ERRORS);
@@ -399,38 +331,17 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	paths = expand_paths(pattern, &literal);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	plan = SPI_prepare("INSERT INTO csvpipe.job (job_id, path, target, state, origin, atomic, "
-					   "  workers, submitted_by, file_size, file_dev, file_ino, file_mtime_ns, "
-					   "  priority, options, submitted_at) "
-					   "SELECT nextval('csvpipe.job_id_seq'), $1, $2, 'queued', 'submit', $3, $4, $5, "
-					   "       $6, $7, $8, $9, $10, $11::jsonb, now() "
-					   " WHERE NOT EXISTS (SELECT 1 FROM csvpipe.job j "
-					   "   WHERE j.target = $2 AND j.path = $1 AND j.file_size = $6 "
-					   "     AND j.file_dev = $7 AND j.file_ino = $8 AND j.file_mtime_ns = $9 "
-					   "     AND j.state IN ('queued', 'running', 'done')) "
-					   "RETURNING job_id",
-					   11, types);
-	if (plan == NULL)
-		elog(ERROR, "csvpipe.submit: could not prepare: %s", SPI_result_code_string(SPI_result));
+	save_userid = GetUserId();
 
 	foreach(lc, paths)
 	{
 		char	   *path = (char *) lfirst(lc);
-		bool		ok;
 		char	   *canonical;
 		struct stat st;
 		CsvFileId	file;
-		Datum		values[11];
-		char		nulls[11];
-		Datum		lockargs[2];
-		Oid			locktypes[2] = {TEXTOID, OIDOID};
+		Datum		values[12];
+		char		nulls[12];
+		CsvRows    *r;
 
 		CHECK_FOR_INTERRUPTS();
 
@@ -440,19 +351,11 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 		 * that vanished, is not a regular file or leads outside
 		 * csvpipe.allowed_dirs is left out, whatever it is.
 		 */
-		SetUserIdAndSecContext(save_userid, save_sec);
-		ok = csv_stat_file(path, literal ? 0 : CSV_OPEN_QUIET, &st, &canonical);
-		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		if (!ok)
+		if (!csv_stat_file(path, literal ? 0 : CSV_OPEN_QUIET, &st, &canonical))
 			continue;
 
 		/* one submit at a time per (target, file) */
-		lockargs[0] = CStringGetTextDatum(canonical);
-		lockargs[1] = ObjectIdGetDatum(req.relid);
-		if (SPI_execute_with_args("SELECT pg_advisory_xact_lock(hashtext('csvpipe.submit'), "
-								  "hashtext($2::text || ':' || $1))",
-								  2, locktypes, lockargs, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "csvpipe.submit: could not lock");
+		lock_submit(req.relid, canonical);
 
 		csv_file_id(&st, &file);
 		memset(nulls, ' ', sizeof(nulls));
@@ -467,24 +370,30 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 		values[8] = Int64GetDatum(file.mtime_ns);
 		values[9] = Int32GetDatum(priority);
 		values[10] = CStringGetTextDatum(options);
+		values[11] = ObjectIdGetDatum(csv_extension_relid("job_id_seq"));
 
-		if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "csvpipe.submit: could not queue \"%s\"", canonical);
-		if (SPI_processed == 1)
+		r = csv_internal_query("INSERT INTO @extschema@.job (job_id, path, target, state, origin, atomic, "
+							   "  workers, submitted_by, file_size, file_dev, file_ino, file_mtime_ns, "
+							   "  priority, options, submitted_at) "
+							   "SELECT pg_catalog.nextval($12), "
+							   "       $1, $2, 'queued', 'submit', $3, $4, $5, "
+							   "       $6, $7, $8, $9, $10, $11::pg_catalog.jsonb, pg_catalog.now() "
+							   " WHERE NOT EXISTS (SELECT 1 FROM @extschema@.job j "
+							   "   WHERE j.target = $2 AND j.path = $1 AND j.file_size = $6 "
+							   "     AND j.file_dev = $7 AND j.file_ino = $8 AND j.file_mtime_ns = $9 "
+							   "     AND j.state IN ('queued', 'running', 'done')) "
+							   "RETURNING job_id",
+							   12, types, values, nulls);
+		if (r->nrows == 1)
 		{
-			bool		isnull;
-			Datum		job = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 			Datum		out[1];
 			bool		outnull[1] = {false};
 
-			out[0] = job;
+			out[0] = CSV_ROW_VALUE(r, 0, 0);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
 			wake_launcher_at_commit();
 		}
 	}
-	SPI_finish();
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec);
 
 	if (wake_pending && csv_progress_launcher_pid() == 0)
 		ereport(NOTICE,
@@ -513,11 +422,11 @@ fetch_job(int64 job_id, bool for_update, JobRow *row)
 	CsvRows    *r;
 
 	values[0] = Int64GetDatum(job_id);
-	r = csv_owner_query(for_update ?
+	r = csv_internal_query(for_update ?
 						"SELECT state, submitted_by, origin = 'submit', atomic, leader_pid, xmin "
-						"  FROM csvpipe.job WHERE job_id = $1 FOR UPDATE" :
+						"  FROM @extschema@.job WHERE job_id = $1 FOR UPDATE" :
 						"SELECT state, submitted_by, origin = 'submit', atomic, leader_pid, xmin "
-						"  FROM csvpipe.job WHERE job_id = $1",
+						"  FROM @extschema@.job WHERE job_id = $1",
 						1, types, values, NULL);
 	if (r->nrows == 0)
 		return false;
@@ -547,6 +456,37 @@ state_is_final(const char *state)
 }
 
 /*
+ * The leader of a csvpipe.load job is the caller's own backend: cancel it
+ * only under pg_cancel_backend's rules (its role's privileges, or
+ * pg_signal_backend; never a superuser's backend for a non-superuser).  A
+ * runner is csvpipe's own process, running that one job only, as the job's
+ * role: owning the job is enough.
+ */
+static void
+check_cancel_backend(int pid, int64 job_id)
+{
+	PGPROC	   *proc = BackendPidGetProc(pid);
+	Oid			roleid;
+
+	if (proc == NULL)
+		return;					/* gone: nothing to signal */
+	roleid = proc->roleId;
+	if (superuser())
+		return;
+	if (!OidIsValid(roleid) || superuser_arg(roleid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to cancel csvpipe job " INT64_FORMAT, job_id),
+				 errdetail("Its leader is a backend of a superuser; only superusers can cancel it.")));
+	if (!has_privs_of_role(GetUserId(), roleid) &&
+		!has_privs_of_role(GetUserId(), ROLE_PG_SIGNAL_BACKEND))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to cancel csvpipe job " INT64_FORMAT, job_id),
+				 errdetail("Only roles with the privileges of the role whose backend leads the job, or of pg_signal_backend, can cancel it.")));
+}
+
+/*
  * csvpipe.cancel(job): a queued job is cancelled at once; a running one's
  * leader (runner, or the backend running csvpipe.load) is sent a cancel
  * request, stops its workers, rolls back what the mode requires and records
@@ -573,16 +513,20 @@ csvpipe_cancel(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum("cancelled by csvpipe.cancel()");
 	if (strcmp(row.state, "queued") == 0)
 	{
-		(void) csv_owner_query("UPDATE csvpipe.job SET state = 'cancelled', finished_at = now(), "
+		(void) csv_internal_query("UPDATE @extschema@.job SET state = 'cancelled', finished_at = pg_catalog.now(), "
 							   "error = $2 WHERE job_id = $1",
 							   2, types, values, NULL);
 		PG_RETURN_BOOL(true);
 	}
 
-	/* running: its leader, if one has taken it */
+	/* running: its leader, if one has taken it (in this database) */
 	pid = csv_progress_job_pid(job_id, CSV_PROC_RUNNER);
 	if (pid == 0)
+	{
 		pid = csv_progress_job_pid(job_id, CSV_PROC_LEADER);
+		if (pid != 0)
+			check_cancel_backend(pid, job_id);
+	}
 	if (pid != 0)
 	{
 		if (kill(pid, SIGINT) != 0 && errno != ESRCH)
@@ -597,7 +541,7 @@ csvpipe_cancel(PG_FUNCTION_ARGS)
 	 * 'running') then fails and it exits.  We hold the row lock, so the
 	 * claim cannot slip in between.
 	 */
-	r = csv_owner_query("UPDATE csvpipe.job SET state = 'cancelled', finished_at = now(), "
+	r = csv_internal_query("UPDATE @extschema@.job SET state = 'cancelled', finished_at = pg_catalog.now(), "
 						"error = $2 WHERE job_id = $1 AND state = 'running' AND leader_pid IS NULL "
 						"RETURNING job_id",
 						2, types, values, NULL);
@@ -608,6 +552,10 @@ csvpipe_cancel(PG_FUNCTION_ARGS)
  * csvpipe.wait(job, timeout DEFAULT NULL): sleep until the job is done,
  * failed or cancelled, and return that state; after timeout, return the
  * state it is in.
+ *
+ * Each poll (a bookkeeping query, the job's row copied out) allocates in a
+ * context of its own, reset before the next poll, so a long wait runs in
+ * constant memory; only the result is made in the caller's context.
  */
 Datum
 csvpipe_wait(PG_FUNCTION_ARGS)
@@ -616,6 +564,9 @@ csvpipe_wait(PG_FUNCTION_ARGS)
 	TimestampTz deadline = 0;
 	TimestampTz gone_since = 0;
 	long		sleep_ms = 10;
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext pollcxt;
+	char	   *result = NULL;
 
 	require_preload("csvpipe.wait");
 	if (PG_ARGISNULL(0))
@@ -636,16 +587,24 @@ csvpipe_wait(PG_FUNCTION_ARGS)
 		deadline = GetCurrentTimestamp() + Max(usecs, 0);
 	}
 
+	pollcxt = AllocSetContextCreate(caller, "csvpipe wait poll",
+									ALLOCSET_SMALL_SIZES);
 	for (;;)
 	{
 		JobRow		row;
 		long		wait_ms = sleep_ms;
 
 		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(pollcxt);
+		MemoryContextSwitchTo(pollcxt);
 		if (!fetch_job(job_id, false, &row))
 			job_not_found(job_id);
+		MemoryContextSwitchTo(caller);
 		if (state_is_final(row.state))
-			PG_RETURN_TEXT_P(cstring_to_text(row.state));
+		{
+			result = row.state;
+			break;
+		}
 
 		/*
 		 * A csvpipe.load job whose session died stays 'running' for good (the
@@ -678,13 +637,23 @@ csvpipe_wait(PG_FUNCTION_ARGS)
 			TimestampTz now = GetCurrentTimestamp();
 
 			if (now >= deadline)
-				PG_RETURN_TEXT_P(cstring_to_text(row.state));
+			{
+				result = row.state;
+				break;
+			}
 			wait_ms = Min(wait_ms, (deadline - now) / 1000 + 1);
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 wait_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		sleep_ms = Min(sleep_ms * 2, 200);
+	}
+	/* row.state lives in pollcxt: copy it out before freeing that */
+	{
+		text	   *state = cstring_to_text(result);
+
+		MemoryContextDelete(pollcxt);
+		PG_RETURN_TEXT_P(state);
 	}
 }
 
@@ -727,9 +696,9 @@ csv_job_requeue(int64 job_id)
 	values[0] = Int64GetDatum(job_id);
 	if (!row.atomic)
 	{
-		r = csv_owner_query("SELECT j.path, j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
-							"  (SELECT count(*) FROM csvpipe.chunks c WHERE c.job_id = j.job_id) "
-							"FROM csvpipe.job j WHERE j.job_id = $1",
+		r = csv_internal_query("SELECT j.path, j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
+							"  (SELECT count(*) FROM @extschema@.chunks c WHERE c.job_id = j.job_id) "
+							"FROM @extschema@.job j WHERE j.job_id = $1",
 							1, types, values, NULL);
 		if (DatumGetInt64(CSV_ROW_VALUE(r, 0, 5)) > 0)
 		{
@@ -746,16 +715,13 @@ csv_job_requeue(int64 job_id)
 			csv_check_job_file(path, job_id, &recorded);
 		}
 	}
-	r = csv_owner_query("SELECT count(*) FROM pg_prepared_xacts "
-						"WHERE gid LIKE 'csvpipe\\_' || $1 || '\\_%' AND database = current_database()",
-						1, types, values, NULL);
-	if (DatumGetInt64(CSV_ROW_VALUE(r, 0, 0)) > 0)
+	if (csv_txn_job_has_parts(job_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("csvpipe job " INT64_FORMAT " still has prepared transactions", job_id),
 				 errhint("Run SELECT csvpipe.resolve_prepared() first.")));
 
-	(void) csv_owner_query("UPDATE csvpipe.job SET state = 'queued', retries = retries + 1, "
+	(void) csv_internal_query("UPDATE @extschema@.job SET state = 'queued', retries = retries + 1, "
 						   "started_at = NULL, finished_at = NULL, error = NULL, decision = NULL, "
 						   "leader_pid = NULL "
 						   "WHERE job_id = $1",

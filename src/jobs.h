@@ -10,6 +10,7 @@
 #define CSVPIPE_JOBS_H
 
 #include "csvpipe.h"
+#include "internal_sql.h"
 
 #include "postmaster/bgworker.h"
 
@@ -27,24 +28,6 @@ typedef struct CsvRunnerArgs
 } CsvRunnerArgs;
 
 StaticAssertDecl(sizeof(CsvRunnerArgs) <= BGW_EXTRALEN, "CsvRunnerArgs must fit in bgw_extra");
-
-/*
- * Rows of a query run as the bootstrap superuser (csvpipe's bookkeeping),
- * copied into the caller's memory context.
- */
-typedef struct CsvRows
-{
-	int			nrows;
-	int			natts;
-	Datum	   *values;			/* nrows * natts */
-	bool	   *nulls;
-} CsvRows;
-
-#define CSV_ROW_VALUE(r, row, att)	((r)->values[(row) * (r)->natts + (att)])
-#define CSV_ROW_ISNULL(r, row, att) ((r)->nulls[(row) * (r)->natts + (att)])
-
-extern CsvRows *csv_owner_query(const char *sql, int nargs, Oid *argtypes,
-								Datum *values, const char *nulls);
 
 /* jobs.c: csvpipe.resume of a job queued by submit (run.c) */
 extern bool csv_job_is_submitted(int64 job_id);

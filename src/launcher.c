@@ -5,12 +5,18 @@
  *		(dynamic background workers) it starts.
  *
  * The launcher is registered at preload, connects to csvpipe.database as
- * the bootstrap superuser and is restarted by the postmaster one second
- * after it dies (bgw_restart_time), whatever killed it.  At each start it
- * resolves the prepared parts of atomic loads a crash left behind
- * (csvpipe.resolve_prepared(), as the former recovery worker did).  Then it
- * loops:
+ * the bootstrap superuser, pins search_path = pg_catalog, pg_temp over any
+ * database or role setting (csv_internal_pin_session), and runs every
+ * statement through csv_internal_query.  The postmaster restarts it one
+ * second after it dies (bgw_restart_time), whatever killed it.  It loops:
  *
+ *	0. Settle the prepared parts of atomic loads whose leader is gone, in
+ *	   every database: a prepared transaction named after a job
+ *	   (csvpipe_<database>_<job>_...) with no csvpipe process working on
+ *	   that job for ORPHAN_GRACE_MS follows the job's recorded decision,
+ *	   else is rolled back (txn.c: csv_txn_settle_job; in another database
+ *	   through a coordinator started there).  This covers a crash (at the
+ *	   next start) as well as a leader killed while the server runs.
  *	1. Check the running queued jobs.  One whose runner is gone -- no runner
  *	   handle of ours still alive, and no csvpipe process of any kind (runner,
  *	   worker, coordinator) with its job id in a status slot -- for
@@ -47,6 +53,7 @@
 #include "progress.h"
 #include "run.h"
 #include "txn.h"
+#include "internal_sql.h"
 
 #include <sys/stat.h>
 
@@ -54,7 +61,6 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -86,8 +92,17 @@ typedef struct Suspect
 	TimestampTz since;
 } Suspect;
 
+/* a job with prepared parts and no csvpipe process, since when */
+typedef struct Orphan
+{
+	Oid			db;
+	int64		job_id;
+	TimestampTz since;
+} Orphan;
+
 static List *runners = NIL;
 static List *suspects = NIL;
+static List *orphans = NIL;
 
 void
 csv_launcher_register(void)
@@ -106,18 +121,6 @@ csv_launcher_register(void)
 }
 
 /* ---- the launcher ---- */
-
-static bool
-extension_installed(void)
-{
-	bool		found;
-
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'csvpipe'",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not look for the csvpipe extension");
-	found = SPI_processed > 0;
-	return found;
-}
 
 /* Is a runner we started for job_id still alive (or about to start)? */
 static bool
@@ -168,50 +171,6 @@ find_suspect(int64 job_id)
 	return NULL;
 }
 
-static void
-run_sql(const char *sql, int nargs, Oid *types, Datum *values, int expected)
-{
-	int			rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-
-	if (rc != expected)
-		elog(ERROR, "csvpipe launcher: statement failed: %s", SPI_result_code_string(rc));
-}
-
-/* Roll back the prepared parts an interrupted atomic job left */
-static void
-rollback_prepared_parts(int64 job_id)
-{
-	List	   *gids = NIL;
-	ListCell   *lc;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
-	MemoryContext oldcxt;
-
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	values[0] = CStringGetTextDatum(psprintf("csvpipe\\_" INT64_FORMAT "\\_%%", job_id));
-	run_sql("SELECT gid FROM pg_catalog.pg_prepared_xacts "
-			"WHERE gid LIKE $1 AND database = pg_catalog.current_database()",
-			1, types, values, SPI_OK_SELECT);
-	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-	for (uint64 i = 0; i < SPI_processed; i++)
-		gids = lappend(gids, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-	MemoryContextSwitchTo(oldcxt);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-
-	foreach(lc, gids)
-	{
-		StartTransactionCommand();
-		FinishPreparedTransaction((char *) lfirst(lc), false);
-		CommitTransactionCommand();
-	}
-	list_free_deep(gids);
-}
-
 /*
  * Step 1: find interrupted jobs and put them back in the queue (or fail
  * them).  Returns the number of queued jobs still running, and sets
@@ -220,33 +179,32 @@ rollback_prepared_parts(int64 job_id)
 static int
 check_running_jobs(bool *pending)
 {
-	typedef struct Orphan
+	typedef struct Interrupted
 	{
 		int64		job_id;
 		int32		attempt;
 		bool		atomic;
 		int			retries;
 		int64		chunks;
-	} Orphan;
-	List	   *orphans = NIL;
+	} Interrupted;
+	List	   *interrupted = NIL;
 	List	   *still = NIL;
+	CsvRows    *r;
 	ListCell   *lc;
 	int			nrunning = 0;
 	TimestampTz now = GetCurrentTimestamp();
 
 	*pending = false;
-	if (SPI_execute("SELECT j.job_id, j.attempt, j.atomic, j.retries, "
-					"       (SELECT count(*) FROM csvpipe.chunks c WHERE c.job_id = j.job_id) "
-					"  FROM csvpipe.job j "
-					" WHERE j.state = 'running' AND j.origin = 'submit'",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "csvpipe launcher: could not list running jobs");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	r = csv_internal_query("SELECT j.job_id, j.attempt, j.atomic, j.retries, "
+						   "       (SELECT pg_catalog.count(*) FROM @extschema@.chunks c "
+						   "         WHERE c.job_id OPERATOR(pg_catalog.=) j.job_id) "
+						   "  FROM @extschema@.job j "
+						   " WHERE j.state OPERATOR(pg_catalog.=) 'running' "
+						   "   AND j.origin OPERATOR(pg_catalog.=) 'submit'",
+						   0, NULL, NULL, NULL);
+	for (int i = 0; i < r->nrows; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		int64		job_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		int64		job_id = DatumGetInt64(CSV_ROW_VALUE(r, i, 0));
 		Suspect    *s;
 
 		nrunning++;
@@ -270,15 +228,15 @@ check_running_jobs(bool *pending)
 		if (TimestampDifferenceExceeds(s->since, now, ORPHAN_GRACE_MS))
 		{
 			/* outlives this transaction: see below */
-			Orphan	   *o = MemoryContextAlloc(TopMemoryContext, sizeof(Orphan));
+			Interrupted *o = MemoryContextAlloc(TopMemoryContext, sizeof(Interrupted));
 			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
 			o->job_id = job_id;
-			o->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-			o->atomic = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-			o->retries = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
-			o->chunks = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
-			orphans = lappend(orphans, o);
+			o->attempt = DatumGetInt32(CSV_ROW_VALUE(r, i, 1));
+			o->atomic = DatumGetBool(CSV_ROW_VALUE(r, i, 2));
+			o->retries = DatumGetInt32(CSV_ROW_VALUE(r, i, 3));
+			o->chunks = DatumGetInt64(CSV_ROW_VALUE(r, i, 4));
+			interrupted = lappend(interrupted, o);
 			MemoryContextSwitchTo(old);
 		}
 	}
@@ -290,53 +248,56 @@ check_running_jobs(bool *pending)
 			pfree(lfirst(lc));
 			suspects = foreach_delete_current(suspects, lc);
 		}
-	if (orphans == NIL)
+	if (interrupted == NIL)
 		return nrunning;
 
 	/* the caller's transaction must end before prepared parts are finished */
-	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
-	foreach(lc, orphans)
+	foreach(lc, interrupted)
 	{
-		Orphan	   *o = (Orphan *) lfirst(lc);
+		Interrupted *o = (Interrupted *) lfirst(lc);
 		Oid			types[3] = {INT8OID, INT4OID, TEXTOID};
 		Datum		values[3];
 		Suspect    *s = find_suspect(o->job_id);
 
 		if (o->atomic)
-			rollback_prepared_parts(o->job_id);
+			csv_txn_finish_parts(o->job_id, false, NULL);
 
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
 		values[0] = Int64GetDatum(o->job_id);
 		values[1] = Int32GetDatum(o->attempt);
 		if (o->retries >= CSV_JOB_MAX_RESTARTS)
 		{
 			values[2] = CStringGetTextDatum(psprintf("interrupted %d times; not restarted again",
 													 o->retries + 1));
-			run_sql("UPDATE csvpipe.job SET state = 'failed', finished_at = now(), leader_pid = NULL, "
-					"error = $3 WHERE job_id = $1 AND state = 'running' AND attempt = $2",
-					3, types, values, SPI_OK_UPDATE);
+			(void) csv_internal_query("UPDATE @extschema@.job SET state = 'failed', "
+									  "finished_at = pg_catalog.now(), leader_pid = NULL, error = $3 "
+									  "WHERE job_id OPERATOR(pg_catalog.=) $1 "
+									  "  AND state OPERATOR(pg_catalog.=) 'running' "
+									  "  AND attempt OPERATOR(pg_catalog.=) $2",
+									  3, types, values, NULL);
 			ereport(LOG,
 					(errmsg("csvpipe launcher: job " INT64_FORMAT " was interrupted %d times; marked failed",
 							o->job_id, o->retries + 1)));
 		}
 		else
 		{
-			run_sql("UPDATE csvpipe.job SET state = 'queued', retries = retries + 1, "
-					"started_at = NULL, leader_pid = NULL, decision = NULL "
-					"WHERE job_id = $1 AND state = 'running' AND attempt = $2",
-					2, types, values, SPI_OK_UPDATE);
+			(void) csv_internal_query("UPDATE @extschema@.job SET state = 'queued', "
+									  "retries = retries OPERATOR(pg_catalog.+) 1, "
+									  "started_at = NULL, leader_pid = NULL, decision = NULL, "
+									  "commit_parts = NULL "
+									  "WHERE job_id OPERATOR(pg_catalog.=) $1 "
+									  "  AND state OPERATOR(pg_catalog.=) 'running' "
+									  "  AND attempt OPERATOR(pg_catalog.=) $2",
+									  2, types, values, NULL);
 			ereport(LOG,
 					(errmsg("csvpipe launcher: job " INT64_FORMAT " was interrupted (its runner is gone); queued again",
 							o->job_id),
 					 o->atomic ? 0 : errdetail("The " INT64_FORMAT " chunks it committed will be skipped.", o->chunks)));
 		}
-		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		if (s != NULL)
@@ -346,12 +307,10 @@ check_running_jobs(bool *pending)
 		}
 		nrunning--;
 	}
-	list_free_deep(orphans);
+	list_free_deep(interrupted);
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	return nrunning;
 }
 
@@ -390,7 +349,7 @@ start_runner(CsvRunnerArgs *args)
 
 /*
  * Step 2: claim and start queued jobs while fewer than csvpipe.max_jobs
- * run.  Called inside a transaction with SPI connected; leaves one open.
+ * run.  Called inside a transaction; leaves one open.
  * Returns false when no worker slot was free (the caller backs off).
  */
 static bool
@@ -399,52 +358,49 @@ launch_jobs(int nrunning)
 	while (nrunning < csvpipe_max_jobs)
 	{
 		CsvRunnerArgs args;
-		bool		isnull;
-		Datum		canlogin;
-		HeapTuple	tup;
-		TupleDesc	desc;
+		CsvRows    *r;
 		Oid			types[1] = {INT8OID};
 		Datum		values[1];
 
 		CHECK_FOR_INTERRUPTS();
-		if (SPI_execute("WITH next AS ("
-						"  SELECT job_id FROM csvpipe.job WHERE state = 'queued' "
-						"   ORDER BY priority DESC, submitted_at, job_id "
-						"   LIMIT 1 FOR UPDATE SKIP LOCKED) "
-						"UPDATE csvpipe.job j SET state = 'running', started_at = pg_catalog.clock_timestamp(), "
-						"       finished_at = NULL, error = NULL, leader_pid = NULL, attempt = j.attempt + 1 "
-						"  FROM next WHERE j.job_id = next.job_id "
-						"RETURNING j.job_id, j.attempt, j.submitted_by, "
-						"  (SELECT r.rolcanlogin FROM pg_catalog.pg_authid r WHERE r.oid = j.submitted_by)",
-						false, 0) != SPI_OK_UPDATE_RETURNING)
-			elog(ERROR, "csvpipe launcher: could not claim a job");
-		if (SPI_processed == 0)
+		r = csv_internal_query("WITH next AS ("
+							   "  SELECT job_id FROM @extschema@.job WHERE state OPERATOR(pg_catalog.=) 'queued' "
+							   "   ORDER BY priority DESC, submitted_at, job_id "
+							   "   LIMIT 1 FOR UPDATE SKIP LOCKED) "
+							   "UPDATE @extschema@.job j SET state = 'running', "
+							   "       started_at = pg_catalog.clock_timestamp(), "
+							   "       finished_at = NULL, error = NULL, leader_pid = NULL, "
+							   "       attempt = j.attempt OPERATOR(pg_catalog.+) 1 "
+							   "  FROM next WHERE j.job_id OPERATOR(pg_catalog.=) next.job_id "
+							   "RETURNING j.job_id, j.attempt, j.submitted_by, "
+							   "  (SELECT a.rolcanlogin FROM pg_catalog.pg_authid a "
+							   "    WHERE a.oid OPERATOR(pg_catalog.=) j.submitted_by)",
+							   0, NULL, NULL, NULL);
+		if (r->nrows == 0)
 			return true;
 
-		tup = SPI_tuptable->vals[0];
-		desc = SPI_tuptable->tupdesc;
 		memset(&args, 0, sizeof(args));
 		args.database_id = MyDatabaseId;
-		args.job_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		args.attempt = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-		args.role_id = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
-		canlogin = SPI_getbinval(tup, desc, 4, &isnull);
+		args.job_id = DatumGetInt64(CSV_ROW_VALUE(r, 0, 0));
+		args.attempt = DatumGetInt32(CSV_ROW_VALUE(r, 0, 1));
+		args.role_id = DatumGetObjectId(CSV_ROW_VALUE(r, 0, 2));
 		values[0] = Int64GetDatum(args.job_id);
-		if (isnull)
+		if (CSV_ROW_ISNULL(r, 0, 3))
 		{
-			run_sql("UPDATE csvpipe.job SET state = 'failed', finished_at = now(), "
-					"error = 'the role that submitted the job no longer exists' WHERE job_id = $1",
-					1, types, values, SPI_OK_UPDATE);
+			(void) csv_internal_query("UPDATE @extschema@.job SET state = 'failed', "
+									  "finished_at = pg_catalog.now(), "
+									  "error = 'the role that submitted the job no longer exists' "
+									  "WHERE job_id OPERATOR(pg_catalog.=) $1",
+									  1, types, values, NULL);
 			continue;
 		}
 #ifdef BGWORKER_BYPASS_ROLELOGINCHECK
 		args.connect_as_role = true;
 #else
-		args.connect_as_role = DatumGetBool(canlogin);
+		args.connect_as_role = DatumGetBool(CSV_ROW_VALUE(r, 0, 3));
 #endif
 
 		/* the runner must see the claim: commit before starting it */
-		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 
@@ -452,11 +408,10 @@ launch_jobs(int nrunning)
 		{
 			StartTransactionCommand();
 			PushActiveSnapshot(GetTransactionSnapshot());
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			run_sql("UPDATE csvpipe.job SET state = 'queued', started_at = NULL "
-					"WHERE job_id = $1 AND state = 'running' AND leader_pid IS NULL",
-					1, types, values, SPI_OK_UPDATE);
+			(void) csv_internal_query("UPDATE @extschema@.job SET state = 'queued', started_at = NULL "
+									  "WHERE job_id OPERATOR(pg_catalog.=) $1 "
+									  "  AND state OPERATOR(pg_catalog.=) 'running' AND leader_pid IS NULL",
+									  1, types, values, NULL);
 			return false;
 		}
 		csv_progress_count(1);
@@ -464,44 +419,134 @@ launch_jobs(int nrunning)
 
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
 	}
 	return true;
 }
 
-/* At each start: what the recovery worker did (prepared parts of crashed loads) */
+/*
+ * Step 0, in every database: prepared parts of atomic loads whose leader
+ * is gone.  Every prepared transaction named csvpipe_<database>_<job>_...
+ * with no csvpipe process working on that job for ORPHAN_GRACE_MS is
+ * settled: in this database here, in another one by a coordinator started
+ * there (csv_txn_settle_job: the recorded decision, else rollback).  Runs
+ * outside a transaction; sets *pending while some job is under watch.
+ */
 static void
-resolve_at_start(void)
+settle_orphans(bool *pending)
 {
-	int64		resolved = 0;
+	CsvRows    *r;
+	List	   *still = NIL;
+	List	   *due = NIL;
+	ListCell   *lc;
+	TimestampTz now = GetCurrentTimestamp();
+	int			settled = 0;
+	MemoryContext cxt = CurrentMemoryContext;
 
-	if (SPI_execute("SELECT csvpipe.resolve_prepared()", false, 0) == SPI_OK_SELECT &&
-		SPI_processed == 1)
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	r = csv_internal_query("SELECT p.gid, d.oid FROM pg_catalog.pg_prepared_xacts p "
+						   "  JOIN pg_catalog.pg_database d ON d.datname OPERATOR(pg_catalog.=) p.database "
+						   " WHERE pg_catalog.starts_with(p.gid, 'csvpipe_')",
+						   0, NULL, NULL, NULL);
+	for (int i = 0; i < r->nrows; i++)
 	{
-		bool		isnull;
+		Oid			db;
+		int64		job;
+		Orphan	   *o = NULL;
 
-		resolved = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1, &isnull));
+		if (!csv_txn_parse_gid(TextDatumGetCString(CSV_ROW_VALUE(r, i, 0)), &db, &job) ||
+			db != DatumGetObjectId(CSV_ROW_VALUE(r, i, 1)))
+			continue;			/* not a name csvpipe gives */
+		if (csv_progress_db_job_pid(db, job, CSV_PROC_NONE) != 0 ||
+			(db == MyDatabaseId && our_runner_alive(job)))
+			continue;			/* its leader, a worker or a coordinator is at work */
+		*pending = true;
+		foreach(lc, orphans)
+		{
+			Orphan	   *x = (Orphan *) lfirst(lc);
+
+			if (x->db == db && x->job_id == job)
+				o = x;
+		}
+		if (o == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			o = palloc(sizeof(Orphan));
+			o->db = db;
+			o->job_id = job;
+			o->since = now;
+			orphans = lappend(orphans, o);
+			MemoryContextSwitchTo(old);
+		}
+		if (!list_member_ptr(still, o))
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			still = lappend(still, o);
+			if (TimestampDifferenceExceeds(o->since, now, ORPHAN_GRACE_MS))
+				due = lappend(due, o);
+			MemoryContextSwitchTo(old);
+		}
 	}
-	if (resolved > 0)
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+
+	foreach(lc, orphans)
+		if (!list_member_ptr(still, lfirst(lc)))
+		{
+			pfree(lfirst(lc));
+			orphans = foreach_delete_current(orphans, lc);
+		}
+
+	foreach(lc, due)
+	{
+		Orphan	   *o = (Orphan *) lfirst(lc);
+
+		CHECK_FOR_INTERRUPTS();
+		if (o->db == MyDatabaseId)
+		{
+			if (csv_txn_settle_job(o->job_id))
+				settled++;
+		}
+		else
+		{
+			CsvCoordArgs args;
+
+			memset(&args, 0, sizeof(args));
+			args.database_id = o->db;
+			args.job_id = o->job_id;
+			args.action = CSV_COORD_SETTLE;
+			if (!csv_txn_run_coordinator(&args, false))
+				continue;		/* no slot: next time */
+		}
+		o->since = now;			/* give it time before looking again */
+	}
+	list_free(due);
+	list_free(still);
+	if (settled > 0)
 		ereport(LOG,
-				(errmsg("csvpipe: resolved the prepared transactions of " INT64_FORMAT " interrupted atomic load(s)",
-						resolved)));
+				(errmsg("csvpipe: resolved the prepared transactions of %d interrupted atomic load(s)",
+						settled)));
 }
 
 void
 csvpipe_launcher_main(Datum main_arg)
 {
-	bool		resolved = false;
+	MemoryContext loop_cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(csvpipe_database, NULL, 0);
+	/* no ALTER DATABASE/ROLE ... SET search_path reaches what runs here */
+	csv_internal_pin_session();
 	pgstat_report_appname("csvpipe launcher");
 	csv_progress_register(CSV_PROC_LAUNCHER, 0, 0);
 	csv_progress_set_launcher(true);
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "csvpipe launcher loop",
+									 ALLOCSET_DEFAULT_SIZES);
 
 	for (;;)
 	{
@@ -509,6 +554,8 @@ csvpipe_launcher_main(Datum main_arg)
 		bool		pending = false;
 
 		CHECK_FOR_INTERRUPTS();
+		MemoryContextSwitchTo(loop_cxt);
+		MemoryContextReset(loop_cxt);
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -518,29 +565,26 @@ csvpipe_launcher_main(Datum main_arg)
 
 		csv_progress_set_state("scanning");
 		SetCurrentStatementStartTimestamp();
+		pgstat_report_activity(STATE_RUNNING, "csvpipe launcher: scanning the queue");
+
+		/* prepared parts of atomic loads whose leader died, in any database */
+		settle_orphans(&pending);
+		MemoryContextSwitchTo(loop_cxt);
+
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		pgstat_report_activity(STATE_RUNNING, "csvpipe launcher: scanning the queue");
-		if (extension_installed())
+		if (csv_extension_installed())
 		{
 			int			nrunning;
 
-			if (!resolved)
-			{
-				resolve_at_start();
-				resolved = true;
-			}
 			nrunning = check_running_jobs(&pending);
 			if (!launch_jobs(nrunning))
 				timeout = 1000; /* no worker slot: try again soon */
-			if (pending)
-				timeout = Min(timeout, ORPHAN_GRACE_MS / 4);
 		}
-		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		if (pending)
+			timeout = Min(timeout, ORPHAN_GRACE_MS / 4);
 		pgstat_report_stat(false);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		csv_progress_set_state("idle");
@@ -570,7 +614,7 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, CsvFileId *
 
 	values[0] = Int64GetDatum(args->job_id);
 	values[1] = Int32GetDatum(args->attempt);
-	r = csv_owner_query("UPDATE csvpipe.job j SET leader_pid = pg_backend_pid() "
+	r = csv_internal_query("UPDATE @extschema@.job j SET leader_pid = pg_catalog.pg_backend_pid() "
 						" WHERE j.job_id = $1 AND j.state = 'running' AND j.attempt = $2 "
 						"   AND j.leader_pid IS NULL "
 						"RETURNING j.path, j.target, "
@@ -582,7 +626,7 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, CsvFileId *
 						"  ARRAY(SELECT ARRAY[key, value] FROM jsonb_each_text(j.options->'settings')), "
 						"  j.options->>'on_error', (j.options->>'max_errors')::bigint, "
 						"  j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
-						"  ARRAY(SELECT c.chunk_no FROM csvpipe.chunks c WHERE c.job_id = j.job_id "
+						"  ARRAY(SELECT c.chunk_no FROM @extschema@.chunks c WHERE c.job_id = j.job_id "
 						"        ORDER BY c.chunk_no)",
 						2, types, values, NULL);
 	if (r->nrows == 0)
@@ -676,9 +720,9 @@ record_end(int64 job_id, const char *state, const char *error)
 		values[2] = CStringGetTextDatum(error);
 	else
 		nulls[2] = 'n';
-	(void) csv_owner_query("UPDATE csvpipe.job SET "
+	(void) csv_internal_query("UPDATE @extschema@.job SET "
 						   "  state = CASE WHEN state = 'running' THEN $2 ELSE state END, "
-						   "  error = coalesce($3, error), finished_at = coalesce(finished_at, now()), "
+						   "  error = coalesce($3, error), finished_at = coalesce(finished_at, pg_catalog.now()), "
 						   "  leader_pid = NULL "
 						   "WHERE job_id = $1 AND state <> 'done'",
 						   3, types, values, nulls);
@@ -815,11 +859,11 @@ csvpipe_runner_main(Datum main_arg)
 			values[6] = Int64GetDatum(have_stat ? now.mtime_ns : 0);
 			if (!have_stat)
 				nulls[3] = nulls[4] = nulls[5] = nulls[6] = 'n';
-			(void) csv_owner_query("UPDATE csvpipe.job SET state = 'done', rows_loaded = $2, "
+			(void) csv_internal_query("UPDATE @extschema@.job SET state = 'done', rows_loaded = $2, "
 								   "  rows_rejected = $3, bytes = coalesce($4, bytes), workers = 0, "
 								   "  file_size = coalesce($4, file_size), file_dev = coalesce($5, file_dev), "
 								   "  file_ino = coalesce($6, file_ino), file_mtime_ns = coalesce($7, file_mtime_ns), "
-								   "  finished_at = clock_timestamp(), leader_pid = NULL "
+								   "  finished_at = pg_catalog.clock_timestamp(), leader_pid = NULL "
 								   "WHERE job_id = $1 AND state = 'running'",
 								   7, types, values, nulls);
 		}

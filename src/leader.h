@@ -28,6 +28,7 @@ extern int64 csv_leader_bytes(CsvLeader *L);
 extern int64 csv_leader_rejected(CsvLeader *L);
 extern int64 csv_leader_retries(CsvLeader *L);
 extern bool csv_leader_all_prepared(CsvLeader *L);
+extern void csv_leader_prepared_parts(CsvLeader *L, uint32 *parts);
 extern int	csv_leader_nworkers(CsvLeader *L);
 extern void csv_leader_end(CsvLeader *L);
 extern void csv_leader_abort(CsvLeader *L);

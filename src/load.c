@@ -277,25 +277,29 @@ target_attnums(Relation rel, List *attnames, int *nfields)
 
 /*
  * The range table entry COPY FROM builds for its target (DoCopy), and the
- * INSERT privilege check on the target columns.
+ * INSERT privilege check on the target columns: as COPY, INSERT on the
+ * table or on every column the file maps to (attnums; every column that is
+ * neither generated nor dropped when the load names none), so column-level
+ * grants work as they do for COPY.  ereports COPY's error.
  */
 static List *
-make_range_table(CsvLoadTarget *t, List **perminfos)
+check_insert_perms(Relation rel, const char *relname, AttrNumber *attnums,
+				   int nfields, List **perminfos)
 {
 	RangeTblEntry *rte = makeNode(RangeTblEntry);
 	Bitmapset  *cols = NULL;
 
-	for (int i = 0; i < t->nfields; i++)
-		cols = bms_add_member(cols, t->attnums[i] - FirstLowInvalidHeapAttributeNumber);
+	for (int i = 0; i < nfields; i++)
+		cols = bms_add_member(cols, attnums[i] - FirstLowInvalidHeapAttributeNumber);
 
 	rte->rtekind = RTE_RELATION;
-	rte->relid = RelationGetRelid(t->rel);
-	rte->relkind = t->rel->rd_rel->relkind;
+	rte->relid = RelationGetRelid(rel);
+	rte->relkind = rel->rd_rel->relkind;
 	rte->rellockmode = RowExclusiveLock;
 	rte->inh = false;
 	rte->inFromCl = false;
 	rte->alias = NULL;
-	rte->eref = makeAlias(t->relname, NIL);
+	rte->eref = makeAlias(relname, NIL);
 #if PG_VERSION_NUM >= 160000
 	{
 		RTEPermissionInfo *perminfo = makeNode(RTEPermissionInfo);
@@ -315,6 +319,34 @@ make_range_table(CsvLoadTarget *t, List **perminfos)
 	ExecCheckRTPerms(list_make1(rte), true);
 #endif
 	return list_make1(rte);
+}
+
+static List *
+make_range_table(CsvLoadTarget *t, List **perminfos)
+{
+	return check_insert_perms(t->rel, t->relname, t->attnums, t->nfields,
+							  perminfos);
+}
+
+/*
+ * The privilege check of csv_load_begin() alone, for the entry points that
+ * check before they start anything (csvpipe.load, resume, submit, runners):
+ * the columns as COPY resolves them (its errors for unknown, generated or
+ * repeated columns), then INSERT on them as COPY checks it.
+ */
+void
+csv_load_check_privileges(Oid relid, List *attnames)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	AttrNumber *attnums;
+	int			nfields;
+	List	   *perminfos;
+
+	attnums = target_attnums(rel, attnames, &nfields);
+	(void) check_insert_perms(rel, RelationGetRelationName(rel), attnums,
+							  nfields, &perminfos);
+	pfree(attnums);
+	table_close(rel, NoLock);	/* locked until transaction end, as COPY */
 }
 
 /* COPY's rule: a plain, foreign or partitioned table, or INSTEAD OF INSERT */
@@ -1185,6 +1217,7 @@ csvpipe_load_serial(PG_FUNCTION_ARGS)
 	desc = csv_load_input_desc(target);
 
 	error_context_stack = &errcallback;
+	csv_dialect_set_columns(&dialect, desc->natts);
 	conv = csv_converter_create(desc, &dialect, &errpos, NULL);
 	if (dialect.header == CSV_HEADER_MATCH)
 		csv_converter_check_header(conv, csv_reader_header(reader));

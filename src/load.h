@@ -43,6 +43,13 @@ typedef struct CsvLoadTarget CsvLoadTarget;
  */
 extern CsvLoadTarget *csv_load_begin(Oid relid, List *attnames);
 
+/*
+ * csv_load_begin()'s column and privilege checks alone (COPY's rules and
+ * errors: INSERT on the table or on every target column), for entry points
+ * that check before they start the load.
+ */
+extern void csv_load_check_privileges(Oid relid, List *attnames);
+
 /* parallel workers: write new pages only, ignoring the free space map */
 extern bool csv_load_append_only;
 

@@ -31,6 +31,8 @@
 /* worker slots of one call: its workers plus spares that replace lost ones */
 #define CSVPIPE_SPARE_SLOTS		32
 #define CSVPIPE_MAX_SLOTS		(CSVPIPE_MAX_WORKERS + CSVPIPE_SPARE_SLOTS)
+/* hex digits of the random secret behind an atomic run's gids (txn.c) */
+#define CSV_GID_NONCE_LEN		32
 
 /* shm_toc keys */
 #define CSV_KEY_SHARED			1
@@ -74,6 +76,7 @@ typedef struct CsvParallelShared
 	int			capacity;		/* worker slots, spares included */
 	pid_t		leader_pid;
 	char		options_json[4096];	/* load options, recorded with the job */
+	char		gid_nonce[CSV_GID_NONCE_LEN + 1];	/* atomic: this run's secret (txn.c) */
 	/* dialect, without the pointers (null string and path live apart) */
 	char		delimiter;
 	char		quote;
@@ -135,13 +138,18 @@ typedef struct CsvChunkDone
 typedef struct CsvSplitter
 {
 	char		quote;
+	char		delimiter;
 	char		newline;		/* '\n', or '\r' in a file of lone-CR line ends */
+	int			state;			/* splitter.c's SP_* between two scans */
+	int			mb_encoding;	/* step by characters of this encoding, or -1 */
+	int			mb_skip;		/* trail bytes of a character cut by the last scan */
 	bool		in_quotes;
 	int64		line;			/* physical line of the next byte */
 	int64		record_start;	/* buffer offset where the current record began */
 } CsvSplitter;
 
-extern void csv_splitter_init(CsvSplitter *sp, char quote, char newline);
+extern void csv_splitter_init(CsvSplitter *sp, const CsvDialect *dialect,
+							  char newline);
 extern char csv_splitter_newline(const char *buf, int64 len);
 extern int64 csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from,
 							   int64 to, int64 want, int64 *boundary_line);

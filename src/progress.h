@@ -56,8 +56,9 @@ extern int	csv_progress_launcher_pid(void);
 
 /*
  * Is a csvpipe process (of kind, or any kind for CSV_PROC_NONE) working on
- * job_id?  Returns its pid (the first found), 0 if none.
+ * job_id of this database (or of datid)?  Returns its pid (the first found), 0 if none.
  */
 extern int	csv_progress_job_pid(int64 job_id, CsvProcKind kind);
+extern int	csv_progress_db_job_pid(Oid datid, int64 job_id, CsvProcKind kind);
 
 #endif							/* CSVPIPE_PROGRESS_H */

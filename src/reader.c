@@ -55,10 +55,7 @@ struct CsvReader
 	CsvTokenizer *tok;
 	char	   *buf;			/* [carry][block] */
 	int			carry_len;
-	char	   *convbuf;		/* conversion output, when encodings differ */
-	size_t		convbuf_size;
-	Oid			conv_proc;
-	bool		verify;			/* validate bytes in the server encoding */
+	CsvEncoder	enc;			/* validation or conversion of the blocks */
 	bool		first_block;
 	bool		eof;
 
@@ -487,7 +484,6 @@ csv_reader_open(const char *path, const CsvDialect *dialect,
 				CsvErrorPosition *errpos)
 {
 	CsvReader  *r;
-	int			server_enc = GetDatabaseEncoding();
 
 	r = palloc0(sizeof(CsvReader));
 	r->dialect = dialect;
@@ -498,22 +494,7 @@ csv_reader_open(const char *path, const CsvDialect *dialect,
 
 	r->buf = palloc(CSV_CARRY_MAX + CSV_READ_BLOCK_SIZE);
 	r->first_block = true;
-	if (dialect->file_encoding == server_enc ||
-		dialect->file_encoding == PG_SQL_ASCII || server_enc == PG_SQL_ASCII)
-		r->verify = (server_enc != PG_SQL_ASCII);
-	else
-	{
-		r->conv_proc = FindDefaultConversionProc(dialect->file_encoding, server_enc);
-		if (!OidIsValid(r->conv_proc))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_FUNCTION),
-					 errmsg("no conversion from encoding \"%s\" to \"%s\"",
-							pg_encoding_to_char(dialect->file_encoding),
-							GetDatabaseEncodingName())));
-		r->convbuf_size = (size_t) (CSV_CARRY_MAX + CSV_READ_BLOCK_SIZE) *
-			MAX_CONVERSION_GROWTH + 1;
-		r->convbuf = palloc(r->convbuf_size);
-	}
+	csv_encoder_init(&r->enc, dialect);
 
 	r->skip_left = dialect->skip_rows;
 	r->header_pending = (dialect->header != CSV_HEADER_NONE);
@@ -541,47 +522,11 @@ csv_reader_bytes_read(CsvReader *reader)
 	return reader->bytes_read;
 }
 
-/* Line holding byte "upto" of a block that is about to be tokenized */
-static int64
-line_in_block(CsvReader *r, const char *data, size_t upto)
-{
-	int64		line = csv_tokenizer_pending_line(r->tok);
-	const char *s = data;
-	const char *end = data + upto;
-
-	while ((s = memchr(s, '\n', end - s)) != NULL)
-	{
-		line++;
-		s++;
-	}
-	return line;
-}
-
-/*
- * Bytes at data[valid..len) failed validation or conversion.  If they may be
- * the start of a character cut by the block boundary, return how many to
- * carry to the next block; otherwise report the invalid sequence.
- */
-static int
-carry_or_complain(CsvReader *r, const char *data, int valid, int len, int encoding)
-{
-	int			rest = len - valid;
-
-	if (!r->eof && rest < CSV_CARRY_MAX &&
-		pg_encoding_mblen(encoding, data + valid) > rest)
-		return rest;
-
-	r->errpos->line_no = line_in_block(r, data, valid);
-	r->errpos->field_no = 0;
-	report_invalid_encoding(encoding, data + valid, rest);
-	return 0;					/* not reached */
-}
-
 /* Validate or convert one block and hand it to the tokenizer */
 static void
 feed_block(CsvReader *r, char *data, int len)
 {
-	int			carry = 0;
+	int			carry;
 
 	if (r->first_block)
 	{
@@ -594,47 +539,7 @@ feed_block(CsvReader *r, char *data, int len)
 		}
 	}
 
-	if (OidIsValid(r->conv_proc))
-	{
-		int			consumed;
-
-		consumed = pg_do_encoding_conversion_buf(r->conv_proc,
-												 r->dialect->file_encoding,
-												 GetDatabaseEncoding(),
-												 (unsigned char *) data, len,
-												 (unsigned char *) r->convbuf,
-												 (int) r->convbuf_size,
-												 true);
-		if (consumed < len)
-		{
-			carry = carry_or_complain(r, data, consumed, len,
-									  r->dialect->file_encoding);
-			if (carry == 0)
-				/* let the conversion itself report the bad sequence */
-				(void) pg_do_encoding_conversion_buf(r->conv_proc,
-													 r->dialect->file_encoding,
-													 GetDatabaseEncoding(),
-													 (unsigned char *) data + consumed,
-													 len - consumed,
-													 (unsigned char *) r->convbuf,
-													 (int) r->convbuf_size,
-													 false);
-		}
-		csv_tokenizer_feed(r->tok, r->convbuf, strlen(r->convbuf));
-	}
-	else
-	{
-		int			valid = len;
-
-		if (r->verify)
-		{
-			valid = pg_encoding_verifymbstr(GetDatabaseEncoding(), data, len);
-			if (valid < len)
-				carry = carry_or_complain(r, data, valid, len,
-										  GetDatabaseEncoding());
-		}
-		csv_tokenizer_feed(r->tok, data, valid);
-	}
+	carry = (int) csv_encoder_feed(&r->enc, r->tok, data, len, r->eof);
 
 	/* keep the cut character for the next block */
 	if (carry > 0)
@@ -748,10 +653,8 @@ read_block(CsvReader *r)
 	if (n == 0)
 	{
 		r->eof = true;
-		if (r->carry_len > 0)	/* a character cut by the end of file */
-			carry_or_complain(r, r->buf, 0, r->carry_len,
-							  OidIsValid(r->conv_proc) ? r->dialect->file_encoding :
-							  GetDatabaseEncoding());
+		if (r->carry_len > 0)	/* a character cut by the end of file: bad */
+			feed_block(r, r->buf, r->carry_len);
 		csv_check_file_unchanged(r->fd, r->path, &r->id, r->bytes_read);
 		csv_tokenizer_finish(r->tok);
 		return true;
@@ -773,6 +676,10 @@ next_raw_record(CsvReader *r, CsvRecord *rec)
 	}
 }
 
+/*
+ * skip_rows counts records, not empty lines (as the parallel leader, which
+ * counts the splitter's records); a malformed record counts as one.
+ */
 static bool
 consume_prefix(CsvReader *r, CsvRecord *rec)
 {
@@ -780,7 +687,8 @@ consume_prefix(CsvReader *r, CsvRecord *rec)
 	{
 		if (!next_raw_record(r, rec))
 			return false;
-		r->skip_left--;
+		if (!rec->empty_line)
+			r->skip_left--;
 	}
 	return true;
 }
@@ -800,8 +708,15 @@ csv_reader_header(CsvReader *r)
 	if (!r->header_pending)
 		return NULL;
 	r->header_pending = false;
-	if (!consume_prefix(r, &rec) || !next_raw_record(r, &rec))
+	if (!consume_prefix(r, &rec))
 		return NULL;
+	do
+	{
+		if (!next_raw_record(r, &rec))
+			return NULL;
+	} while (rec.empty_line);
+	if (rec.bad)
+		csv_record_raise_bad(&rec, r->errpos);
 
 	/* copy: the tokenizer reuses its buffers */
 	r->header.line_no = rec.line_no;
@@ -843,6 +758,213 @@ csv_reader_close(CsvReader *r)
 	}
 }
 
+/* ---- encodings ---- */
+
+/* verification and conversion work on pieces of this size (int lengths) */
+#define CSV_ENCODING_PIECE		(64 * 1024 * 1024)
+
+/*
+ * The encoding the bytes are checked in when no conversion runs: the
+ * server's, or, in a SQL_ASCII database, the file's -- as COPY does, so a
+ * NUL byte is refused even there (SQL_ASCII's own check refuses only NUL).
+ */
+static int
+verify_encoding(const CsvDialect *dialect)
+{
+	int			server_enc = GetDatabaseEncoding();
+
+	return server_enc == PG_SQL_ASCII ? dialect->file_encoding : server_enc;
+}
+
+void
+csv_encoder_init(CsvEncoder *e, const CsvDialect *dialect)
+{
+	int			server_enc = GetDatabaseEncoding();
+
+	memset(e, 0, sizeof(CsvEncoder));
+	e->dialect = dialect;
+	e->cxt = CurrentMemoryContext;	/* callers feed in shorter-lived ones */
+	if (dialect->file_encoding == server_enc ||
+		dialect->file_encoding == PG_SQL_ASCII || server_enc == PG_SQL_ASCII)
+		e->verify_enc = verify_encoding(dialect);
+	else
+	{
+		e->conv_proc = FindDefaultConversionProc(dialect->file_encoding, server_enc);
+		if (!OidIsValid(e->conv_proc))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("no conversion from encoding \"%s\" to \"%s\"",
+							pg_encoding_to_char(dialect->file_encoding),
+							GetDatabaseEncodingName())));
+	}
+}
+
+/*
+ * Length of the prefix of data[0..len) that is valid in encoding enc, for
+ * any length (pg_encoding_verifymbstr takes an int).
+ */
+static int64
+verify_prefix(int enc, const char *data, int64 len)
+{
+	int64		done = 0;
+
+	while (done < len)
+	{
+		int			piece = (int) Min(len - done, (int64) CSV_ENCODING_PIECE);
+		int64		piece_end = done + piece;
+		int			v = pg_encoding_verifymbstr(enc, data + done, piece);
+
+		done += v;
+		if (v == piece)
+			continue;
+		/* a character cut by the piece's end is checked with the next piece */
+		if (piece_end < len && piece_end - done < CSV_CARRY_MAX)
+			continue;
+		break;
+	}
+	return done;
+}
+
+/*
+ * How many bytes make the invalid character at data[0..len): one, or in an
+ * encoding whose multibyte characters may hold ASCII bytes, the lead byte
+ * and the trail bytes that may belong to it -- never a line end.  The
+ * splitter steps over characters the same way (splitter.c).
+ */
+int
+csv_bad_char_length(int encoding, const char *data, int64 len)
+{
+	int			n = 1;
+	int			want;
+
+	if (PG_VALID_BE_ENCODING(encoding) || !IS_HIGHBIT_SET(data[0]))
+		return 1;
+	want = pg_encoding_mblen(encoding, data);
+	while (n < want && n < len && (unsigned char) data[n] >= 0x30)
+		n++;
+	return n;
+}
+
+/*
+ * The error for the invalid character at data[0..len), raised by
+ * PostgreSQL's own routines and caught: SQLSTATE and message, palloc'd.
+ */
+static char *
+encoding_error(CsvEncoder *e, const char *data, int64 len, int *sqlerrcode)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	char	   *message = NULL;
+	int			n = (int) Min(len, (int64) 16);
+
+	PG_TRY();
+	{
+		if (OidIsValid(e->conv_proc))
+		{
+			char		out[16 * MAX_CONVERSION_GROWTH + 1];
+
+			(void) pg_do_encoding_conversion_buf(e->conv_proc,
+												 e->dialect->file_encoding,
+												 GetDatabaseEncoding(),
+												 (unsigned char *) data, n,
+												 (unsigned char *) out,
+												 sizeof(out), false);
+			/* nothing wrong alone: an incomplete character */
+			report_invalid_encoding(e->dialect->file_encoding, data, n);
+		}
+		else
+			report_invalid_encoding(e->verify_enc, data, n);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		*sqlerrcode = edata->sqlerrcode;
+		message = edata->message;
+	}
+	PG_END_TRY();
+	return message;
+}
+
+/*
+ * Validate or convert data[0..len) to the server encoding and feed it to
+ * tok.  Unless final, a character cut by the end of data is left over: its
+ * length is returned and the caller passes it again with what follows.
+ * Bytes invalid in the file's encoding (or without an equivalent in the
+ * server's) are dropped and make the record that holds them bad
+ * (csv_tokenizer_mark_bad): its consumer raises the error (stop) or rejects
+ * the record (skip), in file order, so the rows before it come first.
+ */
+int64
+csv_encoder_feed(CsvEncoder *e, CsvTokenizer *tok, const char *data, int64 len,
+				 bool final)
+{
+	int			src_enc = OidIsValid(e->conv_proc) ? e->dialect->file_encoding :
+		e->verify_enc;
+	int64		pos = 0;
+
+	while (pos < len)
+	{
+		int			piece = (int) Min(len - pos, (int64) CSV_ENCODING_PIECE);
+		int64		piece_end = pos + piece;
+		int64		ok;
+
+		CHECK_FOR_INTERRUPTS();
+		if (OidIsValid(e->conv_proc))
+		{
+			size_t		need = (size_t) piece * MAX_CONVERSION_GROWTH + 1;
+
+			if (e->out_size < need)
+			{
+				if (e->out)
+					pfree(e->out);
+				e->out = MemoryContextAllocHuge(e->cxt, need);
+				e->out_size = need;
+			}
+			ok = pg_do_encoding_conversion_buf(e->conv_proc,
+											   e->dialect->file_encoding,
+											   GetDatabaseEncoding(),
+											   (unsigned char *) data + pos, piece,
+											   (unsigned char *) e->out,
+											   (int) Min(need, (size_t) PG_INT32_MAX),
+											   true);
+			csv_tokenizer_feed(tok, e->out, strlen(e->out));
+		}
+		else
+		{
+			ok = verify_prefix(e->verify_enc, data + pos, piece);
+			csv_tokenizer_feed(tok, data + pos, ok);
+		}
+		pos += ok;
+		if (pos == piece_end)
+			continue;
+
+		/* stopped at data[pos]: a character cut by the piece's or data's end? */
+		if (piece_end - pos < CSV_CARRY_MAX &&
+			pg_encoding_mblen(src_enc, data + pos) > piece_end - pos)
+		{
+			if (piece_end < len)
+				continue;
+			if (!final)
+				return len - pos;
+		}
+
+		/* invalid: the record holding it is bad */
+		{
+			int			sqlerrcode = ERRCODE_CHARACTER_NOT_IN_REPERTOIRE;
+			char	   *message = encoding_error(e, data + pos, len - pos, &sqlerrcode);
+
+			csv_tokenizer_mark_bad(tok, sqlerrcode, message,
+								   csv_tokenizer_pending_line(tok));
+			pfree(message);
+			pos += csv_bad_char_length(src_enc, data + pos, len - pos);
+		}
+	}
+	return 0;
+}
+
 /*
  * Validate or convert a buffer that holds whole records (a chunk) to the
  * server encoding.  Returns data itself when no conversion is needed, else
@@ -852,58 +974,80 @@ char *
 csv_buffer_to_server(const CsvDialect *dialect, char *data, int64 len,
 					 int64 *outlen, CsvErrorPosition *errpos, int64 first_line)
 {
-	int			server_enc = GetDatabaseEncoding();
-	int			valid;
+	CsvEncoder	e;
+	int64		valid;
 
+	csv_encoder_init(&e, dialect);
 	*outlen = len;
-	if (dialect->file_encoding == server_enc ||
-		dialect->file_encoding == PG_SQL_ASCII || server_enc == PG_SQL_ASCII)
+	if (!OidIsValid(e.conv_proc))
 	{
-		if (server_enc == PG_SQL_ASCII)
-			return data;
-		valid = pg_encoding_verifymbstr(server_enc, data, (int) len);
+		valid = verify_prefix(e.verify_enc, data, len);
 		if (valid < len)
 		{
 			errpos->line_no = first_line;
-			for (int i = 0; i < valid; i++)
+			for (int64 i = 0; i < valid; i++)
 				if (data[i] == '\n')
 					errpos->line_no++;
 			errpos->field_no = 0;
-			report_invalid_encoding(server_enc, data + valid, (int) (len - valid));
+			report_invalid_encoding(e.verify_enc, data + valid,
+									(int) Min(len - valid, (int64) 16));
 		}
 		return data;
 	}
 	else
 	{
-		Oid			proc = FindDefaultConversionProc(dialect->file_encoding, server_enc);
-		char	   *out = palloc((Size) len * MAX_CONVERSION_GROWTH + 1);
-		int			consumed;
+		char	   *out = NULL;
+		size_t		out_len = 0;
+		size_t		out_size = 0;
+		int64		pos = 0;
 
-		consumed = pg_do_encoding_conversion_buf(proc, dialect->file_encoding,
-												 server_enc,
-												 (unsigned char *) data, (int) len,
-												 (unsigned char *) out,
-												 (int) ((Size) len * MAX_CONVERSION_GROWTH + 1),
-												 true);
-		if (consumed < len)
+		while (pos < len)
 		{
+			int			piece = (int) Min(len - pos, (int64) CSV_ENCODING_PIECE);
+			size_t		need = (size_t) piece * MAX_CONVERSION_GROWTH + 1;
+			int			consumed;
+
+			/* room for this piece's worst case after what is there */
+			if (out_size < out_len + need)
+			{
+				size_t		newsize = Max(out_size * 2, out_len + need);
+
+				out = out ? repalloc_huge(out, newsize) :
+					MemoryContextAllocHuge(CurrentMemoryContext, newsize);
+				out_size = newsize;
+			}
+			consumed = pg_do_encoding_conversion_buf(e.conv_proc, dialect->file_encoding,
+													 GetDatabaseEncoding(),
+													 (unsigned char *) data + pos, piece,
+													 (unsigned char *) out + out_len,
+													 (int) need, true);
+			out_len += strlen(out + out_len);
+			pos += consumed;
+			if (consumed == piece)
+				continue;
+			/* a character cut by the piece's end goes on with the next one */
+			if (pos - consumed + piece < len && piece - consumed < CSV_CARRY_MAX)
+				continue;
+
 			errpos->line_no = first_line;
-			for (int i = 0; i < consumed; i++)
+			for (int64 i = 0; i < pos; i++)
 				if (data[i] == '\n')
 					errpos->line_no++;
 			errpos->field_no = 0;
-			(void) pg_do_encoding_conversion_buf(proc, dialect->file_encoding,
-												 server_enc,
-												 (unsigned char *) data + consumed,
-												 (int) (len - consumed),
-												 (unsigned char *) out,
-												 (int) ((Size) len * MAX_CONVERSION_GROWTH + 1),
-												 false);
+			/* let the conversion itself report the bad sequence */
+			(void) pg_do_encoding_conversion_buf(e.conv_proc, dialect->file_encoding,
+												 GetDatabaseEncoding(),
+												 (unsigned char *) data + pos,
+												 (int) Min(len - pos, (int64) 16),
+												 (unsigned char *) out + out_len,
+												 (int) need, false);
 			/* the conversion found nothing wrong alone: an incomplete character */
-			report_invalid_encoding(dialect->file_encoding, data + consumed,
-									(int) (len - consumed));
+			report_invalid_encoding(dialect->file_encoding, data + pos,
+									(int) Min(len - pos, (int64) 16));
 		}
-		*outlen = strlen(out);
+		if (out == NULL)
+			out = palloc0(1);
+		*outlen = out_len;
 		return out;
 	}
 }
@@ -915,7 +1059,9 @@ csv_valid_prefix(const CsvDialect *dialect, const char *data, int64 len)
 	int			server_enc = GetDatabaseEncoding();
 	int			enc = dialect->file_encoding;
 
-	if (server_enc == PG_SQL_ASCII || enc == PG_SQL_ASCII)
-		return len;
-	return pg_encoding_verifymbstr(enc, data, (int) len);
+	if (server_enc == PG_SQL_ASCII)
+		return verify_prefix(enc, data, len);
+	if (enc == PG_SQL_ASCII)
+		return verify_prefix(server_enc, data, len);
+	return verify_prefix(enc, data, len);
 }

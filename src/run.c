@@ -16,6 +16,7 @@
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
+#include "internal_sql.h"
 #include "jobs.h"
 #include "leader.h"
 #include "load.h"
@@ -39,7 +40,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "executor/spi.h"
+#include "utils/syscache.h"
+#include "catalog/pg_authid.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
@@ -67,10 +69,9 @@ PG_FUNCTION_INFO_V1(csvpipe_load);
  * caller holds.
  */
 static void
-check_load_target(Oid relid)
+check_load_target(Oid relid, List *attnames)
 {
 	Relation	rel = table_open(relid, AccessShareLock);
-	AclResult	aclresult;
 
 	if (rel->rd_createSubid != InvalidSubTransactionId ||
 		rel->rd_firstRelfilenodeSubid != InvalidSubTransactionId)
@@ -86,10 +87,8 @@ check_load_target(Oid relid)
 				 errmsg("this transaction holds a lock on \"%s\" that would block csvpipe's workers",
 						RelationGetRelationName(rel)),
 				 errhint("Commit the transaction first, or load with workers => 0.")));
-	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_INSERT);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, get_relkind_objtype(rel->rd_rel->relkind),
-					   RelationGetRelationName(rel));
+	/* as COPY: INSERT on the table or on each target column */
+	csv_load_check_privileges(relid, attnames);
 	table_close(rel, NoLock);
 }
 
@@ -136,13 +135,17 @@ load_in_leader(const char *path, Oid relid, List *attnames, CsvDialect *dialect,
 	CsvReader  *reader = csv_reader_open(path, dialect, errpos);
 	CsvLoadTarget *target = csv_load_begin(relid, attnames);
 	TupleDesc	desc = csv_load_input_desc(target);
-	CsvConverter *conv = csv_converter_create(desc, dialect, errpos, NULL);
+	CsvConverter *conv;
 	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
 	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
 	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe row",
 												  ALLOCSET_DEFAULT_SIZES);
 	CsvRecord	rec;
 	int64		nrows = 0;
+
+	/* before the first record is read: an empty line may be a row */
+	csv_dialect_set_columns(dialect, desc->natts);
+	conv = csv_converter_create(desc, dialect, errpos, NULL);
 
 	csv_progress_load_started(csv_reader_file_size(reader), 0);
 	if (dialect->header == CSV_HEADER_MATCH)
@@ -164,15 +167,17 @@ load_in_leader(const char *path, Oid relid, List *attnames, CsvDialect *dialect,
 	return (int64) csv_load_end(target);
 }
 
+/* A new job id (the sequence is csvpipe's own: no role has USAGE on it) */
 static int64
 next_job_id(void)
 {
-	Oid			nsp = get_namespace_oid("csvpipe", false);
-	Oid			seq = get_relname_relid("job_id_seq", nsp);
+	Oid			types[1] = {REGCLASSOID};
+	Datum		values[1];
+	CsvRows    *r;
 
-	if (!OidIsValid(seq))
-		elog(ERROR, "sequence csvpipe.job_id_seq is missing");
-	return DatumGetInt64(DirectFunctionCall1(nextval_oid, ObjectIdGetDatum(seq)));
+	values[0] = ObjectIdGetDatum(csv_extension_relid("job_id_seq"));
+	r = csv_internal_query("SELECT pg_catalog.nextval($1)", 1, types, values, NULL);
+	return DatumGetInt64(CSV_ROW_VALUE(r, 0, 0));
 }
 
 static void
@@ -220,12 +225,9 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	if (req->chunk_size < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe chunk_size must be positive")));
+	(void) csv_check_chunk_size(req->chunk_size);
 
-	check_load_target(req->relid);
+	check_load_target(req->relid, req->attnames);
 	if (req->job_id <= 0)
 		req->job_id = next_job_id();
 	csv_progress_load_begin(req->job_id, req->progress);
@@ -257,6 +259,8 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		shared = csv_leader_pool(L)->shared;
 		shared->job_id = req->job_id;
 		shared->atomic = req->atomic;
+		if (req->atomic)
+			csv_txn_new_nonce(shared->gid_nonce);
 		shared->target_relid = req->relid;
 		shared->columns_given = (req->attnames != NIL);
 		shared->on_error_skip = req->on_error_skip;
@@ -334,11 +338,22 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		}
 		PG_END_TRY();
 
+		/*
+		 * Every part is prepared (atomic) or every chunk committed (chunked):
+		 * the load commits.  A cancel from here on must not turn it into an
+		 * error -- a client retrying after an error would load twice -- so
+		 * interrupts are held through the commit, and a cancel that came
+		 * meanwhile is dropped: it came too late, the statement succeeded.
+		 */
+		HOLD_INTERRUPTS();
 		rows = csv_leader_rows(L);
 		rejected = csv_leader_rejected(L);
 		bytes = csv_leader_bytes(L);
 		args.retries = (int32) csv_leader_retries(L);
 		args.rows_rejected = rejected;
+		/* commit exactly the parts whose workers said "prepared" */
+		if (atomic)
+			csv_leader_prepared_parts(L, args.parts);
 		csv_leader_end(L);
 
 		args.action = atomic ? CSV_COORD_COMMIT : CSV_COORD_NONE;
@@ -347,6 +362,8 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		args.bytes = bytes;
 		csv_progress_phase("committing");
 		finish_job(&args, true);
+		QueryCancelPending = false;
+		RESUME_INTERRUPTS();
 	}
 
 	error_context_stack = errcallback.previous;
@@ -519,11 +536,16 @@ PG_FUNCTION_INFO_V1(csvpipe_resume);
 
 /*
  * csvpipe.resume(job): finish a load whose leader died.  A chunked job
- * loads only the chunks absent from the ledger; an atomic one is resolved
- * (its prepared parts follow the recorded decision) and, unless that
- * committed it, loaded again from the start.  The file must be unchanged.
- * A job queued by csvpipe.submit is put back in the queue instead, and the
- * call returns at once (jobs.c); its runner skips the ledger's chunks.
+ * loads only the chunks absent from the ledger; an atomic one is loaded
+ * again from the start once its prepared parts are settled.  The file must
+ * be unchanged.  A job queued by csvpipe.submit is put back in the queue
+ * instead, and the call returns at once (jobs.c); its runner skips the
+ * ledger's chunks.
+ *
+ * The job's own role runs the load: a superuser (or a member of that role)
+ * who resumes it inserts with that role's privileges, as the role would
+ * have, never with its own.  The job row is read through csv_internal_query,
+ * so the caller needs no privileges on csvpipe's tables.
  */
 Datum
 csvpipe_resume(PG_FUNCTION_ARGS)
@@ -534,18 +556,16 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 	TupleDesc	resdesc;
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
-	HeapTuple	tup;
-	TupleDesc	desc;
-	bool		isnull;
+	CsvRows    *r;
 	char	   *state;
 	Oid			submitted_by;
 	bool		leader_alive;
 	CsvFileId	recorded;
 	Datum		dargs[CSV_NUM_READ_ARGS];
 	bool		dnulls[CSV_NUM_READ_ARGS];
-	MemoryContext cxt = CurrentMemoryContext;
 	char	   *header;
-	int			nopt;
+	Oid			save_userid;
+	int			save_sec;
 
 	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "csvpipe.resume must return a row");
@@ -563,127 +583,121 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 
 	memset(&req, 0, sizeof(req));
 	values[0] = Int64GetDatum(job_id);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args(
-							  "SELECT j.path, j.target, j.state, j.atomic, j.submitted_by, "
-							  "  EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.leader_pid), "
-							  "  j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
-							  "  o->>'delimiter', o->>'quote', o->>'header', o->>'null_string', "
-							  "  o->>'encoding', (o->>'skip_rows')::bigint, (o->>'workers')::int, "
-							  "  (o->>'chunk_size')::bigint, o->>'on_error', (o->>'max_errors')::bigint, "
-							  "  CASE WHEN o ? 'columns' THEN ARRAY(SELECT jsonb_array_elements_text(o->'columns')) END "
-							  "FROM csvpipe.job j, coalesce(j.options, '{}') o WHERE j.job_id = $1",
-							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read csvpipe.job");
-	if (SPI_processed == 0)
+	r = csv_internal_query("SELECT j.path, j.target, j.state, j.atomic, j.submitted_by, "
+						   "  EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a "
+						   "           WHERE a.pid OPERATOR(pg_catalog.=) j.leader_pid), "
+						   "  j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
+						   "  o->>'delimiter', o->>'quote', o->>'header', o->>'null_string', "
+						   "  o->>'encoding', (o->>'skip_rows')::pg_catalog.int8, "
+						   "  (o->>'workers')::pg_catalog.int4, (o->>'chunk_size')::pg_catalog.int8, "
+						   "  o->>'on_error', (o->>'max_errors')::pg_catalog.int8, "
+						   "  CASE WHEN o ? 'columns' "
+						   "    THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(o->'columns')) END, "
+						   "  ARRAY(SELECT c.chunk_no FROM @extschema@.chunks c "
+						   "         WHERE c.job_id OPERATOR(pg_catalog.=) j.job_id ORDER BY 1) "
+						   "FROM @extschema@.job j, "
+						   "     coalesce(j.options, '{}'::pg_catalog.jsonb) o "
+						   "WHERE j.job_id OPERATOR(pg_catalog.=) $1",
+						   1, types, values, NULL);
+	if (r->nrows == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("csvpipe job " INT64_FORMAT " does not exist", job_id)));
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
 
-	{
-		MemoryContext spicxt = MemoryContextSwitchTo(cxt);
-		Datum		d;
+#define TEXT_OR_NULL(att) (CSV_ROW_ISNULL(r, 0, (att)) ? NULL : TextDatumGetCString(CSV_ROW_VALUE(r, 0, (att))))
+	req.path = TEXT_OR_NULL(0);
+	req.relid = DatumGetObjectId(CSV_ROW_VALUE(r, 0, 1));
+	state = TEXT_OR_NULL(2);
+	req.atomic = DatumGetBool(CSV_ROW_VALUE(r, 0, 3));
+	submitted_by = CSV_ROW_ISNULL(r, 0, 4) ? InvalidOid : DatumGetObjectId(CSV_ROW_VALUE(r, 0, 4));
+	leader_alive = DatumGetBool(CSV_ROW_VALUE(r, 0, 5));
+	recorded.size = CSV_ROW_ISNULL(r, 0, 6) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 6));
+	recorded.dev = CSV_ROW_ISNULL(r, 0, 7) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 7));
+	recorded.ino = CSV_ROW_ISNULL(r, 0, 8) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 8));
+	recorded.mtime_ns = CSV_ROW_ISNULL(r, 0, 9) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 9));
 
-		req.path = SPI_getvalue(tup, desc, 1);
-		req.relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-		state = SPI_getvalue(tup, desc, 3);
-		req.atomic = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
-		submitted_by = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
-		leader_alive = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
-		recorded.size = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
-		recorded.dev = DatumGetInt64(SPI_getbinval(tup, desc, 8, &isnull));
-		recorded.ino = DatumGetInt64(SPI_getbinval(tup, desc, 9, &isnull));
-		recorded.mtime_ns = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
-
-		/* the CSV options, in csvpipe.read's argument order */
-		memset(dnulls, true, sizeof(dnulls));
-		dargs[CSV_ARG_PATH] = CStringGetTextDatum(req.path);
-		dnulls[CSV_ARG_PATH] = false;
-		nopt = 11;
-		for (int i = 0; i < 2; i++)
-		{
-			char	   *v = SPI_getvalue(tup, desc, nopt + i);
-
-			dnulls[CSV_ARG_DELIMITER + i] = (v == NULL);
-			dargs[CSV_ARG_DELIMITER + i] = v ? CStringGetTextDatum(v) : (Datum) 0;
-		}
-		header = SPI_getvalue(tup, desc, 13);
-		{
-			char	   *v = SPI_getvalue(tup, desc, 14);
-
-			dnulls[CSV_ARG_NULL] = (v == NULL);
-			dargs[CSV_ARG_NULL] = v ? CStringGetTextDatum(v) : (Datum) 0;
-			v = SPI_getvalue(tup, desc, 15);
-			dnulls[CSV_ARG_ENCODING] = (v == NULL);
-			dargs[CSV_ARG_ENCODING] = v ? CStringGetTextDatum(v) : (Datum) 0;
-		}
-		d = SPI_getbinval(tup, desc, 16, &isnull);
-		dnulls[CSV_ARG_SKIP_ROWS] = isnull;
-		dargs[CSV_ARG_SKIP_ROWS] = d;
-		d = SPI_getbinval(tup, desc, 17, &isnull);
-		req.nworkers = csv_workers_for(isnull ? csvpipe_max_workers : DatumGetInt32(d));
-		d = SPI_getbinval(tup, desc, 18, &isnull);
-		req.chunk_size = isnull ? (int64) csvpipe_chunk_size * 1024 : DatumGetInt64(d);
-		req.on_error_skip = csv_on_error_option(SPI_getvalue(tup, desc, 19));
-		d = SPI_getbinval(tup, desc, 20, &isnull);
-		req.max_errors = isnull ? -1 : DatumGetInt64(d);
-		d = SPI_getbinval(tup, desc, 21, &isnull);
-		if (!isnull)
-			req.attnames = csv_column_list(DatumGetArrayTypePCopy(d));
-		MemoryContextSwitchTo(spicxt);
-	}
-
-	if (!superuser() && submitted_by != GetUserId())
+	/* who may resume: a superuser, or a role with the job role's privileges */
+	if (!OidIsValid(submitted_by) || !SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(submitted_by)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("csvpipe job " INT64_FORMAT " cannot be resumed: the role that started it no longer exists",
+						job_id)));
+	if (!superuser() && !has_privs_of_role(GetUserId(), submitted_by))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only the role that started job " INT64_FORMAT " or a superuser can resume it",
-						job_id)));
+				 errmsg("permission denied to resume csvpipe job " INT64_FORMAT, job_id),
+				 errdetail("Only superusers and members of the role that started the job can resume it.")));
 	if (strcmp(state, "done") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("csvpipe job " INT64_FORMAT " is already done", job_id)));
-	if (strcmp(state, "running") == 0 && leader_alive)
+	if (strcmp(state, "running") == 0 &&
+		(leader_alive || csv_progress_job_pid(job_id, CSV_PROC_NONE) != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("csvpipe job " INT64_FORMAT " is still running", job_id)));
 
-	/* atomic: settle the prepared parts a crash may have left first */
+	/* the CSV options, in csvpipe.read's argument order */
+	memset(dnulls, true, sizeof(dnulls));
+	dargs[CSV_ARG_PATH] = CStringGetTextDatum(req.path);
+	dnulls[CSV_ARG_PATH] = false;
+	for (int i = 0; i < 2; i++)
+	{
+		char	   *v = TEXT_OR_NULL(10 + i);
+
+		dnulls[CSV_ARG_DELIMITER + i] = (v == NULL);
+		dargs[CSV_ARG_DELIMITER + i] = v ? CStringGetTextDatum(v) : (Datum) 0;
+	}
+	header = TEXT_OR_NULL(12);
+	dnulls[CSV_ARG_NULL] = CSV_ROW_ISNULL(r, 0, 13);
+	dargs[CSV_ARG_NULL] = CSV_ROW_VALUE(r, 0, 13);
+	dnulls[CSV_ARG_ENCODING] = CSV_ROW_ISNULL(r, 0, 14);
+	dargs[CSV_ARG_ENCODING] = CSV_ROW_VALUE(r, 0, 14);
+	dnulls[CSV_ARG_SKIP_ROWS] = CSV_ROW_ISNULL(r, 0, 15);
+	dargs[CSV_ARG_SKIP_ROWS] = CSV_ROW_VALUE(r, 0, 15);
+	req.nworkers = csv_workers_for(CSV_ROW_ISNULL(r, 0, 16) ? csvpipe_max_workers :
+								   DatumGetInt32(CSV_ROW_VALUE(r, 0, 16)));
+	req.chunk_size = CSV_ROW_ISNULL(r, 0, 17) ? (int64) csvpipe_chunk_size * 1024 :
+		DatumGetInt64(CSV_ROW_VALUE(r, 0, 17));
+	req.on_error_skip = csv_on_error_option(TEXT_OR_NULL(18));
+	req.max_errors = CSV_ROW_ISNULL(r, 0, 19) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 19));
+	if (!CSV_ROW_ISNULL(r, 0, 20))
+		req.attnames = csv_column_list(DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 20)));
+#undef TEXT_OR_NULL
+
 	if (req.atomic)
 	{
-		char	   *pattern = psprintf("csvpipe\\_" INT64_FORMAT "\\_%%", job_id);
-		Oid			ptypes[1] = {TEXTOID};
-		Datum		pvalues[1];
-
-		pvalues[0] = CStringGetTextDatum(pattern);
-		if (SPI_execute_with_args("SELECT 1 FROM pg_prepared_xacts WHERE gid LIKE $1",
-								  1, ptypes, pvalues, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not list prepared transactions");
-		if (SPI_processed > 0)
-		{
-			SPI_finish();
+		/* its prepared parts must be settled first (the launcher does it) */
+		if (csv_txn_job_has_parts(job_id))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("csvpipe job " INT64_FORMAT " still has prepared transactions", job_id),
-					 errhint("Run SELECT csvpipe.resolve_prepared() first (a superuser).")));
-		}
+					 errhint("The csvpipe launcher settles them within seconds; without it, a superuser runs SELECT csvpipe.resolve_prepared().")));
 	}
 	else
 	{
 		/* chunked: the chunks in the ledger are done */
-		if (SPI_execute_with_args("SELECT chunk_no FROM csvpipe.chunks WHERE job_id = $1 ORDER BY 1",
-								  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read csvpipe.chunks");
-		req.nskip = (int) SPI_processed;
-		req.skip_chunks = MemoryContextAlloc(cxt, sizeof(int64) * Max(req.nskip, 1));
-		for (int i = 0; i < req.nskip; i++)
-			req.skip_chunks[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
-															 SPI_tuptable->tupdesc, 1, &isnull));
+		ArrayType  *arr = DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 21));
+		Datum	   *elems;
+		bool	   *enulls;
+		int			n;
+
+		deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+						  &elems, &enulls, &n);
+		req.nskip = n;
+		req.skip_chunks = palloc(sizeof(int64) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			req.skip_chunks[i] = DatumGetInt64(elems[i]);
 	}
-	SPI_finish();
+
+	/*
+	 * From here on, the job's role: the file checks, the target's
+	 * privileges, the inserts, triggers and the workers (which take the
+	 * current user) are all as that role.  SECURITY_LOCAL_USERID_CHANGE:
+	 * SET ROLE cannot escape it; the transaction's abort restores it.
+	 */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(submitted_by, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 
 	/* the file must be the one the job started on */
 	csv_check_job_file(req.path, job_id, &recorded);
@@ -695,6 +709,7 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 	req.options_json = csv_load_options_json(&req);
 	csv_run_load(&req, &res);
 
+	SetUserIdAndSecContext(save_userid, save_sec);
 	PG_RETURN_DATUM(load_result_datum(resdesc, &res));
 }
 

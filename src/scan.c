@@ -25,6 +25,7 @@
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
+#include "internal_sql.h"
 
 #include <sys/stat.h>
 
@@ -107,7 +108,6 @@ csv_function_kind(Oid funcid)
 	HeapTuple	tup;
 	Form_pg_proc proc;
 	int			kind = CSV_KIND_NONE;
-	char	   *nspname;
 
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
 	if (!HeapTupleIsValid(tup))
@@ -115,8 +115,8 @@ csv_function_kind(Oid funcid)
 	proc = (Form_pg_proc) GETSTRUCT(tup);
 	if (proc->prolang == ClanguageId && proc->pronargs == CSV_NUM_READ_ARGS)
 	{
-		nspname = get_namespace_name(proc->pronamespace);
-		if (nspname && strcmp(nspname, "csvpipe") == 0)
+		/* the extension's schema, whatever its name */
+		if (proc->pronamespace == csv_extension_schema(true))
 		{
 			if (strcmp(NameStr(proc->proname), "read") == 0)
 				kind = CSV_KIND_READ;

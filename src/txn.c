@@ -12,27 +12,38 @@
  *
  *	atomic (default): each worker runs one explicit transaction block for
  *		all its chunks and ends it with PREPARE TRANSACTION
- *		'csvpipe_<job>_<worker>'.  When every worker has prepared, the
- *		leader starts a coordinator worker that records the decision in
- *		csvpipe.job, then runs COMMIT PREPARED for each part; on any failure
- *		it records "rollback" and rolls back whatever was prepared.  COMMIT
- *		PREPARED cannot run in the caller's transaction block, hence the
- *		separate worker.  After a crash, csvpipe.resolve_prepared() finishes
- *		leftover parts from the recorded decision (none recorded: roll back).
+ *		'csvpipe_<database oid>_<job>_<worker>_<tag>', the tag derived from
+ *		a random nonce the leader draws for each run and worker 0 records
+ *		with the job (csvpipe.job.gid_nonce, superuser-only), so no role can
+ *		guess a name and take it first, and names never collide across
+ *		databases.  When every worker has sent its own "prepared" message
+ *		(the existence of a gid proves nothing), the leader starts a
+ *		coordinator worker that records the decision and the parts it
+ *		commits (csvpipe.job.decision, commit_parts), then runs COMMIT
+ *		PREPARED for exactly those parts and ROLLBACK PREPARED for anything
+ *		else named after the job; on any failure it records "rollback" and
+ *		rolls back every part.  COMMIT PREPARED cannot run in the caller's
+ *		transaction block, hence the separate worker.  A job whose leader
+ *		died is settled the same way from the recorded decision (none:
+ *		rollback) by the launcher within seconds (csv_txn_settle_job), or
+ *		by csvpipe.resolve_prepared().
  *
- * Bookkeeping rows are written as the bootstrap superuser: the caller needs
- * INSERT on its target, not on csvpipe's own tables.
+ * Bookkeeping statements go through csv_internal_query (internal_sql.c):
+ * the caller needs INSERT on its target, not on csvpipe's own tables.
  *
  *-------------------------------------------------------------------------
  */
 #include "txn.h"
+#include "internal_sql.h"
 #include "progress.h"
 
 #include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "utils/array.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/ipc.h"
@@ -51,47 +62,361 @@ max_prepared_transactions_setting(void)
 	return max_prepared_xacts;
 }
 
-char *
-csv_txn_gid(int64 job_id, int worker_no)
+/* A fresh random secret for the gids of one atomic run */
+void
+csv_txn_new_nonce(char *nonce)
 {
-	return psprintf("csvpipe_" INT64_FORMAT "_%d", job_id, worker_no);
+	uint8		raw[CSV_GID_NONCE_LEN / 2];
+
+	if (!pg_strong_random(raw, sizeof(raw)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random number for csvpipe's transaction names")));
+	hex_encode((const char *) raw, sizeof(raw), nonce);
+	nonce[CSV_GID_NONCE_LEN] = '\0';
 }
 
-/* Run one bookkeeping statement as the bootstrap superuser */
-static void
-run_as_owner(const char *sql, int nargs, Oid *argtypes, Datum *values,
-			 const char *nulls)
+/* "csvpipe_<database oid>_<job>_": what every part of a job's gid starts with */
+static char *
+gid_prefix(Oid dbid, int64 job_id)
 {
-	Oid			save_userid;
-	int			save_sec;
-	int			rc;
+	return psprintf("csvpipe_%u_" INT64_FORMAT "_", dbid, job_id);
+}
 
-	int			save_nestlevel;
+/* the tag of worker_no's gid: sha256(nonce:db:job:worker), 16 hex digits */
+static void
+gid_tag(const char *nonce, Oid dbid, int64 job_id, int worker_no, char *tag)
+{
+	char	   *msg = psprintf("%s:%u:" INT64_FORMAT ":%d", nonce, dbid, job_id, worker_no);
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	/* the caller's search_path must not pick the functions run as superuser */
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, false, 0);
-	if (rc < 0)
-		elog(ERROR, "csvpipe bookkeeping failed: %s", SPI_result_code_string(rc));
-	SPI_finish();
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) msg, strlen(msg)) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+	{
+		pg_cryptohash_free(ctx);
+		elog(ERROR, "could not compute the name of a csvpipe prepared transaction");
+	}
+	pg_cryptohash_free(ctx);
+	hex_encode((const char *) digest, CSV_GID_TAG_LEN / 2, tag);
+	tag[CSV_GID_TAG_LEN] = '\0';
+	pfree(msg);
+}
+
+/*
+ * The gid of worker_no's part of an atomic run:
+ * csvpipe_<database oid>_<job>_<worker>_<tag>, the tag derived from the
+ * run's secret nonce (recorded with the job, readable by superusers only).
+ * Unique across databases, and unguessable even by a role that sees the
+ * other parts' gids in pg_prepared_xacts, so nobody can take a name before
+ * a worker does.
+ */
+char *
+csv_txn_gid(int64 job_id, const char *nonce, int worker_no)
+{
+	char		tag[CSV_GID_TAG_LEN + 1];
+
+	gid_tag(nonce, MyDatabaseId, job_id, worker_no, tag);
+	return psprintf("csvpipe_%u_" INT64_FORMAT "_%d_%s", MyDatabaseId, job_id, worker_no, tag);
+}
+
+/* The database and job a gid is named after; false if not csvpipe's form */
+bool
+csv_txn_parse_gid(const char *gid, Oid *dbid, int64 *job_id)
+{
+	unsigned int db;
+	long long	job;
+	int			w;
+	int			n = 0;
+
+	if (sscanf(gid, "csvpipe_%u_%lld_%d_%n", &db, &job, &w, &n) != 3 || n == 0)
+		return false;
+	*dbid = (Oid) db;
+	*job_id = (int64) job;
+	return true;
+}
+
+typedef struct CsvPart
+{
+	char	   *gid;
+	int			worker_no;
+	bool		verified;		/* its tag matches the job's recorded nonce */
+} CsvPart;
+
+/*
+ * Inside a transaction: the job's recorded nonce (NULL if none, or if the
+ * job or the extension is missing) and the prepared transactions of this
+ * database named after the job, with whether each is really one of the
+ * run's parts.  Allocated in cxt.
+ */
+static List *
+list_job_parts(int64 job_id, MemoryContext cxt)
+{
+	char	   *prefix = gid_prefix(MyDatabaseId, job_id);
+	char	   *nonce = NULL;
+	Oid			types[1];
+	Datum		values[1];
+	CsvRows    *r;
+	List	   *parts = NIL;
+
+	if (csv_extension_installed())
+	{
+		types[0] = INT8OID;
+		values[0] = Int64GetDatum(job_id);
+		r = csv_internal_query("SELECT gid_nonce FROM @extschema@.job "
+							   "WHERE job_id OPERATOR(pg_catalog.=) $1",
+							   1, types, values, NULL);
+		if (r->nrows == 1 && !CSV_ROW_ISNULL(r, 0, 0))
+			nonce = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 0));
+	}
+
+	types[0] = TEXTOID;
+	values[0] = CStringGetTextDatum(prefix);
+	r = csv_internal_query("SELECT gid FROM pg_catalog.pg_prepared_xacts "
+						   "WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
+						   "  AND pg_catalog.starts_with(gid, $1)",
+						   1, types, values, NULL);
+	for (int i = 0; i < r->nrows; i++)
+	{
+		char	   *gid = TextDatumGetCString(CSV_ROW_VALUE(r, i, 0));
+		const char *rest = gid + strlen(prefix);
+		char	   *end;
+		long		w = strtol(rest, &end, 10);
+		MemoryContext old;
+		CsvPart    *part;
+
+		if (end == rest || w < 0 || w >= CSVPIPE_MAX_SLOTS || *end != '_')
+			w = -1;
+		old = MemoryContextSwitchTo(cxt);
+		part = palloc0(sizeof(CsvPart));
+		part->gid = pstrdup(gid);
+		part->worker_no = (int) w;
+		if (w >= 0 && nonce != NULL)
+			part->verified = (strcmp(gid, csv_txn_gid(job_id, nonce, (int) w)) == 0);
+		parts = lappend(parts, part);
+		MemoryContextSwitchTo(old);
+	}
+	return parts;
+}
+
+/* Does the job's current run have prepared parts?  (a name alone is not one) */
+bool
+csv_txn_job_has_parts(int64 job_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, list_job_parts(job_id, CurrentMemoryContext))
+		if (((CsvPart *) lfirst(lc))->verified)
+			return true;
+	return false;
+}
+
+/* Outside a transaction: COMMIT or ROLLBACK PREPARED one gid; false on error */
+static bool
+finish_one(const char *gid, bool commit)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		ok = true;
+
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		FinishPreparedTransaction(gid, commit);
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(WARNING,
+				(errmsg("csvpipe could not %s prepared transaction \"%s\": %s",
+						commit ? "commit" : "roll back", gid, edata->message)));
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return ok;
+}
+
+/*
+ * Outside a transaction: finish the prepared parts of a job.  With commit,
+ * a part is committed only if it is a verified part of the job's run and
+ * its worker is in parts (the workers whose own "prepared" message the
+ * leader received); every other transaction named after the job -- a part
+ * of a lost worker whose chunks other workers loaded again, a part of an
+ * older run, or a name someone else prepared -- is rolled back.
+ */
+void
+csv_txn_finish_parts(int64 job_id, bool commit, const uint32 *parts)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *list;
+	ListCell   *lc;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	list = list_job_parts(job_id, cxt);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+
+	foreach(lc, list)
+	{
+		CsvPart    *part = (CsvPart *) lfirst(lc);
+		bool		c = commit && part->verified && parts != NULL &&
+			(parts[part->worker_no / 32] & (1U << (part->worker_no % 32))) != 0;
+
+		(void) finish_one(part->gid, c);
+		pfree(part->gid);
+	}
+	list_free_deep(list);
+}
+
+/* commit_parts (int[]) from a bitmap of worker numbers */
+static Datum
+parts_array(const uint32 *parts)
+{
+	Datum		elems[CSVPIPE_MAX_SLOTS];
+	int			n = 0;
+
+	for (int w = 0; w < CSVPIPE_MAX_SLOTS; w++)
+		if (parts[w / 32] & (1U << (w % 32)))
+			elems[n++] = Int32GetDatum(w);
+	return PointerGetDatum(construct_array(elems, n, INT4OID, 4, true, TYPALIGN_INT));
+}
+
+/*
+ * Outside a transaction: settle a job whose leader is gone (no csvpipe
+ * process works on it any more; the caller checked).  Its recorded
+ * decision decides; none recorded: record "rollback" and fail the job.
+ * A running queued job is the launcher's (it rolls back and re-queues):
+ * skipped.  Returns false if skipped.
+ */
+bool
+csv_txn_settle_job(int64 job_id)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		commit = false;
+	uint32		parts[CSV_PARTS_WORDS];
+	bool		skip = false;
+
+	memset(parts, 0, sizeof(parts));
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (csv_extension_installed())
+	{
+		Oid			types[2] = {INT8OID, TEXTOID};
+		Datum		values[2];
+		CsvRows    *r;
+
+		values[0] = Int64GetDatum(job_id);
+		values[1] = CStringGetTextDatum("the leader of this atomic load is gone; its prepared parts were rolled back");
+		r = csv_internal_query("UPDATE @extschema@.job SET "
+							   "  state = CASE WHEN decision IS NULL AND state OPERATOR(pg_catalog.=) 'running' "
+							   "    THEN 'failed' ELSE state END, "
+							   "  error = CASE WHEN decision IS NULL THEN coalesce(error, $2) ELSE error END, "
+							   "  finished_at = coalesce(finished_at, pg_catalog.now()), "
+							   "  leader_pid = NULL, "
+							   "  decision = coalesce(decision, 'rollback') "
+							   "WHERE job_id OPERATOR(pg_catalog.=) $1 "
+							   "  AND NOT (state OPERATOR(pg_catalog.=) 'running' AND origin OPERATOR(pg_catalog.=) 'submit') "
+							   "RETURNING decision OPERATOR(pg_catalog.=) 'commit', commit_parts",
+							   2, types, values, NULL);
+		if (r->nrows == 1)
+		{
+			commit = DatumGetBool(CSV_ROW_VALUE(r, 0, 0));
+			if (commit && !CSV_ROW_ISNULL(r, 0, 1))
+			{
+				ArrayType  *arr = DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 1));
+				Datum	   *elems;
+				bool	   *enulls;
+				int			n;
+
+				deconstruct_array(arr, INT4OID, 4, true, TYPALIGN_INT, &elems, &enulls, &n);
+				for (int i = 0; i < n; i++)
+				{
+					int			w = DatumGetInt32(elems[i]);
+
+					if (!enulls[i] && w >= 0 && w < CSVPIPE_MAX_SLOTS)
+						parts[w / 32] |= 1U << (w % 32);
+				}
+			}
+		}
+		else
+		{
+			/* no row updated: the launcher's running job, or no job at all */
+			r = csv_internal_query("SELECT 1 FROM @extschema@.job WHERE job_id OPERATOR(pg_catalog.=) $1",
+								   1, types, values, NULL);
+			skip = (r->nrows > 0);
+		}
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	if (skip)
+		return false;
+	csv_txn_finish_parts(job_id, commit, parts);
+	ereport(LOG,
+			(errmsg("csvpipe: job " INT64_FORMAT ": %s the prepared parts of an atomic load whose leader is gone",
+					job_id, commit ? "committed" : "rolled back")));
+	return true;
+}
+
+/*
+ * Inside a transaction: the jobs of this database with prepared
+ * transactions named after them and no csvpipe process working on them.
+ */
+static List *
+orphaned_jobs(void)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	CsvRows    *r;
+	List	   *jobs = NIL;
+
+	values[0] = CStringGetTextDatum(psprintf("csvpipe_%u_", MyDatabaseId));
+	r = csv_internal_query("SELECT gid FROM pg_catalog.pg_prepared_xacts "
+						   "WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
+						   "  AND pg_catalog.starts_with(gid, $1)",
+						   1, types, values, NULL);
+	for (int i = 0; i < r->nrows; i++)
+	{
+		Oid			db;
+		int64		job;
+		bool		seen = false;
+		ListCell   *lc;
+
+		if (!csv_txn_parse_gid(TextDatumGetCString(CSV_ROW_VALUE(r, i, 0)), &db, &job) ||
+			db != MyDatabaseId || csv_progress_job_pid(job, CSV_PROC_NONE) != 0)
+			continue;
+		foreach(lc, jobs)
+			if (*(int64 *) lfirst(lc) == job)
+				seen = true;
+		if (!seen)
+		{
+			int64	   *p = palloc(sizeof(int64));
+
+			*p = job;
+			jobs = lappend(jobs, p);
+		}
+	}
+	return jobs;
 }
 
 /* Worker 0, first thing: the job row, in its own committed transaction */
 void
 csv_txn_record_job_start(CsvParallelShared *shared, const char *path)
 {
-	Oid			types[12] = {INT8OID, TEXTOID, OIDOID, BOOLOID, INT4OID, INT4OID,
-	OIDOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
-	Datum		values[12];
+	Oid			types[13] = {INT8OID, TEXTOID, OIDOID, BOOLOID, INT4OID, INT4OID,
+	OIDOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID};
+	Datum		values[13];
+	char		nulls[13] = "             ";
 
 	values[0] = Int64GetDatum(shared->job_id);
 	values[1] = CStringGetTextDatum(path);
@@ -105,22 +430,28 @@ csv_txn_record_job_start(CsvParallelShared *shared, const char *path)
 	values[9] = Int64GetDatum(shared->file.ino);
 	values[10] = Int64GetDatum(shared->file.mtime_ns);
 	values[11] = CStringGetTextDatum(shared->options_json[0] ? shared->options_json : "{}");
+	if (shared->gid_nonce[0])
+		values[12] = CStringGetTextDatum(shared->gid_nonce);
+	else
+		nulls[12] = 'n';
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	run_as_owner("INSERT INTO csvpipe.job (job_id, path, target, state, atomic, workers, "
-				 "leader_pid, submitted_by, file_size, file_dev, file_ino, file_mtime_ns, "
-				 "options, submitted_at, started_at) "
-				 "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, now(), now()) "
-				 "ON CONFLICT (job_id) DO UPDATE SET state = 'running', "
-				 "started_at = CASE WHEN csvpipe.job.origin = 'submit' "
-				 "  THEN coalesce(csvpipe.job.started_at, now()) ELSE now() END, "
-				 "finished_at = NULL, error = NULL, "
-				 "leader_pid = excluded.leader_pid, workers = excluded.workers, "
-				 "file_size = excluded.file_size, file_dev = excluded.file_dev, "
-				 "file_ino = excluded.file_ino, file_mtime_ns = excluded.file_mtime_ns, "
-				 "options = coalesce(csvpipe.job.options, excluded.options)",
-				 12, types, values, NULL);
+	(void) csv_internal_query("INSERT INTO @extschema@.job AS j (job_id, path, target, state, atomic, workers, "
+							  "leader_pid, submitted_by, file_size, file_dev, file_ino, file_mtime_ns, "
+							  "options, gid_nonce, submitted_at, started_at) "
+							  "VALUES ($1, $2, $3, 'running', $4, $5, $6, $7, $8, $9, $10, $11, "
+							  "        $12::pg_catalog.jsonb, $13, pg_catalog.now(), pg_catalog.now()) "
+							  "ON CONFLICT (job_id) DO UPDATE SET state = 'running', "
+							  "started_at = CASE WHEN j.origin OPERATOR(pg_catalog.=) 'submit' "
+							  "  THEN coalesce(j.started_at, pg_catalog.now()) ELSE pg_catalog.now() END, "
+							  "finished_at = NULL, error = NULL, decision = NULL, commit_parts = NULL, "
+							  "gid_nonce = excluded.gid_nonce, "
+							  "leader_pid = excluded.leader_pid, workers = excluded.workers, "
+							  "file_size = excluded.file_size, file_dev = excluded.file_dev, "
+							  "file_ino = excluded.file_ino, file_mtime_ns = excluded.file_mtime_ns, "
+							  "options = coalesce(j.options, excluded.options)",
+							  13, types, values, nulls);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 }
@@ -156,10 +487,10 @@ csv_txn_ledger_insert(CsvParallelShared *shared, CsvChunkHeader *hdr, int64 rows
 	values[3] = Int64GetDatum(hdr->start_offset + hdr->length);
 	values[4] = Int64GetDatum(hdr->first_line);
 	values[5] = Int64GetDatum(rows);
-	run_as_owner("INSERT INTO csvpipe.chunks (job_id, chunk_no, start_offset, end_offset, "
-				 "first_line, rows, worker_pid, committed_at) "
-				 "VALUES ($1, $2, $3, $4, $5, $6, pg_backend_pid(), now())",
-				 6, types, values, NULL);
+	(void) csv_internal_query("INSERT INTO @extschema@.chunks (job_id, chunk_no, start_offset, end_offset, "
+							  "first_line, rows, worker_pid, committed_at) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.pg_backend_pid(), pg_catalog.now())",
+							  6, types, values, NULL);
 }
 
 /* Chunked mode: the chunk's rows and its ledger row commit together */
@@ -175,7 +506,7 @@ csv_txn_commit_chunk(CsvParallelShared *shared, CsvChunkHeader *hdr, int64 rows)
 void
 csv_txn_prepare(CsvParallelShared *shared, int worker_no)
 {
-	char	   *gid = csv_txn_gid(shared->job_id, worker_no);
+	char	   *gid = csv_txn_gid(shared->job_id, shared->gid_nonce, worker_no);
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -220,26 +551,29 @@ void
 csvpipe_coordinator_main(Datum main_arg)
 {
 	CsvCoordArgs args;
-	List	   *gids = NIL;
-	ListCell   *lc;
-	char	   *pattern;
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	BackgroundWorkerInitializeConnectionByOid(args.database_id, BOOTSTRAP_SUPERUSERID, 0);
+	csv_internal_pin_session();
 	pgstat_report_appname("csvpipe coordinator");
 	csv_progress_register(CSV_PROC_COORDINATOR, args.job_id, 0);
 
-	pattern = psprintf("csvpipe\\_" INT64_FORMAT "\\_%%", args.job_id);
+	if (args.action == CSV_COORD_SETTLE)
+	{
+		(void) csv_txn_settle_job(args.job_id);
+		return;
+	}
 
-	/* 1. record the decision (and the job's end) durably */
+	/* 1. record the decision, the parts it commits, and the job's end, durably */
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	{
-		Oid			types[8] = {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, INT8OID, INT4OID};
-		Datum		values[8];
-		char		nulls[8] = "        ";
+		Oid			types[9] = {INT8OID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID, INT8OID,
+		INT4OID, INT4ARRAYOID};
+		Datum		values[9];
+		char		nulls[9] = "         ";
 		const char *decision = args.action == CSV_COORD_COMMIT ? "commit" :
 		args.action == CSV_COORD_ROLLBACK ? "rollback" : NULL;
 
@@ -257,6 +591,7 @@ csvpipe_coordinator_main(Datum main_arg)
 			nulls[5] = 'n';
 		values[6] = Int64GetDatum(args.rows_rejected);
 		values[7] = Int32GetDatum(args.retries);
+		values[8] = parts_array(args.parts);
 
 		/*
 		 * Rows loaded and rejected: what the ledger and csvpipe.rejected hold
@@ -264,116 +599,65 @@ csvpipe_coordinator_main(Datum main_arg)
 		 * atomic ones, the leader's counts, since the parts holding those
 		 * rows are committed only after this update.
 		 */
-		run_as_owner("UPDATE csvpipe.job SET state = $2, decision = coalesce($3, decision), "
-					 "rows_loaded = CASE WHEN NOT atomic THEN "
-					 "  (SELECT coalesce(sum(rows), 0) FROM csvpipe.chunks c WHERE c.job_id = $1) "
-					 "  WHEN $2 = 'done' THEN $4 ELSE 0 END, "
-					 "rows_rejected = CASE WHEN NOT atomic THEN "
-					 "  (SELECT count(*) FROM csvpipe.rejected r WHERE r.job_id = $1) "
-					 "  WHEN $2 = 'done' THEN $7 ELSE 0 END, "
-					 "retries = retries + $8, "
-					 "bytes = $5, error = CASE WHEN $6 IS NULL THEN NULL ELSE coalesce(error, $6) END, "
-					 "finished_at = now(), leader_pid = NULL "
-					 "WHERE job_id = $1",
-					 8, types, values, nulls);
-
-		/* which parts are prepared */
-		if (args.action != CSV_COORD_NONE)
-		{
-			Oid			ptypes[1] = {TEXTOID};
-			Datum		pvalues[1];
-
-			pvalues[0] = CStringGetTextDatum(pattern);
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			if (SPI_execute_with_args("SELECT gid FROM pg_prepared_xacts "
-									  "WHERE gid LIKE $1 AND database = current_database()",
-									  1, ptypes, pvalues, NULL, true, 0) != SPI_OK_SELECT)
-				elog(ERROR, "could not list prepared transactions");
-			for (uint64 i = 0; i < SPI_processed; i++)
-			{
-				char	   *gid = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-				gids = lappend(gids, pstrdup(gid));
-				MemoryContextSwitchTo(old);
-			}
-			SPI_finish();
-		}
+		(void) csv_internal_query("UPDATE @extschema@.job SET state = $2, "
+								  "decision = coalesce($3, decision), "
+								  "commit_parts = CASE WHEN $3 OPERATOR(pg_catalog.=) 'commit' THEN $9 ELSE commit_parts END, "
+								  "rows_loaded = CASE WHEN NOT atomic THEN "
+								  "  (SELECT coalesce(pg_catalog.sum(c.rows), 0) FROM @extschema@.chunks c "
+								  "    WHERE c.job_id OPERATOR(pg_catalog.=) $1) "
+								  "  WHEN $2 OPERATOR(pg_catalog.=) 'done' THEN $4 ELSE 0 END, "
+								  "rows_rejected = CASE WHEN NOT atomic THEN "
+								  "  (SELECT pg_catalog.count(*) FROM @extschema@.rejected r "
+								  "    WHERE r.job_id OPERATOR(pg_catalog.=) $1) "
+								  "  WHEN $2 OPERATOR(pg_catalog.=) 'done' THEN $7 ELSE 0 END, "
+								  "retries = retries OPERATOR(pg_catalog.+) $8, "
+								  "bytes = $5, error = CASE WHEN $6 IS NULL THEN NULL ELSE coalesce(error, $6) END, "
+								  "finished_at = pg_catalog.now(), leader_pid = NULL "
+								  "WHERE job_id OPERATOR(pg_catalog.=) $1",
+								  9, types, values, nulls);
 	}
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 
 	/* 2. finish each prepared part, each in its own transaction */
-	foreach(lc, gids)
-	{
-		StartTransactionCommand();
-		FinishPreparedTransaction((char *) lfirst(lc), args.action == CSV_COORD_COMMIT);
-		CommitTransactionCommand();
-	}
+	if (args.action != CSV_COORD_NONE)
+		csv_txn_finish_parts(args.job_id, args.action == CSV_COORD_COMMIT, args.parts);
 }
 
 /*
- * csvpipe.resolve_prepared(): finish the prepared parts of atomic loads left
- * behind by a crash, following each job's recorded decision (none recorded:
- * roll back).  Skips jobs whose leader is still running, and queued jobs
- * still marked running: the launcher rolls those back and queues them again.
+ * csvpipe.resolve_prepared(): finish the prepared parts of atomic loads
+ * whose leader is gone, following each job's recorded decision (none
+ * recorded: roll back).  Skips jobs a csvpipe process still works on, and
+ * queued jobs still marked running: the launcher rolls those back and
+ * queues them again.  The launcher does the same by itself within seconds
+ * of a leader's death; this is for servers where it does not run.
  */
 Datum
 csvpipe_resolve_prepared(PG_FUNCTION_ARGS)
 {
 	int64		resolved = 0;
-	List	   *jobs = NIL;
-	List	   *commit = NIL;
-	ListCell   *lc,
-			   *lc2;
+	List	   *jobs;
+	ListCell   *lc;
 
 	if (!superuser())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only superusers can resolve csvpipe's prepared transactions")));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute("SELECT DISTINCT split_part(p.gid, '_', 2)::bigint AS job, "
-					"       coalesce(j.decision = 'commit', false) "
-					"  FROM pg_prepared_xacts p "
-					"  LEFT JOIN csvpipe.job j ON j.job_id = split_part(p.gid, '_', 2)::bigint "
-					" WHERE p.gid ~ '^csvpipe_[0-9]+_[0-9]+$' AND p.database = current_database() "
-					"   AND NOT coalesce(j.state = 'running' AND j.origin = 'submit', false) "	/* the launcher's */
-					"   AND (j.leader_pid IS NULL OR NOT EXISTS "
-					"        (SELECT 1 FROM pg_stat_activity a WHERE a.pid = j.leader_pid))",
-					true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not list prepared transactions");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		int64		job = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		bool		c = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-		MemoryContext old = MemoryContextSwitchTo(CurTransactionContext);
-
-		jobs = lappend(jobs, psprintf(INT64_FORMAT, job));
-		commit = lappend_int(commit, c);
-		MemoryContextSwitchTo(old);
-	}
-	SPI_finish();
-
-	forboth(lc, jobs, lc2, commit)
+	jobs = orphaned_jobs();
+	foreach(lc, jobs)
 	{
 		CsvCoordArgs args;
 
 		memset(&args, 0, sizeof(args));
 		args.database_id = MyDatabaseId;
-		args.job_id = pg_strtoint64((char *) lfirst(lc));
-		args.action = lfirst_int(lc2) ? CSV_COORD_COMMIT : CSV_COORD_ROLLBACK;
-		strlcpy(args.state, lfirst_int(lc2) ? "done" : "failed", sizeof(args.state));
-		strlcpy(args.error, lfirst_int(lc2) ? "" : "rolled back by csvpipe.resolve_prepared()",
-				sizeof(args.error));
+		args.job_id = *(int64 *) lfirst(lc);
+		args.action = CSV_COORD_SETTLE;
 		if (!csv_txn_run_coordinator(&args, true))
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("no background worker slot free to resolve job %s",
-							(char *) lfirst(lc))));
+					 errmsg("no background worker slot free to resolve job " INT64_FORMAT,
+							args.job_id)));
 		resolved++;
 	}
 	PG_RETURN_INT64(resolved);

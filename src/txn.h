@@ -15,8 +15,14 @@ typedef enum CsvCoordAction
 {
 	CSV_COORD_NONE,				/* only record the job's end */
 	CSV_COORD_COMMIT,			/* record "commit", then COMMIT PREPARED all */
-	CSV_COORD_ROLLBACK			/* record "rollback", then ROLLBACK PREPARED all */
+	CSV_COORD_ROLLBACK,			/* record "rollback", then ROLLBACK PREPARED all */
+	CSV_COORD_SETTLE			/* a job whose leader is gone: follow its recorded
+								 * decision (none: record "rollback") */
 } CsvCoordAction;
+
+/* bits of the worker numbers whose "prepared" message the leader received */
+#define CSV_GID_TAG_LEN		16	/* hex digits of a gid's tag */
+#define CSV_PARTS_WORDS		((CSVPIPE_MAX_SLOTS + 31) / 32)
 
 /* Arguments of the coordinator worker, passed in bgw_extra (128 bytes) */
 typedef struct CsvCoordArgs
@@ -28,8 +34,9 @@ typedef struct CsvCoordArgs
 	int64		rows_rejected;
 	int64		bytes;
 	int32		retries;
+	uint32		parts[CSV_PARTS_WORDS];	/* commit: the parts to commit */
 	char		state[12];		/* done, failed, cancelled */
-	char		error[64];		/* first part of the error, if any */
+	char		error[60];		/* first part of the error, if any (fills bgw_extra) */
 } CsvCoordArgs;
 
 StaticAssertDecl(sizeof(CsvCoordArgs) <= BGW_EXTRALEN, "CsvCoordArgs must fit in bgw_extra");
@@ -40,7 +47,12 @@ extern void csv_txn_begin_chunk(void);
 extern void csv_txn_ledger_insert(CsvParallelShared *shared, CsvChunkHeader *hdr, int64 rows);
 extern void csv_txn_commit_chunk(CsvParallelShared *shared, CsvChunkHeader *hdr, int64 rows);
 extern void csv_txn_prepare(CsvParallelShared *shared, int worker_no);
-extern char *csv_txn_gid(int64 job_id, int worker_no);
+extern void csv_txn_new_nonce(char *nonce);
+extern char *csv_txn_gid(int64 job_id, const char *nonce, int worker_no);
+extern bool csv_txn_parse_gid(const char *gid, Oid *dbid, int64 *job_id);
+extern bool csv_txn_job_has_parts(int64 job_id);
+extern bool csv_txn_settle_job(int64 job_id);
+extern void csv_txn_finish_parts(int64 job_id, bool commit, const uint32 *parts);
 extern int	max_prepared_transactions_setting(void);
 
 extern bool csv_txn_run_coordinator(CsvCoordArgs *args, bool wait);

@@ -55,12 +55,21 @@ like($err, qr/duplicate key value violates unique constraint.*csvpipe.load "pk_t
 
 # prepared parts left by a crash: one job decided "commit", one undecided
 sql("CREATE TABLE orphan (id int)");
-sql("INSERT INTO csvpipe.job (job_id, path, target, state, decision) "
-	  . "VALUES (900001, '/x', 'orphan'::regclass, 'running', 'commit'), "
-	  . "       (900002, '/y', 'orphan'::regclass, 'running', NULL)");
-sql("BEGIN; INSERT INTO orphan VALUES (1); PREPARE TRANSACTION 'csvpipe_900001_0'");
-sql("BEGIN; INSERT INTO orphan VALUES (2); PREPARE TRANSACTION 'csvpipe_900001_1'");
-sql("BEGIN; INSERT INTO orphan VALUES (3); PREPARE TRANSACTION 'csvpipe_900002_0'");
+sql("INSERT INTO csvpipe.job (job_id, path, target, state, decision, gid_nonce, commit_parts) "
+	  . "VALUES (900001, '/x', 'orphan'::regclass, 'running', 'commit', 'n1', '{0,1}'), "
+	  . "       (900002, '/y', 'orphan'::regclass, 'running', NULL, 'n2', NULL)");
+# a part's name: csvpipe_<database oid>_<job>_<worker>_<tag of the job's nonce>
+sub part_gid
+{
+	my ($job, $nonce, $w) = @_;
+	return sql("SELECT format('csvpipe_%s_%s_%s_%s', d.oid, $job, $w, "
+		  . "left(encode(sha256(convert_to(format('%s:%s:%s:%s', '$nonce', d.oid, $job, $w), 'UTF8')), 'hex'), 16)) "
+		  . "FROM pg_database d WHERE d.datname = current_database()");
+}
+my ($g1, $g2, $g3) = (part_gid(900001, 'n1', 0), part_gid(900001, 'n1', 1), part_gid(900002, 'n2', 0));
+sql("BEGIN; INSERT INTO orphan VALUES (1); PREPARE TRANSACTION '$g1'");
+sql("BEGIN; INSERT INTO orphan VALUES (2); PREPARE TRANSACTION '$g2'");
+sql("BEGIN; INSERT INTO orphan VALUES (3); PREPARE TRANSACTION '$g3'");
 $node->stop('immediate');
 $node->start;
 $node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_prepared_xacts")

@@ -1,0 +1,229 @@
+/*-------------------------------------------------------------------------
+ *
+ * internal_sql.c
+ *		The one path by which csvpipe runs SQL on its own behalf: the job,
+ *		ledger and rejected-row bookkeeping of every process (backends,
+ *		workers, runners, the launcher, coordinators), and the lookup of the
+ *		extension's schema.
+ *
+ * csv_internal_query() runs one statement
+ *	- as the bootstrap superuser, with SECURITY_LOCAL_USERID_CHANGE (as a
+ *	  SECURITY DEFINER function does: SET ROLE cannot escape it), so users
+ *	  need no privileges on csvpipe's tables;
+ *	- with search_path = pg_catalog, pg_temp for the statement only (a GUC
+ *	  nest level, undone on success and by transaction abort on error), so
+ *	  neither the caller's search_path nor ALTER DATABASE/ROLE ... SET
+ *	  search_path can substitute functions or operators: with pg_catalog
+ *	  first and no other schema, every unqualified function and operator
+ *	  resolves in pg_catalog (pg_temp is never searched for either);
+ *	- with "@extschema@" replaced by the quoted name of the schema the
+ *	  extension lives in, found through pg_extension.extnamespace, never by
+ *	  the name "csvpipe"; a schema not owned by a superuser is refused (its
+ *	  owner could swap the tables under csvpipe's feet).
+ * The statements still qualify what they call (pg_catalog.now(), ...) where
+ * it is cheap, as belt and braces.
+ *
+ * Background processes that connect as the bootstrap superuser (launcher,
+ * coordinators) call csv_internal_pin_session() right after connecting, so
+ * no per-database or per-role setting reaches anything they run.
+ *
+ * No shared state; no locks beyond those of the statements run.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "internal_sql.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/skey.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_namespace.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#define CSV_PINNED_SEARCH_PATH	"pg_catalog, pg_temp"
+
+/* pg_extension.extnamespace of an extension (extension.c's is static in 15) */
+static Oid
+extension_namespace(Oid extoid)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Oid			nsp = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extoid));
+	scan = systable_beginscan(rel, ExtensionOidIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+		nsp = ((Form_pg_extension) GETSTRUCT(tup))->extnamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return nsp;
+}
+
+/*
+ * The extension's schema (pg_extension.extnamespace).  Refuses a schema
+ * whose owner is not a superuser.  With missing_ok, InvalidOid when the
+ * extension is not installed in this database.
+ */
+Oid
+csv_extension_schema(bool missing_ok)
+{
+	Oid			extoid = get_extension_oid("csvpipe", missing_ok);
+	Oid			nsp;
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(extoid))
+		return InvalidOid;
+	nsp = extension_namespace(extoid);
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+	{
+		if (missing_ok)
+			return InvalidOid;
+		elog(ERROR, "cache lookup failed for the schema of extension csvpipe");
+	}
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	if (!superuser_arg(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the schema of extension csvpipe is owned by a role that is not a superuser"),
+				 errdetail("csvpipe runs its bookkeeping as a superuser on the tables of that schema."),
+				 errhint("ALTER SCHEMA ... OWNER TO a superuser.")));
+	return nsp;
+}
+
+bool
+csv_extension_installed(void)
+{
+	return OidIsValid(get_extension_oid("csvpipe", true));
+}
+
+/* A relation of the extension's schema (its sequence, say) */
+Oid
+csv_extension_relid(const char *relname)
+{
+	Oid			relid = get_relname_relid(relname, csv_extension_schema(false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "relation \"%s\" of extension csvpipe is missing", relname);
+	return relid;
+}
+
+/* sql with every CSV_EXTSCHEMA_TOKEN replaced by the quoted schema name */
+static char *
+expand_schema(const char *sql)
+{
+	const char *p = strstr(sql, CSV_EXTSCHEMA_TOKEN);
+	const char *schema;
+	StringInfoData buf;
+
+	if (p == NULL)
+		return (char *) sql;
+	schema = quote_identifier(get_namespace_name(csv_extension_schema(false)));
+	initStringInfo(&buf);
+	while (p != NULL)
+	{
+		appendBinaryStringInfo(&buf, sql, p - sql);
+		appendStringInfoString(&buf, schema);
+		sql = p + strlen(CSV_EXTSCHEMA_TOKEN);
+		p = strstr(sql, CSV_EXTSCHEMA_TOKEN);
+	}
+	appendStringInfoString(&buf, sql);
+	return buf.data;
+}
+
+/*
+ * Run one internal statement (see the header comment) and return its rows,
+ * if any, copied into the caller's memory context.  nulls as for
+ * SPI_execute_with_args ('n' = NULL, or NULL for none).
+ */
+CsvRows *
+csv_internal_query(const char *sql, int nargs, Oid *argtypes, Datum *values,
+				   const char *nulls)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			save_userid;
+	int			save_sec;
+	int			save_nestlevel;
+	int			rc;
+	CsvRows    *rows;
+	char	   *query = expand_schema(sql);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", CSV_PINNED_SEARCH_PATH,
+							 PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(query, nargs, argtypes, values, nulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "csvpipe bookkeeping failed: %s", SPI_result_code_string(rc));
+
+	rows = MemoryContextAllocZero(caller, sizeof(CsvRows));
+	rows->nrows = (int) SPI_processed;
+	if (SPI_tuptable != NULL)
+	{
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		int			n = Max(rows->nrows * desc->natts, 1);
+
+		rows->natts = desc->natts;
+		rows->values = MemoryContextAlloc(caller, sizeof(Datum) * n);
+		rows->nulls = MemoryContextAlloc(caller, sizeof(bool) * n);
+		for (int r = 0; r < rows->nrows; r++)
+			for (int a = 0; a < desc->natts; a++)
+			{
+				Form_pg_attribute att = TupleDescAttr(desc, a);
+				bool		isnull;
+				Datum		d = SPI_getbinval(SPI_tuptable->vals[r], desc, a + 1, &isnull);
+				MemoryContext old;
+
+				CSV_ROW_ISNULL(rows, r, a) = isnull;
+				if (isnull)
+				{
+					CSV_ROW_VALUE(rows, r, a) = (Datum) 0;
+					continue;
+				}
+				old = MemoryContextSwitchTo(caller);
+				CSV_ROW_VALUE(rows, r, a) = datumCopy(d, att->attbyval, att->attlen);
+				MemoryContextSwitchTo(old);
+			}
+	}
+	else
+		rows->values = NULL;
+	SPI_finish();
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return rows;
+}
+
+/*
+ * A background process connected as the bootstrap superuser: pin
+ * search_path for the whole session, over any ALTER DATABASE/ROLE ... SET
+ * search_path that the connection applied.
+ */
+void
+csv_internal_pin_session(void)
+{
+	SetConfigOption("search_path", CSV_PINNED_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
+}
