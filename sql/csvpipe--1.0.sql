@@ -177,33 +177,47 @@ REVOKE ALL ON csvpipe.job, csvpipe.chunks, csvpipe.rejected FROM PUBLIC;
 
 -- Who sees what (README, "Who sees what").  The tables above are readable
 -- only by their owner; users read the views below, which run with the
--- owner's privileges and show every row to everyone, but the columns that
--- carry a file's name, contents, options or error text only to roles with
--- the privileges of the submitting role (has_privs_of_role, so superusers
--- too) and to members of pg_read_all_stats (hence pg_monitor), as
--- pg_stat_activity does with its query column.  pg_has_role() runs as the
+-- owner's privileges.  What comes from a file -- its name, its rejected
+-- rows, a load's options and error, and the counters that measure the file
+-- (rows, rejected rows, bytes, line numbers and offsets) -- is shown only
+-- to roles with the privileges of the submitting role (has_privs_of_role,
+-- so superusers too) and to members of pg_read_all_stats (hence
+-- pg_monitor), as pg_stat_activity shows a query and
+-- pg_stat_progress_copy its counters.  csvpipe.errors shows only those
+-- jobs' rows (a rejected row is nothing but file data); csvpipe.jobs
+-- shows every job with those columns NULL.  pg_has_role() runs as the
 -- querying role, not as the view's owner.  security_barrier: a caller's
 -- functions in WHERE see only what the view returns.
 
+-- No statistics on what the views hide: the planner would use them for a
+-- caller's condition pushed into a view (a leakproof operator such as
+-- text = text is), and EXPLAIN's row estimate would tell whether a value is
+-- common in rows the caller may not see.  ANALYZE (which the database owner
+-- may run too) collects nothing on these columns.
+ALTER TABLE csvpipe.rejected
+    ALTER COLUMN chunk_no SET STATISTICS 0, ALTER COLUMN line_no SET STATISTICS 0,
+    ALTER COLUMN byte_offset SET STATISTICS 0, ALTER COLUMN raw_record SET STATISTICS 0,
+    ALTER COLUMN column_name SET STATISTICS 0, ALTER COLUMN message SET STATISTICS 0,
+    ALTER COLUMN sqlstate SET STATISTICS 0, ALTER COLUMN detail SET STATISTICS 0,
+    ALTER COLUMN logged_at SET STATISTICS 0;
+ALTER TABLE csvpipe.job
+    ALTER COLUMN path SET STATISTICS 0, ALTER COLUMN error SET STATISTICS 0,
+    ALTER COLUMN options SET STATISTICS 0, ALTER COLUMN rows_loaded SET STATISTICS 0,
+    ALTER COLUMN rows_rejected SET STATISTICS 0, ALTER COLUMN bytes SET STATISTICS 0;
+
 -- rejected rows, with their job's file and target
 CREATE VIEW csvpipe.errors WITH (security_barrier) AS
-SELECT r.job_id, r.chunk_no, r.line_no, r.byte_offset,
-       CASE WHEN v.visible THEN r.raw_record END AS raw_record,
-       CASE WHEN v.visible THEN r.column_name END AS column_name,
-       CASE WHEN v.visible THEN r.message END AS message,
-       r.sqlstate,
-       CASE WHEN v.visible THEN r.detail END AS detail,
-       r.logged_at,
-       CASE WHEN v.visible THEN j.path END AS path,
+SELECT r.job_id, r.chunk_no, r.line_no, r.byte_offset, r.raw_record, r.column_name,
+       r.message, r.sqlstate, r.detail, r.logged_at, j.path,
        j.target::pg_catalog.regclass AS target
   FROM csvpipe.rejected r
   LEFT JOIN csvpipe.job j ON j.job_id OPERATOR(pg_catalog.=) r.job_id
- CROSS JOIN LATERAL (SELECT coalesce(pg_catalog.pg_has_role(j.submitted_by, 'USAGE'), false)
-                            OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE') AS visible) v;
+ WHERE coalesce(pg_catalog.pg_has_role(j.submitted_by, 'USAGE'), false)
+    OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE');
 GRANT SELECT ON csvpipe.errors TO PUBLIC;
 
 COMMENT ON VIEW csvpipe.errors
-IS 'rows rejected by loads with on_error => ''skip''; raw_record, column_name, message, detail and path only for jobs of roles whose privileges you have (all for pg_read_all_stats)';
+IS 'rows rejected by loads with on_error => ''skip'', of jobs of roles whose privileges you have (all for pg_read_all_stats)';
 
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.job', '');
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.chunks', '');
@@ -249,7 +263,7 @@ SELECT p.job_id, p.pid, p.datid, d.datname, p.kind, p.phase,
 GRANT SELECT ON csvpipe.progress TO PUBLIC;
 
 COMMENT ON VIEW csvpipe.progress
-IS 'one row per load under way, in any database; counters only (no path, option or file data), so visible to all';
+IS 'one row per load under way, in any database; bytes and rows only for loads of roles whose privileges you have (all for pg_read_all_stats)';
 
 CREATE VIEW csvpipe.workers AS
 SELECT w.pid, w.kind, w.job_id, w.chunk_no, w.state, w.rows, w.last_heartbeat,
@@ -259,7 +273,7 @@ SELECT w.pid, w.kind, w.job_id, w.chunk_no, w.state, w.rows, w.last_heartbeat,
 GRANT SELECT ON csvpipe.workers TO PUBLIC;
 
 COMMENT ON VIEW csvpipe.workers
-IS 'one row per csvpipe process, in any database; process state and counters only (no path, option or file data), so visible to all';
+IS 'one row per csvpipe process, in any database; chunk_no and rows only for processes of roles whose privileges you have (all for pg_read_all_stats)';
 
 -- every job, with live counters while it runs (job ids are per database,
 -- status slots of every database: match the slot's database too)
@@ -268,14 +282,17 @@ SELECT j.job_id,
        CASE WHEN v.visible THEN j.path END AS path,
        j.target::pg_catalog.regclass AS target, j.state, j.priority,
        j.submitted_at, j.started_at, j.finished_at,
-       CASE WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_done
+       CASE WHEN NOT v.visible THEN NULL
+            WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_done
             ELSE j.rows_loaded END AS rows_loaded,
-       CASE WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_rejected
+       CASE WHEN NOT v.visible THEN NULL
+            WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_rejected
             ELSE j.rows_rejected END AS rows_rejected,
        j.retries,
        CASE WHEN v.visible THEN j.error END AS error,
        j.submitted_by::pg_catalog.regrole AS submitted_by, j.atomic, j.workers,
-       CASE WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.bytes_done
+       CASE WHEN NOT v.visible THEN NULL
+            WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.bytes_done
             ELSE j.bytes END AS bytes,
        j.decision, j.origin,
        CASE WHEN v.visible THEN j.options END AS options,
@@ -294,7 +311,7 @@ SELECT j.job_id,
 GRANT SELECT ON csvpipe.jobs TO PUBLIC;
 
 COMMENT ON VIEW csvpipe.jobs
-IS 'every load job with live counters; path, error and options only for jobs of roles whose privileges you have (all for pg_read_all_stats)';
+IS 'every load job with live counters; path, error, options, rows_loaded, rows_rejected and bytes only for jobs of roles whose privileges you have (all for pg_read_all_stats)';
 
 -- (a type, not OUT parameters: "workers" is both an option and a result)
 CREATE TYPE csvpipe.load_result AS (

@@ -12,8 +12,12 @@
  * read returned, as MinimalTuples in the read's row type, appended to a
  * chain of DSA chunks as the read produces them.  An entry is identified by
  *
- *	  - the file: canonical path (realpath), st_dev, st_ino, st_size and
- *		st_mtime in nanoseconds, as stat() reports them when the read starts;
+ *	  - the file: canonical path (realpath), st_dev, st_ino, st_size,
+ *		st_mtime and st_ctime in nanoseconds, as fstat() reports them for
+ *		the file opened when the read starts (csv_open_file: privileges,
+ *		csvpipe.allowed_dirs, no symbolic link followed), on a hit as on a
+ *		miss: a hit is refused whatever a miss would refuse, and a change
+ *		of permissions or owner (ctime) is a miss;
  *	  - a signature of everything else the rows depend on: database, read or
  *		read_text, the dialect (delimiter, quote, header, null_string,
  *		encoding, skip_rows), the output columns' types, typmods and
@@ -30,6 +34,14 @@
  * state of the file replaces it at once rather than leaving it to age out.
  * A read whose columns were only partly converted is also served by a fully
  * converted entry of the same file.
+ *
+ * Only reads whose columns are all of types with fixed input (those of the
+ * bootstrap catalogs) are cached: a domain's constraints, an enum's labels
+ * or a user type's input function can change, and rows converted before
+ * would then be served although a read now would reject them.
+ *
+ * An entry belongs to its database: the csvpipe.cache view shows only this
+ * database's entries.
  *
  * A file modified within the second before the read started is read but not
  * stored: a write in the same clock tick as the stat could otherwise leave
@@ -94,6 +106,7 @@
 #include <time.h>
 
 #include "access/htup_details.h"
+#include "access/transam.h"
 #include "catalog/pg_authid.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
@@ -652,8 +665,16 @@ cache_remove(RemoveWhat what, const char *path, int version, bool as_eviction)
 	dshash_seq_init(&status, cache_hash, true);
 	while ((entry = dshash_seq_next(&status)) != NULL)
 	{
-		CacheBody  *b = body_at(entry->body);
+		CacheBody  *b;
 		bool		match;
+
+		if (!DsaPointerIsValid(entry->body))
+		{
+			/* cannot happen (see csv_cache_lookup); never dereference it */
+			dshash_delete_current(&status);
+			continue;
+		}
+		b = body_at(entry->body);
 
 		switch (what)
 		{
@@ -830,6 +851,7 @@ static bool
 body_matches(CacheBody *b, CsvCacheRead *cr, CacheIdentity *id)
 {
 	return csv_file_id_equal(&b->file, &cr->file) &&
+		b->file.ctime_ns == cr->file.ctime_ns &&
 		b->version == csvpipe_cache_version &&
 		b->sig_len == id->sig_len &&
 		b->path_len == (int) strlen(cr->path) &&
@@ -1023,15 +1045,52 @@ cache_read_release(void *arg)
 
 /* ---- the read's interface (srf.c) ---- */
 
+/* Serve the read from a fresh entry of id, if there is one */
+static bool
+try_hit(CsvCacheRead *cr, CacheIdentity *id, TimestampTz now)
+{
+	CacheHashEntry *entry = dshash_find(cache_hash, &id->key, false);
+	dsa_pointer dp;
+	bool		hit;
+
+	if (entry == NULL)
+		return false;
+	dp = entry->body;
+	LWLockAcquire(cache_shared->lock, LW_EXCLUSIVE);
+	hit = DsaPointerIsValid(dp) && pin_if_fresh(body_at(dp), dp, cr, id, now);
+	LWLockRelease(cache_shared->lock);
+	dshash_release_lock(cache_hash, entry);
+	if (hit)
+		start_hit(cr, dp);
+	return hit;
+}
+
+/*
+ * May rows of this type be served from memory?  Only types whose input
+ * cannot change while the server runs: those of the bootstrap catalogs
+ * (built-in base types, their arrays and ranges, the catalogs' row types).
+ * A domain can gain a constraint, an enum a label or lose one, a user type
+ * a new input function: rows converted before such a change are not rows
+ * the read would return after it, so a read of such a type is not cached.
+ */
+static bool
+cacheable_type(Oid typid)
+{
+	return typid < FirstGenbkiObjectId;
+}
+
 /*
  * Look the read up.  Returns NULL when the cache is not in use (not
- * preloaded, csvpipe.cache_size = 0, or the file cannot be stat'ed: the
- * reader then reports the error as usual).  Otherwise a CsvCacheRead that
- * lives in, and is released with, CurrentMemoryContext.
+ * preloaded, csvpipe.cache_size = 0, or a column of a type whose input can
+ * change, see cacheable_type).  Otherwise a CsvCacheRead that lives in, and
+ * is released with, CurrentMemoryContext.
  *
- * Privileges and csvpipe.allowed_dirs are checked here, before anything is
- * served.  convert: the columns the read converts (NULL = all).  may_build:
- * false when the read's rows would not be in file order.
+ * The file is checked and opened here exactly as an uncached read opens it
+ * (privileges, csvpipe.allowed_dirs, an open that follows no link, fstat),
+ * on a hit as on a miss; its identity is the fstat of what was opened,
+ * ctime included, so a change of permissions or owner is a miss.
+ * convert: the columns the read converts (NULL = all).  may_build: false
+ * when the read's rows would not be in file order.
  */
 CsvCacheRead *
 csv_cache_lookup(const char *path, const CsvDialect *dialect, bool text_mode,
@@ -1045,6 +1104,7 @@ csv_cache_lookup(const char *path, const CsvDialect *dialect, bool text_mode,
 	CacheHashEntry *entry;
 	bool		found;
 	dsa_pointer old_dp;
+	dsa_pointer new_dp = InvalidDsaPointer;
 	bool		free_old = false;
 	bool		build;
 
@@ -1057,19 +1117,11 @@ csv_cache_lookup(const char *path, const CsvDialect *dialect, bool text_mode,
 	}
 	if (!cache_attach())
 		return NULL;
-
-	csv_check_read_access(path, &canonical);
-	if (canonical == NULL)
-	{
-		char	   *real = realpath(path, NULL);
-
-		if (real == NULL)
+	for (int i = 0; i < tupdesc->natts; i++)
+		if (!cacheable_type(TupleDescAttr(tupdesc, i)->atttypid))
 			return NULL;
-		canonical = pstrdup(real);
-		free(real);
-	}
-	if (stat(canonical, &st) != 0 || !S_ISREG(st.st_mode))
-		return NULL;
+
+	(void) csv_stat_file(path, 0, &st, &canonical);
 
 	cr = palloc0(sizeof(CsvCacheRead));
 	cr->tupdesc = tupdesc;
@@ -1102,30 +1154,27 @@ csv_cache_lookup(const char *path, const CsvDialect *dialect, bool text_mode,
 	if (partial)
 	{
 		make_signature(cr, dialect, tupdesc, NULL, &cr->full_id, false);
-		entry = dshash_find(cache_hash, &cr->full_id.key, false);
-		if (entry != NULL)
-		{
-			bool		hit;
-
-			LWLockAcquire(cache_shared->lock, LW_EXCLUSIVE);
-			hit = pin_if_fresh(body_at(entry->body), entry->body, cr,
-							   &cr->full_id, now);
-			LWLockRelease(cache_shared->lock);
-			old_dp = entry->body;
-			dshash_release_lock(cache_hash, entry);
-			if (hit)
-			{
-				start_hit(cr, old_dp);
-				return cr;
-			}
-		}
+		if (try_hit(cr, &cr->full_id, now))
+			return cr;
 	}
+
+	/*
+	 * A hit needs no allocation.  A miss that builds allocates its body
+	 * before an entry is inserted for it: an error there (dsm_create
+	 * failing as the area grows) must not leave a hash entry without a
+	 * valid body, and nothing between the insert and the store below can
+	 * fail.
+	 */
+	if (try_hit(cr, &cr->id, now))
+		return cr;
+	if (may_build)
+		new_dp = body_create(cr);
+	build = DsaPointerIsValid(new_dp);
 
 	entry = dshash_find_or_insert(cache_hash, &cr->id.key, &found);
 	if (!found)
 		entry->body = InvalidDsaPointer;
 	old_dp = entry->body;
-	build = may_build;
 
 	LWLockAcquire(cache_shared->lock, LW_EXCLUSIVE);
 	if (DsaPointerIsValid(old_dp))
@@ -1134,8 +1183,11 @@ csv_cache_lookup(const char *path, const CsvDialect *dialect, bool text_mode,
 
 		if (pin_if_fresh(old, old_dp, cr, &cr->id, now))
 		{
+			/* stored meanwhile */
 			LWLockRelease(cache_shared->lock);
 			dshash_release_lock(cache_hash, entry);
+			if (build)
+				body_free(new_dp);
 			start_hit(cr, old_dp);
 			return cr;
 		}
@@ -1156,21 +1208,18 @@ csv_cache_lookup(const char *path, const CsvDialect *dialect, bool text_mode,
 
 	if (build)
 	{
-		dsa_pointer dp = body_create(cr);
-
-		if (DsaPointerIsValid(dp))
-		{
-			entry->body = dp;
-			cr->status = CSV_CACHE_BUILD;
-			cr->body_dp = dp;
-			cr->body = body_at(dp);
-		}
+		entry->body = new_dp;
+		cr->status = CSV_CACHE_BUILD;
+		cr->body_dp = new_dp;
+		cr->body = body_at(new_dp);
 	}
 	if (DsaPointerIsValid(entry->body))
 		dshash_release_lock(cache_hash, entry);
 	else
 		dshash_delete_entry(cache_hash, entry);
 
+	if (DsaPointerIsValid(new_dp) && !build)
+		body_free(new_dp);
 	if (free_old)
 		body_free(old_dp);
 	return cr;
@@ -1191,7 +1240,7 @@ csv_cache_file_opened(CsvCacheRead *cr, const CsvFileId *file)
 {
 	if (cr->status != CSV_CACHE_BUILD)
 		return;
-	if (!csv_file_id_equal(file, &cr->file))
+	if (!csv_file_id_equal(file, &cr->file) || file->ctime_ns != cr->file.ctime_ns)
 		build_abandon(cr);
 }
 
@@ -1444,8 +1493,10 @@ csv_cache_abandon(CsvCacheRead *cr)
 #define CACHE_STATS_COLS	10
 
 /*
- * csvpipe.cache_1_0(): one row per stored entry.  The path is shown only to
- * roles that may read server files.
+ * csvpipe.cache_1_0(): one row per stored entry of this database (another
+ * database's entries, like its tables, are not this session's business).
+ * The path is shown only to roles that may read it now: with privileges of
+ * pg_read_server_files, and inside csvpipe.allowed_dirs.
  */
 Datum
 csvpipe_cache_1_0(PG_FUNCTION_ARGS)
@@ -1465,18 +1516,21 @@ csvpipe_cache_1_0(PG_FUNCTION_ARGS)
 	dshash_seq_init(&status, cache_hash, false);
 	while ((entry = dshash_seq_next(&status)) != NULL)
 	{
-		CacheBody  *b = body_at(entry->body);
+		CacheBody  *b;
 		Datum		values[CACHE_COLS];
 		bool		nulls[CACHE_COLS] = {0};
 		CacheBody	copy;
 
+		if (!DsaPointerIsValid(entry->body))
+			continue;
+		b = body_at(entry->body);
 		LWLockAcquire(cache_shared->lock, LW_SHARED);
 		copy = *b;
 		LWLockRelease(cache_shared->lock);
-		if (!body_is_entry(&copy))
+		if (!body_is_entry(&copy) || copy.dbid != MyDatabaseId)
 			continue;
 
-		if (may_see)
+		if (may_see && csv_path_is_allowed(BODY_PATH(b)))
 			values[0] = CStringGetTextDatum(BODY_PATH(b));
 		else
 			nulls[0] = true;

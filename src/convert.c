@@ -195,6 +195,8 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
 {
 	CsvErrorPosition *errpos = conv->errpos;
 
+	if (rec->bad)
+		csv_record_raise_bad(rec, errpos);
 	errpos->line_no = rec->line_no;
 	if (rec->nfields != conv->natts)
 	{
@@ -238,13 +240,16 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
  * Allocations go to the caller's current memory context.
  */
 void
-csv_text_row(const CsvDialect *dialect, CsvRecord *rec, Datum *values, bool *nulls)
+csv_text_row(const CsvDialect *dialect, CsvRecord *rec, Datum *values, bool *nulls,
+			 CsvErrorPosition *errpos)
 {
 	Datum	   *elems = palloc(sizeof(Datum) * Max(rec->nfields, 1));
 	bool	   *elemnulls = palloc(sizeof(bool) * Max(rec->nfields, 1));
 	int			dims[1];
 	int			lbs[1] = {1};
 
+	if (rec->bad)
+		csv_record_raise_bad(rec, errpos);
 	for (int i = 0; i < rec->nfields; i++)
 	{
 		int			len = rec->lengths[i];
@@ -309,6 +314,30 @@ csv_converter_row_catch(CsvConverter *conv, CsvRecord *rec, Datum *values,
 }
 
 /*
+ * The NOTICE for the nth row a read skipped (on_error => 'skip'): the first
+ * 10 of the read are named, the rest only counted.  Parallel workers number
+ * them with a counter shared by the call, so the cap holds for the call.
+ */
+void
+csv_skip_notice(CsvErrorPosition *errpos, int64 line_no, const char *message,
+				int64 nth)
+{
+	if (nth <= 10)
+		ereport(NOTICE,
+				(errmsg("%s: skipped line " INT64_FORMAT ": %s",
+						errpos->funcname, line_no, message),
+				 nth == 10 ? errdetail("Further skipped lines are only counted.") : 0));
+}
+
+/* on_error => 'skip' for read_text: a bad record is skipped and reported */
+void
+csv_record_skip_notice(CsvErrorPosition *errpos, CsvRecord *rec, int64 *nskipped)
+{
+	(*nskipped)++;
+	csv_skip_notice(errpos, rec->line_no, rec->bad->message, *nskipped);
+}
+
+/*
  * on_error => 'skip' for reads: convert, or report the row (a NOTICE for
  * the first few) and return false.
  */
@@ -322,11 +351,7 @@ csv_converter_row_or_skip(CsvConverter *conv, CsvRecord *rec, Datum *values,
 	if (edata == NULL)
 		return true;
 	(*nskipped)++;
-	if (*nskipped <= 10)
-		ereport(NOTICE,
-				(errmsg("%s: skipped line " INT64_FORMAT ": %s",
-						conv->errpos->funcname, rec->line_no, edata->message),
-				 *nskipped == 10 ? errdetail("Further skipped lines are only counted.") : 0));
+	csv_skip_notice(conv->errpos, rec->line_no, edata->message, *nskipped);
 	conv->errpos->column = NULL;
 	conv->errpos->value = NULL;
 	return false;

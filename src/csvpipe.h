@@ -56,6 +56,14 @@ typedef struct CsvDialect
 	int			null_len;
 	int			file_encoding;	/* encoding of the file */
 	int64		skip_rows;		/* records skipped before the header */
+
+	/*
+	 * Not an option: set once the column count is known
+	 * (csv_dialect_set_columns).  An empty line is a record of one NULL
+	 * field, as COPY reads it, when the file has one column (or for
+	 * read_text); in files of more columns it is skipped.
+	 */
+	bool		empty_line_is_record;
 } CsvDialect;
 
 #define CSV_ARG_PATH		0
@@ -79,6 +87,28 @@ extern void csv_dialect_from_fcinfo(CsvDialect *dialect, FunctionCallInfo fcinfo
 									int first_arg);
 extern void csv_dialect_set_header(CsvDialect *dialect, const char *label);
 extern const char *csv_dialect_header_label(const CsvDialect *dialect);
+extern void csv_dialect_set_columns(CsvDialect *dialect, int ncolumns);
+
+/* chunk_size's upper bound: csvpipe.chunk_size's (1GB) */
+#define CSV_MAX_CHUNK_SIZE	((int64) 1024 * 1024 * 1024)
+extern int64 csv_check_chunk_size(int64 chunk_size);
+extern bool csv_dialect_splits_bytewise(const CsvDialect *dialect);
+
+/*
+ * Why a record is bad (malformed quoting, bytes invalid in the encoding).
+ * The tokenizer does not raise these errors: it hands the record out with
+ * this attached, and whoever consumes the record raises it (stop) or
+ * rejects the record (skip), in file order.
+ */
+typedef struct CsvBadRecord
+{
+	int			sqlerrcode;
+	const char *message;
+	const char *detail;			/* or NULL */
+	const char *hint;			/* or NULL */
+	int64		line_no;		/* line of the offending byte */
+	int			field_no;		/* 1-based field, 0 = none */
+} CsvBadRecord;
 
 /*
  * One parsed record, valid until the next call that feeds the tokenizer.
@@ -91,7 +121,10 @@ typedef struct CsvRecord
 	int			nfields;
 	char	  **values;
 	int		   *lengths;
+	bool		empty_line;		/* an empty line: one NULL field */
+	const CsvBadRecord *bad;	/* NULL, or why the record is bad (no fields) */
 } CsvRecord;
+
 
 /* Where in the input we are, for error context lines (reader.c) */
 typedef struct CsvErrorPosition
@@ -107,6 +140,7 @@ typedef struct CsvErrorPosition
 } CsvErrorPosition;
 
 extern void csv_error_context_callback(void *arg);
+extern void csv_record_raise_bad(const CsvRecord *rec, CsvErrorPosition *errpos) pg_attribute_noreturn();
 
 /* tokenizer.c: libcsv behind a batch interface */
 typedef struct CsvTokenizer CsvTokenizer;
@@ -119,10 +153,28 @@ extern void csv_tokenizer_finish(CsvTokenizer *tok);
 extern bool csv_tokenizer_next(CsvTokenizer *tok, CsvRecord *rec);
 extern int64 csv_tokenizer_pending_line(CsvTokenizer *tok);
 extern void csv_tokenizer_set_line(CsvTokenizer *tok, int64 line);
+extern void csv_tokenizer_mark_bad(CsvTokenizer *tok, int sqlerrcode,
+								   const char *message, int64 line_no);
 extern void csv_tokenizer_destroy(CsvTokenizer *tok);
 
 /* reader.c: file access, block reading, encoding, streaming records */
 typedef struct CsvReader CsvReader;
+
+/* validation or conversion of a file's bytes on their way to the tokenizer */
+typedef struct CsvEncoder
+{
+	const CsvDialect *dialect;
+	Oid			conv_proc;		/* file -> server, or InvalidOid */
+	int			verify_enc;		/* else: the encoding bytes are checked in */
+	char	   *out;			/* conversion output, in cxt */
+	size_t		out_size;
+	MemoryContext cxt;
+} CsvEncoder;
+
+extern void csv_encoder_init(CsvEncoder *e, const CsvDialect *dialect);
+extern int64 csv_encoder_feed(CsvEncoder *e, CsvTokenizer *tok, const char *data,
+							  int64 len, bool final);
+extern int	csv_bad_char_length(int encoding, const char *data, int64 len);
 
 /* what identifies a file's contents: rewritten or replaced, it changes */
 typedef struct CsvFileId
@@ -131,10 +183,21 @@ typedef struct CsvFileId
 	int64		dev;
 	int64		ino;
 	int64		mtime_ns;
+	int64		ctime_ns;		/* not compared by csv_file_id_equal: the
+								 * cache compares it (permission changes) */
 } CsvFileId;
 
-extern void csv_check_read_access(const char *path, char **canonical_path);
+/* csv_open_file() flags */
+#define CSV_OPEN_QUIET		0x01	/* -1 instead of file errors */
+
+extern bool csv_path_is_allowed(const char *real);
+extern bool csv_path_inside(const char *path);
+extern int	csv_open_file(const char *path, int flags, struct stat *st,
+						  char **canonical);
 extern int	csv_open_checked(const char *path, struct stat *st);
+extern bool csv_stat_file(const char *path, int flags, struct stat *st,
+						  char **canonical);
+extern void csv_close_file(int fd);
 extern void csv_file_id(const struct stat *st, CsvFileId *id);
 extern bool csv_file_id_equal(const CsvFileId *a, const CsvFileId *b);
 extern bool csv_file_id_of_path(const char *path, CsvFileId *id);
@@ -180,7 +243,11 @@ extern ErrorData *csv_converter_row_catch(CsvConverter *conv, CsvRecord *rec,
 extern bool csv_converter_row_or_skip(CsvConverter *conv, CsvRecord *rec,
 									  Datum *values, bool *nulls, int64 *nskipped);
 extern void csv_text_row(const CsvDialect *dialect, CsvRecord *rec,
-						 Datum *values, bool *nulls);
+						 Datum *values, bool *nulls, CsvErrorPosition *errpos);
+extern void csv_record_skip_notice(CsvErrorPosition *errpos, CsvRecord *rec,
+								   int64 *nskipped);
+extern void csv_skip_notice(CsvErrorPosition *errpos, int64 line_no,
+							const char *message, int64 nth);
 
 /* srf.c: one streaming read of a file, shared by the SRFs and the scan */
 typedef struct CsvReadState CsvReadState;

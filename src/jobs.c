@@ -205,6 +205,31 @@ expand_paths(const char *pattern, bool *literal)
 	if (*literal)
 		return list_make1(pstrdup(pattern));
 
+	/*
+	 * The pattern's fixed directory part must be inside csvpipe.allowed_dirs
+	 * before anything is listed; each match is checked again when opened.
+	 */
+	{
+		char	   *fixed = pstrdup(pattern);
+		char	   *slash;
+
+		fixed[strpbrk(fixed, "*?[") - fixed] = '\0';
+		slash = strrchr(fixed, '/');
+		if (slash == NULL)
+			strcpy(fixed, ".");
+		else if (slash == fixed)
+			fixed[1] = '\0';
+		else
+			*slash = '\0';
+		if (!csv_path_inside(fixed))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("file \"%s\" is outside csvpipe.allowed_dirs", pattern),
+					 errdetail("csvpipe reads only files under csvpipe.allowed_dirs (\"%s\").",
+							   csvpipe_allowed_dirs)));
+		pfree(fixed);
+	}
+
 	memset(&g, 0, sizeof(g));
 	rc = glob(pattern, 0, NULL, &g);
 	if (rc == GLOB_NOMATCH)
@@ -275,10 +300,7 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	req.atomic = PG_ARGISNULL(SUBMIT_ARG_ATOMIC) ? true : PG_GETARG_BOOL(SUBMIT_ARG_ATOMIC);
 	req.chunk_size = PG_ARGISNULL(SUBMIT_ARG_CHUNK_SIZE) ? (int64) csvpipe_chunk_size * 1024 :
 		PG_GETARG_INT64(SUBMIT_ARG_CHUNK_SIZE);
-	if (req.chunk_size < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe chunk_size must be positive")));
+	(void) csv_check_chunk_size(req.chunk_size);
 	req.on_error_skip = csv_on_error_option(PG_ARGISNULL(SUBMIT_ARG_ON_ERROR) ? NULL :
 											text_to_cstring(PG_GETARG_TEXT_PP(SUBMIT_ARG_ON_ERROR)));
 	req.max_errors = PG_ARGISNULL(SUBMIT_ARG_MAX_ERRORS) ? -1 : PG_GETARG_INT64(SUBMIT_ARG_MAX_ERRORS);
@@ -314,7 +336,6 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	foreach(lc, paths)
 	{
 		char	   *path = (char *) lfirst(lc);
-		char	   *real;
 		char	   *canonical;
 		struct stat st;
 		CsvFileId	file;
@@ -323,36 +344,15 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 		CsvRows    *r;
 
 		CHECK_FOR_INTERRUPTS();
-		real = realpath(path, NULL);
-		if (real == NULL)
-		{
-			if (!literal)
-				continue;		/* vanished since the glob */
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not open file \"%s\" for reading: %m", path)));
-		}
-		canonical = pstrdup(real);
-		free(real);
-		if (stat(canonical, &st) != 0)
-		{
-			if (!literal)
-				continue;
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not open file \"%s\" for reading: %m", path)));
-		}
-		if (!S_ISREG(st.st_mode))
-		{
-			if (!literal)
-				continue;		/* a directory matched by the glob, say */
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg(S_ISDIR(st.st_mode) ? "\"%s\" is a directory" :
-							"\"%s\" is not a regular file", path)));
-		}
-		/* csvpipe.allowed_dirs (checked as the caller) */
-		csv_check_read_access(canonical, NULL);
+
+		/*
+		 * Opened and fstat'ed with every check of a read, as the caller: the
+		 * identity recorded is the file's that was checked.  A glob's match
+		 * that vanished, is not a regular file or leads outside
+		 * csvpipe.allowed_dirs is left out, whatever it is.
+		 */
+		if (!csv_stat_file(path, literal ? 0 : CSV_OPEN_QUIET, &st, &canonical))
+			continue;
 
 		/* one submit at a time per (target, file) */
 		lock_submit(req.relid, canonical);

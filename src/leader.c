@@ -104,7 +104,9 @@ struct CsvLeader
 	bool		finished[CSVPIPE_MAX_SLOTS];
 	bool		prepared[CSVPIPE_MAX_SLOTS];
 	bool		first_done[CSVPIPE_MAX_SLOTS];
+	bool		draining[CSVPIPE_MAX_SLOTS];	/* worker_lost is reading its queue */
 	int			rr;				/* round-robin cursor */
+	TimestampTz last_block_check;	/* load: check_workers_blocked() */
 	int			last_worker;	/* sent the last tuple, or -1 */
 	uint32		fast_rows;
 	/* read: the tuple batch being returned (valid until the next receive) */
@@ -223,15 +225,29 @@ tokenize_header(CsvLeader *L, int64 len)
 	CsvTokenizer *tok;
 	CsvRecord	rec;
 	CsvRecord  *copy = NULL;
+	bool		have;
 	int64		slen;
 	char	   *data = csv_buffer_to_server(L->dialect, L->buf, len, &slen,
 											L->errpos, L->buf_line);
 
 	tok = csv_tokenizer_create(L->dialect, L->errpos, L->buf_line);
 	csv_tokenizer_feed(tok, data, slen);
-	csv_tokenizer_finish(tok);
-	if (csv_tokenizer_next(tok, &rec))
+	/*
+	 * Take the record before finishing: csv_tokenizer_finish() drops the
+	 * records already queued (it starts a new block), and a lost header
+	 * would make header => 'match' accept any file.
+	 */
+	have = csv_tokenizer_next(tok, &rec);
+	if (!have)
 	{
+		/* the header is the whole file and lacks its line end */
+		csv_tokenizer_finish(tok);
+		have = csv_tokenizer_next(tok, &rec);
+	}
+	if (have)
+	{
+		if (rec.bad)
+			csv_record_raise_bad(&rec, L->errpos);
 		copy = palloc(sizeof(CsvRecord));
 		copy->line_no = rec.line_no;
 		copy->nfields = rec.nfields;
@@ -380,6 +396,9 @@ prepare_chunk(CsvLeader *L)
 
 /* ---- workers ---- */
 
+static bool handle_reply(CsvLeader *L, int w, char *data, Size nbytes,
+						 MinimalTuple *tuple);
+
 /*
  * Chunked load: worker w may have committed its last chunk and been lost
  * before the chunk-done message went out.  That chunk is in the ledger
@@ -414,6 +433,69 @@ chunk_committed_anyway(CsvLeader *L, int w)
 }
 
 /*
+ * Worker w is gone or going: read everything it sent before it detached,
+ * as parallel.c's HandleParallelMessages does for parallel query.  A
+ * detached queue keeps its bytes readable, so once the worker is known to
+ * have stopped, one more pass reads its last message.  Its own error is
+ * re-raised here (a read: any error; a load: any error that is not a worker
+ * loss), so the user sees the worker's message, detail, context and
+ * SQLSTATE rather than "exited unexpectedly".  Chunk results and the
+ * prepared/finished messages are recorded; a read's tuples are dropped
+ * (the read fails).  Returns a worker-loss error the worker sent, or NULL.
+ */
+static ErrorData *
+drain_replies(CsvLeader *L, int w)
+{
+	BackgroundWorkerHandle *h = L->pool->handles[w];
+	ErrorData  *loss = NULL;
+
+	for (;;)
+	{
+		pid_t		pid;
+		bool		stopped = (h == NULL ||
+							   GetBackgroundWorkerPid(h, &pid) == BGWH_STOPPED);
+
+		for (;;)
+		{
+			Size		nbytes;
+			void	   *data;
+			char	   *msg;
+			ErrorData	edata;
+			char		msgtype;
+			MinimalTuple tuple;
+
+			if (shm_mq_receive(L->pool->reply[w], &nbytes, &data, true) != SHM_MQ_SUCCESS)
+				break;
+			msg = (char *) data;
+			if (msg[0] == 'E' &&
+				csv_pool_parse_message(msg, nbytes, &edata, &msgtype))
+			{
+				if (L->mode == CSV_MODE_LOAD && csv_error_is_worker_loss(&edata))
+				{
+					if (loss == NULL)
+					{
+						loss = palloc(sizeof(ErrorData));
+						memcpy(loss, &edata, sizeof(ErrorData));
+					}
+					continue;
+				}
+				csv_pool_rethrow(L->pool, w, msg, nbytes);	/* does not return */
+			}
+			if (msg[0] == CSV_MSG_TUPLE || msg[0] == CSV_MSG_BATCH)
+				continue;
+			(void) handle_reply(L, w, msg, nbytes, &tuple);
+		}
+		if (stopped)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return loss;
+}
+
+/*
  * Worker w is gone without finishing.  A read cannot recover (rows may
  * have been returned already).  A load sends the chunks the worker had not
  * made durable to other workers (all its chunks in atomic mode, since its
@@ -426,21 +508,30 @@ worker_lost(CsvLeader *L, int w, ErrorData *cause)
 	bool		atomic = L->pool->shared->atomic;
 	int			redo = 0;
 	bool		taker = false;
+	ErrorData  *sent;
 
-	if (!L->pool->alive[w])
+	if (!L->pool->alive[w] || L->draining[w])
 		return;
+
+	/*
+	 * Whatever told us first (a detached input queue, a detached reply
+	 * queue, a worker-loss error), the worker's own messages come first: it
+	 * may have sent its error, chunk results or its end just before it went.
+	 */
+	L->draining[w] = true;
+	sent = drain_replies(L, w);
+	L->draining[w] = false;
+	if (cause == NULL)
+		cause = sent;
 	L->pool->alive[w] = false;
 	if (L->finished[w])
 		return;
-	if (L->mode == CSV_MODE_READ || L->finished[w])
+	if (L->mode == CSV_MODE_READ)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("csvpipe worker %d exited unexpectedly", w),
 				 cause ? errdetail("%s", cause->message) : 0));
 
-	/* it must be gone for sure before we look at what it left */
-	if (L->pool->handles[w])
-		(void) WaitForBackgroundWorkerShutdown(L->pool->handles[w]);
 	L->finished[w] = true;
 	if (L->pending_worker == w)
 		L->pending_worker = -1;
@@ -730,14 +821,29 @@ all_finished(CsvLeader *L)
 }
 
 /*
- * In an atomic load, a worker waiting for a row lock held by another worker
- * of the same load, or by one of its prepared parts, waits forever: the
- * other part only ends when the whole load does.  That only happens when
- * the file holds the same key twice, so report it as what it is.
+ * A worker that waits for a lock held by this very load waits forever:
+ *
+ *	- by the leader's own transaction (the caller inserted or locked a row
+ *	  in the same transaction, then loads the same key): the leader waits
+ *	  for the workers, which wait for the leader -- in every mode;
+ *	- in an atomic load, by another worker of the same load or by one of
+ *	  its prepared parts (pid 0): those only end when the whole load does,
+ *	  which only happens when the file holds the same key twice.
+ *
+ * The lock manager does not see these as deadlocks (the leader waits on
+ * its latch, not on a lock), so the leader looks, once a second, at what
+ * blocks each worker (pg_blocking_pids) and reports it.
  */
 static void
 check_workers_blocked(CsvLeader *L)
 {
+	bool		atomic = L->pool->shared->atomic;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!TimestampDifferenceExceeds(L->last_block_check, now, 1000))
+		return;
+	L->last_block_check = now;
+
 	for (int w = 0; w < L->nworkers; w++)
 	{
 		pid_t		pid;
@@ -758,9 +864,15 @@ check_workers_blocked(CsvLeader *L)
 		for (int i = 0; i < n; i++)
 		{
 			pid_t		blocker = DatumGetInt32(elems[i]);
-			bool		ours = (blocker == 0);
+			bool		ours = atomic && (blocker == 0);
 
-			for (int o = 0; o < L->nworkers && !ours; o++)
+			if (blocker == MyProcPid)
+				ereport(ERROR,
+						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+						 errmsg("csvpipe worker %d waits for a lock held by this transaction", w),
+						 errdetail("The transaction that called csvpipe.load inserted, updated or locked a row the load needs (the same unique key, say); the workers run in their own transactions and would wait for it forever."),
+						 errhint("Commit the transaction first, or load with workers => 0.")));
+			for (int o = 0; o < L->nworkers && atomic && !ours; o++)
 				ours = (o != w && L->pool->shared->workers[o].pid == blocker);
 			if (ours)
 				ereport(ERROR,
@@ -769,20 +881,19 @@ check_workers_blocked(CsvLeader *L)
 						 errdetail("This happens when the file holds the same unique key twice, in different chunks."),
 						 errhint("Remove the duplicates, or load with atomic => false to get the unique violation with its line.")));
 		}
+		pfree(elems);
+		pfree(nulls);
+		pfree(arr);
 	}
 }
 
 static void
 wait_for_progress(CsvLeader *L)
 {
-	int			rc;
-
-	rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-				   1000L, PG_WAIT_EXTENSION);
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 1000L, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
-	if ((rc & WL_TIMEOUT) && L->mode == CSV_MODE_LOAD && L->pool->shared->atomic)
-		check_workers_blocked(L);
 }
 
 /* ---- public ---- */
@@ -809,6 +920,7 @@ csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *diale
 	L->pending_worker = -1;
 	L->last_worker = -1;
 	L->first_read = true;
+	L->last_block_check = GetCurrentTimestamp();
 	L->fd = csv_open_checked(path, &L->st);
 	csv_file_id(&L->st, &L->id);
 	L->size = LEADER_READ_BLOCK;
@@ -816,7 +928,7 @@ csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *diale
 	L->buf_line = 1;
 	L->chunks_size = 256;
 	L->chunks = palloc0(sizeof(ChunkInfo) * L->chunks_size);
-	csv_splitter_init(&L->sp, dialect->quote, '\n');	/* fill_buffer sets newline */
+	csv_splitter_init(&L->sp, dialect, '\n');	/* fill_buffer sets newline */
 
 	consume_prefix(L);
 
@@ -954,6 +1066,8 @@ csv_leader_run(CsvLeader *L)
 		got = collect(L, &tuple);
 		if (all_finished(L))
 			break;
+		/* also while other workers keep the leader busy */
+		check_workers_blocked(L);
 		if (!progress && got == 0)
 			wait_for_progress(L);
 	}
@@ -1023,7 +1137,7 @@ csv_leader_end(CsvLeader *L)
 	}
 	if (L->fd >= 0)
 	{
-		CloseTransientFile(L->fd);
+		csv_close_file(L->fd);
 		L->fd = -1;
 	}
 }

@@ -1217,6 +1217,7 @@ csvpipe_load_serial(PG_FUNCTION_ARGS)
 	desc = csv_load_input_desc(target);
 
 	error_context_stack = &errcallback;
+	csv_dialect_set_columns(&dialect, desc->natts);
 	conv = csv_converter_create(desc, &dialect, &errpos, NULL);
 	if (dialect.header == CSV_HEADER_MATCH)
 		csv_converter_check_header(conv, csv_reader_header(reader));

@@ -138,13 +138,18 @@ typedef struct CsvChunkDone
 typedef struct CsvSplitter
 {
 	char		quote;
+	char		delimiter;
 	char		newline;		/* '\n', or '\r' in a file of lone-CR line ends */
+	int			state;			/* splitter.c's SP_* between two scans */
+	int			mb_encoding;	/* step by characters of this encoding, or -1 */
+	int			mb_skip;		/* trail bytes of a character cut by the last scan */
 	bool		in_quotes;
 	int64		line;			/* physical line of the next byte */
 	int64		record_start;	/* buffer offset where the current record began */
 } CsvSplitter;
 
-extern void csv_splitter_init(CsvSplitter *sp, char quote, char newline);
+extern void csv_splitter_init(CsvSplitter *sp, const CsvDialect *dialect,
+							  char newline);
 extern char csv_splitter_newline(const char *buf, int64 len);
 extern int64 csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from,
 							   int64 to, int64 want, int64 *boundary_line);

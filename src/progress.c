@@ -26,6 +26,15 @@
  *	  launcher at its start and exit, and read by anyone who wants to wake
  *	  it, under header->mutex.
  *
+ * Who sees what: a slot records the role its process works for (userid:
+ * the current user when it takes the slot, and a worker's again at each
+ * chunk, once it runs as its leader's user).  Its counters measure that
+ * role's file (bytes, rows, rejected rows, chunk), so the SQL functions
+ * return them only to roles with that role's privileges and to
+ * pg_read_all_stats members, as pg_stat_progress_copy does; the rest of a
+ * row (pid, kind, job, state, times) is shown to everyone.  The launcher
+ * works for every role: its slot has no userid.
+ *
  * Updates come from the leader at least once per chunk (dispatched, done),
  * from workers at each chunk's start and end, and from the launcher and
  * runners at each state change, so last_heartbeat moves whenever work
@@ -39,8 +48,10 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "utils/acl.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -64,6 +75,7 @@ typedef struct CsvStatusSlot
 	int			pid;			/* 0: slot not in use */
 	int			kind;			/* CsvProcKind */
 	Oid			datid;
+	Oid			userid;			/* whose counters; InvalidOid: everyone's */
 	int64		job_id;			/* 0: none */
 	int			leader_pid;		/* workers and coordinators: their leader */
 	int64		chunk_no;		/* chunk being processed (or last sent), -1 */
@@ -224,6 +236,7 @@ take_slot(CsvProcKind kind, int64 job_id, int leader_pid)
 	slot->pid = MyProcPid;
 	slot->kind = kind;
 	slot->datid = MyDatabaseId;
+	slot->userid = (kind == CSV_PROC_LAUNCHER) ? InvalidOid : GetUserId();
 	slot->job_id = job_id;
 	slot->leader_pid = leader_pid;
 	slot->chunk_no = -1;
@@ -472,11 +485,14 @@ void
 csv_progress_worker(const char *state, int64 chunk_no, int64 rows_total)
 {
 	TimestampTz now;
+	Oid			userid;
 
 	if (MySlot == NULL)
 		return;
 	now = GetCurrentTimestamp();
+	userid = GetUserId();		/* the leader's user by now, not the session's */
 	SpinLockAcquire(&MySlot->mutex);
+	MySlot->userid = userid;
 	MySlot->chunk_no = chunk_no;
 	MySlot->rows_done = rows_total;
 	strlcpy(MySlot->state, state, CSV_STATE_LEN);
@@ -579,6 +595,20 @@ kind_name(int kind)
 	return "unknown";
 }
 
+/*
+ * May the current user see the counters of a slot working for userid?  As
+ * pg_stat_activity and pg_stat_progress_copy decide (HAS_PGSTAT_PERMISSIONS).
+ */
+static bool
+may_see_counters(Oid userid)
+{
+	Oid			me = GetUserId();
+
+	return !OidIsValid(userid) ||
+		has_privs_of_role(me, userid) ||
+		has_privs_of_role(me, ROLE_PG_READ_ALL_STATS);
+}
+
 /* Copy every slot in use (each consistent in itself) */
 static int
 copy_slots(CsvStatusSlot **out)
@@ -604,7 +634,8 @@ copy_slots(CsvStatusSlot **out)
 /*
  * csvpipe.progress_1_0(): one row per load under way (csvpipe.load in a
  * backend, or a job runner): job_id, pid, datid, kind, phase, bytes_total,
- * bytes_done, rows_done, rows_rejected, workers, started_at, last_heartbeat.
+ * bytes_done, rows_done, rows_rejected, workers, started_at, last_heartbeat;
+ * the four counters NULL for loads of roles the caller may not see.
  */
 Datum
 csvpipe_progress_1_0(PG_FUNCTION_ARGS)
@@ -630,6 +661,8 @@ csvpipe_progress_1_0(PG_FUNCTION_ARGS)
 		values[2] = ObjectIdGetDatum(s->datid);
 		values[3] = CStringGetTextDatum(kind_name(s->kind));
 		values[4] = CStringGetTextDatum(s->state);
+		if (!may_see_counters(s->userid))
+			nulls[5] = nulls[6] = nulls[7] = nulls[8] = true;
 		values[5] = Int64GetDatum(s->bytes_total);
 		values[6] = Int64GetDatum(s->bytes_done);
 		values[7] = Int64GetDatum(s->rows_done);
@@ -645,7 +678,8 @@ csvpipe_progress_1_0(PG_FUNCTION_ARGS)
 /*
  * csvpipe.workers_1_0(): one row per csvpipe process with a slot: pid, kind,
  * datid, job_id, leader_pid, chunk_no, state, rows, started_at,
- * last_heartbeat.
+ * last_heartbeat; chunk_no and rows NULL for processes of roles the caller
+ * may not see.
  */
 Datum
 csvpipe_workers_1_0(PG_FUNCTION_ARGS)
@@ -674,6 +708,8 @@ csvpipe_workers_1_0(PG_FUNCTION_ARGS)
 		nulls[5] = (s->chunk_no < 0);
 		values[6] = CStringGetTextDatum(s->state);
 		values[7] = Int64GetDatum(s->rows_done);
+		if (!may_see_counters(s->userid))
+			nulls[5] = nulls[7] = true;	/* chunk_no, rows */
 		values[8] = TimestampTzGetDatum(s->started_at);
 		values[9] = TimestampTzGetDatum(s->last_heartbeat);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

@@ -135,13 +135,17 @@ load_in_leader(const char *path, Oid relid, List *attnames, CsvDialect *dialect,
 	CsvReader  *reader = csv_reader_open(path, dialect, errpos);
 	CsvLoadTarget *target = csv_load_begin(relid, attnames);
 	TupleDesc	desc = csv_load_input_desc(target);
-	CsvConverter *conv = csv_converter_create(desc, dialect, errpos, NULL);
+	CsvConverter *conv;
 	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
 	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
 	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe row",
 												  ALLOCSET_DEFAULT_SIZES);
 	CsvRecord	rec;
 	int64		nrows = 0;
+
+	/* before the first record is read: an empty line may be a row */
+	csv_dialect_set_columns(dialect, desc->natts);
+	conv = csv_converter_create(desc, dialect, errpos, NULL);
 
 	csv_progress_load_started(csv_reader_file_size(reader), 0);
 	if (dialect->header == CSV_HEADER_MATCH)
@@ -221,10 +225,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	if (req->chunk_size < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe chunk_size must be positive")));
+	(void) csv_check_chunk_size(req->chunk_size);
 
 	check_load_target(req->relid, req->attnames);
 	if (req->job_id <= 0)
@@ -337,6 +338,14 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		}
 		PG_END_TRY();
 
+		/*
+		 * Every part is prepared (atomic) or every chunk committed (chunked):
+		 * the load commits.  A cancel from here on must not turn it into an
+		 * error -- a client retrying after an error would load twice -- so
+		 * interrupts are held through the commit, and a cancel that came
+		 * meanwhile is dropped: it came too late, the statement succeeded.
+		 */
+		HOLD_INTERRUPTS();
 		rows = csv_leader_rows(L);
 		rejected = csv_leader_rejected(L);
 		bytes = csv_leader_bytes(L);
@@ -353,6 +362,8 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		args.bytes = bytes;
 		csv_progress_phase("committing");
 		finish_job(&args, true);
+		QueryCancelPending = false;
+		RESUME_INTERRUPTS();
 	}
 
 	error_context_stack = errcallback.previous;

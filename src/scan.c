@@ -402,8 +402,9 @@ csv_explain_scan(CustomScanState *node, List *ancestors, ExplainState *es)
 }
 
 /*
- * Planner support: a row estimate from the file size (only for callers who
- * may read the file: a plan must not reveal files to others).
+ * Planner support: a row estimate from the file size, only for a file the
+ * caller may read (privileges and csvpipe.allowed_dirs, checked by opening
+ * it as a read does): a plan must not reveal anything about other files.
  */
 Datum
 csvpipe_read_support(PG_FUNCTION_ARGS)
@@ -427,7 +428,7 @@ csvpipe_read_support(PG_FUNCTION_ARGS)
 				char	   *path = TextDatumGetCString(((Const *) arg)->constvalue);
 
 				/* ~64 bytes per CSV row is as good a guess as any */
-				if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+				if (csv_stat_file(path, CSV_OPEN_QUIET, &st, NULL))
 					rows = Max(1.0, (double) st.st_size / 64.0);
 			}
 		}

@@ -119,6 +119,7 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s: header => 'match' needs a column list to match; use csvpipe.read", funcname)));
+	csv_dialect_set_columns(&rs->dialect, text_mode ? 0 : tupdesc->natts);
 	if (!text_mode)
 		rs->conv = csv_converter_create(tupdesc, &rs->dialect, &rs->errpos,
 										convert_columns);
@@ -159,10 +160,7 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 		int64		chunk_size = argnulls[CSV_ARG_CHUNK_SIZE] ?
 			(int64) csvpipe_chunk_size * 1024 : DatumGetInt64(args[CSV_ARG_CHUNK_SIZE]);
 
-		if (chunk_size < 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("csvpipe chunk_size must be positive")));
+		(void) csv_check_chunk_size(chunk_size);
 		rs->leader = csv_leader_begin(CSV_MODE_READ, rs->errpos.path, &rs->dialect,
 									  tupdesc, convert_columns, nworkers,
 									  chunk_size, ordered, &rs->errpos);
@@ -171,6 +169,7 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 		if (rs->cache == NULL && used_columns != NULL)
 			csv_leader_set_sent_columns(rs->leader, used_columns);
 		csv_leader_pool(rs->leader)->shared->on_error_skip = rs->on_error_skip;
+		pg_atomic_init_u64(&csv_leader_pool(rs->leader)->shared->rejected_total, 0);
 		if (rs->conv && rs->dialect.header == CSV_HEADER_MATCH)
 			csv_converter_check_header(rs->conv, csv_leader_header(rs->leader));
 		if (csv_leader_launch(rs->leader) == 0)
@@ -245,8 +244,13 @@ csv_read_next(CsvReadState *rs, Datum *values, bool *nulls)
 							(errmsg("%s: skipped " INT64_FORMAT " bad row(s)",
 									rs->errpos.funcname, rs->skipped)));
 			}
+			else if (rs->text_mode && rec.bad && rs->on_error_skip)
+			{
+				csv_record_skip_notice(&rs->errpos, &rec, &rs->skipped);
+				continue;
+			}
 			else if (rs->text_mode)
-				csv_text_row(&rs->dialect, &rec, values, nulls);
+				csv_text_row(&rs->dialect, &rec, values, nulls, &rs->errpos);
 			else if (!rs->on_error_skip)
 				csv_converter_row(rs->conv, &rec, values, nulls);
 			else if (!csv_converter_row_or_skip(rs->conv, &rec, values, nulls, &rs->skipped))

@@ -17,11 +17,23 @@
  * quoted fields and record terminators advance the count.  libcsv runs with
  * CSV_REPALL_NL so that empty lines are reported (and counted) too; the LF
  * of a CRLF arrives as an empty "row" after the CR and is folded into it.
+ * An empty line is handed out as a record of one NULL field when the
+ * dialect says so (one-column files, read_text: COPY reads it that way),
+ * and is skipped otherwise.
  *
- * libcsv is used in strict mode: a quote inside an unquoted field, text
- * after a closing quote and an unterminated quote at end of input are
- * errors, not guesses.  Spaces are data (COPY keeps them), so libcsv's
- * space trimming is switched off.
+ * Record boundaries and bad records (README "Record boundaries and bad
+ * records"; splitter.c follows the same rules on raw bytes): libcsv runs in
+ * strict mode, so a quote inside an unquoted field and text after a closing
+ * quote are errors.  They are not raised here: the record is malformed,
+ * and its rest is scanned with the splitter's rules (such a quote is data;
+ * a quote at a field's start still opens a quoted field, which may span
+ * lines) up to its end, a line end (LF, CR or CRLF) outside quotes; it is
+ * handed out in its place, in file order, with no fields and a
+ * CsvBadRecord saying why, and libcsv starts afresh after it.
+ * The consumer raises it (stop) or rejects that one record (skip).  The
+ * same holds for a quoted field left open at the end of the input, and for
+ * a record the caller marks bad (bytes invalid in the encoding).  Spaces
+ * are data (COPY keeps them), so libcsv's space trimming is switched off.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,6 +50,13 @@
 #define RECORDS_INITIAL		256
 /* libcsv's parser states (libcsv.c), to tell strict errors apart */
 #define LIBCSV_FIELD_MIGHT_HAVE_ENDED 3
+
+/* skipping the rest of a malformed record, with splitter.c's rules */
+#define TS_OFF			0
+#define TS_FIELD_START	1
+#define TS_UNQUOTED		2
+#define TS_QUOTED		3
+#define TS_QUOTE_SEEN	4
 
 struct CsvTokenizer
 {
@@ -61,9 +80,23 @@ struct CsvTokenizer
 	int		   *rec_first;
 	int		   *rec_nfields;
 	int64	   *rec_line;
+	int		   *rec_bad;		/* index in bad[], -1: a good record */
+	bool	   *rec_empty;		/* an empty line */
 	int			nrecs;
 	int			recs_size;
 	int			next_rec;
+
+	/* why the queued bad records are bad; strings in bad_cxt */
+	CsvBadRecord *bad;
+	int			nbad;
+	int			bad_size;
+	MemoryContext bad_cxt;
+
+	/* the record being tokenized is bad */
+	bool		row_bad;
+	int			skip_state;		/* TS_*: libcsv is reset, the record's rest is skipped */
+	CsvBadRecord row_bad_info;
+	int64		row_bad_line;	/* line the bad record starts on */
 
 	/* the record being tokenized */
 	int			row_first_field;
@@ -164,6 +197,13 @@ field_cb(void *s, size_t len, void *data)
 
 	if (n == tok->row_first_field)
 		tok->row_line = tok->cur_line;
+	if (tok->row_bad)
+	{
+		/* a record marked bad: its fields are not kept, its lines counted */
+		if (s != NULL && len > 0 && memchr(s, '\n', len) != NULL)
+			count_newlines(tok, s, len);
+		return;
+	}
 
 	if (n >= tok->fields_size)
 	{
@@ -192,6 +232,90 @@ field_cb(void *s, size_t len, void *data)
 	tok->nfields++;
 }
 
+static void
+grow_records(CsvTokenizer *tok)
+{
+	if (tok->nrecs >= tok->recs_size)
+	{
+		tok->recs_size *= 2;
+		tok->rec_first = repalloc(tok->rec_first, sizeof(int) * tok->recs_size);
+		tok->rec_nfields = repalloc(tok->rec_nfields, sizeof(int) * tok->recs_size);
+		tok->rec_line = repalloc(tok->rec_line, sizeof(int64) * tok->recs_size);
+		tok->rec_bad = repalloc(tok->rec_bad, sizeof(int) * tok->recs_size);
+		tok->rec_empty = repalloc(tok->rec_empty, sizeof(bool) * tok->recs_size);
+	}
+}
+
+/* Queue the record made of fields [row_first_field, nfields) */
+static void
+queue_record(CsvTokenizer *tok, int64 line, int bad, bool empty)
+{
+	int			r;
+
+	grow_records(tok);
+	r = tok->nrecs++;
+	tok->rec_first[r] = tok->row_first_field;
+	tok->rec_nfields[r] = tok->nfields - tok->row_first_field;
+	tok->rec_line[r] = line;
+	tok->rec_bad[r] = bad;
+	tok->rec_empty[r] = empty;
+	tok->row_first_field = tok->nfields;
+	tok->row_arena_start = tok->arena_used;
+}
+
+/* Line where the record being tokenized started */
+static int64
+row_start_line(CsvTokenizer *tok)
+{
+	/* no field of it yet: it starts where the last record ended */
+	return tok->nfields > tok->row_first_field ? tok->row_line : tok->cur_line;
+}
+
+/*
+ * The record being tokenized is bad (the first reason wins): its fields are
+ * dropped now, and it is queued, without fields, at its end.
+ */
+static void
+set_row_bad(CsvTokenizer *tok, int sqlerrcode, const char *message,
+			const char *hint, int64 line_no, int field_no)
+{
+	if (tok->row_bad)
+		return;
+	tok->row_bad_line = row_start_line(tok);
+	tok->row_bad = true;
+	tok->row_bad_info.sqlerrcode = sqlerrcode;
+	tok->row_bad_info.message = MemoryContextStrdup(tok->bad_cxt, message);
+	tok->row_bad_info.detail = NULL;
+	tok->row_bad_info.hint = hint ? MemoryContextStrdup(tok->bad_cxt, hint) : NULL;
+	tok->row_bad_info.line_no = line_no;
+	tok->row_bad_info.field_no = field_no;
+	tok->nfields = tok->row_first_field;
+	tok->arena_used = tok->row_arena_start;
+}
+
+/* The bad record ends here (c: its terminator, -1 at end of input) */
+static void
+end_bad_row(CsvTokenizer *tok, int c)
+{
+	int			b;
+
+	if (tok->nbad >= tok->bad_size)
+	{
+		tok->bad_size *= 2;
+		tok->bad = repalloc(tok->bad, sizeof(CsvBadRecord) * tok->bad_size);
+	}
+	b = tok->nbad++;
+	tok->bad[b] = tok->row_bad_info;
+	tok->nfields = tok->row_first_field;
+	tok->arena_used = tok->row_arena_start;
+	queue_record(tok, tok->row_bad_line, b, false);
+	tok->row_bad = false;
+	tok->skip_state = TS_OFF;
+	tok->pending_cr = (c == '\r');
+	if (c >= 0)
+		tok->cur_line++;
+}
+
 /* libcsv record callback: c is the terminator, or -1 at end of input */
 static void
 row_cb(int c, void *data)
@@ -199,13 +323,25 @@ row_cb(int c, void *data)
 	CsvTokenizer *tok = (CsvTokenizer *) data;
 	int			nf = tok->nfields - tok->row_first_field;
 
+	/* the LF of a CRLF */
+	if (nf == 0 && !tok->row_bad && c == '\n' && tok->pending_cr)
+	{
+		tok->pending_cr = false;
+		return;
+	}
+	if (tok->row_bad)
+	{
+		end_bad_row(tok, c);
+		return;
+	}
 	if (nf == 0)
 	{
-		/* an empty line, or the LF of a CRLF */
-		if (c == '\n' && tok->pending_cr)
+		/* an empty line: a NULL field in a one-column file, else nothing */
+		if (c >= 0 && tok->dialect->empty_line_is_record)
 		{
-			tok->pending_cr = false;
-			return;
+			tok->row_line = tok->cur_line;
+			field_cb(NULL, 0, tok);
+			queue_record(tok, tok->cur_line, -1, true);
 		}
 		tok->pending_cr = (c == '\r');
 		if (c >= 0)
@@ -213,20 +349,7 @@ row_cb(int c, void *data)
 		return;
 	}
 
-	if (tok->nrecs >= tok->recs_size)
-	{
-		tok->recs_size *= 2;
-		tok->rec_first = repalloc(tok->rec_first, sizeof(int) * tok->recs_size);
-		tok->rec_nfields = repalloc(tok->rec_nfields, sizeof(int) * tok->recs_size);
-		tok->rec_line = repalloc(tok->rec_line, sizeof(int64) * tok->recs_size);
-	}
-	tok->rec_first[tok->nrecs] = tok->row_first_field;
-	tok->rec_nfields[tok->nrecs] = nf;
-	tok->rec_line[tok->nrecs] = tok->row_line;
-	tok->nrecs++;
-
-	tok->row_first_field = tok->nfields;
-	tok->row_arena_start = tok->arena_used;
+	queue_record(tok, tok->row_line, -1, false);
 	tok->pending_cr = (c == '\r');
 	if (c >= 0)
 		tok->cur_line++;
@@ -265,6 +388,12 @@ csv_tokenizer_create(const CsvDialect *dialect, CsvErrorPosition *errpos,
 	tok->rec_first = MemoryContextAlloc(cxt, sizeof(int) * tok->recs_size);
 	tok->rec_nfields = MemoryContextAlloc(cxt, sizeof(int) * tok->recs_size);
 	tok->rec_line = MemoryContextAlloc(cxt, sizeof(int64) * tok->recs_size);
+	tok->rec_bad = MemoryContextAlloc(cxt, sizeof(int) * tok->recs_size);
+	tok->rec_empty = MemoryContextAlloc(cxt, sizeof(bool) * tok->recs_size);
+	tok->bad_size = 16;
+	tok->bad = MemoryContextAlloc(cxt, sizeof(CsvBadRecord) * tok->bad_size);
+	tok->bad_cxt = AllocSetContextCreate(cxt, "csvpipe bad records",
+										 ALLOCSET_SMALL_SIZES);
 	tok->out_size = 16;
 	tok->out_values = MemoryContextAlloc(cxt, sizeof(char *) * tok->out_size);
 	tok->out_lengths = MemoryContextAlloc(cxt, sizeof(int) * tok->out_size);
@@ -282,7 +411,9 @@ compact(CsvTokenizer *tok)
 	int			carry = tok->nfields - tok->row_first_field;
 	size_t		bytes = tok->arena_used - tok->row_arena_start;
 
-	Assert(tok->next_rec == tok->nrecs);
+	/* records still queued (fed in several pieces): keep everything */
+	if (tok->next_rec < tok->nrecs)
+		return;
 	if (carry > 0 && tok->row_first_field > 0)
 	{
 		for (int i = 0; i < carry; i++)
@@ -301,6 +432,10 @@ compact(CsvTokenizer *tok)
 	tok->row_arena_start = 0;
 	tok->nrecs = 0;
 	tok->next_rec = 0;
+	tok->nbad = 0;
+	/* reasons of handed-out records (an open bad record keeps its own) */
+	if (!tok->row_bad)
+		MemoryContextReset(tok->bad_cxt);
 
 	/* give back the room a huge field needed once it is gone */
 	if (tok->arena_size > 64 * ARENA_INITIAL && bytes < ARENA_INITIAL)
@@ -335,67 +470,159 @@ csv_tokenizer_pending_line(CsvTokenizer *tok)
 	return line;
 }
 
+/*
+ * libcsv stopped on a malformed byte: the record being tokenized is bad
+ * from there to its line end.
+ */
 static void
-report_parse_error(CsvTokenizer *tok)
+parse_error_row(CsvTokenizer *tok)
 {
 	int			status = csv_error(&tok->parser);
 	int			field = tok->nfields - tok->row_first_field + 1;
+	int64		line = csv_tokenizer_pending_line(tok);
 
-	tok->errpos->line_no = csv_tokenizer_pending_line(tok);
-	tok->errpos->field_no = field;
-	if (status == CSV_EPARSE)
-	{
-		if (tok->parser.pstate == LIBCSV_FIELD_MIGHT_HAVE_ENDED)
-			ereport(ERROR,
-					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-					 errmsg("malformed CSV: unexpected character after closing quote"),
-					 errhint("Quotes inside a quoted field must be doubled (\"\").")));
-		else
-			ereport(ERROR,
-					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-					 errmsg("malformed CSV: quote character inside an unquoted field"),
-					 errhint("A field containing the quote character must be quoted, with the inner quotes doubled.")));
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_OUT_OF_MEMORY),
-			 errmsg("libcsv could not grow its field buffer (status %d)", status)));
+	if (status != CSV_EPARSE)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("libcsv could not grow its field buffer (status %d)", status)));
+	if (tok->parser.pstate == LIBCSV_FIELD_MIGHT_HAVE_ENDED)
+		set_row_bad(tok, ERRCODE_BAD_COPY_FILE_FORMAT,
+					"malformed CSV: unexpected character after closing quote",
+					"Quotes inside a quoted field must be doubled (\"\").",
+					line, field);
+	else
+		set_row_bad(tok, ERRCODE_BAD_COPY_FILE_FORMAT,
+					"malformed CSV: quote character inside an unquoted field",
+					"A field containing the quote character must be quoted, with the inner quotes doubled.",
+					line, field);
+	/* the newlines of the partial field were not counted yet */
+	tok->cur_line = line;
+	/* libcsv starts afresh after the record */
+	tok->parser.pstate = 0;		/* ROW_NOT_BEGUN */
+	tok->parser.quoted = 0;
+	tok->parser.spaces = 0;
+	tok->parser.entry_pos = 0;
+	tok->parser.status = 0;
+	/* past the offending byte, the field goes on unquoted */
+	tok->skip_state = TS_UNQUOTED;
 }
 
 /*
- * Tokenize one block.  Every record queued before must have been handed out.
+ * The rest of a malformed record, from data[pos]: a quote opens a quoted
+ * field only at a field's start (and there, line ends are data); the record
+ * ends at a line end outside quotes.  Returns where the scan stopped.
+ */
+static size_t
+skip_bad_record(CsvTokenizer *tok, const char *data, size_t pos, size_t len)
+{
+	int			st = tok->skip_state;
+	unsigned char quote = (unsigned char) tok->dialect->quote;
+	unsigned char delim = (unsigned char) tok->dialect->delimiter;
+
+	for (size_t i = pos; i < len; i++)
+	{
+		unsigned char c = (unsigned char) data[i];
+
+		if (st == TS_QUOTED)
+		{
+			if (c == quote)
+				st = TS_QUOTE_SEEN;
+			else if (c == '\n')
+				tok->cur_line++;
+			continue;
+		}
+		if (st == TS_QUOTE_SEEN)
+		{
+			if (c == quote)
+			{
+				st = TS_QUOTED;
+				continue;
+			}
+			st = TS_UNQUOTED;	/* closed: c is outside quotes */
+		}
+		if (c == '\n' || c == '\r')
+		{
+			end_bad_row(tok, c);
+			return i + 1;
+		}
+		if (c == delim)
+			st = TS_FIELD_START;
+		else if (c == quote && st == TS_FIELD_START)
+			st = TS_QUOTED;
+		else
+			st = TS_UNQUOTED;
+	}
+	tok->skip_state = st;
+	return len;
+}
+
+/*
+ * Tokenize one block.  Records queued before and not handed out yet stay
+ * queued (the memory is then only given back once they are).
  */
 void
 csv_tokenizer_feed(CsvTokenizer *tok, const char *data, size_t len)
 {
-	size_t		done;
+	size_t		pos = 0;
 
 	compact(tok);
 	active_tokenizer = tok;
-	done = csv_parse(&tok->parser, data, len, field_cb, row_cb, tok);
+	while (pos < len)
+	{
+		if (tok->skip_state != TS_OFF)
+		{
+			pos = skip_bad_record(tok, data, pos, len);
+			continue;
+		}
+		pos += csv_parse(&tok->parser, data + pos, len - pos, field_cb, row_cb, tok);
+		if (pos < len)
+		{
+			parse_error_row(tok);
+			pos++;				/* the offending byte */
+		}
+	}
 	active_tokenizer = NULL;
-	if (done < len)
-		report_parse_error(tok);
 }
 
-/* End of input: submit a last record without terminator, or complain */
+/* End of input: submit a last record without terminator */
 void
 csv_tokenizer_finish(CsvTokenizer *tok)
 {
 	int			rc;
 
 	compact(tok);
+	if (tok->skip_state != TS_OFF)
+	{
+		end_bad_row(tok, -1);
+		return;
+	}
 	active_tokenizer = tok;
 	rc = csv_fini(&tok->parser, field_cb, row_cb, tok);
 	active_tokenizer = NULL;
 	if (rc != 0)
 	{
-		tok->errpos->line_no = tok->cur_line;
-		tok->errpos->field_no = tok->nfields - tok->row_first_field + 1;
-		ereport(ERROR,
-				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-				 errmsg("unterminated quoted field at end of file"),
-				 errhint("A quoted field was opened and the file ended before its closing quote.")));
+		/* the open quoted field runs to the end: its record is bad */
+		set_row_bad(tok, ERRCODE_BAD_COPY_FILE_FORMAT,
+					"unterminated quoted field at end of file",
+					"A quoted field was opened and the file ended before its closing quote.",
+					tok->cur_line, tok->nfields - tok->row_first_field + 1);
+		end_bad_row(tok, -1);
 	}
+	else if (tok->row_bad)
+		end_bad_row(tok, -1);
+}
+
+/*
+ * The caller found bytes invalid in the encoding at the current position
+ * (and drops them): the record they belong to is bad.
+ */
+void
+csv_tokenizer_mark_bad(CsvTokenizer *tok, int sqlerrcode, const char *message,
+					   int64 line_no)
+{
+	/* a previous record's CR may be followed by its LF: not this record */
+	set_row_bad(tok, sqlerrcode, message, NULL, line_no,
+				tok->nfields - tok->row_first_field + 1);
 }
 
 /* Hand out the next queued record; false when the caller must feed more */
@@ -430,6 +657,8 @@ csv_tokenizer_next(CsvTokenizer *tok, CsvRecord *rec)
 	rec->nfields = nf;
 	rec->values = tok->out_values;
 	rec->lengths = tok->out_lengths;
+	rec->empty_line = tok->rec_empty[r];
+	rec->bad = tok->rec_bad[r] >= 0 ? &tok->bad[tok->rec_bad[r]] : NULL;
 	return true;
 }
 
@@ -446,4 +675,24 @@ csv_tokenizer_set_line(CsvTokenizer *tok, int64 line)
 {
 	tok->cur_line = line;
 	tok->pending_cr = false;
+}
+
+/*
+ * Raise the error of a bad record (stop mode, or to be caught by skip
+ * mode), naming its line and field.
+ */
+void
+csv_record_raise_bad(const CsvRecord *rec, CsvErrorPosition *errpos)
+{
+	const CsvBadRecord *bad = rec->bad;
+
+	errpos->line_no = bad->line_no;
+	errpos->field_no = bad->field_no;
+	errpos->column = NULL;
+	errpos->value = NULL;
+	ereport(ERROR,
+			(errcode(bad->sqlerrcode),
+			 errmsg_internal("%s", bad->message),
+			 bad->detail ? errdetail_internal("%s", bad->detail) : 0,
+			 bad->hint ? errhint("%s", bad->hint) : 0));
 }

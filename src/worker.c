@@ -179,17 +179,29 @@ handle_record(WorkerState *ws, CsvRecord *rec)
 	CHECK_FOR_INTERRUPTS();
 	MemoryContextReset(ws->row_cxt);
 	oldcxt = MemoryContextSwitchTo(ws->row_cxt);
-	if (ws->shared->text_mode)
-		csv_text_row(&ws->dialect, rec, ws->values, ws->nulls);
-	else if (ws->shared->mode == CSV_MODE_READ && ws->shared->on_error_skip)
+	if (ws->shared->mode == CSV_MODE_READ && ws->shared->on_error_skip &&
+		(rec->bad || !ws->shared->text_mode))
 	{
-		if (!csv_converter_row_or_skip(ws->conv, rec, ws->values, ws->nulls,
-									   &ws->rejected_in_chunk))
+		/* a skipped row is NOTICEd by number in the whole call */
+		ErrorData  *edata = NULL;
+
+		if (!ws->shared->text_mode)
+			edata = csv_converter_row_catch(ws->conv, rec, ws->values, ws->nulls,
+											CurrentMemoryContext);
+		if (rec->bad || edata != NULL)
 		{
+			ws->rejected_in_chunk++;
+			csv_skip_notice(&ws->errpos, rec->line_no,
+							edata ? edata->message : rec->bad->message,
+							(int64) pg_atomic_add_fetch_u64(&ws->shared->rejected_total, 1));
+			ws->errpos.column = NULL;
+			ws->errpos.value = NULL;
 			MemoryContextSwitchTo(oldcxt);
 			return;
 		}
 	}
+	else if (ws->shared->text_mode)
+		csv_text_row(&ws->dialect, rec, ws->values, ws->nulls, &ws->errpos);
 	else
 		csv_converter_row(ws->conv, rec, ws->values, ws->nulls);
 	if (ws->shared->mode == CSV_MODE_READ)
@@ -214,40 +226,32 @@ handle_record(WorkerState *ws, CsvRecord *rec)
 	ws->rows_in_chunk++;
 }
 
-/* Tokenize and convert one chunk, stopping at the first error */
+/*
+ * Tokenize and convert one chunk, stopping at the first error.  Bytes
+ * invalid in the encoding make their record bad (csv_encoder_feed), so the
+ * rows before it come first and the first bad line of the file is the one
+ * reported; a read with on_error => 'skip' skips that record only.
+ */
 static void
 process_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(ws->chunk_cxt);
 	CsvTokenizer *tok;
+	CsvEncoder	enc;
 	CsvRecord	rec;
-	char	   *server_data;
-	int64		len;
+	int64		off = 0;
 
-	int64		good = hdr->length;
-	int64		bad_line = hdr->first_line;
-
-	/*
-	 * Rows before an invalid byte come first, so the first bad line of the
-	 * file is the one reported: process the records before the line that
-	 * holds it, then let the conversion report it.
-	 */
-	good = csv_valid_prefix(&ws->dialect, data, hdr->length);
-	if (good < hdr->length)
-	{
-		while (good > 0 && data[good - 1] != '\n')
-			good--;
-		for (int64 i = 0; i < good; i++)
-			if (data[i] == '\n')
-				bad_line++;
-	}
 	ws->errpos.line_no = hdr->first_line;
-	server_data = csv_buffer_to_server(&ws->dialect, data, good, &len,
-									   &ws->errpos, hdr->first_line);
+	csv_encoder_init(&enc, &ws->dialect);
 	tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, hdr->first_line);
-	for (int64 off = 0; off < len; off += WORKER_FEED_SIZE)
+	while (off < hdr->length)
 	{
-		csv_tokenizer_feed(tok, server_data + off, Min(WORKER_FEED_SIZE, len - off));
+		int64		n = Min(WORKER_FEED_SIZE, hdr->length - off);
+		bool		final = (off + n == hdr->length);
+		int64		rest = csv_encoder_feed(&enc, tok, data + off, n, final);
+
+		/* a character cut by the feed's end goes with the next feed */
+		off += n - rest;
 		while (csv_tokenizer_next(tok, &rec))
 			handle_record(ws, &rec);
 	}
@@ -255,9 +259,6 @@ process_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	while (csv_tokenizer_next(tok, &rec))
 		handle_record(ws, &rec);
 	csv_tokenizer_destroy(tok);
-	if (good < hdr->length)
-		(void) csv_buffer_to_server(&ws->dialect, data + good, hdr->length - good,
-									&len, &ws->errpos, bad_line);
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -269,6 +270,7 @@ open_target(WorkerState *ws)
 
 	ws->target = csv_load_begin(ws->shared->target_relid, ws->attnames);
 	desc = csv_load_input_desc(ws->target);
+	csv_dialect_set_columns(&ws->dialect, desc->natts);
 	ws->conv = csv_converter_create(desc, &ws->dialect, &ws->errpos, NULL);
 	ws->values = palloc(sizeof(Datum) * desc->natts);
 	ws->nulls = palloc(sizeof(bool) * desc->natts);
@@ -308,9 +310,17 @@ try_insert(WorkerState *ws, int lo, int hi, int64 *inserted)
 	return edata;
 }
 
+/*
+ * Capture a bad row.  Only the row's own errors may be captured: a
+ * transient error (lock timeout, deadlock, serialization failure) or a
+ * cancel, shutdown or resource error caught on the way is raised again, for
+ * the chunk's retry logic (or the leader) to handle.
+ */
 static void
 reject(WorkerState *ws, int64 line_no, int64 offset, int64 length, ErrorData *edata)
 {
+	if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
+		ReThrowError(edata);
 	csv_reject_row(ws->shared, ws->cur_hdr->chunk_no, line_no,
 				   ws->cur_hdr->start_offset + offset, ws->cur_data + offset, length,
 				   ws->errpos.column, edata);
@@ -369,6 +379,29 @@ flush_batch(WorkerState *ws)
 }
 
 /*
+ * A converted row into the batch.  flush_batch() empties it at
+ * CSV_SKIP_BATCH rows; a full batch here means a flush was skipped (an
+ * error escaped between the insert and the reset), and writing past the
+ * array would corrupt memory, so it is an internal error.
+ */
+static void
+batch_append(WorkerState *ws, Datum *values, bool *nulls, int64 line_no,
+			 int64 offset, int64 length)
+{
+	BatchRow   *r;
+
+	if (ws->nbatch < 0 || ws->nbatch >= CSV_SKIP_BATCH)
+		elog(ERROR, "csvpipe worker %d: skip-mode batch overflow (%d rows)",
+			 ws->worker_no, ws->nbatch);
+	r = &ws->batch[ws->nbatch++];
+	r->values = values;
+	r->nulls = nulls;
+	r->line_no = line_no;
+	r->offset = offset;
+	r->length = length;
+}
+
+/*
  * One raw record of a skip-mode chunk: to the server encoding, tokenized,
  * converted into the batch -- or rejected.
  */
@@ -422,15 +455,7 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 	if (edata != NULL)
 		reject(ws, line_no, offset, length, edata);
 	else if (have)
-	{
-		BatchRow   *r = &ws->batch[ws->nbatch++];
-
-		r->values = values;
-		r->nulls = nulls;
-		r->line_no = line_no;
-		r->offset = offset;
-		r->length = length;
-	}
+		batch_append(ws, values, nulls, line_no, offset, length);
 	/* a CR-only line end can hide more records in the same "line": drop them */
 	while (have && csv_tokenizer_next(ws->rec_tok, &rec))
 		;
@@ -457,15 +482,7 @@ skip_add_record(WorkerState *ws, CsvRecord *rec, int64 offset, int64 length)
 	if (edata != NULL)
 		reject(ws, rec->line_no, offset, length, edata);
 	else
-	{
-		BatchRow   *r = &ws->batch[ws->nbatch++];
-
-		r->values = values;
-		r->nulls = nulls;
-		r->line_no = rec->line_no;
-		r->offset = offset;
-		r->length = length;
-	}
+		batch_append(ws, values, nulls, rec->line_no, offset, length);
 	MemoryContextSwitchTo(oldcxt);
 	if (ws->nbatch >= CSV_SKIP_BATCH)
 		flush_batch(ws);
@@ -481,8 +498,8 @@ typedef struct SkipRecords
 } SkipRecords;
 
 static void
-split_records(CsvChunkHeader *hdr, char *data, char quote, char newline,
-			  SkipRecords *recs)
+split_records(CsvChunkHeader *hdr, char *data, const CsvDialect *dialect,
+			  char newline, SkipRecords *recs)
 {
 	CsvSplitter sp;
 	int64		pos = 0;
@@ -493,7 +510,7 @@ split_records(CsvChunkHeader *hdr, char *data, char quote, char newline,
 	recs->off = palloc(sizeof(int64) * size);
 	recs->len = palloc(sizeof(int64) * size);
 	recs->line = palloc(sizeof(int64) * size);
-	csv_splitter_init(&sp, quote, newline);
+	csv_splitter_init(&sp, dialect, newline);
 	sp.line = line;
 	while (pos < hdr->length)
 	{
@@ -505,7 +522,9 @@ split_records(CsvChunkHeader *hdr, char *data, char quote, char newline,
 			end = hdr->length;
 			next_line = sp.line;
 		}
-		if (!csv_splitter_record_is_empty(data, pos, end))
+		/* empty lines are records where the tokenizer makes them so */
+		if (dialect->empty_line_is_record ||
+			!csv_splitter_record_is_empty(data, pos, end))
 		{
 			if (recs->n >= size)
 			{
@@ -539,6 +558,7 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	MemoryContext oldcxt = MemoryContextSwitchTo(ws->chunk_cxt);
 	SkipRecords recs;
 	volatile int idx = 0;		/* advanced inside PG_TRY, read after */
+	volatile bool tokenizing = false;	/* in libcsv, not in skip_add_record */
 	int64		bad_at = -1;	/* offset of the next invalid byte (length: none) */
 
 	ws->cur_hdr = hdr;
@@ -546,7 +566,7 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	ws->nbatch = 0;
 	if (ws->batch == NULL)
 		ws->batch = MemoryContextAlloc(TopMemoryContext, sizeof(BatchRow) * CSV_SKIP_BATCH);
-	split_records(hdr, data, ws->dialect.quote, ws->shared->newline, &recs);
+	split_records(hdr, data, &ws->dialect, ws->shared->newline, &recs);
 
 	while (idx < recs.n)
 	{
@@ -578,6 +598,7 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 			sdata = csv_buffer_to_server(&ws->dialect, data + seg_start, seg_end - seg_start,
 										 &slen, &ws->errpos, recs.line[first]);
 			tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, recs.line[first]);
+			tokenizing = true;
 			PG_TRY();
 			{
 				for (int64 off = 0; off < slen; off += WORKER_FEED_SIZE)
@@ -587,7 +608,10 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 					{
 						if (rec.line_no != recs.line[idx])
 							elog(ERROR, "csvpipe: tokenizer and splitter disagree");
+						/* converting and inserting: not libcsv's errors */
+						tokenizing = false;
 						skip_add_record(ws, &rec, recs.off[idx], recs.len[idx]);
+						tokenizing = true;
 						idx++;
 					}
 				}
@@ -595,6 +619,15 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 			}
 			PG_CATCH();
 			{
+				/*
+				 * Only a malformed record may be caught here, without a
+				 * subtransaction: an error of skip_add_record() comes from a
+				 * batch insert (a lock timeout, a deadlock, a lost worker,
+				 * already retried) or a cancel, and goes to the chunk's retry
+				 * logic, which rolls the chunk back.
+				 */
+				if (!tokenizing)
+					PG_RE_THROW();
 				edata = csv_catch_error(ws->err_cxt, ws->chunk_cxt);
 			}
 			PG_END_TRY();
@@ -688,7 +721,7 @@ process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	if (ws->batch == NULL)
 		ws->batch = MemoryContextAlloc(TopMemoryContext, sizeof(BatchRow) * CSV_SKIP_BATCH);
 	ws->rec_tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, line);
-	csv_splitter_init(&sp, ws->dialect.quote, ws->shared->newline);
+	csv_splitter_init(&sp, &ws->dialect, ws->shared->newline);
 	sp.line = line;
 
 	while (pos < hdr->length)
@@ -702,7 +735,8 @@ process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 			end = hdr->length;
 			next_line = sp.line;
 		}
-		if (!csv_splitter_record_is_empty(data, pos, end))
+		if (ws->dialect.empty_line_is_record ||
+			!csv_splitter_record_is_empty(data, pos, end))
 			skip_mode_record(ws, pos, end - pos, line);
 		line = next_line;
 		pos = end;
@@ -983,6 +1017,7 @@ csvpipe_worker_main(Datum main_arg)
 		ws.values = palloc(sizeof(Datum) * Max(shared->natts, 1));
 		ws.nulls = palloc(sizeof(bool) * Max(shared->natts, 1));
 		MemoryContextSwitchTo(oldcxt);
+		csv_dialect_set_columns(&ws.dialect, shared->text_mode ? 0 : shared->natts);
 		if (!shared->text_mode)
 			ws.conv = csv_converter_create(ws.read_desc, &ws.dialect, &ws.errpos, ws.convert);
 	}

@@ -1,0 +1,308 @@
+# 080_records.pl -- record boundaries, empty lines and encodings: the
+# splitter (parallel chunks, skip-mode records), the tokenizer and the skip
+# path agree, on every path (read, read_text, load with 0/1/2/4 workers,
+# atomic and chunked, stop and skip, load_serial, the cache):
+#  - a stray quote makes exactly its own line a bad record;
+#  - a one-column file's empty line is a NULL row, as COPY reads it;
+#  - NUL bytes are refused in a SQL_ASCII database, as COPY refuses them;
+#  - SJIS with quote '|' ('ポ' = 0x83 0x7C) splits the same in parallel;
+#  - chunk_size has a documented upper bound.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $dir = PostgreSQL::Test::Utils::tempdir;
+chmod 0755, $dir;
+
+my $node = PostgreSQL::Test::Cluster->new('records');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'csvpipe'
+max_prepared_transactions = 20
+max_worker_processes = 24
+csvpipe.max_workers = 4
+timezone = 'UTC'
+});
+$node->start;
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+# reads and loads run as a role that may read server files and owns the
+# tables, not as a superuser
+sql(q{
+CREATE EXTENSION csvpipe;
+CREATE ROLE loader LOGIN;
+GRANT pg_read_server_files TO loader;
+GRANT CREATE ON SCHEMA public TO loader;
+});
+sub lsql { return $node->safe_psql('postgres', $_[0], extra_params => [ '-U', 'loader' ]); }
+sub lpsql
+{
+	my ($ret, $out, $err) = $node->psql('postgres', $_[0], extra_params => [ '-U', 'loader' ]);
+	return ($ret, $out, $err);
+}
+
+sub write_file
+{
+	my ($path, $content) = @_;
+	open(my $fh, '>:raw', $path) or die "$path: $!";
+	print $fh $content;
+	close $fh;
+	chmod 0644, $path;
+}
+
+# ==== 1. a stray quote: exactly its own line is a bad record ====
+
+# 1,461 daily rows (2020-2023), with quoted fields holding commas, doubled
+# quotes and one newline; line 50 has ra"in in an unquoted field
+my @lines = ("day,station,temp,precip,cond\n");
+my @good = ("day,station,temp,precip,cond\n");
+my $bad_line_text;
+for my $i (0 .. 1460)
+{
+	my $station = $i % 7 == 0 ? '"Oslo, Blindern"' : 'Bergen';
+	my $cond = ('sun', 'rain', '"light ""drizzle"""', 'snow')[ $i % 4 ];
+	$cond = qq{"fog\nlater"} if $i == 300;
+	my @t = gmtime(1577836800 + 86400 * $i);
+	my $day = sprintf("%04d-%02d-%02d", $t[5] + 1900, $t[4] + 1, $t[3]);
+	my $line = sprintf("%s,%s,%.1f,%.1f,%s\n",
+		$day, $station, ($i % 40) - 10.5, ($i % 9) * 0.3, $cond);
+	if (scalar(@lines) + 1 == 50)
+	{
+		$line =~ s/,[^,]*\n$/,ra"in\n/;
+		$bad_line_text = $line;
+		chomp $bad_line_text;
+		push @lines, $line;
+		next;
+	}
+	push @lines, $line;
+	push @good, $line;
+}
+write_file("$dir/weather.csv", join('', @lines));
+write_file("$dir/weather_good.csv", join('', @good));
+is(scalar(@lines) - 1, 1461, 'the weather file holds 1,461 data rows');
+
+my $wcols = 'day date, station text, temp numeric, precip numeric, cond text';
+sql("CREATE TABLE w_copy ($wcols); ALTER TABLE w_copy OWNER TO loader;");
+sql("COPY w_copy FROM '$dir/weather_good.csv' (FORMAT csv, HEADER)");
+my $want = sql("SELECT count(*) || ' ' || md5(string_agg(t::text, ';' ORDER BY day)) FROM w_copy t");
+like($want, qr/^1460 /, 'COPY of the file without line 50: 1,460 rows');
+
+# COPY itself fails on the file: the quote opens a field that never closes
+my ($ret, $out, $err) = $node->psql('postgres',
+	"CREATE TEMP TABLE c ($wcols); COPY c FROM '$dir/weather.csv' (FORMAT csv, HEADER)");
+like($err, qr/ERROR:  (unterminated CSV quoted field|extra data after last expected column)/,
+	'COPY fails on the stray quote');
+
+lsql("CREATE TABLE w ($wcols)");
+my $checksum = "SELECT count(*) || ' ' || md5(string_agg(t::text, ';' ORDER BY day)) FROM w t";
+
+# stop: every path names line 50
+for my $w (0, 1, 2)
+{
+	($ret, $out, $err) = lpsql("SELECT count(*) FROM csvpipe.read('$dir/weather.csv', workers => $w, chunk_size => 4096) AS t($wcols)");
+	like($err, qr/ERROR:  malformed CSV: quote character inside an unquoted field\n.*CONTEXT:  csvpipe.read "[^"]*weather.csv", line 50, column cond/s,
+		"read, $w workers, stop: the error names line 50, column cond");
+}
+for my $w (0, 1, 2, 4)
+{
+	for my $atomic ('true', 'false')
+	{
+		lsql("TRUNCATE w");
+		($ret, $out, $err) = lpsql("SELECT csvpipe.load('$dir/weather.csv', 'w', workers => $w, atomic => $atomic, chunk_size => 4096)");
+		like($err, qr/malformed CSV: quote character inside an unquoted field.*line 50/s,
+			"load, $w workers, atomic $atomic, stop: the error names line 50");
+	}
+}
+($ret, $out, $err) = lpsql("SELECT csvpipe.load_serial('$dir/weather.csv', 'w')");
+like($err, qr/malformed CSV: quote character inside an unquoted field.*line 50/s,
+	'load_serial: the error names line 50');
+
+# skip: reads return the 1,460 good rows, and report line 50 only
+for my $w (0, 1, 2)
+{
+	($ret, $out, $err) = lpsql("SELECT count(*) || ' ' || md5(string_agg(t::text, ';' ORDER BY day)) "
+		  . "FROM csvpipe.read('$dir/weather.csv', workers => $w, chunk_size => 4096, on_error => 'skip') AS t($wcols)");
+	is($out, $want, "read, $w workers, skip: COPY's rows of the good lines");
+	like($err, qr/skipped line 50: malformed CSV: quote character inside an unquoted field/,
+		"read, $w workers, skip: line 50 reported");
+	unlike($err, qr/skipped line (?!50:)/, "read, $w workers, skip: no other line reported");
+}
+
+# skip: loads reject exactly line 50, whatever the workers, chunks and mode
+for my $w (1, 2, 4)
+{
+	for my $atomic ('true', 'false')
+	{
+		lsql("TRUNCATE w");
+		my $res = lsql("SELECT rows_loaded || ' ' || rows_rejected || ' ' || job_id FROM csvpipe.load('$dir/weather.csv', 'w', "
+			  . "workers => $w, atomic => $atomic, on_error => 'skip', chunk_size => 4096)");
+		my ($loaded, $rejected, $job) = split / /, $res;
+		is("$loaded $rejected", '1460 1', "load, $w workers, atomic $atomic, skip: 1,460 loaded, 1 rejected");
+		is(lsql($checksum), $want, "load, $w workers, atomic $atomic, skip: the table equals COPY of the good lines");
+		is(sql("SELECT line_no || '|' || raw_record || '|' || sqlstate FROM csvpipe.errors WHERE job_id = $job"),
+			"50|$bad_line_text|22P04", "load, $w workers, atomic $atomic, skip: exactly line 50 rejected, raw");
+		is(sql("SELECT state || ' ' || rows_loaded || ' ' || rows_rejected FROM csvpipe.jobs WHERE job_id = $job"),
+			'done 1460 1', "load, $w workers, atomic $atomic, skip: the job state matches");
+	}
+}
+
+# a malformed record spans the lines its quoted fields really span (a stray
+# quote is data, a quote at a field's start still opens a field); the line
+# after it is a record of its own; an unterminated quote runs to the end
+write_file("$dir/spans.csv",
+	qq{id,t\n1,a\n2,"two\nlines"x\n3,c\n4,"d"\n5,e"\n6,"f""g"\n9,x"y,"multi\nline"\n10,k\n7,"open\n8,never closed\n});
+lsql("CREATE TABLE sp (id int, t text)");
+for my $w (1, 2)
+{
+	lsql("TRUNCATE sp");
+	my $job = lsql("SELECT job_id FROM csvpipe.load('$dir/spans.csv', 'sp', workers => $w, on_error => 'skip', chunk_size => 8)");
+	is(lsql("SELECT string_agg(id || '=' || t, ',' ORDER BY id) FROM sp"), '1=a,3=c,4=d,6=f"g,10=k',
+		"spans, $w workers: the good records");
+	is(sql("SELECT string_agg(line_no || ':' || replace(raw_record, E'\\n', '/'), ' ' ORDER BY line_no) FROM csvpipe.errors WHERE job_id = $job"),
+		'3:2,"two/lines"x 7:5,e" 9:9,x"y,"multi/line" 12:7,"open/8,never closed',
+		"spans, $w workers: each bad record is the line(s) it spans");
+}
+is(lsql("SELECT string_agg(id || '=' || t, ',' ORDER BY id) FROM csvpipe.read('$dir/spans.csv', on_error => 'skip') AS t(id int, t text)"),
+	'1=a,3=c,4=d,6=f"g,10=k', 'spans, read skip: the same good records');
+is(lsql("SELECT string_agg(line_no::text, ',') FROM csvpipe.read_text('$dir/spans.csv', on_error => 'skip')"),
+	'2,5,6,8,11', 'spans, read_text skip: the same records (the header is line 1)');
+
+# ==== 2. a one-column file's empty line is a NULL row ====
+
+sql(q{
+CREATE TABLE one_src (n int, v text);
+INSERT INTO one_src SELECT g, CASE WHEN g % 3 = 0 THEN NULL WHEN g = 10 THEN '' ELSE 'v' || g END
+  FROM generate_series(1, 30) g;
+});
+sql("COPY (SELECT v FROM one_src ORDER BY n) TO '$dir/one.csv' (FORMAT csv)");
+sql("COPY (SELECT v FROM one_src ORDER BY n) TO '$dir/one_h.csv' (FORMAT csv, HEADER)");
+sql("COPY (SELECT n FROM one_src ORDER BY n) TO '$dir/one_int.csv' (FORMAT csv)");
+sql("CREATE TABLE one_copy (v text); COPY one_copy FROM '$dir/one.csv' (FORMAT csv)");
+my $one = sql("SELECT count(*) || ' ' || count(v) || ' ' || md5(string_agg(coalesce(v, '<null>'), ',' ORDER BY v NULLS FIRST)) FROM one_copy");
+like($one, qr/^30 20 /, 'COPY FROM reads 30 rows, 10 NULL');
+my $onesum = "count(*) || ' ' || count(v) || ' ' || md5(string_agg(coalesce(v, '<null>'), ',' ORDER BY v NULLS FIRST))";
+
+for my $w (0, 2)
+{
+	is(lsql("SELECT $onesum FROM csvpipe.read('$dir/one.csv', header => false, workers => $w, chunk_size => 16) AS t(v text)"),
+		$one, "read, $w workers: 30 rows, 10 NULL, as COPY FROM");
+	is(lsql("SELECT $onesum FROM csvpipe.read('$dir/one_h.csv', workers => $w, chunk_size => 16) AS t(v text)"),
+		$one, "read with a header, $w workers: as COPY FROM");
+	is(lsql("SELECT count(*) || ' ' || count(fields[1]) FROM csvpipe.read_text('$dir/one.csv', header => false, workers => $w, chunk_size => 16)"),
+		'30 20', "read_text, $w workers: 30 records, 10 of them {NULL}");
+}
+is(lsql("SELECT count(*) || ' ' || count(n) FROM csvpipe.read('$dir/one_int.csv', header => false) AS t(n int)"),
+	'30 30', 'a one-column int file has no empty line');
+lsql("CREATE TABLE one_t (v text)");
+for my $w (0, 1, 2, 4)
+{
+	for my $mode ('stop', 'skip')
+	{
+		next if $w == 0 && $mode eq 'skip';	# skip mode needs a worker
+		for my $atomic ('true', 'false')
+		{
+			lsql("TRUNCATE one_t");
+			lsql("SELECT csvpipe.load('$dir/one.csv', 'one_t', header => false, workers => $w, on_error => '$mode', atomic => $atomic, chunk_size => 16)");
+			is(lsql("SELECT $onesum FROM one_t"), $one,
+				"load, $w workers, $mode, atomic $atomic: 30 rows, 10 NULL, as COPY FROM");
+		}
+	}
+}
+lsql("TRUNCATE one_t");
+lsql("SELECT csvpipe.load_serial('$dir/one.csv', 'one_t', header => false)");
+is(lsql("SELECT $onesum FROM one_t"), $one, 'load_serial: as COPY FROM');
+
+# the cache: a stored entry returns the same 30 rows
+is(lsql("SELECT $onesum FROM csvpipe.read('$dir/one.csv', header => false) AS t(v text)"), $one, 'cached read (store)');
+is(lsql("SELECT $onesum FROM csvpipe.read('$dir/one.csv', header => false) AS t(v text)"), $one, 'cached read (hit)');
+
+# files of more columns skip empty lines (README), on every path alike
+write_file("$dir/two_empty.csv", "a,b\n\n1,x\r\n\r\n2,y\n\n");
+is(lsql("SELECT string_agg(a || b, ',') FROM csvpipe.read('$dir/two_empty.csv') AS t(a int, b text)"),
+	'1x,2y', 'two columns: empty lines skipped by read');
+lsql("CREATE TABLE two_t (a int, b text)");
+lsql("SELECT csvpipe.load('$dir/two_empty.csv', 'two_t', workers => 2, on_error => 'skip', chunk_size => 4)");
+is(lsql("SELECT string_agg(a || b, ',' ORDER BY a) FROM two_t"), '1x,2y', 'two columns: empty lines skipped by load, skip mode');
+
+# ==== 3. NUL bytes in a SQL_ASCII database ====
+
+sql("CREATE DATABASE ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+$node->safe_psql('ascii', "CREATE EXTENSION csvpipe; GRANT CREATE ON SCHEMA public TO loader;");
+write_file("$dir/nul.csv", "id,name\n1,a\n2,b\0c\n3,d\n");
+sub asql { return $node->safe_psql('ascii', $_[0], extra_params => [ '-U', 'loader' ]); }
+sub apsql
+{
+	my ($ret, $out, $err) = $node->psql('ascii', $_[0], extra_params => [ '-U', 'loader' ]);
+	return ($ret, $out, $err);
+}
+($ret, $out, $err) = $node->psql('ascii', "CREATE TEMP TABLE c (id int, name text); COPY c FROM '$dir/nul.csv' (FORMAT csv, HEADER)");
+like($err, qr/invalid byte sequence for encoding "SQL_ASCII": 0x00/, 'COPY refuses the NUL byte');
+for my $q ("SELECT count(*) FROM csvpipe.read('$dir/nul.csv') AS t(id int, name text)",
+	"SELECT count(*) FROM csvpipe.read('$dir/nul.csv', workers => 2, chunk_size => 8) AS t(id int, name text)",
+	"SELECT count(*) FROM csvpipe.read_text('$dir/nul.csv')")
+{
+	($ret, $out, $err) = apsql("SET client_min_messages = error; $q");
+	like($err, qr/ERROR:  invalid byte sequence for encoding "SQL_ASCII": 0x00\n.*CONTEXT:  csvpipe.read(_text)? "[^"]*nul.csv", line 3/s,
+		"NUL refused with its file and line: $q");
+}
+apsql("SET client_min_messages = error; CREATE TABLE nul_t (id int, name text)");
+for my $w (0, 2)
+{
+	($ret, $out, $err) = apsql("SELECT csvpipe.load('$dir/nul.csv', 'nul_t', workers => $w)");
+	like($err, qr/invalid byte sequence for encoding "SQL_ASCII": 0x00.*line 3/s, "load, $w workers: NUL refused, line 3");
+}
+is(asql("SELECT rows_loaded || ' ' || rows_rejected FROM csvpipe.load('$dir/nul.csv', 'nul_t', workers => 2, on_error => 'skip')"),
+	'2 1', 'load skip: the NUL line rejected, the others loaded');
+is($node->safe_psql('ascii', "SELECT line_no || ' ' || sqlstate FROM csvpipe.errors"), '3 22021', 'load skip: line 3, 22021');
+is(asql("SELECT string_agg(id || name, ',' ORDER BY id) FROM nul_t"), '1a,3d', 'load skip: rows 1 and 3');
+is(asql("SELECT string_agg(id || name, ',' ORDER BY id) FROM csvpipe.read('$dir/nul.csv', on_error => 'skip') AS t(id int, name text)"),
+	'1a,3d', 'read skip: the NUL line skipped');
+
+# ==== 4. SJIS with a quote byte that is a trail byte ====
+
+# 'ポ' is 0x83 0x7C in SJIS: a byte-wise scan would take its second byte for
+# the quote '|'
+my $po = "\x83\x7c";
+my $sjis = "id,name,note\n";
+for my $i (1 .. 400)
+{
+	# a quoted field holding a newline after the character: a byte-wise
+	# scan closes the field at 0x7C and cuts the record at that newline
+	$sjis .= $i % 2 ? "$i,n$i,|${po}\nb|\n" : "$i,|x${po}|,plain$po\n";
+}
+write_file("$dir/sjis.csv", $sjis);
+my $scols = 'id int, name text, note text';
+sql("CREATE TABLE s_copy ($scols); COPY s_copy FROM '$dir/sjis.csv' (FORMAT csv, HEADER, QUOTE '|', ENCODING 'SJIS')");
+my $swant = sql("SELECT count(*) || ' ' || md5(string_agg(t::text, ';' ORDER BY id)) FROM s_copy t");
+like($swant, qr/^400 /, 'COPY reads the SJIS file');
+for my $w (0, 2, 4)
+{
+	is(lsql("SELECT count(*) || ' ' || md5(string_agg(t::text, ';' ORDER BY id)) FROM csvpipe.read('$dir/sjis.csv', "
+		  . "quote => '|', encoding => 'SJIS', workers => $w, chunk_size => 64) AS t($scols)"),
+		$swant, "SJIS, quote '|', read with $w workers: COPY's rows");
+}
+lsql("CREATE TABLE s_t ($scols)");
+for my $mode ('stop', 'skip')
+{
+	lsql("TRUNCATE s_t");
+	lsql("SELECT csvpipe.load('$dir/sjis.csv', 's_t', quote => '|', encoding => 'SJIS', workers => 2, on_error => '$mode', chunk_size => 64)");
+	is(lsql("SELECT count(*) || ' ' || md5(string_agg(t::text, ';' ORDER BY id)) FROM s_t t"),
+		$swant, "SJIS, quote '|', load with 2 workers, $mode: COPY's rows");
+}
+
+# ==== 5. chunk_size has an upper bound ====
+
+for my $q ("SELECT count(*) FROM csvpipe.read('$dir/one.csv', workers => 2, chunk_size => 1099511627776) AS t(v text)",
+	"SELECT csvpipe.load('$dir/one.csv', 'one_t', workers => 2, chunk_size => 1099511627776)")
+{
+	($ret, $out, $err) = lpsql($q);
+	like($err, qr/ERROR:  csvpipe chunk_size must be between 1 and 1073741824 bytes\nDETAIL:  Got 1099511627776\./,
+		"chunk_size over 1GB refused: $q");
+}
+
+$node->stop;
+done_testing();
