@@ -592,6 +592,8 @@ SELECT 'R ' || job_id || ' ' || rows_loaded || ' ' || rows_rejected
 				next;
 			}
 			my ($line) = $got =~ /, lines? (\d+)/;
+			# lone CRs and LFs in one file: line numbers may be off (README)
+			next if $data =~ /\r(?!\n)/ && $data =~ /(?<!\r)\n/;
 			if ($first && $k eq 'read_stop' && $line != $first->{line})
 			{
 				$fail->("stop_$k\_not_first", "$got; first rejected: line $first->{line} $first->{sqlstate}");
