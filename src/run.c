@@ -130,7 +130,7 @@ load_header_desc(Oid relid, List *attnames)
 /* No worker slot: load in this session, in the caller's transaction */
 static int64
 load_in_leader(const char *path, Oid relid, List *attnames, CsvDialect *dialect,
-			   CsvErrorPosition *errpos)
+			   CsvErrorPosition *errpos, CsvFileId *file)
 {
 	CsvReader  *reader = csv_reader_open(path, dialect, errpos);
 	CsvLoadTarget *target = csv_load_begin(relid, attnames);
@@ -163,6 +163,7 @@ load_in_leader(const char *path, Oid relid, List *attnames, CsvDialect *dialect,
 			csv_progress_rows(nrows, csv_reader_bytes_read(reader));
 	}
 	errpos->line_no = 0;
+	*file = *csv_reader_file_id(reader);
 	csv_reader_close(reader);
 	return (int64) csv_load_end(target);
 }
@@ -214,6 +215,8 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	int64		bytes = 0;
 	CsvLeader  *L;
 	TimestampTz start = GetCurrentTimestamp();
+
+	res->have_file = false;
 	long		secs;
 	int			usecs;
 
@@ -299,7 +302,9 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("csvpipe.load with on_error => 'skip' needs a background worker, and none could be started"),
 					 errhint("Raise max_worker_processes or csvpipe.max_workers, or retry when a slot is free.")));
-		rows = load_in_leader(req->path, req->relid, req->attnames, &req->dialect, &errpos);
+		rows = load_in_leader(req->path, req->relid, req->attnames, &req->dialect, &errpos,
+							  &res->file);
+		res->have_file = true;
 		launched = 0;
 	}
 	else
