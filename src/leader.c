@@ -1152,3 +1152,38 @@ csv_leader_abort(CsvLeader *L)
 		csv_pool_wait_exit(L->pool);
 	}
 }
+
+/*
+ * Chunked load, after csv_leader_abort (every worker has exited): is every
+ * chunk of the file committed?  Reads what the workers sent before they
+ * went (chunk results only: their errors do not matter any more) and counts
+ * the chunk each committed without getting to send its result, so a cancel
+ * that came after the last commit is seen as too late.  The file must have
+ * been read to its end (and found unchanged) by the leader.
+ */
+bool
+csv_leader_all_committed(CsvLeader *L)
+{
+	if (L->pool == NULL || L->pool->shared->atomic || L->mode != CSV_MODE_LOAD)
+		return false;
+	for (int w = 0; w < L->nworkers; w++)
+	{
+		if (L->pool->reply[w] == NULL)
+			continue;
+		for (;;)
+		{
+			Size		nbytes;
+			void	   *data;
+			MinimalTuple tuple;
+
+			if (shm_mq_receive(L->pool->reply[w], &nbytes, &data, true) != SHM_MQ_SUCCESS)
+				break;
+			if (((char *) data)[0] == CSV_MSG_CHUNK_DONE ||
+				((char *) data)[0] == CSV_MSG_FINISHED)
+				(void) handle_reply(L, w, (char *) data, nbytes, &tuple);
+		}
+		chunk_committed_anyway(L, w);
+	}
+	return L->all_read && !L->have_chunk && L->retry == NIL &&
+		L->chunks_done + L->chunks_skipped == L->next_chunk_no;
+}

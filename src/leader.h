@@ -32,5 +32,6 @@ extern void csv_leader_prepared_parts(CsvLeader *L, uint32 *parts);
 extern int	csv_leader_nworkers(CsvLeader *L);
 extern void csv_leader_end(CsvLeader *L);
 extern void csv_leader_abort(CsvLeader *L);
+extern bool csv_leader_all_committed(CsvLeader *L);
 
 #endif							/* CSVPIPE_LEADER_H */

@@ -92,6 +92,8 @@ typedef struct CsvParallelShared
 	bool		on_error_skip;	/* capture bad rows instead of failing */
 	int64		max_errors;		/* -1: no limit */
 	pg_atomic_uint64 rejected_total;	/* bad rows captured so far, all workers */
+	bool		job_row_written;	/* load: the job row is committed (mutex) */
+	char		error[1024];	/* load: the leader's error, for its coordinator */
 	slock_t		mutex;
 	CsvWorkerSlot workers[FLEXIBLE_ARRAY_MEMBER];
 } CsvParallelShared;

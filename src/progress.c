@@ -27,8 +27,9 @@
  *	  it, under header->mutex.
  *
  * Who sees what: a slot records the role its process works for (userid:
- * the current user when it takes the slot, and a worker's again at each
- * chunk, once it runs as its leader's user).  Its counters measure that
+ * the current user when it takes the slot, a worker's again at each chunk,
+ * once it runs as its leader's user, and a coordinator's its job's role,
+ * csv_progress_set_user).  Its counters measure that
  * role's file (bytes, rows, rejected rows, chunk), so the SQL functions
  * return them only to roles with that role's privileges and to
  * pg_read_all_stats members, as pg_stat_progress_copy does; the rest of a
@@ -281,6 +282,21 @@ csv_progress_set_job(int64 job_id)
 		return;
 	SpinLockAcquire(&MySlot->mutex);
 	MySlot->job_id = job_id;
+	SpinLockRelease(&MySlot->mutex);
+}
+
+/*
+ * A process that connects as the bootstrap superuser but works for a role
+ * (a coordinator works for its job's role): the slot records that role, so
+ * the role sees the slot's counters, as it sees its workers'.
+ */
+void
+csv_progress_set_user(Oid userid)
+{
+	if (MySlot == NULL)
+		return;
+	SpinLockAcquire(&MySlot->mutex);
+	MySlot->userid = userid;
 	SpinLockRelease(&MySlot->mutex);
 }
 

@@ -35,6 +35,7 @@ extern bool csv_progress_available(void);
 extern void csv_progress_register(CsvProcKind kind, int64 job_id, int leader_pid);
 extern void csv_progress_set_state(const char *state);
 extern void csv_progress_set_job(int64 job_id);
+extern void csv_progress_set_user(Oid userid);	/* whose counters the slot holds */
 extern void csv_progress_count(int64 n);	/* launcher: jobs started */
 
 /* the leader of a load (csvpipe.load's backend, or a job runner) */

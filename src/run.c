@@ -27,6 +27,9 @@
 
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "replication/syncrep.h"
+#include "replication/walsender.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
@@ -198,6 +201,50 @@ finish_job(CsvCoordArgs *args, bool wait)
 			 errhint("Run SELECT csvpipe.resolve_prepared() once a slot is free.")));
 }
 
+/*
+ * The load failed (interrupts held, the workers gone): record the job's
+ * end -- failed or cancelled, with the error; what was prepared rolled
+ * back -- and wait for it, so it is recorded when the client sees the
+ * error.  The coordinator writes the job row too if no worker got to it
+ * (it reads the leader's segment, mapped until it is done).  The workers
+ * just freed their slots; without one for 10 s, the job stays 'running'
+ * with leader_gone once this call ends: the launcher settles an atomic one
+ * (rolled back, 'failed'), a chunked one waits for csvpipe.resume.
+ */
+static void
+record_failed_job(CsvCoordArgs *args)
+{
+	for (int i = 0; i < 100; i++)
+	{
+		if (csv_txn_run_coordinator(args, true))
+			return;
+		pg_usleep(100000L);
+	}
+	ereport(WARNING,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("no background worker slot free to record the end of csvpipe job " INT64_FORMAT,
+					args->job_id),
+			 errdetail("The job stays running until it is resumed or settled.")));
+}
+
+/*
+ * A chunked load cancelled once every chunk was committed: it succeeds.
+ * The workers were stopped before their last wait for their commits (the
+ * chunks commit without waiting for their WAL): flush it here, as the
+ * caller's synchronous_commit asks.  A synchronous standby is not waited
+ * for -- the cancel asked not to wait -- and a WARNING says so, as for a
+ * COMMIT cancelled while it waits for one.
+ */
+static void
+cancelled_after_commit(void)
+{
+	if (synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
+		XLogFlush(GetXLogInsertRecPtr());
+	if (SyncRepRequested() && SyncRepStandbyNames != NULL && SyncRepStandbyNames[0] != '\0')
+		ereport(WARNING,
+				(errmsg("csvpipe.load was cancelled after every chunk had committed; the load is complete"),
+				 errdetail("The rows are committed locally, but might not have been replicated to the standby.")));
+}
 
 /*
  * Run one load.  req->job_id = 0 takes a new job id.  Errors propagate
@@ -311,6 +358,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	{
 		CsvCoordArgs args;
 		bool		atomic = req->atomic;
+		volatile bool cancelled_late = false;
 
 		memset(&args, 0, sizeof(args));
 		args.database_id = MyDatabaseId;
@@ -324,24 +372,50 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		{
 			ErrorData  *edata;
 			MemoryContext ecxt = MemoryContextSwitchTo(CurTransactionContext);
+			CsvPool    *pool = csv_leader_pool(L);
 
 			edata = CopyErrorData();
 			MemoryContextSwitchTo(ecxt);
 			HOLD_INTERRUPTS();
 			csv_leader_abort(L);
-			args.action = atomic ? CSV_COORD_ROLLBACK : CSV_COORD_NONE;
-			strlcpy(args.state, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?
-					"cancelled" : "failed", sizeof(args.state));
-			strlcpy(args.error, edata->message ? edata->message : "", sizeof(args.error));
-			args.rows_loaded = atomic ? 0 : csv_leader_rows(L);
-			args.rows_rejected = csv_leader_rejected(L);
-			args.retries = (int32) csv_leader_retries(L);
-			args.bytes = csv_leader_bytes(L);
-			(void) csv_txn_run_coordinator(&args, false);
+
+			/*
+			 * A cancel that came once every chunk was committed (the leader
+			 * was waiting for the workers to finish) is too late: the load
+			 * is complete, so it succeeds, as a cancel during the commit
+			 * phase of an atomic load does.  An ERROR here would have a
+			 * client load the file twice.
+			 */
+			if (!atomic && edata->sqlerrcode == ERRCODE_QUERY_CANCELED &&
+				csv_leader_all_committed(L))
+			{
+				FlushErrorState();
+				cancelled_late = true;
+			}
+			else
+			{
+				args.action = atomic ? CSV_COORD_ROLLBACK : CSV_COORD_NONE;
+				strlcpy(args.state, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?
+						"cancelled" : "failed", sizeof(args.state));
+				strlcpy(args.error, edata->message ? edata->message : "", sizeof(args.error));
+				/* the whole error, and the job row if no worker wrote it */
+				strlcpy(pool->shared->error, edata->message ? edata->message : "",
+						sizeof(pool->shared->error));
+				args.dsm = dsm_segment_handle(pool->seg);
+				args.rows_loaded = atomic ? 0 : csv_leader_rows(L);
+				args.rows_rejected = csv_leader_rejected(L);
+				args.retries = (int32) csv_leader_retries(L);
+				args.bytes = csv_leader_bytes(L);
+				record_failed_job(&args);
+				RESUME_INTERRUPTS();
+				PG_RE_THROW();
+			}
 			RESUME_INTERRUPTS();
-			PG_RE_THROW();
 		}
 		PG_END_TRY();
+
+		if (cancelled_late)
+			cancelled_after_commit();
 
 		/*
 		 * Every part is prepared (atomic) or every chunk committed (chunked):

@@ -13,7 +13,7 @@
  *	atomic (default): each worker runs one explicit transaction block for
  *		all its chunks and ends it with PREPARE TRANSACTION
  *		'csvpipe_<database oid>_<job>_<worker>_<tag>', the tag derived from
- *		a random nonce the leader draws for each run and worker 0 records
+ *		a random nonce the leader draws for each run and the workers record
  *		with the job (csvpipe.job.gid_nonce, superuser-only), so no role can
  *		guess a name and take it first, and names never collide across
  *		databases.  When every worker has sent its own "prepared" message
@@ -28,6 +28,13 @@
  *		rollback) by the launcher within seconds (csv_txn_settle_job), or
  *		by csvpipe.resolve_prepared().
  *
+ * The job row is committed before any chunk commits or any part is
+ * prepared: each worker makes sure of it, in a transaction of its own,
+ * before its first chunk (csv_txn_record_job_start).  When a load fails,
+ * its leader waits for the coordinator, which records the job's end (and
+ * writes the job row first if no worker got to it, from the leader's
+ * segment), before the error reaches the client.
+ *
  * Bookkeeping statements go through csv_internal_query (internal_sql.c):
  * the caller needs INSERT on its target, not on csvpipe's own tables.
  *
@@ -38,6 +45,7 @@
 #include "progress.h"
 
 #include "access/twophase.h"
+#include "storage/dsm.h"
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
@@ -409,9 +417,9 @@ orphaned_jobs(void)
 	return jobs;
 }
 
-/* Worker 0, first thing: the job row, in its own committed transaction */
-void
-csv_txn_record_job_start(CsvParallelShared *shared, const char *path)
+/* Inside a transaction: insert the job row, or mark a known job running */
+static void
+upsert_job_row(CsvParallelShared *shared, const char *path)
 {
 	Oid			types[13] = {INT8OID, TEXTOID, OIDOID, BOOLOID, INT4OID, INT4OID,
 	OIDOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID};
@@ -435,8 +443,6 @@ csv_txn_record_job_start(CsvParallelShared *shared, const char *path)
 	else
 		nulls[12] = 'n';
 
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
 	(void) csv_internal_query("INSERT INTO @extschema@.job AS j (job_id, path, target, state, atomic, workers, "
 							  "leader_pid, submitted_by, file_size, file_dev, file_ino, file_mtime_ns, "
 							  "options, gid_nonce, submitted_at, started_at) "
@@ -452,8 +458,41 @@ csv_txn_record_job_start(CsvParallelShared *shared, const char *path)
 							  "file_ino = excluded.file_ino, file_mtime_ns = excluded.file_mtime_ns, "
 							  "options = coalesce(j.options, excluded.options)",
 							  13, types, values, nulls);
+}
+
+/*
+ * Every load worker, before its first chunk (and before an atomic worker
+ * opens its transaction block): make sure the job row is committed, in a
+ * transaction of its own.  So no chunk commits and no part is prepared
+ * before the job exists, whichever worker gets there first and whichever
+ * fails or dies.  The flag is set only after the commit, so a worker that
+ * sees it set may go on at once; workers that start before it is set all
+ * write the same row (the upserts serialize on it).  The commit does not
+ * wait for its WAL flush: every later commit of the load (a chunk's, a
+ * PREPARE, the coordinator's) comes after it in the WAL and flushes it.
+ */
+void
+csv_txn_record_job_start(CsvParallelShared *shared, const char *path)
+{
+	bool		written;
+
+	SpinLockAcquire(&shared->mutex);
+	written = shared->job_row_written;
+	SpinLockRelease(&shared->mutex);
+	if (written)
+		return;
+
+	StartTransactionCommand();
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	upsert_job_row(shared, path);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+
+	SpinLockAcquire(&shared->mutex);
+	shared->job_row_written = true;
+	SpinLockRelease(&shared->mutex);
 }
 
 /* Atomic mode: one explicit transaction block for all of this worker's chunks */
@@ -547,10 +586,46 @@ csv_txn_run_coordinator(CsvCoordArgs *args, bool wait)
 	return true;
 }
 
+/*
+ * The coordinator works for the job's role, and its status slot says so
+ * (it connects as the bootstrap superuser), as its leader's and workers'
+ * slots do.
+ */
+static void
+coordinator_set_role(CsvCoordArgs *args, CsvParallelShared *shared)
+{
+	Oid			role = shared ? shared->current_user_id : InvalidOid;
+
+	if (!OidIsValid(role))
+	{
+		Oid			types[1] = {INT8OID};
+		Datum		values[1];
+		CsvRows    *r;
+
+		values[0] = Int64GetDatum(args->job_id);
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (csv_extension_installed())
+		{
+			r = csv_internal_query("SELECT submitted_by FROM @extschema@.job "
+								   "WHERE job_id OPERATOR(pg_catalog.=) $1",
+								   1, types, values, NULL);
+			if (r->nrows == 1 && !CSV_ROW_ISNULL(r, 0, 0))
+				role = DatumGetObjectId(CSV_ROW_VALUE(r, 0, 0));
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	if (OidIsValid(role))
+		csv_progress_set_user(role);
+}
+
 void
 csvpipe_coordinator_main(Datum main_arg)
 {
 	CsvCoordArgs args;
+	CsvParallelShared *shared = NULL;
+	const char *path = NULL;
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -559,6 +634,26 @@ csvpipe_coordinator_main(Datum main_arg)
 	csv_internal_pin_session();
 	pgstat_report_appname("csvpipe coordinator");
 	csv_progress_register(CSV_PROC_COORDINATOR, args.job_id, 0);
+
+	/*
+	 * A failed load: its leader waits for us with its segment mapped, which
+	 * holds the job's details (for a job row no worker got to write) and
+	 * the whole error.
+	 */
+	if (args.dsm != DSM_HANDLE_INVALID)
+	{
+		dsm_segment *seg = dsm_attach(args.dsm);
+		shm_toc    *toc = seg ? shm_toc_attach(CSVPIPE_DSM_MAGIC, dsm_segment_address(seg)) : NULL;
+
+		if (toc != NULL)
+		{
+			shared = shm_toc_lookup(toc, CSV_KEY_SHARED, true);
+			path = shm_toc_lookup(toc, CSV_KEY_PATH, true);
+			if (shared == NULL || path == NULL || shared->job_id != args.job_id)
+				shared = NULL;
+		}
+	}
+	coordinator_set_role(&args, shared);
 
 	if (args.action == CSV_COORD_SETTLE)
 	{
@@ -585,13 +680,27 @@ csvpipe_coordinator_main(Datum main_arg)
 			nulls[2] = 'n';
 		values[3] = Int64GetDatum(args.rows_loaded);
 		values[4] = Int64GetDatum(args.bytes);
-		if (args.error[0])
+		if (shared != NULL && shared->error[0])
+			values[5] = CStringGetTextDatum(shared->error);
+		else if (args.error[0])
 			values[5] = CStringGetTextDatum(args.error);
 		else
 			nulls[5] = 'n';
 		values[6] = Int64GetDatum(args.rows_rejected);
 		values[7] = Int32GetDatum(args.retries);
 		values[8] = parts_array(args.parts);
+
+		/* the load failed before any worker wrote the job row: write it now */
+		if (shared != NULL)
+		{
+			bool		written;
+
+			SpinLockAcquire(&shared->mutex);
+			written = shared->job_row_written;
+			SpinLockRelease(&shared->mutex);
+			if (!written)
+				upsert_job_row(shared, path);
+		}
 
 		/*
 		 * Rows loaded and rejected: what the ledger and csvpipe.rejected hold

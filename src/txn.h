@@ -36,7 +36,8 @@ typedef struct CsvCoordArgs
 	int32		retries;
 	uint32		parts[CSV_PARTS_WORDS];	/* commit: the parts to commit */
 	char		state[12];		/* done, failed, cancelled */
-	char		error[60];		/* first part of the error, if any (fills bgw_extra) */
+	uint32		dsm;			/* a failed load's segment (the leader waits), or 0 */
+	char		error[56];		/* first part of the error, if any (fills bgw_extra) */
 } CsvCoordArgs;
 
 StaticAssertDecl(sizeof(CsvCoordArgs) <= BGW_EXTRALEN, "CsvCoordArgs must fit in bgw_extra");

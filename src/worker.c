@@ -977,7 +977,8 @@ csvpipe_worker_main(Datum main_arg)
 	{
 		chunked_sync_commit = MemoryContextStrdup(TopMemoryContext,
 												  GetConfigOption("synchronous_commit", false, false));
-		SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_OVERRIDE);
+		/* PGC_S_SESSION: the caller's own SET, restored above, has that source */
+		SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 	}
 
 	setup_dialect(&ws, seg, toc);
@@ -1033,8 +1034,8 @@ csvpipe_worker_main(Datum main_arg)
 		MemoryContextSwitchTo(oldcxt);
 		/* see load.c: each worker fills pages of its own */
 		csv_load_append_only = true;
-		if (ws.worker_no == 0)
-			csv_txn_record_job_start(shared, ws.errpos.path);
+		/* the job row is committed before this worker's first chunk (txn.c) */
+		csv_txn_record_job_start(shared, ws.errpos.path);
 		if (shared->atomic)
 			csv_txn_begin_atomic();
 	}
@@ -1113,7 +1114,7 @@ csvpipe_worker_main(Datum main_arg)
 	{
 		/* the chunks' commits made durable, before the leader counts them so */
 		SetConfigOption("synchronous_commit", chunked_sync_commit,
-						PGC_USERSET, PGC_S_OVERRIDE);
+						PGC_USERSET, PGC_S_SESSION);
 		if (synchronous_commit > SYNCHRONOUS_COMMIT_OFF && XactLastCommitEnd != InvalidXLogRecPtr)
 		{
 			XLogFlush(XactLastCommitEnd);
