@@ -201,7 +201,7 @@ for my $run (1 .. $runs)
 	my $skip = rand() < 0.6;
 	my @kinds = split /,/, ($ENV{CSVPIPE_FAULT_KINDS} // 'worker,worker,leader,cancel,cancel,coordinator');
 	my $kind = $kinds[ int(rand(@kinds)) ];
-	my $delay = sprintf('%.3f', rand() * ($kind eq 'coordinator' ? 0.1 : 0.5));
+	my $delay = sprintf('%.3f', rand() * ($kind eq "coordinator" ? 0.1 : 0.3));
 	my $after = ($atomic eq 'false' && $kind ne 'coordinator' && rand() < 0.5) ? 1 + int(rand(8)) : 0;
 	my $chunk = (4096, 16384, 65536)[ int(rand(3)) ];
 	my $path = $skip ? $file : $clean;
