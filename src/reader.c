@@ -294,6 +294,24 @@ csv_path_inside(const char *path)
 	return inside;
 }
 
+/*
+ * For entry points that name a path without opening it (cache_invalidate):
+ * the csvpipe.allowed_dirs check first, with the one error for a path
+ * outside (decided as csv_open_file() decides it, so nothing else is
+ * learnt about such a path); then its canonical path, or NULL when it does
+ * not resolve (gone).
+ */
+char *
+csv_resolve_allowed(const char *path)
+{
+	bool		inside;
+	char	   *real = resolve_path(path, &inside);
+
+	if (!inside)
+		report_outside(path);
+	return real;
+}
+
 #ifdef O_PATH
 #define DIR_WALK_FLAGS	(O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 #else

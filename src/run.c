@@ -540,6 +540,30 @@ csv_load_options_json(CsvLoadRequest *req)
 PG_FUNCTION_INFO_V1(csvpipe_resume);
 
 /*
+ * Serialize the resumes of one load job: a transaction-level lock, taken
+ * without waiting, before the job row is read.  Two sessions that both read
+ * the job as failed would both load the file, and the loser would then
+ * record the winner's job as failed.  Not a row lock on the job row: worker
+ * 0 and the coordinator update that row in their own transactions while
+ * the resuming one waits for them.  An advisory tag whose last field no SQL
+ * function can produce (the pg_advisory_* functions use 1 and 2, submit
+ * 0x4353), so no role can take it to block a resume.  Kept until the
+ * transaction ends: by then the job's end is committed, and the next resume
+ * reads it.
+ */
+#define CSV_RESUME_LOCK_KIND	0x4352	/* "CR" */
+
+static bool
+resume_lock(int64 job_id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ((uint64) job_id >> 32),
+						 (uint32) job_id, CSV_RESUME_LOCK_KIND);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
  * csvpipe.resume(job): finish a load whose leader died.  A chunked job
  * loads only the chunks absent from the ledger; an atomic one is loaded
  * again from the start once its prepared parts are settled.  The file must
@@ -585,6 +609,23 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 		result[0] = Int64GetDatum(job_id);
 		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc), result, resnulls)));
 	}
+
+	/*
+	 * It decides from the job row, so it must see the latest one: a snapshot
+	 * older than another session's resume would load the file again.
+	 */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("csvpipe.resume cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("Its snapshot may not show another session's resume of the job.")));
+
+	/* one session at a time, before the job row is read (see resume_lock) */
+	if (!resume_lock(job_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("csvpipe job " INT64_FORMAT " is being resumed by another session", job_id),
+				 errdetail("Only one session at a time can resume a job.")));
 
 	memset(&req, 0, sizeof(req));
 	values[0] = Int64GetDatum(job_id);

@@ -384,5 +384,27 @@ $node->safe_psql('db2', 'GRANT pg_read_server_files TO owner');
 is($node->safe_psql('db2', "SET ROLE owner; SELECT count(*) FROM csvpipe.cache WHERE path = '$allowed/good.csv'"),
 	'1', 'a pg_read_server_files database owner sees the path of an allowed file');
 
+# cache_invalidate says nothing about a path outside csvpipe.allowed_dirs:
+# an entry cached by a superuser who widened the setting for a session is
+# neither reported nor removed for a pg_read_server_files role
+sql('SELECT csvpipe.cache_invalidate()');
+is(sql("SET csvpipe.allowed_dirs = ''; "
+	  . "SELECT count(*) FROM csvpipe.read('$outside/secret.csv') AS x(id int, name text)"),
+	'20', 'a superuser reads (and caches) a file outside, with allowed_dirs widened');
+is(sql("SELECT count(*) FROM csvpipe.read('$allowed/good.csv') AS x(id int, name text)"), '20',
+	'and caches an allowed file');
+is(sql("SELECT count(*) FROM csvpipe.cache"), '2', 'both are cached');
+for my $p ("$outside/secret.csv", "$outside/missing.csv", $outside, $base, "$allowed/link_out.csv")
+{
+	(my $want = $outside_err) =~ s/<P>/$p/;
+	is($node->safe_psql('postgres', "SET ROLE reader; SELECT try('SELECT csvpipe.cache_invalidate(''$p'')')"),
+		$want, "cache_invalidate('$p') by reader: the one error for a path outside");
+}
+is(sql("SELECT count(*) FROM csvpipe.cache"), '2', '... and nothing was removed');
+is($node->safe_psql('postgres', "SET ROLE reader; SELECT csvpipe.cache_invalidate('$allowed/good.csv')"),
+	'1', 'cache_invalidate of an allowed file removes its entry');
+is($node->safe_psql('postgres', "SET ROLE reader; SELECT csvpipe.cache_invalidate('$allowed/gone.csv')"),
+	'0', '... and of a missing allowed file removes nothing');
+
 $node->stop;
 done_testing();
