@@ -168,10 +168,11 @@ sub fail_run
 sub fault_sql
 {
 	my ($kind, $delay, $after_chunks) = @_;
+	my $then_coord = $kind =~ s/\+coordinator$// ? 'true' : 'false';
 	my %target = (
 		worker => "backend_type = 'csvpipe worker'",
-		leader => "application_name = 'faultload'",
-		cancel => "application_name = 'faultload'",
+		leader => "application_name = 'faultload' AND query LIKE '%csvpipe.load(%'",
+		cancel => "application_name = 'faultload' AND query LIKE '%csvpipe.load(%'",
 		coordinator => "backend_type = 'csvpipe coordinator'");
 	my $fn = $kind eq 'cancel' ? 'pg_cancel_backend' : 'pg_terminate_backend';
 	my $cond = $after_chunks
@@ -185,11 +186,23 @@ DO \$\$ DECLARE p int; t0 timestamptz := clock_timestamp(); BEGIN
     PERFORM pg_stat_clear_snapshot();
     SELECT pid INTO p FROM pg_stat_activity WHERE $target{$kind} $cond ORDER BY random() LIMIT 1;
     EXIT WHEN p IS NOT NULL
-      OR NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'faultload' AND state = 'active')
+      OR NOT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'faultload' AND state = 'active'
+                     AND query LIKE '%csvpipe.load(%')
       OR clock_timestamp() - t0 > interval '5s';
     PERFORM pg_sleep(0.0005);
   END LOOP;
   IF p IS NOT NULL THEN PERFORM $fn(p); RAISE NOTICE 'hit %', p; END IF;
+  -- then the coordinator that ends the failed load
+  IF p IS NOT NULL AND $then_coord THEN
+    p := NULL; t0 := clock_timestamp();
+    LOOP
+      PERFORM pg_stat_clear_snapshot();
+      SELECT pid INTO p FROM pg_stat_activity WHERE backend_type = 'csvpipe coordinator';
+      EXIT WHEN p IS NOT NULL OR clock_timestamp() - t0 > interval '3s';
+      PERFORM pg_sleep(0.0005);
+    END LOOP;
+    IF p IS NOT NULL THEN PERFORM pg_terminate_backend(p); RAISE NOTICE 'hit coordinator %', p; END IF;
+  END IF;
 END \$\$;};
 }
 
@@ -199,7 +212,7 @@ for my $run (1 .. $runs)
 	my $atomic = rand() < 0.5 ? 'true' : 'false';
 	my $workers = (1, 2, 4)[ int(rand(3)) ];
 	my $skip = rand() < 0.6;
-	my @kinds = split /,/, ($ENV{CSVPIPE_FAULT_KINDS} // 'worker,worker,leader,cancel,cancel,coordinator');
+	my @kinds = split /,/, ($ENV{CSVPIPE_FAULT_KINDS} // 'worker,worker,leader,leader,cancel,cancel,coordinator,cancel+coordinator,worker+coordinator');
 	my $kind = $kinds[ int(rand(@kinds)) ];
 	my $delay = sprintf('%.3f', rand() * ($kind eq "coordinator" ? 0.1 : 0.3));
 	my $after = ($atomic eq 'false' && $kind ne 'coordinator' && rand() < 0.5) ? 1 + int(rand(8)) : 0;
@@ -216,12 +229,21 @@ for my $run (1 .. $runs)
 	  . ($skip ? ", on_error => 'skip'" : '') . ")";
 	my ($out, $err, $fout, $ferr) = ('', '', '', '');
 	local $ENV{PGAPPNAME} = 'faultload';
-	my $h = IPC::Run::start([ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c', $q ],
-		'>', \$out, '2>', \$err);
+	# the leader's session stays open after its load (a pg_sleep the test
+	# ends): what it leaves behind must settle while it lives
+	my $h = IPC::Run::start([ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c', $q,
+			'-c', 'SELECT pg_sleep(60)' ], '>', \$out, '2>', \$err);
 	local $ENV{PGAPPNAME} = 'faulter';
 	IPC::Run::run([ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c', fault_sql($kind, $delay, $after) ],
 		'>', \$fout, '2>', \$ferr);
-	$h->finish;
+	# wait for the load's answer (its row or its error)
+	my $t0 = time();
+	while (time() - $t0 < 60)
+	{
+		$h->pump_nb;
+		last if $out =~ /^\d+\|/m || $err =~ /ERROR|FATAL|terminat|closed/ || !$h->pumpable;
+		usleep(20_000);
+	}
 	my $hit = $ferr =~ /hit/ ? 'hit' : 'miss';
 	my $job = sql("SELECT max(job_id) FROM csvpipe.job");
 	if ($job eq '' || $job <= $max_job)
@@ -229,6 +251,8 @@ for my $run (1 .. $runs)
 		# no job row: the load died before its first worker recorded one
 		fail_run($desc, "ERROR but rows in the table") if sql('SELECT count(*) FROM t') ne '0';
 		$outcomes{"$kind $hit nojob"}++;
+		sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'faultload'");
+		$h->finish;
 		next;
 	}
 	$max_job = $job;
@@ -237,8 +261,15 @@ for my $run (1 .. $runs)
 		  . sql("SELECT string_agg(gid, ',') FROM pg_prepared_xacts") . ' / '
 		  . sql("SELECT string_agg(backend_type, ',') FROM pg_stat_activity WHERE backend_type LIKE 'csvpipe%'"));
 	# the launcher settles atomic parts within seconds; wait for the job row
-	$node->poll_query_until('postgres',
-		"SELECT state <> 'running' OR leader_gone FROM csvpipe.jobs WHERE job_id = $job");
+	my $settled = 0;
+	for (1 .. 100)
+	{
+		$settled = sql("SELECT state <> 'running' OR leader_gone FROM csvpipe.jobs WHERE job_id = $job") eq 't';
+		last if $settled;
+		usleep(100_000);
+	}
+	fail_run($desc, "the job is still 'running' 10 s after its load ended in its live session (err: $err)")
+	  unless $settled;
 	my ($state, $decision, $rl, $rr, $gone) = split /\|/,
 	  sql("SELECT state, coalesce(decision, '-'), rows_loaded, rows_rejected, leader_gone FROM csvpipe.jobs WHERE job_id = $job");
 	my ($ids, $dups) = table_ids();
@@ -273,9 +304,9 @@ for my $run (1 .. $runs)
 			  unless same_set($r, $rej) && !$rdups;
 		}
 	}
-	next if $ok && $state eq 'done';
-
-	# resume finishes the job
+	# the leader's session ends; resume finishes the job
+	sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'faultload'");
+	$h->finish;
 	next if $state eq 'done';
 	my ($rret, $rout, $rerr) = $node->psql('postgres', "SELECT rows_loaded FROM csvpipe.resume($job)");
 	if ($rret != 0)
