@@ -241,7 +241,7 @@ for my $run (1 .. $runs)
 	while (time() - $t0 < 60)
 	{
 		$h->pump_nb;
-		last if $out =~ /^\d+\|/m || $err =~ /ERROR|FATAL|terminat|closed/ || !$h->pumpable;
+		last if $out =~ /^\d+\|/m || $err =~ /ERROR:|FATAL:|server closed/ || !$h->pumpable;
 		usleep(20_000);
 	}
 	my $hit = $ferr =~ /hit/ ? 'hit' : 'miss';
@@ -281,6 +281,8 @@ for my $run (1 .. $runs)
 		fail_run($desc, "success but $n rows / state $state rows_loaded $rl")
 		  unless $n == $ngood && $state eq 'done' && $rl == $ngood && $rr == ($skip ? $nbad : 0);
 	}
+	fail_run($desc, "the load ended in ERROR but its job is 'done'")
+	  if !$ok && $err =~ /ERROR:/ && $state eq 'done';
 	if ($atomic eq 'true')
 	{
 		fail_run($desc, "atomic: $n rows (not all or nothing)") unless $n == 0 || $n == $ngood;
@@ -328,6 +330,79 @@ for my $run (1 .. $runs)
 		  unless scalar(keys %$r) == $nbad && !$rdups && same_set($r, \%bad);
 	}
 }
+# ---------------------------------------------------------------------------
+# a server crash (immediate shutdown) mid-load, restart, settle, resume
+# ---------------------------------------------------------------------------
+my $crashes = $ENV{CSVPIPE_FAULT_CRASHES} // 6;
+for my $run (1 .. $crashes)
+{
+	my $atomic = $run % 2 ? 'false' : 'true';
+	my $workers = (1, 2, 4)[ int(rand(3)) ];
+	my $skip = rand() < 0.6;
+	my $delay = 0.05 + rand() * 0.25;
+	my $path = $skip ? $file : $clean;
+	my $offs = $skip ? \@line_off : \@clean_off;
+	my $desc = sprintf("crash %d (seed %d): atomic %s, %d workers, %s, after %.3fs",
+		$run, $seed, $atomic, $workers, $skip ? 'skip' : 'stop', $delay);
+	sql('TRUNCATE t');
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start([ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c',
+			"SELECT job_id FROM csvpipe.load('$path', 't', header => true, workers => $workers, "
+			  . "atomic => $atomic, chunk_size => 4096" . ($skip ? ", on_error => 'skip'" : '') . ")" ],
+		'>', \$out, '2>', \$err);
+	usleep(int($delay * 1_000_000));
+	$node->stop('immediate');
+	$h->finish;
+	$node->start;
+	my $job = sql("SELECT max(job_id) FROM csvpipe.job");
+	next if $job eq '' || $job <= $max_job;
+	$max_job = $job;
+	settle() or fail_run($desc, "prepared parts left after the restart: "
+		  . sql("SELECT string_agg(gid, ',') FROM pg_prepared_xacts"));
+	my ($state, $rl) = split /\|/, sql("SELECT state, rows_loaded FROM csvpipe.jobs WHERE job_id = $job");
+	my ($ids, $dups) = table_ids();
+	my $n = scalar keys %$ids;
+	$outcomes{"crash atomic $atomic $state"}++;
+	fail_run($desc, "$dups duplicate rows") if $dups;
+	if ($atomic eq 'true')
+	{
+		fail_run($desc, "atomic: $n rows, job $state") unless ($n == 0 && $state ne 'done') || ($n == $ngood && $state eq 'done');
+	}
+	else
+	{
+		my ($good, $rej) = ids_in_chunks($job, $offs);
+		fail_run($desc, "chunked: table has $n rows, the ledger's chunks hold " . scalar(keys %$good))
+		  unless same_set($ids, $good);
+		if ($skip)
+		{
+			my ($r, $rdups) = rejected_ids($job);
+			fail_run($desc, "chunked: rejected lines differ from the ledger's chunks' bad lines")
+			  unless same_set($r, $rej) && !$rdups;
+		}
+	}
+	next if $state eq 'done';
+	my ($rret, $rout, $rerr) = $node->psql('postgres', "SELECT rows_loaded FROM csvpipe.resume($job)");
+	if ($rret != 0)
+	{
+		fail_run($desc, "resume of a $state job failed: $rerr");
+		next;
+	}
+	settle();
+	my ($rr);
+	($state, $rl, $rr) = split /\|/,
+	  sql("SELECT state, rows_loaded, rows_rejected FROM csvpipe.jobs WHERE job_id = $job");
+	($ids, $dups) = table_ids();
+	$n = scalar keys %$ids;
+	fail_run($desc, "after resume: $n rows, $dups duplicates, state $state, rows_loaded $rl, rows_rejected $rr")
+	  unless $n == $ngood && !$dups && $state eq 'done' && $rl == $ngood && $rr == ($skip ? $nbad : 0);
+	if ($skip)
+	{
+		my ($r, $rdups) = rejected_ids($job);
+		fail_run($desc, "after resume: " . scalar(keys %$r) . " rejected lines, $rdups twice")
+		  unless same_set($r, \%bad) && !$rdups;
+	}
+}
+
 diag(join("\n", map { "$outcomes{$_} x $_" } sort keys %outcomes));
 is(join("\n", @failures), '', "$runs loads with a fault at a random moment keep every row once (seed $seed)");
 
