@@ -297,7 +297,8 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	csv_dialect_from_fcinfo(&req.dialect, fcinfo, SUBMIT_ARG_DIALECT);
 	req.nworkers = csv_workers_for(PG_ARGISNULL(SUBMIT_ARG_WORKERS) ? csvpipe_max_workers :
 								   PG_GETARG_INT32(SUBMIT_ARG_WORKERS));
-	req.atomic = PG_ARGISNULL(SUBMIT_ARG_ATOMIC) ? true : PG_GETARG_BOOL(SUBMIT_ARG_ATOMIC);
+	/* 1.0: atomic boolean; from 1.1: mode text, and atomic after priority */
+	csv_mode_from_fcinfo(fcinfo, SUBMIT_ARG_ATOMIC, SUBMIT_ARG_PRIORITY + 1, &req);
 	req.chunk_size = PG_ARGISNULL(SUBMIT_ARG_CHUNK_SIZE) ? (int64) csvpipe_chunk_size * 1024 :
 		PG_GETARG_INT64(SUBMIT_ARG_CHUNK_SIZE);
 	(void) csv_check_chunk_size(req.chunk_size);
