@@ -171,9 +171,9 @@ is( sql("SELECT (SELECT count(*) FROM chunked_target) = (SELECT coalesce(sum(row
 
 # a target created in the caller's transaction: clear error
 ($ret, $out, $err) = $node->psql('postgres',
-	"BEGIN; CREATE TABLE fresh ($narrow); SELECT csvpipe.load('$dir/narrow.csv', 'fresh'); COMMIT;");
-like($err, qr/was created or truncated in the current transaction/, 'uncommitted target: clear error');
-like($err, qr/HINT:  Commit the transaction first/, 'uncommitted target: hint');
+	"BEGIN; CREATE TABLE fresh ($narrow); SELECT csvpipe.load('$dir/narrow.csv', 'fresh', atomic => true); COMMIT;");
+like($err, qr/was created or truncated in the current transaction/, 'uncommitted target, prepared mode: clear error');
+like($err, qr/HINT:  Load with mode => 'transaction', or commit the transaction first/, 'uncommitted target: a hint that works');
 
 # the load commits in the workers: the caller's ROLLBACK does not undo it
 sql("CREATE TABLE rb ($narrow)");
