@@ -1495,8 +1495,9 @@ csv_cache_abandon(CsvCacheRead *cr)
 /*
  * csvpipe.cache_1_0(): one row per stored entry of this database (another
  * database's entries, like its tables, are not this session's business).
- * The path is shown only to roles that may read it now: with privileges of
- * pg_read_server_files, and inside csvpipe.allowed_dirs.
+ * The path, bytes, rows, options and columns are shown only to roles that
+ * may read the file now: with privileges of pg_read_server_files, and
+ * inside csvpipe.allowed_dirs.
  */
 Datum
 csvpipe_cache_1_0(PG_FUNCTION_ARGS)
@@ -1530,10 +1531,15 @@ csvpipe_cache_1_0(PG_FUNCTION_ARGS)
 		if (!body_is_entry(&copy) || copy.dbid != MyDatabaseId)
 			continue;
 
+		/*
+		 * What the entry holds of the file -- its path, size, row count, the
+		 * read's options (null_string...) and columns -- only to roles that
+		 * may read the file now; others see that an entry exists.
+		 */
 		if (may_see && csv_path_is_allowed(BODY_PATH(b)))
 			values[0] = CStringGetTextDatum(BODY_PATH(b));
 		else
-			nulls[0] = true;
+			nulls[0] = nulls[2] = nulls[3] = nulls[9] = nulls[10] = true;
 		values[1] = Int32GetDatum(copy.version);
 		values[2] = Int64GetDatum((int64) copy.bytes);
 		values[3] = Int64GetDatum(copy.rows);
@@ -1546,8 +1552,10 @@ csvpipe_cache_1_0(PG_FUNCTION_ARGS)
 		else
 			nulls[7] = true;
 		values[8] = CStringGetTextDatum(copy.text_mode ? "read_text" : "read");
-		values[9] = CStringGetTextDatum(BODY_OPTIONS(b));
-		values[10] = CStringGetTextDatum(BODY_COLUMNS(b));
+		if (!nulls[9])
+			values[9] = CStringGetTextDatum(BODY_OPTIONS(b));
+		if (!nulls[10])
+			values[10] = CStringGetTextDatum(BODY_COLUMNS(b));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	dshash_seq_term(&status);

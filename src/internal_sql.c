@@ -37,6 +37,7 @@
 #include "access/htup_details.h"
 #include "access/skey.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_authid.h"
@@ -218,12 +219,68 @@ csv_internal_query(const char *sql, int nargs, Oid *argtypes, Datum *values,
 }
 
 /*
- * A background process connected as the bootstrap superuser: pin
- * search_path for the whole session, over any ALTER DATABASE/ROLE ... SET
- * search_path that the connection applied.
+ * What csvpipe's own processes need, whatever ALTER DATABASE/ROLE ... SET
+ * says: a database owner may set any user-settable parameter for its
+ * database, and such settings reach every session that connects, the
+ * bootstrap superuser's included.  session_authorization and role would make
+ * the process a non-superuser (COMMIT PREPARED of another role's parts then
+ * fails: rows reported loaded never appear); a read-only default, timeouts
+ * or exit_on_error would abort its bookkeeping half way.
+ */
+static const struct
+{
+	const char *name;
+	const char *value;
+}			pinned_settings[] =
+{
+	{"search_path", CSV_PINNED_SEARCH_PATH},
+	{"default_transaction_read_only", "off"},
+	{"default_transaction_isolation", "read committed"},
+	{"default_transaction_deferrable", "off"},
+	{"statement_timeout", "0"},
+	{"lock_timeout", "0"},
+	{"idle_in_transaction_session_timeout", "0"},
+	{"exit_on_error", "off"},
+	{"transform_null_equals", "off"},
+};
+
+/*
+ * A background process connected as the bootstrap superuser: undo any
+ * ALTER DATABASE/ROLE ... SET session_authorization or role that the
+ * connection applied, so the process is the bootstrap superuser again, and
+ * pin both (PGC_S_OVERRIDE).  Outside a transaction.  A runner of a NOLOGIN
+ * role calls this before it becomes that role.
+ */
+void
+csv_internal_reset_identity(void)
+{
+	/* session_authorization's check looks the role up: needs a transaction */
+	StartTransactionCommand();
+	SetConfigOption("session_authorization",
+					GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false),
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("role", "none", PGC_SUSET, PGC_S_OVERRIDE);
+	CommitTransactionCommand();
+
+	if (GetSessionUserId() != BOOTSTRAP_SUPERUSERID ||
+		GetUserId() != BOOTSTRAP_SUPERUSERID)
+		ereport(FATAL,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("csvpipe background process could not run as the bootstrap superuser")));
+}
+
+/*
+ * A background process that works as the bootstrap superuser (launcher,
+ * coordinators): its identity reset (above), and the settings its
+ * bookkeeping depends on pinned over any per-database or per-role setting,
+ * so that nothing later changes them.  Call right after connecting, outside
+ * a transaction.
  */
 void
 csv_internal_pin_session(void)
 {
-	SetConfigOption("search_path", CSV_PINNED_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
+	csv_internal_reset_identity();
+	for (int i = 0; i < lengthof(pinned_settings); i++)
+		SetConfigOption(pinned_settings[i].name, pinned_settings[i].value,
+						PGC_SUSET, PGC_S_OVERRIDE);
 }

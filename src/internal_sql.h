@@ -33,5 +33,6 @@ extern Oid	csv_extension_schema(bool missing_ok);
 extern bool csv_extension_installed(void);
 extern Oid	csv_extension_relid(const char *relname);
 extern void csv_internal_pin_session(void);
+extern void csv_internal_reset_identity(void);
 
 #endif							/* CSVPIPE_INTERNAL_SQL_H */

@@ -355,7 +355,12 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 		if (!csv_stat_file(path, literal ? 0 : CSV_OPEN_QUIET, &st, &canonical))
 			continue;
 
-		/* one submit at a time per (target, file) */
+		/*
+		 * One submit at a time per (target, file).  A file counts as already
+		 * loaded only by the caller's own jobs: another role's job would tell
+		 * the caller that someone loaded the file, and could make its submit
+		 * a silent no-op (a job with skip_rows past the end, say).
+		 */
 		lock_submit(req.relid, canonical);
 
 		csv_file_id(&st, &file);
@@ -380,7 +385,8 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 							   "       $1, $2, 'queued', 'submit', $3, $4, $5, "
 							   "       $6, $7, $8, $9, $10, $11::pg_catalog.jsonb, pg_catalog.now() "
 							   " WHERE NOT EXISTS (SELECT 1 FROM @extschema@.job j "
-							   "   WHERE j.target = $2 AND j.path = $1 AND j.file_size = $6 "
+							   "   WHERE j.target = $2 AND j.path = $1 AND j.submitted_by = $5 "
+							   "     AND j.file_size = $6 "
 							   "     AND j.file_dev = $7 AND j.file_ino = $8 AND j.file_mtime_ns = $9 "
 							   "     AND j.state IN ('queued', 'running', 'done')) "
 							   "RETURNING job_id",

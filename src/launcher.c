@@ -762,6 +762,8 @@ csvpipe_runner_main(Datum main_arg)
 	{
 		/* a role that may not log in: become it for good, as SECURITY DEFINER does */
 		BackgroundWorkerInitializeConnectionByOid(args.database_id, InvalidOid, 0);
+		/* not a role the database's owner named in ALTER DATABASE ... SET */
+		csv_internal_reset_identity();
 		SetUserIdAndSecContext(args.role_id, SECURITY_LOCAL_USERID_CHANGE);
 	}
 	pgstat_report_appname("csvpipe job runner");
@@ -807,8 +809,17 @@ csvpipe_runner_main(Datum main_arg)
 		return;
 	}
 
-	pgstat_report_activity(STATE_RUNNING, psprintf("csvpipe job " INT64_FORMAT ": %s",
-												   args.job_id, req.path));
+	/*
+	 * The path only where pg_stat_activity shows this row to the job's role
+	 * alone: connected as the bootstrap superuser, the row's user may be one
+	 * a database setting (session_authorization) made it.
+	 */
+	if (args.connect_as_role)
+		pgstat_report_activity(STATE_RUNNING, psprintf("csvpipe job " INT64_FORMAT ": %s",
+													   args.job_id, req.path));
+	else
+		pgstat_report_activity(STATE_RUNNING, psprintf("csvpipe job " INT64_FORMAT,
+													   args.job_id));
 	PG_TRY();
 	{
 		ListCell   *lc;

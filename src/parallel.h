@@ -175,6 +175,7 @@ typedef struct CsvSplitter
 	int			mb_encoding;	/* step by characters of this encoding, or -1 */
 	int			mb_skip;		/* trail bytes of a character cut by the last scan */
 	bool		in_quotes;
+	bool		each_record;	/* cut at every record end (see splitter.c) */
 	int64		line;			/* physical line of the next byte */
 	int64		record_start;	/* buffer offset where the current record began */
 } CsvSplitter;

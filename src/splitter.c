@@ -34,8 +34,14 @@
  *
  * Line ends are LF (or CRLF) unless the file's first line ends with a lone
  * CR: then CR is the line end for the whole file, as old Mac files have it.
- * (A file mixing the two is cut at its LFs only; its chunks are still whole
- * records, but line numbers after lone CRs may be off.)
+ * (A file mixing the two is cut into chunks at its LFs only; its chunks are
+ * still whole records, but line numbers after lone CRs may be off.)
+ *
+ * A skip-mode worker cutting its chunk into records sets each_record: then
+ * the other line end (a lone CR in an LF file, a lone LF in a CR file) ends
+ * a record too, as it does for libcsv, so a malformed record never swallows
+ * the record after such a line end.  That scan steps byte by byte (with
+ * the character rule above where needed); it only runs on skip-mode chunks.
  *
  *-------------------------------------------------------------------------
  */
@@ -59,6 +65,7 @@ csv_splitter_init(CsvSplitter *sp, const CsvDialect *dialect, char newline)
 	sp->newline = newline;
 	sp->state = SP_FIELD_START;
 	sp->in_quotes = false;
+	sp->each_record = false;
 	sp->line = 1;
 	sp->record_start = 0;
 	sp->mb_skip = 0;
@@ -94,7 +101,10 @@ step_unquoted(const CsvSplitter *sp, int st, unsigned char c)
 	return SP_UNQUOTED;
 }
 
-/* The character-by-character scan (see the header comment) */
+/*
+ * The character-by-character scan (see the header comment), also the
+ * byte-by-byte scan of each_record (mb_encoding < 0)
+ */
 static int64
 scan_multibyte(CsvSplitter *sp, const char *buf, int64 from, int64 to,
 			   int64 want, int64 *boundary_line)
@@ -115,7 +125,7 @@ scan_multibyte(CsvSplitter *sp, const char *buf, int64 from, int64 to,
 	{
 		unsigned char c = (unsigned char) buf[i];
 
-		if (IS_HIGHBIT_SET(c))
+		if (IS_HIGHBIT_SET(c) && sp->mb_encoding >= 0)
 		{
 			/* a multibyte character: never a quote, delimiter or line end */
 			int			n = csv_bad_char_length(sp->mb_encoding, buf + i, to - i);
@@ -147,8 +157,21 @@ scan_multibyte(CsvSplitter *sp, const char *buf, int64 from, int64 to,
 			}
 			st = SP_UNQUOTED;	/* closed: c is outside quotes */
 		}
-		if (c == (unsigned char) sp->newline)
+		if (c == (unsigned char) sp->newline ||
+			(sp->each_record && (c == '\r' || c == '\n')))
 		{
+			/*
+			 * each_record: the other line end ends a record as well, except
+			 * the CR of a CRLF in an LF file (its LF does); the LF of a CRLF
+			 * in a CR file goes with the CR (libcsv folds it in)
+			 */
+			if (c == '\r' && sp->newline == '\n')
+			{
+				if (i < to && buf[i] == '\n')
+					continue;
+			}
+			else if (c == '\r' && sp->each_record && i < to && buf[i] == '\n')
+				i++;
 			st = SP_FIELD_START;
 			if (i >= want)
 			{
@@ -184,7 +207,7 @@ csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from, int64 to,
 	int			st = sp->state;
 	int64		line = sp->line;
 
-	if (sp->mb_encoding >= 0)
+	if (sp->mb_encoding >= 0 || sp->each_record)
 		return scan_multibyte(sp, buf, from, to, want, boundary_line);
 
 	/*

@@ -644,6 +644,7 @@ split_records(CsvChunkHeader *hdr, char *data, const CsvDialect *dialect,
 	recs->len = palloc(sizeof(int64) * size);
 	recs->line = palloc(sizeof(int64) * size);
 	csv_splitter_init(&sp, dialect, newline);
+	sp.each_record = true;		/* lone CRs end records too, as for libcsv */
 	sp.line = line;
 	while (pos < hdr->length)
 	{
@@ -855,6 +856,7 @@ process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 		ws->batch = MemoryContextAlloc(TopMemoryContext, sizeof(BatchRow) * CSV_SKIP_BATCH);
 	ws->rec_tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, line);
 	csv_splitter_init(&sp, &ws->dialect, ws->shared->newline);
+	sp.each_record = true;		/* lone CRs end records too, as for libcsv */
 	sp.line = line;
 
 	while (pos < hdr->length)

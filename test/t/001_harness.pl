@@ -18,7 +18,7 @@ is($node->safe_psql('postgres', 'SELECT 1'), '1', 'cluster answers');
 $node->safe_psql('postgres', 'CREATE EXTENSION csvpipe');
 is( $node->safe_psql('postgres',
 		"SELECT extversion FROM pg_extension WHERE extname = 'csvpipe'"),
-	'1.0',
+	'1.1',
 	'CREATE EXTENSION csvpipe without preload');
 
 # A small file, with a quoted field holding the delimiter.

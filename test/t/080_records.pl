@@ -304,5 +304,34 @@ for my $q ("SELECT count(*) FROM csvpipe.read('$dir/one.csv', workers => 2, chun
 		"chunk_size over 1GB refused: $q");
 }
 
+# ==== 6. the other line end ends a bad record too (corpus: duckdb afl case_63) ====
+# The tokenizer (libcsv) ends a record at LF, CR or CRLF.  A malformed record
+# followed by a lone CR in an LF file (or a lone LF in a file of CR line
+# ends) ends there, so skip-mode loads reject only its own text and load the
+# next record, as read(on_error => 'skip') does.
+write_file("$dir/cr_in_lf.csv", "v\n1\na\"b\rc\n2\n");
+write_file("$dir/lf_in_cr.csv", "v\r1\ra\"b\nc\r2\r");
+write_file("$dir/cr_in_lf2.csv", "k,v\n1,x\n2,a\"b\r3,c\n4,y\n");
+for my $case ([ 'cr_in_lf', 'v text', "1 2 c" ], [ 'lf_in_cr', 'v text', "1 2 c" ],
+	[ 'cr_in_lf2', 'k int, v text', "1 3 4" ])
+{
+	my ($f, $cols, $want) = @$case;
+	my $key = $cols =~ /^k/ ? 'k' : 'v';
+	is(lsql("SELECT string_agg($key\::text, ' ' ORDER BY $key) FROM csvpipe.read('$dir/$f.csv', on_error => 'skip') AS t($cols)"),
+		$want, "$f: read skip returns every record but the bad one");
+	lsql("CREATE TABLE ${f}_t ($cols)");
+	for my $w (1, 2)
+	{
+		lsql("TRUNCATE ${f}_t");
+		my $r = lsql("SELECT rows_loaded || ' ' || rows_rejected || ' ' || job_id FROM csvpipe.load('$dir/$f.csv', '${f}_t', workers => $w, "
+			  . "chunk_size => 64, atomic => false, on_error => 'skip')");
+		my ($loaded, $rejected, $job) = split / /, $r;
+		is(lsql("SELECT string_agg($key\::text, ' ' ORDER BY $key) FROM ${f}_t"), $want,
+			"$f, load skip, $w workers: the same rows as read");
+		is(lsql("SELECT string_agg(raw_record, '|') FROM csvpipe.errors WHERE job_id = $job"),
+			$f eq 'cr_in_lf2' ? '2,a"b' : 'a"b', "$f, load skip, $w workers: only the bad record rejected");
+	}
+}
+
 $node->stop;
 done_testing();
