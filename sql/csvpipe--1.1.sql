@@ -340,17 +340,19 @@ CREATE FUNCTION csvpipe.load(
     null_string text DEFAULT '',
     encoding text DEFAULT NULL,
     skip_rows bigint DEFAULT 0,
-    atomic boolean DEFAULT true,
+    mode text DEFAULT 'transaction',
     chunk_size bigint DEFAULT NULL,
     on_error text DEFAULT 'stop',
     max_errors bigint DEFAULT NULL,
-    progress boolean DEFAULT NULL)
+    progress boolean DEFAULT NULL,
+    freeze boolean DEFAULT false,
+    atomic boolean DEFAULT NULL)
 RETURNS csvpipe.load_result
 AS 'MODULE_PATHNAME', 'csvpipe_load'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, boolean, bigint, text, bigint, boolean)
-IS 'load a CSV file on the server into a table, in parallel background workers';
+COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, boolean, boolean, boolean)
+IS 'load a CSV file on the server into a table, in parallel background workers (mode: transaction, prepared or chunked)';
 
 -- The job queue (needs csvpipe in shared_preload_libraries).  Privileges
 -- are checked in C: submitting needs pg_read_server_files and INSERT on the
@@ -367,16 +369,17 @@ CREATE FUNCTION csvpipe.submit(
     null_string text DEFAULT '',
     encoding text DEFAULT NULL,
     skip_rows bigint DEFAULT 0,
-    atomic boolean DEFAULT true,
+    mode text DEFAULT 'transaction',
     chunk_size bigint DEFAULT NULL,
     on_error text DEFAULT 'stop',
     max_errors bigint DEFAULT NULL,
-    priority int DEFAULT 0)
+    priority int DEFAULT 0,
+    atomic boolean DEFAULT NULL)
 RETURNS SETOF bigint
 AS 'MODULE_PATHNAME', 'csvpipe_submit'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, boolean, bigint, text, bigint, int)
+COMMENT ON FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, int, boolean)
 IS 'queue one load job per file matching a path or glob; files already loaded into the target are skipped';
 
 CREATE FUNCTION csvpipe.cancel(job bigint)

@@ -864,7 +864,14 @@ csvpipe_runner_main(Datum main_arg)
 			Oid			types[7] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID};
 			Datum		values[7];
 			char		nulls[7] = "       ";
-			bool		have_stat = csv_file_id_of_path(req.path, &now);
+			/*
+			 * The identity of the file read (its descriptor's), not of
+			 * whatever the path names now: a file moved into place right
+			 * after the load must not be recorded as loaded.
+			 */
+			bool		have_stat = res.have_file;
+
+			now = res.file;
 
 			values[0] = Int64GetDatum(args.job_id);
 			values[1] = Int64GetDatum(res.rows_loaded);

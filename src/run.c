@@ -161,7 +161,7 @@ load_header_desc(Oid relid, List *attnames)
  */
 static int64
 load_in_leader(const char *path, Oid relid, List *attnames, CsvDialect *dialect,
-			   CsvErrorPosition *errpos, CsvLoadTarget *target)
+			   CsvErrorPosition *errpos, CsvFileId *file, CsvLoadTarget *target)
 {
 	CsvReader  *reader = csv_reader_open(path, dialect, errpos);
 	TupleDesc	desc;
@@ -198,6 +198,7 @@ load_in_leader(const char *path, Oid relid, List *attnames, CsvDialect *dialect,
 			csv_progress_rows(nrows, csv_reader_bytes_read(reader));
 	}
 	errpos->line_no = 0;
+	*file = *csv_reader_file_id(reader);
 	csv_reader_close(reader);
 	return (int64) csv_load_end(target);
 }
@@ -429,7 +430,7 @@ txn_consume(TxnLoad *T)
  */
 static int64
 load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
-				 int64 *rejected, int64 *bytes)
+				 int64 *rejected, int64 *bytes, CsvLoadResult *res)
 {
 	TxnLoad		T;
 	CsvParallelShared *shared;
@@ -492,8 +493,9 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("csvpipe.load with on_error => 'skip' needs a background worker, and none could be started"),
 					 errhint("Raise max_worker_processes or csvpipe.max_workers, or retry when a slot is free.")));
+		res->have_file = true;
 		return load_in_leader(req->path, req->relid, req->attnames, &req->dialect,
-							  errpos, T.target);
+							  errpos, &res->file, T.target);
 	}
 
 	T.values = palloc(sizeof(Datum) * Max(T.desc->natts, 1));
@@ -578,6 +580,8 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	long		secs;
 	int			usecs;
 
+	res->have_file = false;
+
 	memset(&errpos, 0, sizeof(errpos));
 	errpos.funcname = "csvpipe.load";
 	errpos.path = req->path;
@@ -604,7 +608,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		if (req->job_id <= 0)
 			req->job_id = next_job_id();
 		csv_progress_load_begin(req->job_id, req->progress);
-		rows = load_transaction(req, &errpos, &launched, &rejected, &bytes);
+		rows = load_transaction(req, &errpos, &launched, &rejected, &bytes, res);
 		goto done;
 	}
 
@@ -693,7 +697,8 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 					 errmsg("csvpipe.load with on_error => 'skip' needs a background worker, and none could be started"),
 					 errhint("Raise max_worker_processes or csvpipe.max_workers, or retry when a slot is free.")));
 		rows = load_in_leader(req->path, req->relid, req->attnames, &req->dialect, &errpos,
-							  NULL);
+							  &res->file, NULL);
+		res->have_file = true;
 		launched = 0;
 	}
 	else

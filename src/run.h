@@ -50,6 +50,8 @@ typedef struct CsvLoadResult
 	int64		bytes;
 	double		seconds;
 	int			workers;
+	bool		have_file;		/* file: the identity of what was read */
+	CsvFileId	file;			/* (fstat of the descriptor, not the path) */
 } CsvLoadResult;
 
 extern void csv_run_load(CsvLoadRequest *req, CsvLoadResult *res);

@@ -10,7 +10,8 @@
 #   - the database owner's ALTER DATABASE ... SET session_authorization,
 #     role, default_transaction_read_only, exit_on_error: csvpipe's superuser
 #     processes (launcher, coordinators) are not changed by them, so another
-#     role's atomic load (direct and queued) commits every row it reports.
+#     role's atomic load (direct and queued) commits every row it reports;
+#   - a queued job records the file it read, not one moved into place since.
 use strict;
 use warnings;
 
@@ -130,6 +131,31 @@ is($out, '0', '... nor through the function under the view') or diag $err;
 ($out, $err) = as('loader2', "SELECT count(*) FROM csvpipe.cache WHERE options LIKE '%S3CRET-NULL%' "
 	  . "AND columns = 'integer, text' AND rows = 50 AND bytes > 0 AND path LIKE '%/cached.csv'");
 is($out, '1', 'a role that may read the file sees it all') or diag $err;
+
+# ---- a queued job records the identity of the file it read ----
+# A file moved into place (as files should be) while a runner loads the
+# previous version: the job must record the version it read, or the next
+# submit takes the new file for loaded and skips it.
+sql(q{CREATE TABLE t_mv (id int, v text);
+GRANT INSERT ON t_mv TO loader;});
+my $fmv = write_rows('moved.csv', 100);
+my $fnew = write_rows('moved.new', 7);
+sql(qq{CREATE FUNCTION mv_on_last() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS \$\$
+BEGIN
+  IF NEW.id = 100 THEN
+    COPY (SELECT 1) TO PROGRAM 'mv $fnew $fmv';
+  END IF;
+  RETURN NEW;
+END \$\$;
+CREATE TRIGGER mv_on_last BEFORE INSERT ON t_mv FOR EACH ROW EXECUTE FUNCTION mv_on_last();});
+($out, $err) = as('loader', "SELECT csvpipe.submit('$fmv', 't_mv')");
+like($out, qr/^\d+$/, 'a file is queued') or diag $err;
+is(sql("SELECT csvpipe.wait(" . ($out || 0) . ", '60s')"), 'done', 'its job is done');
+ok(!-e $fnew, 'the new version was moved into place during the load');
+($out, $err) = as('loader', "SELECT count(*) FROM csvpipe.submit('$fmv', 't_mv')");
+is($out, '1', 'the new version of the file is not taken for loaded') or diag $err;
+poll("SELECT count(*) = 0 FROM csvpipe.jobs WHERE state IN ('queued', 'running')");
+is(sql('SELECT count(*) FROM t_mv'), '107', 'both versions are loaded, once each');
 
 # ---- (c) the database owner's settings do not reach csvpipe's superuser processes ----
 $node->safe_psql('csvdb', q{
