@@ -68,7 +68,7 @@ is(table_md5('etl'), $expect, 'TRUNCATE + load in one transaction: rows equal CO
 # 3. freeze => true: COPY FREEZE's rules, frozen pages
 sql("BEGIN; CREATE TABLE fz ($narrow); SELECT csvpipe.load('$dir/narrow.csv', 'fz', workers => 2, freeze => true, chunk_size => 65536); COMMIT");
 is(table_md5('fz'), $expect, 'freeze => true: rows equal COPY\'s');
-is( sql("SELECT all_frozen > 0 AND all_frozen = (SELECT relpages FROM pg_class WHERE relname = 'fz') FROM pg_visibility_map_summary('fz')"),
+is( sql("SELECT all_frozen > 0 AND all_frozen = pg_relation_size('fz') / current_setting('block_size')::int FROM pg_visibility_map_summary('fz')"),
 	't', 'freeze => true: every page is all-frozen');
 sql("BEGIN; TRUNCATE fz; SELECT csvpipe.load('$dir/narrow.csv', 'fz', workers => 2, freeze => true); COMMIT");
 is(sql("SELECT count(*) FROM heap_page_items(get_raw_page('fz', 0)) WHERE (t_infomask & 768) <> 768"), '0',
@@ -106,8 +106,8 @@ CREATE TABLE stmt_log (tbl text, ev text);
 CREATE FUNCTION log_stmt() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO stmt_log VALUES (TG_TABLE_NAME, TG_WHEN || ' ' || TG_LEVEL); RETURN NULL; END $$;
 });
-sql("CREATE TABLE copy_ser (seq bigserial, $narrow); COPY copy_ser ($narrow =~ s/ [a-z0-9(),]+//gr) FROM '$dir/narrow.csv' (FORMAT csv, HEADER)");
-my $cols = join(',', map { (split / /)[0] } split /, /, $narrow);
+my $cols = 'id,ts,name,amount,flag';
+sql("CREATE TABLE copy_ser (seq bigserial, $narrow); COPY copy_ser ($cols) FROM '$dir/narrow.csv' (FORMAT csv, HEADER)");
 for my $w (1, 2, 4)
 {
 	my $t = "ser_$w";
@@ -162,7 +162,7 @@ is( sql("BEGIN; SELECT job_id FROM csvpipe.load('$dir/bad.csv', 'sk', workers =>
 ($ret, $out, $err) = $node->psql('postgres',
 	"SELECT csvpipe.load('$dir/bad.csv', 'sk', workers => 2)", extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 like($err, qr/ERROR:  22P02: invalid input syntax for type numeric: "notanumber"/, 'stop mode: the error');
-like($err, qr/csvpipe.load "[^"]*bad.csv", line 9\b/, 'stop mode: its line');
+like($err, qr/csvpipe.load "[^"]*bad.csv", line $bad[0]\b/, 'stop mode: its line');
 is(sql("SELECT count(*) FROM sk"), '0', 'stop mode: nothing loaded');
 
 $node->stop;
