@@ -889,7 +889,11 @@ csv_mode_from_fcinfo(FunctionCallInfo fcinfo, int mode_arg, int atomic_arg,
 			CsvLoadMode m = PG_GETARG_BOOL(atomic_arg) ?
 				CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED;
 
-			if (!PG_ARGISNULL(mode_arg) && req->mode != m)
+			/*
+			 * mode's SQL default is 'transaction', so it cannot say whether
+			 * it was given: atomic decides unless mode names another mode
+			 */
+			if (req->mode != CSV_LOAD_MODE_TRANSACTION && req->mode != m)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("csvpipe: atomic => %s contradicts mode => '%s'",
