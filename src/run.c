@@ -436,6 +436,7 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 	CsvParallelShared *shared;
 	CsvCoordArgs args;
 	int			flags = req->freeze ? CSV_LOAD_FREEZE : 0;
+	int			wanted;
 
 	memset(&T, 0, sizeof(T));
 	T.req = req;
@@ -474,7 +475,11 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 						 errmsg("csvpipe.load options are too long to record with the job")));
 			strlcpy(shared->options_json, req->options_json, sizeof(shared->options_json));
 		}
+		wanted = shared->nworkers;	/* capped at the file's chunks */
 		*launched = csv_leader_launch(T.L);
+		if (*launched > 0 && *launched < wanted)
+			ereport(NOTICE,
+					(errmsg("csvpipe.load: %d of %d workers could be started", *launched, wanted)));
 		if (*launched == 0)
 		{
 			csv_leader_end(T.L);
