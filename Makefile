@@ -31,6 +31,7 @@ OBJS = \
 	src/cache.o \
 	src/progress.o \
 	src/jobs.o \
+	src/purge.o \
 	src/launcher.o
 
 EXTENSION = csvpipe

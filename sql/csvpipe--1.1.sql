@@ -181,6 +181,27 @@ CREATE TABLE csvpipe.rejected (
 CREATE INDEX ON csvpipe.rejected (job_id, line_no);
 REVOKE ALL ON csvpipe.job, csvpipe.chunks, csvpipe.rejected FROM PUBLIC;
 
+-- (1.1) What csvpipe.submit needs to skip a file already loaded, once
+-- csvpipe.purge has removed the job that loaded it: one row per file
+-- identity (canonical path, device, inode, size, mtime) loaded into a
+-- target by a role.  Written by purge from the 'done' jobs it removes.
+CREATE TABLE csvpipe.loaded_file (
+    target        oid NOT NULL,
+    path          text NOT NULL,
+    submitted_by  oid NOT NULL,
+    file_size     bigint NOT NULL,
+    file_dev      bigint NOT NULL,
+    file_ino      bigint NOT NULL,
+    file_mtime_ns bigint NOT NULL,
+    job_id        bigint NOT NULL,       -- the job that loaded it (purged)
+    loaded_at     timestamptz NOT NULL,  -- that job's finished_at
+    PRIMARY KEY (target, path, submitted_by, file_size, file_dev, file_ino, file_mtime_ns)
+);
+REVOKE ALL ON csvpipe.loaded_file FROM PUBLIC;
+ALTER TABLE csvpipe.loaded_file
+    ALTER COLUMN path SET STATISTICS 0, ALTER COLUMN file_size SET STATISTICS 0;
+SELECT pg_catalog.pg_extension_config_dump('csvpipe.loaded_file', '');
+
 -- Who sees what (README, "Who sees what").  The tables above are readable
 -- only by their owner; users read the views below, which run with the
 -- owner's privileges.  What comes from a file -- its name, its rejected
@@ -281,8 +302,22 @@ GRANT SELECT ON csvpipe.workers TO PUBLIC;
 COMMENT ON VIEW csvpipe.workers
 IS 'one row per csvpipe process, in any database; chunk_no and rows only for processes of roles whose privileges you have (all for pg_read_all_stats)';
 
+-- (1.1) How long csvpipe.submit holds back a file whose jobs failed
+-- `failures` times in a row: csvpipe.submit_backoff, doubled at each
+-- failure, at most csvpipe.submit_backoff_max (src/purge.c).
+CREATE FUNCTION csvpipe.submit_backoff(failures int)
+RETURNS interval
+AS 'MODULE_PATHNAME', 'csvpipe_submit_backoff'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION csvpipe.submit_backoff(int)
+IS 'how long csvpipe.submit skips a file after its jobs failed this many times in a row (csvpipe.submit_backoff, doubled each time, at most csvpipe.submit_backoff_max)';
+
 -- every job, with live counters while it runs (job ids are per database,
--- status slots of every database: match the slot's database too)
+-- status slots of every database: match the slot's database too).
+-- (1.1) failures and backoff_until: for a failed job, how many jobs of the
+-- same file (identity, target, role) failed up to this one, and until when
+-- csvpipe.submit skips that file (unless force => true).
 CREATE VIEW csvpipe.jobs WITH (security_barrier) AS
 SELECT j.job_id,
        CASE WHEN v.visible THEN j.path END AS path,
@@ -306,18 +341,27 @@ SELECT j.job_id,
        j.state = 'running' AND p.job_id IS NULL
          AND (j.leader_pid IS NOT NULL OR j.origin = 'load')
          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = j.leader_pid)
-         AS leader_gone
+         AS leader_gone,
+       CASE WHEN v.visible THEN f.failures END AS failures,
+       CASE WHEN v.visible THEN j.finished_at + csvpipe.submit_backoff(f.failures) END AS backoff_until
   FROM csvpipe.job j
   LEFT JOIN csvpipe.progress_1_0() p
     ON p.job_id = j.job_id
    AND p.datid = (SELECT d.oid FROM pg_catalog.pg_database d
                    WHERE d.datname = pg_catalog.current_database())
  CROSS JOIN LATERAL (SELECT coalesce(pg_catalog.pg_has_role(j.submitted_by, 'USAGE'), false)
-                            OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE') AS visible) v;
+                            OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE') AS visible) v
+ CROSS JOIN LATERAL (SELECT CASE WHEN j.state = 'failed' THEN
+                            (SELECT count(*)::int FROM csvpipe.job o
+                              WHERE o.path = j.path AND o.target = j.target
+                                AND o.submitted_by = j.submitted_by AND o.file_size = j.file_size
+                                AND o.file_dev = j.file_dev AND o.file_ino = j.file_ino
+                                AND o.file_mtime_ns = j.file_mtime_ns
+                                AND o.state = 'failed' AND o.job_id <= j.job_id) END AS failures) f;
 GRANT SELECT ON csvpipe.jobs TO PUBLIC;
 
 COMMENT ON VIEW csvpipe.jobs
-IS 'every load job with live counters; path, error, options, rows_loaded, rows_rejected and bytes only for jobs of roles whose privileges you have (all for pg_read_all_stats)';
+IS 'every load job with live counters; path, error, options, rows_loaded, rows_rejected, bytes, failures and backoff_until only for jobs of roles whose privileges you have (all for pg_read_all_stats)';
 
 -- (a type, not OUT parameters: "workers" is both an option and a result)
 CREATE TYPE csvpipe.load_result AS (
@@ -374,13 +418,14 @@ CREATE FUNCTION csvpipe.submit(
     on_error text DEFAULT 'stop',
     max_errors bigint DEFAULT NULL,
     priority int DEFAULT 0,
+    force boolean DEFAULT false,
     atomic boolean DEFAULT NULL)
 RETURNS SETOF bigint
 AS 'MODULE_PATHNAME', 'csvpipe_submit'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, int, boolean)
-IS 'queue one load job per file matching a path or glob; files already loaded into the target are skipped';
+COMMENT ON FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, int, boolean, boolean)
+IS 'queue one load job per file matching a path or glob; files already loaded into the target, and files whose jobs failed recently (see csvpipe.jobs.backoff_until), are skipped unless force => true';
 
 CREATE FUNCTION csvpipe.cancel(job bigint)
 RETURNS boolean
@@ -416,6 +461,28 @@ LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION csvpipe.resolve_prepared()
 IS 'finish prepared parts of atomic loads left by a crash, following each job''s recorded decision';
+
+-- (1.1) Remove old finished jobs (done, failed, cancelled) with their
+-- chunk ledger and rejected rows, of the roles whose privileges the caller
+-- has (every role for a superuser); a job that still has prepared
+-- transactions is kept.  A done job's file identity is kept in
+-- csvpipe.loaded_file (unless keep_loaded_files => false), so submit still
+-- skips that file; keep_loaded_files => false also forgets the loaded files
+-- recorded before the cutoff.  Privileges are checked in C (src/purge.c).
+CREATE FUNCTION csvpipe.purge(
+    older_than interval,
+    keep_loaded_files boolean DEFAULT true,
+    OUT jobs bigint,
+    OUT chunks bigint,
+    OUT rejected_rows bigint,
+    OUT loaded_files_kept bigint,
+    OUT loaded_files_forgotten bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'csvpipe_purge'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.purge(interval, boolean)
+IS 'remove finished jobs older than older_than, with their chunks and rejected rows, of roles whose privileges you have; submit keeps skipping the files they loaded unless keep_loaded_files => false';
 
 -- Single-process load in the caller's transaction (used when no background worker is available, and by tests).
 CREATE FUNCTION csvpipe.load_serial(path text, target regclass, columns text[] DEFAULT NULL,

@@ -114,6 +114,7 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	csv_cache_init();			/* cache GUCs; shared memory when preloading */
+	csv_purge_init();			/* submit's backoff settings (purge.c) */
 
 	/*
 	 * The settings of the launcher exist only when preloading (a

@@ -22,9 +22,13 @@
  * submit expands a glob server-side (glob(3), sorted) and queues one job per
  * regular file.  A file already queued, running or loaded ('done') into the
  * same target with the same identity (canonical path, device, inode, size,
- * mtime) is skipped, so re-submitting a directory is idempotent.  Two
- * submits of the same file serialize on a transaction-level advisory lock
- * keyed by target and path, so they cannot both queue it.
+ * mtime) by the same role is skipped, so re-submitting a directory is
+ * idempotent; so is one whose done job csvpipe.purge replaced by a
+ * csvpipe.loaded_file record, and one whose jobs failed recently (backoff,
+ * see purge.c).  force => true (1.1) queues a file loaded or backing off
+ * anyway, never one already queued or running.  Two submits of the same
+ * file serialize on a transaction-level advisory lock keyed by target and
+ * path, so they cannot both queue it.
  *
  * The launcher is woken when the submitting transaction commits (a
  * transaction callback sets its latch), so a job on an idle server starts
@@ -83,6 +87,7 @@
 #define SUBMIT_ARG_ON_ERROR		13
 #define SUBMIT_ARG_MAX_ERRORS	14
 #define SUBMIT_ARG_PRIORITY		15
+#define SUBMIT_ARG_FORCE		16	/* 1.1; the 1.0 SQL signature ends before */
 
 PG_FUNCTION_INFO_V1(csvpipe_submit);
 PG_FUNCTION_INFO_V1(csvpipe_cancel);
@@ -250,8 +255,12 @@ expand_paths(const char *pattern, bool *literal)
 
 /*
  * csvpipe.submit(path_or_glob, target, columns, workers, <CSV options>,
- *				  atomic, chunk_size, on_error, max_errors, priority)
+ *				  atomic, chunk_size, on_error, max_errors, priority, force)
  * RETURNS SETOF bigint
+ *
+ * Under the 1.0 SQL definition (no force argument: the library was updated,
+ * ALTER EXTENSION csvpipe UPDATE not run yet) csvpipe.loaded_file and
+ * csvpipe.submit_backoff do not exist: submit skips as 1.0 did.
  */
 Datum
 csvpipe_submit(PG_FUNCTION_ARGS)
@@ -263,10 +272,14 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	bool		literal;
 	int32		priority;
-	Oid			types[12] = {TEXTOID, OIDOID, BOOLOID, INT4OID, OIDOID, INT8OID, INT8OID,
-	INT8OID, INT8OID, INT4OID, TEXTOID, REGCLASSOID};
+	Oid			types[13] = {TEXTOID, OIDOID, BOOLOID, INT4OID, OIDOID, INT8OID, INT8OID,
+	INT8OID, INT8OID, INT4OID, TEXTOID, REGCLASSOID, BOOLOID};
 	char	   *options;
 	Oid			save_userid;
+	bool		v1_1 = PG_NARGS() > SUBMIT_ARG_FORCE;
+	bool		force = false;
+	int			held = 0;		/* files skipped for their backoff */
+	TimestampTz held_first = 0; /* the earliest end of those backoffs */
 
 	require_preload("csvpipe.submit");
 	if (PG_ARGISNULL(SUBMIT_ARG_PATH) || PG_ARGISNULL(SUBMIT_ARG_TARGET))
@@ -297,8 +310,8 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	csv_dialect_from_fcinfo(&req.dialect, fcinfo, SUBMIT_ARG_DIALECT);
 	req.nworkers = csv_workers_for(PG_ARGISNULL(SUBMIT_ARG_WORKERS) ? csvpipe_max_workers :
 								   PG_GETARG_INT32(SUBMIT_ARG_WORKERS));
-	/* 1.0: atomic boolean; from 1.1: mode text, and atomic after priority */
-	csv_mode_from_fcinfo(fcinfo, SUBMIT_ARG_ATOMIC, SUBMIT_ARG_PRIORITY + 1, &req);
+	/* 1.0: atomic boolean; from 1.1: mode text, and atomic after force */
+	csv_mode_from_fcinfo(fcinfo, SUBMIT_ARG_ATOMIC, SUBMIT_ARG_FORCE + 1, &req);
 	req.chunk_size = PG_ARGISNULL(SUBMIT_ARG_CHUNK_SIZE) ? (int64) csvpipe_chunk_size * 1024 :
 		PG_GETARG_INT64(SUBMIT_ARG_CHUNK_SIZE);
 	(void) csv_check_chunk_size(req.chunk_size);
@@ -307,6 +320,8 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	req.max_errors = PG_ARGISNULL(SUBMIT_ARG_MAX_ERRORS) ? -1 : PG_GETARG_INT64(SUBMIT_ARG_MAX_ERRORS);
 	csv_check_error_options(&req);
 	priority = PG_ARGISNULL(SUBMIT_ARG_PRIORITY) ? 0 : PG_GETARG_INT32(SUBMIT_ARG_PRIORITY);
+	if (v1_1 && !PG_ARGISNULL(SUBMIT_ARG_FORCE))
+		force = PG_GETARG_BOOL(SUBMIT_ARG_FORCE);
 
 	/* ... with the settings that decide how values are read */
 	{
@@ -340,8 +355,8 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 		char	   *canonical;
 		struct stat st;
 		CsvFileId	file;
-		Datum		values[12];
-		char		nulls[12];
+		Datum		values[13];
+		char		nulls[13];
 		CsvRows    *r;
 
 		CHECK_FOR_INTERRUPTS();
@@ -378,19 +393,74 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 		values[10] = CStringGetTextDatum(options);
 		values[11] = ObjectIdGetDatum(csv_extension_relid("job_id_seq"));
 
-		r = csv_internal_query("INSERT INTO @extschema@.job (job_id, path, target, state, origin, atomic, "
-							   "  workers, submitted_by, file_size, file_dev, file_ino, file_mtime_ns, "
-							   "  priority, options, submitted_at) "
-							   "SELECT pg_catalog.nextval($12), "
-							   "       $1, $2, 'queued', 'submit', $3, $4, $5, "
-							   "       $6, $7, $8, $9, $10, $11::pg_catalog.jsonb, pg_catalog.now() "
-							   " WHERE NOT EXISTS (SELECT 1 FROM @extschema@.job j "
-							   "   WHERE j.target = $2 AND j.path = $1 AND j.submitted_by = $5 "
-							   "     AND j.file_size = $6 "
-							   "     AND j.file_dev = $7 AND j.file_ino = $8 AND j.file_mtime_ns = $9 "
-							   "     AND j.state IN ('queued', 'running', 'done')) "
-							   "RETURNING job_id",
-							   12, types, values, nulls);
+		values[12] = BoolGetDatum(force);
+
+		if (!v1_1)
+			r = csv_internal_query("INSERT INTO @extschema@.job (job_id, path, target, state, origin, atomic, "
+								   "  workers, submitted_by, file_size, file_dev, file_ino, file_mtime_ns, "
+								   "  priority, options, submitted_at) "
+								   "SELECT pg_catalog.nextval($12), "
+								   "       $1, $2, 'queued', 'submit', $3, $4, $5, "
+								   "       $6, $7, $8, $9, $10, $11::pg_catalog.jsonb, pg_catalog.now() "
+								   " WHERE NOT EXISTS (SELECT 1 FROM @extschema@.job j "
+								   "   WHERE j.target = $2 AND j.path = $1 AND j.submitted_by = $5 "
+								   "     AND j.file_size = $6 "
+								   "     AND j.file_dev = $7 AND j.file_ino = $8 AND j.file_mtime_ns = $9 "
+								   "     AND j.state IN ('queued', 'running', 'done')) "
+								   "RETURNING job_id",
+								   12, types, values, nulls);
+		else
+
+			/*
+			 * 1.1: also skipped when a loaded-file record (left by purge)
+			 * matches, or while the file's failures back off; force ($13)
+			 * overrides both and 'done', never 'queued' or 'running'.  The
+			 * second column says until when a skipped file backs off.
+			 */
+			r = csv_internal_query("WITH b AS ("
+								   "  SELECT pg_catalog.count(*)::pg_catalog.int4 AS n, "
+								   "         pg_catalog.max(f.finished_at) AS last "
+								   "    FROM @extschema@.job f "
+								   "   WHERE f.target = $2 AND f.path = $1 AND f.submitted_by = $5 "
+								   "     AND f.file_size = $6 AND f.file_dev = $7 AND f.file_ino = $8 "
+								   "     AND f.file_mtime_ns = $9 AND f.state = 'failed'"
+								   "), held AS ("
+								   "  SELECT b.last + @extschema@.submit_backoff(b.n) AS until FROM b "
+								   "   WHERE NOT $13 AND b.n > 0 "
+								   "     AND pg_catalog.now() < b.last + @extschema@.submit_backoff(b.n)"
+								   "), ins AS ("
+								   "  INSERT INTO @extschema@.job (job_id, path, target, state, origin, atomic, "
+								   "    workers, submitted_by, file_size, file_dev, file_ino, file_mtime_ns, "
+								   "    priority, options, submitted_at) "
+								   "  SELECT pg_catalog.nextval($12), "
+								   "         $1, $2, 'queued', 'submit', $3, $4, $5, "
+								   "         $6, $7, $8, $9, $10, $11::pg_catalog.jsonb, pg_catalog.now() "
+								   "   WHERE NOT EXISTS (SELECT 1 FROM @extschema@.job j "
+								   "     WHERE j.target = $2 AND j.path = $1 AND j.submitted_by = $5 "
+								   "       AND j.file_size = $6 "
+								   "       AND j.file_dev = $7 AND j.file_ino = $8 AND j.file_mtime_ns = $9 "
+								   "       AND (j.state IN ('queued', 'running') OR (NOT $13 AND j.state = 'done'))) "
+								   "     AND ($13 OR NOT EXISTS (SELECT 1 FROM @extschema@.loaded_file l "
+								   "       WHERE l.target = $2 AND l.path = $1 AND l.submitted_by = $5 "
+								   "         AND l.file_size = $6 AND l.file_dev = $7 AND l.file_ino = $8 "
+								   "         AND l.file_mtime_ns = $9)) "
+								   "     AND NOT EXISTS (SELECT 1 FROM held) "
+								   "  RETURNING job_id"
+								   ") "
+								   "SELECT ins.job_id, (SELECT held.until FROM held) FROM ins "
+								   "UNION ALL "
+								   "SELECT NULL, held.until FROM held",
+								   13, types, values, nulls);
+		if (v1_1 && r->nrows == 1 && CSV_ROW_ISNULL(r, 0, 0))
+		{
+			/* skipped while it backs off */
+			TimestampTz until = DatumGetTimestampTz(CSV_ROW_VALUE(r, 0, 1));
+
+			if (held == 0 || until < held_first)
+				held_first = until;
+			held++;
+			continue;
+		}
 		if (r->nrows == 1)
 		{
 			Datum		out[1];
@@ -402,6 +472,12 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 		}
 	}
 
+	if (held > 0)
+		ereport(NOTICE,
+				(errmsg("csvpipe.submit skipped %d file(s) whose jobs failed recently", held),
+				 errdetail("A file whose jobs keep failing is queued again only after csvpipe.submit_backoff, doubled at each failure (at most csvpipe.submit_backoff_max); the first of these after %s.",
+						   timestamptz_to_str(held_first)),
+				 errhint("csvpipe.jobs shows failures and backoff_until; force => true queues them now.")));
 	if (wake_pending && csv_progress_launcher_pid() == 0)
 		ereport(NOTICE,
 				(errmsg("the csvpipe launcher is not running at the moment"),

@@ -33,6 +33,11 @@ StaticAssertDecl(sizeof(CsvRunnerArgs) <= BGW_EXTRALEN, "CsvRunnerArgs must fit 
 extern bool csv_job_is_submitted(int64 job_id);
 extern void csv_job_requeue(int64 job_id);
 
+/* purge.c: csvpipe.purge, submit's backoff and its settings */
+extern int	csv_backoff_secs;
+extern int	csv_backoff_max_secs;
+extern void csv_purge_init(void);
+
 /* launcher.c */
 extern void csv_launcher_register(void);
 extern PGDLLEXPORT void csvpipe_launcher_main(Datum main_arg);

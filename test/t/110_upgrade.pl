@@ -67,6 +67,12 @@ sql('upgraded', "CREATE TABLE before_upgrade ($narrow)");
 my $old_job = sql('upgraded',
 	"SELECT job_id FROM csvpipe.load('$dir/a.csv', 'before_upgrade', workers => 2, chunk_size => 65536)");
 like($old_job, qr/^\d+$/, 'a load under 1.0');
+# the new library serves the 1.0 SQL objects until the update: the queue too
+sql('upgraded', "CREATE TABLE queued_before ($narrow)");
+my $old_queued = sql('upgraded', "SELECT * FROM csvpipe.submit('$dir/a.csv', 'queued_before')");
+is(sql('upgraded', "SELECT csvpipe.wait($old_queued, '60s')"), 'done', 'a queued job under 1.0');
+is(sql('upgraded', "SELECT count(*) FROM csvpipe.submit('$dir/a.csv', 'queued_before')"), '0',
+	'1.0: submit skips the loaded file');
 
 sql('upgraded', 'ALTER EXTENSION csvpipe UPDATE');
 is(sql('upgraded', "SELECT extversion FROM pg_extension WHERE extname = 'csvpipe'"),
@@ -287,6 +293,14 @@ is(sql('upgraded', "SELECT csvpipe.wait($job, '60s')"), 'done', 'upgraded: the l
 is(sql('upgraded', 'SELECT count(*) FROM t_queue'), '20000', 'upgraded: the queued job loaded every row');
 is(sql('upgraded', "SELECT count(*) FROM csvpipe.submit('$dir/a.csv', 't_queue')"),
 	'0', 'upgraded: submit skips the loaded file');
+is(sql('upgraded', "SELECT count(*) FROM csvpipe.submit('$dir/a.csv', 'queued_before')"), '0',
+	'upgraded: submit skips the file a 1.0 job loaded');
+# jobs from before the update are purged like any other, and still skip
+sql('upgraded', "UPDATE csvpipe.job SET finished_at = now() - interval '2 days' WHERE job_id IN ($old_job, $old_queued)");
+is(sql('upgraded', "SELECT jobs || ' ' || loaded_files_kept FROM csvpipe.purge('1 day')"), '2 2',
+	'upgraded: purge removes the two 1.0 jobs and records their files');
+is(sql('upgraded', "SELECT count(*) FROM csvpipe.submit('$dir/a.csv', 'queued_before')"), '0',
+	'upgraded: submit still skips the file the purged 1.0 job loaded');
 
 $node->stop;
 done_testing();
