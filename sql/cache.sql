@@ -99,7 +99,7 @@ SELECT hits, misses, invalidations, entries, bytes_used FROM csvpipe.cache_stats
 
 -- privileges: resetting the counters is for superusers (or whoever is
 -- granted it), invalidating for roles that may read server files; the view
--- hides paths from others
+-- hides paths, sizes, row counts, options and columns from others
 SELECT count(*) FROM csvpipe.read(:'f') AS t(id int, name text, amount numeric);
 CREATE ROLE csv_cache_nobody;
 SET ROLE csv_cache_nobody;

@@ -236,6 +236,7 @@ tokenize_header(CsvLeader *L, int64 len)
 											L->errpos, L->buf_line);
 
 	tok = csv_tokenizer_create(L->dialect, L->errpos, L->buf_line);
+	csv_tokenizer_set_prefix(tok, 1);	/* an empty line is a header too */
 	csv_tokenizer_feed(tok, data, slen);
 	/*
 	 * Take the record before finishing: csv_tokenizer_finish() drops the
@@ -282,12 +283,10 @@ consume_prefix(CsvLeader *L)
 
 		if (b == 0)
 			break;				/* end of file */
-		if (!csv_splitter_record_is_empty(L->buf, 0, b))
-		{
-			need--;
-			if (need == 0 && L->dialect->header != CSV_HEADER_NONE)
-				L->header = tokenize_header(L, b);
-		}
+		/* empty lines count too: COPY's HEADER takes an empty first line */
+		need--;
+		if (need == 0 && L->dialect->header != CSV_HEADER_NONE)
+			L->header = tokenize_header(L, b);
 		drop_bytes(L, b, next_line);
 	}
 }

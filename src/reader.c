@@ -499,6 +499,7 @@ csv_reader_open(const char *path, const CsvDialect *dialect,
 	r->skip_left = dialect->skip_rows;
 	r->header_pending = (dialect->header != CSV_HEADER_NONE);
 	r->tok = csv_tokenizer_create(dialect, errpos, 1);
+	csv_tokenizer_set_prefix(r->tok, r->skip_left + (r->header_pending ? 1 : 0));
 	return r;
 }
 
@@ -677,8 +678,9 @@ next_raw_record(CsvReader *r, CsvRecord *rec)
 }
 
 /*
- * skip_rows counts records, not empty lines (as the parallel leader, which
- * counts the splitter's records); a malformed record counts as one.
+ * skip_rows counts records, empty lines included (as the parallel leader,
+ * which counts the splitter's records, and as COPY's HEADER takes an empty
+ * first line); a malformed record counts as one.
  */
 static bool
 consume_prefix(CsvReader *r, CsvRecord *rec)
@@ -687,8 +689,7 @@ consume_prefix(CsvReader *r, CsvRecord *rec)
 	{
 		if (!next_raw_record(r, rec))
 			return false;
-		if (!rec->empty_line)
-			r->skip_left--;
+		r->skip_left--;
 	}
 	return true;
 }
@@ -710,11 +711,9 @@ csv_reader_header(CsvReader *r)
 	r->header_pending = false;
 	if (!consume_prefix(r, &rec))
 		return NULL;
-	do
-	{
-		if (!next_raw_record(r, &rec))
-			return NULL;
-	} while (rec.empty_line);
+	/* the next record, even an empty line (COPY's HEADER takes it) */
+	if (!next_raw_record(r, &rec))
+		return NULL;
 	if (rec.bad)
 		csv_record_raise_bad(&rec, r->errpos);
 

@@ -19,7 +19,10 @@
  * of a CRLF arrives as an empty "row" after the CR and is folded into it.
  * An empty line is handed out as a record of one NULL field when the
  * dialect says so (one-column files, read_text: COPY reads it that way),
- * and is skipped otherwise.
+ * and is skipped otherwise -- except among the first records the caller
+ * consumes as skip_rows and the header (csv_tokenizer_set_prefix): COPY's
+ * HEADER takes the first line even when it is empty, so those count every
+ * line end, empty or not.
  *
  * Record boundaries and bad records (README "Record boundaries and bad
  * records"; splitter.c follows the same rules on raw bytes): libcsv runs in
@@ -82,6 +85,7 @@ struct CsvTokenizer
 	int64	   *rec_line;
 	int		   *rec_bad;		/* index in bad[], -1: a good record */
 	bool	   *rec_empty;		/* an empty line */
+	int64		prefix_left;	/* records of skip_rows + header still to queue */
 	int			nrecs;
 	int			recs_size;
 	int			next_rec;
@@ -259,6 +263,8 @@ queue_record(CsvTokenizer *tok, int64 line, int bad, bool empty)
 	tok->rec_line[r] = line;
 	tok->rec_bad[r] = bad;
 	tok->rec_empty[r] = empty;
+	if (tok->prefix_left > 0)
+		tok->prefix_left--;
 	tok->row_first_field = tok->nfields;
 	tok->row_arena_start = tok->arena_used;
 }
@@ -336,8 +342,11 @@ row_cb(int c, void *data)
 	}
 	if (nf == 0)
 	{
-		/* an empty line: a NULL field in a one-column file, else nothing */
-		if (c >= 0 && tok->dialect->empty_line_is_record)
+		/*
+		 * an empty line: a NULL field in a one-column file or in the prefix
+		 * (skip_rows, header), else nothing
+		 */
+		if (c >= 0 && (tok->dialect->empty_line_is_record || tok->prefix_left > 0))
 		{
 			tok->row_line = tok->cur_line;
 			field_cb(NULL, 0, tok);
@@ -667,6 +676,17 @@ csv_tokenizer_destroy(CsvTokenizer *tok)
 {
 	/* the entry buffer lives in tok->cxt too */
 	MemoryContextDelete(tok->cxt);
+}
+
+/*
+ * The next n records are skip_rows and the header: empty lines among them
+ * are records too (as COPY's HEADER takes an empty first line).  Call before
+ * the first feed.
+ */
+void
+csv_tokenizer_set_prefix(CsvTokenizer *tok, int64 n)
+{
+	tok->prefix_left = n;
 }
 
 /* Start the next record at this line (callers that feed record by record) */

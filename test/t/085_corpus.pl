@@ -58,15 +58,14 @@ plan skip_all => "no corpus at $corpus (set CSVPIPE_CORPUS_DIR)"
 
 # files that found defects: always in the sample
 my @always = ('duckdb/csv/afl/3977/case_63.csv', 'duckdb/csv/afl/3977/case_10.csv',
+	'duckdb/csv/afl/3977/case_17.csv', 'duckdb/csv/afl/null_padding/33.csv',
 	'duckdb/csv/afl/20250211_csv_fuzz_crash/case_53.csv', 'duckdb/csv/empty_first_line.csv',
 	'duckdb/csv/error/mixedtypes.csv', 'duckdb/csv/fuzzing/6.csv');
 
 # Disagreements still open (reported, owned elsewhere or undecided); counted
 # and listed, failing only with CSVPIPE_CORPUS_STRICT=1:
 #   copy_ok_*_0A000      escape other than the quote: csvpipe refuses it
-#   copy_ok_(read|load)  empty_first_line.csv (an empty line before the
-#                        header is skipped, COPY takes it as the header),
-#                        mixedtypes*.csv (rows differ)
+#   copy_ok_(read|load)  mixedtypes*.csv (rows differ)
 #   copy_ok_*_22P04      "unterminated quoted field" where COPY accepts
 #   stop_*_not_first, stop_*_not_rejected_line, stop_*_unnamed
 #                        the stop-mode error's line is not the first line
@@ -86,7 +85,6 @@ my %known = map { $_ => 1 } (
 	'duckdb/csv/afl/3977/case_13.csv',
 	'duckdb/csv/afl/3977/case_14.csv',
 	'duckdb/csv/afl/3977/case_16.csv',
-	'duckdb/csv/afl/3977/case_17.csv',
 	'duckdb/csv/afl/3977/case_18.csv',
 	'duckdb/csv/afl/3977/case_19.csv',
 	'duckdb/csv/afl/3977/case_20.csv',
@@ -102,7 +100,6 @@ my %known = map { $_ => 1 } (
 	'duckdb/csv/afl/3977/case_57.csv',
 	'duckdb/csv/afl/3977/case_59.csv',
 	'duckdb/csv/afl/3977/case_6.csv',
-	'duckdb/csv/afl/3977/case_61.csv',
 	'duckdb/csv/afl/3977/case_65.csv',
 	'duckdb/csv/afl/3977/case_66.csv',
 	'duckdb/csv/afl/3977/case_69.csv',
@@ -120,13 +117,10 @@ my %known = map { $_ => 1 } (
 	'duckdb/csv/afl/4086/case_3.csv',
 	'duckdb/csv/afl/4496/crashes/case_0.csv',
 	'duckdb/csv/afl/5194/crashes/case_0.csv',
-	'duckdb/csv/afl/no_parameter/10.csv',
 	'duckdb/csv/afl/no_parameter/21.csv',
 	'duckdb/csv/afl/no_parameter/6.csv',
-	'duckdb/csv/afl/no_parameter/7.csv',
 	'duckdb/csv/afl/no_parameter/8.csv',
 	'duckdb/csv/afl/null_padding/30.csv',
-	'duckdb/csv/afl/null_padding/33.csv',
 	'duckdb/csv/afl/null_padding/38.csv',
 	'duckdb/csv/afl/null_padding/39.csv',
 	'duckdb/csv/afl/null_padding/6.csv',
@@ -136,7 +130,6 @@ my %known = map { $_ => 1 } (
 	'duckdb/csv/bad_escape.csv',
 	'duckdb/csv/bug_10273.csv',
 	'duckdb/csv/bug_7578.csv',
-	'duckdb/csv/empty_first_line.csv',
 	'duckdb/csv/empty_space_start_value.csv',
 	'duckdb/csv/error/mixedtypes.csv',
 	'duckdb/csv/error/mixedtypes_rn.csv',
