@@ -437,6 +437,26 @@ make_input_desc(CsvLoadTarget *t)
 	return desc;
 }
 
+/*
+ * The file's columns of a load into relid (csv_load_input_desc's desc),
+ * looked up under AccessShareLock only: a caller that starts workers before
+ * it waits for its RowExclusiveLock (csv_load_begin) uses it.
+ */
+TupleDesc
+csv_load_file_desc(Oid relid, List *attnames)
+{
+	CsvLoadTarget t;
+	TupleDesc	desc;
+
+	memset(&t, 0, sizeof(t));
+	t.rel = table_open(relid, AccessShareLock);
+	t.relname = RelationGetRelationName(t.rel);
+	t.attnums = target_attnums(t.rel, attnames, &t.nfields);
+	desc = make_input_desc(&t);
+	table_close(t.rel, NoLock);
+	return desc;
+}
+
 /* ---- the bulk-insert ring ---- */
 
 /*

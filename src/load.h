@@ -70,6 +70,7 @@ extern bool csv_load_append_only;
  * like them.  For csv_converter_create(); owned by the target.
  */
 extern TupleDesc csv_load_input_desc(CsvLoadTarget *t);
+extern TupleDesc csv_load_file_desc(Oid relid, List *attnames);
 
 /*
  * Queue one row (values/nulls in file-column order, as the converter makes

@@ -444,9 +444,12 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 	*rejected = 0;
 	*bytes = 0;
 
-	/* BEFORE STATEMENT triggers fire here, once */
-	T.target = csv_load_begin_ext(req->relid, req->attnames, flags);
-	T.desc = csv_load_input_desc(T.target);
+	/*
+	 * The workers start (and the job row is written) before this process
+	 * takes its RowExclusiveLock, so a load waiting for a lock is visible
+	 * in csvpipe.jobs and csvpipe.progress, and can be cancelled.
+	 */
+	T.desc = csv_load_file_desc(req->relid, req->attnames);
 
 	if (req->nworkers > 0)
 	{
@@ -493,6 +496,8 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 
 	if (T.L == NULL)
 	{
+		/* BEFORE STATEMENT triggers fire here, once */
+		T.target = csv_load_begin_ext(req->relid, req->attnames, flags);
 		if (req->on_error_skip)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -527,6 +532,8 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 	{
 		uint64		n;
 
+		/* the lock (waited for in sight), BEFORE STATEMENT triggers, once */
+		T.target = csv_load_begin_ext(req->relid, req->attnames, flags);
 		txn_consume(&T);
 		/* AFTER STATEMENT triggers and the queued AFTER triggers, once */
 		n = csv_load_end(T.target);
