@@ -495,7 +495,7 @@ SELECT 'R ' || job_id || ' ' || rows_loaded || ' ' || rows_rejected
 			}
 			my ($line) = $got =~ /, lines? (\d+)/;
 			# lone CRs and LFs in one file: line numbers may be off (README)
-			next if $data =~ /\r(?!\n)/ && $data =~ /(?<!\r)\n/;
+			next if $data =~ /\r(?!\n)/ && $data =~ /\n/;
 			if ($first && $k eq 'read_stop' && $line != $first->{line})
 			{
 				$fail->("stop_$k\_not_first", "$got; first rejected: line $first->{line} $first->{sqlstate}");
@@ -548,7 +548,7 @@ sub check_lines
 	{
 		$text = Encode::encode('UTF-8', Encode::decode($perl_enc{ $f->{encoding} } // $f->{encoding}, $data));
 	}
-	if ($text =~ /\r(?!\n)/ && $text =~ /(?<!\r)\n/)
+	if ($text =~ /\r(?!\n)/ && $text =~ /\n/)
 	{
 		# lone CRs and LFs both: line numbers follow the first line's end
 		# (README), this check does not model that; rows are still compared
@@ -606,6 +606,15 @@ sub check_lines
 	if ($err =~ /ERROR/)
 	{
 		$err =~ s/\s+/ /g;
+		# line ends mixed in one file (a lone CR with LFs, or a lone LF in a
+		# CRLF file): csvpipe reads each as a line end (README "CSV as found
+		# in the wild"), COPY refuses the rest, so it cannot be the reference
+		if ($err =~ /unquoted (newline|carriage return) found in data/
+			&& ($text =~ /\r(?!\n)/ && $text =~ /\n/ || $text =~ /\r\n/ && $text =~ /(?<!\r)\n/))
+		{
+			$classes{documented_mixed_line_ends_rest}++;
+			return;
+		}
 		$fail->(strict_or($err, 'skip_rest_copy_rejects'), "COPY of the lines not rejected: $err");
 		return;
 	}
