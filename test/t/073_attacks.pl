@@ -299,5 +299,21 @@ ok(!-e "$dir/fifo_opened", '... without opening it (the writer is still waiting)
 kill 'KILL', $writer;
 waitpid($writer, 0);
 
+# ---- (f) submit's priority: above 0 only for roles that may act on others' work ----
+sql('CREATE ROLE signaller LOGIN IN ROLE pg_read_server_files, pg_signal_backend');
+sql('CREATE TABLE t_prio (id int, v text); GRANT INSERT ON t_prio TO loader, signaller');
+my $fprio = write_rows('prio.csv', 10);
+($out, $err) = login('loader', "\\set VERBOSITY verbose\nSELECT csvpipe.submit('$fprio', 't_prio', priority => 1000000)");
+like($err, qr/ERROR:  42501: permission denied to submit with priority 1000000\nDETAIL:  Only superusers and roles with privileges of the "pg_signal_backend" role may submit jobs with a priority above 0/,
+	'a pg_read_server_files role cannot jump the queue');
+is(sql("SELECT count(*) FROM csvpipe.job WHERE target = 't_prio'::regclass"), '0', '... nothing is queued');
+($out, $err) = login('loader', "SELECT csvpipe.submit('$fprio', 't_prio', priority => -5)");
+like($out, qr/^\d+$/, '... it may lower its own jobs\' priority') or diag $err;
+is(sql("SELECT csvpipe.wait(" . ($out || 0) . ", '60s')"), 'done', '... which run');
+sql('TRUNCATE t_prio');
+($out, $err) = login('signaller', "SELECT csvpipe.submit('$fprio', 't_prio', priority => 10, force => true)");
+like($out, qr/^\d+$/, 'a pg_signal_backend role submits with a priority above 0') or diag $err;
+is(sql("SELECT csvpipe.wait(" . ($out || 0) . ", '60s')"), 'done', '... which runs');
+
 $node->stop;
 done_testing();
