@@ -193,6 +193,7 @@ typedef struct CsvFileId
 
 extern bool csv_path_is_allowed(const char *real);
 extern bool csv_path_inside(const char *path);
+extern char *csv_resolve_allowed(const char *path);
 extern int	csv_open_file(const char *path, int flags, struct stat *st,
 						  char **canonical);
 extern int	csv_open_checked(const char *path, struct stat *st);

@@ -320,6 +320,13 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	req.max_errors = PG_ARGISNULL(SUBMIT_ARG_MAX_ERRORS) ? -1 : PG_GETARG_INT64(SUBMIT_ARG_MAX_ERRORS);
 	csv_check_error_options(&req);
 	priority = PG_ARGISNULL(SUBMIT_ARG_PRIORITY) ? 0 : PG_GETARG_INT32(SUBMIT_ARG_PRIORITY);
+	/* jumping ahead of other roles' jobs is acting on them, as a cancel is */
+	if (priority > 0 && !superuser() &&
+		!has_privs_of_role(GetUserId(), ROLE_PG_SIGNAL_BACKEND))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to submit with priority %d", priority),
+				 errdetail("Only superusers and roles with privileges of the \"pg_signal_backend\" role may submit jobs with a priority above 0; any role may use 0 or less.")));
 	if (v1_1 && !PG_ARGISNULL(SUBMIT_ARG_FORCE))
 		force = PG_GETARG_BOOL(SUBMIT_ARG_FORCE);
 

@@ -45,8 +45,10 @@
 #include "run.h"
 #include "txn.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/stratnum.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -62,6 +64,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/fmgroids.h"
+#include "utils/snapmgr.h"
 #include "catalog/pg_authid.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
@@ -231,6 +235,87 @@ finish_job(CsvCoordArgs *args, bool wait)
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("no background worker slot free to finish csvpipe job " INT64_FORMAT, args->job_id),
 			 errhint("Run SELECT csvpipe.resolve_prepared() once a slot is free.")));
+}
+
+/*
+ * Did the coordinator that just exited finish the job?  Its process can be
+ * terminated like any other: before it recorded the job's end, or between
+ * the recorded decision and the last COMMIT PREPARED.  Finished means: the
+ * job row, read with the latest snapshot (the caller's may be older, in
+ * REPEATABLE READ), is in the state asked for, and no transaction named
+ * after the job is still prepared (pg_prepared_xacts is not MVCC).
+ */
+static bool
+job_finished(CsvCoordArgs *args)
+{
+	Oid			relid = csv_extension_relid("job");
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		done = false;
+	char	   *prefix;
+	CsvRows    *r;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	rel = table_open(relid, AccessShareLock);
+	ScanKeyInit(&key, get_attnum(relid, "job_id"), BTEqualStrategyNumber,
+				F_INT8EQ, Int64GetDatum(args->job_id));
+	scan = systable_beginscan(rel, InvalidOid, false, GetLatestSnapshot(), 1, &key);
+	if ((tup = systable_getnext(scan)) != NULL)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, get_attnum(relid, "state"),
+									 RelationGetDescr(rel), &isnull);
+
+		done = !isnull && strcmp(TextDatumGetCString(d), args->state) == 0;
+		if (done && args->action == CSV_COORD_COMMIT)
+		{
+			d = heap_getattr(tup, get_attnum(relid, "decision"),
+							 RelationGetDescr(rel), &isnull);
+			done = !isnull && strcmp(TextDatumGetCString(d), "commit") == 0;
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!done)
+		return false;
+
+	prefix = psprintf("csvpipe_%u_" INT64_FORMAT "_", MyDatabaseId, args->job_id);
+	values[0] = CStringGetTextDatum(prefix);
+	r = csv_internal_query("SELECT 1 FROM pg_catalog.pg_prepared_xacts "
+						   "WHERE pg_catalog.starts_with(gid, $1)",
+						   1, types, values, NULL);
+	return r->nrows == 0;
+}
+
+/*
+ * End a job that loaded: run the coordinator until the job is recorded as
+ * done and its parts committed.  A coordinator that was terminated on the
+ * way left it half done; the next one finishes it (recording the job's end
+ * again is harmless, committing goes by the recorded parts).  Returning
+ * success before that would let the caller see a load that returned
+ * without its rows, or a job that stays 'running'.
+ */
+static void
+finish_job_done(CsvCoordArgs *args)
+{
+	for (int attempt = 0;; attempt++)
+	{
+		finish_job(args, true);
+		if (job_finished(args))
+			return;
+		if (attempt >= 10)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("csvpipe could not finish job " INT64_FORMAT ": its coordinator kept failing",
+							args->job_id),
+					 errhint("See the server log; csvpipe.jobs has the job's state.")));
+		/* the earlier attempt counted them */
+		args->retries = 0;
+		pg_usleep(100000L);
+	}
 }
 
 
@@ -772,7 +857,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		args.rows_loaded = rows;
 		args.bytes = bytes;
 		csv_progress_phase("committing");
-		finish_job(&args, true);
+		finish_job_done(&args);
 		QueryCancelPending = false;
 		RESUME_INTERRUPTS();
 	}
@@ -1032,6 +1117,30 @@ csv_load_options_json(CsvLoadRequest *req)
 PG_FUNCTION_INFO_V1(csvpipe_resume);
 
 /*
+ * Serialize the resumes of one load job: a transaction-level lock, taken
+ * without waiting, before the job row is read.  Two sessions that both read
+ * the job as failed would both load the file, and the loser would then
+ * record the winner's job as failed.  Not a row lock on the job row: worker
+ * 0 and the coordinator update that row in their own transactions while
+ * the resuming one waits for them.  An advisory tag whose last field no SQL
+ * function can produce (the pg_advisory_* functions use 1 and 2, submit
+ * 0x4353), so no role can take it to block a resume.  Kept until the
+ * transaction ends: by then the job's end is committed, and the next resume
+ * reads it.
+ */
+#define CSV_RESUME_LOCK_KIND	0x4352	/* "CR" */
+
+static bool
+resume_lock(int64 job_id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ((uint64) job_id >> 32),
+						 (uint32) job_id, CSV_RESUME_LOCK_KIND);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
  * csvpipe.resume(job): finish a load whose leader died.  A chunked job
  * loads only the chunks absent from the ledger; an atomic one is loaded
  * again from the start once its prepared parts are settled.  The file must
@@ -1077,6 +1186,23 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 		result[0] = Int64GetDatum(job_id);
 		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc), result, resnulls)));
 	}
+
+	/*
+	 * It decides from the job row, so it must see the latest one: a snapshot
+	 * older than another session's resume would load the file again.
+	 */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("csvpipe.resume cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("Its snapshot may not show another session's resume of the job.")));
+
+	/* one session at a time, before the job row is read (see resume_lock) */
+	if (!resume_lock(job_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("csvpipe job " INT64_FORMAT " is being resumed by another session", job_id),
+				 errdetail("Only one session at a time can resume a job.")));
 
 	memset(&req, 0, sizeof(req));
 	values[0] = Int64GetDatum(job_id);

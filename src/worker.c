@@ -990,15 +990,26 @@ txn_skip_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	flush_tuples(ws);
 }
 
+/*
+ * Open the file as the leader did (csv_open_file: privileges of the job's
+ * role, csvpipe.allowed_dirs, no symbolic link followed, regular files
+ * only, fstat of the fd), then check it is the very file the leader opened:
+ * the path may have been replaced meanwhile.  Never a plain open of the
+ * path, which would follow links and could open a FIFO or a device (and
+ * block or act) before the identity check.  The checks need a transaction;
+ * the fd belongs to TopMemoryContext, for the worker's whole life.
+ */
 static void
 open_file(WorkerState *ws)
 {
-	ws->fd = BasicOpenFile(ws->errpos.path, O_RDONLY | O_NONBLOCK | PG_BINARY);
-	if (ws->fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\" for reading: %m", ws->errpos.path)));
-	/* the very file the leader opened: the path may have been replaced */
+	struct stat st;
+	MemoryContext old;
+
+	StartTransactionCommand();
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	ws->fd = csv_open_file(ws->errpos.path, 0, &st, NULL);
+	MemoryContextSwitchTo(old);
+	CommitTransactionCommand();
 	csv_check_file_unchanged(ws->fd, ws->errpos.path, &ws->shared->file, -1);
 }
 
