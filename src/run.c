@@ -828,7 +828,13 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 			args.rows_rejected = csv_leader_rejected(L);
 			args.retries = (int32) csv_leader_retries(L);
 			args.bytes = csv_leader_bytes(L);
-			(void) csv_txn_run_coordinator(&args, false);
+			/*
+			 * Wait for it: the job is recorded failed or cancelled (and its
+			 * parts rolled back) before the caller sees the error, so a
+			 * resume right after the error is not refused as "still
+			 * running".
+			 */
+			(void) csv_txn_run_coordinator(&args, true);
 			RESUME_INTERRUPTS();
 			PG_RE_THROW();
 		}

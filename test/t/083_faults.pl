@@ -232,6 +232,7 @@ for my $run (1 .. $runs)
 	# the leader's session stays open after its load (a pg_sleep the test
 	# ends): what it leaves behind must settle while it lives
 	my $h = IPC::Run::start([ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c', $q,
+			'-c', "SELECT 'state:' || state FROM csvpipe.jobs WHERE job_id = (SELECT max(job_id) FROM csvpipe.job)",
 			'-c', 'SELECT pg_sleep(60)' ], '>', \$out, '2>', \$err);
 	local $ENV{PGAPPNAME} = 'faulter';
 	IPC::Run::run([ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c', fault_sql($kind, $delay, $after) ],
@@ -241,9 +242,12 @@ for my $run (1 .. $runs)
 	while (time() - $t0 < 60)
 	{
 		$h->pump_nb;
-		last if $out =~ /^\d+\|/m || $err =~ /ERROR:|FATAL:|server closed/ || !$h->pumpable;
+		last if $out =~ /^state:/m || $err =~ /FATAL:|server closed/ || !$h->pumpable;
 		usleep(20_000);
 	}
+	# an ERROR reaches the client once the job's end is recorded
+	my ($state_at_error) = $err =~ /ERROR:/ ? $out =~ /^state:(\w+)/m : ('');
+	$state_at_error //= '';
 	my $hit = $ferr =~ /hit/ ? 'hit' : 'miss';
 	my $job = sql("SELECT max(job_id) FROM csvpipe.job");
 	if ($job eq '' || $job <= $max_job)
@@ -281,6 +285,8 @@ for my $run (1 .. $runs)
 		fail_run($desc, "success but $n rows / state $state rows_loaded $rl")
 		  unless $n == $ngood && $state eq 'done' && $rl == $ngood && $rr == ($skip ? $nbad : 0);
 	}
+	fail_run($desc, "the load ended in ERROR while its job was still '$state_at_error'")
+	  if $state_at_error eq 'running';
 	fail_run($desc, "the load ended in ERROR but its job is 'done'")
 	  if !$ok && $err =~ /ERROR:/ && $state eq 'done';
 	if ($atomic eq 'true')

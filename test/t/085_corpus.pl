@@ -74,17 +74,7 @@ my $strict = $ENV{CSVPIPE_CORPUS_STRICT} // 0;
 # the files of those disagreements on the full corpus (main of 2025-11-30,
 # after the lone-CR fix): a new file failing, or a new class, fails
 my %known = map { $_ => 1 } (
-	'duckdb/csv/14512_og.csv',
-	'duckdb/csv/afl/20250211_csv_fuzz_crash/case_53.csv',
 	'duckdb/csv/afl/3977/case_50.csv',
-	'duckdb/csv/afl/4086/case_2.csv',
-	'duckdb/csv/afl/4086/case_3.csv',
-	'duckdb/csv/afl/4496/crashes/case_0.csv',
-	'duckdb/csv/auto/multi_column_string_mix.csv',
-	'duckdb/csv/fuzzing/32.csv',
-	'duckdb/csv/mixed_new_line.csv',
-	'duckdb/csv/mixed_new_line_2.csv',
-	'duckdb/csv/one_r_n_two.csv',
 	'pollock/csv/file_escape_char_0x5C.csv',
 	'pollock/csv/file_quotation_char_0x27.csv',
 );
