@@ -56,14 +56,15 @@ timed() {   # SQL
     local out
     out=$("${PSQL[@]}" -At <<EOF
 SELECT pg_backend_pid() AS pid \gset
+\setenv LEADER_PID :pid
 \o /dev/null
 SELECT 1;
 \o
-\! awk '{ print \$14 + \$15 }' /proc/:pid/stat > $WORK/cpu0
+\! awk '{ print \$14 + \$15 }' /proc/\$LEADER_PID/stat > $WORK/cpu0
 \timing on
 $1;
 \timing off
-\! awk '{ print \$14 + \$15 }' /proc/:pid/stat > $WORK/cpu1
+\! awk '{ print \$14 + \$15 }' /proc/\$LEADER_PID/stat > $WORK/cpu1
 EOF
 )
     local ms
