@@ -23,6 +23,11 @@
  * Ordered reads take rows only from the worker holding the next chunk in
  * file order; the others block on their full reply queues meanwhile.
  *
+ * A transaction-mode load is an ordered read whose replies are entries
+ * (CSV_MSG_ROWS: a row with its line, or a rejected record) taken with
+ * csv_leader_next_entry(); run.c inserts the rows in the caller's
+ * transaction, in file order, as COPY would.
+ *
  *-------------------------------------------------------------------------
  */
 #include "parallel.h"
@@ -480,7 +485,8 @@ drain_replies(CsvLeader *L, int w)
 				}
 				csv_pool_rethrow(L->pool, w, msg, nbytes);	/* does not return */
 			}
-			if (msg[0] == CSV_MSG_TUPLE || msg[0] == CSV_MSG_BATCH)
+			if (msg[0] == CSV_MSG_TUPLE || msg[0] == CSV_MSG_BATCH ||
+				msg[0] == CSV_MSG_ROWS)
 				continue;
 			(void) handle_reply(L, w, msg, nbytes, &tuple);
 		}
@@ -704,6 +710,12 @@ handle_reply(CsvLeader *L, int w, char *data, Size nbytes, MinimalTuple *tuple)
 		case CSV_MSG_BATCH:
 			*tuple = (MinimalTuple) (data + REPLY_HEADER);
 			L->batch_ptr = (char *) *tuple + MAXALIGN((*tuple)->t_len);
+			L->batch_end = data + nbytes;
+			return true;
+		case CSV_MSG_ROWS:
+			/* transaction mode: entries, taken by csv_leader_next_entry */
+			*tuple = NULL;
+			L->batch_ptr = data + REPLY_HEADER;
 			L->batch_end = data + nbytes;
 			return true;
 		case CSV_MSG_CHUNK_DONE:
@@ -1048,6 +1060,99 @@ csv_leader_next_row(CsvLeader *L, Datum *values, bool *nulls)
 		if (!progress && got == 0)
 			wait_for_progress(L);
 	}
+}
+
+/*
+ * Transaction mode: the next entry (a row, or a rejected record) in file
+ * order; *payload follows the header.  Both stay valid until the next
+ * call.  False when every worker is done.
+ */
+bool
+csv_leader_next_entry(CsvLeader *L, CsvRowHeader **hdr, char **payload)
+{
+	for (;;)
+	{
+		MinimalTuple tuple = NULL;
+		bool		progress;
+		int			got;
+
+		if (L->batch_ptr != NULL && L->batch_ptr < L->batch_end)
+		{
+			CsvRowHeader *h = (CsvRowHeader *) L->batch_ptr;
+
+			*hdr = h;
+			*payload = L->batch_ptr + sizeof(CsvRowHeader);
+			L->batch_ptr += sizeof(CsvRowHeader) + MAXALIGN(h->size);
+			return true;
+		}
+		L->batch_ptr = L->batch_end = NULL;
+
+		/* the worker that sent the last batch most likely has the next */
+		if (L->last_worker >= 0 && L->pool->alive[L->last_worker])
+		{
+			int			w = L->last_worker;
+			Size		nbytes;
+			void	   *data;
+
+			/* keep the workers fed while rows stream in */
+			if ((++L->fast_rows & 15) == 0)
+				(void) dispatch(L);
+			if (shm_mq_receive(L->pool->reply[w], &nbytes, &data, true) == SHM_MQ_SUCCESS)
+			{
+				if (handle_reply(L, w, data, nbytes, &tuple))
+					continue;
+				/* a chunk's end: the next chunk may be another worker's */
+			}
+			L->last_worker = -1;
+		}
+
+		CHECK_FOR_INTERRUPTS();
+		progress = dispatch(L);
+		got = collect(L, &tuple);
+		if (got == 2)
+			continue;
+		if (all_finished(L))
+			return false;
+		if (!progress && got == 0)
+			wait_for_progress(L);
+	}
+}
+
+/*
+ * Transaction mode: a record's raw bytes, read back from the file (at most
+ * maxlen of them), for csvpipe.rejected.
+ */
+char *
+csv_leader_read_raw(CsvLeader *L, int64 offset, int64 length, int64 maxlen, int64 *got)
+{
+	int64		want = Min(length, maxlen);
+	char	   *buf = palloc(want + 1);
+	int64		done = 0;
+
+	while (done < want)
+	{
+		ssize_t		n = pread(L->fd, buf + done, want - done, offset + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", L->errpos->path)));
+		if (n == 0)
+			break;
+		done += n;
+	}
+	buf[done] = '\0';
+	*got = done;
+	return buf;
+}
+
+/* Transaction mode: the chunk whose entries are being returned */
+int64
+csv_leader_current_chunk(CsvLeader *L)
+{
+	return L->next_emit;
 }
 
 /* load: drive the whole file through the workers */

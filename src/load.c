@@ -87,6 +87,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
+#include "utils/portal.h"
 
 PG_FUNCTION_INFO_V1(csvpipe_load_serial);
 
@@ -139,6 +141,7 @@ struct CsvLoadTarget
 	TransitionCaptureState *transition_capture;
 	CommandId	mycid;
 	int			ti_options;
+	bool		stmt_triggers;	/* fire BEFORE/AFTER STATEMENT triggers */
 	LoadInsertMethod method;
 	TupleTableSlot *singleslot; /* rows in the target's format */
 	BulkInsertState bistate;	/* one-at-a-time inserts */
@@ -434,6 +437,26 @@ make_input_desc(CsvLoadTarget *t)
 	return desc;
 }
 
+/*
+ * The file's columns of a load into relid (csv_load_input_desc's desc),
+ * looked up under AccessShareLock only: a caller that starts workers before
+ * it waits for its RowExclusiveLock (csv_load_begin) uses it.
+ */
+TupleDesc
+csv_load_file_desc(Oid relid, List *attnames)
+{
+	CsvLoadTarget t;
+	TupleDesc	desc;
+
+	memset(&t, 0, sizeof(t));
+	t.rel = table_open(relid, AccessShareLock);
+	t.relname = RelationGetRelationName(t.rel);
+	t.attnums = target_attnums(t.rel, attnames, &t.nfields);
+	desc = make_input_desc(&t);
+	table_close(t.rel, NoLock);
+	return desc;
+}
+
 /* ---- the bulk-insert ring ---- */
 
 /*
@@ -721,6 +744,42 @@ flush_all(CsvLoadTarget *t, ResultRelInfo *keep_rri)
 CsvLoadTarget *
 csv_load_begin(Oid relid, List *attnames)
 {
+	return csv_load_begin_ext(relid, attnames, 0);
+}
+
+/*
+ * COPY FREEZE's rules and errors (copyfrom.c): not a partitioned table, no
+ * earlier snapshot or open cursor of this transaction that could see the
+ * table's old contents, and the table created or truncated in the current
+ * subtransaction.
+ */
+static void
+check_freeze(Relation rel)
+{
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot perform COPY FREEZE on a partitioned table")));
+	/* as copyfrom.c: the catalog snapshot does not count */
+	InvalidateCatalogSnapshot();
+	if (!ThereAreNoPriorRegisteredSnapshots() || !ThereAreNoReadyPortals())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("cannot perform COPY FREEZE because of prior transaction activity")));
+	if (rel->rd_createSubid != GetCurrentSubTransactionId() &&
+#if PG_VERSION_NUM >= 160000
+		rel->rd_newRelfilelocatorSubid != GetCurrentSubTransactionId())
+#else
+		rel->rd_newRelfilenodeSubid != GetCurrentSubTransactionId())
+#endif
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot perform COPY FREEZE because the table was not created or truncated in the current subtransaction")));
+}
+
+CsvLoadTarget *
+csv_load_begin_ext(Oid relid, List *attnames, int flags)
+{
 	MemoryContext cxt;
 	MemoryContext oldcxt;
 	CsvLoadTarget *t;
@@ -741,6 +800,7 @@ csv_load_begin(Oid relid, List *attnames)
 	t->pool_cb.func = slot_pool_release;
 	t->pool_cb.arg = t;
 	MemoryContextRegisterResetCallback(cxt, &t->pool_cb);
+	t->stmt_triggers = (flags & CSV_LOAD_NO_STMT_TRIGGERS) == 0;
 
 	/* as DoCopy: lock, columns, privileges, row-level security */
 	rel = table_open(relid, RowExclusiveLock);
@@ -778,6 +838,11 @@ csv_load_begin(Oid relid, List *attnames)
 		t->ti_options |= TABLE_INSERT_SKIP_FSM;
 	if (csv_load_append_only)
 		t->ti_options |= TABLE_INSERT_SKIP_FSM;
+	if (flags & CSV_LOAD_FREEZE)
+	{
+		check_freeze(rel);
+		t->ti_options |= TABLE_INSERT_FROZEN;
+	}
 
 	estate = t->estate = CreateExecutorState();
 	estate->es_output_cid = t->mycid;
@@ -846,7 +911,8 @@ csv_load_begin(Oid relid, List *attnames)
 
 	/* BEFORE STATEMENT triggers, once, as COPY fires them */
 	MemoryContextSwitchTo(estate->es_query_cxt);
-	ExecBSInsertTriggers(estate, rri);
+	if (t->stmt_triggers)
+		ExecBSInsertTriggers(estate, rri);
 
 	POP_LOAD_CONTEXT(errcallback);
 	MemoryContextSwitchTo(oldcxt);
@@ -1068,7 +1134,8 @@ csv_load_end(CsvLoadTarget *t)
 	t->bistate = NULL;
 
 	/* AFTER STATEMENT triggers, then every queued AFTER trigger */
-	ExecASInsertTriggers(estate, rri, t->transition_capture);
+	if (t->stmt_triggers)
+		ExecASInsertTriggers(estate, rri, t->transition_capture);
 	AfterTriggerEndQuery(estate);
 
 	ExecResetTupleTable(estate->es_tupleTable, false);

@@ -44,6 +44,18 @@ typedef struct CsvLoadTarget CsvLoadTarget;
 extern CsvLoadTarget *csv_load_begin(Oid relid, List *attnames);
 
 /*
+ * csv_load_begin with flags:
+ *	CSV_LOAD_FREEZE: rows inserted frozen, with COPY FREEZE's checks and
+ *		errors (the table created or truncated in the current
+ *		subtransaction, no prior snapshot or open cursor, not partitioned);
+ *	CSV_LOAD_NO_STMT_TRIGGERS: no BEFORE/AFTER STATEMENT triggers (a batch
+ *		of a load whose statement triggers another target fires once).
+ */
+#define CSV_LOAD_FREEZE				0x01
+#define CSV_LOAD_NO_STMT_TRIGGERS	0x02
+extern CsvLoadTarget *csv_load_begin_ext(Oid relid, List *attnames, int flags);
+
+/*
  * csv_load_begin()'s column and privilege checks alone (COPY's rules and
  * errors: INSERT on the table or on every target column), for entry points
  * that check before they start the load.
@@ -58,6 +70,7 @@ extern bool csv_load_append_only;
  * like them.  For csv_converter_create(); owned by the target.
  */
 extern TupleDesc csv_load_input_desc(CsvLoadTarget *t);
+extern TupleDesc csv_load_file_desc(Oid relid, List *attnames);
 
 /*
  * Queue one row (values/nulls in file-column order, as the converter makes

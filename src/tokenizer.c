@@ -629,6 +629,20 @@ void
 csv_tokenizer_mark_bad(CsvTokenizer *tok, int sqlerrcode, const char *message,
 					   int64 line_no)
 {
+	/*
+	 * Bytes invalid in the encoding win over a malformed quote found
+	 * earlier in the same record: skip mode checks a record's bytes before
+	 * tokenizing it, so stop and skip report the same SQLSTATE.
+	 */
+	if (tok->row_bad && tok->row_bad_info.sqlerrcode == ERRCODE_BAD_COPY_FILE_FORMAT)
+	{
+		tok->row_bad_info.sqlerrcode = sqlerrcode;
+		tok->row_bad_info.message = MemoryContextStrdup(tok->bad_cxt, message);
+		tok->row_bad_info.hint = NULL;
+		tok->row_bad_info.line_no = line_no;
+		tok->row_bad_info.field_no = 0; /* its fields were dropped: unknown */
+		return;
+	}
 	/* a previous record's CR may be followed by its LF: not this record */
 	set_row_bad(tok, sqlerrcode, message, NULL, line_no,
 				tok->nfields - tok->row_first_field + 1);
@@ -706,10 +720,21 @@ csv_record_raise_bad(const CsvRecord *rec, CsvErrorPosition *errpos)
 {
 	const CsvBadRecord *bad = rec->bad;
 
-	errpos->line_no = bad->line_no;
+	/*
+	 * The record's first line, the line skip mode rejects; a record that
+	 * spans lines says where in it the error is.
+	 */
+	errpos->line_no = rec->line_no;
 	errpos->field_no = bad->field_no;
 	errpos->column = NULL;
 	errpos->value = NULL;
+	if (bad->line_no != rec->line_no && bad->detail == NULL)
+		ereport(ERROR,
+				(errcode(bad->sqlerrcode),
+				 errmsg_internal("%s", bad->message),
+				 errdetail("The record starts on line " INT64_FORMAT "; the error is on line " INT64_FORMAT ".",
+						   rec->line_no, bad->line_no),
+				 bad->hint ? errhint("%s", bad->hint) : 0));
 	ereport(ERROR,
 			(errcode(bad->sqlerrcode),
 			 errmsg_internal("%s", bad->message),

@@ -32,7 +32,7 @@ system("cp $dir/half.csv $dir/dup.csv && tail -n +2 $dir/half.csv >> $dir/dup.cs
 my $half = (-s "$dir/half.csv") - length("id,ts,name,amount,flag\n");
 sql("CREATE TABLE pk_target ($narrow, PRIMARY KEY (id))");
 my ($ret, $out, $err) = $node->psql('postgres',
-	"SELECT csvpipe.load('$dir/dup.csv', 'pk_target', workers => 2, chunk_size => $half)",
+	"SELECT csvpipe.load('$dir/dup.csv', 'pk_target', workers => 2, mode => 'prepared', chunk_size => $half)",
 	timeout => 60);
 like($err, qr/waits for a row that another part of the same atomic load inserted/,
 	'atomic: keys duplicated across workers are reported, not a hang');
@@ -43,7 +43,7 @@ pass('atomic: no prepared transaction left');
 
 # within one worker it is a plain unique violation, with the line
 ($ret, $out, $err) = $node->psql('postgres',
-	"SELECT csvpipe.load('$dir/dup.csv', 'pk_target', workers => 1)", timeout => 60);
+	"SELECT csvpipe.load('$dir/dup.csv', 'pk_target', workers => 1, mode => 'prepared')", timeout => 60);
 like($err, qr/duplicate key value violates unique constraint.*line 10002/s,
 	'atomic, one worker: the unique violation names the first duplicate line');
 
@@ -87,7 +87,7 @@ system("$gen narrow 3000000 4 > $dir/big.csv") == 0 or die;
 sql("CREATE TABLE crash_target ($narrow)");
 my $bg = $node->background_psql('postgres', on_error_stop => 0);
 $bg->query_until(qr/started/, qq{\\echo started
-SELECT csvpipe.load('$dir/big.csv', 'crash_target', workers => 2, chunk_size => 1000000);
+SELECT csvpipe.load('$dir/big.csv', 'crash_target', workers => 2, mode => 'prepared', chunk_size => 1000000);
 });
 $node->poll_query_until('postgres',
 	"SELECT count(*) > 0 FROM csvpipe.job WHERE path = '$dir/big.csv' AND state = 'running'")

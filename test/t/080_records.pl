@@ -390,5 +390,35 @@ for my $w (1, 2)
 ($ret, $out, $err) = lpsql("SELECT count(*) FROM csvpipe.read('$dir/efl_bad.csv') AS t(a text, b text)");
 like($err, qr/quote character inside an unquoted field.*efl_bad.csv", line 2, column a/s, 'efl_bad, read stop: line 2 named');
 
+# ==== 8. stop and skip name the same bad record, with the same SQLSTATE (corpus: fuzzing/6, afl case_63) ====
+# A record spanning lines 3-5 with an invalid byte on line 4: stop mode names
+# line 3 (the record's first line, the line skip mode rejects), the byte's
+# own line in the detail.  A record with a stray quote and an invalid byte
+# is bad for its bytes (22021) in every mode, as skip mode rejects it.
+write_file("$dir/span_bad.csv", "v\n1\n\"a\nb\xff\nc\"\n2\n");
+write_file("$dir/both_bad.csv", "v,w\n1,2\n3,a\"b\xff\n4,5\n");
+for my $case ([ 'span_bad', 'v text', 3, '1 2', qr/DETAIL:  The record starts on line 3; the error is on line 4\./ ],
+	[ 'both_bad', 'v text, w text', 3, '1/2 4/5', qr/^/ ])
+{
+	my ($f, $cols, $line, $rows, $detail) = @$case;
+	my $expr = $cols =~ /w/ ? "v || '/' || w" : 'v';
+	for my $w (0, 2)
+	{
+		($ret, $out, $err) = lpsql("SELECT count(*) FROM csvpipe.read('$dir/$f.csv', workers => $w, chunk_size => 4) AS t($cols)");
+		like($err, qr/ERROR:  invalid byte sequence for encoding "UTF8": 0xff\n(?:.*\n)?.*CONTEXT:  csvpipe.read "[^"]*$f.csv", line $line\b/,
+			"$f, read stop, $w workers: 22021 on line $line");
+		like($err, $detail, "$f, read stop, $w workers: detail");
+		is(lsql("SELECT string_agg($expr, ' ' ORDER BY v) FROM csvpipe.read('$dir/$f.csv', workers => $w, chunk_size => 4, on_error => 'skip') AS t($cols)"),
+			$rows, "$f, read skip, $w workers: the other rows");
+	}
+	lsql("CREATE TABLE ${f}_t ($cols)");
+	($ret, $out, $err) = lpsql("SELECT csvpipe.load('$dir/$f.csv', '${f}_t', workers => 2, chunk_size => 4)");
+	like($err, qr/ERROR:  invalid byte sequence for encoding "UTF8": 0xff\n(?:.*\n)?.*CONTEXT:  csvpipe.load "[^"]*$f.csv", line $line\b/,
+		"$f, load stop: 22021 on line $line");
+	my $r = lsql("SELECT job_id FROM csvpipe.load('$dir/$f.csv', '${f}_t', workers => 2, chunk_size => 4, on_error => 'skip', atomic => false)");
+	is(lsql("SELECT line_no || ' ' || sqlstate FROM csvpipe.errors WHERE job_id = $r"), "$line 22021",
+		"$f, load skip: line $line rejected, 22021");
+}
+
 $node->stop;
 done_testing();
