@@ -185,10 +185,13 @@ REVOKE ALL ON csvpipe.job, csvpipe.chunks, csvpipe.rejected FROM PUBLIC;
 -- csvpipe.purge has removed the job that loaded it: one row per file
 -- identity (canonical path, device, inode, size, mtime) loaded into a
 -- target by a role.  Written by purge from the 'done' jobs it removes.
+-- target and submitted_by are regclass and regrole, not oid: pg_dump writes
+-- them as names, so a restore into another cluster (other oids) keeps each
+-- record on its table and role (an oid would point at whatever got it there).
 CREATE TABLE csvpipe.loaded_file (
-    target        oid NOT NULL,
+    target        pg_catalog.regclass NOT NULL,
     path          text NOT NULL,
-    submitted_by  oid NOT NULL,
+    submitted_by  pg_catalog.regrole NOT NULL,
     file_size     bigint NOT NULL,
     file_dev      bigint NOT NULL,
     file_ino      bigint NOT NULL,

@@ -288,6 +288,18 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 				 errmsg("csvpipe.submit: path and target must not be NULL")));
 	require_launcher_database("csvpipe.submit");
 
+	/*
+	 * "Once per file" reads the jobs after taking the file's submit lock: a
+	 * transaction snapshot older than another session's submit (or than
+	 * that job's 'done') would not see it and queue the file again.
+	 */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("csvpipe.submit cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("Its snapshot may predate another session's job for the same file, which would then be loaded twice."),
+				 errhint("Call it in a READ COMMITTED transaction.")));
+
 	memset(&req, 0, sizeof(req));
 	pattern = text_to_cstring(PG_GETARG_TEXT_PP(SUBMIT_ARG_PATH));
 	req.relid = PG_GETARG_OID(SUBMIT_ARG_TARGET);

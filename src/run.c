@@ -242,8 +242,9 @@ finish_job(CsvCoordArgs *args, bool wait)
  * terminated like any other: before it recorded the job's end, or between
  * the recorded decision and the last COMMIT PREPARED.  Finished means: the
  * job row, read with the latest snapshot (the caller's may be older, in
- * REPEATABLE READ), is in the state asked for, and no transaction named
- * after the job is still prepared (pg_prepared_xacts is not MVCC).
+ * REPEATABLE READ), is in the state asked for, and no verified part of the
+ * job is still prepared (pg_prepared_xacts is not MVCC; a name someone
+ * else prepared, here or in another database, is not a part).
  */
 static bool
 job_finished(CsvCoordArgs *args)
@@ -254,10 +255,6 @@ job_finished(CsvCoordArgs *args)
 	ScanKeyData key;
 	HeapTuple	tup;
 	bool		done = false;
-	char	   *prefix;
-	CsvRows    *r;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
 
 	rel = table_open(relid, AccessShareLock);
 	ScanKeyInit(&key, get_attnum(relid, "job_id"), BTEqualStrategyNumber,
@@ -282,12 +279,8 @@ job_finished(CsvCoordArgs *args)
 	if (!done)
 		return false;
 
-	prefix = psprintf("csvpipe_%u_" INT64_FORMAT "_", MyDatabaseId, args->job_id);
-	values[0] = CStringGetTextDatum(prefix);
-	r = csv_internal_query("SELECT 1 FROM pg_catalog.pg_prepared_xacts "
-						   "WHERE pg_catalog.starts_with(gid, $1)",
-						   1, types, values, NULL);
-	return r->nrows == 0;
+	/* a verified part of this run, in this database (not a squatted name) */
+	return !csv_txn_job_has_parts(args->job_id);
 }
 
 /*
@@ -306,6 +299,14 @@ finish_job_done(CsvCoordArgs *args)
 		finish_job(args, true);
 		if (job_finished(args))
 			return;
+		/*
+		 * The coordinator was terminated.  If the leader is being
+		 * terminated too (give its signal a moment to arrive), it goes: the
+		 * launcher settles the job from what is recorded.
+		 */
+		pg_usleep(200000L);
+		if (ProcDiePending)
+			return;
 		if (attempt >= 10)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -314,7 +315,6 @@ finish_job_done(CsvCoordArgs *args)
 					 errhint("See the server log; csvpipe.jobs has the job's state.")));
 		/* the earlier attempt counted them */
 		args->retries = 0;
-		pg_usleep(100000L);
 	}
 }
 
