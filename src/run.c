@@ -337,6 +337,9 @@ typedef struct TxnLoad
 	int			nbatch;
 	MemoryContext batch_cxt;
 	MemoryContext err_cxt;
+	/* skip mode: rows of a batch for the statement's transition table */
+	bool		new_table;
+	MemoryContext collect_cxt;
 	int64		inserted;
 	int64		rejected;
 } TxnLoad;
@@ -396,6 +399,7 @@ typedef struct TxnInsertArgs
 	int			lo;
 	int			hi;
 	int64		inserted;
+	List	   *collected;		/* rows for T->target's NEW TABLE */
 } TxnInsertArgs;
 
 /* batch rows [lo, hi) through a target of their own (no statement triggers) */
@@ -407,6 +411,8 @@ txn_insert_rows(void *arg)
 	CsvLoadTarget *t = csv_load_begin_ext(T->req->relid, T->req->attnames,
 										  CSV_LOAD_NO_STMT_TRIGGERS);
 
+	if (T->new_table)
+		csv_load_collect_new_rows(t, &a->collected, T->collect_cxt);
 	for (int i = a->lo; i < a->hi; i++)
 	{
 		txn_deform(T, T->btup[i]);
@@ -424,7 +430,7 @@ txn_insert_batch(TxnLoad *T, int lo, int hi)
 
 	for (;;)
 	{
-		TxnInsertArgs a = {T, lo, hi, 0};
+		TxnInsertArgs a = {T, lo, hi, 0, NIL};
 		ErrorData  *edata;
 
 		CHECK_FOR_INTERRUPTS();
@@ -432,8 +438,16 @@ txn_insert_batch(TxnLoad *T, int lo, int hi)
 		if (edata == NULL)
 		{
 			T->inserted += a.inserted;
+			/*
+			 * The batch's rows stay: they join the statement's transition
+			 * table (its own went with its target), so AFTER STATEMENT
+			 * triggers see every row inserted, and only those, as COPY's do.
+			 */
+			csv_load_add_new_rows(T->target, a.collected);
+			MemoryContextReset(T->collect_cxt);
 			return;
 		}
+		MemoryContextReset(T->collect_cxt);
 		if (csv_error_is_transient(edata) && attempt < csvpipe_max_retries)
 		{
 			attempt++;
@@ -601,6 +615,8 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 										ALLOCSET_DEFAULT_SIZES);
 	T.err_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe load errors",
 									  ALLOCSET_DEFAULT_SIZES);
+	T.collect_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe load transition rows",
+										  ALLOCSET_DEFAULT_SIZES);
 	if (T.isolate)
 	{
 		T.btup = palloc(sizeof(MinimalTuple) * TXN_SKIP_BATCH);
@@ -619,6 +635,7 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 
 		/* the lock (waited for in sight), BEFORE STATEMENT triggers, once */
 		T.target = csv_load_begin_ext(req->relid, req->attnames, flags);
+		T.new_table = T.isolate && csv_load_has_new_table(T.target);
 		txn_consume(&T);
 		/* AFTER STATEMENT triggers and the queued AFTER triggers, once */
 		n = csv_load_end(T.target);
