@@ -10,10 +10,13 @@
 -- csvpipe.purge has removed the job that loaded it: one row per file
 -- identity (canonical path, device, inode, size, mtime) loaded into a
 -- target by a role.  Written by purge from the 'done' jobs it removes.
+-- target and submitted_by are regclass and regrole, not oid: pg_dump writes
+-- them as names, so a restore into another cluster (other oids) keeps each
+-- record on its table and role (an oid would point at whatever got it there).
 CREATE TABLE csvpipe.loaded_file (
-    target        oid NOT NULL,
+    target        pg_catalog.regclass NOT NULL,
     path          text NOT NULL,
-    submitted_by  oid NOT NULL,
+    submitted_by  pg_catalog.regrole NOT NULL,
     file_size     bigint NOT NULL,
     file_dev      bigint NOT NULL,
     file_ino      bigint NOT NULL,
@@ -83,7 +86,8 @@ SELECT j.job_id,
 COMMENT ON VIEW csvpipe.jobs
 IS 'every load job with live counters; path, error, options, rows_loaded, rows_rejected, bytes, failures and backoff_until only for jobs of roles whose privileges you have (all for pg_read_all_stats)';
 
--- csvpipe.submit gains force (a new signature: the old one goes)
+-- csvpipe.submit gains force, and mode replaces atomic (see csvpipe.load
+-- below); a new signature: the old one goes
 DROP FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, boolean, bigint, text, bigint, int);
 
 CREATE FUNCTION csvpipe.submit(
@@ -98,17 +102,18 @@ CREATE FUNCTION csvpipe.submit(
     null_string text DEFAULT '',
     encoding text DEFAULT NULL,
     skip_rows bigint DEFAULT 0,
-    atomic boolean DEFAULT true,
+    mode text DEFAULT 'transaction',
     chunk_size bigint DEFAULT NULL,
     on_error text DEFAULT 'stop',
     max_errors bigint DEFAULT NULL,
     priority int DEFAULT 0,
-    force boolean DEFAULT false)
+    force boolean DEFAULT false,
+    atomic boolean DEFAULT NULL)
 RETURNS SETOF bigint
 AS 'MODULE_PATHNAME', 'csvpipe_submit'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, boolean, bigint, text, bigint, int, boolean)
+COMMENT ON FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, int, boolean, boolean)
 IS 'queue one load job per file matching a path or glob; files already loaded into the target, and files whose jobs failed recently (see csvpipe.jobs.backoff_until), are skipped unless force => true';
 
 -- (1.1) Remove old finished jobs (done, failed, cancelled) with their
@@ -132,3 +137,34 @@ LANGUAGE C VOLATILE;
 
 COMMENT ON FUNCTION csvpipe.purge(interval, boolean)
 IS 'remove finished jobs older than older_than, with their chunks and rejected rows, of roles whose privileges you have; submit keeps skipping the files they loaded unless keep_loaded_files => false';
+
+-- Load modes (README, "Load modes"): mode text replaces 1.0's atomic
+-- boolean in load (and submit, above), with 'transaction' (the caller's own
+-- transaction) as the default; atomic stays accepted, last, for old calls
+-- (true = 'prepared', false = 'chunked').  load gains freeze.
+DROP FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, boolean, bigint, text, bigint, boolean);
+CREATE FUNCTION csvpipe.load(
+    path text,
+    target regclass,
+    columns text[] DEFAULT NULL,
+    workers int DEFAULT NULL,
+    delimiter text DEFAULT ',',
+    quote text DEFAULT '"',
+    escape text DEFAULT NULL,
+    header csvpipe.header_mode DEFAULT 'true',
+    null_string text DEFAULT '',
+    encoding text DEFAULT NULL,
+    skip_rows bigint DEFAULT 0,
+    mode text DEFAULT 'transaction',
+    chunk_size bigint DEFAULT NULL,
+    on_error text DEFAULT 'stop',
+    max_errors bigint DEFAULT NULL,
+    progress boolean DEFAULT NULL,
+    freeze boolean DEFAULT false,
+    atomic boolean DEFAULT NULL)
+RETURNS csvpipe.load_result
+AS 'MODULE_PATHNAME', 'csvpipe_load'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, boolean, boolean, boolean)
+IS 'load a CSV file on the server into a table, in parallel background workers (mode: transaction, prepared or chunked)';

@@ -185,10 +185,13 @@ REVOKE ALL ON csvpipe.job, csvpipe.chunks, csvpipe.rejected FROM PUBLIC;
 -- csvpipe.purge has removed the job that loaded it: one row per file
 -- identity (canonical path, device, inode, size, mtime) loaded into a
 -- target by a role.  Written by purge from the 'done' jobs it removes.
+-- target and submitted_by are regclass and regrole, not oid: pg_dump writes
+-- them as names, so a restore into another cluster (other oids) keeps each
+-- record on its table and role (an oid would point at whatever got it there).
 CREATE TABLE csvpipe.loaded_file (
-    target        oid NOT NULL,
+    target        pg_catalog.regclass NOT NULL,
     path          text NOT NULL,
-    submitted_by  oid NOT NULL,
+    submitted_by  pg_catalog.regrole NOT NULL,
     file_size     bigint NOT NULL,
     file_dev      bigint NOT NULL,
     file_ino      bigint NOT NULL,
@@ -384,17 +387,19 @@ CREATE FUNCTION csvpipe.load(
     null_string text DEFAULT '',
     encoding text DEFAULT NULL,
     skip_rows bigint DEFAULT 0,
-    atomic boolean DEFAULT true,
+    mode text DEFAULT 'transaction',
     chunk_size bigint DEFAULT NULL,
     on_error text DEFAULT 'stop',
     max_errors bigint DEFAULT NULL,
-    progress boolean DEFAULT NULL)
+    progress boolean DEFAULT NULL,
+    freeze boolean DEFAULT false,
+    atomic boolean DEFAULT NULL)
 RETURNS csvpipe.load_result
 AS 'MODULE_PATHNAME', 'csvpipe_load'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, boolean, bigint, text, bigint, boolean)
-IS 'load a CSV file on the server into a table, in parallel background workers';
+COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, boolean, boolean, boolean)
+IS 'load a CSV file on the server into a table, in parallel background workers (mode: transaction, prepared or chunked)';
 
 -- The job queue (needs csvpipe in shared_preload_libraries).  Privileges
 -- are checked in C: submitting needs pg_read_server_files and INSERT on the
@@ -411,17 +416,18 @@ CREATE FUNCTION csvpipe.submit(
     null_string text DEFAULT '',
     encoding text DEFAULT NULL,
     skip_rows bigint DEFAULT 0,
-    atomic boolean DEFAULT true,
+    mode text DEFAULT 'transaction',
     chunk_size bigint DEFAULT NULL,
     on_error text DEFAULT 'stop',
     max_errors bigint DEFAULT NULL,
     priority int DEFAULT 0,
-    force boolean DEFAULT false)
+    force boolean DEFAULT false,
+    atomic boolean DEFAULT NULL)
 RETURNS SETOF bigint
 AS 'MODULE_PATHNAME', 'csvpipe_submit'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, boolean, bigint, text, bigint, int, boolean)
+COMMENT ON FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, int, boolean, boolean)
 IS 'queue one load job per file matching a path or glob; files already loaded into the target, and files whose jobs failed recently (see csvpipe.jobs.backoff_until), are skipped unless force => true';
 
 CREATE FUNCTION csvpipe.cancel(job bigint)

@@ -1641,15 +1641,16 @@ csvpipe_cache_invalidate(PG_FUNCTION_ARGS)
 	else
 	{
 		char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(0));
-		char	   *real = realpath(path, NULL);
+		char	   *real;
 
+		/*
+		 * csvpipe.allowed_dirs first, with the error every entry point
+		 * gives: the count removed would tell whether a path outside is
+		 * cached, and realpath() whether it exists.
+		 */
+		real = csv_resolve_allowed(path);
 		/* a file that is gone is matched by the path as given */
-		if (real != NULL)
-		{
-			path = pstrdup(real);
-			free(real);
-		}
-		removed = cache_remove(REMOVE_PATH, path, 0, false);
+		removed = cache_remove(REMOVE_PATH, real ? real : path, 0, false);
 	}
 	PG_RETURN_INT64(removed);
 }

@@ -153,6 +153,7 @@ extern void csv_tokenizer_finish(CsvTokenizer *tok);
 extern bool csv_tokenizer_next(CsvTokenizer *tok, CsvRecord *rec);
 extern int64 csv_tokenizer_pending_line(CsvTokenizer *tok);
 extern void csv_tokenizer_set_line(CsvTokenizer *tok, int64 line);
+extern void csv_tokenizer_set_prefix(CsvTokenizer *tok, int64 n);
 extern void csv_tokenizer_mark_bad(CsvTokenizer *tok, int sqlerrcode,
 								   const char *message, int64 line_no);
 extern void csv_tokenizer_destroy(CsvTokenizer *tok);
@@ -192,6 +193,7 @@ typedef struct CsvFileId
 
 extern bool csv_path_is_allowed(const char *real);
 extern bool csv_path_inside(const char *path);
+extern char *csv_resolve_allowed(const char *path);
 extern int	csv_open_file(const char *path, int flags, struct stat *st,
 						  char **canonical);
 extern int	csv_open_checked(const char *path, struct stat *st);

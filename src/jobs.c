@@ -288,6 +288,18 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 				 errmsg("csvpipe.submit: path and target must not be NULL")));
 	require_launcher_database("csvpipe.submit");
 
+	/*
+	 * "Once per file" reads the jobs after taking the file's submit lock: a
+	 * transaction snapshot older than another session's submit (or than
+	 * that job's 'done') would not see it and queue the file again.
+	 */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("csvpipe.submit cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("Its snapshot may predate another session's job for the same file, which would then be loaded twice."),
+				 errhint("Call it in a READ COMMITTED transaction.")));
+
 	memset(&req, 0, sizeof(req));
 	pattern = text_to_cstring(PG_GETARG_TEXT_PP(SUBMIT_ARG_PATH));
 	req.relid = PG_GETARG_OID(SUBMIT_ARG_TARGET);
@@ -310,7 +322,8 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	csv_dialect_from_fcinfo(&req.dialect, fcinfo, SUBMIT_ARG_DIALECT);
 	req.nworkers = csv_workers_for(PG_ARGISNULL(SUBMIT_ARG_WORKERS) ? csvpipe_max_workers :
 								   PG_GETARG_INT32(SUBMIT_ARG_WORKERS));
-	req.atomic = PG_ARGISNULL(SUBMIT_ARG_ATOMIC) ? true : PG_GETARG_BOOL(SUBMIT_ARG_ATOMIC);
+	/* 1.0: atomic boolean; from 1.1: mode text, and atomic after force */
+	csv_mode_from_fcinfo(fcinfo, SUBMIT_ARG_ATOMIC, SUBMIT_ARG_FORCE + 1, &req);
 	req.chunk_size = PG_ARGISNULL(SUBMIT_ARG_CHUNK_SIZE) ? (int64) csvpipe_chunk_size * 1024 :
 		PG_GETARG_INT64(SUBMIT_ARG_CHUNK_SIZE);
 	(void) csv_check_chunk_size(req.chunk_size);
@@ -319,6 +332,13 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	req.max_errors = PG_ARGISNULL(SUBMIT_ARG_MAX_ERRORS) ? -1 : PG_GETARG_INT64(SUBMIT_ARG_MAX_ERRORS);
 	csv_check_error_options(&req);
 	priority = PG_ARGISNULL(SUBMIT_ARG_PRIORITY) ? 0 : PG_GETARG_INT32(SUBMIT_ARG_PRIORITY);
+	/* jumping ahead of other roles' jobs is acting on them, as a cancel is */
+	if (priority > 0 && !superuser() &&
+		!has_privs_of_role(GetUserId(), ROLE_PG_SIGNAL_BACKEND))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to submit with priority %d", priority),
+				 errdetail("Only superusers and roles with privileges of the \"pg_signal_backend\" role may submit jobs with a priority above 0; any role may use 0 or less.")));
 	if (v1_1 && !PG_ARGISNULL(SUBMIT_ARG_FORCE))
 		force = PG_GETARG_BOOL(SUBMIT_ARG_FORCE);
 

@@ -627,7 +627,7 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, CsvFileId *
 						"  j.options->>'on_error', (j.options->>'max_errors')::bigint, "
 						"  j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
 						"  ARRAY(SELECT c.chunk_no FROM @extschema@.chunks c WHERE c.job_id = j.job_id "
-						"        ORDER BY c.chunk_no)",
+						"        ORDER BY c.chunk_no), j.options->>'mode'",
 						2, types, values, NULL);
 	if (r->nrows == 0)
 		return false;
@@ -657,6 +657,11 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, CsvFileId *
 		req->dialect.file_encoding = GetDatabaseEncoding();
 	req->dialect.skip_rows = CSV_ROW_ISNULL(r, 0, 9) ? 0 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 9));
 	req->atomic = DatumGetBool(CSV_ROW_VALUE(r, 0, 10));
+	/* the mode the job asked for (jobs of 1.0: from atomic) */
+	req->mode = CSV_ROW_ISNULL(r, 0, 20) ?
+		(req->atomic ? CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED) :
+		csv_load_mode_option(TextDatumGetCString(CSV_ROW_VALUE(r, 0, 20)), req->atomic);
+	req->atomic = (req->mode == CSV_LOAD_MODE_PREPARED);
 	req->chunk_size = CSV_ROW_ISNULL(r, 0, 11) ? (int64) csvpipe_chunk_size * 1024 :
 		DatumGetInt64(CSV_ROW_VALUE(r, 0, 11));
 	req->on_error_skip = csv_on_error_option(CSV_ROW_ISNULL(r, 0, 13) ? NULL :
@@ -680,7 +685,7 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, CsvFileId *
 	}
 
 	/* chunks committed by an earlier run of a chunked job */
-	if (!req->atomic)
+	if (req->mode == CSV_LOAD_MODE_CHUNKED)
 	{
 		ArrayType  *arr = DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 19));
 		Datum	   *elems;

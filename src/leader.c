@@ -23,6 +23,11 @@
  * Ordered reads take rows only from the worker holding the next chunk in
  * file order; the others block on their full reply queues meanwhile.
  *
+ * A transaction-mode load is an ordered read whose replies are entries
+ * (CSV_MSG_ROWS: a row with its line, or a rejected record) taken with
+ * csv_leader_next_entry(); run.c inserts the rows in the caller's
+ * transaction, in file order, as COPY would.
+ *
  *-------------------------------------------------------------------------
  */
 #include "parallel.h"
@@ -44,6 +49,7 @@
 #include "pgstat.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
@@ -107,6 +113,8 @@ struct CsvLeader
 	bool		draining[CSVPIPE_MAX_SLOTS];	/* worker_lost is reading its queue */
 	int			rr;				/* round-robin cursor */
 	TimestampTz last_block_check;	/* load: check_workers_blocked() */
+	pid_t		blocked_by[CSVPIPE_MAX_SLOTS];	/* blocker seen at the last check */
+	int			blocked_checks[CSVPIPE_MAX_SLOTS];	/* checks in a row it was seen */
 	int			last_worker;	/* sent the last tuple, or -1 */
 	uint32		fast_rows;
 	/* read: the tuple batch being returned (valid until the next receive) */
@@ -231,6 +239,7 @@ tokenize_header(CsvLeader *L, int64 len)
 											L->errpos, L->buf_line);
 
 	tok = csv_tokenizer_create(L->dialect, L->errpos, L->buf_line);
+	csv_tokenizer_set_prefix(tok, 1);	/* an empty line is a header too */
 	csv_tokenizer_feed(tok, data, slen);
 	/*
 	 * Take the record before finishing: csv_tokenizer_finish() drops the
@@ -277,12 +286,10 @@ consume_prefix(CsvLeader *L)
 
 		if (b == 0)
 			break;				/* end of file */
-		if (!csv_splitter_record_is_empty(L->buf, 0, b))
-		{
-			need--;
-			if (need == 0 && L->dialect->header != CSV_HEADER_NONE)
-				L->header = tokenize_header(L, b);
-		}
+		/* empty lines count too: COPY's HEADER takes an empty first line */
+		need--;
+		if (need == 0 && L->dialect->header != CSV_HEADER_NONE)
+			L->header = tokenize_header(L, b);
 		drop_bytes(L, b, next_line);
 	}
 }
@@ -481,7 +488,8 @@ drain_replies(CsvLeader *L, int w)
 				}
 				csv_pool_rethrow(L->pool, w, msg, nbytes);	/* does not return */
 			}
-			if (msg[0] == CSV_MSG_TUPLE || msg[0] == CSV_MSG_BATCH)
+			if (msg[0] == CSV_MSG_TUPLE || msg[0] == CSV_MSG_BATCH ||
+				msg[0] == CSV_MSG_ROWS)
 				continue;
 			(void) handle_reply(L, w, msg, nbytes, &tuple);
 		}
@@ -707,6 +715,12 @@ handle_reply(CsvLeader *L, int w, char *data, Size nbytes, MinimalTuple *tuple)
 			L->batch_ptr = (char *) *tuple + MAXALIGN((*tuple)->t_len);
 			L->batch_end = data + nbytes;
 			return true;
+		case CSV_MSG_ROWS:
+			/* transaction mode: entries, taken by csv_leader_next_entry */
+			*tuple = NULL;
+			L->batch_ptr = data + REPLY_HEADER;
+			L->batch_end = data + nbytes;
+			return true;
 		case CSV_MSG_CHUNK_DONE:
 			memcpy(&done, data + REPLY_HEADER, sizeof(done));
 			if (!L->first_done[w])
@@ -834,6 +848,40 @@ all_finished(CsvLeader *L)
  * its latch, not on a lock), so the leader looks, once a second, at what
  * blocks each worker (pg_blocking_pids) and reports it.
  */
+/*
+ * What a worker waits for, from the lock manager: its awaited lock's type,
+ * or -1 if it waits for no heavyweight lock.
+ */
+static int
+worker_wait_locktype(pid_t pid)
+{
+	LockData   *ld = GetLockStatusData();
+	int			type = -1;
+
+	for (int i = 0; i < ld->nelements; i++)
+	{
+		LockInstanceData *li = &ld->locks[i];
+
+		if (li->pid == pid && li->waitLockMode != NoLock)
+		{
+			type = li->locktag.locktag_type;
+			break;
+		}
+	}
+	return type;
+}
+
+/*
+ * A wait is a hang only if it lasts: relation extension and page locks are
+ * held for microseconds (two workers extending a table block each other all
+ * the time), and a trigger may hold a session lock for a while.  So a
+ * blocker counts once it is seen at BLOCK_CHECKS_LEADER (the caller's own
+ * transaction) or BLOCK_CHECKS_PART (another part of the load) checks in a
+ * row, a second apart; the hangs these report last forever.
+ */
+#define BLOCK_CHECKS_LEADER 2
+#define BLOCK_CHECKS_PART	5
+
 static void
 check_workers_blocked(CsvLeader *L)
 {
@@ -851,9 +899,15 @@ check_workers_blocked(CsvLeader *L)
 		Datum	   *elems;
 		bool	   *nulls;
 		int			n;
+		pid_t		blocker = -1;
+		bool		leader = false;
+		bool		part = false;
 
 		if (!L->pool->alive[w] || L->finished[w])
+		{
+			L->blocked_checks[w] = 0;
 			continue;
+		}
 		SpinLockAcquire(&L->pool->shared->mutex);
 		pid = L->pool->shared->workers[w].pid;
 		SpinLockRelease(&L->pool->shared->mutex);
@@ -861,29 +915,55 @@ check_workers_blocked(CsvLeader *L)
 			continue;
 		arr = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid)));
 		deconstruct_array(arr, INT4OID, 4, true, TYPALIGN_INT, &elems, &nulls, &n);
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n && !leader && !part; i++)
 		{
-			pid_t		blocker = DatumGetInt32(elems[i]);
-			bool		ours = atomic && (blocker == 0);
-
+			blocker = DatumGetInt32(elems[i]);
 			if (blocker == MyProcPid)
-				ereport(ERROR,
-						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-						 errmsg("csvpipe worker %d waits for a lock held by this transaction", w),
-						 errdetail("The transaction that called csvpipe.load inserted, updated or locked a row the load needs (the same unique key, say); the workers run in their own transactions and would wait for it forever."),
-						 errhint("Commit the transaction first, or load with workers => 0.")));
-			for (int o = 0; o < L->nworkers && atomic && !ours; o++)
-				ours = (o != w && L->pool->shared->workers[o].pid == blocker);
-			if (ours)
-				ereport(ERROR,
-						(errcode(ERRCODE_UNIQUE_VIOLATION),
-						 errmsg("csvpipe worker %d waits for a row that another part of the same atomic load inserted", w),
-						 errdetail("This happens when the file holds the same unique key twice, in different chunks."),
-						 errhint("Remove the duplicates, or load with atomic => false to get the unique violation with its line.")));
+				leader = true;
+			else if (atomic)
+			{
+				/* 0: a prepared transaction (another part that is done) */
+				part = (blocker == 0);
+				for (int o = 0; o < L->nworkers && !part; o++)
+					part = (o != w && L->pool->shared->workers[o].pid == blocker);
+			}
 		}
 		pfree(elems);
 		pfree(nulls);
 		pfree(arr);
+
+		if (leader || part)
+		{
+			int			type = worker_wait_locktype(pid);
+
+			if (type == LOCKTAG_RELATION_EXTEND || type == LOCKTAG_PAGE || type < 0)
+				leader = part = false;
+		}
+		if (!leader && !part)
+		{
+			L->blocked_checks[w] = 0;
+			continue;
+		}
+		if (L->blocked_checks[w] > 0 && L->blocked_by[w] == blocker)
+			L->blocked_checks[w]++;
+		else
+		{
+			L->blocked_by[w] = blocker;
+			L->blocked_checks[w] = 1;
+		}
+
+		if (leader && L->blocked_checks[w] >= BLOCK_CHECKS_LEADER)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("csvpipe worker %d waits for a lock held by this transaction", w),
+					 errdetail("The transaction that called csvpipe.load inserted, updated or locked a row the load needs (the same unique key, say); the workers run in their own transactions and would wait for it forever."),
+					 errhint("Commit the transaction first, or load with workers => 0.")));
+		if (part && L->blocked_checks[w] >= BLOCK_CHECKS_PART)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("csvpipe worker %d waits for a row that another part of the same atomic load inserted", w),
+					 errdetail("This happens when the file holds the same unique key twice, in different chunks."),
+					 errhint("Remove the duplicates, or load with mode => 'chunked' to get the unique violation with its line.")));
 	}
 }
 
@@ -1049,6 +1129,99 @@ csv_leader_next_row(CsvLeader *L, Datum *values, bool *nulls)
 		if (!progress && got == 0)
 			wait_for_progress(L);
 	}
+}
+
+/*
+ * Transaction mode: the next entry (a row, or a rejected record) in file
+ * order; *payload follows the header.  Both stay valid until the next
+ * call.  False when every worker is done.
+ */
+bool
+csv_leader_next_entry(CsvLeader *L, CsvRowHeader **hdr, char **payload)
+{
+	for (;;)
+	{
+		MinimalTuple tuple = NULL;
+		bool		progress;
+		int			got;
+
+		if (L->batch_ptr != NULL && L->batch_ptr < L->batch_end)
+		{
+			CsvRowHeader *h = (CsvRowHeader *) L->batch_ptr;
+
+			*hdr = h;
+			*payload = L->batch_ptr + sizeof(CsvRowHeader);
+			L->batch_ptr += sizeof(CsvRowHeader) + MAXALIGN(h->size);
+			return true;
+		}
+		L->batch_ptr = L->batch_end = NULL;
+
+		/* the worker that sent the last batch most likely has the next */
+		if (L->last_worker >= 0 && L->pool->alive[L->last_worker])
+		{
+			int			w = L->last_worker;
+			Size		nbytes;
+			void	   *data;
+
+			/* keep the workers fed while rows stream in */
+			if ((++L->fast_rows & 15) == 0)
+				(void) dispatch(L);
+			if (shm_mq_receive(L->pool->reply[w], &nbytes, &data, true) == SHM_MQ_SUCCESS)
+			{
+				if (handle_reply(L, w, data, nbytes, &tuple))
+					continue;
+				/* a chunk's end: the next chunk may be another worker's */
+			}
+			L->last_worker = -1;
+		}
+
+		CHECK_FOR_INTERRUPTS();
+		progress = dispatch(L);
+		got = collect(L, &tuple);
+		if (got == 2)
+			continue;
+		if (all_finished(L))
+			return false;
+		if (!progress && got == 0)
+			wait_for_progress(L);
+	}
+}
+
+/*
+ * Transaction mode: a record's raw bytes, read back from the file (at most
+ * maxlen of them), for csvpipe.rejected.
+ */
+char *
+csv_leader_read_raw(CsvLeader *L, int64 offset, int64 length, int64 maxlen, int64 *got)
+{
+	int64		want = Min(length, maxlen);
+	char	   *buf = palloc(want + 1);
+	int64		done = 0;
+
+	while (done < want)
+	{
+		ssize_t		n = pread(L->fd, buf + done, want - done, offset + done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", L->errpos->path)));
+		if (n == 0)
+			break;
+		done += n;
+	}
+	buf[done] = '\0';
+	*got = done;
+	return buf;
+}
+
+/* Transaction mode: the chunk whose entries are being returned */
+int64
+csv_leader_current_chunk(CsvLeader *L)
+{
+	return L->next_emit;
 }
 
 /* load: drive the whole file through the workers */

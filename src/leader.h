@@ -23,6 +23,10 @@ extern CsvRecord *csv_leader_header(CsvLeader *L);
 extern int	csv_leader_launch(CsvLeader *L);
 extern bool csv_leader_next_row(CsvLeader *L, Datum *values, bool *nulls);
 extern void csv_leader_run(CsvLeader *L);
+extern bool csv_leader_next_entry(CsvLeader *L, CsvRowHeader **hdr, char **payload);
+extern int64 csv_leader_current_chunk(CsvLeader *L);
+extern char *csv_leader_read_raw(CsvLeader *L, int64 offset, int64 length,
+								 int64 maxlen, int64 *got);
 extern int64 csv_leader_rows(CsvLeader *L);
 extern int64 csv_leader_bytes(CsvLeader *L);
 extern int64 csv_leader_rejected(CsvLeader *L);

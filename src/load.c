@@ -87,6 +87,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
+#include "utils/snapmgr.h"
+#include "utils/portal.h"
 
 PG_FUNCTION_INFO_V1(csvpipe_load_serial);
 
@@ -139,6 +141,7 @@ struct CsvLoadTarget
 	TransitionCaptureState *transition_capture;
 	CommandId	mycid;
 	int			ti_options;
+	bool		stmt_triggers;	/* fire BEFORE/AFTER STATEMENT triggers */
 	LoadInsertMethod method;
 	TupleTableSlot *singleslot; /* rows in the target's format */
 	BulkInsertState bistate;	/* one-at-a-time inserts */
@@ -156,6 +159,15 @@ struct CsvLoadTarget
 	Size		buffered_bytes;
 
 	uint64		processed;
+
+	/*
+	 * csv_load_collect_new_rows: each row this target puts in its own
+	 * transition table (root format) is also appended to *collect, in
+	 * collect_cxt, for csv_load_add_new_rows on another target.
+	 */
+	List	  **collect;
+	MemoryContext collect_cxt;
+	TupleTableSlot *collect_slot;	/* partition rows converted to the root's */
 
 	/* error context: the line (range) being worked on, 0 = none */
 	int64		err_first;
@@ -434,6 +446,26 @@ make_input_desc(CsvLoadTarget *t)
 	return desc;
 }
 
+/*
+ * The file's columns of a load into relid (csv_load_input_desc's desc),
+ * looked up under AccessShareLock only: a caller that starts workers before
+ * it waits for its RowExclusiveLock (csv_load_begin) uses it.
+ */
+TupleDesc
+csv_load_file_desc(Oid relid, List *attnames)
+{
+	CsvLoadTarget t;
+	TupleDesc	desc;
+
+	memset(&t, 0, sizeof(t));
+	t.rel = table_open(relid, AccessShareLock);
+	t.relname = RelationGetRelationName(t.rel);
+	t.attnums = target_attnums(t.rel, attnames, &t.nfields);
+	desc = make_input_desc(&t);
+	table_close(t.rel, NoLock);
+	return desc;
+}
+
 /* ---- the bulk-insert ring ---- */
 
 /*
@@ -620,6 +652,37 @@ buffer_store(CsvLoadTarget *t, LoadBuffer *buf, TupleTableSlot *slot,
 }
 
 /*
+ * A row that went into this target's transition table: copied into the
+ * caller's collect list too, in the root table's format (as
+ * TransitionTableAddTuple stores it).
+ */
+static void
+collect_new_row(CsvLoadTarget *t, ResultRelInfo *rri, TupleTableSlot *slot)
+{
+	TupleTableSlot *src = slot;
+	MemoryContext oldcxt;
+
+	if (t->collect == NULL)
+		return;
+	if (t->transition_capture->tcs_original_insert_tuple != NULL)
+		src = t->transition_capture->tcs_original_insert_tuple;
+	else if (rri != t->target_rri)
+	{
+		TupleConversionMap *map = ExecGetChildToRootMap(rri);
+
+		if (map != NULL)
+		{
+			if (t->collect_slot == NULL)
+				t->collect_slot = table_slot_create(t->rel, &t->estate->es_tupleTable);
+			src = execute_attr_map_slot(map->attrMap, slot, t->collect_slot);
+		}
+	}
+	oldcxt = MemoryContextSwitchTo(t->collect_cxt);
+	*t->collect = lappend(*t->collect, ExecCopySlotMinimalTuple(src));
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
  * Write one buffer's rows: table_multi_insert, then per row the index
  * entries and the AFTER ROW trigger events (CopyMultiInsertBufferFlush).
  */
@@ -660,6 +723,7 @@ buffer_flush(CsvLoadTarget *t, LoadBuffer *buf)
 				  trigdesc->trig_insert_new_table))
 			ExecARInsertTriggers(estate, rri, buf->slots[i], NIL,
 								 t->transition_capture);
+		collect_new_row(t, rri, buf->slots[i]);
 		ExecClearTuple(buf->slots[i]);
 	}
 	t->processed += nused;
@@ -721,6 +785,42 @@ flush_all(CsvLoadTarget *t, ResultRelInfo *keep_rri)
 CsvLoadTarget *
 csv_load_begin(Oid relid, List *attnames)
 {
+	return csv_load_begin_ext(relid, attnames, 0);
+}
+
+/*
+ * COPY FREEZE's rules and errors (copyfrom.c): not a partitioned table, no
+ * earlier snapshot or open cursor of this transaction that could see the
+ * table's old contents, and the table created or truncated in the current
+ * subtransaction.
+ */
+static void
+check_freeze(Relation rel)
+{
+	if (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot perform COPY FREEZE on a partitioned table")));
+	/* as copyfrom.c: the catalog snapshot does not count */
+	InvalidateCatalogSnapshot();
+	if (!ThereAreNoPriorRegisteredSnapshots() || !ThereAreNoReadyPortals())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("cannot perform COPY FREEZE because of prior transaction activity")));
+	if (rel->rd_createSubid != GetCurrentSubTransactionId() &&
+#if PG_VERSION_NUM >= 160000
+		rel->rd_newRelfilelocatorSubid != GetCurrentSubTransactionId())
+#else
+		rel->rd_newRelfilenodeSubid != GetCurrentSubTransactionId())
+#endif
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot perform COPY FREEZE because the table was not created or truncated in the current subtransaction")));
+}
+
+CsvLoadTarget *
+csv_load_begin_ext(Oid relid, List *attnames, int flags)
+{
 	MemoryContext cxt;
 	MemoryContext oldcxt;
 	CsvLoadTarget *t;
@@ -741,6 +841,7 @@ csv_load_begin(Oid relid, List *attnames)
 	t->pool_cb.func = slot_pool_release;
 	t->pool_cb.arg = t;
 	MemoryContextRegisterResetCallback(cxt, &t->pool_cb);
+	t->stmt_triggers = (flags & CSV_LOAD_NO_STMT_TRIGGERS) == 0;
 
 	/* as DoCopy: lock, columns, privileges, row-level security */
 	rel = table_open(relid, RowExclusiveLock);
@@ -778,6 +879,11 @@ csv_load_begin(Oid relid, List *attnames)
 		t->ti_options |= TABLE_INSERT_SKIP_FSM;
 	if (csv_load_append_only)
 		t->ti_options |= TABLE_INSERT_SKIP_FSM;
+	if (flags & CSV_LOAD_FREEZE)
+	{
+		check_freeze(rel);
+		t->ti_options |= TABLE_INSERT_FROZEN;
+	}
 
 	estate = t->estate = CreateExecutorState();
 	estate->es_output_cid = t->mycid;
@@ -846,7 +952,8 @@ csv_load_begin(Oid relid, List *attnames)
 
 	/* BEFORE STATEMENT triggers, once, as COPY fires them */
 	MemoryContextSwitchTo(estate->es_query_cxt);
-	ExecBSInsertTriggers(estate, rri);
+	if (t->stmt_triggers)
+		ExecBSInsertTriggers(estate, rri);
 
 	POP_LOAD_CONTEXT(errcallback);
 	MemoryContextSwitchTo(oldcxt);
@@ -1022,6 +1129,7 @@ csv_load_row(CsvLoadTarget *t, Datum *values, bool *nulls, int64 line_no)
 		}
 		ExecARInsertTriggers(estate, rri, myslot, recheck,
 							 t->transition_capture);
+		collect_new_row(t, rri, myslot);
 		list_free(recheck);
 		t->processed++;
 	}
@@ -1047,6 +1155,57 @@ csv_load_flush(CsvLoadTarget *t)
 	POP_LOAD_CONTEXT(errcallback);
 }
 
+bool
+csv_load_has_new_table(CsvLoadTarget *t)
+{
+	return t->transition_capture != NULL &&
+		t->transition_capture->tcs_insert_new_table;
+}
+
+void
+csv_load_collect_new_rows(CsvLoadTarget *t, List **collect, MemoryContext cxt)
+{
+	if (!csv_load_has_new_table(t))
+		return;
+	t->collect = collect;
+	t->collect_cxt = cxt;
+}
+
+/*
+ * Rows inserted through another target (a skip-mode batch, committed in its
+ * subtransaction) join this target's transition table, so its AFTER
+ * STATEMENT triggers see them as they would see rows inserted here.  A
+ * ResultRelInfo without triggers: only the transition table gets the row,
+ * no AFTER ROW event is queued a second time.
+ */
+void
+csv_load_add_new_rows(CsvLoadTarget *t, List *rows)
+{
+	ResultRelInfo rri;
+	TupleTableSlot *slot;
+	MemoryContext oldcxt;
+	ListCell   *lc;
+
+	if (rows == NIL || !csv_load_has_new_table(t))
+		return;
+	oldcxt = MemoryContextSwitchTo(t->estate->es_query_cxt);
+	rri = *t->target_rri;
+	rri.ri_TrigDesc = NULL;
+	rri.ri_RootResultRelInfo = NULL;
+	rri.ri_ChildToRootMap = NULL;
+	rri.ri_ChildToRootMapValid = true;
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(t->rel), &TTSOpsMinimalTuple);
+	t->transition_capture->tcs_original_insert_tuple = NULL;
+	foreach(lc, rows)
+	{
+		ExecStoreMinimalTuple((MinimalTuple) lfirst(lc), slot, false);
+		ExecARInsertTriggers(t->estate, &rri, slot, NIL, t->transition_capture);
+		ExecClearTuple(slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextSwitchTo(oldcxt);
+}
+
 uint64
 csv_load_end(CsvLoadTarget *t)
 {
@@ -1068,7 +1227,8 @@ csv_load_end(CsvLoadTarget *t)
 	t->bistate = NULL;
 
 	/* AFTER STATEMENT triggers, then every queued AFTER trigger */
-	ExecASInsertTriggers(estate, rri, t->transition_capture);
+	if (t->stmt_triggers)
+		ExecASInsertTriggers(estate, rri, t->transition_capture);
 	AfterTriggerEndQuery(estate);
 
 	ExecResetTupleTable(estate->es_tupleTable, false);

@@ -44,6 +44,18 @@ typedef struct CsvLoadTarget CsvLoadTarget;
 extern CsvLoadTarget *csv_load_begin(Oid relid, List *attnames);
 
 /*
+ * csv_load_begin with flags:
+ *	CSV_LOAD_FREEZE: rows inserted frozen, with COPY FREEZE's checks and
+ *		errors (the table created or truncated in the current
+ *		subtransaction, no prior snapshot or open cursor, not partitioned);
+ *	CSV_LOAD_NO_STMT_TRIGGERS: no BEFORE/AFTER STATEMENT triggers (a batch
+ *		of a load whose statement triggers another target fires once).
+ */
+#define CSV_LOAD_FREEZE				0x01
+#define CSV_LOAD_NO_STMT_TRIGGERS	0x02
+extern CsvLoadTarget *csv_load_begin_ext(Oid relid, List *attnames, int flags);
+
+/*
  * csv_load_begin()'s column and privilege checks alone (COPY's rules and
  * errors: INSERT on the table or on every target column), for entry points
  * that check before they start the load.
@@ -58,6 +70,7 @@ extern bool csv_load_append_only;
  * like them.  For csv_converter_create(); owned by the target.
  */
 extern TupleDesc csv_load_input_desc(CsvLoadTarget *t);
+extern TupleDesc csv_load_file_desc(Oid relid, List *attnames);
 
 /*
  * Queue one row (values/nulls in file-column order, as the converter makes
@@ -83,6 +96,18 @@ extern void csv_load_flush(CsvLoadTarget *t);
  * are not counted).  Must be called before the transaction commits or
  * prepares.
  */
+/*
+ * Transition tables across targets (transaction mode's skip batches):
+ * csv_load_collect_new_rows makes a target copy every row it puts in its
+ * NEW TABLE into *collect (in cxt); csv_load_add_new_rows appends such rows
+ * to another target's NEW TABLE, for its AFTER STATEMENT triggers.  Both
+ * do nothing when the target has no NEW TABLE to fill.
+ */
+extern bool csv_load_has_new_table(CsvLoadTarget *t);
+extern void csv_load_collect_new_rows(CsvLoadTarget *t, List **collect,
+									  MemoryContext cxt);
+extern void csv_load_add_new_rows(CsvLoadTarget *t, List *rows);
+
 extern uint64 csv_load_end(CsvLoadTarget *t);
 
 #endif							/* CSVPIPE_LOAD_H */

@@ -71,6 +71,8 @@ typedef struct CsvParallelShared
 	int			sec_context;
 	int64		job_id;
 	bool		atomic;
+	bool		txn_load;		/* transaction mode: a read whose rows the
+								 * leader inserts (CSV_MSG_ROWS) */
 	Oid			target_relid;
 	int			nworkers;
 	int			capacity;		/* worker slots, spares included */
@@ -123,10 +125,39 @@ typedef struct CsvChunkHeader
 #define CSV_MSG_TUPLE		'T'		/* + MinimalTuple (read) */
 #define CSV_MSG_BATCH		'B'		/* + MinimalTuples, each MAXALIGN'd (read) */
 #define CSV_TUPLE_BATCH		(64 * 1024)
+#define CSV_MSG_ROWS		'L'		/* + entries: CsvRowHeader, payload (transaction mode) */
 #define CSV_MSG_CHUNK_DONE	'D'		/* + CsvChunkDone */
 #define CSV_MSG_PREPARED	'P'		/* + CsvChunkDone with chunk_no -1 (atomic load) */
 #define CSV_MSG_FINISHED	'F'		/* worker done, about to exit */
 /* 'E', 'N', 'A' ... are protocol messages from pq_redirect_to_shm_mq */
+
+/*
+ * Transaction mode: one entry of a CSV_MSG_ROWS message, followed by size
+ * bytes of payload, the next entry MAXALIGN'd after it.  A row's payload is
+ * a MinimalTuple of the file's columns in the target's types; a rejected
+ * record's is a CsvRejectEntry.  offset and length (absolute byte offset
+ * and raw length of the record in the file) are set in skip mode only:
+ * the leader reads a record's raw bytes back when its insert fails.
+ */
+#define CSV_ENTRY_ROW		0
+#define CSV_ENTRY_REJECT	1
+typedef struct CsvRowHeader
+{
+	int64		line_no;
+	int64		offset;
+	int64		length;
+	int32		kind;			/* CSV_ENTRY_* */
+	uint32		size;			/* payload bytes */
+} CsvRowHeader;
+
+/* payload of a CSV_ENTRY_REJECT: then message, detail, column (NUL-ended) */
+typedef struct CsvRejectEntry
+{
+	int64		chunk_no;
+	int32		sqlerrcode;
+	bool		has_detail;
+	bool		has_column;
+} CsvRejectEntry;
 
 typedef struct CsvChunkDone
 {

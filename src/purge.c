@@ -24,8 +24,12 @@
  * checks too (a row of about 100 bytes per file).  keep_loaded_files =>
  * false is the other choice: nothing is copied, and the loaded-file records
  * older than the cutoff are forgotten as well, so submit loads those files
- * again if they are still there.  Either way, records for a target that no
- * longer exists are dropped (its oid could be reused by a new table).
+ * again if they are still there.  Either way, records for a target or a
+ * role that no longer exists are dropped (its oid could be reused by a new
+ * table or role, and pg_dump writes a dangling regclass or regrole as a bare
+ * number, which means whatever has that oid in the restored cluster).
+ * loaded_file's target and submitted_by are regclass and regrole for that
+ * dump: they are written as names and restored to the same table and role.
  *
  * Backoff: a file whose jobs failed n times (same identity, target and
  * role, counted from csvpipe.job) is skipped by submit until the last
@@ -210,7 +214,8 @@ csvpipe_purge(PG_FUNCTION_ARGS)
 		"  DELETE FROM @extschema@.loaded_file l"
 		"   WHERE ($2 OR coalesce(pg_catalog.pg_has_role($3, l.submitted_by, 'USAGE'), false))"
 		"     AND ((NOT $5 AND l.loaded_at < pg_catalog.now() - $1)"
-		"          OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = l.target))"
+		"          OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = l.target)"
+		"          OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_authid a WHERE a.oid = l.submitted_by))"
 		"  RETURNING 1"
 		")"
 		"SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM chunks),"

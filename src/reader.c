@@ -294,6 +294,24 @@ csv_path_inside(const char *path)
 	return inside;
 }
 
+/*
+ * For entry points that name a path without opening it (cache_invalidate):
+ * the csvpipe.allowed_dirs check first, with the one error for a path
+ * outside (decided as csv_open_file() decides it, so nothing else is
+ * learnt about such a path); then its canonical path, or NULL when it does
+ * not resolve (gone).
+ */
+char *
+csv_resolve_allowed(const char *path)
+{
+	bool		inside;
+	char	   *real = resolve_path(path, &inside);
+
+	if (!inside)
+		report_outside(path);
+	return real;
+}
+
 #ifdef O_PATH
 #define DIR_WALK_FLAGS	(O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 #else
@@ -499,6 +517,7 @@ csv_reader_open(const char *path, const CsvDialect *dialect,
 	r->skip_left = dialect->skip_rows;
 	r->header_pending = (dialect->header != CSV_HEADER_NONE);
 	r->tok = csv_tokenizer_create(dialect, errpos, 1);
+	csv_tokenizer_set_prefix(r->tok, r->skip_left + (r->header_pending ? 1 : 0));
 	return r;
 }
 
@@ -564,13 +583,20 @@ csv_file_id_equal(const CsvFileId *a, const CsvFileId *b)
 		a->mtime_ns == b->mtime_ns;
 }
 
-/* The identity of the file at path now; false if it cannot be stat'ed */
+/*
+ * The identity of the file at path now, as the current user would read it:
+ * opened and fstat'ed through csv_open_file (privileges, allowed_dirs, no
+ * link followed, regular files only), never a stat() of the path, which
+ * the launcher's runners would otherwise make for any path as the bootstrap
+ * superuser.  False if it cannot be opened; a role without the privilege
+ * to read server files gets csv_open_file's error.  Needs a transaction.
+ */
 bool
 csv_file_id_of_path(const char *path, CsvFileId *id)
 {
 	struct stat st;
 
-	if (stat(path, &st) != 0)
+	if (!csv_stat_file(path, CSV_OPEN_QUIET, &st, NULL))
 		return false;
 	csv_file_id(&st, id);
 	return true;
@@ -677,8 +703,9 @@ next_raw_record(CsvReader *r, CsvRecord *rec)
 }
 
 /*
- * skip_rows counts records, not empty lines (as the parallel leader, which
- * counts the splitter's records); a malformed record counts as one.
+ * skip_rows counts records, empty lines included (as the parallel leader,
+ * which counts the splitter's records, and as COPY's HEADER takes an empty
+ * first line); a malformed record counts as one.
  */
 static bool
 consume_prefix(CsvReader *r, CsvRecord *rec)
@@ -687,8 +714,7 @@ consume_prefix(CsvReader *r, CsvRecord *rec)
 	{
 		if (!next_raw_record(r, rec))
 			return false;
-		if (!rec->empty_line)
-			r->skip_left--;
+		r->skip_left--;
 	}
 	return true;
 }
@@ -710,11 +736,9 @@ csv_reader_header(CsvReader *r)
 	r->header_pending = false;
 	if (!consume_prefix(r, &rec))
 		return NULL;
-	do
-	{
-		if (!next_raw_record(r, &rec))
-			return NULL;
-	} while (rec.empty_line);
+	/* the next record, even an empty line (COPY's HEADER takes it) */
+	if (!next_raw_record(r, &rec))
+		return NULL;
 	if (rec.bad)
 		csv_record_raise_bad(&rec, r->errpos);
 

@@ -4,18 +4,38 @@
  *		Running one load as its leader: csvpipe.load, and csv_run_load()
  *		for callers such as the job runner.
  *
- * Owns the checks made before any worker starts (target usable from other
- * transactions, privileges, max_prepared_transactions), the job id, the
- * choice between the parallel engine and a load in this session when no
- * worker slot is free, and how the job ends: on success the coordinator
- * commits the prepared parts (atomic) and records the job as done; on any
- * error, cancel included, the workers are stopped and waited for, and the
- * coordinator rolls back what was prepared and records the job as failed or
- * cancelled, before the error goes on to the caller.
+ * Owns the load modes (option mode):
+ *
+ *	transaction (default): the workers read, tokenize and convert their
+ *		chunks and send the rows to this process (an ordered parallel read,
+ *		leader.c), which inserts them in the caller's own transaction
+ *		through load.c -- one target for the whole statement, so statement
+ *		triggers fire once, as with COPY.  ROLLBACK undoes it; tables the
+ *		transaction created or truncated work; freeze => true follows COPY
+ *		FREEZE.  In skip mode the workers catch parse and convert errors and
+ *		send the rejected records along with the rows; this process inserts
+ *		rows in batches, each in a subtransaction, halving a failing batch
+ *		down to its bad rows, and records rejected rows in csvpipe.rejected
+ *		in the caller's transaction (they roll back with it).
+ *	prepared (1.0's atomic): the workers insert and PREPARE; txn.c.
+ *	chunked (1.0's atomic => false): a commit per chunk; txn.c.
+ *
+ * Also the checks made before any worker starts (target usable from other
+ * transactions in the modes that insert from workers, privileges,
+ * max_prepared_transactions), the job id, the choice between the parallel
+ * engine and a load in this session when no worker slot is free, and how
+ * the job ends: on success the coordinator commits the prepared parts
+ * (prepared) and records the job as done; on any error, cancel included,
+ * the workers are stopped and waited for, and the coordinator rolls back
+ * what was prepared and records the job as failed or cancelled, before the
+ * error goes on to the caller.  The job row is csvpipe's own bookkeeping,
+ * written in its own transactions: in transaction mode "done" means the
+ * rows are in the caller's transaction, which may still roll back.
  *
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
+#include "errors.h"
 #include "internal_sql.h"
 #include "jobs.h"
 #include "leader.h"
@@ -25,7 +45,10 @@
 #include "run.h"
 #include "txn.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/table.h"
+#include "access/stratnum.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "replication/syncrep.h"
@@ -44,6 +67,8 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/fmgroids.h"
+#include "utils/snapmgr.h"
 #include "catalog/pg_authid.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
@@ -56,12 +81,19 @@
 #define LOAD_ARG_COLUMNS	2
 #define LOAD_ARG_WORKERS	3
 #define LOAD_ARG_DIALECT	4	/* delimiter .. skip_rows: 7 arguments */
-#define LOAD_ARG_ATOMIC		11
+#define LOAD_ARG_MODE		11	/* 1.0: atomic boolean */
 #define LOAD_ARG_CHUNK_SIZE 12
 #define LOAD_ARG_ON_ERROR	13
 #define LOAD_ARG_MAX_ERRORS 14
 #define LOAD_ARG_PROGRESS	15
-#define LOAD_NUM_ARGS		16
+#define LOAD_ARG_FREEZE		16	/* from 1.1 */
+#define LOAD_ARG_ATOMIC		17	/* from 1.1: 1.0's atomic, for old calls */
+#define LOAD_NUM_ARGS		18
+
+/* transaction mode, skip mode: rows per insert batch (and subtransaction) */
+#define TXN_SKIP_BATCH		4096
+/* raw bytes of a rejected record read back (csvpipe.rejected keeps 4 kB) */
+#define TXN_RAW_MAX			8192
 
 PG_FUNCTION_INFO_V1(csvpipe_load);
 
@@ -82,14 +114,14 @@ check_load_target(Oid relid, List *attnames)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" was created or truncated in the current transaction",
 						RelationGetRelationName(rel)),
-				 errdetail("csvpipe.load inserts from background workers, which run in their own transactions and cannot see it yet."),
-				 errhint("Commit the transaction first, or load with workers => 0.")));
+				 errdetail("In prepared and chunked mode csvpipe.load inserts from background workers, which run in their own transactions and cannot see it yet."),
+				 errhint("Load with mode => 'transaction', or commit the transaction first.")));
 	if (CheckRelationLockedByMe(rel, ShareLock, true))
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("this transaction holds a lock on \"%s\" that would block csvpipe's workers",
 						RelationGetRelationName(rel)),
-				 errhint("Commit the transaction first, or load with workers => 0.")));
+				 errhint("Load with mode => 'transaction', or commit the transaction first.")));
 	/* as COPY: INSERT on the table or on each target column */
 	csv_load_check_privileges(relid, attnames);
 	table_close(rel, NoLock);
@@ -130,22 +162,29 @@ load_header_desc(Oid relid, List *attnames)
 	return desc;
 }
 
-/* No worker slot: load in this session, in the caller's transaction */
+/*
+ * No worker slot: load in this session, in the caller's transaction, into
+ * target if the caller opened it already.
+ */
 static int64
 load_in_leader(const char *path, Oid relid, List *attnames, CsvDialect *dialect,
-			   CsvErrorPosition *errpos, CsvFileId *file)
+			   CsvErrorPosition *errpos, CsvFileId *file, CsvLoadTarget *target)
 {
 	CsvReader  *reader = csv_reader_open(path, dialect, errpos);
-	CsvLoadTarget *target = csv_load_begin(relid, attnames);
-	TupleDesc	desc = csv_load_input_desc(target);
+	TupleDesc	desc;
 	CsvConverter *conv;
-	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
-	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	Datum	   *values;
+	bool	   *nulls;
 	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe row",
 												  ALLOCSET_DEFAULT_SIZES);
 	CsvRecord	rec;
 	int64		nrows = 0;
 
+	if (target == NULL)
+		target = csv_load_begin(relid, attnames);
+	desc = csv_load_input_desc(target);
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
 	/* before the first record is read: an empty line may be a row */
 	csv_dialect_set_columns(dialect, desc->natts);
 	conv = csv_converter_create(desc, dialect, errpos, NULL);
@@ -247,6 +286,448 @@ cancelled_after_commit(void)
 }
 
 /*
+ * Did the coordinator that just exited finish the job?  Its process can be
+ * terminated like any other: before it recorded the job's end, or between
+ * the recorded decision and the last COMMIT PREPARED.  Finished means: the
+ * job row, read with the latest snapshot (the caller's may be older, in
+ * REPEATABLE READ), is in the state asked for, and no verified part of the
+ * job is still prepared (pg_prepared_xacts is not MVCC; a name someone
+ * else prepared, here or in another database, is not a part).
+ */
+static bool
+job_finished(CsvCoordArgs *args)
+{
+	Oid			relid = csv_extension_relid("job");
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		done = false;
+
+	rel = table_open(relid, AccessShareLock);
+	ScanKeyInit(&key, get_attnum(relid, "job_id"), BTEqualStrategyNumber,
+				F_INT8EQ, Int64GetDatum(args->job_id));
+	scan = systable_beginscan(rel, InvalidOid, false, GetLatestSnapshot(), 1, &key);
+	if ((tup = systable_getnext(scan)) != NULL)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, get_attnum(relid, "state"),
+									 RelationGetDescr(rel), &isnull);
+
+		done = !isnull && strcmp(TextDatumGetCString(d), args->state) == 0;
+		if (done && args->action == CSV_COORD_COMMIT)
+		{
+			d = heap_getattr(tup, get_attnum(relid, "decision"),
+							 RelationGetDescr(rel), &isnull);
+			done = !isnull && strcmp(TextDatumGetCString(d), "commit") == 0;
+		}
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (!done)
+		return false;
+
+	/* a verified part of this run, in this database (not a squatted name) */
+	return !csv_txn_job_has_parts(args->job_id);
+}
+
+/*
+ * End a job that loaded: run the coordinator until the job is recorded as
+ * done and its parts committed.  A coordinator that was terminated on the
+ * way left it half done; the next one finishes it (recording the job's end
+ * again is harmless, committing goes by the recorded parts).  Returning
+ * success before that would let the caller see a load that returned
+ * without its rows, or a job that stays 'running'.
+ */
+static void
+finish_job_done(CsvCoordArgs *args)
+{
+	for (int attempt = 0;; attempt++)
+	{
+		finish_job(args, true);
+		if (job_finished(args))
+			return;
+		/*
+		 * The coordinator was terminated.  If the leader is being
+		 * terminated too (give its signal a moment to arrive), it goes: the
+		 * launcher settles the job from what is recorded.
+		 */
+		pg_usleep(200000L);
+		if (ProcDiePending)
+			return;
+		if (attempt >= 10)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("csvpipe could not finish job " INT64_FORMAT ": its coordinator kept failing",
+							args->job_id),
+					 errhint("See the server log; csvpipe.jobs has the job's state.")));
+		/* the earlier attempt counted them */
+		args->retries = 0;
+	}
+}
+
+
+/* ---- transaction mode ---- */
+
+typedef struct TxnLoad
+{
+	CsvLoadRequest *req;
+	CsvLeader  *L;
+	CsvLoadTarget *target;		/* the statement's target */
+	TupleDesc	desc;			/* the file's columns, in the target's types */
+	Datum	   *values;
+	bool	   *nulls;
+	bool		isolate;		/* skip mode: insert in batches, in subtransactions */
+	/* skip mode: the batch, copied out of the reply queues */
+	MinimalTuple *btup;
+	CsvRowHeader *bhdr;
+	int64	   *bchunk;			/* the chunk each row came in */
+	int			nbatch;
+	MemoryContext batch_cxt;
+	MemoryContext err_cxt;
+	/* skip mode: rows of a batch for the statement's transition table */
+	bool		new_table;
+	MemoryContext collect_cxt;
+	int64		inserted;
+	int64		rejected;
+} TxnLoad;
+
+static void
+txn_deform(TxnLoad *T, MinimalTuple tuple)
+{
+	HeapTupleData htup;
+
+	htup.t_len = tuple->t_len + MINIMAL_TUPLE_OFFSET;
+	htup.t_data = (HeapTupleHeader) ((char *) tuple - MINIMAL_TUPLE_OFFSET);
+	heap_deform_tuple(&htup, T->desc, T->values, T->nulls);
+}
+
+/* A bad row into csvpipe.rejected (buffered; in the caller's transaction) */
+static void
+txn_reject(TxnLoad *T, int64 chunk_no, int64 line_no, int64 offset, int64 length,
+		   const char *column, ErrorData *edata)
+{
+	int64		got;
+	char	   *raw = csv_leader_read_raw(T->L, offset, length, TXN_RAW_MAX, &got);
+
+	csv_reject_row(csv_leader_pool(T->L)->shared, chunk_no, line_no, offset,
+				   raw, got, column, edata);
+	pfree(raw);
+	T->rejected++;
+}
+
+/* A record a worker could not parse or convert */
+static void
+txn_worker_reject(TxnLoad *T, CsvRowHeader *h, char *payload)
+{
+	CsvRejectEntry re;
+	ErrorData	edata;
+	char	   *p = payload + sizeof(CsvRejectEntry);
+	char	   *column = NULL;
+
+	memcpy(&re, payload, sizeof(re));
+	memset(&edata, 0, sizeof(edata));
+	edata.elevel = ERROR;
+	edata.sqlerrcode = re.sqlerrcode;
+	edata.message = p;
+	p += strlen(p) + 1;
+	if (re.has_detail)
+	{
+		edata.detail = p;
+		p += strlen(p) + 1;
+	}
+	if (re.has_column)
+		column = p;
+	txn_reject(T, re.chunk_no, h->line_no, h->offset, h->length, column, &edata);
+}
+
+typedef struct TxnInsertArgs
+{
+	TxnLoad    *T;
+	int			lo;
+	int			hi;
+	int64		inserted;
+	List	   *collected;		/* rows for T->target's NEW TABLE */
+} TxnInsertArgs;
+
+/* batch rows [lo, hi) through a target of their own (no statement triggers) */
+static void
+txn_insert_rows(void *arg)
+{
+	TxnInsertArgs *a = (TxnInsertArgs *) arg;
+	TxnLoad    *T = a->T;
+	CsvLoadTarget *t = csv_load_begin_ext(T->req->relid, T->req->attnames,
+										  CSV_LOAD_NO_STMT_TRIGGERS);
+
+	if (T->new_table)
+		csv_load_collect_new_rows(t, &a->collected, T->collect_cxt);
+	for (int i = a->lo; i < a->hi; i++)
+	{
+		txn_deform(T, T->btup[i]);
+		csv_load_row(t, T->values, T->nulls, T->bhdr[i].line_no);
+	}
+	/* AFTER ROW triggers and foreign key checks run here, inside */
+	a->inserted = (int64) csv_load_end(t);
+}
+
+/* Insert batch rows [lo, hi), halving around failures down to single bad rows */
+static void
+txn_insert_batch(TxnLoad *T, int lo, int hi)
+{
+	int			attempt = 0;
+
+	for (;;)
+	{
+		TxnInsertArgs a = {T, lo, hi, 0, NIL};
+		ErrorData  *edata;
+
+		CHECK_FOR_INTERRUPTS();
+		edata = csv_try_in_subxact(txn_insert_rows, &a, T->err_cxt);
+		if (edata == NULL)
+		{
+			T->inserted += a.inserted;
+			/*
+			 * The batch's rows stay: they join the statement's transition
+			 * table (its own went with its target), so AFTER STATEMENT
+			 * triggers see every row inserted, and only those, as COPY's do.
+			 */
+			csv_load_add_new_rows(T->target, a.collected);
+			MemoryContextReset(T->collect_cxt);
+			return;
+		}
+		MemoryContextReset(T->collect_cxt);
+		if (csv_error_is_transient(edata) && attempt < csvpipe_max_retries)
+		{
+			attempt++;
+			csv_backoff_sleep(attempt);
+			continue;
+		}
+		/* not a row's fault: the load fails */
+		if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
+			ReThrowError(edata);
+		if (hi - lo == 1)
+		{
+			txn_reject(T, T->bchunk[lo], T->bhdr[lo].line_no, T->bhdr[lo].offset,
+					   T->bhdr[lo].length, NULL, edata);
+			return;
+		}
+		txn_insert_batch(T, lo, lo + (hi - lo) / 2);
+		txn_insert_batch(T, lo + (hi - lo) / 2, hi);
+		return;
+	}
+}
+
+static void
+txn_flush_batch(TxnLoad *T)
+{
+	if (T->nbatch > 0)
+		txn_insert_batch(T, 0, T->nbatch);
+	T->nbatch = 0;
+	MemoryContextReset(T->batch_cxt);
+	MemoryContextReset(T->err_cxt);
+}
+
+/*
+ * The leader's loop: every row the workers send, in file order, into the
+ * target.  This process's CPU bounds a transaction-mode load, so a row
+ * costs one deform (the workers send tuples already in the target's types)
+ * and load.c's multi-insert.
+ */
+static void
+txn_consume(TxnLoad *T)
+{
+	CsvRowHeader *h;
+	char	   *payload;
+
+	while (csv_leader_next_entry(T->L, &h, &payload))
+	{
+		if (h->kind == CSV_ENTRY_REJECT)
+		{
+			txn_worker_reject(T, h, payload);
+			continue;
+		}
+		if (!T->isolate)
+		{
+			txn_deform(T, (MinimalTuple) payload);
+			csv_load_row(T->target, T->values, T->nulls, h->line_no);
+			continue;
+		}
+		/* skip mode: copied into the batch, inserted in a subtransaction */
+		{
+			MinimalTuple src = (MinimalTuple) payload;
+			MinimalTuple copy = MemoryContextAlloc(T->batch_cxt, src->t_len);
+
+			memcpy(copy, src, src->t_len);
+			T->btup[T->nbatch] = copy;
+			T->bhdr[T->nbatch] = *h;
+			T->bchunk[T->nbatch] = csv_leader_current_chunk(T->L);
+			if (++T->nbatch >= TXN_SKIP_BATCH)
+				txn_flush_batch(T);
+		}
+	}
+	if (T->isolate)
+		txn_flush_batch(T);
+	/* the rejected rows go in with the rows, in this transaction */
+	csv_reject_flush(csv_leader_pool(T->L)->shared);
+}
+
+/*
+ * Transaction mode: returns the rows inserted; *launched, *rejected and
+ * *bytes as csv_run_load reports them.
+ */
+static int64
+load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
+				 int64 *rejected, int64 *bytes, CsvLoadResult *res)
+{
+	TxnLoad		T;
+	CsvParallelShared *shared;
+	CsvCoordArgs args;
+	int			flags = req->freeze ? CSV_LOAD_FREEZE : 0;
+	int			wanted;
+
+	memset(&T, 0, sizeof(T));
+	T.req = req;
+	*launched = 0;
+	*rejected = 0;
+	*bytes = 0;
+
+	/*
+	 * The workers start (and the job row is written) before this process
+	 * takes its RowExclusiveLock, so a load waiting for a lock is visible
+	 * in csvpipe.jobs and csvpipe.progress, and can be cancelled.
+	 */
+	T.desc = csv_load_file_desc(req->relid, req->attnames);
+
+	if (req->nworkers > 0)
+	{
+		T.L = csv_leader_begin(CSV_MODE_READ, req->path, &req->dialect, T.desc, NULL,
+							   req->nworkers, req->chunk_size, true, errpos);
+		if (req->dialect.header == CSV_HEADER_MATCH)
+		{
+			CsvConverter *hconv = csv_converter_create(load_header_desc(req->relid, req->attnames),
+													   &req->dialect, errpos, NULL);
+
+			csv_converter_check_header(hconv, csv_leader_header(T.L));
+		}
+		shared = csv_leader_pool(T.L)->shared;
+		shared->txn_load = true;
+		shared->job_id = req->job_id;
+		shared->target_relid = req->relid;
+		shared->columns_given = (req->attnames != NIL);
+		shared->on_error_skip = req->on_error_skip;
+		shared->max_errors = req->max_errors;
+		pg_atomic_init_u64(&shared->rejected_total, 0);
+		if (req->options_json)
+		{
+			if (strlen(req->options_json) >= sizeof(shared->options_json))
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("csvpipe.load options are too long to record with the job")));
+			strlcpy(shared->options_json, req->options_json, sizeof(shared->options_json));
+		}
+		wanted = shared->nworkers;	/* capped at the file's chunks */
+		*launched = csv_leader_launch(T.L);
+		if (*launched > 0 && *launched < wanted)
+			ereport(NOTICE,
+					(errmsg("csvpipe.load: %d of %d workers could be started", *launched, wanted)));
+		if (*launched == 0)
+		{
+			csv_leader_end(T.L);
+			T.L = NULL;
+			ereport(NOTICE,
+					(errmsg("csvpipe.load: no background worker slot is free; loading in this session")));
+		}
+		else
+			csv_progress_load_started(shared->file.size, *launched);
+	}
+
+	if (T.L == NULL)
+	{
+		/* BEFORE STATEMENT triggers fire here, once */
+		T.target = csv_load_begin_ext(req->relid, req->attnames, flags);
+		if (req->on_error_skip)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("csvpipe.load with on_error => 'skip' needs a background worker, and none could be started"),
+					 errhint("Raise max_worker_processes or csvpipe.max_workers, or retry when a slot is free.")));
+		res->have_file = true;
+		return load_in_leader(req->path, req->relid, req->attnames, &req->dialect,
+							  errpos, &res->file, T.target);
+	}
+
+	T.values = palloc(sizeof(Datum) * Max(T.desc->natts, 1));
+	T.nulls = palloc(sizeof(bool) * Max(T.desc->natts, 1));
+	/* frozen rows cannot be rolled back by a subtransaction: no isolation */
+	T.isolate = req->on_error_skip && !req->freeze;
+	T.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe load batch",
+										ALLOCSET_DEFAULT_SIZES);
+	T.err_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe load errors",
+									  ALLOCSET_DEFAULT_SIZES);
+	T.collect_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe load transition rows",
+										  ALLOCSET_DEFAULT_SIZES);
+	if (T.isolate)
+	{
+		T.btup = palloc(sizeof(MinimalTuple) * TXN_SKIP_BATCH);
+		T.bhdr = palloc(sizeof(CsvRowHeader) * TXN_SKIP_BATCH);
+		T.bchunk = palloc(sizeof(int64) * TXN_SKIP_BATCH);
+	}
+
+	memset(&args, 0, sizeof(args));
+	args.database_id = MyDatabaseId;
+	args.job_id = req->job_id;
+	args.action = CSV_COORD_NONE;
+
+	PG_TRY();
+	{
+		uint64		n;
+
+		/* the lock (waited for in sight), BEFORE STATEMENT triggers, once */
+		T.target = csv_load_begin_ext(req->relid, req->attnames, flags);
+		T.new_table = T.isolate && csv_load_has_new_table(T.target);
+		txn_consume(&T);
+		/* AFTER STATEMENT triggers and the queued AFTER triggers, once */
+		n = csv_load_end(T.target);
+		T.target = NULL;
+		if (!T.isolate)
+			T.inserted = (int64) n;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		MemoryContext ecxt = MemoryContextSwitchTo(CurTransactionContext);
+
+		edata = CopyErrorData();
+		MemoryContextSwitchTo(ecxt);
+		HOLD_INTERRUPTS();
+		csv_leader_abort(T.L);
+		strlcpy(args.state, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?
+				"cancelled" : "failed", sizeof(args.state));
+		strlcpy(args.error, edata->message ? edata->message : "", sizeof(args.error));
+		/* the whole error, and the job row if no worker wrote it */
+		strlcpy(csv_leader_pool(T.L)->shared->error, edata->message ? edata->message : "",
+				sizeof(csv_leader_pool(T.L)->shared->error));
+		args.dsm = dsm_segment_handle(csv_leader_pool(T.L)->seg);
+		args.rows_rejected = T.rejected;
+		args.bytes = csv_leader_bytes(T.L);
+		record_failed_job(&args);
+		RESUME_INTERRUPTS();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	*rejected = T.rejected;
+	*bytes = csv_leader_bytes(T.L);
+	args.rows_loaded = T.inserted;
+	args.rows_rejected = T.rejected;
+	args.bytes = *bytes;
+	args.retries = (int32) csv_leader_retries(T.L);
+	csv_leader_end(T.L);
+	strlcpy(args.state, "done", sizeof(args.state));
+	finish_job(&args, true);
+	return T.inserted;
+}
+
+/*
  * Run one load.  req->job_id = 0 takes a new job id.  Errors propagate
  * after the job has been recorded as failed or cancelled.
  */
@@ -262,10 +743,10 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	int64		bytes = 0;
 	CsvLeader  *L;
 	TimestampTz start = GetCurrentTimestamp();
-
-	res->have_file = false;
 	long		secs;
 	int			usecs;
+
+	res->have_file = false;
 
 	memset(&errpos, 0, sizeof(errpos));
 	errpos.funcname = "csvpipe.load";
@@ -277,23 +758,54 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 
 	(void) csv_check_chunk_size(req->chunk_size);
 
-	check_load_target(req->relid, req->attnames);
-	if (req->job_id <= 0)
-		req->job_id = next_job_id();
-	csv_progress_load_begin(req->job_id, req->progress);
+	if (req->mode == CSV_LOAD_MODE_UNSET)
+		req->mode = req->atomic ? CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED;
+	req->atomic = (req->mode == CSV_LOAD_MODE_PREPARED);
+	if (req->freeze && req->mode != CSV_LOAD_MODE_TRANSACTION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("csvpipe.load with freeze => true needs mode => 'transaction'"),
+				 errdetail("Rows are frozen only when they are inserted in the transaction that created or truncated the table.")));
 
+	if (req->mode == CSV_LOAD_MODE_TRANSACTION)
+	{
+		/* the caller's transaction inserts: its own tables and locks are fine */
+		csv_load_check_privileges(req->relid, req->attnames);
+		if (req->job_id <= 0)
+			req->job_id = next_job_id();
+		csv_progress_load_begin(req->job_id, req->progress);
+		rows = load_transaction(req, &errpos, &launched, &rejected, &bytes, res);
+		goto done;
+	}
+
+	check_load_target(req->relid, req->attnames);
+
+	/*
+	 * Prepared mode: every worker prepares a transaction.  Checked before
+	 * anything else happens, with a hint that works when followed.
+	 */
 	if (nworkers > 0 && req->atomic && max_prepared_transactions_setting() < nworkers)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("csvpipe.load with atomic => true needs max_prepared_transactions >= workers (%d < %d)",
+				 errmsg("csvpipe.load with mode => 'prepared' needs max_prepared_transactions >= workers (%d < %d)",
 						max_prepared_transactions_setting(), nworkers),
-				 errhint("Raise max_prepared_transactions (needs a restart), use fewer workers, or load with atomic => false.")));
+				 errdetail("Each worker of a prepared-mode load ends with PREPARE TRANSACTION."),
+				 max_prepared_transactions_setting() > 0 ?
+				 errhint("Set max_prepared_transactions = %d or more in postgresql.conf and restart the server, load with workers => %d, or use mode => 'transaction' (the default) or mode => 'chunked'.",
+						 nworkers, max_prepared_transactions_setting()) :
+				 errhint("Set max_prepared_transactions = %d or more in postgresql.conf and restart the server, or use mode => 'transaction' (the default) or mode => 'chunked'.",
+						 nworkers)));
+
+	if (req->job_id <= 0)
+		req->job_id = next_job_id();
+	csv_progress_load_begin(req->job_id, req->progress);
 
 	L = NULL;
 	if (nworkers > 0)
 	{
 		CsvParallelShared *shared;
 		TupleDesc	names = NULL;
+		int			wanted;
 
 		if (req->attnames != NIL)
 			names = load_header_desc(req->relid, req->attnames);
@@ -326,6 +838,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 			csv_leader_set_skip(L, req->skip_chunks, req->nskip);
 		shared->max_errors = req->max_errors;
 		pg_atomic_init_u64(&shared->rejected_total, 0);
+		wanted = shared->nworkers;	/* capped at the file's chunks */
 		launched = csv_leader_launch(L);
 		if (launched == 0)
 		{
@@ -335,7 +848,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 					(errmsg("csvpipe.load: no background worker slot is free; loading in this session"),
 					 errdetail("The rows are inserted in the current transaction.")));
 		}
-		else if (launched < shared->nworkers || launched < nworkers)
+		else if (launched < wanted)
 			ereport(NOTICE,
 					(errmsg("csvpipe.load: %d of %d workers could be started", launched, nworkers)));
 		if (L != NULL)
@@ -350,7 +863,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 					 errmsg("csvpipe.load with on_error => 'skip' needs a background worker, and none could be started"),
 					 errhint("Raise max_worker_processes or csvpipe.max_workers, or retry when a slot is free.")));
 		rows = load_in_leader(req->path, req->relid, req->attnames, &req->dialect, &errpos,
-							  &res->file);
+							  &res->file, NULL);
 		res->have_file = true;
 		launched = 0;
 	}
@@ -440,11 +953,12 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		args.rows_loaded = rows;
 		args.bytes = bytes;
 		csv_progress_phase("committing");
-		finish_job(&args, true);
+		finish_job_done(&args);
 		QueryCancelPending = false;
 		RESUME_INTERRUPTS();
 	}
 
+done:
 	error_context_stack = errcallback.previous;
 	csv_progress_load_end();
 
@@ -497,7 +1011,10 @@ csvpipe_load(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(LOAD_ARG_COLUMNS))
 		req.attnames = csv_column_list(PG_GETARG_ARRAYTYPE_P(LOAD_ARG_COLUMNS));
 
-	req.atomic = PG_ARGISNULL(LOAD_ARG_ATOMIC) ? true : PG_GETARG_BOOL(LOAD_ARG_ATOMIC);
+	csv_mode_from_fcinfo(fcinfo, LOAD_ARG_MODE, LOAD_ARG_ATOMIC, &req);
+	if (get_fn_expr_argtype(fcinfo->flinfo, LOAD_ARG_MODE) != BOOLOID)
+		req.freeze = PG_NARGS() > LOAD_ARG_FREEZE && !PG_ARGISNULL(LOAD_ARG_FREEZE) &&
+			PG_GETARG_BOOL(LOAD_ARG_FREEZE);
 	req.chunk_size = PG_ARGISNULL(LOAD_ARG_CHUNK_SIZE) ? (int64) csvpipe_chunk_size * 1024 :
 		PG_GETARG_INT64(LOAD_ARG_CHUNK_SIZE);
 	req.nworkers = csv_workers_for(PG_ARGISNULL(LOAD_ARG_WORKERS) ? csvpipe_max_workers :
@@ -535,6 +1052,83 @@ csv_column_list(ArrayType *arr)
 		names = lappend(names, TextDatumGetCString(elems[i]));
 	}
 	return names;
+}
+
+/*
+ * The mode of load and submit: the 1.0 signature has atomic boolean at
+ * mode_arg (true = prepared, false = chunked); from 1.1 mode text is there
+ * (default 'transaction') and 1.0's atomic, still accepted, at atomic_arg.
+ */
+void
+csv_mode_from_fcinfo(FunctionCallInfo fcinfo, int mode_arg, int atomic_arg,
+					 CsvLoadRequest *req)
+{
+	if (get_fn_expr_argtype(fcinfo->flinfo, mode_arg) == BOOLOID)
+	{
+		/* the 1.0 signature: atomic boolean DEFAULT true */
+		req->atomic = PG_ARGISNULL(mode_arg) ? true : PG_GETARG_BOOL(mode_arg);
+		req->mode = req->atomic ? CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED;
+	}
+	else
+	{
+		bool		atomic_given = PG_NARGS() > atomic_arg && !PG_ARGISNULL(atomic_arg);
+
+		req->mode = csv_load_mode_option(PG_ARGISNULL(mode_arg) ? NULL :
+										text_to_cstring(PG_GETARG_TEXT_PP(mode_arg)),
+										false);
+		if (atomic_given)
+		{
+			/* 1.0's atomic, still accepted: true = prepared, false = chunked */
+			CsvLoadMode m = PG_GETARG_BOOL(atomic_arg) ?
+				CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED;
+
+			/*
+			 * mode's SQL default is 'transaction', so it cannot say whether
+			 * it was given: atomic decides unless mode names another mode
+			 */
+			if (req->mode != CSV_LOAD_MODE_TRANSACTION && req->mode != m)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("csvpipe: atomic => %s contradicts mode => '%s'",
+								PG_GETARG_BOOL(atomic_arg) ? "true" : "false",
+								csv_load_mode_label(req->mode)),
+						 errhint("atomic is the 1.0 spelling of mode: use mode alone.")));
+			req->mode = m;
+		}
+		req->atomic = (req->mode == CSV_LOAD_MODE_PREPARED);
+	}
+}
+
+/* mode => 'transaction' | 'prepared' | 'chunked'; NULL: the default */
+CsvLoadMode
+csv_load_mode_option(const char *value, bool atomic)
+{
+	if (value == NULL || pg_strcasecmp(value, "transaction") == 0)
+		return CSV_LOAD_MODE_TRANSACTION;
+	if (pg_strcasecmp(value, "prepared") == 0)
+		return CSV_LOAD_MODE_PREPARED;
+	if (pg_strcasecmp(value, "chunked") == 0)
+		return CSV_LOAD_MODE_CHUNKED;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("csvpipe mode must be 'transaction', 'prepared' or 'chunked', not \"%s\"", value)));
+	return CSV_LOAD_MODE_TRANSACTION;	/* keep the compiler quiet */
+}
+
+const char *
+csv_load_mode_label(CsvLoadMode mode)
+{
+	switch (mode)
+	{
+		case CSV_LOAD_MODE_TRANSACTION:
+			return "transaction";
+		case CSV_LOAD_MODE_PREPARED:
+			return "prepared";
+		case CSV_LOAD_MODE_CHUNKED:
+			return "chunked";
+		default:
+			return "unset";
+	}
 }
 
 /* on_error => 'stop' | 'skip' */
@@ -603,7 +1197,12 @@ csv_load_options_json(CsvLoadRequest *req)
 	json_key_string(&buf, "encoding", pg_encoding_to_char(req->dialect.file_encoding));
 	json_key_int(&buf, "skip_rows", req->dialect.skip_rows);
 	json_key_int(&buf, "workers", req->nworkers);
-	json_key_string(&buf, "atomic", req->atomic ? "true" : "false");
+	if (req->mode == CSV_LOAD_MODE_UNSET)
+		req->mode = req->atomic ? CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED;
+	json_key_string(&buf, "mode", csv_load_mode_label(req->mode));
+	json_key_string(&buf, "atomic", req->mode == CSV_LOAD_MODE_PREPARED ? "true" : "false");
+	if (req->freeze)
+		json_key_string(&buf, "freeze", "true");
 	json_key_int(&buf, "chunk_size", req->chunk_size);
 	json_key_string(&buf, "on_error", req->on_error_skip ? "skip" : "stop");
 	json_key_int(&buf, "max_errors", req->max_errors);
@@ -612,6 +1211,30 @@ csv_load_options_json(CsvLoadRequest *req)
 }
 
 PG_FUNCTION_INFO_V1(csvpipe_resume);
+
+/*
+ * Serialize the resumes of one load job: a transaction-level lock, taken
+ * without waiting, before the job row is read.  Two sessions that both read
+ * the job as failed would both load the file, and the loser would then
+ * record the winner's job as failed.  Not a row lock on the job row: worker
+ * 0 and the coordinator update that row in their own transactions while
+ * the resuming one waits for them.  An advisory tag whose last field no SQL
+ * function can produce (the pg_advisory_* functions use 1 and 2, submit
+ * 0x4353), so no role can take it to block a resume.  Kept until the
+ * transaction ends: by then the job's end is committed, and the next resume
+ * reads it.
+ */
+#define CSV_RESUME_LOCK_KIND	0x4352	/* "CR" */
+
+static bool
+resume_lock(int64 job_id)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) ((uint64) job_id >> 32),
+						 (uint32) job_id, CSV_RESUME_LOCK_KIND);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
 
 /*
  * csvpipe.resume(job): finish a load whose leader died.  A chunked job
@@ -660,6 +1283,23 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc), result, resnulls)));
 	}
 
+	/*
+	 * It decides from the job row, so it must see the latest one: a snapshot
+	 * older than another session's resume would load the file again.
+	 */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("csvpipe.resume cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("Its snapshot may not show another session's resume of the job.")));
+
+	/* one session at a time, before the job row is read (see resume_lock) */
+	if (!resume_lock(job_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("csvpipe job " INT64_FORMAT " is being resumed by another session", job_id),
+				 errdetail("Only one session at a time can resume a job.")));
+
 	memset(&req, 0, sizeof(req));
 	values[0] = Int64GetDatum(job_id);
 	r = csv_internal_query("SELECT j.path, j.target, j.state, j.atomic, j.submitted_by, "
@@ -673,7 +1313,8 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 						   "  CASE WHEN o ? 'columns' "
 						   "    THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(o->'columns')) END, "
 						   "  ARRAY(SELECT c.chunk_no FROM @extschema@.chunks c "
-						   "         WHERE c.job_id OPERATOR(pg_catalog.=) j.job_id ORDER BY 1) "
+						   "         WHERE c.job_id OPERATOR(pg_catalog.=) j.job_id ORDER BY 1), "
+						   "  o->>'mode', (o->>'freeze')::pg_catalog.bool "
 						   "FROM @extschema@.job j, "
 						   "     coalesce(j.options, '{}'::pg_catalog.jsonb) o "
 						   "WHERE j.job_id OPERATOR(pg_catalog.=) $1",
@@ -688,6 +1329,11 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 	req.relid = DatumGetObjectId(CSV_ROW_VALUE(r, 0, 1));
 	state = TEXT_OR_NULL(2);
 	req.atomic = DatumGetBool(CSV_ROW_VALUE(r, 0, 3));
+	/* jobs of 1.0 have no mode: their atomic flag says it */
+	req.mode = CSV_ROW_ISNULL(r, 0, 22) ?
+		(req.atomic ? CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED) :
+		csv_load_mode_option(TEXT_OR_NULL(22), req.atomic);
+	req.freeze = !CSV_ROW_ISNULL(r, 0, 23) && DatumGetBool(CSV_ROW_VALUE(r, 0, 23));
 	submitted_by = CSV_ROW_ISNULL(r, 0, 4) ? InvalidOid : DatumGetObjectId(CSV_ROW_VALUE(r, 0, 4));
 	leader_alive = DatumGetBool(CSV_ROW_VALUE(r, 0, 5));
 	recorded.size = CSV_ROW_ISNULL(r, 0, 6) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 6));
@@ -744,7 +1390,11 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 		req.attnames = csv_column_list(DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 20)));
 #undef TEXT_OR_NULL
 
-	if (req.atomic)
+	if (req.mode == CSV_LOAD_MODE_TRANSACTION)
+	{
+		/* its rows went with its transaction: it runs again from the start */
+	}
+	else if (req.atomic)
 	{
 		/* its prepared parts must be settled first (the launcher does it) */
 		if (csv_txn_job_has_parts(job_id))

@@ -12,6 +12,15 @@
 
 #include "utils/array.h"
 
+/* how a load commits (README, "Load modes") */
+typedef enum CsvLoadMode
+{
+	CSV_LOAD_MODE_UNSET = 0,	/* from atomic: prepared if true, else chunked */
+	CSV_LOAD_MODE_TRANSACTION,	/* the caller's transaction (default from 1.1) */
+	CSV_LOAD_MODE_PREPARED,		/* two-phase, 1.0's atomic => true */
+	CSV_LOAD_MODE_CHUNKED		/* a commit per chunk, 1.0's atomic => false */
+} CsvLoadMode;
+
 typedef struct CsvLoadRequest
 {
 	char	   *path;
@@ -19,7 +28,9 @@ typedef struct CsvLoadRequest
 	List	   *attnames;		/* target columns the file fills, or NIL */
 	CsvDialect	dialect;
 	int			nworkers;		/* 0: load in this session */
-	bool		atomic;
+	bool		atomic;			/* mode == CSV_LOAD_MODE_PREPARED */
+	CsvLoadMode mode;
+	bool		freeze;			/* transaction mode: rows frozen, as COPY FREEZE */
 	int64		chunk_size;
 	int64		job_id;			/* 0: take a new id */
 	bool		on_error_skip;	/* capture bad rows instead of failing */
@@ -48,5 +59,9 @@ extern List *csv_column_list(ArrayType *arr);
 extern bool csv_on_error_option(const char *value);
 extern void csv_check_error_options(CsvLoadRequest *req);
 extern char *csv_load_options_json(CsvLoadRequest *req);
+extern void csv_mode_from_fcinfo(FunctionCallInfo fcinfo, int mode_arg,
+								 int atomic_arg, CsvLoadRequest *req);
+extern CsvLoadMode csv_load_mode_option(const char *value, bool atomic);
+extern const char *csv_load_mode_label(CsvLoadMode mode);
 
 #endif							/* CSVPIPE_RUN_H */

@@ -19,7 +19,10 @@
  * of a CRLF arrives as an empty "row" after the CR and is folded into it.
  * An empty line is handed out as a record of one NULL field when the
  * dialect says so (one-column files, read_text: COPY reads it that way),
- * and is skipped otherwise.
+ * and is skipped otherwise -- except among the first records the caller
+ * consumes as skip_rows and the header (csv_tokenizer_set_prefix): COPY's
+ * HEADER takes the first line even when it is empty, so those count every
+ * line end, empty or not.
  *
  * Record boundaries and bad records (README "Record boundaries and bad
  * records"; splitter.c follows the same rules on raw bytes): libcsv runs in
@@ -82,6 +85,7 @@ struct CsvTokenizer
 	int64	   *rec_line;
 	int		   *rec_bad;		/* index in bad[], -1: a good record */
 	bool	   *rec_empty;		/* an empty line */
+	int64		prefix_left;	/* records of skip_rows + header still to queue */
 	int			nrecs;
 	int			recs_size;
 	int			next_rec;
@@ -259,6 +263,8 @@ queue_record(CsvTokenizer *tok, int64 line, int bad, bool empty)
 	tok->rec_line[r] = line;
 	tok->rec_bad[r] = bad;
 	tok->rec_empty[r] = empty;
+	if (tok->prefix_left > 0)
+		tok->prefix_left--;
 	tok->row_first_field = tok->nfields;
 	tok->row_arena_start = tok->arena_used;
 }
@@ -336,8 +342,11 @@ row_cb(int c, void *data)
 	}
 	if (nf == 0)
 	{
-		/* an empty line: a NULL field in a one-column file, else nothing */
-		if (c >= 0 && tok->dialect->empty_line_is_record)
+		/*
+		 * an empty line: a NULL field in a one-column file or in the prefix
+		 * (skip_rows, header), else nothing
+		 */
+		if (c >= 0 && (tok->dialect->empty_line_is_record || tok->prefix_left > 0))
 		{
 			tok->row_line = tok->cur_line;
 			field_cb(NULL, 0, tok);
@@ -620,6 +629,20 @@ void
 csv_tokenizer_mark_bad(CsvTokenizer *tok, int sqlerrcode, const char *message,
 					   int64 line_no)
 {
+	/*
+	 * Bytes invalid in the encoding win over a malformed quote found
+	 * earlier in the same record: skip mode checks a record's bytes before
+	 * tokenizing it, so stop and skip report the same SQLSTATE.
+	 */
+	if (tok->row_bad && tok->row_bad_info.sqlerrcode == ERRCODE_BAD_COPY_FILE_FORMAT)
+	{
+		tok->row_bad_info.sqlerrcode = sqlerrcode;
+		tok->row_bad_info.message = MemoryContextStrdup(tok->bad_cxt, message);
+		tok->row_bad_info.hint = NULL;
+		tok->row_bad_info.line_no = line_no;
+		tok->row_bad_info.field_no = 0; /* its fields were dropped: unknown */
+		return;
+	}
 	/* a previous record's CR may be followed by its LF: not this record */
 	set_row_bad(tok, sqlerrcode, message, NULL, line_no,
 				tok->nfields - tok->row_first_field + 1);
@@ -669,6 +692,17 @@ csv_tokenizer_destroy(CsvTokenizer *tok)
 	MemoryContextDelete(tok->cxt);
 }
 
+/*
+ * The next n records are skip_rows and the header: empty lines among them
+ * are records too (as COPY's HEADER takes an empty first line).  Call before
+ * the first feed.
+ */
+void
+csv_tokenizer_set_prefix(CsvTokenizer *tok, int64 n)
+{
+	tok->prefix_left = n;
+}
+
 /* Start the next record at this line (callers that feed record by record) */
 void
 csv_tokenizer_set_line(CsvTokenizer *tok, int64 line)
@@ -686,10 +720,21 @@ csv_record_raise_bad(const CsvRecord *rec, CsvErrorPosition *errpos)
 {
 	const CsvBadRecord *bad = rec->bad;
 
-	errpos->line_no = bad->line_no;
+	/*
+	 * The record's first line, the line skip mode rejects; a record that
+	 * spans lines says where in it the error is.
+	 */
+	errpos->line_no = rec->line_no;
 	errpos->field_no = bad->field_no;
 	errpos->column = NULL;
 	errpos->value = NULL;
+	if (bad->line_no != rec->line_no && bad->detail == NULL)
+		ereport(ERROR,
+				(errcode(bad->sqlerrcode),
+				 errmsg_internal("%s", bad->message),
+				 errdetail("The record starts on line " INT64_FORMAT "; the error is on line " INT64_FORMAT ".",
+						   rec->line_no, bad->line_no),
+				 bad->hint ? errhint("%s", bad->hint) : 0));
 	ereport(ERROR,
 			(errcode(bad->sqlerrcode),
 			 errmsg_internal("%s", bad->message),

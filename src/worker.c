@@ -15,6 +15,14 @@
  *
  *	read:  every row goes back to the leader as a MinimalTuple, then a
  *		   chunk-done message; rows of a chunk stay in file order.
+ *	transaction-mode load (a read with shared->txn_load): the same, but
+ *		   each row goes as an entry carrying its line (CSV_MSG_ROWS) and
+ *		   the leader inserts it in the caller's transaction.  The worker
+ *		   never touches the target: it may be a table the caller's open
+ *		   transaction created.  In skip mode the chunk is cut into records
+ *		   as a load's is, and its rows and rejected records are staged
+ *		   and sent once the chunk is done (a chunk redone record by
+ *		   record must not have sent anything).
  *	load:  rows are inserted with load.c; txn.c decides when the
  *		   transaction ends (per chunk with its ledger row, or once for
  *		   the whole worker with PREPARE TRANSACTION in atomic mode).
@@ -115,6 +123,11 @@ typedef struct WorkerState
 	/* read: tuples batched into one message */
 	char	   *tbuf;
 	Size		tlen;
+	/* transaction mode */
+	bool		txn;			/* shared->txn_load */
+	int			natts;			/* the file's columns */
+	bool		staging;		/* entries go to pending, not to the queue */
+	StringInfoData pending;		/* skip mode: the chunk's staged entries */
 } WorkerState;
 
 static void
@@ -144,8 +157,74 @@ static void
 flush_tuples(WorkerState *ws)
 {
 	if (ws->tlen > 0)
-		send_reply(ws, CSV_MSG_BATCH, ws->tbuf, ws->tlen, false);
+		send_reply(ws, ws->txn ? CSV_MSG_ROWS : CSV_MSG_BATCH, ws->tbuf, ws->tlen, false);
 	ws->tlen = 0;
+}
+
+/*
+ * Transaction mode: one entry for the leader (a row or a rejected record),
+ * batched like a read's tuples, or staged while a skip-mode chunk runs.
+ */
+static void
+queue_entry(WorkerState *ws, int kind, int64 line_no, int64 offset, int64 length,
+			const void *payload, Size size)
+{
+	CsvRowHeader h;
+	Size		len = sizeof(CsvRowHeader) + MAXALIGN(size);
+
+	StaticAssertStmt(sizeof(CsvRowHeader) == MAXALIGN(sizeof(CsvRowHeader)),
+					 "CsvRowHeader must keep its payload aligned");
+	memset(&h, 0, sizeof(h));
+	h.line_no = line_no;
+	h.offset = offset;
+	h.length = length;
+	h.kind = kind;
+	h.size = (uint32) size;
+	if (ws->staging)
+	{
+		appendBinaryStringInfo(&ws->pending, (char *) &h, sizeof(h));
+		appendBinaryStringInfo(&ws->pending, payload, size);
+		while (ws->pending.len % MAXIMUM_ALIGNOF)
+			appendStringInfoChar(&ws->pending, '\0');
+		return;
+	}
+	if (ws->tlen + len > CSV_TUPLE_BATCH)
+		flush_tuples(ws);
+	if (len > CSV_TUPLE_BATCH)
+	{
+		/* one entry alone, as big as it is */
+		char	   *one = palloc0(len);
+
+		memcpy(one, &h, sizeof(h));
+		memcpy(one + sizeof(h), payload, size);
+		send_reply(ws, CSV_MSG_ROWS, one, len, false);
+		pfree(one);
+		return;
+	}
+	if (ws->tbuf == NULL)
+		ws->tbuf = MemoryContextAllocZero(TopMemoryContext, CSV_TUPLE_BATCH);
+	memcpy(ws->tbuf + ws->tlen, &h, sizeof(h));
+	memcpy(ws->tbuf + ws->tlen + sizeof(h), payload, size);
+	ws->tlen += len;
+}
+
+/* Transaction mode, skip mode: send a finished chunk's staged entries */
+static void
+send_staged(WorkerState *ws)
+{
+	char	   *p = ws->pending.data;
+	char	   *end = ws->pending.data + ws->pending.len;
+
+	ws->staging = false;
+	while (p < end)
+	{
+		CsvRowHeader *h = (CsvRowHeader *) p;
+
+		queue_entry(ws, h->kind, h->line_no, h->offset, h->length,
+					p + sizeof(CsvRowHeader), h->size);
+		p += sizeof(CsvRowHeader) + MAXALIGN(h->size);
+	}
+	resetStringInfo(&ws->pending);
 }
 
 /*
@@ -214,7 +293,10 @@ handle_record(WorkerState *ws, CsvRecord *rec)
 					ws->nulls[i] = true;
 		tup = heap_form_minimal_tuple(ws->read_desc, ws->values, ws->nulls);
 
-		queue_tuple(ws, tup);
+		if (ws->txn)
+			queue_entry(ws, CSV_ENTRY_ROW, rec->line_no, 0, 0, tup, tup->t_len);
+		else
+			queue_tuple(ws, tup);
 	}
 	else
 	{
@@ -274,6 +356,7 @@ open_target(WorkerState *ws)
 	ws->conv = csv_converter_create(desc, &ws->dialect, &ws->errpos, NULL);
 	ws->values = palloc(sizeof(Datum) * desc->natts);
 	ws->nulls = palloc(sizeof(bool) * desc->natts);
+	ws->natts = desc->natts;
 }
 
 /* ---- on_error => 'skip' ---- */
@@ -321,6 +404,40 @@ reject(WorkerState *ws, int64 line_no, int64 offset, int64 length, ErrorData *ed
 {
 	if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
 		ReThrowError(edata);
+	if (ws->txn)
+	{
+		/* the leader records it, in the caller's transaction */
+		StringInfoData buf;
+		CsvRejectEntry re;
+		const char *column = edata->column_name ? edata->column_name : ws->errpos.column;
+
+		memset(&re, 0, sizeof(re));
+		re.chunk_no = ws->cur_hdr->chunk_no;
+		re.sqlerrcode = edata->sqlerrcode;
+		re.has_detail = (edata->detail != NULL);
+		re.has_column = (column != NULL);
+		initStringInfo(&buf);
+		appendBinaryStringInfo(&buf, (char *) &re, sizeof(re));
+		appendStringInfoString(&buf, edata->message ? edata->message : "");
+		appendStringInfoChar(&buf, '\0');
+		if (edata->detail)
+		{
+			appendStringInfoString(&buf, edata->detail);
+			appendStringInfoChar(&buf, '\0');
+		}
+		if (column)
+		{
+			appendStringInfoString(&buf, column);
+			appendStringInfoChar(&buf, '\0');
+		}
+		queue_entry(ws, CSV_ENTRY_REJECT, line_no, ws->cur_hdr->start_offset + offset,
+					length, buf.data, buf.len);
+		pfree(buf.data);
+		ws->rejected_in_chunk++;
+		ws->errpos.column = NULL;
+		ws->errpos.value = NULL;
+		return;
+	}
 	csv_reject_row(ws->shared, ws->cur_hdr->chunk_no, line_no,
 				   ws->cur_hdr->start_offset + offset, ws->cur_data + offset, length,
 				   ws->errpos.column, edata);
@@ -372,7 +489,23 @@ insert_batch(WorkerState *ws, int lo, int hi)
 static void
 flush_batch(WorkerState *ws)
 {
-	if (ws->nbatch > 0)
+	if (ws->nbatch > 0 && ws->txn)
+	{
+		/* transaction mode: the rows go to the leader, which inserts them */
+		MemoryContext old = MemoryContextSwitchTo(ws->batch_cxt);
+
+		for (int i = 0; i < ws->nbatch; i++)
+		{
+			BatchRow   *r = &ws->batch[i];
+			MinimalTuple tup = heap_form_minimal_tuple(ws->read_desc, r->values, r->nulls);
+
+			queue_entry(ws, CSV_ENTRY_ROW, r->line_no, ws->cur_hdr->start_offset + r->offset,
+						r->length, tup, tup->t_len);
+		}
+		MemoryContextSwitchTo(old);
+		ws->rows_in_chunk += ws->nbatch;
+	}
+	else if (ws->nbatch > 0)
 		insert_batch(ws, 0, ws->nbatch);
 	ws->nbatch = 0;
 	MemoryContextReset(ws->batch_cxt);
@@ -409,7 +542,7 @@ static void
 skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(ws->batch_cxt);
-	int			natts = csv_load_input_desc(ws->target)->natts;
+	int			natts = ws->natts;
 	ErrorData  *edata = NULL;
 	CsvRecord	rec;
 	bool		have = false;
@@ -470,7 +603,7 @@ static void
 skip_add_record(WorkerState *ws, CsvRecord *rec, int64 offset, int64 length)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(ws->batch_cxt);
-	int			natts = csv_load_input_desc(ws->target)->natts;
+	int			natts = ws->natts;
 	ErrorData  *edata = NULL;
 	Datum	   *values = palloc(sizeof(Datum) * natts);
 	bool	   *nulls = palloc(sizeof(bool) * natts);
@@ -829,15 +962,54 @@ run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	}
 }
 
+/*
+ * Transaction mode, skip mode: a chunk's rows and rejected records, staged
+ * and sent when the chunk is done.  Nothing is inserted here, so nothing
+ * needs a subtransaction: the leader isolates insert errors.
+ */
+static void
+txn_skip_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
+{
+	ws->rows_in_chunk = 0;
+	ws->rejected_in_chunk = 0;
+	ws->nbatch = 0;
+	MemoryContextReset(ws->batch_cxt);
+	resetStringInfo(&ws->pending);
+	ws->staging = true;
+	if (!process_chunk_skip_fast(ws, hdr, data))
+	{
+		/* again, record by record: forget what the fast path staged */
+		ws->rows_in_chunk = 0;
+		ws->rejected_in_chunk = 0;
+		ws->nbatch = 0;
+		MemoryContextReset(ws->batch_cxt);
+		resetStringInfo(&ws->pending);
+		process_chunk_skip(ws, hdr, data);
+	}
+	send_staged(ws);
+	flush_tuples(ws);
+}
+
+/*
+ * Open the file as the leader did (csv_open_file: privileges of the job's
+ * role, csvpipe.allowed_dirs, no symbolic link followed, regular files
+ * only, fstat of the fd), then check it is the very file the leader opened:
+ * the path may have been replaced meanwhile.  Never a plain open of the
+ * path, which would follow links and could open a FIFO or a device (and
+ * block or act) before the identity check.  The checks need a transaction;
+ * the fd belongs to TopMemoryContext, for the worker's whole life.
+ */
 static void
 open_file(WorkerState *ws)
 {
-	ws->fd = BasicOpenFile(ws->errpos.path, O_RDONLY | O_NONBLOCK | PG_BINARY);
-	if (ws->fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open file \"%s\" for reading: %m", ws->errpos.path)));
-	/* the very file the leader opened: the path may have been replaced */
+	struct stat st;
+	MemoryContext old;
+
+	StartTransactionCommand();
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	ws->fd = csv_open_file(ws->errpos.path, 0, &st, NULL);
+	MemoryContextSwitchTo(old);
+	CommitTransactionCommand();
 	csv_check_file_unchanged(ws->fd, ws->errpos.path, &ws->shared->file, -1);
 }
 
@@ -899,7 +1071,8 @@ setup_dialect(WorkerState *ws, dsm_segment *seg, shm_toc *toc)
 	ws->dialect.skip_rows = 0;
 
 	ws->errpos.path = pstrdup(shm_toc_lookup(toc, CSV_KEY_PATH, false));
-	ws->errpos.funcname = shared->mode == CSV_MODE_READ ? "csvpipe.read" : "csvpipe.load";
+	ws->errpos.funcname = (shared->mode == CSV_MODE_READ && !shared->txn_load) ?
+		"csvpipe.read" : "csvpipe.load";
 }
 
 /* chunked load: the caller's synchronous_commit, applied at the end */
@@ -935,6 +1108,7 @@ csvpipe_worker_main(Datum main_arg)
 
 	shared = shm_toc_lookup(toc, CSV_KEY_SHARED, false);
 	ws.shared = shared;
+	ws.txn = shared->txn_load;
 	ws.input = shm_mq_attach(shm_toc_lookup(toc, CSV_KEY_QUEUES + 2 * ws.worker_no, false), seg, NULL);
 	shm_mq_set_receiver(shm_mq_get_queue(ws.input), MyProc);
 	{
@@ -998,6 +1172,10 @@ csvpipe_worker_main(Datum main_arg)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
+	/* transaction mode: the job row, as a load's first worker writes it */
+	if (ws.txn && ws.worker_no == 0 && shared->job_id > 0)
+		csv_txn_record_job_start(shared, ws.errpos.path);
+
 	if (shared->mode == CSV_MODE_READ)
 	{
 		MemoryContext oldcxt;
@@ -1019,6 +1197,9 @@ csvpipe_worker_main(Datum main_arg)
 		}
 		ws.values = palloc(sizeof(Datum) * Max(shared->natts, 1));
 		ws.nulls = palloc(sizeof(bool) * Max(shared->natts, 1));
+		ws.natts = shared->natts;
+		if (ws.txn)
+			initStringInfo(&ws.pending);
 		MemoryContextSwitchTo(oldcxt);
 		csv_dialect_set_columns(&ws.dialect, shared->text_mode ? 0 : shared->natts);
 		if (!shared->text_mode)
@@ -1082,6 +1263,8 @@ csvpipe_worker_main(Datum main_arg)
 			else
 				csv_txn_ledger_insert(shared, &hdr, ws.rows_in_chunk);
 		}
+		else if (ws.txn && shared->on_error_skip)
+			txn_skip_chunk(&ws, &hdr, read_chunk(&ws, &hdr));
 		else
 		{
 			ws.rows_in_chunk = 0;

@@ -54,7 +54,7 @@ fsync = off
 #   cron.database_name = 'postgres'
 # <<<
 shared_preload_libraries = 'csvpipe'
-max_prepared_transactions = 8   # atomic loads prepare one part per worker
+max_prepared_transactions = 8   # only mode => 'prepared' needs it: one part per worker
 EOF
 
 echo "== start (port $PORT, socket dir $WORK)"
@@ -91,7 +91,7 @@ SELECT count(*), sum(amount), min(ts), max(ts)
 SELECT * FROM csvpipe.read(:'file') AS $COLS LIMIT 5;
 
 \\echo
-\\echo '== the same file loaded into a table by 2 background workers (atomic), next to COPY'
+\\echo '== the same file loaded into a table by 2 background workers (mode transaction, the default), next to COPY'
 CREATE TABLE sales (id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean);
 CREATE TABLE sales_copy (LIKE sales);
 \\timing on
@@ -108,9 +108,9 @@ SELECT job_id, state, workers, rows_loaded, rows_rejected, bytes, decision,
   FROM csvpipe.jobs ORDER BY job_id;
 
 \\echo
-\\echo '== its chunks in the ledger (a chunked load: atomic => false)'
+\\echo '== its chunks in the ledger (a load in chunked mode)'
 TRUNCATE sales;
-SELECT job_id, rows_loaded, workers FROM csvpipe.load(:'file', 'sales', workers => 2, atomic => false);
+SELECT job_id, rows_loaded, workers FROM csvpipe.load(:'file', 'sales', workers => 2, mode => 'chunked');
 SELECT job_id, count(*) AS chunks, sum(rows) AS rows, min(first_line), max(first_line)
   FROM csvpipe.chunks GROUP BY job_id;
 EOF

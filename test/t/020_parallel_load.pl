@@ -171,18 +171,18 @@ is( sql("SELECT (SELECT count(*) FROM chunked_target) = (SELECT coalesce(sum(row
 
 # a target created in the caller's transaction: clear error
 ($ret, $out, $err) = $node->psql('postgres',
-	"BEGIN; CREATE TABLE fresh ($narrow); SELECT csvpipe.load('$dir/narrow.csv', 'fresh'); COMMIT;");
-like($err, qr/was created or truncated in the current transaction/, 'uncommitted target: clear error');
-like($err, qr/HINT:  Commit the transaction first/, 'uncommitted target: hint');
+	"BEGIN; CREATE TABLE fresh ($narrow); SELECT csvpipe.load('$dir/narrow.csv', 'fresh', atomic => true); COMMIT;");
+like($err, qr/was created or truncated in the current transaction/, 'uncommitted target, prepared mode: clear error');
+like($err, qr/HINT:  Load with mode => 'transaction', or commit the transaction first/, 'uncommitted target: a hint that works');
 
 # the load commits in the workers: the caller's ROLLBACK does not undo it
 sql("CREATE TABLE rb ($narrow)");
-sql("BEGIN; SELECT csvpipe.load('$dir/narrow.csv', 'rb', workers => 2); ROLLBACK;");
-is(sql("SELECT count(*) FROM rb"), '60000', "the caller's ROLLBACK does not undo a load");
+sql("BEGIN; SELECT csvpipe.load('$dir/narrow.csv', 'rb', workers => 2, mode => 'prepared'); ROLLBACK;");
+is(sql("SELECT count(*) FROM rb"), '60000', "prepared mode: the caller's ROLLBACK does not undo a load");
 
 # atomic needs max_prepared_transactions >= workers
 ($ret, $out, $err) = $node->psql('postgres',
-	"SET csvpipe.max_workers = 12; SELECT csvpipe.load('$dir/narrow.csv', 'rb', workers => 12)");
+	"SET csvpipe.max_workers = 12; SELECT csvpipe.load('$dir/narrow.csv', 'rb', workers => 12, mode => 'prepared')");
 like($err, qr/needs max_prepared_transactions >= workers/, 'atomic: too few prepared transaction slots is a clear error');
 
 # cancel: the leader's pg_cancel_backend stops every worker within a second
@@ -249,8 +249,8 @@ sql("DELETE FROM append_target WHERE id BETWEEN 101 AND 59000; VACUUM append_tar
 my $pages = sql("SELECT pg_relation_size('append_target') / current_setting('block_size')::int");
 my $below = "SELECT count(*) FROM append_target WHERE (ctid::text::point)[0] < $pages - 1";
 my $before = sql($below);
-sql("SELECT csvpipe.load('$dir/narrow.csv', 'append_target', workers => 2, chunk_size => 100000)");
-is(sql($below), $before, 'parallel load: no row goes to the free space of earlier pages');
+sql("SELECT csvpipe.load('$dir/narrow.csv', 'append_target', workers => 2, mode => 'chunked', chunk_size => 100000)");
+is(sql($below), $before, 'parallel load (workers insert): no row goes to the free space of earlier pages');
 cmp_ok($pages, '>', 100, 'parallel load: that free space was there');
 is(sql("SELECT count(*) FROM append_target"), '61100', 'parallel load after a delete: all rows');
 
@@ -274,7 +274,7 @@ is(sql("SELECT sum(rows) FROM csvpipe.chunks WHERE job_id = $djob"), '60000',
 }
 sql("CREATE TABLE cr_copy ($narrow); COPY cr_copy FROM '$dir/narrow_cr.csv' (FORMAT csv, HEADER)");
 sql("CREATE TABLE cr_load ($narrow)");
-sql("SELECT csvpipe.load('$dir/narrow_cr.csv', 'cr_load', workers => 2, chunk_size => 65536)");
+sql("SELECT csvpipe.load('$dir/narrow_cr.csv', 'cr_load', workers => 2, mode => 'chunked', chunk_size => 65536)");
 is(table_md5('cr_load'), table_md5('cr_copy'), 'lone CR line ends, 2 workers, many chunks: same rows as COPY');
 is(sql("SELECT count(*) FROM csvpipe.chunks WHERE job_id = (SELECT max(job_id) FROM csvpipe.job)") > 10 ? 'many' : 'few',
 	'many', 'lone CR line ends: the file was cut into chunks');

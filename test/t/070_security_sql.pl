@@ -131,7 +131,7 @@ sql('CREATE TABLE t_hij (id int, v text); GRANT INSERT ON t_hij TO loader');
 my $f1 = write_rows('hij.csv', 3000);
 my $f2 = write_rows('hij_bad.csv', 3000, 1500);
 my $f1q = write_rows('hij_queued.csv', 3000);
-($out, $err) = as('loader', "SELECT rows_loaded FROM csvpipe.load('$f1', 't_hij', workers => 2, chunk_size => 8000)");
+($out, $err) = as('loader', "SELECT rows_loaded FROM csvpipe.load('$f1', 't_hij', workers => 2, mode => 'prepared', chunk_size => 8000)");
 is($out, '3000', 'an atomic load by another role works') or diag $err;
 ($out, $err) = as('loader', "SELECT rows_loaded || ' ' || rows_rejected FROM csvpipe.load('$f2', 't_hij', "
 	  . "workers => 2, chunk_size => 8000, atomic => false, on_error => 'skip')");
@@ -187,7 +187,7 @@ for my $gid ("csvpipe_${next}_0", "csvpipe_${next}_1", "csvpipe_${dboid}_${next}
 	  if $gid =~ /0000000000000000$/;
 }
 sql('CREATE TABLE t_gid (id int, v text); GRANT INSERT ON t_gid TO loader');
-($out, $err) = as('loader', "SELECT job_id || ' ' || rows_loaded FROM csvpipe.load('$f1', 't_gid', workers => 2, chunk_size => 8000)");
+($out, $err) = as('loader', "SELECT job_id || ' ' || rows_loaded FROM csvpipe.load('$f1', 't_gid', workers => 2, mode => 'prepared', chunk_size => 8000)");
 is($out, "$next 3000", 'squatted names: the atomic load takes the next job id and loads every row') or diag $err;
 is(sql('SELECT count(*) FROM t_gid'), '3000', 'squatted names: every row committed, once');
 $node->psql('csvdb', "ROLLBACK PREPARED 'csvpipe_${next}_0'");
@@ -202,7 +202,7 @@ my $locker = $node->background_psql('other', on_error_stop => 1);
 $locker->query_safe('BEGIN; LOCK TABLE t_can IN SHARE MODE');
 my $bg = $node->background_psql('other', on_error_stop => 0);
 $bg->query_until(qr/started/, qq{\\echo started
-SELECT rows_loaded FROM csvpipe.load('$f1', 't_can', workers => 1);
+SELECT rows_loaded FROM csvpipe.load('$f1', 't_can', workers => 1, mode => 'chunked');
 });
 $node->poll_query_until('other', "SELECT count(*) = 1 FROM csvpipe.job WHERE state = 'running'") or die;
 my $ojob = $node->safe_psql('other', "SELECT job_id FROM csvpipe.job WHERE state = 'running'");
@@ -227,7 +227,7 @@ $locker->query_safe('BEGIN; LOCK TABLE t_can IN SHARE MODE');
 $bg = $node->background_psql('csvdb', on_error_stop => 0);
 $bg->query_until(qr/started/, qq{\\echo started
 SET ROLE loader;
-SELECT rows_loaded FROM csvpipe.load('$f1', 't_can', workers => 1);
+SELECT rows_loaded FROM csvpipe.load('$f1', 't_can', workers => 1, mode => 'chunked');
 });
 $node->poll_query_until('csvdb', "SELECT count(*) = 1 FROM csvpipe.job WHERE state = 'running' AND target = 't_can'::regclass") or die;
 my $sjob = sql("SELECT job_id FROM csvpipe.job WHERE state = 'running' AND target = 't_can'::regclass");
@@ -243,7 +243,7 @@ $locker = $node->background_psql('csvdb', on_error_stop => 1);
 $locker->query_safe('BEGIN; LOCK TABLE t_can IN SHARE MODE');
 my ($bgout, $bgerr) = ('', '');
 my $h = IPC::Run::start([ 'psql', '-XAtq', '-d', $node->connstr('csvdb') . ' user=loader', '-c',
-		"SELECT rows_loaded FROM csvpipe.load('$f1', 't_can', workers => 1)" ],
+		"SELECT rows_loaded FROM csvpipe.load('$f1', 't_can', workers => 1, mode => 'chunked')" ],
 	'>', \$bgout, '2>', \$bgerr);
 $node->poll_query_until('csvdb', "SELECT count(*) = 1 FROM csvpipe.job WHERE state = 'running' AND target = 't_can'::regclass") or die;
 my $ljob = sql("SELECT job_id FROM csvpipe.job WHERE state = 'running' AND target = 't_can'::regclass");
@@ -291,7 +291,7 @@ $holder->query_safe('BEGIN; LOCK TABLE t_kill IN SHARE MODE');
 $bg = $node->background_psql('csvdb', on_error_stop => 0);
 $bg->query_until(qr/started/, qq{\\echo started
 SET ROLE loader;
-SELECT csvpipe.load('$f4', 't_kill', workers => 2, chunk_size => 10000);
+SELECT csvpipe.load('$f4', 't_kill', workers => 2, mode => 'prepared', chunk_size => 10000);
 });
 poll("SELECT count(*) = 1 FROM csvpipe.job WHERE state = 'running' AND target = 't_kill'::regclass")
   or die 'the load did not start';

@@ -228,7 +228,7 @@ $locker->query_safe("BEGIN; LOCK TABLE t_slow IN SHARE MODE;");
 my $slow = $node->background_psql('postgres', on_error_stop => 0);
 $slow->query_until(qr/started/, qq{\\echo started
 SET ROLE loader1;
-SELECT rows_loaded FROM csvpipe.load('$dir/slow.csv', 't_slow', workers => 2, chunk_size => 8192);
+SELECT rows_loaded FROM csvpipe.load('$dir/slow.csv', 't_slow', workers => 2, mode => 'chunked', chunk_size => 8192);
 \\echo finished
 });
 $node->poll_query_until('postgres',

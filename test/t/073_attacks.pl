@@ -18,6 +18,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
+use POSIX ();
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
 
@@ -198,5 +200,120 @@ like($err, qr/must be a superuser to cancel superuser query/,
 	'the owner cannot cancel the launcher');
 
 sql('ALTER DATABASE csvdb RESET ALL');
+
+# ---- (d) one resume of a job at a time ----
+# An atomic load into a slow table is cancelled, then two sessions resume
+# it at once: one loads it, the other is refused at once (55P03) and
+# leaves the job alone.
+sql(q{CREATE TABLE t_conc (id int PRIMARY KEY, v text);
+CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(0.0005); RETURN NEW; END $$;
+CREATE TRIGGER slow_row BEFORE INSERT ON t_conc FOR EACH ROW EXECUTE FUNCTION slow_row();
+GRANT INSERT ON t_conc TO loader;});
+my $fconc = write_rows('conc.csv', 5000);
+my ($o1, $e1, $o2, $e2) = ('', '', '', '');
+local $ENV{PGOPTIONS} = '';
+
+# a cancelled atomic load of conc.csv into t_conc, by loader: its job id
+sub cancelled_job
+{
+	my ($lo, $le) = ('', '');
+	my $h = IPC::Run::start([ 'psql', '-XAtq', '-d', $node->connstr('csvdb') . ' user=loader',
+			'-c', "SELECT rows_loaded FROM csvpipe.load('$fconc', 't_conc', workers => 2, chunk_size => 8000)" ],
+		'>', \$lo, '2>', \$le);
+	poll("SELECT count(*) = 1 FROM csvpipe.job WHERE state = 'running' AND target = 't_conc'::regclass")
+	  or die "the load did not start: $le";
+	my $job = sql("SELECT job_id FROM csvpipe.job WHERE state = 'running' AND target = 't_conc'::regclass");
+	my ($out, $err) = login('loader', "SELECT csvpipe.cancel($job)");
+	is($out, 't', 'the atomic load is cancelled') or diag $err;
+	$h->finish;
+	is(sql("SELECT csvpipe.wait($job, '60s')"), 'cancelled', '... and recorded so');
+	is(sql('SELECT count(*) FROM t_conc'), '0', '... with nothing loaded');
+	return $job;
+}
+my $cjob = cancelled_job();
+($o1, $e1) = ('', '');
+my @rh = map {
+	IPC::Run::start([ 'psql', '-XAtq', '-v', 'VERBOSITY=verbose', '-d', $node->connstr('csvdb') . ' user=loader',
+			'-c', "SELECT rows_loaded FROM csvpipe.resume($cjob)" ],
+		'>', ($_ ? \$o2 : \$o1), '2>', ($_ ? \$e2 : \$e1))
+} (0, 1);
+$_->finish for @rh;
+# the refused one last ("5" sorts before "|")
+my @res = sort ("$o1|$e1", "$o2|$e2");
+like($res[1], qr/^\|ERROR:  55P03: csvpipe job $cjob is being resumed by another session\n/,
+	'two resumes at once: one is refused with 55P03') or diag $res[1];
+is($res[0], "5000\n|", '... the other loads the file');
+is(sql("SELECT state || ' ' || rows_loaded || ' ' || (gid_nonce IS NOT NULL) FROM csvpipe.job WHERE job_id = $cjob"),
+	'done 5000 true', '... and the job stays as the winner recorded it');
+is(sql(q{SELECT count(*) || ' ' || count(DISTINCT id) FROM t_conc}), '5000 5000', '... every row once');
+
+# a resume in a REPEATABLE READ transaction would decide on a stale job row
+sql('TRUNCATE t_conc');
+$cjob = cancelled_job();
+sql('DROP TRIGGER slow_row ON t_conc');
+my $rr = $node->background_psql('csvdb', on_error_stop => 0);
+$rr->query_safe('SET ROLE loader; BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+($out, $err) = as('loader', "SELECT rows_loaded FROM csvpipe.resume($cjob)");
+is($out, '5000', 'a job resumed by one session') or diag $err;
+my $rrout = $rr->query("SELECT rows_loaded FROM csvpipe.resume($cjob)");
+like($rr->{stderr} // '', qr/csvpipe.resume cannot run in a REPEATABLE READ or SERIALIZABLE transaction/,
+	'... is not resumed again from a stale snapshot') or diag $rrout;
+$rr->query('ROLLBACK');
+$rr->quit;
+is(sql(q{SELECT count(*) || ' ' || count(DISTINCT id) FROM t_conc}), '5000 5000', '... every row once');
+# ---- (e) a worker opens the file as the leader does ----
+# The only worker of a load is lost after the file's path was replaced by a
+# FIFO that a process waits to write into.  The replacement worker must not
+# open the FIFO (which would release the writer, or block, or act as a
+# device would): it is refused as the leader would refuse it.
+sql(q{CREATE TABLE t_fifo (id int, v text);
+CREATE TRIGGER slow_row BEFORE INSERT ON t_fifo FOR EACH ROW EXECUTE FUNCTION slow_row();
+GRANT INSERT ON t_fifo TO loader;});
+my $ffifo = write_rows('fifo.csv', 20000);
+my ($fo, $fe) = ('', '');
+my $fh = IPC::Run::start([ 'psql', '-XAtq', '-v', 'VERBOSITY=verbose', '-d', $node->connstr('csvdb') . ' user=loader',
+		'-c', "SELECT rows_loaded FROM csvpipe.load('$ffifo', 't_fifo', workers => 1, atomic => false, chunk_size => 100000)" ],
+	'>', \$fo, '2>', \$fe);
+poll("SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'csvpipe worker'")
+  or die "the load did not start: $fe";
+rename($ffifo, "$ffifo.moved") or die;
+system('mkfifo', $ffifo) == 0 or die 'mkfifo';
+chmod 0644, $ffifo;
+my $writer = fork();
+if ($writer == 0)
+{
+	# released only when someone opens the FIFO for reading
+	open(my $w, '>', $ffifo) or POSIX::_exit(1);
+	my $m;
+	open($m, '>', "$dir/fifo_opened") and close $m;
+	POSIX::_exit(0);
+}
+sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'csvpipe worker'");
+$fh->finish;
+like($fe, qr/"\Q$ffifo\E" is not a regular file/,
+	'the replacement worker refuses the FIFO as the leader would') or diag $fe;
+like($fe, qr/csvpipe worker|worker 1/, '... and the error says which worker') or diag $fe;
+sleep 1;
+ok(!-e "$dir/fifo_opened", '... without opening it (the writer is still waiting)');
+kill 'KILL', $writer;
+waitpid($writer, 0);
+
+# ---- (f) submit's priority: above 0 only for roles that may act on others' work ----
+sql('CREATE ROLE signaller LOGIN IN ROLE pg_read_server_files, pg_signal_backend');
+sql('CREATE TABLE t_prio (id int, v text); GRANT INSERT ON t_prio TO loader, signaller');
+my $fprio = write_rows('prio.csv', 10);
+($out, $err) = login('loader', "\\set VERBOSITY verbose\nSELECT csvpipe.submit('$fprio', 't_prio', priority => 1000000)");
+like($err, qr/ERROR:  42501: permission denied to submit with priority 1000000\nDETAIL:  Only superusers and roles with privileges of the "pg_signal_backend" role may submit jobs with a priority above 0/,
+	'a pg_read_server_files role cannot jump the queue');
+is(sql("SELECT count(*) FROM csvpipe.job WHERE target = 't_prio'::regclass"), '0', '... nothing is queued');
+($out, $err) = login('loader', "SELECT csvpipe.submit('$fprio', 't_prio', priority => -5)");
+like($out, qr/^\d+$/, '... it may lower its own jobs\' priority') or diag $err;
+is(sql("SELECT csvpipe.wait(" . ($out || 0) . ", '60s')"), 'done', '... which run');
+sql('TRUNCATE t_prio');
+($out, $err) = login('signaller', "SELECT csvpipe.submit('$fprio', 't_prio', priority => 10, force => true)");
+like($out, qr/^\d+$/, 'a pg_signal_backend role submits with a priority above 0') or diag $err;
+is(sql("SELECT csvpipe.wait(" . ($out || 0) . ", '60s')"), 'done', '... which runs');
+
 $node->stop;
 done_testing();

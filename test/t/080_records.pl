@@ -333,5 +333,92 @@ for my $case ([ 'cr_in_lf', 'v text', "1 2 c" ], [ 'lf_in_cr', 'v text', "1 2 c"
 	}
 }
 
+# ==== 7. an empty first line is the header line, as for COPY (corpus: duckdb empty_first_line.csv, afl case_17) ====
+# HEADER takes the file's first line, even an empty one; skip_rows counts
+# empty lines too.  Every path alike, compared with COPY FROM.
+write_file("$dir/efl.csv", "\na,b\n1,x\n2,y\n");
+write_file("$dir/efl1.csv", "\nv\n1\n\n2\n");
+write_file("$dir/efl_pre.csv", "preamble\n\na,b\n1,x\n2,y\n");
+write_file("$dir/efl_bad.csv", "\n10\"\n1,2\n3,4\n");
+sql("CREATE TABLE efl_copy (a text, b text); COPY efl_copy FROM '$dir/efl.csv' (FORMAT csv, HEADER)");
+is(sql("SELECT string_agg(a || '/' || b, ' ' ORDER BY a) FROM efl_copy"), '1/x 2/y a/b',
+	'COPY takes the empty first line as the header');
+sql("CREATE TABLE efl1_copy (v text); COPY efl1_copy FROM '$dir/efl1.csv' (FORMAT csv, HEADER)");
+my $efl1 = sql("SELECT string_agg(coalesce(v, '<null>'), ' ' ORDER BY v NULLS FIRST) FROM efl1_copy");
+is($efl1, '<null> 1 2 v', 'COPY, one column: the empty first line is the header');
+for my $w (0, 2)
+{
+	is(lsql("SELECT string_agg(a || '/' || b, ' ' ORDER BY a) FROM csvpipe.read('$dir/efl.csv', workers => $w, chunk_size => 4) AS t(a text, b text)"),
+		'1/x 2/y a/b', "read, $w workers: the empty first line is the header");
+	is(lsql("SELECT string_agg(coalesce(v, '<null>'), ' ' ORDER BY v NULLS FIRST) FROM csvpipe.read('$dir/efl1.csv', workers => $w, chunk_size => 4) AS t(v text)"),
+		$efl1, "read one column, $w workers: as COPY");
+	is(lsql("SELECT string_agg(line_no || ':' || fields::text, ' ') FROM csvpipe.read_text('$dir/efl.csv', workers => $w, chunk_size => 4)"),
+		'2:{a,b} 3:{1,x} 4:{2,y}', "read_text, $w workers: records after the empty header line");
+	is(lsql("SELECT string_agg(a || '/' || b, ' ' ORDER BY a) FROM csvpipe.read('$dir/efl_pre.csv', skip_rows => 2, workers => $w, chunk_size => 4) AS t(a text, b text)"),
+		'1/x 2/y', "read, $w workers: skip_rows counts the empty line");
+	is(lsql("SELECT string_agg(a || '/' || b, ' ' ORDER BY a) FROM csvpipe.read('$dir/efl_bad.csv', workers => $w, chunk_size => 4, on_error => 'skip') AS t(a text, b text)"),
+		'1/2 3/4', "read skip, $w workers: line 2 is a bad record, not a bad header");
+}
+lsql("CREATE TABLE efl_t (a text, b text)");
+for my $w (0, 1, 2)
+{
+	for my $mode ('stop', 'skip')
+	{
+		next if $w == 0 && $mode eq 'skip';
+		for my $atomic ('true', 'false')
+		{
+			lsql("TRUNCATE efl_t");
+			lsql("SELECT csvpipe.load('$dir/efl.csv', 'efl_t', workers => $w, on_error => '$mode', atomic => $atomic, chunk_size => 4)");
+			is(lsql("SELECT string_agg(a || '/' || b, ' ' ORDER BY a) FROM efl_t"), '1/x 2/y a/b',
+				"load, $w workers, $mode, atomic $atomic: the empty first line is the header");
+		}
+	}
+}
+lsql("TRUNCATE efl_t");
+lsql("SELECT csvpipe.load_serial('$dir/efl.csv', 'efl_t')");
+is(lsql("SELECT string_agg(a || '/' || b, ' ' ORDER BY a) FROM efl_t"), '1/x 2/y a/b', 'load_serial: the empty first line is the header');
+for my $w (1, 2)
+{
+	lsql("TRUNCATE efl_t");
+	my $r = lsql("SELECT rows_loaded || ' ' || rows_rejected || ' ' || job_id FROM csvpipe.load('$dir/efl_bad.csv', 'efl_t', workers => $w, "
+		  . "chunk_size => 64, atomic => false, on_error => 'skip')");
+	my ($loaded, $rejected, $job) = split / /, $r;
+	is("$loaded $rejected", '2 1', "efl_bad, load skip, $w workers: 2 loaded, 1 rejected");
+	is(lsql("SELECT line_no || ' ' || sqlstate || ' ' || raw_record FROM csvpipe.errors WHERE job_id = $job"),
+		"2 22P04 10\"", "efl_bad, load skip, $w workers: line 2 rejected with its own text");
+}
+($ret, $out, $err) = lpsql("SELECT count(*) FROM csvpipe.read('$dir/efl_bad.csv') AS t(a text, b text)");
+like($err, qr/quote character inside an unquoted field.*efl_bad.csv", line 2, column a/s, 'efl_bad, read stop: line 2 named');
+
+# ==== 8. stop and skip name the same bad record, with the same SQLSTATE (corpus: fuzzing/6, afl case_63) ====
+# A record spanning lines 3-5 with an invalid byte on line 4: stop mode names
+# line 3 (the record's first line, the line skip mode rejects), the byte's
+# own line in the detail.  A record with a stray quote and an invalid byte
+# is bad for its bytes (22021) in every mode, as skip mode rejects it.
+write_file("$dir/span_bad.csv", "v\n1\n\"a\nb\xff\nc\"\n2\n");
+write_file("$dir/both_bad.csv", "v,w\n1,2\n3,a\"b\xff\n4,5\n");
+for my $case ([ 'span_bad', 'v text', 3, '1 2', qr/DETAIL:  The record starts on line 3; the error is on line 4\./ ],
+	[ 'both_bad', 'v text, w text', 3, '1/2 4/5', qr/^/ ])
+{
+	my ($f, $cols, $line, $rows, $detail) = @$case;
+	my $expr = $cols =~ /w/ ? "v || '/' || w" : 'v';
+	for my $w (0, 2)
+	{
+		($ret, $out, $err) = lpsql("SELECT count(*) FROM csvpipe.read('$dir/$f.csv', workers => $w, chunk_size => 4) AS t($cols)");
+		like($err, qr/ERROR:  invalid byte sequence for encoding "UTF8": 0xff\n(?:.*\n)?.*CONTEXT:  csvpipe.read "[^"]*$f.csv", line $line\b/,
+			"$f, read stop, $w workers: 22021 on line $line");
+		like($err, $detail, "$f, read stop, $w workers: detail");
+		is(lsql("SELECT string_agg($expr, ' ' ORDER BY v) FROM csvpipe.read('$dir/$f.csv', workers => $w, chunk_size => 4, on_error => 'skip') AS t($cols)"),
+			$rows, "$f, read skip, $w workers: the other rows");
+	}
+	lsql("CREATE TABLE ${f}_t ($cols)");
+	($ret, $out, $err) = lpsql("SELECT csvpipe.load('$dir/$f.csv', '${f}_t', workers => 2, chunk_size => 4)");
+	like($err, qr/ERROR:  invalid byte sequence for encoding "UTF8": 0xff\n(?:.*\n)?.*CONTEXT:  csvpipe.load "[^"]*$f.csv", line $line\b/,
+		"$f, load stop: 22021 on line $line");
+	my $r = lsql("SELECT job_id FROM csvpipe.load('$dir/$f.csv', '${f}_t', workers => 2, chunk_size => 4, on_error => 'skip', atomic => false)");
+	is(lsql("SELECT line_no || ' ' || sqlstate FROM csvpipe.errors WHERE job_id = $r"), "$line 22021",
+		"$f, load skip: line $line rejected, 22021");
+}
+
 $node->stop;
 done_testing();

@@ -303,7 +303,7 @@ SELECT rows_loaded FROM csvpipe.load('$big', 'cc', workers => 2, chunk_size => 1
 # ---------------------------------------------------------------------------
 my $ids = write_file('ids.csv', "id\n" . join('', map { "$_\n" } 1 .. 5000));
 sql('CREATE TABLE pk (id int PRIMARY KEY)');
-for my $mode ("workers => 1", "workers => 2", "workers => 1, atomic => false",
+for my $mode ("workers => 1, mode => 'prepared'", "workers => 2, mode => 'prepared'", "workers => 1, atomic => false",
 	"workers => 2, atomic => false", "workers => 2, atomic => false, on_error => 'skip'")
 {
 	sql('TRUNCATE pk');
@@ -321,6 +321,15 @@ for my $mode ("workers => 1", "workers => 2", "workers => 1, atomic => false",
 		't', "$mode: the table holds exactly the committed chunks (none when atomic)");
 	is(sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'csvpipe worker'"), '0',
 		"$mode: no worker left");
+}
+# transaction mode: the leader inserts, so it is COPY's unique violation, with its line
+for my $w (1, 2)
+{
+	sql('TRUNCATE pk');
+	is( try_sql('postgres', "BEGIN; INSERT INTO pk VALUES (100);
+		SELECT rows_loaded FROM csvpipe.load('$ids', 'pk', workers => $w, chunk_size => 1000);"),
+		'23505: duplicate key value violates unique constraint "pk_pkey" | line 101',
+		"transaction mode, $w workers: the caller's own row is a plain unique violation with its line");
 }
 # a read is unaffected
 is(try_sql('postgres', "BEGIN; INSERT INTO pk VALUES (100);

@@ -58,16 +58,14 @@ plan skip_all => "no corpus at $corpus (set CSVPIPE_CORPUS_DIR)"
 
 # files that found defects: always in the sample
 my @always = ('duckdb/csv/afl/3977/case_63.csv', 'duckdb/csv/afl/3977/case_10.csv',
+	'duckdb/csv/afl/3977/case_17.csv', 'duckdb/csv/afl/null_padding/33.csv', 'duckdb/csv/test/invalid_utf_quoted_nl.csv',
+	'pollock/csv/row_extra_quote1_col8.csv',
 	'duckdb/csv/afl/20250211_csv_fuzz_crash/case_53.csv', 'duckdb/csv/empty_first_line.csv',
 	'duckdb/csv/error/mixedtypes.csv', 'duckdb/csv/fuzzing/6.csv');
 
 # Disagreements still open (reported, owned elsewhere or undecided); counted
 # and listed, failing only with CSVPIPE_CORPUS_STRICT=1:
 #   copy_ok_*_0A000      escape other than the quote: csvpipe refuses it
-#   copy_ok_(read|load)  empty_first_line.csv (an empty line before the
-#                        header is skipped, COPY takes it as the header),
-#                        mixedtypes*.csv (rows differ)
-#   copy_ok_*_22P04      "unterminated quoted field" where COPY accepts
 #   stop_*_not_first, stop_*_not_rejected_line, stop_*_unnamed
 #                        the stop-mode error's line is not the first line
 #                        skip mode rejects, or names no line
@@ -76,127 +74,9 @@ my $strict = $ENV{CSVPIPE_CORPUS_STRICT} // 0;
 # the files of those disagreements on the full corpus (main of 2025-11-30,
 # after the lone-CR fix): a new file failing, or a new class, fails
 my %known = map { $_ => 1 } (
-	'duckdb/csv/14512.csv',
-	'duckdb/csv/14512_og.csv',
-	'duckdb/csv/afl/20250211_csv_fuzz_crash/case_53.csv',
-	' \x00\x00\x00;\' ',
-	'duckdb/csv/afl/3977/case_10.csv',
-	'duckdb/csv/afl/3977/case_11.csv',
-	'duckdb/csv/afl/3977/case_12.csv',
-	'duckdb/csv/afl/3977/case_13.csv',
-	'duckdb/csv/afl/3977/case_14.csv',
-	'duckdb/csv/afl/3977/case_16.csv',
-	'duckdb/csv/afl/3977/case_17.csv',
-	'duckdb/csv/afl/3977/case_18.csv',
-	'duckdb/csv/afl/3977/case_19.csv',
-	'duckdb/csv/afl/3977/case_20.csv',
-	'duckdb/csv/afl/3977/case_22.csv',
-	'duckdb/csv/afl/3977/case_25.csv',
-	'duckdb/csv/afl/3977/case_31.csv',
-	'duckdb/csv/afl/3977/case_33.csv',
-	'duckdb/csv/afl/3977/case_36.csv',
-	'duckdb/csv/afl/3977/case_45.csv',
-	'duckdb/csv/afl/3977/case_47.csv',
 	'duckdb/csv/afl/3977/case_50.csv',
-	'duckdb/csv/afl/3977/case_51.csv',
-	'duckdb/csv/afl/3977/case_57.csv',
-	'duckdb/csv/afl/3977/case_59.csv',
-	'duckdb/csv/afl/3977/case_6.csv',
-	'duckdb/csv/afl/3977/case_61.csv',
-	'duckdb/csv/afl/3977/case_65.csv',
-	'duckdb/csv/afl/3977/case_66.csv',
-	'duckdb/csv/afl/3977/case_69.csv',
-	'duckdb/csv/afl/3977/case_71.csv',
-	'duckdb/csv/afl/3977/case_73.csv',
-	'duckdb/csv/afl/3977/case_75.csv',
-	'duckdb/csv/afl/3977/case_78.csv',
-	'duckdb/csv/afl/3977/case_79.csv',
-	'duckdb/csv/afl/3977/case_8.csv',
-	'duckdb/csv/afl/3977/case_81.csv',
-	'duckdb/csv/afl/3977/case_84.csv',
-	'duckdb/csv/afl/3977/case_86.csv',
-	'duckdb/csv/afl/3977/case_87.csv',
-	'duckdb/csv/afl/4086/case_2.csv',
-	'duckdb/csv/afl/4086/case_3.csv',
-	'duckdb/csv/afl/4496/crashes/case_0.csv',
-	'duckdb/csv/afl/5194/crashes/case_0.csv',
-	'duckdb/csv/afl/no_parameter/10.csv',
-	'duckdb/csv/afl/no_parameter/21.csv',
-	'duckdb/csv/afl/no_parameter/6.csv',
-	'duckdb/csv/afl/no_parameter/7.csv',
-	'duckdb/csv/afl/no_parameter/8.csv',
-	'duckdb/csv/afl/null_padding/30.csv',
-	'duckdb/csv/afl/null_padding/33.csv',
-	'duckdb/csv/afl/null_padding/38.csv',
-	'duckdb/csv/afl/null_padding/39.csv',
-	'duckdb/csv/afl/null_padding/6.csv',
-	'duckdb/csv/all_quotes.csv',
-	'duckdb/csv/auto/backslash_escape.csv',
-	'duckdb/csv/auto/multi_column_string_mix.csv',
-	'duckdb/csv/bad_escape.csv',
-	'duckdb/csv/bug_10273.csv',
-	'duckdb/csv/bug_7578.csv',
-	'duckdb/csv/empty_first_line.csv',
-	'duckdb/csv/empty_space_start_value.csv',
-	'duckdb/csv/error/mixedtypes.csv',
-	'duckdb/csv/error/mixedtypes_rn.csv',
-	'duckdb/csv/escape.csv',
-	'duckdb/csv/fuzzing/32.csv',
-	'duckdb/csv/fuzzing/6.csv',
-	'duckdb/csv/inconsistent_cells.csv',
-	'duckdb/csv/issue_16098.csv',
-	'duckdb/csv/mixed_new_line.csv',
-	'duckdb/csv/mixed_new_line_2.csv',
-	'duckdb/csv/multidelimiter/aa_delim_quoted.csv',
-	'duckdb/csv/multidelimiter/aa_delim_quoted_2.csv',
-	'duckdb/csv/multidelimiter/escape_non_quote_escape_complex.csv',
-	'duckdb/csv/multidelimiter/incomplete_multibyte_delimiter.csv',
-	'duckdb/csv/multidelimiter/simple_unterminated_quote.csv',
-	'duckdb/csv/multidelimiter/unquote_without_delimiter.csv',
-	'duckdb/csv/multidelimiter/unterminated_escape.csv',
-	'duckdb/csv/multidelimiter/unterminated_quote_escape.csv',
-	'duckdb/csv/multidelimiter/unterminated_quote_multi_line.csv',
-	'duckdb/csv/one_r_n_two.csv',
-	'duckdb/csv/page_namespacepage_title_sample.csv',
-	'duckdb/csv/pollock/file_field_delimiter_0x20.csv',
-	'duckdb/csv/rejects/unquoted/basic.csv',
-	'duckdb/csv/rejects/unquoted/unquoted_new_line.csv',
-	'duckdb/csv/segfault.csv',
-	'duckdb/csv/test/5438.csv',
-	'duckdb/csv/test/blob.csv',
-	'duckdb/csv/test/invalid_utf_quoted_nl.csv',
-	'duckdb/csv/test/long_escaped_value.csv',
-	'duckdb/csv/test/unterminated.csv',
-	'duckdb/csv/thijs_unquoted.csv',
-	'duckdb/csv/timings.csv',
-	'duckdb/csv/tpcc_results.csv',
-	'duckdb/csv/unescaped_quotes/end_quote_2.csv',
-	'duckdb/csv/unescaped_quotes/end_quote_3.csv',
-	'duckdb/csv/unescaped_quotes/end_quote_mixed.csv',
-	'duckdb/csv/unescaped_quotes/unescaped_quote.csv',
-	'duckdb/csv/unescaped_quotes/unescaped_quote_new_line.csv',
-	'duckdb/csv/unescaped_quotes/unescaped_quote_new_line_rn.csv',
-	'duckdb/csv/unquoted_escape/human_eval.csv',
 	'pollock/csv/file_escape_char_0x5C.csv',
-	'pollock/csv/file_field_delimiter_0x2C_0x20.csv',
-	'pollock/csv/file_multitable_same.csv',
 	'pollock/csv/file_quotation_char_0x27.csv',
-	'pollock/csv/row_extra_quote0_col0.csv',
-	'pollock/csv/row_extra_quote0_col1.csv',
-	'pollock/csv/row_extra_quote0_col2.csv',
-	'pollock/csv/row_extra_quote0_col3.csv',
-	'pollock/csv/row_extra_quote0_col4.csv',
-	'pollock/csv/row_extra_quote0_col5.csv',
-	'pollock/csv/row_extra_quote0_col6.csv',
-	'pollock/csv/row_extra_quote0_col7.csv',
-	'pollock/csv/row_extra_quote0_col8.csv',
-	'pollock/csv/row_extra_quote1_col8.csv',
-	'pollock/csv/row_extra_quote42_col8.csv',
-	'pollock_survey/csv/100mAOne.CSV',
-	'pollock_survey/csv/April-2011-for-publication.csv',
-	'pollock_survey/csv/Copy_of_2016-17_Q3_Final_V2.csv',
-	'pollock_survey/csv/HMRC_spending_over_25000_for_September_2018.csv',
-	'pollock_survey/csv/senior-staff-march-2020.csv',
 );
 
 # ------------------------------------------------------------------
@@ -446,9 +326,9 @@ for my $fi (0 .. $#files)
 
 	my %r;
 	my ($cout, $cerr) = ('', '');
-	$node->psql('postgres', "DROP TABLE IF EXISTS ref, l1, l2, l3, s1; CREATE TABLE ref ($cols); CREATE TABLE l1 ($cols);"
+	$node->psql('postgres', "DROP TABLE IF EXISTS ref, l1, l2, l3, s1; CREATE TABLE ref ($cols, _n bigserial); CREATE TABLE l1 ($cols);"
 		  . " CREATE TABLE l2 ($cols); CREATE TABLE l3 ($cols); CREATE TABLE s1 ($cols);\n"
-		  . "COPY ref FROM $p ($copt);", stdout => \$cout, stderr => \$cerr, on_error_stop => 0);
+		  . "COPY ref ($tcols) FROM $p ($copt);", stdout => \$cout, stderr => \$cerr, on_error_stop => 0);
 	my $copy_ok = $cerr !~ /ERROR/;
 	$cerr =~ s/\s+/ /g;
 
@@ -457,9 +337,11 @@ for my $fi (0 .. $#files)
 		$count{copy_ok}++;
 		%r = run_checks(
 			'',
-			[ ref => sumq('ref t', 't::text', 1) ],
-			[ refarr => sumq('ref t', $arr, 1) ],
-			[ refsorted => sumq('ref t', 't::text', 0) ],
+			# file order: _n, not the heap's order (COPY's bulk insert
+			# may put a row on an earlier page that still has room)
+			[ ref => sumq("(SELECT $tcols FROM ref ORDER BY _n) t", 't::text', 1) ],
+			[ refarr => sumq("(SELECT $tcols FROM ref ORDER BY _n) t", $arr, 1) ],
+			[ refsorted => sumq("(SELECT $tcols FROM ref) t", 't::text', 0) ],
 			[ read => sumq("csvpipe.read($p, $opt) $as", 't::text', 1) ],
 			[ read_w2_4096 => sumq("csvpipe.read($p, $opt, workers => 2, chunk_size => 4096) $as", 't::text', 1) ],
 			[ read_w2_64 => sumq("csvpipe.read($p, $opt, workers => 2, chunk_size => 64) $as", 't::text', 1) ],
@@ -474,16 +356,25 @@ for my $fi (0 .. $#files)
 		);
 		my $want = $r{ref} // '?';
 		my $nrows = ($want =~ /^OK (\d+)/)[0] // -1;
+		# the header line is an unterminated quoted field: COPY reads the
+		# whole file as its header line and loads nothing; csvpipe refuses
+		# the malformed header (README "Record boundaries and bad records")
+		my $swallowed = sub {
+			my ($got) = @_;
+			return 0 unless $nrows == 0 && $got =~ /^ERR 22P04 unterminated quoted field at end of file .*, line 1,/;
+			$classes{documented_unterminated_header}++;
+			return 1;
+		};
 		for my $k (qw(read read_w2_4096 read_w2_64))
 		{
 			my $got = $r{$k} // "no result: $r{_stderr}";
-			next if $got eq $want;
+			next if $got eq $want || $swallowed->($got);
 			$fail->(strict_or($got, "copy_ok_$k"), "$got (COPY $want)");
 		}
 		for my $k (qw(read_text read_text_w2_64))
 		{
 			my $got = $r{$k} // "no result: $r{_stderr}";
-			next if $got eq ($r{refarr} // '?');
+			next if $got eq ($r{refarr} // '?') || $swallowed->($got);
 			$fail->(strict_or($got, "copy_ok_$k"), "$got (COPY $r{refarr})");
 		}
 		for my $k ([ load_w1 => 'l1' ], [ load_w2_4096_chunked => 'l2' ], [ load_w2_64 => 'l3' ])
@@ -492,6 +383,7 @@ for my $fi (0 .. $#files)
 			my $got = $r{$l} // "no result: $r{_stderr}";
 			if ($got ne "OK $nrows")
 			{
+				next if $swallowed->($got);
 				$fail->(strict_or($got, "copy_ok_$l"), "$got (COPY $nrows rows)");
 				next;
 			}
@@ -593,7 +485,7 @@ SELECT 'R ' || job_id || ' ' || rows_loaded || ' ' || rows_rejected
 			}
 			my ($line) = $got =~ /, lines? (\d+)/;
 			# lone CRs and LFs in one file: line numbers may be off (README)
-			next if $data =~ /\r(?!\n)/ && $data =~ /(?<!\r)\n/;
+			next if $data =~ /\r(?!\n)/ && $data =~ /\n/;
 			if ($first && $k eq 'read_stop' && $line != $first->{line})
 			{
 				$fail->("stop_$k\_not_first", "$got; first rejected: line $first->{line} $first->{sqlstate}");
@@ -646,7 +538,7 @@ sub check_lines
 	{
 		$text = Encode::encode('UTF-8', Encode::decode($perl_enc{ $f->{encoding} } // $f->{encoding}, $data));
 	}
-	if ($text =~ /\r(?!\n)/ && $text =~ /(?<!\r)\n/)
+	if ($text =~ /\r(?!\n)/ && $text =~ /\n/)
 	{
 		# lone CRs and LFs both: line numbers follow the first line's end
 		# (README), this check does not model that; rows are still compared
@@ -704,6 +596,15 @@ sub check_lines
 	if ($err =~ /ERROR/)
 	{
 		$err =~ s/\s+/ /g;
+		# line ends mixed in one file (a lone CR with LFs, or a lone LF in a
+		# CRLF file): csvpipe reads each as a line end (README "CSV as found
+		# in the wild"), COPY refuses the rest, so it cannot be the reference
+		if ($err =~ /unquoted (newline|carriage return) found in data/
+			&& ($text =~ /\r(?!\n)/ && $text =~ /\n/ || $text =~ /\r\n/ && $text =~ /(?<!\r)\n/))
+		{
+			$classes{documented_mixed_line_ends_rest}++;
+			return;
+		}
 		$fail->(strict_or($err, 'skip_rest_copy_rejects'), "COPY of the lines not rejected: $err");
 		return;
 	}

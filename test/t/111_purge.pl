@@ -253,4 +253,29 @@ like($e, qr/ERROR:  22004: csvpipe.purge: older_than must not be NULL/, 'NULL ol
 like($e, qr/ERROR:  22023: csvpipe.purge: older_than must not be negative/, 'negative older_than: 22023');
 
 $node->stop;
+
+# ---- a job with prepared transactions named after it is kept ----
+# (no preload on this node: no launcher settles the fake part meanwhile,
+# and purge works without it)
+my $stock = PostgreSQL::Test::Cluster->new('stock');
+$stock->init;
+$stock->append_conf('postgresql.conf', "max_prepared_transactions = 2\n");
+$stock->start;
+$stock->safe_psql('postgres', 'CREATE EXTENSION csvpipe');
+my $dboid = $stock->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = 'postgres'");
+$stock->safe_psql('postgres', qq{
+INSERT INTO csvpipe.job (job_id, path, target, state, submitted_by, finished_at, decision)
+VALUES (41, '/x.csv', 'pg_class'::regclass, 'done', 10, now() - interval '10 days', 'commit'),
+       (42, '/y.csv', 'pg_class'::regclass, 'done', 10, now() - interval '10 days', 'commit');
+CREATE TABLE part (i int);
+BEGIN; INSERT INTO part VALUES (1); PREPARE TRANSACTION 'csvpipe_${dboid}_41_0_0123456789abcdef';
+});
+is($stock->safe_psql('postgres', "SELECT jobs FROM csvpipe.purge('7 days')"), '1',
+	'purge keeps a job that still has a prepared part (the launcher settles it by its decision)');
+is($stock->safe_psql('postgres', 'SELECT string_agg(job_id::text, \',\') FROM csvpipe.job'), '41',
+	'... job 41 is kept, job 42 is gone');
+$stock->safe_psql('postgres', "ROLLBACK PREPARED 'csvpipe_${dboid}_41_0_0123456789abcdef'");
+is($stock->safe_psql('postgres', "SELECT jobs FROM csvpipe.purge('7 days')"), '1',
+	'once settled, it is purged');
+$stock->stop;
 done_testing();
