@@ -467,9 +467,11 @@ upsert_job_row(CsvParallelShared *shared, const char *path)
  * before the job exists, whichever worker gets there first and whichever
  * fails or dies.  The flag is set only after the commit, so a worker that
  * sees it set may go on at once; workers that start before it is set all
- * write the same row (the upserts serialize on it).  The commit does not
- * wait for its WAL flush: every later commit of the load (a chunk's, a
- * PREPARE, the coordinator's) comes after it in the WAL and flushes it.
+ * write the same row (the upserts serialize on it).  The commit follows
+ * the worker's synchronous_commit: flushed in prepared and transaction
+ * mode, so a job interrupted by a crash is still there (leader_gone);
+ * not waited for in chunked mode, where any later chunk commit that
+ * survives a crash has flushed it.
  */
 void
 csv_txn_record_job_start(CsvParallelShared *shared, const char *path)
@@ -483,8 +485,6 @@ csv_txn_record_job_start(CsvParallelShared *shared, const char *path)
 		return;
 
 	StartTransactionCommand();
-	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	upsert_job_row(shared, path);
 	PopActiveSnapshot();

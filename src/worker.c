@@ -1172,8 +1172,8 @@ csvpipe_worker_main(Datum main_arg)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	/* transaction mode: the job row, as a load's first worker writes it */
-	if (ws.txn && ws.worker_no == 0 && shared->job_id > 0)
+	/* transaction mode: the job row, before this worker's first chunk (txn.c) */
+	if (ws.txn && shared->job_id > 0)
 		csv_txn_record_job_start(shared, ws.errpos.path);
 
 	if (shared->mode == CSV_MODE_READ)
