@@ -160,6 +160,15 @@ struct CsvLoadTarget
 
 	uint64		processed;
 
+	/*
+	 * csv_load_collect_new_rows: each row this target puts in its own
+	 * transition table (root format) is also appended to *collect, in
+	 * collect_cxt, for csv_load_add_new_rows on another target.
+	 */
+	List	  **collect;
+	MemoryContext collect_cxt;
+	TupleTableSlot *collect_slot;	/* partition rows converted to the root's */
+
 	/* error context: the line (range) being worked on, 0 = none */
 	int64		err_first;
 	int64		err_last;
@@ -643,6 +652,37 @@ buffer_store(CsvLoadTarget *t, LoadBuffer *buf, TupleTableSlot *slot,
 }
 
 /*
+ * A row that went into this target's transition table: copied into the
+ * caller's collect list too, in the root table's format (as
+ * TransitionTableAddTuple stores it).
+ */
+static void
+collect_new_row(CsvLoadTarget *t, ResultRelInfo *rri, TupleTableSlot *slot)
+{
+	TupleTableSlot *src = slot;
+	MemoryContext oldcxt;
+
+	if (t->collect == NULL)
+		return;
+	if (t->transition_capture->tcs_original_insert_tuple != NULL)
+		src = t->transition_capture->tcs_original_insert_tuple;
+	else if (rri != t->target_rri)
+	{
+		TupleConversionMap *map = ExecGetChildToRootMap(rri);
+
+		if (map != NULL)
+		{
+			if (t->collect_slot == NULL)
+				t->collect_slot = table_slot_create(t->rel, &t->estate->es_tupleTable);
+			src = execute_attr_map_slot(map->attrMap, slot, t->collect_slot);
+		}
+	}
+	oldcxt = MemoryContextSwitchTo(t->collect_cxt);
+	*t->collect = lappend(*t->collect, ExecCopySlotMinimalTuple(src));
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
  * Write one buffer's rows: table_multi_insert, then per row the index
  * entries and the AFTER ROW trigger events (CopyMultiInsertBufferFlush).
  */
@@ -683,6 +723,7 @@ buffer_flush(CsvLoadTarget *t, LoadBuffer *buf)
 				  trigdesc->trig_insert_new_table))
 			ExecARInsertTriggers(estate, rri, buf->slots[i], NIL,
 								 t->transition_capture);
+		collect_new_row(t, rri, buf->slots[i]);
 		ExecClearTuple(buf->slots[i]);
 	}
 	t->processed += nused;
@@ -1088,6 +1129,7 @@ csv_load_row(CsvLoadTarget *t, Datum *values, bool *nulls, int64 line_no)
 		}
 		ExecARInsertTriggers(estate, rri, myslot, recheck,
 							 t->transition_capture);
+		collect_new_row(t, rri, myslot);
 		list_free(recheck);
 		t->processed++;
 	}
@@ -1111,6 +1153,57 @@ csv_load_flush(CsvLoadTarget *t)
 	flush_all(t, t->prev_rri);
 	MemoryContextSwitchTo(oldcxt);
 	POP_LOAD_CONTEXT(errcallback);
+}
+
+bool
+csv_load_has_new_table(CsvLoadTarget *t)
+{
+	return t->transition_capture != NULL &&
+		t->transition_capture->tcs_insert_new_table;
+}
+
+void
+csv_load_collect_new_rows(CsvLoadTarget *t, List **collect, MemoryContext cxt)
+{
+	if (!csv_load_has_new_table(t))
+		return;
+	t->collect = collect;
+	t->collect_cxt = cxt;
+}
+
+/*
+ * Rows inserted through another target (a skip-mode batch, committed in its
+ * subtransaction) join this target's transition table, so its AFTER
+ * STATEMENT triggers see them as they would see rows inserted here.  A
+ * ResultRelInfo without triggers: only the transition table gets the row,
+ * no AFTER ROW event is queued a second time.
+ */
+void
+csv_load_add_new_rows(CsvLoadTarget *t, List *rows)
+{
+	ResultRelInfo rri;
+	TupleTableSlot *slot;
+	MemoryContext oldcxt;
+	ListCell   *lc;
+
+	if (rows == NIL || !csv_load_has_new_table(t))
+		return;
+	oldcxt = MemoryContextSwitchTo(t->estate->es_query_cxt);
+	rri = *t->target_rri;
+	rri.ri_TrigDesc = NULL;
+	rri.ri_RootResultRelInfo = NULL;
+	rri.ri_ChildToRootMap = NULL;
+	rri.ri_ChildToRootMapValid = true;
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(t->rel), &TTSOpsMinimalTuple);
+	t->transition_capture->tcs_original_insert_tuple = NULL;
+	foreach(lc, rows)
+	{
+		ExecStoreMinimalTuple((MinimalTuple) lfirst(lc), slot, false);
+		ExecARInsertTriggers(t->estate, &rri, slot, NIL, t->transition_capture);
+		ExecClearTuple(slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	MemoryContextSwitchTo(oldcxt);
 }
 
 uint64

@@ -96,6 +96,18 @@ extern void csv_load_flush(CsvLoadTarget *t);
  * are not counted).  Must be called before the transaction commits or
  * prepares.
  */
+/*
+ * Transition tables across targets (transaction mode's skip batches):
+ * csv_load_collect_new_rows makes a target copy every row it puts in its
+ * NEW TABLE into *collect (in cxt); csv_load_add_new_rows appends such rows
+ * to another target's NEW TABLE, for its AFTER STATEMENT triggers.  Both
+ * do nothing when the target has no NEW TABLE to fill.
+ */
+extern bool csv_load_has_new_table(CsvLoadTarget *t);
+extern void csv_load_collect_new_rows(CsvLoadTarget *t, List **collect,
+									  MemoryContext cxt);
+extern void csv_load_add_new_rows(CsvLoadTarget *t, List *rows);
+
 extern uint64 csv_load_end(CsvLoadTarget *t);
 
 #endif							/* CSVPIPE_LOAD_H */

@@ -242,8 +242,9 @@ finish_job(CsvCoordArgs *args, bool wait)
  * terminated like any other: before it recorded the job's end, or between
  * the recorded decision and the last COMMIT PREPARED.  Finished means: the
  * job row, read with the latest snapshot (the caller's may be older, in
- * REPEATABLE READ), is in the state asked for, and no transaction named
- * after the job is still prepared (pg_prepared_xacts is not MVCC).
+ * REPEATABLE READ), is in the state asked for, and no verified part of the
+ * job is still prepared (pg_prepared_xacts is not MVCC; a name someone
+ * else prepared, here or in another database, is not a part).
  */
 static bool
 job_finished(CsvCoordArgs *args)
@@ -254,10 +255,6 @@ job_finished(CsvCoordArgs *args)
 	ScanKeyData key;
 	HeapTuple	tup;
 	bool		done = false;
-	char	   *prefix;
-	CsvRows    *r;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
 
 	rel = table_open(relid, AccessShareLock);
 	ScanKeyInit(&key, get_attnum(relid, "job_id"), BTEqualStrategyNumber,
@@ -282,12 +279,8 @@ job_finished(CsvCoordArgs *args)
 	if (!done)
 		return false;
 
-	prefix = psprintf("csvpipe_%u_" INT64_FORMAT "_", MyDatabaseId, args->job_id);
-	values[0] = CStringGetTextDatum(prefix);
-	r = csv_internal_query("SELECT 1 FROM pg_catalog.pg_prepared_xacts "
-						   "WHERE pg_catalog.starts_with(gid, $1)",
-						   1, types, values, NULL);
-	return r->nrows == 0;
+	/* a verified part of this run, in this database (not a squatted name) */
+	return !csv_txn_job_has_parts(args->job_id);
 }
 
 /*
@@ -306,6 +299,14 @@ finish_job_done(CsvCoordArgs *args)
 		finish_job(args, true);
 		if (job_finished(args))
 			return;
+		/*
+		 * The coordinator was terminated.  If the leader is being
+		 * terminated too (give its signal a moment to arrive), it goes: the
+		 * launcher settles the job from what is recorded.
+		 */
+		pg_usleep(200000L);
+		if (ProcDiePending)
+			return;
 		if (attempt >= 10)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -314,7 +315,6 @@ finish_job_done(CsvCoordArgs *args)
 					 errhint("See the server log; csvpipe.jobs has the job's state.")));
 		/* the earlier attempt counted them */
 		args->retries = 0;
-		pg_usleep(100000L);
 	}
 }
 
@@ -337,6 +337,9 @@ typedef struct TxnLoad
 	int			nbatch;
 	MemoryContext batch_cxt;
 	MemoryContext err_cxt;
+	/* skip mode: rows of a batch for the statement's transition table */
+	bool		new_table;
+	MemoryContext collect_cxt;
 	int64		inserted;
 	int64		rejected;
 } TxnLoad;
@@ -396,6 +399,7 @@ typedef struct TxnInsertArgs
 	int			lo;
 	int			hi;
 	int64		inserted;
+	List	   *collected;		/* rows for T->target's NEW TABLE */
 } TxnInsertArgs;
 
 /* batch rows [lo, hi) through a target of their own (no statement triggers) */
@@ -407,6 +411,8 @@ txn_insert_rows(void *arg)
 	CsvLoadTarget *t = csv_load_begin_ext(T->req->relid, T->req->attnames,
 										  CSV_LOAD_NO_STMT_TRIGGERS);
 
+	if (T->new_table)
+		csv_load_collect_new_rows(t, &a->collected, T->collect_cxt);
 	for (int i = a->lo; i < a->hi; i++)
 	{
 		txn_deform(T, T->btup[i]);
@@ -424,7 +430,7 @@ txn_insert_batch(TxnLoad *T, int lo, int hi)
 
 	for (;;)
 	{
-		TxnInsertArgs a = {T, lo, hi, 0};
+		TxnInsertArgs a = {T, lo, hi, 0, NIL};
 		ErrorData  *edata;
 
 		CHECK_FOR_INTERRUPTS();
@@ -432,8 +438,16 @@ txn_insert_batch(TxnLoad *T, int lo, int hi)
 		if (edata == NULL)
 		{
 			T->inserted += a.inserted;
+			/*
+			 * The batch's rows stay: they join the statement's transition
+			 * table (its own went with its target), so AFTER STATEMENT
+			 * triggers see every row inserted, and only those, as COPY's do.
+			 */
+			csv_load_add_new_rows(T->target, a.collected);
+			MemoryContextReset(T->collect_cxt);
 			return;
 		}
+		MemoryContextReset(T->collect_cxt);
 		if (csv_error_is_transient(edata) && attempt < csvpipe_max_retries)
 		{
 			attempt++;
@@ -601,6 +615,8 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 										ALLOCSET_DEFAULT_SIZES);
 	T.err_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe load errors",
 									  ALLOCSET_DEFAULT_SIZES);
+	T.collect_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe load transition rows",
+										  ALLOCSET_DEFAULT_SIZES);
 	if (T.isolate)
 	{
 		T.btup = palloc(sizeof(MinimalTuple) * TXN_SKIP_BATCH);
@@ -619,6 +635,7 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 
 		/* the lock (waited for in sight), BEFORE STATEMENT triggers, once */
 		T.target = csv_load_begin_ext(req->relid, req->attnames, flags);
+		T.new_table = T.isolate && csv_load_has_new_table(T.target);
 		txn_consume(&T);
 		/* AFTER STATEMENT triggers and the queued AFTER triggers, once */
 		n = csv_load_end(T.target);

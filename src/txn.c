@@ -552,15 +552,6 @@ csvpipe_coordinator_main(Datum main_arg)
 {
 	CsvCoordArgs args;
 
-	/*
-	 * The coordinator's few short transactions are one decision: terminated
-	 * half way, it would leave a failed load recorded as 'running' for as
-	 * long as the leader's session lives, or the parts of a load the leader
-	 * already reported as done rolled back.  So it is not interruptible: a
-	 * SIGTERM (pg_terminate_backend, fast shutdown) takes effect when it
-	 * exits, a few milliseconds later.
-	 */
-	HOLD_INTERRUPTS();
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));

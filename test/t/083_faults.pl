@@ -212,7 +212,7 @@ for my $run (1 .. $runs)
 	my $atomic = rand() < 0.5 ? 'true' : 'false';
 	my $workers = (1, 2, 4)[ int(rand(3)) ];
 	my $skip = rand() < 0.6;
-	my @kinds = split /,/, ($ENV{CSVPIPE_FAULT_KINDS} // 'worker,worker,leader,leader,cancel,cancel,coordinator,cancel+coordinator,worker+coordinator');
+	my @kinds = split /,/, ($ENV{CSVPIPE_FAULT_KINDS} // 'worker,worker,leader,leader,cancel,cancel,coordinator,worker+coordinator');
 	my $kind = $kinds[ int(rand(@kinds)) ];
 	my $delay = sprintf('%.3f', rand() * ($kind eq "coordinator" ? 0.1 : 0.3));
 	my $after = ($atomic eq 'false' && $kind ne 'coordinator' && rand() < 0.5) ? 1 + int(rand(8)) : 0;
