@@ -49,6 +49,7 @@
 #include "pgstat.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
@@ -112,6 +113,8 @@ struct CsvLeader
 	bool		draining[CSVPIPE_MAX_SLOTS];	/* worker_lost is reading its queue */
 	int			rr;				/* round-robin cursor */
 	TimestampTz last_block_check;	/* load: check_workers_blocked() */
+	pid_t		blocked_by[CSVPIPE_MAX_SLOTS];	/* blocker seen at the last check */
+	int			blocked_checks[CSVPIPE_MAX_SLOTS];	/* checks in a row it was seen */
 	int			last_worker;	/* sent the last tuple, or -1 */
 	uint32		fast_rows;
 	/* read: the tuple batch being returned (valid until the next receive) */
@@ -845,6 +848,40 @@ all_finished(CsvLeader *L)
  * its latch, not on a lock), so the leader looks, once a second, at what
  * blocks each worker (pg_blocking_pids) and reports it.
  */
+/*
+ * What a worker waits for, from the lock manager: its awaited lock's type,
+ * or -1 if it waits for no heavyweight lock.
+ */
+static int
+worker_wait_locktype(pid_t pid)
+{
+	LockData   *ld = GetLockStatusData();
+	int			type = -1;
+
+	for (int i = 0; i < ld->nelements; i++)
+	{
+		LockInstanceData *li = &ld->locks[i];
+
+		if (li->pid == pid && li->waitLockMode != NoLock)
+		{
+			type = li->locktag.locktag_type;
+			break;
+		}
+	}
+	return type;
+}
+
+/*
+ * A wait is a hang only if it lasts: relation extension and page locks are
+ * held for microseconds (two workers extending a table block each other all
+ * the time), and a trigger may hold a session lock for a while.  So a
+ * blocker counts once it is seen at BLOCK_CHECKS_LEADER (the caller's own
+ * transaction) or BLOCK_CHECKS_PART (another part of the load) checks in a
+ * row, a second apart; the hangs these report last forever.
+ */
+#define BLOCK_CHECKS_LEADER 2
+#define BLOCK_CHECKS_PART	5
+
 static void
 check_workers_blocked(CsvLeader *L)
 {
@@ -862,9 +899,15 @@ check_workers_blocked(CsvLeader *L)
 		Datum	   *elems;
 		bool	   *nulls;
 		int			n;
+		pid_t		blocker = -1;
+		bool		leader = false;
+		bool		part = false;
 
 		if (!L->pool->alive[w] || L->finished[w])
+		{
+			L->blocked_checks[w] = 0;
 			continue;
+		}
 		SpinLockAcquire(&L->pool->shared->mutex);
 		pid = L->pool->shared->workers[w].pid;
 		SpinLockRelease(&L->pool->shared->mutex);
@@ -872,29 +915,55 @@ check_workers_blocked(CsvLeader *L)
 			continue;
 		arr = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid)));
 		deconstruct_array(arr, INT4OID, 4, true, TYPALIGN_INT, &elems, &nulls, &n);
-		for (int i = 0; i < n; i++)
+		for (int i = 0; i < n && !leader && !part; i++)
 		{
-			pid_t		blocker = DatumGetInt32(elems[i]);
-			bool		ours = atomic && (blocker == 0);
-
+			blocker = DatumGetInt32(elems[i]);
 			if (blocker == MyProcPid)
-				ereport(ERROR,
-						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-						 errmsg("csvpipe worker %d waits for a lock held by this transaction", w),
-						 errdetail("The transaction that called csvpipe.load inserted, updated or locked a row the load needs (the same unique key, say); the workers run in their own transactions and would wait for it forever."),
-						 errhint("Commit the transaction first, or load with workers => 0.")));
-			for (int o = 0; o < L->nworkers && atomic && !ours; o++)
-				ours = (o != w && L->pool->shared->workers[o].pid == blocker);
-			if (ours)
-				ereport(ERROR,
-						(errcode(ERRCODE_UNIQUE_VIOLATION),
-						 errmsg("csvpipe worker %d waits for a row that another part of the same atomic load inserted", w),
-						 errdetail("This happens when the file holds the same unique key twice, in different chunks."),
-						 errhint("Remove the duplicates, or load with atomic => false to get the unique violation with its line.")));
+				leader = true;
+			else if (atomic)
+			{
+				/* 0: a prepared transaction (another part that is done) */
+				part = (blocker == 0);
+				for (int o = 0; o < L->nworkers && !part; o++)
+					part = (o != w && L->pool->shared->workers[o].pid == blocker);
+			}
 		}
 		pfree(elems);
 		pfree(nulls);
 		pfree(arr);
+
+		if (leader || part)
+		{
+			int			type = worker_wait_locktype(pid);
+
+			if (type == LOCKTAG_RELATION_EXTEND || type == LOCKTAG_PAGE || type < 0)
+				leader = part = false;
+		}
+		if (!leader && !part)
+		{
+			L->blocked_checks[w] = 0;
+			continue;
+		}
+		if (L->blocked_checks[w] > 0 && L->blocked_by[w] == blocker)
+			L->blocked_checks[w]++;
+		else
+		{
+			L->blocked_by[w] = blocker;
+			L->blocked_checks[w] = 1;
+		}
+
+		if (leader && L->blocked_checks[w] >= BLOCK_CHECKS_LEADER)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("csvpipe worker %d waits for a lock held by this transaction", w),
+					 errdetail("The transaction that called csvpipe.load inserted, updated or locked a row the load needs (the same unique key, say); the workers run in their own transactions and would wait for it forever."),
+					 errhint("Commit the transaction first, or load with workers => 0.")));
+		if (part && L->blocked_checks[w] >= BLOCK_CHECKS_PART)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNIQUE_VIOLATION),
+					 errmsg("csvpipe worker %d waits for a row that another part of the same atomic load inserted", w),
+					 errdetail("This happens when the file holds the same unique key twice, in different chunks."),
+					 errhint("Remove the duplicates, or load with mode => 'chunked' to get the unique violation with its line.")));
 	}
 }
 

@@ -524,6 +524,27 @@ txn_consume(TxnLoad *T)
 }
 
 /*
+ * In a PG_CATCH around a leader (interrupts held): stop the leader and
+ * record the error being thrown in the coordinator's args -- "cancelled" or
+ * "failed", its message, the bytes read so far.  The caller fills in the
+ * rest and re-throws.
+ */
+static void
+leader_error_to_args(CsvLeader *L, CsvCoordArgs *args)
+{
+	ErrorData  *edata;
+	MemoryContext ecxt = MemoryContextSwitchTo(CurTransactionContext);
+
+	edata = CopyErrorData();
+	MemoryContextSwitchTo(ecxt);
+	csv_leader_abort(L);
+	strlcpy(args->state, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?
+			"cancelled" : "failed", sizeof(args->state));
+	strlcpy(args->error, edata->message ? edata->message : "", sizeof(args->error));
+	args->bytes = csv_leader_bytes(L);
+}
+
+/*
  * Transaction mode: returns the rows inserted; *launched, *rejected and
  * *bytes as csv_run_load reports them.
  */
@@ -645,18 +666,9 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-		MemoryContext ecxt = MemoryContextSwitchTo(CurTransactionContext);
-
-		edata = CopyErrorData();
-		MemoryContextSwitchTo(ecxt);
 		HOLD_INTERRUPTS();
-		csv_leader_abort(T.L);
-		strlcpy(args.state, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?
-				"cancelled" : "failed", sizeof(args.state));
-		strlcpy(args.error, edata->message ? edata->message : "", sizeof(args.error));
+		leader_error_to_args(T.L, &args);
 		args.rows_rejected = T.rejected;
-		args.bytes = csv_leader_bytes(T.L);
 		(void) csv_txn_run_coordinator(&args, false);
 		RESUME_INTERRUPTS();
 		PG_RE_THROW();
@@ -830,21 +842,12 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		}
 		PG_CATCH();
 		{
-			ErrorData  *edata;
-			MemoryContext ecxt = MemoryContextSwitchTo(CurTransactionContext);
-
-			edata = CopyErrorData();
-			MemoryContextSwitchTo(ecxt);
 			HOLD_INTERRUPTS();
-			csv_leader_abort(L);
+			leader_error_to_args(L, &args);
 			args.action = atomic ? CSV_COORD_ROLLBACK : CSV_COORD_NONE;
-			strlcpy(args.state, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?
-					"cancelled" : "failed", sizeof(args.state));
-			strlcpy(args.error, edata->message ? edata->message : "", sizeof(args.error));
 			args.rows_loaded = atomic ? 0 : csv_leader_rows(L);
 			args.rows_rejected = csv_leader_rejected(L);
 			args.retries = (int32) csv_leader_retries(L);
-			args.bytes = csv_leader_bytes(L);
 			/*
 			 * Wait for it: the job is recorded failed or cancelled (and its
 			 * parts rolled back) before the caller sees the error, so a

@@ -41,6 +41,34 @@ $node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_prepared_xacts"
   or die;
 pass('atomic: no prepared transaction left');
 
+# a wait between parts that ends is not a hang: a trigger holds a session
+# advisory lock for 2.5 s in worker 0's chunk while worker 1 wants it (the
+# leader checks once a second), and two workers extending a plain table
+# wait for each other's relation extension lock all the time
+sql(q{CREATE TABLE slow_target (id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean);
+CREATE FUNCTION hold_lock() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.id = 1 THEN
+    PERFORM pg_advisory_lock(4242); PERFORM pg_sleep(2.5); PERFORM pg_advisory_unlock(4242);
+  ELSIF NEW.id = 5001 THEN
+    PERFORM pg_sleep(0.3); PERFORM pg_advisory_lock(4242); PERFORM pg_advisory_unlock(4242);
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER hold_lock BEFORE INSERT ON slow_target FOR EACH ROW EXECUTE FUNCTION hold_lock();});
+my $half5k = 0;
+{
+	open(my $fh, '<', "$dir/half.csv") or die;
+	my $hdr = <$fh>;
+	while (my $l = <$fh>) { last if $l =~ /^5001,/; $half5k += length($l); }
+	close $fh;
+}
+($ret, $out, $err) = $node->psql('postgres',
+	"SELECT rows_loaded FROM csvpipe.load('$dir/half.csv', 'slow_target', workers => 2, mode => 'prepared', chunk_size => $half5k)",
+	timeout => 60);
+is("$out|$err", '10000|', 'atomic: a worker waiting 2.5 s for another part\'s session lock is not reported as a hang');
+is(sql("SELECT count(*) FROM slow_target"), '10000', 'atomic: every row loaded');
+
 # within one worker it is a plain unique violation, with the line
 ($ret, $out, $err) = $node->psql('postgres',
 	"SELECT csvpipe.load('$dir/dup.csv', 'pk_target', workers => 1, mode => 'prepared')", timeout => 60);
