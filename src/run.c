@@ -572,6 +572,34 @@ txn_consume(TxnLoad *T)
 }
 
 /*
+ * In a PG_CATCH around a leader (interrupts held): stop the leader and
+ * record the error being thrown in the coordinator's args -- "cancelled" or
+ * "failed", its message (the whole of it in the segment, with the handle
+ * for the coordinator), the bytes read so far; returns the error.  The
+ * caller fills in the rest and re-throws.
+ */
+static ErrorData *
+leader_error_to_args(CsvLeader *L, CsvCoordArgs *args)
+{
+	ErrorData  *edata;
+	MemoryContext ecxt = MemoryContextSwitchTo(CurTransactionContext);
+	CsvPool    *pool = csv_leader_pool(L);
+
+	edata = CopyErrorData();
+	MemoryContextSwitchTo(ecxt);
+	csv_leader_abort(L);
+	strlcpy(args->state, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?
+			"cancelled" : "failed", sizeof(args->state));
+	strlcpy(args->error, edata->message ? edata->message : "", sizeof(args->error));
+	/* the whole error, and the job row if no worker wrote it (txn.c) */
+	strlcpy(pool->shared->error, edata->message ? edata->message : "",
+			sizeof(pool->shared->error));
+	args->dsm = dsm_segment_handle(pool->seg);
+	args->bytes = csv_leader_bytes(L);
+	return edata;
+}
+
+/*
  * Transaction mode: returns the rows inserted; *launched, *rejected and
  * *bytes as csv_run_load reports them.
  */
@@ -693,22 +721,9 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-		MemoryContext ecxt = MemoryContextSwitchTo(CurTransactionContext);
-
-		edata = CopyErrorData();
-		MemoryContextSwitchTo(ecxt);
 		HOLD_INTERRUPTS();
-		csv_leader_abort(T.L);
-		strlcpy(args.state, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?
-				"cancelled" : "failed", sizeof(args.state));
-		strlcpy(args.error, edata->message ? edata->message : "", sizeof(args.error));
-		/* the whole error, and the job row if no worker wrote it */
-		strlcpy(csv_leader_pool(T.L)->shared->error, edata->message ? edata->message : "",
-				sizeof(csv_leader_pool(T.L)->shared->error));
-		args.dsm = dsm_segment_handle(csv_leader_pool(T.L)->seg);
+		leader_error_to_args(T.L, &args);
 		args.rows_rejected = T.rejected;
-		args.bytes = csv_leader_bytes(T.L);
 		record_failed_job(&args);
 		RESUME_INTERRUPTS();
 		PG_RE_THROW();
@@ -884,13 +899,9 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		PG_CATCH();
 		{
 			ErrorData  *edata;
-			MemoryContext ecxt = MemoryContextSwitchTo(CurTransactionContext);
-			CsvPool    *pool = csv_leader_pool(L);
 
-			edata = CopyErrorData();
-			MemoryContextSwitchTo(ecxt);
 			HOLD_INTERRUPTS();
-			csv_leader_abort(L);
+			edata = leader_error_to_args(L, &args);
 
 			/*
 			 * A cancel that came once every chunk was committed (the leader
@@ -904,21 +915,15 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 			{
 				FlushErrorState();
 				cancelled_late = true;
+				args.error[0] = '\0';
+				args.dsm = DSM_HANDLE_INVALID;
 			}
 			else
 			{
 				args.action = atomic ? CSV_COORD_ROLLBACK : CSV_COORD_NONE;
-				strlcpy(args.state, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?
-						"cancelled" : "failed", sizeof(args.state));
-				strlcpy(args.error, edata->message ? edata->message : "", sizeof(args.error));
-				/* the whole error, and the job row if no worker wrote it */
-				strlcpy(pool->shared->error, edata->message ? edata->message : "",
-						sizeof(pool->shared->error));
-				args.dsm = dsm_segment_handle(pool->seg);
 				args.rows_loaded = atomic ? 0 : csv_leader_rows(L);
 				args.rows_rejected = csv_leader_rejected(L);
 				args.retries = (int32) csv_leader_retries(L);
-				args.bytes = csv_leader_bytes(L);
 				record_failed_job(&args);
 				RESUME_INTERRUPTS();
 				PG_RE_THROW();

@@ -12,7 +12,9 @@
 #  (d) pg_dump + pg_restore into another cluster: csvpipe.loaded_file names
 #      its target and role (regclass, regrole), so submit on the restored
 #      database still skips the files loaded before, for the same table and
-#      role, whatever oids the new cluster gave them.
+#      role, whatever oids the new cluster gave them;
+#  (e) a queued job whose runner's COMMIT fails is failed, not done; a
+#      rolled-back csvpipe.load in transaction mode (TODO: still 'done').
 use strict;
 use warnings;
 
@@ -134,6 +136,45 @@ sql('REVOKE ALL ON t, t2 FROM dave; REVOKE pg_read_server_files FROM dave; DROP 
 is(sql("SELECT loaded_files_forgotten FROM csvpipe.purge('100 years')"), '1',
 	"the next purge forgets the record of dave, who no longer exists");
 is(sql("SELECT count(*) FROM csvpipe.loaded_file"), '3', 'the 3 others stay');
+
+# ---- (e) a transaction-mode load that did not commit is not a loaded file ----
+# csvpipe.load in the caller's transaction, rolled back; and a queued job
+# whose runner's COMMIT fails (a deferred constraint trigger): the rows are
+# gone, so submit must queue the file (and purge must not record it).
+system("$gen narrow 500 7 > $dir/r.csv") == 0 or die;
+sql(qq{
+CREATE TABLE t3 ($narrow); GRANT SELECT, INSERT ON t3 TO alice;
+CREATE FUNCTION no_big() RETURNS trigger LANGUAGE plpgsql AS
+  \$\$BEGIN IF (SELECT count(*) FROM t3) > 100 THEN RAISE EXCEPTION 't3 is full'; END IF; RETURN NULL; END\$\$;
+});
+($out, $err) = as_role_err('alice', "BEGIN; SELECT rows_loaded FROM csvpipe.load('$dir/r.csv', 't3', workers => 2); ROLLBACK;");
+is($out, '500', 'alice loads r.csv into t3 in a transaction she rolls back') or diag $err;
+is(sql('SELECT count(*) FROM t3'), '0', '... nothing stays');
+TODO:
+{
+	# Open: transaction mode records the job 'done' from a coordinator that
+	# commits on its own (run.c load_transaction -> finish_job), so the job
+	# says done after the caller's ROLLBACK, and submit (and purge's
+	# loaded_file) take the file for loaded: it is never loaded unless
+	# force => true.  Needs the load's xid in the job row (or the 'done'
+	# written in the caller's transaction); see the opsreview report.
+	local $TODO = 'a rolled-back transaction-mode load still counts as done';
+	($out, $err) = as_role_err('alice', "SELECT count(*) FROM csvpipe.submit('$dir/r.csv', 't3')");
+	is($out, '1', 'submit queues r.csv: the rolled-back load did not load it') or diag $err;
+	wait_all();
+	is(sql('SELECT count(*) FROM t3'), '500', '... and the job loads it');
+	is(sql("SELECT string_agg(state, ',') FROM csvpipe.job WHERE path = '$dir/r.csv' AND origin = 'load'"),
+		'cancelled', '... and csvpipe.jobs does not call the rolled-back load done');
+}
+sql('TRUNCATE t3');
+sql(q{CREATE CONSTRAINT TRIGGER t3_full AFTER INSERT ON t3 DEFERRABLE INITIALLY DEFERRED
+      FOR EACH ROW EXECUTE FUNCTION no_big()});
+system("$gen narrow 500 8 > $dir/r2.csv") == 0 or die;
+my $rj = as_role('alice', "SELECT * FROM csvpipe.submit('$dir/r2.csv', 't3')");
+wait_all();
+is(sql('SELECT count(*) FROM t3'), '0', "a queued job whose runner's commit fails leaves nothing");
+is(sql("SELECT state FROM csvpipe.job WHERE job_id = $rj"), 'failed', '... and is recorded as failed, not done');
+sql('DROP TRIGGER t3_full ON t3');
 
 # ---- (d) pg_dump, then pg_restore into a cluster with other oids ----
 my $dump = "$dir/db.dump";
