@@ -584,6 +584,17 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 		}
 		shared = csv_leader_pool(T.L)->shared;
 		shared->txn_load = true;
+
+		/*
+		 * The rows are inserted by this (sub)transaction (or by
+		 * subtransactions committed into it), while the job's 'done' is
+		 * written by a coordinator that commits on its own: recorded so
+		 * that submit, purge and csvpipe.jobs do not count a load whose
+		 * transaction, or savepoint, rolled back (pg_xact_status says
+		 * 'aborted' for an aborted subtransaction and for every
+		 * subtransaction of an aborted top-level one).
+		 */
+		shared->load_xid = U64FromFullTransactionId(GetCurrentFullTransactionId());
 		shared->job_id = req->job_id;
 		shared->target_relid = req->relid;
 		shared->columns_given = (req->attnames != NIL);
