@@ -30,7 +30,9 @@
  * what was prepared and records the job as failed or cancelled, before the
  * error goes on to the caller.  The job row is csvpipe's own bookkeeping,
  * written in its own transactions: in transaction mode "done" means the
- * rows are in the caller's transaction, which may still roll back.
+ * rows are in the caller's transaction, which may still roll back; the job
+ * row's load_xid names that (sub)transaction, so that submit, purge and
+ * csvpipe.jobs can tell a load that rolled back.
  *
  *-------------------------------------------------------------------------
  */
