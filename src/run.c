@@ -688,6 +688,26 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 }
 
 /*
+ * Resume: the chunks an earlier run committed (the ledger's chunk numbers,
+ * an int8[] sorted ascending) become req's skip set.  Returns how many.
+ */
+int
+csv_load_set_skip_chunks(CsvLoadRequest *req, ArrayType *chunks)
+{
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n;
+
+	deconstruct_array(chunks, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &elems, &enulls, &n);
+	req->nskip = n;
+	req->skip_chunks = palloc(sizeof(int64) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		req->skip_chunks[i] = DatumGetInt64(elems[i]);
+	return n;
+}
+
+/*
  * Run one load.  req->job_id = 0 takes a new job id.  Errors propagate
  * after the job has been recorded as failed or cancelled.
  */
@@ -1336,17 +1356,7 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 	else
 	{
 		/* chunked: the chunks in the ledger are done */
-		ArrayType  *arr = DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 21));
-		Datum	   *elems;
-		bool	   *enulls;
-		int			n;
-
-		deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-						  &elems, &enulls, &n);
-		req.nskip = n;
-		req.skip_chunks = palloc(sizeof(int64) * Max(n, 1));
-		for (int i = 0; i < n; i++)
-			req.skip_chunks[i] = DatumGetInt64(elems[i]);
+		(void) csv_load_set_skip_chunks(&req, DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 21)));
 	}
 
 	/*
