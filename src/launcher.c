@@ -434,29 +434,22 @@ launch_jobs(int nrunning)
 static void
 settle_orphans(bool *pending)
 {
-	CsvRows    *r;
 	List	   *still = NIL;
 	List	   *due = NIL;
 	ListCell   *lc;
+	ListCell   *pc;
 	TimestampTz now = GetCurrentTimestamp();
 	int			settled = 0;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	r = csv_internal_query("SELECT p.gid, d.oid FROM pg_catalog.pg_prepared_xacts p "
-						   "  JOIN pg_catalog.pg_database d ON d.datname OPERATOR(pg_catalog.=) p.database "
-						   " WHERE pg_catalog.starts_with(p.gid, 'csvpipe_')",
-						   0, NULL, NULL, NULL);
-	for (int i = 0; i < r->nrows; i++)
+	foreach(pc, csv_txn_prepared_jobs(InvalidOid))
 	{
-		Oid			db;
-		int64		job;
+		Oid			db = ((CsvPreparedJob *) lfirst(pc))->db;
+		int64		job = ((CsvPreparedJob *) lfirst(pc))->job_id;
 		Orphan	   *o = NULL;
 
-		if (!csv_txn_parse_gid(TextDatumGetCString(CSV_ROW_VALUE(r, i, 0)), &db, &job) ||
-			db != DatumGetObjectId(CSV_ROW_VALUE(r, i, 1)))
-			continue;			/* not a name csvpipe gives */
 		if (csv_progress_db_job_pid(db, job, CSV_PROC_NONE) != 0 ||
 			(db == MyDatabaseId && our_runner_alive(job)))
 			continue;			/* its leader, a worker or a coordinator is at work */

@@ -111,27 +111,13 @@ csvpipe_submit_backoff(PG_FUNCTION_ARGS)
 static ArrayType *
 jobs_with_prepared_parts(void)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
-	CsvRows    *r;
-	Datum	   *ids;
+	List	   *jobs = csv_txn_prepared_jobs(MyDatabaseId);
+	Datum	   *ids = palloc(sizeof(Datum) * Max(list_length(jobs), 1));
 	int			n = 0;
+	ListCell   *lc;
 
-	values[0] = CStringGetTextDatum(psprintf("csvpipe_%u_", MyDatabaseId));
-	r = csv_internal_query("SELECT gid FROM pg_catalog.pg_prepared_xacts "
-						   "WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
-						   "  AND pg_catalog.starts_with(gid, $1)",
-						   1, types, values, NULL);
-	ids = palloc(sizeof(Datum) * Max(r->nrows, 1));
-	for (int i = 0; i < r->nrows; i++)
-	{
-		Oid			db;
-		int64		job;
-
-		if (csv_txn_parse_gid(TextDatumGetCString(CSV_ROW_VALUE(r, i, 0)), &db, &job) &&
-			db == MyDatabaseId)
-			ids[n++] = Int64GetDatum(job);
-	}
+	foreach(lc, jobs)
+		ids[n++] = Int64GetDatum(((CsvPreparedJob *) lfirst(lc))->job_id);
 	return construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
 }
 

@@ -121,9 +121,13 @@ csv_txn_gid(int64 job_id, const char *nonce, int worker_no)
 	return psprintf("csvpipe_%u_" INT64_FORMAT "_%d_%s", MyDatabaseId, job_id, worker_no, tag);
 }
 
-/* The database and job a gid is named after; false if not csvpipe's form */
+/*
+ * The one parser of csvpipe gid names, csvpipe_<database oid>_<job>_<worker>_<tag>:
+ * the database, job and worker a gid is named after (worker_no may be
+ * NULL); false if not csvpipe's form.
+ */
 bool
-csv_txn_parse_gid(const char *gid, Oid *dbid, int64 *job_id)
+csv_txn_parse_gid(const char *gid, Oid *dbid, int64 *job_id, int *worker_no)
 {
 	unsigned int db;
 	long long	job;
@@ -134,7 +138,45 @@ csv_txn_parse_gid(const char *gid, Oid *dbid, int64 *job_id)
 		return false;
 	*dbid = (Oid) db;
 	*job_id = (int64) job;
+	if (worker_no)
+		*worker_no = w;
 	return true;
+}
+
+/*
+ * Inside a transaction: a CsvPreparedJob for each prepared transaction with
+ * a csvpipe gid name whose database is the one it was prepared in -- of
+ * database dbid, or of every database if dbid is InvalidOid.  One entry per
+ * gid, so a job with several parts comes several times.
+ */
+List *
+csv_txn_prepared_jobs(Oid dbid)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	CsvRows    *r;
+	List	   *jobs = NIL;
+
+	values[0] = CStringGetTextDatum(OidIsValid(dbid) ?
+									psprintf("csvpipe_%u_", dbid) : "csvpipe_");
+	r = csv_internal_query("SELECT p.gid, d.oid FROM pg_catalog.pg_prepared_xacts p "
+						   "  JOIN pg_catalog.pg_database d ON d.datname OPERATOR(pg_catalog.=) p.database "
+						   " WHERE pg_catalog.starts_with(p.gid, $1)",
+						   1, types, values, NULL);
+	for (int i = 0; i < r->nrows; i++)
+	{
+		CsvPreparedJob *pj = palloc(sizeof(CsvPreparedJob));
+
+		if (!csv_txn_parse_gid(TextDatumGetCString(CSV_ROW_VALUE(r, i, 0)),
+							   &pj->db, &pj->job_id, NULL) ||
+			pj->db != DatumGetObjectId(CSV_ROW_VALUE(r, i, 1)))
+		{
+			pfree(pj);
+			continue;			/* not a name csvpipe gives */
+		}
+		jobs = lappend(jobs, pj);
+	}
+	return jobs;
 }
 
 typedef struct CsvPart
@@ -180,13 +222,13 @@ list_job_parts(int64 job_id, MemoryContext cxt)
 	for (int i = 0; i < r->nrows; i++)
 	{
 		char	   *gid = TextDatumGetCString(CSV_ROW_VALUE(r, i, 0));
-		const char *rest = gid + strlen(prefix);
-		char	   *end;
-		long		w = strtol(rest, &end, 10);
+		Oid			db;
+		int64		job;
+		int			w;
 		MemoryContext old;
 		CsvPart    *part;
 
-		if (end == rest || w < 0 || w >= CSVPIPE_MAX_SLOTS || *end != '_')
+		if (!csv_txn_parse_gid(gid, &db, &job, &w) || w < 0 || w >= CSVPIPE_MAX_SLOTS)
 			w = -1;
 		old = MemoryContextSwitchTo(cxt);
 		part = palloc0(sizeof(CsvPart));
@@ -375,25 +417,16 @@ csv_txn_settle_job(int64 job_id)
 static List *
 orphaned_jobs(void)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
-	CsvRows    *r;
 	List	   *jobs = NIL;
+	ListCell   *pc;
 
-	values[0] = CStringGetTextDatum(psprintf("csvpipe_%u_", MyDatabaseId));
-	r = csv_internal_query("SELECT gid FROM pg_catalog.pg_prepared_xacts "
-						   "WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
-						   "  AND pg_catalog.starts_with(gid, $1)",
-						   1, types, values, NULL);
-	for (int i = 0; i < r->nrows; i++)
+	foreach(pc, csv_txn_prepared_jobs(MyDatabaseId))
 	{
-		Oid			db;
-		int64		job;
+		int64		job = ((CsvPreparedJob *) lfirst(pc))->job_id;
 		bool		seen = false;
 		ListCell   *lc;
 
-		if (!csv_txn_parse_gid(TextDatumGetCString(CSV_ROW_VALUE(r, i, 0)), &db, &job) ||
-			db != MyDatabaseId || csv_progress_job_pid(job, CSV_PROC_NONE) != 0)
+		if (csv_progress_job_pid(job, CSV_PROC_NONE) != 0)
 			continue;
 		foreach(lc, jobs)
 			if (*(int64 *) lfirst(lc) == job)

@@ -49,7 +49,16 @@ extern void csv_txn_commit_chunk(CsvParallelShared *shared, CsvChunkHeader *hdr,
 extern void csv_txn_prepare(CsvParallelShared *shared, int worker_no);
 extern void csv_txn_new_nonce(char *nonce);
 extern char *csv_txn_gid(int64 job_id, const char *nonce, int worker_no);
-extern bool csv_txn_parse_gid(const char *gid, Oid *dbid, int64 *job_id);
+extern bool csv_txn_parse_gid(const char *gid, Oid *dbid, int64 *job_id, int *worker_no);
+
+/* a prepared transaction named after a job (csv_txn_prepared_jobs) */
+typedef struct CsvPreparedJob
+{
+	Oid			db;
+	int64		job_id;
+} CsvPreparedJob;
+
+extern List *csv_txn_prepared_jobs(Oid dbid);
 extern bool csv_txn_job_has_parts(int64 job_id);
 extern bool csv_txn_settle_job(int64 job_id);
 extern void csv_txn_finish_parts(int64 job_id, bool commit, const uint32 *parts);
