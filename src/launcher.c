@@ -680,20 +680,9 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, CsvFileId *
 	/* chunks committed by an earlier run of a chunked job */
 	if (req->mode == CSV_LOAD_MODE_CHUNKED)
 	{
-		ArrayType  *arr = DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 19));
-		Datum	   *elems;
-		bool	   *enulls;
-		int			n;
-
-		deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-						  &elems, &enulls, &n);
-		if (n > 0)
+		if (csv_load_set_skip_chunks(req, DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 19))) > 0)
 		{
 			req->resume = true;
-			req->nskip = n;
-			req->skip_chunks = palloc(sizeof(int64) * n);
-			for (int i = 0; i < n; i++)
-				req->skip_chunks[i] = DatumGetInt64(elems[i]);
 			file->size = CSV_ROW_ISNULL(r, 0, 15) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 15));
 			file->dev = CSV_ROW_ISNULL(r, 0, 16) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 16));
 			file->ino = CSV_ROW_ISNULL(r, 0, 17) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 17));
