@@ -15,7 +15,9 @@
 #      role, whatever oids the new cluster gave them;
 #  (e) a queued job whose runner's COMMIT fails is failed, not done; a
 #      csvpipe.load in transaction mode whose transaction or savepoint
-#      rolled back is not a loaded file (submit, purge, csvpipe.jobs).
+#      rolled back is not a loaded file (submit, purge, csvpipe.jobs), nor
+#      a parallel queued job whose runner's COMMIT fails after the
+#      coordinator recorded it done (the runner records it failed).
 use strict;
 use warnings;
 
@@ -196,7 +198,21 @@ my $rj = as_role('alice', "SELECT * FROM csvpipe.submit('$dir/r2.csv', 't3')");
 wait_all();
 is(sql('SELECT count(*) FROM t3'), '0', "a queued job whose runner's commit fails leaves nothing");
 is(sql("SELECT state FROM csvpipe.job WHERE job_id = $rj"), 'failed', '... and is recorded as failed, not done');
+# the same through the parallel engine (workers in the runner: the job's
+# end is written by a coordinator, before the runner's COMMIT fails)
+system("$gen narrow 3000 11 > $dir/r5.csv") == 0 or die;
+$rj = as_role('alice', "SELECT * FROM csvpipe.submit('$dir/r5.csv', 't3', workers => 2, chunk_size => 4096)");
+wait_all();
+is(sql('SELECT count(*) FROM t3'), '0', "a parallel queued job whose runner's commit fails leaves nothing");
+is(sql("SELECT state || ' ' || workers FROM csvpipe.jobs WHERE job_id = $rj"), 'failed 2',
+	'... and is recorded as failed (with its workers), not done');
 sql('DROP TRIGGER t3_full ON t3');
+($out, $err) = as_role_err('alice', "SELECT count(*) FROM csvpipe.submit('$dir/r5.csv', 't3', workers => 2, chunk_size => 4096)");
+is($out, '0', '... so submit backs r5.csv off as a failed file') or diag $err;
+($out, $err) = as_role_err('alice', "SELECT count(*) FROM csvpipe.submit('$dir/r5.csv', 't3', workers => 2, chunk_size => 4096, force => true)");
+is($out, '1', '... and force => true queues it again') or diag $err;
+wait_all();
+is(sql('SELECT count(*) FROM t3'), '3000', '... which loads it');
 
 # ---- (d) pg_dump, then pg_restore into a cluster with other oids ----
 my $dump = "$dir/db.dump";
