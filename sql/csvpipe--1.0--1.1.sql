@@ -30,6 +30,11 @@ ALTER TABLE csvpipe.loaded_file
     ALTER COLUMN path SET STATISTICS 0, ALTER COLUMN file_size SET STATISTICS 0;
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.loaded_file', '');
 
+-- (1.1) transaction-mode loads: the (sub)transaction that inserted the
+-- rows; a 'done' job whose load_xid aborted loaded nothing (csvpipe.jobs
+-- shows it 'rolled back', submit and purge do not count it).
+ALTER TABLE csvpipe.job ADD COLUMN load_xid xid8;
+
 -- (1.1) How long csvpipe.submit holds back a file whose jobs failed
 -- `failures` times in a row: csvpipe.submit_backoff, doubled at each
 -- failure, at most csvpipe.submit_backoff_max (src/purge.c).
@@ -46,7 +51,11 @@ IS 'how long csvpipe.submit skips a file after its jobs failed this many times i
 CREATE OR REPLACE VIEW csvpipe.jobs WITH (security_barrier) AS
 SELECT j.job_id,
        CASE WHEN v.visible THEN j.path END AS path,
-       j.target::pg_catalog.regclass AS target, j.state, j.priority,
+       j.target::pg_catalog.regclass AS target,
+       CASE WHEN j.state OPERATOR(pg_catalog.=) 'done'
+             AND pg_catalog.pg_xact_status(j.load_xid) OPERATOR(pg_catalog.=) 'aborted'
+            THEN 'rolled back' ELSE j.state END AS state,
+       j.priority,
        j.submitted_at, j.started_at, j.finished_at,
        CASE WHEN NOT v.visible THEN NULL
             WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_done

@@ -143,7 +143,11 @@ CREATE TABLE csvpipe.job (
     -- atomic loads: the secret behind this run's prepared-transaction names
     -- (never shown by a view), and the parts the "commit" decision commits
     gid_nonce     text,
-    commit_parts  int[]
+    commit_parts  int[],
+    -- (1.1) transaction-mode loads: the (sub)transaction that inserted the
+    -- rows.  The job's 'done' is written by a coordinator that commits on
+    -- its own; the rows count as loaded only if this one did not abort.
+    load_xid      xid8
 );
 
 -- the launcher's queue order, and submit's "already loaded?" lookup
@@ -324,7 +328,11 @@ IS 'how long csvpipe.submit skips a file after its jobs failed this many times i
 CREATE VIEW csvpipe.jobs WITH (security_barrier) AS
 SELECT j.job_id,
        CASE WHEN v.visible THEN j.path END AS path,
-       j.target::pg_catalog.regclass AS target, j.state, j.priority,
+       j.target::pg_catalog.regclass AS target,
+       CASE WHEN j.state OPERATOR(pg_catalog.=) 'done'
+             AND pg_catalog.pg_xact_status(j.load_xid) OPERATOR(pg_catalog.=) 'aborted'
+            THEN 'rolled back' ELSE j.state END AS state,
+       j.priority,
        j.submitted_at, j.started_at, j.finished_at,
        CASE WHEN NOT v.visible THEN NULL
             WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_done

@@ -433,7 +433,9 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 			/*
 			 * 1.1: also skipped when a loaded-file record (left by purge)
 			 * matches, or while the file's failures back off; force ($13)
-			 * overrides both and 'done', never 'queued' or 'running'.  The
+			 * overrides both and 'done', never 'queued' or 'running'.  A
+			 * 'done' transaction-mode load whose (sub)transaction aborted
+			 * (load_xid) loaded nothing and does not count.  The
 			 * second column says until when a skipped file backs off.
 			 */
 			r = csv_internal_query("WITH b AS ("
@@ -458,7 +460,9 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 								   "     WHERE j.target = $2 AND j.path = $1 AND j.submitted_by = $5 "
 								   "       AND j.file_size = $6 "
 								   "       AND j.file_dev = $7 AND j.file_ino = $8 AND j.file_mtime_ns = $9 "
-								   "       AND (j.state IN ('queued', 'running') OR (NOT $13 AND j.state = 'done'))) "
+								   "       AND (j.state IN ('queued', 'running') OR (NOT $13 AND j.state = 'done' "
+								   "         AND coalesce(pg_catalog.pg_xact_status(j.load_xid), 'committed') "
+								   "             OPERATOR(pg_catalog.<>) 'aborted'))) "
 								   "     AND ($13 OR NOT EXISTS (SELECT 1 FROM @extschema@.loaded_file l "
 								   "       WHERE l.target = $2 AND l.path = $1 AND l.submitted_by = $5 "
 								   "         AND l.file_size = $6 AND l.file_dev = $7 AND l.file_ino = $8 "

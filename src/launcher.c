@@ -71,6 +71,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -680,20 +681,9 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, CsvFileId *
 	/* chunks committed by an earlier run of a chunked job */
 	if (req->mode == CSV_LOAD_MODE_CHUNKED)
 	{
-		ArrayType  *arr = DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 19));
-		Datum	   *elems;
-		bool	   *enulls;
-		int			n;
-
-		deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-						  &elems, &enulls, &n);
-		if (n > 0)
+		if (csv_load_set_skip_chunks(req, DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 19))) > 0)
 		{
 			req->resume = true;
-			req->nskip = n;
-			req->skip_chunks = palloc(sizeof(int64) * n);
-			for (int i = 0; i < n; i++)
-				req->skip_chunks[i] = DatumGetInt64(elems[i]);
 			file->size = CSV_ROW_ISNULL(r, 0, 15) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 15));
 			file->dev = CSV_ROW_ISNULL(r, 0, 16) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 16));
 			file->ino = CSV_ROW_ISNULL(r, 0, 17) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 17));
@@ -711,6 +701,7 @@ record_end(int64 job_id, const char *state, const char *error)
 	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
+	const char *rolled_back;
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = CStringGetTextDatum(state);
@@ -718,12 +709,21 @@ record_end(int64 job_id, const char *state, const char *error)
 		values[2] = CStringGetTextDatum(error);
 	else
 		nulls[2] = 'n';
-	(void) csv_internal_query("UPDATE @extschema@.job SET "
-						   "  state = CASE WHEN state = 'running' THEN $2 ELSE state END, "
-						   "  error = coalesce($3, error), finished_at = coalesce(finished_at, pg_catalog.now()), "
-						   "  leader_pid = NULL "
-						   "WHERE job_id = $1 AND state <> 'done'",
-						   3, types, values, nulls);
+	/*
+	 * (1.1) A transaction-mode job's 'done' is written by a coordinator
+	 * before this runner commits: when the runner's transaction aborted (its
+	 * COMMIT failed), load_xid says so and the job failed after all.
+	 */
+	rolled_back = get_attnum(csv_extension_relid("job"), "load_xid") == InvalidAttrNumber ? "false" :
+		"(state = 'done' AND coalesce(pg_catalog.pg_xact_status(load_xid), 'committed') "
+		"  OPERATOR(pg_catalog.=) 'aborted')";
+	(void) csv_internal_query(psprintf("UPDATE @extschema@.job SET "
+									   "  state = CASE WHEN state = 'running' OR %s THEN $2 ELSE state END, "
+									   "  error = coalesce($3, error), finished_at = coalesce(finished_at, pg_catalog.now()), "
+									   "  leader_pid = NULL "
+									   "WHERE job_id = $1 AND (state <> 'done' OR %s)",
+									   rolled_back, rolled_back),
+							  3, types, values, nulls);
 }
 
 void

@@ -73,6 +73,8 @@ typedef struct CsvParallelShared
 	bool		atomic;
 	bool		txn_load;		/* transaction mode: a read whose rows the
 								 * leader inserts (CSV_MSG_ROWS) */
+	uint64		load_xid;		/* transaction mode: the leader's current
+								 * (sub)transaction, recorded with the job */
 	Oid			target_relid;
 	int			nworkers;
 	int			capacity;		/* worker slots, spares included */

@@ -21,7 +21,11 @@
  * whose identity (canonical path, device, inode, size, mtime) a done job of
  * the same role loaded into the same target.  So purge first copies each
  * removed done job's identity into csvpipe.loaded_file, which submit
- * checks too (a row of about 100 bytes per file).  keep_loaded_files =>
+ * checks too (a row of about 100 bytes per file).  A transaction-mode
+ * load's 'done' is written by a coordinator that commits on its own, so a
+ * done job whose load_xid aborted loaded nothing: it is removed without a
+ * record, and one whose load_xid is still in progress is not removed yet.
+ * keep_loaded_files =>
  * false is the other choice: nothing is copied, and the loaded-file records
  * older than the cutoff are forgotten as well, so submit loads those files
  * again if they are still there.  Either way, records for a target or a
@@ -170,8 +174,12 @@ csvpipe_purge(PG_FUNCTION_ARGS)
 		"     AND coalesce(j.finished_at, j.submitted_at) < pg_catalog.now() - $1"
 		"     AND ($2 OR coalesce(pg_catalog.pg_has_role($3, j.submitted_by, 'USAGE'), false))"
 		"     AND j.job_id <> ALL ($4)"
+		/* a load whose transaction is still open: it may yet roll back */
+		"     AND coalesce(pg_catalog.pg_xact_status(j.load_xid), 'committed')"
+		"         OPERATOR(pg_catalog.<>) 'in progress'"
 		"  RETURNING j.job_id, j.state, j.path, j.target, j.submitted_by, j.file_size,"
-		"            j.file_dev, j.file_ino, j.file_mtime_ns, j.finished_at, j.submitted_at"
+		"            j.file_dev, j.file_ino, j.file_mtime_ns, j.finished_at, j.submitted_at,"
+		"            coalesce(pg_catalog.pg_xact_status(j.load_xid), 'committed') AS xact"
 		"), kept AS ("
 		"  INSERT INTO @extschema@.loaded_file (target, path, submitted_by, file_size,"
 		"         file_dev, file_ino, file_mtime_ns, job_id, loaded_at)"
@@ -180,7 +188,8 @@ csvpipe_purge(PG_FUNCTION_ARGS)
 		"         g.target, g.path, g.submitted_by, g.file_size, g.file_dev, g.file_ino,"
 		"         g.file_mtime_ns, g.job_id, coalesce(g.finished_at, g.submitted_at)"
 		"    FROM gone g"
-		"   WHERE $5 AND g.state = 'done' AND g.submitted_by IS NOT NULL"
+		"   WHERE $5 AND g.state = 'done' AND g.xact OPERATOR(pg_catalog.<>) 'aborted'"
+		"     AND g.submitted_by IS NOT NULL"
 		"     AND g.file_size IS NOT NULL AND g.file_dev IS NOT NULL"
 		"     AND g.file_ino IS NOT NULL AND g.file_mtime_ns IS NOT NULL"
 		"   ORDER BY g.target, g.path, g.submitted_by, g.file_size, g.file_dev,"

@@ -30,7 +30,9 @@
  * what was prepared and records the job as failed or cancelled, before the
  * error goes on to the caller.  The job row is csvpipe's own bookkeeping,
  * written in its own transactions: in transaction mode "done" means the
- * rows are in the caller's transaction, which may still roll back.
+ * rows are in the caller's transaction, which may still roll back; the job
+ * row's load_xid names that (sub)transaction, so that submit, purge and
+ * csvpipe.jobs can tell a load that rolled back.
  *
  *-------------------------------------------------------------------------
  */
@@ -571,6 +573,19 @@ txn_consume(TxnLoad *T)
 	csv_reject_flush(csv_leader_pool(T->L)->shared);
 }
 
+/* The load's options, for the worker that records the job; NULL: none */
+static void
+shared_set_options(CsvParallelShared *shared, const char *options_json)
+{
+	if (options_json == NULL)
+		return;
+	if (strlen(options_json) >= sizeof(shared->options_json))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("csvpipe.load options are too long to record with the job")));
+	strlcpy(shared->options_json, options_json, sizeof(shared->options_json));
+}
+
 /*
  * In a PG_CATCH around a leader (interrupts held): stop the leader and
  * record the error being thrown in the coordinator's args -- "cancelled" or
@@ -639,20 +654,24 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 		}
 		shared = csv_leader_pool(T.L)->shared;
 		shared->txn_load = true;
+
+		/*
+		 * The rows are inserted by this (sub)transaction (or by
+		 * subtransactions committed into it), while the job's 'done' is
+		 * written by a coordinator that commits on its own: recorded so
+		 * that submit, purge and csvpipe.jobs do not count a load whose
+		 * transaction, or savepoint, rolled back (pg_xact_status says
+		 * 'aborted' for an aborted subtransaction and for every
+		 * subtransaction of an aborted top-level one).
+		 */
+		shared->load_xid = U64FromFullTransactionId(GetCurrentFullTransactionId());
 		shared->job_id = req->job_id;
 		shared->target_relid = req->relid;
 		shared->columns_given = (req->attnames != NIL);
 		shared->on_error_skip = req->on_error_skip;
 		shared->max_errors = req->max_errors;
 		pg_atomic_init_u64(&shared->rejected_total, 0);
-		if (req->options_json)
-		{
-			if (strlen(req->options_json) >= sizeof(shared->options_json))
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("csvpipe.load options are too long to record with the job")));
-			strlcpy(shared->options_json, req->options_json, sizeof(shared->options_json));
-		}
+		shared_set_options(shared, req->options_json);
 		wanted = shared->nworkers;	/* capped at the file's chunks */
 		*launched = csv_leader_launch(T.L);
 		if (*launched > 0 && *launched < wanted)
@@ -740,6 +759,26 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 	strlcpy(args.state, "done", sizeof(args.state));
 	finish_job(&args, true);
 	return T.inserted;
+}
+
+/*
+ * Resume: the chunks an earlier run committed (the ledger's chunk numbers,
+ * an int8[] sorted ascending) become req's skip set.  Returns how many.
+ */
+int
+csv_load_set_skip_chunks(CsvLoadRequest *req, ArrayType *chunks)
+{
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n;
+
+	deconstruct_array(chunks, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &elems, &enulls, &n);
+	req->nskip = n;
+	req->skip_chunks = palloc(sizeof(int64) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		req->skip_chunks[i] = DatumGetInt64(elems[i]);
+	return n;
 }
 
 /*
@@ -841,14 +880,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		shared->target_relid = req->relid;
 		shared->columns_given = (req->attnames != NIL);
 		shared->on_error_skip = req->on_error_skip;
-		if (req->options_json)
-		{
-			if (strlen(req->options_json) >= sizeof(shared->options_json))
-				ereport(ERROR,
-						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-						 errmsg("csvpipe.load options are too long to record with the job")));
-			strlcpy(shared->options_json, req->options_json, sizeof(shared->options_json));
-		}
+		shared_set_options(shared, req->options_json);
 		if (req->skip_chunks)
 			csv_leader_set_skip(L, req->skip_chunks, req->nskip);
 		shared->max_errors = req->max_errors;
@@ -1411,17 +1443,7 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 	else
 	{
 		/* chunked: the chunks in the ledger are done */
-		ArrayType  *arr = DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 21));
-		Datum	   *elems;
-		bool	   *enulls;
-		int			n;
-
-		deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
-						  &elems, &enulls, &n);
-		req.nskip = n;
-		req.skip_chunks = palloc(sizeof(int64) * Max(n, 1));
-		for (int i = 0; i < n; i++)
-			req.skip_chunks[i] = DatumGetInt64(elems[i]);
+		(void) csv_load_set_skip_chunks(&req, DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 21)));
 	}
 
 	/*

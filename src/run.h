@@ -55,6 +55,7 @@ typedef struct CsvLoadResult
 } CsvLoadResult;
 
 extern void csv_run_load(CsvLoadRequest *req, CsvLoadResult *res);
+extern int	csv_load_set_skip_chunks(CsvLoadRequest *req, ArrayType *chunks);
 extern List *csv_column_list(ArrayType *arr);
 extern bool csv_on_error_option(const char *value);
 extern void csv_check_error_options(CsvLoadRequest *req);

@@ -58,9 +58,11 @@
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/xid8.h"
 
 PG_FUNCTION_INFO_V1(csvpipe_resolve_prepared);
 
@@ -491,6 +493,25 @@ upsert_job_row(CsvParallelShared *shared, const char *path)
 							  "file_ino = excluded.file_ino, file_mtime_ns = excluded.file_mtime_ns, "
 							  "options = coalesce(j.options, excluded.options)",
 							  13, types, values, nulls);
+
+	/*
+	 * (1.1) The transaction-mode leader's (sub)transaction, NULL for the
+	 * other modes (a queued job runs again in the mode it asked for).
+	 */
+	if (get_attnum(csv_extension_relid("job"), "load_xid") != InvalidAttrNumber)
+	{
+		Oid			xtypes[2] = {INT8OID, XID8OID};
+		Datum		xvalues[2];
+		char		xnulls[2] = "  ";
+
+		xvalues[0] = Int64GetDatum(shared->job_id);
+		xvalues[1] = FullTransactionIdGetDatum(FullTransactionIdFromU64(shared->load_xid));
+		if (!shared->txn_load || shared->load_xid == 0)
+			xnulls[1] = 'n';
+		(void) csv_internal_query("UPDATE @extschema@.job SET load_xid = $2 "
+								  "WHERE job_id OPERATOR(pg_catalog.=) $1",
+								  2, xtypes, xvalues, xnulls);
+	}
 }
 
 /*

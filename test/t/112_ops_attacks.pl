@@ -14,7 +14,10 @@
 #      database still skips the files loaded before, for the same table and
 #      role, whatever oids the new cluster gave them;
 #  (e) a queued job whose runner's COMMIT fails is failed, not done; a
-#      rolled-back csvpipe.load in transaction mode (TODO: still 'done').
+#      csvpipe.load in transaction mode whose transaction or savepoint
+#      rolled back is not a loaded file (submit, purge, csvpipe.jobs), nor
+#      a parallel queued job whose runner's COMMIT fails after the
+#      coordinator recorded it done (the runner records it failed).
 use strict;
 use warnings;
 
@@ -150,22 +153,43 @@ CREATE FUNCTION no_big() RETURNS trigger LANGUAGE plpgsql AS
 ($out, $err) = as_role_err('alice', "BEGIN; SELECT rows_loaded FROM csvpipe.load('$dir/r.csv', 't3', workers => 2); ROLLBACK;");
 is($out, '500', 'alice loads r.csv into t3 in a transaction she rolls back') or diag $err;
 is(sql('SELECT count(*) FROM t3'), '0', '... nothing stays');
-TODO:
-{
-	# Open: transaction mode records the job 'done' from a coordinator that
-	# commits on its own (run.c load_transaction -> finish_job), so the job
-	# says done after the caller's ROLLBACK, and submit (and purge's
-	# loaded_file) take the file for loaded: it is never loaded unless
-	# force => true.  Needs the load's xid in the job row (or the 'done'
-	# written in the caller's transaction); see the opsreview report.
-	local $TODO = 'a rolled-back transaction-mode load still counts as done';
-	($out, $err) = as_role_err('alice', "SELECT count(*) FROM csvpipe.submit('$dir/r.csv', 't3')");
-	is($out, '1', 'submit queues r.csv: the rolled-back load did not load it') or diag $err;
-	wait_all();
-	is(sql('SELECT count(*) FROM t3'), '500', '... and the job loads it');
-	is(sql("SELECT string_agg(state, ',') FROM csvpipe.job WHERE path = '$dir/r.csv' AND origin = 'load'"),
-		'cancelled', '... and csvpipe.jobs does not call the rolled-back load done');
-}
+# a savepoint rolled back after the load (the top-level commits), and one
+# released (the load commits): only the latter is a loaded file
+system("$gen narrow 500 9 > $dir/r3.csv") == 0 or die;
+system("$gen narrow 500 10 > $dir/r4.csv") == 0 or die;
+($out, $err) = as_role_err('alice', "BEGIN; SAVEPOINT s; SELECT rows_loaded FROM csvpipe.load('$dir/r3.csv', 't3', workers => 2); "
+	  . "ROLLBACK TO SAVEPOINT s; COMMIT;");
+is($out, '500', 'alice loads r3.csv in a savepoint she rolls back, then commits') or diag $err;
+($out, $err) = as_role_err('alice', "BEGIN; SAVEPOINT s; SELECT rows_loaded FROM csvpipe.load('$dir/r4.csv', 't3', workers => 2); "
+	  . "RELEASE SAVEPOINT s; COMMIT;");
+is($out, '500', 'alice loads r4.csv in a savepoint she releases, then commits') or diag $err;
+is(sql('SELECT count(*) FROM t3'), '500', '... only r4.csv\'s rows stay');
+# The job rows say 'done' (a coordinator commits them on its own); the view
+# tells what happened from the load's (sub)transaction.
+is(sql("SELECT string_agg(v.state, ',' ORDER BY j.job_id) FROM csvpipe.jobs v JOIN csvpipe.job j USING (job_id) "
+		  . "WHERE j.target = 't3'::regclass AND j.origin = 'load'"),
+	'rolled back,rolled back,done',
+	'csvpipe.jobs: the rolled-back load and savepoint are rolled back, the released one done');
+# submit looks at the job rows: r.csv's only job is the rolled-back load
+($out, $err) = as_role_err('alice', "SELECT count(*) FROM csvpipe.submit('$dir/r.csv', 't3')");
+is($out, '1', 'submit queues r.csv: the rolled-back load did not load it') or diag $err;
+wait_all();
+is(sql('SELECT count(*) FROM t3'), '1000', '... and the job loads it');
+# purge records the committed loads only (r.csv's queued job, r4.csv's
+# load), not the rolled-back ones, which it removes
+is(sql("SELECT loaded_files_kept FROM csvpipe.purge('0')"), '2',
+	'purge records only the committed loads of t3 as loaded files');
+is(sql("SELECT string_agg(path, ',' ORDER BY job_id) FROM csvpipe.loaded_file WHERE target = 't3'::regclass"),
+	"$dir/r4.csv,$dir/r.csv", '... r4.csv and r.csv');
+# and submit, which now finds r3.csv in neither job nor loaded_file
+($out, $err) = as_role_err('alice', "SELECT count(*) FROM csvpipe.submit('$dir/r3.csv', 't3')");
+is($out, '1', 'submit queues r3.csv: its savepoint rolled back') or diag $err;
+($out, $err) = as_role_err('alice', "SELECT count(*) FROM csvpipe.submit('$dir/r4.csv', 't3')");
+is($out, '0', 'submit skips r4.csv: loaded') or diag $err;
+wait_all();
+is(sql('SELECT count(*) FROM t3'), '1500', '... and the job loads r3.csv');
+# (d) below compares the whole of loaded_file: t3's record is not part of it
+sql("DELETE FROM csvpipe.loaded_file WHERE target = 't3'::regclass");
 sql('TRUNCATE t3');
 sql(q{CREATE CONSTRAINT TRIGGER t3_full AFTER INSERT ON t3 DEFERRABLE INITIALLY DEFERRED
       FOR EACH ROW EXECUTE FUNCTION no_big()});
@@ -174,7 +198,21 @@ my $rj = as_role('alice', "SELECT * FROM csvpipe.submit('$dir/r2.csv', 't3')");
 wait_all();
 is(sql('SELECT count(*) FROM t3'), '0', "a queued job whose runner's commit fails leaves nothing");
 is(sql("SELECT state FROM csvpipe.job WHERE job_id = $rj"), 'failed', '... and is recorded as failed, not done');
+# the same through the parallel engine (workers in the runner: the job's
+# end is written by a coordinator, before the runner's COMMIT fails)
+system("$gen narrow 3000 11 > $dir/r5.csv") == 0 or die;
+$rj = as_role('alice', "SELECT * FROM csvpipe.submit('$dir/r5.csv', 't3', workers => 2, chunk_size => 4096)");
+wait_all();
+is(sql('SELECT count(*) FROM t3'), '0', "a parallel queued job whose runner's commit fails leaves nothing");
+is(sql("SELECT state || ' ' || workers FROM csvpipe.jobs WHERE job_id = $rj"), 'failed 2',
+	'... and is recorded as failed (with its workers), not done');
 sql('DROP TRIGGER t3_full ON t3');
+($out, $err) = as_role_err('alice', "SELECT count(*) FROM csvpipe.submit('$dir/r5.csv', 't3', workers => 2, chunk_size => 4096)");
+is($out, '0', '... so submit backs r5.csv off as a failed file') or diag $err;
+($out, $err) = as_role_err('alice', "SELECT count(*) FROM csvpipe.submit('$dir/r5.csv', 't3', workers => 2, chunk_size => 4096, force => true)");
+is($out, '1', '... and force => true queues it again') or diag $err;
+wait_all();
+is(sql('SELECT count(*) FROM t3'), '3000', '... which loads it');
 
 # ---- (d) pg_dump, then pg_restore into a cluster with other oids ----
 my $dump = "$dir/db.dump";
