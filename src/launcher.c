@@ -242,6 +242,25 @@ check_running_jobs(bool *pending)
 		}
 	}
 
+	/*
+	 * A runner still counts after its job row says 'done': the coordinator
+	 * writes that before the runner commits and exits, and max_jobs is
+	 * about processes.
+	 */
+	foreach(lc, runners)
+	{
+		Runner	   *rn = (Runner *) lfirst(lc);
+		pid_t		pid;
+		bool		counted = false;
+
+		if (GetBackgroundWorkerPid(rn->handle, &pid) == BGWH_STOPPED)
+			continue;
+		for (int i = 0; i < r->nrows && !counted; i++)
+			counted = (DatumGetInt64(CSV_ROW_VALUE(r, i, 0)) == rn->job_id);
+		if (!counted)
+			nrunning++;
+	}
+
 	/* forget suspects that are no longer (finished, or alive after all) */
 	foreach(lc, suspects)
 		if (!list_member_ptr(still, lfirst(lc)))
