@@ -10,29 +10,10 @@
 #   make bench-cache the result cache benchmark (test/bench/cache.sh; not in make test)
 
 MODULE_big = csvpipe
-OBJS = \
-	src/csvpipe.o \
-	src/dialect.o \
-	src/tokenizer.o \
-	src/reader.o \
-	src/convert.o \
-	src/fastinput.o \
-	src/scan.o \
-	src/srf.o \
-	src/splitter.o \
-	src/pool.o \
-	src/leader.o \
-	src/worker.o \
-	src/txn.o \
-	src/internal_sql.o \
-	src/load.o \
-	src/run.o \
-	src/errors.o \
-	src/cache.o \
-	src/progress.o \
-	src/jobs.o \
-	src/purge.o \
-	src/launcher.o
+# src/ is grouped by layer (see README "Source layout"): every .c under it is
+# a unit, and each layer folder is on the include path.
+CSVPIPE_SRCDIRS = $(sort $(dir $(wildcard $(srcdir)/src/*.c $(srcdir)/src/*/*.c)))
+OBJS = $(patsubst $(srcdir)/%.c,%.o,$(wildcard $(srcdir)/src/*.c $(srcdir)/src/*/*.c))
 
 EXTENSION = csvpipe
 DATA = $(wildcard sql/csvpipe--*.sql)
@@ -41,7 +22,7 @@ DATA = $(wildcard sql/csvpipe--*.sql)
 REGRESS = read_basic read_wild read_errors read_security fast_input load_serial cache
 REGRESS_OPTS = --inputdir=.
 
-PG_CPPFLAGS = -I$(srcdir)/src
+PG_CPPFLAGS = $(addprefix -I,$(CSVPIPE_SRCDIRS))
 SHLIB_LINK += -lcsv
 
 PG_CONFIG ?= pg_config
@@ -55,7 +36,7 @@ include $(PGXS)
 endif
 
 # every object depends on every header (PGXS does no dependency tracking)
-$(OBJS): $(wildcard $(srcdir)/src/*.h)
+$(OBJS): $(wildcard $(srcdir)/src/*.h $(srcdir)/src/*/*.h)
 
 .PHONY: test demo deps bench bench-load bench-cache bench-badrows
 deps:
