@@ -185,9 +185,10 @@ if [[ $PRIVATE_INSTALL == 1 ]]; then
     done
     if [[ $SKIP_BUILD != 1 ]]; then
         SRC=$WORK/src
-        mkdir -p "$SRC/src" "$SRC/sql"
+        mkdir -p "$SRC/sql"
         cp "$REPO/Makefile" "$REPO/csvpipe.control" "$SRC/"
-        cp "$REPO"/src/*.[ch] "$SRC/src/"
+        tar -C "$REPO" --exclude='*.o' --exclude='*.bc' -cf - src | tar -xf - -C "$SRC" \
+            || die "cannot copy src/"
         cp "$REPO"/sql/csvpipe--*.sql "$SRC/sql/"
         log "building the extension from a copy of the work tree (make, private install in $PGROOT)"
         make -C "$SRC" -s -j"$(nproc)" >"$WORK/build.log" 2>&1 || { tail -n 40 "$WORK/build.log" >&2; die "make failed"; }

@@ -1,4 +1,4 @@
-# 060_cache.pl -- the shared result cache (src/cache.c), with exact hit and
+# 060_cache.pl -- the shared result cache (src/cache/cache.c), with exact hit and
 # miss counts: a repeat read hits; touching the file, rewriting it with the
 # same size, replacing it by another inode, changing an option or the column
 # types, bumping csvpipe.cache_version, cache_invalidate() and TTL expiry
