@@ -45,6 +45,7 @@
 #include "parallel.h"
 #include "progress.h"
 #include "run.h"
+#include "target.h"
 #include "txn.h"
 
 #include "access/genam.h"
@@ -825,6 +826,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	{
 		/* the caller's transaction inserts: its own tables and locks are fine */
 		csv_load_check_privileges(req->relid, req->attnames);
+		csv_target_check(req->relid, false, req->resume ? "csvpipe.resume" : "csvpipe.load");
 		if (req->job_id <= 0)
 			req->job_id = next_job_id();
 		csv_progress_load_begin(req->job_id, req->progress);
@@ -833,6 +835,8 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	}
 
 	check_load_target(req->relid, req->attnames);
+	/* foreign and Citus tables: before the file is read or a job recorded */
+	csv_target_check(req->relid, req->atomic, req->resume ? "csvpipe.resume" : "csvpipe.load");
 
 	/*
 	 * Prepared mode: every worker prepares a transaction.  Checked before
