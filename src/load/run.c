@@ -610,6 +610,19 @@ leader_error_to_args(CsvLeader *L, CsvCoordArgs *args)
 	/* the whole error, and the job row if no worker wrote it (txn.c) */
 	strlcpy(pool->shared->error, edata->message ? edata->message : "",
 			sizeof(pool->shared->error));
+	pool->shared->error_dsm = 0;
+	if (edata->message && strlen(edata->message) >= sizeof(pool->shared->error))
+	{
+		/* longer: all of it in a segment of its own, until the leader aborts */
+		Size		len = strlen(edata->message) + 1;
+		dsm_segment *eseg = dsm_create(len, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+
+		if (eseg != NULL)
+		{
+			memcpy(dsm_segment_address(eseg), edata->message, len);
+			pool->shared->error_dsm = dsm_segment_handle(eseg);
+		}
+	}
 	args->dsm = dsm_segment_handle(pool->seg);
 	args->bytes = csv_leader_bytes(L);
 	return edata;
