@@ -45,6 +45,7 @@
 #include "parallel.h"
 #include "progress.h"
 #include "run.h"
+#include "target.h"
 #include "txn.h"
 
 #include "access/genam.h"
@@ -713,6 +714,19 @@ leader_error_to_args(CsvLeader *L, CsvCoordArgs *args)
 	/* the whole error, and the job row if no worker wrote it (txn.c) */
 	strlcpy(pool->shared->error, edata->message ? edata->message : "",
 			sizeof(pool->shared->error));
+	pool->shared->error_dsm = 0;
+	if (edata->message && strlen(edata->message) >= sizeof(pool->shared->error))
+	{
+		/* longer: all of it in a segment of its own, until the leader aborts */
+		Size		len = strlen(edata->message) + 1;
+		dsm_segment *eseg = dsm_create(len, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+
+		if (eseg != NULL)
+		{
+			memcpy(dsm_segment_address(eseg), edata->message, len);
+			pool->shared->error_dsm = dsm_segment_handle(eseg);
+		}
+	}
 	args->dsm = dsm_segment_handle(pool->seg);
 	args->bytes = csv_leader_bytes(L);
 	return edata;
@@ -945,6 +959,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	{
 		/* the caller's transaction inserts: its own tables and locks are fine */
 		csv_load_check_privileges(req->relid, req->attnames);
+		csv_target_check(req->relid, false, req->resume ? "csvpipe.resume" : "csvpipe.load");
 		if (req->job_id <= 0)
 			req->job_id = next_job_id();
 		csv_progress_load_begin(req->job_id, req->progress);
@@ -953,6 +968,8 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	}
 
 	check_load_target(req->relid, req->attnames);
+	/* foreign and Citus tables: before the file is read or a job recorded */
+	csv_target_check(req->relid, req->atomic, req->resume ? "csvpipe.resume" : "csvpipe.load");
 
 	/*
 	 * Prepared mode: every worker prepares a transaction.  Checked before
