@@ -983,6 +983,7 @@ run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
  * connection (57, not a cancel), out of resources (53).  Data errors never.
  */
 static char *read_chunk(WorkerState *ws, CsvChunkHeader *hdr);
+static void forget_position(WorkerState *ws);
 
 static bool
 chunk_error_retryable(ErrorData *edata)
@@ -1029,6 +1030,8 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 			if (ws->shards)
 				csv_shards_chunk_begin(hdr->chunk_no);
 			run_load_chunk(ws, hdr, read_chunk(ws, hdr));
+			/* a commit-time error is no row's: it names no line */
+			forget_position(ws);
 			if (ws->shards)
 			{
 				int64		earlier = csv_shards_chunk_end(hdr->chunk_no);
@@ -1195,6 +1198,19 @@ setup_dialect(WorkerState *ws, dsm_segment *seg, shm_toc *toc)
 	ws->errpos.path = pstrdup(shm_toc_lookup(toc, CSV_KEY_PATH, false));
 	ws->errpos.funcname = (shared->mode == CSV_MODE_READ && !shared->txn_load) ?
 		"csvpipe.read" : "csvpipe.load";
+}
+
+/*
+ * Past a chunk's rows (its commit, PREPARE): the error context names the
+ * file only, not the line the tokenizer saw last (skip mode leaves it).
+ */
+static void
+forget_position(WorkerState *ws)
+{
+	ws->errpos.line_no = 0;
+	ws->errpos.field_no = 0;
+	ws->errpos.column = NULL;
+	ws->errpos.value = NULL;
 }
 
 /* chunked load: the caller's synchronous_commit, applied at the end */
@@ -1381,6 +1397,8 @@ csvpipe_worker_main(Datum main_arg)
 			if (shared->atomic)
 			{
 				run_load_chunk(&ws, &hdr, read_chunk(&ws, &hdr));
+				/* a commit-time error is no row's: it names no line */
+				forget_position(&ws);
 				csv_txn_ledger_insert(shared, &hdr, ws.rows_in_chunk);
 			}
 			else
@@ -1440,6 +1458,7 @@ csvpipe_worker_main(Datum main_arg)
 		CsvChunkDone done;
 
 		memset(&done, 0, sizeof(done));
+		forget_position(&ws);
 		csv_txn_prepare(shared, ws.worker_no);
 		done.chunk_no = -1;
 		done.rows = ws.rows_total;

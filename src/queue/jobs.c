@@ -46,6 +46,7 @@
 #include "parallel.h"
 #include "progress.h"
 #include "run.h"
+#include "target.h"
 
 #include <glob.h>
 #include <signal.h>
@@ -331,6 +332,8 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 											text_to_cstring(PG_GETARG_TEXT_PP(SUBMIT_ARG_ON_ERROR)));
 	req.max_errors = PG_ARGISNULL(SUBMIT_ARG_MAX_ERRORS) ? -1 : PG_GETARG_INT64(SUBMIT_ARG_MAX_ERRORS);
 	csv_check_error_options(&req);
+	/* foreign and Citus tables: refused now, not when the job runs (target.c) */
+	csv_target_check(req.relid, req.mode == CSV_LOAD_MODE_PREPARED, "csvpipe.submit");
 	priority = PG_ARGISNULL(SUBMIT_ARG_PRIORITY) ? 0 : PG_GETARG_INT32(SUBMIT_ARG_PRIORITY);
 	/* jumping ahead of other roles' jobs is acting on them, as a cancel is */
 	if (priority > 0 && !superuser() &&
