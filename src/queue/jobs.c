@@ -46,6 +46,7 @@
 #include "parallel.h"
 #include "progress.h"
 #include "run.h"
+#include "shards.h"
 #include "target.h"
 
 #include <glob.h>
@@ -334,6 +335,9 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	csv_check_error_options(&req);
 	/* foreign and Citus tables: refused now, not when the job runs (target.c) */
 	csv_target_check(req.relid, req.mode == CSV_LOAD_MODE_PREPARED, "csvpipe.submit");
+	/* chunked into foreign tables: each server's ledger, now (shards.c) */
+	if (req.mode == CSV_LOAD_MODE_CHUNKED)
+		csv_shards_check_chunked(req.relid);
 	priority = PG_ARGISNULL(SUBMIT_ARG_PRIORITY) ? 0 : PG_GETARG_INT32(SUBMIT_ARG_PRIORITY);
 	/* jumping ahead of other roles' jobs is acting on them, as a cancel is */
 	if (priority > 0 && !superuser() &&
