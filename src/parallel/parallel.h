@@ -98,6 +98,8 @@ typedef struct CsvParallelShared
 	pg_atomic_uint64 rejected_total;	/* bad rows captured so far, all workers */
 	bool		job_row_written;	/* load: the job row is committed (mutex) */
 	char		error[1024];	/* load: the leader's error, for its coordinator */
+	uint32		error_dsm;		/* ... all of it, when longer (a segment of its
+								 * own, mapped by the leader meanwhile), or 0 */
 	slock_t		mutex;
 	CsvWorkerSlot workers[FLEXIBLE_ARRAY_MEMBER];
 } CsvParallelShared;

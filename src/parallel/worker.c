@@ -1075,6 +1075,19 @@ setup_dialect(WorkerState *ws, dsm_segment *seg, shm_toc *toc)
 		"csvpipe.read" : "csvpipe.load";
 }
 
+/*
+ * Past a chunk's rows (its commit, PREPARE): the error context names the
+ * file only, not the line the tokenizer saw last (skip mode leaves it).
+ */
+static void
+forget_position(WorkerState *ws)
+{
+	ws->errpos.line_no = 0;
+	ws->errpos.field_no = 0;
+	ws->errpos.column = NULL;
+	ws->errpos.value = NULL;
+}
+
 /* chunked load: the caller's synchronous_commit, applied at the end */
 static char *chunked_sync_commit = NULL;
 
@@ -1250,6 +1263,8 @@ csvpipe_worker_main(Datum main_arg)
 			if (!shared->atomic)
 				csv_txn_begin_chunk();
 			run_load_chunk(&ws, &hdr, read_chunk(&ws, &hdr));
+			/* a commit-time error is no row's: it names no line */
+			forget_position(&ws);
 			if (!shared->atomic)
 			{
 				csv_txn_commit_chunk(shared, &hdr, ws.rows_in_chunk);
@@ -1309,6 +1324,7 @@ csvpipe_worker_main(Datum main_arg)
 		CsvChunkDone done;
 
 		memset(&done, 0, sizeof(done));
+		forget_position(&ws);
 		csv_txn_prepare(shared, ws.worker_no);
 		done.chunk_no = -1;
 		done.rows = ws.rows_total;

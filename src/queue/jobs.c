@@ -47,6 +47,7 @@
 #include "parallel.h"
 #include "progress.h"
 #include "run.h"
+#include "target.h"
 
 #include <glob.h>
 #include <signal.h>
@@ -311,6 +312,8 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 				 errhint("A superuser can run GRANT pg_read_server_files TO <role>.")));
 	csv_load_check_privileges(req.relid, req.attnames);	/* as COPY */
 
+	/* foreign and Citus tables: refused now, not when the job runs (target.c) */
+	csv_target_check(req.relid, req.mode == CSV_LOAD_MODE_PREPARED, "csvpipe.submit");
 	priority = opts.priority;
 	/* jumping ahead of other roles' jobs is acting on them, as a cancel is */
 	if (priority > 0 && !superuser() &&
