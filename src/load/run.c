@@ -45,6 +45,7 @@
 #include "parallel.h"
 #include "progress.h"
 #include "run.h"
+#include "shards.h"
 #include "target.h"
 #include "txn.h"
 
@@ -573,9 +574,12 @@ txn_insert_batch(TxnLoad *T, int lo, int hi)
 	{
 		TxnInsertArgs a = {T, lo, hi, 0, NIL};
 		ErrorData  *edata;
+		bool		in_trigger;
 
 		CHECK_FOR_INTERRUPTS();
+		csv_row_errors_begin();
 		edata = csv_try_in_subxact(txn_insert_rows, &a, T->err_cxt);
+		in_trigger = csv_row_errors_end();
 		if (edata == NULL)
 		{
 			T->inserted += a.inserted;
@@ -595,8 +599,8 @@ txn_insert_batch(TxnLoad *T, int lo, int hi)
 			csv_backoff_sleep(attempt);
 			continue;
 		}
-		/* not a row's fault: the load fails */
-		if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
+		/* not a row's fault (a table gone on a shard, say): the load fails */
+		if (!csv_error_is_row_error(edata, in_trigger))
 			ReThrowError(edata);
 		if (hi - lo == 1)
 		{
@@ -956,6 +960,9 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	check_load_target(req->relid, req->attnames);
 	/* foreign and Citus tables: before the file is read or a job recorded */
 	csv_target_check(req->relid, req->atomic, req->resume ? "csvpipe.resume" : "csvpipe.load");
+	/* chunked into foreign tables: every server needs its ledger (shards.c) */
+	if (req->mode == CSV_LOAD_MODE_CHUNKED)
+		csv_shards_check_chunked(req->relid);
 
 	/*
 	 * Prepared mode: every worker prepares a transaction.  Checked before
