@@ -216,6 +216,12 @@ extern off_t csv_reader_file_size(CsvReader *reader);
 extern const CsvFileId *csv_reader_file_id(CsvReader *reader);
 extern off_t csv_reader_bytes_read(CsvReader *reader);
 
+/* whole-buffer encoding step: validate or convert a chunk of whole records */
+extern int64 csv_valid_prefix(const CsvDialect *dialect, const char *data, int64 len);
+extern char *csv_buffer_to_server(const CsvDialect *dialect, char *data,
+								  int64 len, int64 *outlen,
+								  CsvErrorPosition *errpos, int64 first_line);
+
 /* fastinput.c: exact fast paths for common shapes of a few types */
 typedef enum CsvFastInput
 {
