@@ -19,7 +19,7 @@
  */
 #include "csvpipe.h"
 
-#include "errors.h"
+#include "catch.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/memutils.h"
