@@ -20,18 +20,7 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 
-/* GUCs (csvpipe.c) */
-extern char *csvpipe_allowed_dirs;
-extern int	csvpipe_max_field_size;
-extern bool csvpipe_preloaded;
-extern int	csvpipe_max_workers;
-extern int	csvpipe_chunk_size;
-extern int	csvpipe_queue_size;
-extern char *csvpipe_database;
-extern int	csvpipe_max_retries;
-extern int	csvpipe_retry_delay;
-extern int	csvpipe_max_jobs;
-extern bool csvpipe_progress_notices;
+#include "settings.h"
 
 /* header => ... */
 typedef enum CsvHeaderMode
