@@ -14,6 +14,10 @@ extern char *csvpipe_allowed_dirs;
 extern int	csvpipe_max_field_size;
 extern bool csvpipe_preloaded;
 extern int	csvpipe_max_workers;
+
+/* workers of one call at most, whatever csvpipe.max_workers says */
+#define CSVPIPE_MAX_WORKERS		64
+
 extern int	csvpipe_chunk_size;
 extern int	csvpipe_queue_size;
 extern char *csvpipe_database;

@@ -19,14 +19,31 @@
  *
  *	- one at a time when the target has BEFORE ROW or INSTEAD OF INSERT
  *	  triggers (they may look at the rows inserted so far), is a foreign
- *	  table, is partitioned and has transition-table triggers, or has a
- *	  volatile default expression (nextval() excepted) for a column not in
- *	  the file;
+ *	  table whose FDW does not batch (see below), is partitioned and has
+ *	  transition-table triggers, or has a volatile default expression
+ *	  (nextval() excepted) for a column not in the file;
  *	- for a partitioned target, per partition: buffered unless the
  *	  partition has BEFORE ROW/INSTEAD OF triggers or is a foreign table
- *	  (pending buffers are flushed before such a partition gets a row);
- *	- buffers are flushed at 1000 rows or 64 kB of tuple data in all,
- *	  and at most 32 partition buffers are kept.
+ *	  that does not batch (pending buffers are flushed before such a
+ *	  partition gets a row);
+ *	- buffers of local tables are flushed at 1000 rows or 64 kB of tuple
+ *	  data in all, and at most 32 partition buffers are kept.
+ *
+ * Foreign tables (a foreign target, or foreign partitions such as
+ * postgres_fdw shards) are batched as PostgreSQL 16's COPY FROM does: when
+ * the FDW has ExecForeignBatchInsert and GetForeignModifyBatchSize says more
+ * than 1 (postgres_fdw: the table's or server's batch_size, 1 when the
+ * foreign table has AFTER ROW or BEFORE ROW triggers or WITH CHECK OPTIONs),
+ * its rows are buffered and sent batch_size at a time (at most 1000), in one
+ * round trip each.  A foreign buffer is sent when it holds a full batch, not
+ * with the local buffers: postgres_fdw prepares its INSERT for a number of
+ * rows and prepares it again whenever that number changes, so only the
+ * last batch of a flush point (the end of a chunk or statement, or a row
+ * for a partition whose triggers must see the rows before it) is short.  A
+ * batch the remote server refuses fails as a whole; its error context names
+ * the batch's line range.  Callers that must pin an error on one row (skip
+ * mode) insert in subtransactions and halve a failing batch down to the
+ * row (parallel/worker.c, load/run.c), which then fails on its own.
  *
  * Per row (csv_load_row) defaults, BEFORE ROW triggers, generated columns,
  * constraint and partition checks run at once; buffered rows get their
@@ -60,6 +77,9 @@
  */
 #include "csvpipe.h"
 #include "load.h"
+#include "options.h"
+#include "shards.h"
+#include "target.h"
 
 #include "access/heapam.h"
 #include "access/hio.h"
@@ -109,7 +129,9 @@ typedef enum LoadInsertMethod
 typedef struct LoadBuffer
 {
 	ResultRelInfo *rri;
-	BulkInsertState bistate;
+	BulkInsertState bistate;	/* local tables only */
+	bool		foreign;		/* rows go by ExecForeignBatchInsert */
+	int			capacity;		/* foreign: rows per batch (<= the array) */
 	int			nused;
 	bool		pooled;			/* slots borrowed from the process's pool */
 	TupleTableSlot *slots[LOAD_MAX_BUFFERED_TUPLES];	/* made on demand */
@@ -155,8 +177,9 @@ struct CsvLoadTarget
 
 	/* multi-insert buffers */
 	List	   *buffers;
-	int			buffered_tuples;
+	int			buffered_tuples;	/* in local tables' buffers */
 	Size		buffered_bytes;
+	int			foreign_pending;	/* in foreign tables' buffers */
 
 	uint64		processed;
 
@@ -172,6 +195,9 @@ struct CsvLoadTarget
 	/* error context: the line (range) being worked on, 0 = none */
 	int64		err_first;
 	int64		err_last;
+
+	/* a chunk of a chunked load into foreign tables: shards.c, or NULL */
+	CsvShardTally *shards;
 };
 
 static void
@@ -219,6 +245,37 @@ root_to_partition_map(ResultRelInfo *rri, EState *estate)
 #else
 	return rri->ri_RootToPartitionMap;
 #endif
+}
+
+/*
+ * Rows per ExecForeignBatchInsert call for a foreign result relation, as
+ * PostgreSQL 16's COPY FROM finds it: 1 unless the FDW batches.  A routed
+ * partition got it from ExecInitRoutingInfo (it may be asked once only);
+ * the target itself is asked here.  No batching for a foreign table
+ * without columns (PostgreSQL 15's postgres_fdw would build a multi-row
+ * INSERT with nothing in VALUES).
+ */
+static int
+foreign_batch_size(ResultRelInfo *rri)
+{
+	TupleDesc	desc = RelationGetDescr(rri->ri_RelationDesc);
+	bool		has_columns = false;
+
+	if (rri->ri_BatchSize == 0)
+	{
+		if (rri->ri_FdwRoutine->GetForeignModifyBatchSize &&
+			rri->ri_FdwRoutine->ExecForeignBatchInsert)
+			rri->ri_BatchSize = rri->ri_FdwRoutine->GetForeignModifyBatchSize(rri);
+		else
+			rri->ri_BatchSize = 1;
+	}
+	if (rri->ri_FdwRoutine->ExecForeignBatchInsert == NULL)
+		return 1;
+	for (int i = 0; i < desc->natts && !has_columns; i++)
+		has_columns = !TupleDescAttr(desc, i)->attisdropped;
+	if (!has_columns)
+		return 1;
+	return Max(rri->ri_BatchSize, 1);
 }
 
 /* ---- target columns ---- */
@@ -580,7 +637,11 @@ buffer_create(CsvLoadTarget *t, ResultRelInfo *rri)
 	LoadBuffer *buf = MemoryContextAllocZero(t->cxt, sizeof(LoadBuffer));
 
 	buf->rri = rri;
-	buf->bistate = bulk_insert_state_create();
+	buf->foreign = (rri->ri_FdwRoutine != NULL);
+	if (buf->foreign)
+		buf->capacity = Min(foreign_batch_size(rri), LOAD_MAX_BUFFERED_TUPLES);
+	else
+		buf->bistate = bulk_insert_state_create();
 	t->buffers = lappend(t->buffers, buf);
 	return buf;
 }
@@ -647,8 +708,13 @@ buffer_store(CsvLoadTarget *t, LoadBuffer *buf, TupleTableSlot *slot,
 {
 	Assert(slot == buf->slots[buf->nused]);
 	buf->lines[buf->nused++] = line_no;
-	t->buffered_tuples++;
-	t->buffered_bytes += slot_data_size(slot);
+	if (buf->foreign)
+		t->foreign_pending++;
+	else
+	{
+		t->buffered_tuples++;
+		t->buffered_bytes += slot_data_size(slot);
+	}
 }
 
 /*
@@ -683,6 +749,52 @@ collect_new_row(CsvLoadTarget *t, ResultRelInfo *rri, TupleTableSlot *slot)
 }
 
 /*
+ * Send a foreign buffer's rows, capacity rows per ExecForeignBatchInsert
+ * call (one round trip each), then the AFTER ROW trigger events of the rows
+ * the FDW inserted (CopyMultiInsertBufferFlush, PostgreSQL 16).  Runs in the
+ * query context: postgres_fdw keeps its rebuilt statement there.
+ */
+static void
+buffer_flush_foreign(CsvLoadTarget *t, LoadBuffer *buf)
+{
+	EState	   *estate = t->estate;
+	ResultRelInfo *rri = buf->rri;
+	TriggerDesc *trigdesc = rri->ri_TrigDesc;
+	Oid			relid = RelationGetRelid(rri->ri_RelationDesc);
+	int			nused = buf->nused;
+	int			sent = 0;
+
+	while (sent < nused)
+	{
+		int			size = Min(buf->capacity, nused - sent);
+		int			inserted = size;
+		TupleTableSlot **rslots;
+
+		CHECK_FOR_INTERRUPTS();
+		t->err_first = buf->lines[sent];
+		t->err_last = buf->lines[sent + size - 1];
+		rslots = rri->ri_FdwRoutine->ExecForeignBatchInsert(estate, rri,
+															&buf->slots[sent],
+															NULL, &inserted);
+		for (int i = 0; i < inserted; i++)
+		{
+			/* AFTER ROW triggers may look at tableoid */
+			rslots[i]->tts_tableOid = relid;
+			if (trigdesc != NULL && trigdesc->trig_insert_after_row)
+				ExecARInsertTriggers(estate, rri, rslots[i], NIL,
+									 t->transition_capture);
+			collect_new_row(t, rri, rslots[i]);
+		}
+		t->processed += Max(inserted, 0);
+		sent += size;
+	}
+	for (int i = 0; i < nused; i++)
+		ExecClearTuple(buf->slots[i]);
+	t->foreign_pending -= nused;
+	buf->nused = 0;
+}
+
+/*
  * Write one buffer's rows: table_multi_insert, then per row the index
  * entries and the AFTER ROW trigger events (CopyMultiInsertBufferFlush).
  */
@@ -697,6 +809,11 @@ buffer_flush(CsvLoadTarget *t, LoadBuffer *buf)
 
 	if (nused == 0)
 		return;
+	if (buf->foreign)
+	{
+		buffer_flush_foreign(t, buf);
+		return;
+	}
 
 	t->err_first = buf->lines[0];
 	t->err_last = buf->lines[nused - 1];
@@ -735,31 +852,40 @@ static void
 buffer_cleanup(CsvLoadTarget *t, LoadBuffer *buf)
 {
 	Assert(buf->nused == 0);
-	bulk_insert_state_free(buf->bistate);
+	if (buf->bistate != NULL)
+		bulk_insert_state_free(buf->bistate);
 	if (buf->pooled)
 		pool_owner = NULL;		/* the slots stay, empty, for the next target */
 	else
 		for (int i = 0; i < LOAD_MAX_BUFFERED_TUPLES && buf->slots[i] != NULL; i++)
 			ExecDropSingleTupleTableSlot(buf->slots[i]);
-	table_finish_bulk_insert(buf->rri->ri_RelationDesc, t->ti_options);
+	if (!buf->foreign)
+		table_finish_bulk_insert(buf->rri->ri_RelationDesc, t->ti_options);
 	if (t->cur_buffer == buf)
 		t->cur_buffer = NULL;
 	pfree(buf);
 }
 
 /*
- * Write all buffers, then trim the partition buffers to the limit, oldest
- * first, never the one of keep_rri (the partition now in use).
+ * Write the local tables' buffers -- and with foreign, the foreign tables'
+ * too, full or not --, then trim the partition buffers to the limit, oldest
+ * first (a foreign one with rows is sent first), never the one of keep_rri
+ * (the partition now in use).
  */
 static void
-flush_all(CsvLoadTarget *t, ResultRelInfo *keep_rri)
+flush_all(CsvLoadTarget *t, ResultRelInfo *keep_rri, bool foreign)
 {
 	int64		save_first = t->err_first;
 	int64		save_last = t->err_last;
 	ListCell   *lc;
 
 	foreach(lc, t->buffers)
-		buffer_flush(t, (LoadBuffer *) lfirst(lc));
+	{
+		LoadBuffer *buf = (LoadBuffer *) lfirst(lc);
+
+		if (!buf->foreign || foreign)
+			buffer_flush(t, buf);
+	}
 	t->buffered_tuples = 0;
 	t->buffered_bytes = 0;
 
@@ -774,6 +900,7 @@ flush_all(CsvLoadTarget *t, ResultRelInfo *keep_rri)
 			buf = (LoadBuffer *) linitial(t->buffers);
 		}
 		t->buffers = list_delete_first(t->buffers);
+		buffer_flush(t, buf);
 		buffer_cleanup(t, buf);
 	}
 	t->err_first = save_first;
@@ -842,6 +969,7 @@ csv_load_begin_ext(Oid relid, List *attnames, int flags)
 	t->pool_cb.arg = t;
 	MemoryContextRegisterResetCallback(cxt, &t->pool_cb);
 	t->stmt_triggers = (flags & CSV_LOAD_NO_STMT_TRIGGERS) == 0;
+	t->shards = csv_shards_tally_begin();
 
 	/* as DoCopy: lock, columns, privileges, row-level security */
 	rel = table_open(relid, RowExclusiveLock);
@@ -929,7 +1057,9 @@ csv_load_begin_ext(Oid relid, List *attnames, int flags)
 		t->method = LOAD_SINGLE;
 	else if (t->proute != NULL && trigdesc && trigdesc->trig_insert_new_table)
 		t->method = LOAD_SINGLE;
-	else if (rri->ri_FdwRoutine != NULL || t->volatile_defexprs)
+	else if (t->volatile_defexprs)
+		t->method = LOAD_SINGLE;
+	else if (rri->ri_FdwRoutine != NULL && foreign_batch_size(rri) <= 1)
 		t->method = LOAD_SINGLE;
 	else if (t->proute != NULL)
 		t->method = LOAD_MULTI_CONDITIONAL;
@@ -1038,15 +1168,16 @@ csv_load_row(CsvLoadTarget *t, Datum *values, bool *nulls, int64 line_no)
 			t->has_ir_trig = (trigdesc && trigdesc->trig_insert_instead_row);
 			t->use_multi = (t->method == LOAD_MULTI_CONDITIONAL &&
 							!t->has_br_trig && !t->has_ir_trig &&
-							rri->ri_FdwRoutine == NULL);
+							(rri->ri_FdwRoutine == NULL ||
+							 foreign_batch_size(rri) > 1));
 			if (t->use_multi)
 				t->cur_buffer = buffer_for(t, rri);
 			else
 			{
 				t->cur_buffer = NULL;
 				/* rows before this one must be visible to its triggers */
-				if (t->buffered_tuples > 0)
-					flush_all(t, rri);
+				if (t->buffered_tuples > 0 || t->foreign_pending > 0)
+					flush_all(t, rri, true);
 			}
 			ReleaseBulkInsertStatePin(t->bistate);
 			t->prev_rri = rri;
@@ -1099,14 +1230,25 @@ csv_load_row(CsvLoadTarget *t, Datum *values, bool *nulls, int64 line_no)
 		(t->proute == NULL || t->has_br_trig))
 		ExecPartitionCheck(rri, myslot, estate, true);
 
+	/* chunked load: never again to a server that has this chunk (shards.c) */
+	if (t->shards != NULL && rri->ri_FdwRoutine != NULL &&
+		!csv_shards_tally_row(t->shards, rri))
+		goto done;
+
 	if (t->use_multi)
 	{
 		/* the slot may point into per-tuple and caller memory: copy */
 		ExecMaterializeSlot(myslot);
 		buffer_store(t, t->cur_buffer, myslot, line_no);
-		if (t->buffered_tuples >= LOAD_MAX_BUFFERED_TUPLES ||
-			t->buffered_bytes >= LOAD_MAX_BUFFERED_BYTES)
-			flush_all(t, rri);
+		if (t->cur_buffer->foreign)
+		{
+			/* a full batch goes at once, in one round trip */
+			if (t->cur_buffer->nused >= t->cur_buffer->capacity)
+				buffer_flush(t, t->cur_buffer);
+		}
+		else if (t->buffered_tuples >= LOAD_MAX_BUFFERED_TUPLES ||
+				 t->buffered_bytes >= LOAD_MAX_BUFFERED_BYTES)
+			flush_all(t, rri, false);
 	}
 	else
 	{
@@ -1146,11 +1288,11 @@ csv_load_flush(CsvLoadTarget *t)
 	ErrorContextCallback errcallback;
 	MemoryContext oldcxt;
 
-	if (t->buffered_tuples == 0)
+	if (t->buffered_tuples == 0 && t->foreign_pending == 0)
 		return;
 	PUSH_LOAD_CONTEXT(t, errcallback);
 	oldcxt = MemoryContextSwitchTo(t->estate->es_query_cxt);
-	flush_all(t, t->prev_rri);
+	flush_all(t, t->prev_rri, true);
 	MemoryContextSwitchTo(oldcxt);
 	POP_LOAD_CONTEXT(errcallback);
 }
@@ -1250,6 +1392,7 @@ csv_load_end(CsvLoadTarget *t)
 	FreeExecutorState(estate);
 	table_close(t->rel, NoLock);	/* the lock is kept until commit */
 	processed = t->processed;
+	csv_shards_tally_end(t->shards);
 	MemoryContextDelete(t->cxt);
 
 	/* as after a COPY statement, later commands see the rows */
@@ -1258,54 +1401,6 @@ csv_load_end(CsvLoadTarget *t)
 }
 
 /* ---- csvpipe.load_serial ---- */
-
-/* argument positions of csvpipe.load_serial */
-#define LOAD_ARG_PATH		0
-#define LOAD_ARG_TARGET		1
-#define LOAD_ARG_COLUMNS	2
-#define LOAD_ARG_DELIMITER	3
-#define LOAD_ARG_QUOTE		4
-#define LOAD_ARG_ESCAPE		5
-#define LOAD_ARG_HEADER		6
-#define LOAD_ARG_NULL		7
-#define LOAD_ARG_ENCODING	8
-#define LOAD_ARG_SKIP_ROWS	9
-#define LOAD_NUM_ARGS		10
-
-/* text[] of column names -> List of C strings; NULL array = NIL */
-static List *
-column_list(FunctionCallInfo fcinfo, int argno, const char *funcname)
-{
-	ArrayType  *arr;
-	Datum	   *elems;
-	bool	   *elemnulls;
-	int			nelems;
-	List	   *names = NIL;
-
-	if (PG_ARGISNULL(argno))
-		return NIL;
-	arr = PG_GETARG_ARRAYTYPE_P(argno);
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s: columns must be a one-dimensional array", funcname)));
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &elemnulls, &nelems);
-	if (nelems == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s: columns must not be empty", funcname),
-				 errhint("Pass NULL (the default) to load every column.")));
-	for (int i = 0; i < nelems; i++)
-	{
-		if (elemnulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s: column names must not be NULL", funcname)));
-		names = lappend(names, TextDatumGetCString(elems[i]));
-	}
-	return names;
-}
 
 /*
  * csvpipe.load_serial(path, target, columns, <CSV options>) RETURNS bigint
@@ -1316,18 +1411,7 @@ Datum
 csvpipe_load_serial(PG_FUNCTION_ARGS)
 {
 	const char *funcname = "csvpipe.load_serial";
-	Datum		args[CSV_NUM_READ_ARGS];
-	bool		argnulls[CSV_NUM_READ_ARGS];
-	static const int argmap[CSV_NUM_READ_ARGS] = {
-		[CSV_ARG_PATH] = LOAD_ARG_PATH,
-		[CSV_ARG_DELIMITER] = LOAD_ARG_DELIMITER,
-		[CSV_ARG_QUOTE] = LOAD_ARG_QUOTE,
-		[CSV_ARG_ESCAPE] = LOAD_ARG_ESCAPE,
-		[CSV_ARG_HEADER] = LOAD_ARG_HEADER,
-		[CSV_ARG_NULL] = LOAD_ARG_NULL,
-		[CSV_ARG_ENCODING] = LOAD_ARG_ENCODING,
-		[CSV_ARG_SKIP_ROWS] = LOAD_ARG_SKIP_ROWS,
-	};
+	CsvOptions	opts;
 	CsvDialect	dialect;
 	CsvErrorPosition errpos = {0};
 	ErrorContextCallback errcallback;
@@ -1342,28 +1426,20 @@ csvpipe_load_serial(PG_FUNCTION_ARGS)
 	MemoryContext oldcxt;
 	uint64		nrows;
 
-	if (PG_NARGS() != LOAD_NUM_ARGS)
-		elog(ERROR, "%s: expected %d arguments, got %d",
-			 funcname, LOAD_NUM_ARGS, PG_NARGS());
-	if (PG_ARGISNULL(LOAD_ARG_PATH))
+	csv_options_from_fcinfo(&opts, fcinfo, CSV_FN_LOAD_SERIAL, funcname);
+	if (opts.path == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s: path must not be NULL", funcname)));
-	if (PG_ARGISNULL(LOAD_ARG_TARGET))
+	if (!OidIsValid(opts.relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s: target must not be NULL", funcname)));
-
-	for (int i = 0; i < CSV_NUM_READ_ARGS; i++)
-	{
-		argnulls[i] = PG_ARGISNULL(argmap[i]);
-		args[i] = argnulls[i] ? (Datum) 0 : PG_GETARG_DATUM(argmap[i]);
-	}
-	attnames = column_list(fcinfo, LOAD_ARG_COLUMNS, funcname);
+	attnames = opts.columns;
+	dialect = opts.dialect;
 
 	errpos.funcname = funcname;
-	errpos.path = TextDatumGetCString(args[CSV_ARG_PATH]);
-	csv_dialect_from_args(&dialect, CSV_NUM_READ_ARGS, args, argnulls);
+	errpos.path = opts.path;
 
 	/* the file first: reading it is the privilege COPY checks first, too */
 	errcallback.callback = csv_error_context_callback;
@@ -1373,7 +1449,9 @@ csvpipe_load_serial(PG_FUNCTION_ARGS)
 	reader = csv_reader_open(errpos.path, &dialect, &errpos);
 	error_context_stack = errcallback.previous;
 
-	target = csv_load_begin(PG_GETARG_OID(LOAD_ARG_TARGET), attnames);
+	/* a Citus table is refused before anything is inserted (target.c) */
+	csv_target_check(opts.relid, false, funcname);
+	target = csv_load_begin(opts.relid, attnames);
 	desc = csv_load_input_desc(target);
 
 	error_context_stack = &errcallback;

@@ -27,7 +27,7 @@
 #include "utils/timestamp.h"
 
 #define CSVPIPE_DSM_MAGIC		0x43535650	/* "CSVP" */
-#define CSVPIPE_MAX_WORKERS		64
+/* CSVPIPE_MAX_WORKERS: csvpipe.h */
 /* worker slots of one call: its workers plus spares that replace lost ones */
 #define CSVPIPE_SPARE_SLOTS		32
 #define CSVPIPE_MAX_SLOTS		(CSVPIPE_MAX_WORKERS + CSVPIPE_SPARE_SLOTS)
@@ -60,6 +60,8 @@ typedef struct CsvWorkerSlot
 	int64		committed_chunk;	/* -1: none */
 	int64		committed_rows;
 	int64		committed_rejected;
+	bool		retried_out;	/* its error came after retries of its own:
+								 * not a lost worker (worker.c) */
 } CsvWorkerSlot;
 
 typedef struct CsvParallelShared
@@ -98,6 +100,8 @@ typedef struct CsvParallelShared
 	pg_atomic_uint64 rejected_total;	/* bad rows captured so far, all workers */
 	bool		job_row_written;	/* load: the job row is committed (mutex) */
 	char		error[1024];	/* load: the leader's error, for its coordinator */
+	uint32		error_dsm;		/* ... all of it, when longer (a segment of its
+								 * own, mapped by the leader meanwhile), or 0 */
 	slock_t		mutex;
 	CsvWorkerSlot workers[FLEXIBLE_ARRAY_MEMBER];
 } CsvParallelShared;
@@ -224,6 +228,5 @@ extern void csv_pool_rethrow(CsvPool *pool, int worker, char *msg, Size len);
 extern PGDLLEXPORT void csvpipe_worker_main(Datum main_arg);
 
 /* srf.c: how many workers a call gets: min(asked, csvpipe.max_workers) */
-extern int	csv_workers_for(int asked);
 
 #endif							/* CSVPIPE_PARALLEL_H */

@@ -725,6 +725,7 @@ csvpipe_coordinator_main(Datum main_arg)
 		char		nulls[9] = "         ";
 		const char *decision = args.action == CSV_COORD_COMMIT ? "commit" :
 		args.action == CSV_COORD_ROLLBACK ? "rollback" : NULL;
+		dsm_segment *eseg = NULL;	/* the whole error, when it is long */
 
 		values[0] = Int64GetDatum(args.job_id);
 		values[1] = CStringGetTextDatum(args.state);
@@ -734,7 +735,11 @@ csvpipe_coordinator_main(Datum main_arg)
 			nulls[2] = 'n';
 		values[3] = Int64GetDatum(args.rows_loaded);
 		values[4] = Int64GetDatum(args.bytes);
-		if (shared != NULL && shared->error[0])
+		if (shared != NULL && shared->error_dsm != 0 &&
+			(eseg = dsm_attach(shared->error_dsm)) != NULL &&
+			memchr(dsm_segment_address(eseg), '\0', dsm_segment_map_length(eseg)) != NULL)
+			values[5] = CStringGetTextDatum((char *) dsm_segment_address(eseg));
+		else if (shared != NULL && shared->error[0])
 			values[5] = CStringGetTextDatum(shared->error);
 		else if (args.error[0])
 			values[5] = CStringGetTextDatum(args.error);
