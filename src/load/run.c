@@ -77,6 +77,7 @@
 #include "utils/timestamp.h"
 #include "executor/execdesc.h"
 #include "tcop/pquery.h"
+#include "utils/xid8.h"
 
 #include <sys/stat.h>
 
@@ -1488,7 +1489,7 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 
 	memset(&req, 0, sizeof(req));
 	values[0] = Int64GetDatum(job_id);
-	r = csv_internal_query("SELECT j.path, j.target, j.state, j.atomic, j.submitted_by, "
+	r = csv_internal_query(psprintf("SELECT j.path, j.target, j.state, j.atomic, j.submitted_by, "
 						   "  EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a "
 						   "           WHERE a.pid OPERATOR(pg_catalog.=) j.leader_pid), "
 						   "  j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
@@ -1500,10 +1501,11 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 						   "    THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(o->'columns')) END, "
 						   "  ARRAY(SELECT c.chunk_no FROM @extschema@.chunks c "
 						   "         WHERE c.job_id OPERATOR(pg_catalog.=) j.job_id ORDER BY 1), "
-						   "  o->>'mode', (o->>'freeze')::pg_catalog.bool "
+						   "  o->>'mode', (o->>'freeze')::pg_catalog.bool, %s "
 						   "FROM @extschema@.job j, "
 						   "     coalesce(j.options, '{}'::pg_catalog.jsonb) o "
 						   "WHERE j.job_id OPERATOR(pg_catalog.=) $1",
+						   csv_txn_job_state_sql("j.")),
 						   1, types, values, NULL);
 	if (r->nrows == 0)
 		ereport(ERROR,
@@ -1513,7 +1515,8 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 #define TEXT_OR_NULL(att) (CSV_ROW_ISNULL(r, 0, (att)) ? NULL : TextDatumGetCString(CSV_ROW_VALUE(r, 0, (att))))
 	req.path = TEXT_OR_NULL(0);
 	req.relid = DatumGetObjectId(CSV_ROW_VALUE(r, 0, 1));
-	state = TEXT_OR_NULL(2);
+	/* as csvpipe.jobs says it: a transaction-mode load may be 'rolled back' */
+	state = TEXT_OR_NULL(24);
 	req.atomic = DatumGetBool(CSV_ROW_VALUE(r, 0, 3));
 	/* jobs of 1.0 have no mode: their atomic flag says it */
 	req.mode = CSV_ROW_ISNULL(r, 0, 22) ?
@@ -1538,6 +1541,14 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to resume csvpipe job " INT64_FORMAT, job_id),
 				 errdetail("Only superusers and members of the role that started the job can resume it.")));
+	if (strcmp(state, "done") == 0 && !CSV_ROW_ISNULL(r, 0, 26) &&
+		strcmp(TextDatumGetCString(CSV_ROW_VALUE(r, 0, 25)), "in progress") == 0 &&
+		!TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(
+			DatumGetFullTransactionId(CSV_ROW_VALUE(r, 0, 26)))))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("csvpipe job " INT64_FORMAT " is done in a transaction that has not ended yet", job_id),
+				 errhint("Resume it if that transaction rolls back.")));
 	if (strcmp(state, "done") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
