@@ -403,6 +403,25 @@ prepare_chunk(CsvLeader *L)
 
 /* ---- workers ---- */
 
+/*
+ * A load worker's error that means the worker was lost (its chunks go to
+ * another worker), unless the worker retried its chunk itself until
+ * csvpipe.max_retries (a foreign server down: worker.c): then it fails the
+ * load, and csvpipe.resume finishes it.
+ */
+static bool
+is_worker_loss(CsvLeader *L, int w, ErrorData *edata)
+{
+	bool		retried_out;
+
+	if (L->mode != CSV_MODE_LOAD || !csv_error_is_worker_loss(edata))
+		return false;
+	SpinLockAcquire(&L->pool->shared->mutex);
+	retried_out = L->pool->shared->workers[w].retried_out;
+	SpinLockRelease(&L->pool->shared->mutex);
+	return !retried_out;
+}
+
 static bool handle_reply(CsvLeader *L, int w, char *data, Size nbytes,
 						 MinimalTuple *tuple);
 
@@ -477,7 +496,7 @@ drain_replies(CsvLeader *L, int w)
 			if (msg[0] == 'E' &&
 				csv_pool_parse_message(msg, nbytes, &edata, &msgtype))
 			{
-				if (L->mode == CSV_MODE_LOAD && csv_error_is_worker_loss(&edata))
+				if (is_worker_loss(L, w, &edata))
 				{
 					if (loss == NULL)
 					{
@@ -761,7 +780,7 @@ handle_reply(CsvLeader *L, int w, char *data, Size nbytes, MinimalTuple *tuple)
 			/* an error or notice the worker raised */
 			if (L->mode == CSV_MODE_LOAD && data[0] == 'E' &&
 				csv_pool_parse_message(data, nbytes, &edata, &msgtype) &&
-				csv_error_is_worker_loss(&edata))
+				is_worker_loss(L, w, &edata))
 				worker_lost(L, w, &edata);
 			else
 				csv_pool_rethrow(L->pool, w, data, nbytes);

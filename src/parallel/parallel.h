@@ -27,7 +27,7 @@
 #include "utils/timestamp.h"
 
 #define CSVPIPE_DSM_MAGIC		0x43535650	/* "CSVP" */
-#define CSVPIPE_MAX_WORKERS		64
+/* CSVPIPE_MAX_WORKERS: csvpipe.h */
 /* worker slots of one call: its workers plus spares that replace lost ones */
 #define CSVPIPE_SPARE_SLOTS		32
 #define CSVPIPE_MAX_SLOTS		(CSVPIPE_MAX_WORKERS + CSVPIPE_SPARE_SLOTS)
@@ -60,6 +60,8 @@ typedef struct CsvWorkerSlot
 	int64		committed_chunk;	/* -1: none */
 	int64		committed_rows;
 	int64		committed_rejected;
+	bool		retried_out;	/* its error came after retries of its own:
+								 * not a lost worker (worker.c) */
 } CsvWorkerSlot;
 
 typedef struct CsvParallelShared
@@ -226,7 +228,6 @@ extern void csv_pool_rethrow(CsvPool *pool, int worker, char *msg, Size len);
 extern PGDLLEXPORT void csvpipe_worker_main(Datum main_arg);
 
 /* srf.c: how many workers a call gets: min(asked, csvpipe.max_workers) */
-extern int	csv_workers_for(int asked);
 
 /* reader.c: whole-buffer encoding step shared with the workers */
 extern int64 csv_valid_prefix(const CsvDialect *dialect, const char *data, int64 len);
