@@ -1059,10 +1059,24 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 			{
 				if (chunk_error_retryable(edata, rows_done))
 				{
+					MemoryContext errcxt;
+
 					/* retried here already: the leader must not retry it */
 					SpinLockAcquire(&ws->shared->mutex);
 					ws->shared->workers[ws->worker_no].retried_out = true;
 					SpinLockRelease(&ws->shared->mutex);
+					/* a server's message need not name it: say which they were */
+					errcxt = MemoryContextSwitchTo(ws->err_cxt);
+					edata->context = psprintf("%s%scsvpipe chunk " INT64_FORMAT " (line " INT64_FORMAT "), tried %d times%s%s",
+											  edata->context ? edata->context : "",
+											  edata->context ? "\n" : "",
+											  hdr->chunk_no, hdr->first_line, attempt + 1,
+											  ws->shards ? ", into foreign servers " : "",
+											  ws->shards ? csv_shards_names() : "");
+					MemoryContextSwitchTo(errcxt);
+					FlushErrorState();
+					RESUME_INTERRUPTS();
+					ReThrowError(edata);
 				}
 				RESUME_INTERRUPTS();
 				PG_RE_THROW();
