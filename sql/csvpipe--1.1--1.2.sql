@@ -155,3 +155,64 @@ CREATE FUNCTION csvpipe.load_serial(path text, target regclass, columns text[] D
     header csvpipe.header_mode DEFAULT 'true', null_string text DEFAULT '', encoding text DEFAULT NULL,
     skip_rows bigint DEFAULT 0)
 RETURNS bigint AS 'MODULE_PATHNAME', 'csvpipe_load_serial' LANGUAGE C VOLATILE;
+
+-- ---------------------------------------------------------------------
+-- Sniffing a file (issue 13): csvpipe.sniff says what a file's dialect,
+-- header, column names and types are, from a sample; csvpipe.create_table
+-- creates a table from that, in the caller's transaction, as the caller.
+-- Options left NULL are detected; those given are taken as they are.
+-- ---------------------------------------------------------------------
+CREATE TYPE csvpipe.sniff_result AS (
+    delimiter text,
+    quote text,
+    escape text,
+    line_ending text,
+    encoding text,
+    bom boolean,
+    header boolean,
+    skip_rows bigint,
+    null_string text,
+    columns text[],
+    types text[],
+    nullable boolean[],
+    column_list text,
+    create_table text,
+    sample_bytes bigint,
+    sample_rows bigint,
+    whole_file boolean,
+    notes text[]);
+
+CREATE FUNCTION csvpipe.sniff(
+    path text,
+    delimiter text DEFAULT NULL,
+    quote text DEFAULT NULL,
+    escape text DEFAULT NULL,
+    header csvpipe.header_mode DEFAULT NULL,
+    null_string text DEFAULT NULL,
+    encoding text DEFAULT NULL,
+    skip_rows bigint DEFAULT NULL,
+    sample_size bigint DEFAULT NULL)
+RETURNS csvpipe.sniff_result
+AS 'MODULE_PATHNAME', 'csvpipe_sniff'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.sniff(text, text, text, text, csvpipe.header_mode, text, text, bigint, bigint)
+IS 'detect a CSV file''s dialect, header, column names and types from a sample';
+
+CREATE FUNCTION csvpipe.create_table(
+    path text,
+    name text,
+    delimiter text DEFAULT NULL,
+    quote text DEFAULT NULL,
+    escape text DEFAULT NULL,
+    header csvpipe.header_mode DEFAULT NULL,
+    null_string text DEFAULT NULL,
+    encoding text DEFAULT NULL,
+    skip_rows bigint DEFAULT NULL,
+    sample_size bigint DEFAULT NULL)
+RETURNS regclass
+AS 'MODULE_PATHNAME', 'csvpipe_create_table'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.create_table(text, text, text, text, text, csvpipe.header_mode, text, text, bigint, bigint)
+IS 'create a table with the columns csvpipe.sniff finds in a CSV file';

@@ -20,21 +20,7 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 
-/* GUCs (csvpipe.c) */
-extern char *csvpipe_allowed_dirs;
-extern int	csvpipe_max_field_size;
-extern bool csvpipe_preloaded;
-extern int	csvpipe_max_workers;
-
-/* workers of one call at most, whatever csvpipe.max_workers says */
-#define CSVPIPE_MAX_WORKERS		64
-extern int	csvpipe_chunk_size;
-extern int	csvpipe_queue_size;
-extern char *csvpipe_database;
-extern int	csvpipe_max_retries;
-extern int	csvpipe_retry_delay;
-extern int	csvpipe_max_jobs;
-extern bool csvpipe_progress_notices;
+#include "settings.h"
 
 /* header => ... */
 typedef enum CsvHeaderMode
@@ -198,6 +184,12 @@ extern void csv_reader_close(CsvReader *reader);
 extern off_t csv_reader_file_size(CsvReader *reader);
 extern const CsvFileId *csv_reader_file_id(CsvReader *reader);
 extern off_t csv_reader_bytes_read(CsvReader *reader);
+
+/* whole-buffer encoding step: validate or convert a chunk of whole records */
+extern int64 csv_valid_prefix(const CsvDialect *dialect, const char *data, int64 len);
+extern char *csv_buffer_to_server(const CsvDialect *dialect, char *data,
+								  int64 len, int64 *outlen,
+								  CsvErrorPosition *errpos, int64 first_line);
 
 /* fastinput.c: exact fast paths for common shapes of a few types */
 typedef enum CsvFastInput

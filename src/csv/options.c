@@ -355,6 +355,13 @@ header_from_datum(const CsvOptionDef *def, Datum v, Oid typid)
 	return (CsvHeaderMode) label_value(def, label);
 }
 
+/* A header => value of any type it comes as (csvpipe.sniff, ...) */
+CsvHeaderMode
+csv_header_option(Datum v, Oid typid)
+{
+	return header_from_datum(&csv_option_defs[CSV_OPT_HEADER], v, typid);
+}
+
 static int64
 value_int(Datum v, Oid typid)
 {
@@ -379,7 +386,9 @@ char_option(const CsvOptionDef *def, const char *s)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("csvpipe option \"%s\" must be a single one-byte character", def->name),
-				 errdetail("Got \"%s\".", s)));
+				 errdetail("Got \"%s\".", s),
+				 strcmp(s, "\\t") == 0 ?
+				 errhint("For a tab, write E'\\t'.") : 0));
 	if (s[0] == '\r' || s[0] == '\n')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -229,10 +229,4 @@ extern PGDLLEXPORT void csvpipe_worker_main(Datum main_arg);
 
 /* srf.c: how many workers a call gets: min(asked, csvpipe.max_workers) */
 
-/* reader.c: whole-buffer encoding step shared with the workers */
-extern int64 csv_valid_prefix(const CsvDialect *dialect, const char *data, int64 len);
-extern char *csv_buffer_to_server(const CsvDialect *dialect, char *data,
-								  int64 len, int64 *outlen,
-								  CsvErrorPosition *errpos, int64 first_line);
-
 #endif							/* CSVPIPE_PARALLEL_H */
