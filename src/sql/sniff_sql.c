@@ -21,6 +21,7 @@
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
+#include "options.h"
 #include "sniff.h"
 #include "sniff_sql.h"
 
@@ -81,10 +82,9 @@ csv_sniff_options_from_args(FunctionCallInfo fcinfo, int arg, CsvSniffOptions *o
 				 errmsg("csvpipe delimiter and quote must be different")));
 	if (!PG_ARGISNULL(arg + 3))
 	{
-		char	   *label = DatumGetCString(DirectFunctionCall1(enum_out,
-																PG_GETARG_DATUM(arg + 3)));
-
-		opts->header = strcmp(label, "false") == 0 ? 0 : 1;
+		/* csvpipe.header_mode: an enum before 1.2 (options.c reads both) */
+		opts->header = csv_header_option(PG_GETARG_DATUM(arg + 3),
+										 get_fn_expr_argtype(fcinfo->flinfo, arg + 3)) != CSV_HEADER_NONE;
 	}
 	if (!PG_ARGISNULL(arg + 4))
 	{
