@@ -72,6 +72,8 @@ typedef enum CsvOptId
 	CSV_OPT_CACHE,
 	CSV_OPT_PRIORITY,
 	CSV_OPT_FORCE,
+	CSV_OPT_MATCH,
+	CSV_OPT_EXTRA_COLUMNS,
 	CSV_NUM_OPTS
 } CsvOptId;
 
@@ -137,6 +139,8 @@ struct CsvOptions				/* typedef in csvpipe.h */
 	bool		cache;
 	int32		priority;
 	bool		force;
+	bool		match_name;		/* match => 'name' */
+	bool		extra_ignore;	/* extra_columns => 'ignore' */
 };
 
 extern void csv_options_from_fcinfo(CsvOptions *opts, FunctionCallInfo fcinfo,
@@ -151,6 +155,11 @@ extern char *csv_options_job_json(const CsvOptions *opts);
 
 extern int	csv_workers_for(int asked);
 extern CsvHeaderMode csv_header_option(Datum v, Oid typid);
+
+/* match => 'name': a header's names mapped to columns (options.c) */
+extern bool *csv_match_header(CsvDialect *dialect, const CsvRecord *header,
+							  int ncolumns, char *const *names,
+							  bool extra_ignore, const char *what);
 extern const char *csv_load_mode_label(CsvLoadMode mode);
 
 #endif							/* CSVPIPE_OPTIONS_H */
