@@ -23,6 +23,10 @@
  * The statements still qualify what they call (pg_catalog.now(), ...) where
  * it is cheap, as belt and braces.
  *
+ * csv_user_query() is the same without the change of user, for the few
+ * statements that must run as the loading user (the shard ledgers, reached
+ * through that user's postgres_fdw user mapping: shards.c).
+ *
  * Background processes that connect as the bootstrap superuser (launcher,
  * coordinators) call csv_internal_pin_session() right after connecting, so
  * no per-database or per-role setting reaches anything they run.
@@ -155,9 +159,9 @@ expand_schema(const char *sql)
  * if any, copied into the caller's memory context.  nulls as for
  * SPI_execute_with_args ('n' = NULL, or NULL for none).
  */
-CsvRows *
-csv_internal_query(const char *sql, int nargs, Oid *argtypes, Datum *values,
-				   const char *nulls)
+static CsvRows *
+run_query(bool as_superuser, const char *sql, int nargs, Oid *argtypes,
+		  Datum *values, const char *nulls)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid			save_userid;
@@ -168,8 +172,9 @@ csv_internal_query(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	char	   *query = expand_schema(sql);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (as_superuser)
+		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+							   save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", CSV_PINNED_SEARCH_PATH,
 							 PGC_SUSET, PGC_S_SESSION,
@@ -216,6 +221,25 @@ csv_internal_query(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec);
 	return rows;
+}
+
+CsvRows *
+csv_internal_query(const char *sql, int nargs, Oid *argtypes, Datum *values,
+				   const char *nulls)
+{
+	return run_query(true, sql, nargs, argtypes, values, nulls);
+}
+
+/*
+ * The same, as the current user: for the statements that must go through
+ * that user's postgres_fdw user mapping (the shard ledgers, shards.c), and
+ * so need its privileges on what they touch.
+ */
+CsvRows *
+csv_user_query(const char *sql, int nargs, Oid *argtypes, Datum *values,
+			   const char *nulls)
+{
+	return run_query(false, sql, nargs, argtypes, values, nulls);
 }
 
 /*

@@ -300,16 +300,22 @@ csv_converter_row_catch(CsvConverter *conv, CsvRecord *rec, Datum *values,
 	ConvertArgs a = {conv, rec, values, nulls};
 
 	if (!conv->safe_input)
-		return csv_try_in_subxact(convert_row, &a, errcxt);
-	PG_TRY();
+		edata = csv_try_in_subxact(convert_row, &a, errcxt);
+	else
 	{
-		csv_converter_row(conv, rec, values, nulls);
+		PG_TRY();
+		{
+			csv_converter_row(conv, rec, values, nulls);
+		}
+		PG_CATCH();
+		{
+			edata = csv_catch_error(errcxt, oldcxt);
+		}
+		PG_END_TRY();
 	}
-	PG_CATCH();
-	{
-		edata = csv_catch_error(errcxt, oldcxt);
-	}
-	PG_END_TRY();
+	/* a cancel, or the server's own trouble, is not the row's error */
+	if (edata != NULL && !csv_error_is_input_error(edata))
+		ReThrowError(edata);
 	return edata;
 }
 

@@ -10,6 +10,19 @@
  * how many a job may reject, counted across all its workers in shared
  * memory.
  *
+ * Only a row's own errors become rejected rows: data errors (SQLSTATE
+ * classes 22 and 23) and errors raised by its triggers while it is
+ * inserted; parse and type input errors of its fields, unless they are the
+ * server's own (internal, resources, shutdown, connection).  Anything else
+ * -- a table renamed or dropped on a foreign server (42P01), a server
+ * unreachable (08), out of resources (53), shutting down (57) -- fails the
+ * load or is retried.  "Raised by a trigger" is known from the fmgr hooks:
+ * while a skip-mode batch is inserted (csv_row_errors_begin/end), every
+ * trigger function is called through fmgr_security_definer, whose
+ * FHET_ABORT event says that an error came out of it.  Outside those
+ * batches the hooks ask for nothing (one boolean test per function
+ * lookup), so other queries are not slowed.
+ *
  * Transient errors -- deadlock_detected, serialization_failure and
  * lock_not_available (what lock_timeout raises) -- are retried after an
  * exponential backoff: csvpipe.retry_delay, doubled at each attempt, at most
@@ -29,6 +42,7 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
+#include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
@@ -37,6 +51,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 /* how much of a bad record csvpipe.rejected keeps */
@@ -73,19 +88,124 @@ csv_error_is_worker_loss(ErrorData *edata)
 		class == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR);	/* 58 */
 }
 
+/*
+ * May a record's parse or type input error be rejected (skip mode)?  Not
+ * when it is the server's, or a transient one.
+ */
+bool
+csv_error_is_input_error(ErrorData *edata)
+{
+	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+
+	if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
+		return false;
+	return class != ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR);	/* XX */
+}
+
+/*
+ * May an insert error be rejected as the row's own (skip mode)?  Data
+ * errors, and errors that came out of a trigger (in_trigger, from
+ * csv_row_errors_end) that are not the server's.
+ */
+bool
+csv_error_is_row_error(ErrorData *edata, bool in_trigger)
+{
+	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+
+	if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
+		return false;
+	if (class == ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION) ||	/* 22 */
+		class == ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION))	/* 23 */
+		return true;
+	return in_trigger && class != ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR);
+}
+
+/* ---- errors raised by triggers (see the header comment) ---- */
+
+static needs_fmgr_hook_type prev_needs_fmgr_hook = NULL;
+static fmgr_hook_type prev_fmgr_hook = NULL;
+static bool hooks_installed = false;
+static bool tracking_triggers = false;
+static bool trigger_failed = false;
+static List *trigger_functions = NIL;	/* hooked for us: trigger functions */
+
+static bool
+csv_needs_fmgr_hook(Oid fn_oid)
+{
+	bool		prev = prev_needs_fmgr_hook && prev_needs_fmgr_hook(fn_oid);
+
+	if (tracking_triggers && get_func_rettype(fn_oid) == TRIGGEROID)
+	{
+		if (!list_member_oid(trigger_functions, fn_oid))
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			trigger_functions = lappend_oid(trigger_functions, fn_oid);
+			MemoryContextSwitchTo(old);
+		}
+		return true;
+	}
+	return prev;
+}
+
+static void
+csv_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
+{
+	if (prev_fmgr_hook)
+		prev_fmgr_hook(event, flinfo, private);
+	if (event == FHET_ABORT && tracking_triggers &&
+		list_member_oid(trigger_functions, flinfo->fn_oid))
+		trigger_failed = true;
+}
+
+/* Before inserting a skip-mode batch (in the subtransaction's caller) */
+void
+csv_row_errors_begin(void)
+{
+	if (!hooks_installed)
+	{
+		prev_needs_fmgr_hook = needs_fmgr_hook;
+		needs_fmgr_hook = csv_needs_fmgr_hook;
+		prev_fmgr_hook = fmgr_hook;
+		fmgr_hook = csv_fmgr_hook;
+		hooks_installed = true;
+	}
+	tracking_triggers = true;
+	trigger_failed = false;
+}
+
+/* After it: did an error come out of a trigger function? */
+bool
+csv_row_errors_end(void)
+{
+	tracking_triggers = false;
+	return trigger_failed;
+}
+
 void
 csv_backoff_sleep(int attempt)
 {
 	long		delay = csvpipe_retry_delay;
 
+	TimestampTz end;
+
 	for (int i = 1; i < attempt && delay < 60000; i++)
 		delay *= 2;
 	if (delay <= 0)
 		return;
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 delay, PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
+	/* the whole delay: the latch is also set by queue traffic */
+	end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
+	for (;;)
+	{
+		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 bool

@@ -77,6 +77,7 @@
  */
 #include "csvpipe.h"
 #include "load.h"
+#include "shards.h"
 #include "target.h"
 
 #include "access/heapam.h"
@@ -193,6 +194,9 @@ struct CsvLoadTarget
 	/* error context: the line (range) being worked on, 0 = none */
 	int64		err_first;
 	int64		err_last;
+
+	/* a chunk of a chunked load into foreign tables: shards.c, or NULL */
+	CsvShardTally *shards;
 };
 
 static void
@@ -964,6 +968,7 @@ csv_load_begin_ext(Oid relid, List *attnames, int flags)
 	t->pool_cb.arg = t;
 	MemoryContextRegisterResetCallback(cxt, &t->pool_cb);
 	t->stmt_triggers = (flags & CSV_LOAD_NO_STMT_TRIGGERS) == 0;
+	t->shards = csv_shards_tally_begin();
 
 	/* as DoCopy: lock, columns, privileges, row-level security */
 	rel = table_open(relid, RowExclusiveLock);
@@ -1224,6 +1229,11 @@ csv_load_row(CsvLoadTarget *t, Datum *values, bool *nulls, int64 line_no)
 		(t->proute == NULL || t->has_br_trig))
 		ExecPartitionCheck(rri, myslot, estate, true);
 
+	/* chunked load: never again to a server that has this chunk (shards.c) */
+	if (t->shards != NULL && rri->ri_FdwRoutine != NULL &&
+		!csv_shards_tally_row(t->shards, rri))
+		goto done;
+
 	if (t->use_multi)
 	{
 		/* the slot may point into per-tuple and caller memory: copy */
@@ -1381,6 +1391,7 @@ csv_load_end(CsvLoadTarget *t)
 	FreeExecutorState(estate);
 	table_close(t->rel, NoLock);	/* the lock is kept until commit */
 	processed = t->processed;
+	csv_shards_tally_end(t->shards);
 	MemoryContextDelete(t->cxt);
 
 	/* as after a COPY statement, later commands see the rows */

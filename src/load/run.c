@@ -45,6 +45,7 @@
 #include "parallel.h"
 #include "progress.h"
 #include "run.h"
+#include "shards.h"
 #include "target.h"
 #include "txn.h"
 
@@ -75,6 +76,8 @@
 #include "catalog/pg_authid.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
+#include "executor/execdesc.h"
+#include "tcop/pquery.h"
 
 #include <sys/stat.h>
 
@@ -370,6 +373,108 @@ finish_job_done(CsvCoordArgs *args)
 }
 
 
+/*
+ * The rest of the statement after a chunked or prepared load committed.
+ *
+ * Interrupts are held through the commit, and a cancel that came meanwhile
+ * is dropped; but the executor checks for interrupts again after the
+ * function returns (the next row of its scan), so a cancel (or
+ * statement_timeout) arriving in those last microseconds would still turn
+ * the statement into an ERROR with every row committed and the job 'done'
+ * -- and a client that retries after an error loads the file twice
+ * (082's cancel sweep hit it now and then; its check 2b every time).  So
+ * when csvpipe.load
+ * (or resume) is called by the client's statement itself -- the query of
+ * the active portal, not a function or DO block that may go on to other
+ * work -- cancels stay held until that query ends (its executor state is
+ * freed) or, at the latest, until the client's message is done
+ * (MessageContext is reset); then a cancel that came meanwhile is dropped:
+ * it came too late, the statement succeeded.  An ERROR in the meantime
+ * resets the hold count itself (errfinish), and nothing is left to undo.
+ * A later load in the same statement ends the hold first and keeps a
+ * pending cancel, which then cancels that load.
+ */
+typedef struct CancelHoldCallback
+{
+	MemoryContextCallback cb;
+	uint64		generation;
+} CancelHoldCallback;
+
+static bool cancel_hold_active = false;
+static uint64 cancel_hold_generation = 0;
+static uint32 cancel_hold_count;	/* QueryCancelHoldoffCount with our hold */
+
+static void
+cancel_hold_end(bool drop_pending)
+{
+	if (!cancel_hold_active)
+		return;
+	cancel_hold_active = false;
+	if (QueryCancelHoldoffCount == cancel_hold_count && cancel_hold_count > 0)
+	{
+		RESUME_CANCEL_INTERRUPTS();
+		if (drop_pending)
+			QueryCancelPending = false;
+	}
+}
+
+static void
+cancel_hold_callback(void *arg)
+{
+	CancelHoldCallback *c = (CancelHoldCallback *) arg;
+
+	if (c->generation == cancel_hold_generation)
+		cancel_hold_end(true);
+}
+
+static void
+cancel_hold_register(MemoryContext cxt)
+{
+	CancelHoldCallback *c = MemoryContextAlloc(cxt, sizeof(CancelHoldCallback));
+
+	c->generation = cancel_hold_generation;
+	c->cb.func = cancel_hold_callback;
+	c->cb.arg = c;
+	MemoryContextRegisterResetCallback(cxt, &c->cb);
+}
+
+/* Hold cancels until the query that owns query_cxt ends (see above) */
+static void
+cancel_hold_begin(MemoryContext query_cxt)
+{
+	cancel_hold_end(false);
+	HOLD_CANCEL_INTERRUPTS();
+	cancel_hold_active = true;
+	cancel_hold_count = QueryCancelHoldoffCount;
+	cancel_hold_generation++;
+	cancel_hold_register(query_cxt);
+	if (MessageContext != NULL && MessageContext != query_cxt)
+		cancel_hold_register(MessageContext);
+}
+
+/*
+ * The executor state's memory of the client's own query, if the function
+ * being run (csvpipe.load, csvpipe.resume) is called by it directly: the
+ * active portal runs one SELECT, and the function's per-tuple memory is a
+ * child of that query's memory (a function called from PL/pgSQL, a SQL
+ * function or a DO block runs in a query of its own).  NULL otherwise, and
+ * in background workers (no portal).
+ */
+static MemoryContext
+client_query_context(void)
+{
+	Portal		portal = ActivePortal;
+
+	if (portal == NULL || portal->strategy != PORTAL_ONE_SELECT ||
+		portal->queryDesc == NULL || portal->queryDesc->estate == NULL)
+		return NULL;
+	if (CurrentMemoryContext == NULL ||
+		CurrentMemoryContext->parent != portal->queryDesc->estate->es_query_cxt)
+		return NULL;
+	return portal->queryDesc->estate->es_query_cxt;
+}
+
+
 /* ---- transaction mode ---- */
 
 typedef struct TxnLoad
@@ -483,9 +588,12 @@ txn_insert_batch(TxnLoad *T, int lo, int hi)
 	{
 		TxnInsertArgs a = {T, lo, hi, 0, NIL};
 		ErrorData  *edata;
+		bool		in_trigger;
 
 		CHECK_FOR_INTERRUPTS();
+		csv_row_errors_begin();
 		edata = csv_try_in_subxact(txn_insert_rows, &a, T->err_cxt);
+		in_trigger = csv_row_errors_end();
 		if (edata == NULL)
 		{
 			T->inserted += a.inserted;
@@ -505,8 +613,8 @@ txn_insert_batch(TxnLoad *T, int lo, int hi)
 			csv_backoff_sleep(attempt);
 			continue;
 		}
-		/* not a row's fault: the load fails */
-		if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
+		/* not a row's fault (a table gone on a shard, say): the load fails */
+		if (!csv_error_is_row_error(edata, in_trigger))
 			ReThrowError(edata);
 		if (hi - lo == 1)
 		{
@@ -751,6 +859,12 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 		T.target = NULL;
 		if (!T.isolate)
 			T.inserted = (int64) n;
+		/*
+		 * The workers' exits, waited for here: a cancel that comes
+		 * meanwhile fails the load like any other, with its job recorded
+		 * (it used to leave the job 'running' with the ERROR).
+		 */
+		csv_pool_wait_exit(csv_leader_pool(T.L));
 	}
 	PG_CATCH();
 	{
@@ -763,6 +877,12 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 	}
 	PG_END_TRY();
 
+	/*
+	 * 'done' is recorded before any error can reach the client.  A cancel
+	 * that comes meanwhile is served once this returns: it aborts the
+	 * caller's transaction, and the job's load_xid says 'rolled back'.
+	 */
+	HOLD_INTERRUPTS();
 	*rejected = T.rejected;
 	*bytes = csv_leader_bytes(T.L);
 	args.rows_loaded = T.inserted;
@@ -772,6 +892,7 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 	csv_leader_end(T.L);
 	strlcpy(args.state, "done", sizeof(args.state));
 	finish_job(&args, true);
+	RESUME_INTERRUPTS();
 	return T.inserted;
 }
 
@@ -813,7 +934,10 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	TimestampTz start = GetCurrentTimestamp();
 	long		secs;
 	int			usecs;
+	MemoryContext client_query = client_query_context();
 
+	/* an earlier load of this statement held cancels: this one can be cancelled */
+	cancel_hold_end(false);
 	res->have_file = false;
 
 	memset(&errpos, 0, sizeof(errpos));
@@ -850,6 +974,9 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	check_load_target(req->relid, req->attnames);
 	/* foreign and Citus tables: before the file is read or a job recorded */
 	csv_target_check(req->relid, req->atomic, req->resume ? "csvpipe.resume" : "csvpipe.load");
+	/* chunked into foreign tables: every server needs its ledger (shards.c) */
+	if (req->mode == CSV_LOAD_MODE_CHUNKED)
+		csv_shards_check_chunked(req->relid);
 
 	/*
 	 * Prepared mode: every worker prepares a transaction.  Checked before
@@ -936,6 +1063,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		CsvCoordArgs args;
 		bool		atomic = req->atomic;
 		volatile bool cancelled_late = false;
+		MemoryContext cxt = CurrentMemoryContext;
 
 		memset(&args, 0, sizeof(args));
 		args.database_id = MyDatabaseId;
@@ -949,20 +1077,28 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		{
 			ErrorData  *edata;
 
+			/*
+			 * The outcome is decided from final state: the workers are
+			 * stopped and waited for first, so what they committed (the
+			 * ledger, their slots) can no longer change.
+			 */
 			HOLD_INTERRUPTS();
 			edata = leader_error_to_args(L, &args);
+			MemoryContextSwitchTo(cxt);
+			FlushErrorState();
 
 			/*
 			 * A cancel that came once every chunk was committed (the leader
 			 * was waiting for the workers to finish) is too late: the load
 			 * is complete, so it succeeds, as a cancel during the commit
 			 * phase of an atomic load does.  An ERROR here would have a
-			 * client load the file twice.
+			 * client load the file twice.  Otherwise the ERROR goes on, and
+			 * the job row says what is committed: the ledger's chunks
+			 * (chunked, resumable), nothing (prepared: rolled back).
 			 */
 			if (!atomic && edata->sqlerrcode == ERRCODE_QUERY_CANCELED &&
 				csv_leader_all_committed(L))
 			{
-				FlushErrorState();
 				cancelled_late = true;
 				args.error[0] = '\0';
 				args.dsm = DSM_HANDLE_INVALID;
@@ -975,7 +1111,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 				args.retries = (int32) csv_leader_retries(L);
 				record_failed_job(&args);
 				RESUME_INTERRUPTS();
-				PG_RE_THROW();
+				ReThrowError(edata);
 			}
 			RESUME_INTERRUPTS();
 		}
@@ -1009,6 +1145,9 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		csv_progress_phase("committing");
 		finish_job_done(&args);
 		QueryCancelPending = false;
+		/* and through the rest of the client's statement (see cancel_hold_begin) */
+		if (client_query != NULL)
+			cancel_hold_begin(client_query);
 		RESUME_INTERRUPTS();
 	}
 

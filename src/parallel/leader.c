@@ -403,6 +403,25 @@ prepare_chunk(CsvLeader *L)
 
 /* ---- workers ---- */
 
+/*
+ * A load worker's error that means the worker was lost (its chunks go to
+ * another worker), unless the worker retried its chunk itself until
+ * csvpipe.max_retries (a foreign server down: worker.c): then it fails the
+ * load, and csvpipe.resume finishes it.
+ */
+static bool
+is_worker_loss(CsvLeader *L, int w, ErrorData *edata)
+{
+	bool		retried_out;
+
+	if (L->mode != CSV_MODE_LOAD || !csv_error_is_worker_loss(edata))
+		return false;
+	SpinLockAcquire(&L->pool->shared->mutex);
+	retried_out = L->pool->shared->workers[w].retried_out;
+	SpinLockRelease(&L->pool->shared->mutex);
+	return !retried_out;
+}
+
 static bool handle_reply(CsvLeader *L, int w, char *data, Size nbytes,
 						 MinimalTuple *tuple);
 
@@ -477,7 +496,7 @@ drain_replies(CsvLeader *L, int w)
 			if (msg[0] == 'E' &&
 				csv_pool_parse_message(msg, nbytes, &edata, &msgtype))
 			{
-				if (L->mode == CSV_MODE_LOAD && csv_error_is_worker_loss(&edata))
+				if (is_worker_loss(L, w, &edata))
 				{
 					if (loss == NULL)
 					{
@@ -761,7 +780,7 @@ handle_reply(CsvLeader *L, int w, char *data, Size nbytes, MinimalTuple *tuple)
 			/* an error or notice the worker raised */
 			if (L->mode == CSV_MODE_LOAD && data[0] == 'E' &&
 				csv_pool_parse_message(data, nbytes, &edata, &msgtype) &&
-				csv_error_is_worker_loss(&edata))
+				is_worker_loss(L, w, &edata))
 				worker_lost(L, w, &edata);
 			else
 				csv_pool_rethrow(L->pool, w, data, nbytes);
@@ -1327,12 +1346,50 @@ csv_leader_abort(CsvLeader *L)
 }
 
 /*
- * Chunked load, after csv_leader_abort (every worker has exited): is every
- * chunk of the file committed?  Reads what the workers sent before they
- * went (chunk results only: their errors do not matter any more) and counts
- * the chunk each committed without getting to send its result, so a cancel
- * that came after the last commit is seen as too late.  The file must have
- * been read to its end (and found unchanged) by the leader.
+ * The leader was stopped before it cut the file to its end: cut the rest
+ * now (no chunk is sent).  True if no chunk is left to cut -- the input
+ * was all dispatched already -- false if there is one, or if reading
+ * fails (the file changed, say).  Called with no error pending: an error
+ * here is caught and forgotten.
+ */
+static bool
+input_all_dispatched(CsvLeader *L)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	uint32		holdoff = InterruptHoldoffCount;
+	uint32		cancel_holdoff = QueryCancelHoldoffCount;
+	volatile bool more = true;
+
+	if (L->all_read)
+		return !L->have_chunk && L->retry == NIL;
+	if (L->have_chunk || L->retry != NIL)
+		return false;
+	PG_TRY();
+	{
+		more = prepare_chunk(L);
+	}
+	PG_CATCH();
+	{
+		/* errfinish zeroed the caller's hold counts */
+		InterruptHoldoffCount = holdoff;
+		QueryCancelHoldoffCount = cancel_holdoff;
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		more = true;
+	}
+	PG_END_TRY();
+	return !more && L->all_read;
+}
+
+/*
+ * Chunked load, after csv_leader_abort (every worker has exited, so what
+ * they committed is final): is every chunk of the file committed?  Reads
+ * what the workers sent before they went (chunk results only: their errors
+ * do not matter any more) and counts the chunk each committed without
+ * getting to send its result, so a cancel that came after the last commit
+ * is seen as too late -- also when it stopped the leader before it had
+ * looked for the end of the file, after sending the last chunk.  Called
+ * with interrupts held and no error pending.
  */
 bool
 csv_leader_all_committed(CsvLeader *L)
@@ -1357,6 +1414,6 @@ csv_leader_all_committed(CsvLeader *L)
 		}
 		chunk_committed_anyway(L, w);
 	}
-	return L->all_read && !L->have_chunk && L->retry == NIL &&
+	return input_all_dispatched(L) &&
 		L->chunks_done + L->chunks_skipped == L->next_chunk_no;
 }

@@ -60,6 +60,8 @@ typedef struct CsvWorkerSlot
 	int64		committed_chunk;	/* -1: none */
 	int64		committed_rows;
 	int64		committed_rejected;
+	bool		retried_out;	/* its error came after retries of its own:
+								 * not a lost worker (worker.c) */
 } CsvWorkerSlot;
 
 typedef struct CsvParallelShared

@@ -49,6 +49,7 @@
 #include "errors.h"
 #include "load.h"
 #include "progress.h"
+#include "shards.h"
 #include "txn.h"
 
 #include <fcntl.h>
@@ -127,6 +128,9 @@ typedef struct WorkerState
 	bool		txn;			/* shared->txn_load */
 	int			natts;			/* the file's columns */
 	bool		staging;		/* entries go to pending, not to the queue */
+	/* chunked load */
+	bool		shards;			/* the target reaches foreign tables (shards.c) */
+	int64		chunk_attempts; /* whole-chunk retries of the current chunk */
 	StringInfoData pending;		/* skip mode: the chunk's staged entries */
 } WorkerState;
 
@@ -384,25 +388,29 @@ insert_rows(void *arg)
 
 /* Insert batch rows [lo, hi) in a subtransaction; NULL or the error */
 static ErrorData *
-try_insert(WorkerState *ws, int lo, int hi, int64 *inserted)
+try_insert(WorkerState *ws, int lo, int hi, int64 *inserted, bool *in_trigger)
 {
 	InsertArgs	a = {ws, lo, hi, 0};
-	ErrorData  *edata = csv_try_in_subxact(insert_rows, &a, ws->err_cxt);
+	ErrorData  *edata;
 
+	csv_row_errors_begin();
+	edata = csv_try_in_subxact(insert_rows, &a, ws->err_cxt);
+	*in_trigger = csv_row_errors_end();
 	*inserted = a.inserted;
 	return edata;
 }
 
 /*
- * Capture a bad row.  Only the row's own errors may be captured: a
- * transient error (lock timeout, deadlock, serialization failure) or a
- * cancel, shutdown or resource error caught on the way is raised again, for
- * the chunk's retry logic (or the leader) to handle.
+ * Capture a bad row.  Only the row's own errors may be captured (insert
+ * errors are sorted by insert_batch): a transient error (lock timeout,
+ * deadlock, serialization failure), a cancel, shutdown, connection,
+ * resource or internal error caught on the way is raised again, for the
+ * chunk's retry logic (or the leader) to handle.
  */
 static void
 reject(WorkerState *ws, int64 line_no, int64 offset, int64 length, ErrorData *edata)
 {
-	if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
+	if (!csv_error_is_input_error(edata))
 		ReThrowError(edata);
 	if (ws->txn)
 	{
@@ -455,10 +463,11 @@ insert_batch(WorkerState *ws, int lo, int hi)
 	for (;;)
 	{
 		int64		inserted = 0;
+		bool		in_trigger;
 		ErrorData  *edata;
 
 		CHECK_FOR_INTERRUPTS();
-		edata = try_insert(ws, lo, hi, &inserted);
+		edata = try_insert(ws, lo, hi, &inserted, &in_trigger);
 		if (edata == NULL)
 		{
 			ws->rows_in_chunk += inserted;
@@ -471,7 +480,8 @@ insert_batch(WorkerState *ws, int lo, int hi)
 			csv_backoff_sleep(attempt);
 			continue;
 		}
-		if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
+		/* not the rows' fault (a table gone on a shard, say): no halving */
+		if (!csv_error_is_row_error(edata, in_trigger))
 			ReThrowError(edata);
 		if (hi - lo == 1)
 		{
@@ -895,6 +905,8 @@ load_chunk(void *arg)
 	WorkerState *ws = a->ws;
 
 	csv_reject_discard();		/* left by an attempt that was rolled back */
+	if (ws->shards)
+		csv_shards_chunk_reset();
 	open_target(ws);
 	if (ws->shared->on_error_skip)
 	{
@@ -960,6 +972,119 @@ run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 		}
 		ReThrowError(edata);
 	}
+}
+
+/*
+ * Chunked mode: may a chunk whose transaction failed with this error be
+ * tried again, from the start of a new transaction, after a backoff?
+ * Transient errors (which reached the top: at COMMIT, say), and errors
+ * of a foreign server or of the machine that this worker survived: a
+ * server unreachable or gone (08), shutting down or terminating the
+ * connection (57, not a cancel), out of resources (53).  Data errors never.
+ */
+static char *read_chunk(WorkerState *ws, CsvChunkHeader *hdr);
+static void forget_position(WorkerState *ws);
+
+static bool
+chunk_error_retryable(ErrorData *edata)
+{
+	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+
+	if (csv_error_is_transient(edata))
+		return true;
+	if (edata->elevel != ERROR || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		return false;
+	return class == ERRCODE_TO_CATEGORY(ERRCODE_CONNECTION_EXCEPTION) ||
+		class == ERRCODE_TO_CATEGORY(ERRCODE_ADMIN_SHUTDOWN) ||
+		class == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES);
+}
+
+/*
+ * Chunked mode: one chunk in a transaction of its own, committed with its
+ * ledger row (and, for foreign tables, a ledger row on each server:
+ * shards.c).  A failure anywhere in it -- a server unreachable at the
+ * first statement, gone mid-chunk, or a COMMIT that failed on one server
+ * after another committed -- rolls the local transaction back; the chunk
+ * is tried again here after csvpipe.retry_delay, doubled each time, at
+ * most csvpipe.max_retries times, and each attempt first asks every
+ * server's ledger whether it has the chunk already.  So a server that is
+ * down costs a few backoffs, not a lost worker.  When the retries are
+ * spent the error goes to the leader, marked so that it fails the load
+ * (csvpipe.resume takes it from there) rather than hand the chunk to
+ * another worker.
+ */
+static void
+run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
+{
+	int			attempt = 0;
+	int64		retries = 0;
+
+	for (;;)
+	{
+		MemoryContext oldcxt = CurrentMemoryContext;
+		ErrorData  *edata = NULL;
+
+		PG_TRY();
+		{
+			csv_txn_begin_chunk();
+			if (ws->shards)
+				csv_shards_chunk_begin(hdr->chunk_no);
+			run_load_chunk(ws, hdr, read_chunk(ws, hdr));
+			/* a commit-time error is no row's: it names no line */
+			forget_position(ws);
+			if (ws->shards)
+			{
+				int64		earlier = csv_shards_chunk_end(hdr->chunk_no);
+
+				/*
+				 * Skip mode counts the rows inserted, not those sent to a
+				 * server that had them: add them (stop mode counts every
+				 * record converted, theirs included).
+				 */
+				if (ws->shared->on_error_skip)
+					ws->rows_in_chunk += earlier;
+			}
+			csv_txn_commit_chunk(ws->shared, hdr, ws->rows_in_chunk);
+		}
+		PG_CATCH();
+		{
+			HOLD_INTERRUPTS();
+			MemoryContextSwitchTo(ws->err_cxt);
+			edata = CopyErrorData();
+			MemoryContextSwitchTo(oldcxt);
+			if (!chunk_error_retryable(edata) || attempt >= csvpipe_max_retries)
+			{
+				if (chunk_error_retryable(edata))
+				{
+					/* retried here already: the leader must not retry it */
+					SpinLockAcquire(&ws->shared->mutex);
+					ws->shared->workers[ws->worker_no].retried_out = true;
+					SpinLockRelease(&ws->shared->mutex);
+				}
+				RESUME_INTERRUPTS();
+				PG_RE_THROW();
+			}
+			FlushErrorState();
+			AbortCurrentTransaction();
+			RESUME_INTERRUPTS();
+		}
+		PG_END_TRY();
+		if (edata == NULL)
+			break;
+		ws->target = NULL;
+		ws->nbatch = 0;
+		MemoryContextReset(ws->batch_cxt);
+		MemoryContextReset(ws->chunk_cxt);
+		attempt++;
+		retries += ws->retries_in_chunk + 1;
+		ereport(NOTICE,
+				(errmsg("csvpipe worker %d: chunk " INT64_FORMAT " (line " INT64_FORMAT ") failed, retrying (attempt %d of %d): %s",
+						ws->worker_no, hdr->chunk_no, hdr->first_line, attempt + 1,
+						csvpipe_max_retries + 1, edata->message),
+				 ws->shards ? errdetail("Its foreign servers: %s.", csv_shards_names()) : 0));
+		csv_backoff_sleep(attempt);
+	}
+	ws->retries_in_chunk += retries;
 }
 
 /*
@@ -1230,6 +1355,15 @@ csvpipe_worker_main(Datum main_arg)
 		csv_load_append_only = true;
 		/* the job row is committed before this worker's first chunk (txn.c) */
 		csv_txn_record_job_start(shared, ws.errpos.path);
+		/* chunked: the target's foreign servers and their ledgers */
+		if (!shared->atomic)
+		{
+			StartTransactionCommand();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			ws.shards = csv_shards_init(shared->target_relid, shared->job_id);
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+		}
 		if (shared->atomic)
 			csv_txn_begin_atomic();
 	}
@@ -1260,14 +1394,16 @@ csvpipe_worker_main(Datum main_arg)
 
 		if (shared->mode == CSV_MODE_LOAD)
 		{
-			if (!shared->atomic)
-				csv_txn_begin_chunk();
-			run_load_chunk(&ws, &hdr, read_chunk(&ws, &hdr));
-			/* a commit-time error is no row's: it names no line */
-			forget_position(&ws);
-			if (!shared->atomic)
+			if (shared->atomic)
 			{
-				csv_txn_commit_chunk(shared, &hdr, ws.rows_in_chunk);
+				run_load_chunk(&ws, &hdr, read_chunk(&ws, &hdr));
+				/* a commit-time error is no row's: it names no line */
+				forget_position(&ws);
+				csv_txn_ledger_insert(shared, &hdr, ws.rows_in_chunk);
+			}
+			else
+			{
+				run_chunk_transaction(&ws, &hdr);
 				/* no interrupt is served between the commit and this */
 				SpinLockAcquire(&shared->mutex);
 				shared->workers[ws.worker_no].committed_chunk = hdr.chunk_no;
@@ -1275,8 +1411,6 @@ csvpipe_worker_main(Datum main_arg)
 				shared->workers[ws.worker_no].committed_rejected = ws.rejected_in_chunk;
 				SpinLockRelease(&shared->mutex);
 			}
-			else
-				csv_txn_ledger_insert(shared, &hdr, ws.rows_in_chunk);
 		}
 		else if (ws.txn && shared->on_error_skip)
 			txn_skip_chunk(&ws, &hdr, read_chunk(&ws, &hdr));

@@ -21,8 +21,14 @@
 #       shards      => 2                  # shard clusters: r1, r2, ...
 #       coord_conf  => "..."              # extra postgresql.conf lines (coordinator)
 #       shard_conf  => "..."              # extra postgresql.conf lines (each shard)
-#       ledger      => 1                  # create csvpipe's shard ledger on
-#                                         # each shard (see SHARD_LEDGER_DDL)
+#       ledger      => 1                  # csvpipe's shard ledgers, which
+#                                         # mode => 'chunked' needs: the table
+#                                         # on each shard (SHARD_LEDGER_DDL,
+#                                         # SELECT, INSERT to shard_loader)
+#                                         # and here a foreign table
+#                                         # csvpipe_ledger_r1 ... over each
+#                                         # server (SELECT, INSERT to loader
+#                                         # and writer)
 #     Coordinator: shared_preload_libraries = 'csvpipe', max_worker_processes
 #     = 24, max_prepared_transactions = 10, timezone UTC; CREATE EXTENSION
 #     csvpipe and postgres_fdw; one foreign server per shard, named r1, r2...
@@ -108,6 +114,7 @@ sub new
 		nshards => $opt{shards} // 2,
 		shards => [],
 		tables => {},
+		ledger => $opt{ledger} // 1,
 	}, $class;
 
 	for my $i (1 .. $self->{nshards})
@@ -122,7 +129,7 @@ max_connections = 40
 		$n->safe_psql('postgres', 'CREATE ROLE shard_loader LOGIN');
 		$n->safe_psql('postgres', SHARD_LEDGER_DDL
 			  . '; GRANT SELECT, INSERT ON public.csvpipe_ledger TO shard_loader')
-		  if $opt{ledger} // 1;
+		  if $self->{ledger};
 		push @{ $self->{shards} }, $n;
 	}
 
@@ -161,6 +168,11 @@ CREATE USER MAPPING FOR loader SERVER $srv
 CREATE USER MAPPING FOR writer SERVER $srv
   OPTIONS (user 'shard_loader', password_required 'false');
 };
+		$setup .= qq{
+CREATE FOREIGN TABLE csvpipe_ledger_$srv (job text, chunk_no bigint, rows bigint)
+  SERVER $srv OPTIONS (schema_name 'public', table_name 'csvpipe_ledger');
+GRANT SELECT, INSERT ON csvpipe_ledger_$srv TO loader, writer;
+} if $self->{ledger};
 	}
 	$c->safe_psql('postgres', $setup);
 	return $self;

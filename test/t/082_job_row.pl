@@ -10,9 +10,20 @@
 #    the very next statement of the session sees it 'failed' (or
 #    'cancelled') with the error the client got, no prepared part left
 #    (seen: 7 of 15 still 'running');
-#  - a cancel at any moment leaves either nothing at all
-#    (before any worker started: no job) or a 'cancelled' job whose ledger
-#    lists exactly the rows in the table;
+#  - a cancel (pg_cancel_backend, or statement_timeout) at any moment of a
+#    load, in every mode -- a sweep of delays over the load's length --
+#    gives either success with every row and the job 'done', or the ERROR
+#    with a job that is not 'done' and exactly its committed rows in the
+#    table (chunked: its ledger's; prepared and transaction: none), or
+#    nothing at all (cancelled before any worker started: no job); the
+#    client's retry (resume, or the load again) then leaves exactly COPY's
+#    rows.  Seen on the unfixed code: the ERROR with the job 'done' and
+#    every row committed (a cancel after the load returned, still in its
+#    statement), and a transaction-mode job left 'running';
+#  - a cancel in the rest of the load's statement, after the load
+#    returned, does not make it an ERROR (chunked, prepared), or rolls it
+#    back (transaction); the next statement, and a DO block's work after a
+#    load, can still be cancelled;
 #  - a cancel after every chunk of a chunked load committed, while the
 #    workers wait for their commits to reach a synchronous standby, is too
 #    late: the load returns its result, the job is 'done' (it was an ERROR
@@ -198,55 +209,284 @@ is(scalar(keys %bad_runs), 0,
 ) or diag(join("\n", map { "$_: $bad_runs{$_}" } sort keys %bad_runs));
 
 # ---------------------------------------------------------------------------
-# 2. cancels (pg_cancel_backend) at any moment of a larger load
+# 2. a cancel (pg_cancel_backend from another session, or statement_timeout)
+#    at every moment of a larger load, in every mode
 # ---------------------------------------------------------------------------
-my $big = write_file('big.csv', "id,name\n" . join('', map { "$_,name$_\n" } 1 .. 200000));
-my %bad_cancels;
-for my $t (0, 20, 50, 100, 200, 400)
+# For each delay the outcome is one of:
+#  - success: every row, the job 'done';
+#  - ERROR 57014, and the job says what is committed: not 'done' (chunked:
+#    'cancelled' with exactly its ledger's rows in the table; prepared and
+#    transaction: nothing in the table), or no job at all and nothing
+#    loaded (cancelled before any worker started).
+# Then the retry a client makes after an ERROR (resume of a chunked job,
+# the load again otherwise) leaves exactly COPY's rows: never a row twice.
+# The cancel is timed by the server (the canceller sleeps until the load's
+# query_start + delay), so a sweep of delays lands on every phase of the
+# load: start, chunks, the last commits, the coordinator, the return.
+my $nbig = 200000;
+my $big = write_file('big.csv', "id,name\n" . join('', map { "$_,name$_\n" } 1 .. $nbig));
+sql(qq{CREATE TABLE ref (id int, name text);
+COPY ref FROM '$big' (FORMAT csv, HEADER true);
+GRANT SELECT ON ref TO alice;});
+# j against COPY's rows: count and a checksum of the rows (a row twice or
+# missing changes both): '=' when they agree
+my $sum_sql = q{SELECT count(*) || ':' || coalesce(sum(hashtext(id || ',' || name)::bigint), 0) FROM };
+my $copy_sum = sql($sum_sql . 'ref');
+my $diff_sql = $sum_sql . "j";
+
+# The canceller: waits (at most 30 s) for the load of application $app to
+# start, then sleeps until its query_start + $ms -- or, with $ms = 'sleep',
+# until the load's statement sleeps in pg_sleep -- and cancels it.  Returns
+# a sub that waits for it and says what it did.
+sub start_canceller
 {
-	for my $atomic ('false', 'true')
+	my ($app, $ms) = @_;
+	my $when = $ms eq 'sleep'
+	  ? q{LOOP
+    PERFORM pg_stat_clear_snapshot();
+    EXIT WHEN n > 30000 OR EXISTS (SELECT 1 FROM pg_stat_activity a
+                                    WHERE a.pid = p AND a.wait_event = 'PgSleep');
+    n := n + 1;
+    PERFORM pg_sleep(0.001);
+  END LOOP;}
+	  : "PERFORM pg_sleep(greatest(0, extract(epoch FROM t0 + interval '$ms ms' - clock_timestamp())));";
+	my $code = qq{
+SET statement_timeout = 0;
+DO \$\$
+DECLARE p int; t0 timestamptz; s text; n int := 0;
+BEGIN
+  LOOP
+    PERFORM pg_stat_clear_snapshot();
+    SELECT a.pid, a.query_start INTO p, t0 FROM pg_stat_activity a
+     WHERE a.application_name = '$app' AND a.state = 'active'
+       AND a.query LIKE '%csvpipe.load(%';
+    EXIT WHEN p IS NOT NULL OR n > 30000;
+    n := n + 1;
+    PERFORM pg_sleep(0.001);
+  END LOOP;
+  IF p IS NULL THEN RAISE NOTICE 'S|no load seen'; RETURN; END IF;
+  $when
+  PERFORM pg_stat_clear_snapshot();
+  SELECT a.state || ':' || coalesce(a.wait_event, '-') INTO s FROM pg_stat_activity a WHERE a.pid = p;
+  PERFORM pg_cancel_backend(p);
+  RAISE NOTICE 'S|cancel at % ms (%)',
+    round(extract(epoch FROM clock_timestamp() - t0) * 1000), s;
+END \$\$;};
+	my ($in, $out, $err) = ('', '', '');
+	my $h = IPC::Run::start(
+		[ $node->installed_command('psql'), '-XAtq', '-d', $node->connstr('postgres'), '-c', $code ],
+		'<', \$in, '>', \$out, '2>', \$err);
+	return sub { $h->finish; return $err =~ /(S\|[^\n]*)/ ? $1 : $err; };
+}
+
+# The load alone in its session (a cancel that comes after the load
+# statement ended finds the session idle, so it cancels nothing); what it
+# left is read afterwards from another session.  $select: the statement,
+# with %s for the load's call.
+sub load_alone
+{
+	my ($app, $call, $pre, $select) = @_;
+	$select //= "SELECT 'R|' || job_id || '|' || rows_loaded FROM %s";
+	$select = sprintf($select, $call);
+	my ($ret, $out, $err) = $node->psql('postgres', qq{
+\\set VERBOSITY verbose
+SET application_name = '$app';
+SET ROLE alice;
+$pre
+$select;
+}, on_error_stop => 0);
+	return ($err, parse_out($out));
+}
+
+sub look_after
+{
+	my ($j0) = @_;
+	return parse_out(sql(qq{
+SELECT 'J|' || job_id || '|' || state || '|' || coalesce(error, '<null>') || '|' || submitted_by
+  FROM csvpipe.jobs WHERE job_id > $j0 ORDER BY job_id;
+SELECT 'C|' || count(*) || '|' || coalesce(sum(rows), 0) FROM csvpipe.chunks WHERE job_id > $j0;
+SELECT 'T|' || count(*) FROM j;
+SELECT 'P|' || count(*) FROM pg_prepared_xacts;
+SELECT 'O|' || count(*) FROM csvpipe.chunks c
+  WHERE NOT EXISTS (SELECT 1 FROM csvpipe.job x WHERE x.job_id = c.job_id);
+}));
+}
+
+sub big_call
+{
+	my ($mode) = @_;
+	return "csvpipe.load('$big', 'j', workers => 4, chunk_size => 65536, mode => '$mode', header => true)";
+}
+
+# One cancelled (or not) load of big.csv in $mode: did the client's answer
+# and what csvpipe recorded agree, and does the client's retry end with
+# exactly COPY's rows?  Returns ($outcome, @why): $outcome 'returned',
+# 'no job', or the job's state (csvpipe.jobs) at the ERROR.
+sub judge
+{
+	my ($mode, $j0, $err, $r) = @_;
+	my $o = look_after($j0);
+	my @why;
+	my @jobs = @{ $o->{J} // [] };
+	my ($nchunks, $chunk_rows) = split /\|/, ($o->{C}[0] // '?|?');
+	my $table = $o->{T}[0] // '?';
+	my ($id, $state, $jerr) = @jobs ? split(/\|/, $jobs[0], 4) : ();
+	my $retry;
+	if ($r->{R})
 	{
-		my $mode = "cancel after ${t}ms atomic=$atomic";
-		my $sent = 0;
-		my ($err, $o) = load_and_look_bg(
-			sub { $sent ||= cancel_load() if $_[0] * 1000 >= $t; },
-			"csvpipe.load('$big', 'j', workers => 4, chunk_size => 65536, atomic => $atomic, header => true)");
-		my @why;
-		my @jobs = @{ $o->{J} // [] };
-		my ($nchunks, $chunk_rows) = split /\|/, ($o->{C}[0] // '?|?');
-		my $table = $o->{T}[0] // '?';
-		if ($o->{R})
+		push @why, "returned $r->{R}[0] but table holds $table" if $table ne $nbig;
+		push @why, "returned but job is @jobs" if @jobs != 1 || $state ne 'done';
+		push @why, "returned but the ledger lists $chunk_rows rows"
+		  if $mode eq 'chunked' && $chunk_rows ne $nbig;
+	}
+	else
+	{
+		my ($msg) = $err =~ /ERROR:\s+57014: ([^\n]*)/;
+		push @why, "error: $err" unless defined $msg;
+		if (!@jobs)
 		{
-			# finished before the timeout: done with every row
-			push @why, "returned $o->{R}[0] but table holds $table" if $table ne '200000';
-			push @why, "returned but job is @jobs" if @jobs != 1 || $jobs[0] !~ /\|done\|/;
-		}
-		elsif (@jobs == 0)
-		{
-			# cancelled before any worker started: nothing at all
 			push @why, "no job row, but table $table, ledger $nchunks chunks"
 			  if $table ne '0' || $nchunks ne '0';
+			$retry = big_call($mode);
 		}
 		else
 		{
-			my ($msg) = $err =~ /ERROR:\s+57014: ([^\n]*)/;
-			my ($id, $state, $jerr) = split /\|/, $jobs[0], 4;
-			push @why, "error: $err" unless defined $msg;
-			push @why, "job $id is '$state' when the ERROR returned" if $state ne 'cancelled';
+			push @why, "job $id is '$state' when the ERROR returned"
+			  if $state eq 'done' || $state eq 'running';
 			push @why, "job $id records '$jerr', the client got '" . ($msg // '') . "'"
-			  if !defined $msg || $jerr ne $msg;
-			my $want = $atomic eq 'true' ? '0' : $chunk_rows;
+			  if $state ne 'rolled back' && (!defined $msg || $jerr ne $msg);
+			my $want = $mode eq 'chunked' ? $chunk_rows : '0';
 			push @why, "table holds $table rows, expected $want" if $table ne $want;
-			push @why, "atomic: ledger lists $nchunks chunks" if $atomic eq 'true' && $nchunks ne '0';
+			push @why, "$mode: ledger lists $nchunks chunks"
+			  if $mode ne 'chunked' && $nchunks ne '0';
+			$retry = $mode eq 'chunked' ? "csvpipe.resume($id)" : big_call($mode);
 		}
-		push @why, ($o->{P}[0] // '?') . " prepared transactions left" if ($o->{P}[0] // '?') ne '0';
-		push @why, ($o->{O}[0] // '?') . " ledger rows of no job" if ($o->{O}[0] // '?') ne '0';
-		$bad_cancels{$mode} = join('; ', @why) . "\n$err" if @why;
+	}
+	push @why, ($o->{P}[0] // '?') . " prepared transactions left" if ($o->{P}[0] // '?') ne '0';
+	push @why, ($o->{O}[0] // '?') . " ledger rows of no job" if ($o->{O}[0] // '?') ne '0';
+
+	# the client's retry: exactly COPY's rows afterwards
+	if (!@why)
+	{
+		my ($ret, $out, $rerr) = $node->psql('postgres',
+			($retry ? "SET ROLE alice; SELECT rows_loaded FROM $retry; RESET ROLE;" : '') . $diff_sql);
+		my @l = split /\n/, $out;
+		push @why, "retry: $rerr" if $ret != 0;
+		push @why, "after " . ($retry ? 'the retry' : 'success') . ": j has count:checksum $l[-1], COPY $copy_sum"
+		  if ($l[-1] // '') ne $copy_sum;
+	}
+	return ($r->{R} ? 'returned' : @jobs ? $state : 'no job', @why);
+}
+
+my %bad_cancels;
+my %outcomes;
+my $n_runs = 0;
+my %phase;
+my $steps = $ENV{CSVPIPE_CANCEL_STEPS} // 20;
+for my $mode ('chunked', 'prepared', 'transaction')
+{
+	my $call = big_call($mode);
+	# how long this load takes here and now: the sweep spans it
+	sql('TRUNCATE j');
+	my $t0 = Time::HiRes::time();
+	sql("SELECT * FROM $call");
+	my $took = int((Time::HiRes::time() - $t0) * 1000);
+	my @delays = map { int($_ * $took * 1.25 / $steps) } 0 .. $steps;
+	note("$mode: a load takes $took ms; cancels at @delays ms");
+	for my $kind ('cancel', 'timeout')
+	{
+		for my $ms (@delays)
+		{
+			my $app = "race_" . ++$n_runs;
+			my $j0 = sql('SELECT last_value FROM csvpipe.job_id_seq');
+			sql('TRUNCATE j');
+			my $canceller = $kind eq 'cancel' ? start_canceller($app, $ms) : undef;
+			my $pre = $kind eq 'timeout' ? "SET statement_timeout = '" . ($ms || 1) . "ms';" : '';
+			my ($err, $r) = load_alone($app, $call, $pre);
+			my $sent = $canceller ? $canceller->() : '';
+			my ($outcome, @why) = judge($mode, $j0, $err, $r);
+			$outcomes{$outcome}++;
+			$phase{$outcome}{$ms}++;
+			$bad_cancels{"$mode $kind ${ms}ms"} = join('; ', @why) . " [$sent]\n$err" if @why;
+		}
 	}
 }
+note("cancel sweep: $n_runs loads: " . join(', ', map { "$outcomes{$_} $_" } sort keys %outcomes));
+note(join("\n", map { my $p = $_; "  $p at: " . join(' ', map { "$_=$phase{$p}{$_}" } sort { $a <=> $b } keys %{ $phase{$p} }) } sort keys %phase));
 is(scalar(keys %bad_cancels), 0,
-	'a cancel at any moment: no job and nothing loaded, or the job cancelled with exactly its ledger\'s rows')
+	'a cancel or statement_timeout at any moment: success with every row, or the ERROR and a job that is not done with exactly its committed rows; the retry loads each row once')
   or diag(join("\n", map { "$_: $bad_cancels{$_}" } sort keys %bad_cancels));
+ok(($outcomes{returned} // 0) > 0 && ($outcomes{cancelled} // 0) > 0,
+	"the sweep saw loads that finished and loads cancelled midway");
+
+# ---------------------------------------------------------------------------
+# 2b. a cancel in the rest of the load's statement, after the load returned
+# ---------------------------------------------------------------------------
+# The sweep's rarest case, made certain: the statement goes on after the
+# load returned (pg_sleep in its target list), and the cancel -- from
+# another session, or statement_timeout -- comes then.  Chunked and
+# prepared loads committed outside the statement's transaction: the
+# statement must succeed (it was an ERROR with every row committed and
+# the job 'done').  Transaction mode: the ERROR rolls the rows back, and
+# the job says 'rolled back'.  Either way the retry ends with COPY's rows.
+{
+	my %bad;
+	for my $mode ('chunked', 'prepared', 'transaction')
+	{
+		for my $kind ('cancel', 'timeout')
+		{
+			my $app = "race_" . ++$n_runs;
+			my $j0 = sql('SELECT last_value FROM csvpipe.job_id_seq');
+			sql('TRUNCATE j');
+			my $canceller = $kind eq 'cancel' ? start_canceller($app, 'sleep') : undef;
+			my $pre = $kind eq 'timeout' ? "SET statement_timeout = '2s';" : '';
+			my ($err, $r) = load_alone($app, big_call($mode), $pre,
+				"SELECT 'R|' || job_id || '|' || rows_loaded || '|' || pg_sleep("
+				  . ($kind eq 'timeout' ? 3 : 1) . ") FROM %s");
+			my $sent = $canceller ? $canceller->() : '';
+			my ($outcome, @why) = judge($mode, $j0, $err, $r);
+			my $want = $mode eq 'transaction' ? 'rolled back' : 'returned';
+			# a load slower than the timeout is cancelled itself: the sweep's case
+			push @why, "$outcome, not $want"
+			  if $outcome ne $want && !($kind eq 'timeout' && $outcome eq 'cancelled');
+			$bad{"$mode $kind"} = join('; ', @why) . " [$sent]\n$err" if @why;
+		}
+	}
+	is(scalar(keys %bad), 0,
+		'a cancel after the load returned, in the rest of its statement: chunked and prepared succeed, transaction mode rolls back')
+	  or diag(join("\n", map { "$_: $bad{$_}" } sort keys %bad));
+
+	# the hold ends with the statement: the session's next statement, and a
+	# load's statement inside a DO block, can be cancelled as usual
+	my $app = "race_" . ++$n_runs;
+	my $j0 = sql('SELECT last_value FROM csvpipe.job_id_seq');
+	sql('TRUNCATE j');
+	my $canceller = start_canceller($app, 'sleep');
+	my ($ret, $out, $err) = $node->psql('postgres', qq{
+SET application_name = '$app';
+SET ROLE alice;
+SELECT rows_loaded FROM } . big_call('chunked') . qq{;
+SELECT pg_sleep(30) AS "csvpipe.load(";
+}, on_error_stop => 0);
+	$canceller->();
+	like($err, qr/canceling statement due to user request/,
+		'the statement after the load can be cancelled');
+	like($out, qr/^$nbig$/m, '... the load before it returned its rows');
+
+	$app = "race_" . ++$n_runs;
+	sql('TRUNCATE j');
+	$canceller = start_canceller($app, 'sleep');
+	my $t0 = Time::HiRes::time();
+	($ret, $out, $err) = $node->psql('postgres', qq{
+SET application_name = '$app';
+SET ROLE alice;
+DO \$\$ BEGIN PERFORM } . big_call('chunked') . qq{; PERFORM pg_sleep(30); END \$\$;
+}, on_error_stop => 0);
+	$canceller->();
+	like($err, qr/canceling statement due to user request/,
+		'a DO block\'s work after a load can be cancelled');
+	ok(Time::HiRes::time() - $t0 < 20, '... at once');
+}
 
 # ---------------------------------------------------------------------------
 # 3. a cancel once every chunk is committed is too late: success

@@ -1,0 +1,451 @@
+/*-------------------------------------------------------------------------
+ *
+ * shards.c
+ *		Chunked loads into foreign tables (postgres_fdw partitions on other
+ *		servers): the shard ledgers that put each chunk on every server
+ *		exactly once, and the check that a target can be loaded that way.
+ *
+ * postgres_fdw commits the remote transactions of a local transaction one
+ * after the other, at the local pre-commit, with no two-phase commit.  When
+ * one server's COMMIT fails after another's succeeded, the local
+ * transaction -- the chunk's local rows and its csvpipe.chunks row -- rolls
+ * back, but the server that committed keeps its share: sending the chunk
+ * again would double it there.
+ *
+ * So a chunk also writes, on every foreign server it loads into, a row of
+ * that server's ledger (public.csvpipe_ledger there: job, chunk_no, rows),
+ * through a foreign table of this database over the same server, as the
+ * same user as the rows: through the same user mapping, hence the same
+ * postgres_fdw connection and the same remote transaction.  On each server
+ * the chunk's rows and its ledger row commit or roll back together.  Every
+ * attempt at a chunk -- the first, a retry in the worker, a retry by
+ * another worker, csvpipe.resume -- first reads each server's ledger in
+ * that same remote transaction: a server that has the chunk gets none of
+ * its rows again (they count from the ledger row); the others get their
+ * rows and a ledger row.  After any failure a chunk is thus either
+ * committed on a server, and known there, or absent from it.
+ *
+ * The job is named on the shards by the coordinator's system identifier,
+ * database oid, job id and job submission time (microseconds), so a job id
+ * used again (the extension created anew) is another job.
+ *
+ * The ledger statements run as the loading user with a pinned search_path
+ * (csv_user_query): the user mapping is chosen by the user, so they must
+ * not run as csvpipe's superuser.  The coordinator's ledger foreign table
+ * must be owned by a superuser or by the server's owner, and the loading
+ * role needs SELECT and INSERT on it (checked before the load starts).
+ *
+ * Per-process state only (a worker's servers and the current chunk's
+ * counts); no shared memory, no locks of its own.  The ledger's primary
+ * key makes a second concurrent attempt at a chunk fail, never load twice.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "shards.h"
+#include "internal_sql.h"
+
+#include "access/xlog.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_type.h"
+#include "foreign/foreign.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+typedef struct ShardServer
+{
+	Oid			serverid;
+	char	   *name;			/* the foreign server's name */
+	char	   *via;			/* a foreign table of the target on it */
+	Oid			ledger;			/* the ledger's foreign table here */
+	char	   *ledger_name;	/* schema-qualified, quoted */
+	/* the current chunk */
+	bool		skip;			/* committed there already */
+	int64		skipped_rows;	/* rows its ledger row counts */
+	int64		rows;			/* rows sent there by this attempt */
+} ShardServer;
+
+/* a worker's servers, for its whole life (TopMemoryContext) */
+static ShardServer *servers = NULL;
+static int	nservers = 0;
+static char *job_key = NULL;
+static bool chunk_active = false;
+static char *server_names = NULL;
+
+struct CsvShardTally
+{
+	int			ncache;
+	int			maxcache;
+	ResultRelInfo **rri;		/* result relations seen, and their server */
+	int		   *idx;
+	int64	   *rows;			/* per server */
+};
+
+/* the foreign tables a load into relid inserts into (itself or partitions) */
+static List *
+target_foreign_tables(Oid relid)
+{
+	List	   *result = NIL;
+	List	   *rels;
+	ListCell   *lc;
+	char		relkind = get_rel_relkind(relid);
+
+	if (relkind == RELKIND_FOREIGN_TABLE)
+		return list_make1_oid(relid);
+	if (relkind != RELKIND_PARTITIONED_TABLE)
+		return NIL;
+	rels = find_all_inheritors(relid, AccessShareLock, NULL);
+	foreach(lc, rels)
+		if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_FOREIGN_TABLE)
+			result = lappend_oid(result, lfirst_oid(lc));
+	return result;
+}
+
+static char *
+qualified_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/* the hint every missing or unusable ledger gets */
+static int
+ledger_hint(const char *server)
+{
+	return errhint("On server \"%s\", once: %s; GRANT SELECT, INSERT ON public.csvpipe_ledger "
+				   "to the user its user mappings name.  Here, once: CREATE FOREIGN TABLE "
+				   "csvpipe_ledger_%s (job text, chunk_no bigint, rows bigint) SERVER %s "
+				   "OPTIONS (schema_name 'public', table_name 'csvpipe_ledger'); "
+				   "GRANT SELECT, INSERT ON csvpipe_ledger_%s TO the loading roles.  "
+				   "Or load with mode => 'transaction'.",
+				   server, CSV_SHARD_LEDGER_DDL, server, quote_identifier(server), server);
+}
+
+/*
+ * The ledger's foreign table on a server: a foreign table over it whose
+ * remote name (table_name, else its own name) is csvpipe_ledger, owned by
+ * a superuser or the server's owner (any other role could point it at a
+ * table of its own).
+ */
+static Oid
+find_ledger(ForeignServer *srv, const char *via)
+{
+	Oid			types[1] = {OIDOID};
+	Datum		values[1];
+	CsvRows    *r;
+	Oid			found = InvalidOid;
+
+	values[0] = ObjectIdGetDatum(srv->serverid);
+	r = csv_internal_query("SELECT c.oid, c.relowner FROM pg_catalog.pg_foreign_table f "
+						   "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) f.ftrelid "
+						   "WHERE f.ftserver OPERATOR(pg_catalog.=) $1 AND NOT c.relispartition "
+						   "AND coalesce((SELECT o.option_value "
+						   "                FROM pg_catalog.pg_options_to_table(f.ftoptions) o "
+						   "               WHERE o.option_name OPERATOR(pg_catalog.=) 'table_name'), "
+						   "             c.relname::pg_catalog.text) "
+						   "    OPERATOR(pg_catalog.=) '" CSV_SHARD_LEDGER_NAME "' "
+						   "ORDER BY c.oid",
+						   1, types, values, NULL);
+	for (int i = 0; i < r->nrows; i++)
+	{
+		Oid			relid = DatumGetObjectId(CSV_ROW_VALUE(r, i, 0));
+		Oid			owner = DatumGetObjectId(CSV_ROW_VALUE(r, i, 1));
+
+		if (!superuser_arg(owner) && owner != srv->owner)
+			continue;
+		if (OidIsValid(found))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("foreign server \"%s\" has more than one csvpipe ledger table: %s and %s",
+							srv->servername, qualified_name(found), qualified_name(relid)),
+					 errhint("Drop all but one of them.")));
+		found = relid;
+	}
+	if (!OidIsValid(found))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("csvpipe.load with mode => 'chunked' needs a ledger table on foreign server \"%s\"",
+						srv->servername),
+				 errdetail("\"%s\" is a foreign table on server \"%s\".  Each chunk records itself "
+						   "on every server it loads into, in the same remote transaction as its "
+						   "rows, so that a chunk committed there is never sent there again.",
+						   via, srv->servername),
+				 ledger_hint(srv->servername)));
+	return found;
+}
+
+/*
+ * The target's foreign servers, each with its ledger; errors for a server
+ * that is not postgres_fdw's or has no usable ledger.  check_privileges:
+ * the current user must be able to read and write each ledger.
+ */
+static List *
+discover(Oid relid, bool check_privileges)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, target_foreign_tables(relid))
+	{
+		Oid			ftoid = lfirst_oid(lc);
+		ForeignTable *ft = GetForeignTable(ftoid);
+		ForeignServer *srv;
+		ForeignDataWrapper *fdw;
+		ShardServer *s;
+		ListCell   *lc2;
+		bool		seen = false;
+		char	   *handler;
+
+		foreach(lc2, result)
+			if (((ShardServer *) lfirst(lc2))->serverid == ft->serverid)
+				seen = true;
+		if (seen)
+			continue;
+		srv = GetForeignServer(ft->serverid);
+		fdw = GetForeignDataWrapper(srv->fdwid);
+		handler = OidIsValid(fdw->fdwhandler) ? get_func_name(fdw->fdwhandler) : NULL;
+		if (handler == NULL || strcmp(handler, "postgres_fdw_handler") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("csvpipe.load with mode => 'chunked' cannot load foreign table \"%s\": server \"%s\" is not a postgres_fdw server",
+							get_rel_name(ftoid), srv->servername),
+					 errdetail("A chunk is committed exactly once on a foreign server only through postgres_fdw, with a ledger table on that server."),
+					 errhint("Load with mode => 'transaction'.")));
+		s = palloc0(sizeof(ShardServer));
+		s->serverid = srv->serverid;
+		s->name = pstrdup(srv->servername);
+		s->via = get_rel_name(ftoid);
+		s->ledger = find_ledger(srv, s->via);
+		s->ledger_name = qualified_name(s->ledger);
+		if (get_attnum(s->ledger, "job") == InvalidAttrNumber ||
+			get_attnum(s->ledger, "chunk_no") == InvalidAttrNumber ||
+			get_attnum(s->ledger, "rows") == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("csvpipe ledger table %s of foreign server \"%s\" needs columns job, chunk_no and rows",
+							s->ledger_name, s->name),
+					 ledger_hint(s->name)));
+		if (check_privileges &&
+			(pg_class_aclcheck(s->ledger, GetUserId(), ACL_SELECT) != ACLCHECK_OK ||
+			 pg_class_aclcheck(s->ledger, GetUserId(), ACL_INSERT) != ACLCHECK_OK))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("csvpipe.load with mode => 'chunked' needs SELECT and INSERT on %s, the ledger of foreign server \"%s\"",
+							s->ledger_name, s->name),
+					 errdetail("\"%s\" is a foreign table on server \"%s\"; each chunk records itself in that server's ledger, through the loading role's user mapping.",
+							   s->via, s->name),
+					 errhint("GRANT SELECT, INSERT ON %s TO %s; or load with mode => 'transaction'.",
+							 s->ledger_name,
+							 quote_identifier(GetUserNameFromId(GetUserId(), false)))));
+		result = lappend(result, s);
+	}
+	return result;
+}
+
+void
+csv_shards_check_chunked(Oid relid)
+{
+	(void) discover(relid, true);
+}
+
+bool
+csv_shards_init(Oid relid, int64 job_id)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	List	   *found = discover(relid, true);
+	ListCell   *lc;
+	int			i = 0;
+	StringInfoData names;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	CsvRows    *r;
+
+	nservers = list_length(found);
+	servers = palloc0(sizeof(ShardServer) * Max(nservers, 1));
+	initStringInfo(&names);
+	foreach(lc, found)
+	{
+		servers[i] = *(ShardServer *) lfirst(lc);
+		appendStringInfo(&names, "%s%s", i > 0 ? ", " : "", servers[i].name);
+		i++;
+	}
+	server_names = names.data;
+	MemoryContextSwitchTo(old);
+	if (nservers == 0)
+		return false;
+
+	/* the job's name on the shards: see the header comment */
+	values[0] = Int64GetDatum(job_id);
+	r = csv_internal_query("SELECT (EXTRACT(epoch FROM submitted_at) OPERATOR(pg_catalog.*) 1000000)::pg_catalog.int8 "
+						   "FROM @extschema@.job WHERE job_id OPERATOR(pg_catalog.=) $1",
+						   1, types, values, NULL);
+	if (r->nrows != 1 || CSV_ROW_ISNULL(r, 0, 0))
+		elog(ERROR, "csvpipe job " INT64_FORMAT " has no job row", job_id);
+	job_key = MemoryContextStrdup(TopMemoryContext,
+								  psprintf(UINT64_FORMAT "/%u/" INT64_FORMAT "/" INT64_FORMAT,
+										   GetSystemIdentifier(), MyDatabaseId, job_id,
+										   DatumGetInt64(CSV_ROW_VALUE(r, 0, 0))));
+	return true;
+}
+
+const char *
+csv_shards_names(void)
+{
+	return server_names ? server_names : "";
+}
+
+/* errors of a ledger statement name the server */
+static void
+ledger_error_callback(void *arg)
+{
+	ShardServer *s = (ShardServer *) arg;
+
+	errcontext("csvpipe ledger %s of foreign server \"%s\"", s->ledger_name, s->name);
+}
+
+static CsvRows *
+ledger_query(ShardServer *s, const char *fmt, int nargs, Oid *types, Datum *values)
+{
+	ErrorContextCallback cb;
+	CsvRows    *r;
+
+	cb.callback = ledger_error_callback;
+	cb.arg = s;
+	cb.previous = error_context_stack;
+	error_context_stack = &cb;
+	r = csv_user_query(psprintf(fmt, s->ledger_name), nargs, types, values, NULL);
+	error_context_stack = cb.previous;
+	return r;
+}
+
+void
+csv_shards_chunk_begin(int64 chunk_no)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(job_key);
+	values[1] = Int64GetDatum(chunk_no);
+	for (int i = 0; i < nservers; i++)
+	{
+		ShardServer *s = &servers[i];
+		CsvRows    *r;
+
+		CHECK_FOR_INTERRUPTS();
+		r = ledger_query(s, "SELECT rows FROM %s WHERE job OPERATOR(pg_catalog.=) $1 "
+						 "AND chunk_no OPERATOR(pg_catalog.=) $2",
+						 2, types, values);
+		s->skip = (r->nrows > 0);
+		s->skipped_rows = (r->nrows > 0 && !CSV_ROW_ISNULL(r, 0, 0)) ?
+			DatumGetInt64(CSV_ROW_VALUE(r, 0, 0)) : 0;
+		s->rows = 0;
+	}
+	chunk_active = true;
+}
+
+void
+csv_shards_chunk_reset(void)
+{
+	for (int i = 0; i < nservers; i++)
+		servers[i].rows = 0;
+}
+
+int64
+csv_shards_chunk_end(int64 chunk_no)
+{
+	Oid			types[3] = {TEXTOID, INT8OID, INT8OID};
+	Datum		values[3];
+	int64		earlier = 0;
+
+	chunk_active = false;
+	values[0] = CStringGetTextDatum(job_key);
+	values[1] = Int64GetDatum(chunk_no);
+	for (int i = 0; i < nservers; i++)
+	{
+		ShardServer *s = &servers[i];
+
+		CHECK_FOR_INTERRUPTS();
+		if (s->skip)
+		{
+			earlier += s->skipped_rows;
+			continue;
+		}
+		values[2] = Int64GetDatum(s->rows);
+		(void) ledger_query(s, "INSERT INTO %s (job, chunk_no, rows) VALUES ($1, $2, $3)",
+							3, types, values);
+	}
+	return earlier;
+}
+
+CsvShardTally *
+csv_shards_tally_begin(void)
+{
+	CsvShardTally *t;
+
+	if (!chunk_active)
+		return NULL;
+	t = palloc0(sizeof(CsvShardTally));
+	t->maxcache = 8;
+	t->rri = palloc(sizeof(ResultRelInfo *) * t->maxcache);
+	t->idx = palloc(sizeof(int) * t->maxcache);
+	t->rows = palloc0(sizeof(int64) * nservers);
+	return t;
+}
+
+/*
+ * A row for foreign result relation rri: false when its server has the
+ * chunk already (the row is not sent), else counted for the server.
+ */
+bool
+csv_shards_tally_row(CsvShardTally *t, ResultRelInfo *rri)
+{
+	int			idx = -1;
+
+	for (int i = 0; i < t->ncache; i++)
+		if (t->rri[i] == rri)
+		{
+			idx = t->idx[i];
+			break;
+		}
+	if (idx < 0)
+	{
+		Oid			relid = RelationGetRelid(rri->ri_RelationDesc);
+		Oid			serverid = GetForeignTable(relid)->serverid;
+
+		for (int i = 0; i < nservers; i++)
+			if (servers[i].serverid == serverid)
+				idx = i;
+		if (idx < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("foreign table \"%s\" became a partition of the target during the load",
+							RelationGetRelationName(rri->ri_RelationDesc)),
+					 errhint("csvpipe.resume(job) loads the rest with the new partition.")));
+		if (t->ncache == t->maxcache)
+		{
+			t->maxcache *= 2;
+			t->rri = repalloc(t->rri, sizeof(ResultRelInfo *) * t->maxcache);
+			t->idx = repalloc(t->idx, sizeof(int) * t->maxcache);
+		}
+		t->rri[t->ncache] = rri;
+		t->idx[t->ncache] = idx;
+		t->ncache++;
+	}
+	if (servers[idx].skip)
+		return false;
+	t->rows[idx]++;
+	return true;
+}
+
+void
+csv_shards_tally_end(CsvShardTally *t)
+{
+	if (t == NULL || !chunk_active)
+		return;
+	for (int i = 0; i < nservers; i++)
+		servers[i].rows += t->rows[i];
+}

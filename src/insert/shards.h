@@ -1,0 +1,55 @@
+/*-------------------------------------------------------------------------
+ *
+ * shards.h
+ *		Chunked loads into foreign tables: the shard ledgers that keep each
+ *		chunk exactly once on every server (shards.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CSVPIPE_SHARDS_H
+#define CSVPIPE_SHARDS_H
+
+#include "csvpipe.h"
+
+#include "nodes/execnodes.h"
+
+/* the ledger's table on each shard, and its DDL (README "Sharded targets") */
+#define CSV_SHARD_LEDGER_NAME	"csvpipe_ledger"
+#define CSV_SHARD_LEDGER_DDL \
+	"CREATE TABLE public.csvpipe_ledger (job text, chunk_no bigint, rows bigint NOT NULL, " \
+	"committed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (job, chunk_no))"
+
+/* leader: before a chunked load, refuse a target whose servers have no ledger */
+extern void csv_shards_check_chunked(Oid relid);
+
+/*
+ * Worker of a chunked load, inside a transaction: find the target's foreign
+ * servers and their ledgers.  false when the target reaches no foreign
+ * table (then nothing else here is needed).
+ */
+extern bool csv_shards_init(Oid relid, int64 job_id);
+
+/*
+ * In the chunk's transaction, before its rows: read every server's ledger.
+ * After them: write a ledger row on every server the chunk was not already
+ * committed on; returns the rows committed earlier on the others (to count
+ * with the rows inserted now).
+ */
+extern void csv_shards_chunk_begin(int64 chunk_no);
+extern int64 csv_shards_chunk_end(int64 chunk_no);
+extern void csv_shards_chunk_reset(void);
+/* "r1, r2": the chunk's servers, for messages */
+extern const char *csv_shards_names(void);
+
+/*
+ * load.c, per CsvLoadTarget: which rows go to their foreign table (false:
+ * already committed on its server by an earlier attempt at this chunk) and
+ * how many went to each server; counted once the target ended well.
+ */
+typedef struct CsvShardTally CsvShardTally;
+
+extern CsvShardTally *csv_shards_tally_begin(void);
+extern bool csv_shards_tally_row(CsvShardTally *t, ResultRelInfo *rri);
+extern void csv_shards_tally_end(CsvShardTally *t);
+
+#endif							/* CSVPIPE_SHARDS_H */
