@@ -31,10 +31,28 @@ BEGIN
 END
 $csvpipe_schema_check$;
 
--- header => true | false | 'match' (COPY's HEADER MATCH).  An enum with an
+-- header => true | false | 'match' (COPY's HEADER MATCH).  A type with an
 -- implicit cast from boolean lets callers write header => false as well as
--- header => 'match'.
-CREATE TYPE csvpipe.header_mode AS ENUM ('false', 'true', 'match');
+-- header => 'match'; its input function (src/csv/options.c) names the
+-- option and its valid values when a value is wrong.
+CREATE TYPE csvpipe.header_mode;
+
+CREATE FUNCTION csvpipe.header_mode_in(cstring)
+RETURNS csvpipe.header_mode
+AS 'MODULE_PATHNAME', 'csvpipe_header_mode_in'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION csvpipe.header_mode_out(csvpipe.header_mode)
+RETURNS cstring
+AS 'MODULE_PATHNAME', 'csvpipe_header_mode_out'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE csvpipe.header_mode (
+    INPUT = csvpipe.header_mode_in,
+    OUTPUT = csvpipe.header_mode_out,
+    INTERNALLENGTH = 4,
+    PASSEDBYVALUE,
+    ALIGNMENT = int4);
 
 CREATE FUNCTION csvpipe.header_mode(boolean)
 RETURNS csvpipe.header_mode
@@ -572,3 +590,64 @@ REVOKE ALL ON FUNCTION csvpipe.cache_reset_stats() FROM PUBLIC;
 
 COMMENT ON FUNCTION csvpipe.cache_reset_stats()
 IS 'zero the counters of csvpipe.cache_stats';
+
+-- ---------------------------------------------------------------------
+-- Sniffing a file (issue 13): csvpipe.sniff says what a file's dialect,
+-- header, column names and types are, from a sample; csvpipe.create_table
+-- creates a table from that, in the caller's transaction, as the caller.
+-- Options left NULL are detected; those given are taken as they are.
+-- ---------------------------------------------------------------------
+CREATE TYPE csvpipe.sniff_result AS (
+    delimiter text,
+    quote text,
+    escape text,
+    line_ending text,
+    encoding text,
+    bom boolean,
+    header boolean,
+    skip_rows bigint,
+    null_string text,
+    columns text[],
+    types text[],
+    nullable boolean[],
+    column_list text,
+    create_table text,
+    sample_bytes bigint,
+    sample_rows bigint,
+    whole_file boolean,
+    notes text[]);
+
+CREATE FUNCTION csvpipe.sniff(
+    path text,
+    delimiter text DEFAULT NULL,
+    quote text DEFAULT NULL,
+    escape text DEFAULT NULL,
+    header csvpipe.header_mode DEFAULT NULL,
+    null_string text DEFAULT NULL,
+    encoding text DEFAULT NULL,
+    skip_rows bigint DEFAULT NULL,
+    sample_size bigint DEFAULT NULL)
+RETURNS csvpipe.sniff_result
+AS 'MODULE_PATHNAME', 'csvpipe_sniff'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.sniff(text, text, text, text, csvpipe.header_mode, text, text, bigint, bigint)
+IS 'detect a CSV file''s dialect, header, column names and types from a sample';
+
+CREATE FUNCTION csvpipe.create_table(
+    path text,
+    name text,
+    delimiter text DEFAULT NULL,
+    quote text DEFAULT NULL,
+    escape text DEFAULT NULL,
+    header csvpipe.header_mode DEFAULT NULL,
+    null_string text DEFAULT NULL,
+    encoding text DEFAULT NULL,
+    skip_rows bigint DEFAULT NULL,
+    sample_size bigint DEFAULT NULL)
+RETURNS regclass
+AS 'MODULE_PATHNAME', 'csvpipe_create_table'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.create_table(text, text, text, text, text, csvpipe.header_mode, text, text, bigint, bigint)
+IS 'create a table with the columns csvpipe.sniff finds in a CSV file';

@@ -8,7 +8,8 @@
 #ifndef CSVPIPE_INTERNAL_SQL_H
 #define CSVPIPE_INTERNAL_SQL_H
 
-#include "csvpipe.h"
+#include "postgres.h"
+#include "settings.h"
 
 /*
  * Rows of an internal query, copied into the caller's memory context.

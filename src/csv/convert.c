@@ -19,7 +19,8 @@
  */
 #include "csvpipe.h"
 
-#include "errors.h"
+#include "catch.h"
+#include "errors.h"			/* csv_error_is_input_error */
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/memutils.h"

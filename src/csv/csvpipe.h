@@ -20,18 +20,7 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 
-/* GUCs (csvpipe.c) */
-extern char *csvpipe_allowed_dirs;
-extern int	csvpipe_max_field_size;
-extern bool csvpipe_preloaded;
-extern int	csvpipe_max_workers;
-extern int	csvpipe_chunk_size;
-extern int	csvpipe_queue_size;
-extern char *csvpipe_database;
-extern int	csvpipe_max_retries;
-extern int	csvpipe_retry_delay;
-extern int	csvpipe_max_jobs;
-extern bool csvpipe_progress_notices;
+#include "settings.h"
 
 /* header => ... */
 typedef enum CsvHeaderMode
@@ -42,9 +31,8 @@ typedef enum CsvHeaderMode
 } CsvHeaderMode;
 
 /*
- * The CSV dialect and reading options, validated once (dialect.c) and shared
- * by every entry point.  The argument order of csvpipe.read/read_text after
- * the path is fixed by CSV_ARG_* below.
+ * The CSV dialect: the options that say how the file is written,
+ * validated once (options.c) and shared by every entry point.
  */
 typedef struct CsvDialect
 {
@@ -66,25 +54,6 @@ typedef struct CsvDialect
 	bool		empty_line_is_record;
 } CsvDialect;
 
-#define CSV_ARG_PATH		0
-#define CSV_ARG_DELIMITER	1
-#define CSV_ARG_QUOTE		2
-#define CSV_ARG_ESCAPE		3
-#define CSV_ARG_HEADER		4
-#define CSV_ARG_NULL		5
-#define CSV_ARG_ENCODING	6
-#define CSV_ARG_SKIP_ROWS	7
-#define CSV_ARG_WORKERS		8
-#define CSV_ARG_ORDERED		9
-#define CSV_ARG_CHUNK_SIZE	10
-#define CSV_ARG_ON_ERROR	11
-#define CSV_ARG_CACHE		12
-#define CSV_NUM_READ_ARGS	13
-
-extern void csv_dialect_from_args(CsvDialect *dialect, int nargs,
-								  Datum *args, bool *argnulls);
-extern void csv_dialect_from_fcinfo(CsvDialect *dialect, FunctionCallInfo fcinfo,
-									int first_arg);
 extern void csv_dialect_set_header(CsvDialect *dialect, const char *label);
 extern const char *csv_dialect_header_label(const CsvDialect *dialect);
 extern void csv_dialect_set_columns(CsvDialect *dialect, int ncolumns);
@@ -216,6 +185,12 @@ extern off_t csv_reader_file_size(CsvReader *reader);
 extern const CsvFileId *csv_reader_file_id(CsvReader *reader);
 extern off_t csv_reader_bytes_read(CsvReader *reader);
 
+/* whole-buffer encoding step: validate or convert a chunk of whole records */
+extern int64 csv_valid_prefix(const CsvDialect *dialect, const char *data, int64 len);
+extern char *csv_buffer_to_server(const CsvDialect *dialect, char *data,
+								  int64 len, int64 *outlen,
+								  CsvErrorPosition *errpos, int64 first_line);
+
 /* fastinput.c: exact fast paths for common shapes of a few types */
 typedef enum CsvFastInput
 {
@@ -253,10 +228,10 @@ extern void csv_skip_notice(CsvErrorPosition *errpos, int64 line_no,
 
 /* srf.c: one streaming read of a file, shared by the SRFs and the scan */
 typedef struct CsvReadState CsvReadState;
+typedef struct CsvOptions CsvOptions;
 
-extern CsvReadState *csv_read_begin(const char *funcname, bool text_mode,
-									TupleDesc tupdesc, int nargs,
-									Datum *args, bool *argnulls,
+extern CsvReadState *csv_read_begin(const CsvOptions *opts, bool text_mode,
+									TupleDesc tupdesc,
 									bool *convert_columns,
 									const bool *used_columns);
 extern bool csv_read_next(CsvReadState *rs, Datum *values, bool *nulls);

@@ -23,7 +23,6 @@
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
-#include "parallel.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -8,6 +8,7 @@
 #ifndef CSVPIPE_ERRORS_H
 #define CSVPIPE_ERRORS_H
 
+#include "catch.h"
 #include "parallel.h"
 
 extern bool csv_error_is_transient(ErrorData *edata);
@@ -17,15 +18,10 @@ extern bool csv_error_is_row_error(ErrorData *edata, bool in_trigger);
 extern void csv_row_errors_begin(void);
 extern bool csv_row_errors_end(void);
 extern void csv_backoff_sleep(int attempt);
-extern bool csv_input_is_safe(Oid typid);
 extern void csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line_no,
 						   int64 byte_offset, const char *raw, int64 rawlen,
 						   const char *column, ErrorData *edata);
 extern void csv_reject_flush(CsvParallelShared *shared);
 extern void csv_reject_discard(void);
-extern ErrorData *csv_catch_error(MemoryContext errcxt, MemoryContext resume);
-
-typedef void (*CsvSubxactFn) (void *arg);
-extern ErrorData *csv_try_in_subxact(CsvSubxactFn fn, void *arg, MemoryContext errcxt);
 
 #endif							/* CSVPIPE_ERRORS_H */

@@ -77,6 +77,7 @@
  */
 #include "csvpipe.h"
 #include "load.h"
+#include "options.h"
 #include "shards.h"
 #include "target.h"
 
@@ -1401,54 +1402,6 @@ csv_load_end(CsvLoadTarget *t)
 
 /* ---- csvpipe.load_serial ---- */
 
-/* argument positions of csvpipe.load_serial */
-#define LOAD_ARG_PATH		0
-#define LOAD_ARG_TARGET		1
-#define LOAD_ARG_COLUMNS	2
-#define LOAD_ARG_DELIMITER	3
-#define LOAD_ARG_QUOTE		4
-#define LOAD_ARG_ESCAPE		5
-#define LOAD_ARG_HEADER		6
-#define LOAD_ARG_NULL		7
-#define LOAD_ARG_ENCODING	8
-#define LOAD_ARG_SKIP_ROWS	9
-#define LOAD_NUM_ARGS		10
-
-/* text[] of column names -> List of C strings; NULL array = NIL */
-static List *
-column_list(FunctionCallInfo fcinfo, int argno, const char *funcname)
-{
-	ArrayType  *arr;
-	Datum	   *elems;
-	bool	   *elemnulls;
-	int			nelems;
-	List	   *names = NIL;
-
-	if (PG_ARGISNULL(argno))
-		return NIL;
-	arr = PG_GETARG_ARRAYTYPE_P(argno);
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s: columns must be a one-dimensional array", funcname)));
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &elemnulls, &nelems);
-	if (nelems == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s: columns must not be empty", funcname),
-				 errhint("Pass NULL (the default) to load every column.")));
-	for (int i = 0; i < nelems; i++)
-	{
-		if (elemnulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s: column names must not be NULL", funcname)));
-		names = lappend(names, TextDatumGetCString(elems[i]));
-	}
-	return names;
-}
-
 /*
  * csvpipe.load_serial(path, target, columns, <CSV options>) RETURNS bigint
  *
@@ -1458,18 +1411,7 @@ Datum
 csvpipe_load_serial(PG_FUNCTION_ARGS)
 {
 	const char *funcname = "csvpipe.load_serial";
-	Datum		args[CSV_NUM_READ_ARGS];
-	bool		argnulls[CSV_NUM_READ_ARGS];
-	static const int argmap[CSV_NUM_READ_ARGS] = {
-		[CSV_ARG_PATH] = LOAD_ARG_PATH,
-		[CSV_ARG_DELIMITER] = LOAD_ARG_DELIMITER,
-		[CSV_ARG_QUOTE] = LOAD_ARG_QUOTE,
-		[CSV_ARG_ESCAPE] = LOAD_ARG_ESCAPE,
-		[CSV_ARG_HEADER] = LOAD_ARG_HEADER,
-		[CSV_ARG_NULL] = LOAD_ARG_NULL,
-		[CSV_ARG_ENCODING] = LOAD_ARG_ENCODING,
-		[CSV_ARG_SKIP_ROWS] = LOAD_ARG_SKIP_ROWS,
-	};
+	CsvOptions	opts;
 	CsvDialect	dialect;
 	CsvErrorPosition errpos = {0};
 	ErrorContextCallback errcallback;
@@ -1484,28 +1426,20 @@ csvpipe_load_serial(PG_FUNCTION_ARGS)
 	MemoryContext oldcxt;
 	uint64		nrows;
 
-	if (PG_NARGS() != LOAD_NUM_ARGS)
-		elog(ERROR, "%s: expected %d arguments, got %d",
-			 funcname, LOAD_NUM_ARGS, PG_NARGS());
-	if (PG_ARGISNULL(LOAD_ARG_PATH))
+	csv_options_from_fcinfo(&opts, fcinfo, CSV_FN_LOAD_SERIAL, funcname);
+	if (opts.path == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s: path must not be NULL", funcname)));
-	if (PG_ARGISNULL(LOAD_ARG_TARGET))
+	if (!OidIsValid(opts.relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s: target must not be NULL", funcname)));
-
-	for (int i = 0; i < CSV_NUM_READ_ARGS; i++)
-	{
-		argnulls[i] = PG_ARGISNULL(argmap[i]);
-		args[i] = argnulls[i] ? (Datum) 0 : PG_GETARG_DATUM(argmap[i]);
-	}
-	attnames = column_list(fcinfo, LOAD_ARG_COLUMNS, funcname);
+	attnames = opts.columns;
+	dialect = opts.dialect;
 
 	errpos.funcname = funcname;
-	errpos.path = TextDatumGetCString(args[CSV_ARG_PATH]);
-	csv_dialect_from_args(&dialect, CSV_NUM_READ_ARGS, args, argnulls);
+	errpos.path = opts.path;
 
 	/* the file first: reading it is the privilege COPY checks first, too */
 	errcallback.callback = csv_error_context_callback;
@@ -1516,8 +1450,8 @@ csvpipe_load_serial(PG_FUNCTION_ARGS)
 	error_context_stack = errcallback.previous;
 
 	/* a Citus table is refused before anything is inserted (target.c) */
-	csv_target_check(PG_GETARG_OID(LOAD_ARG_TARGET), false, funcname);
-	target = csv_load_begin(PG_GETARG_OID(LOAD_ARG_TARGET), attnames);
+	csv_target_check(opts.relid, false, funcname);
+	target = csv_load_begin(opts.relid, attnames);
 	desc = csv_load_input_desc(target);
 
 	error_context_stack = &errcallback;

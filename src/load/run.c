@@ -39,9 +39,9 @@
 #include "csvpipe.h"
 #include "errors.h"
 #include "internal_sql.h"
-#include "jobs.h"
 #include "leader.h"
 #include "load.h"
+#include "options.h"
 #include "parallel.h"
 #include "progress.h"
 #include "run.h"
@@ -78,23 +78,10 @@
 #include "utils/timestamp.h"
 #include "executor/execdesc.h"
 #include "tcop/pquery.h"
+#include "utils/xid8.h"
 
 #include <sys/stat.h>
 
-
-#define LOAD_ARG_PATH		0
-#define LOAD_ARG_TARGET		1
-#define LOAD_ARG_COLUMNS	2
-#define LOAD_ARG_WORKERS	3
-#define LOAD_ARG_DIALECT	4	/* delimiter .. skip_rows: 7 arguments */
-#define LOAD_ARG_MODE		11	/* 1.0: atomic boolean */
-#define LOAD_ARG_CHUNK_SIZE 12
-#define LOAD_ARG_ON_ERROR	13
-#define LOAD_ARG_MAX_ERRORS 14
-#define LOAD_ARG_PROGRESS	15
-#define LOAD_ARG_FREEZE		16	/* from 1.1 */
-#define LOAD_ARG_ATOMIC		17	/* from 1.1: 1.0's atomic, for old calls */
-#define LOAD_NUM_ARGS		18
 
 /* transaction mode, skip mode: rows per insert batch (and subtransaction) */
 #define TXN_SKIP_BATCH		4096
@@ -1165,8 +1152,8 @@ done:
 }
 
 /* A csvpipe.load_result row */
-static Datum
-load_result_datum(TupleDesc resdesc, CsvLoadResult *res)
+Datum
+csv_load_result_datum(TupleDesc resdesc, CsvLoadResult *res)
 {
 	Datum		result[6];
 	bool		resnulls[6] = {false, false, false, false, false, false};
@@ -1180,230 +1167,51 @@ load_result_datum(TupleDesc resdesc, CsvLoadResult *res)
 	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc), result, resnulls));
 }
 
-/* csvpipe.load(path, target, columns, workers, <CSV options>, atomic, chunk_size, on_error, max_errors, progress) */
+/*
+ * A load's request from its options (options.c), with the options as they
+ * are recorded with its job.
+ */
+void
+csv_load_request_init(CsvLoadRequest *req, const CsvOptions *opts)
+{
+	memset(req, 0, sizeof(*req));
+	req->path = opts->path;
+	req->relid = opts->relid;
+	req->attnames = opts->columns;
+	req->dialect = opts->dialect;
+	req->nworkers = opts->nworkers;
+	req->mode = opts->mode;
+	req->atomic = opts->atomic;
+	req->freeze = opts->freeze;
+	req->chunk_size = opts->chunk_size;
+	req->on_error_skip = opts->on_error_skip;
+	req->max_errors = opts->max_errors;
+	req->progress = opts->progress;
+	req->options_json = csv_options_job_json(opts);
+}
+
+/* csvpipe.load(path, target, <options>): see the options table (options.c) */
 Datum
 csvpipe_load(PG_FUNCTION_ARGS)
 {
+	CsvOptions	opts;
 	CsvLoadRequest req;
 	CsvLoadResult res;
 	TupleDesc	resdesc;
 
-	if (PG_ARGISNULL(LOAD_ARG_PATH) || PG_ARGISNULL(LOAD_ARG_TARGET))
+	csv_options_from_fcinfo(&opts, fcinfo, CSV_FN_LOAD, "csvpipe.load");
+	if (opts.path == NULL || !OidIsValid(opts.relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("csvpipe.load: path and target must not be NULL")));
 	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "csvpipe.load must return a row");
 
-	memset(&req, 0, sizeof(req));
-	req.path = text_to_cstring(PG_GETARG_TEXT_PP(LOAD_ARG_PATH));
-	req.relid = PG_GETARG_OID(LOAD_ARG_TARGET);
-
-	csv_dialect_from_fcinfo(&req.dialect, fcinfo, LOAD_ARG_DIALECT);
-
-	if (!PG_ARGISNULL(LOAD_ARG_COLUMNS))
-		req.attnames = csv_column_list(PG_GETARG_ARRAYTYPE_P(LOAD_ARG_COLUMNS));
-
-	csv_mode_from_fcinfo(fcinfo, LOAD_ARG_MODE, LOAD_ARG_ATOMIC, &req);
-	if (get_fn_expr_argtype(fcinfo->flinfo, LOAD_ARG_MODE) != BOOLOID)
-		req.freeze = PG_NARGS() > LOAD_ARG_FREEZE && !PG_ARGISNULL(LOAD_ARG_FREEZE) &&
-			PG_GETARG_BOOL(LOAD_ARG_FREEZE);
-	req.chunk_size = PG_ARGISNULL(LOAD_ARG_CHUNK_SIZE) ? (int64) csvpipe_chunk_size * 1024 :
-		PG_GETARG_INT64(LOAD_ARG_CHUNK_SIZE);
-	req.nworkers = csv_workers_for(PG_ARGISNULL(LOAD_ARG_WORKERS) ? csvpipe_max_workers :
-								   PG_GETARG_INT32(LOAD_ARG_WORKERS));
-	req.on_error_skip = csv_on_error_option(PG_ARGISNULL(LOAD_ARG_ON_ERROR) ? NULL :
-											text_to_cstring(PG_GETARG_TEXT_PP(LOAD_ARG_ON_ERROR)));
-	req.max_errors = PG_ARGISNULL(LOAD_ARG_MAX_ERRORS) ? -1 : PG_GETARG_INT64(LOAD_ARG_MAX_ERRORS);
-	csv_check_error_options(&req);
-	req.progress = PG_ARGISNULL(LOAD_ARG_PROGRESS) ? csvpipe_progress_notices :
-		PG_GETARG_BOOL(LOAD_ARG_PROGRESS);
-
-	req.options_json = csv_load_options_json(&req);
+	csv_load_request_init(&req, &opts);
 	csv_run_load(&req, &res);
 
-	PG_RETURN_DATUM(load_result_datum(resdesc, &res));
+	PG_RETURN_DATUM(csv_load_result_datum(resdesc, &res));
 }
-
-/* text[] of column names to a List of C strings */
-List *
-csv_column_list(ArrayType *arr)
-{
-	Datum	   *elems;
-	bool	   *elemnulls;
-	int			nelems;
-	List	   *names = NIL;
-
-	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
-					  &elems, &elemnulls, &nelems);
-	for (int i = 0; i < nelems; i++)
-	{
-		if (elemnulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("csvpipe.load: column names must not be NULL")));
-		names = lappend(names, TextDatumGetCString(elems[i]));
-	}
-	return names;
-}
-
-/*
- * The mode of load and submit: the 1.0 signature has atomic boolean at
- * mode_arg (true = prepared, false = chunked); from 1.1 mode text is there
- * (default 'transaction') and 1.0's atomic, still accepted, at atomic_arg.
- */
-void
-csv_mode_from_fcinfo(FunctionCallInfo fcinfo, int mode_arg, int atomic_arg,
-					 CsvLoadRequest *req)
-{
-	if (get_fn_expr_argtype(fcinfo->flinfo, mode_arg) == BOOLOID)
-	{
-		/* the 1.0 signature: atomic boolean DEFAULT true */
-		req->atomic = PG_ARGISNULL(mode_arg) ? true : PG_GETARG_BOOL(mode_arg);
-		req->mode = req->atomic ? CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED;
-	}
-	else
-	{
-		bool		atomic_given = PG_NARGS() > atomic_arg && !PG_ARGISNULL(atomic_arg);
-
-		req->mode = csv_load_mode_option(PG_ARGISNULL(mode_arg) ? NULL :
-										text_to_cstring(PG_GETARG_TEXT_PP(mode_arg)),
-										false);
-		if (atomic_given)
-		{
-			/* 1.0's atomic, still accepted: true = prepared, false = chunked */
-			CsvLoadMode m = PG_GETARG_BOOL(atomic_arg) ?
-				CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED;
-
-			/*
-			 * mode's SQL default is 'transaction', so it cannot say whether
-			 * it was given: atomic decides unless mode names another mode
-			 */
-			if (req->mode != CSV_LOAD_MODE_TRANSACTION && req->mode != m)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("csvpipe: atomic => %s contradicts mode => '%s'",
-								PG_GETARG_BOOL(atomic_arg) ? "true" : "false",
-								csv_load_mode_label(req->mode)),
-						 errhint("atomic is the 1.0 spelling of mode: use mode alone.")));
-			req->mode = m;
-		}
-		req->atomic = (req->mode == CSV_LOAD_MODE_PREPARED);
-	}
-}
-
-/* mode => 'transaction' | 'prepared' | 'chunked'; NULL: the default */
-CsvLoadMode
-csv_load_mode_option(const char *value, bool atomic)
-{
-	if (value == NULL || pg_strcasecmp(value, "transaction") == 0)
-		return CSV_LOAD_MODE_TRANSACTION;
-	if (pg_strcasecmp(value, "prepared") == 0)
-		return CSV_LOAD_MODE_PREPARED;
-	if (pg_strcasecmp(value, "chunked") == 0)
-		return CSV_LOAD_MODE_CHUNKED;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("csvpipe mode must be 'transaction', 'prepared' or 'chunked', not \"%s\"", value)));
-	return CSV_LOAD_MODE_TRANSACTION;	/* keep the compiler quiet */
-}
-
-const char *
-csv_load_mode_label(CsvLoadMode mode)
-{
-	switch (mode)
-	{
-		case CSV_LOAD_MODE_TRANSACTION:
-			return "transaction";
-		case CSV_LOAD_MODE_PREPARED:
-			return "prepared";
-		case CSV_LOAD_MODE_CHUNKED:
-			return "chunked";
-		default:
-			return "unset";
-	}
-}
-
-/* on_error => 'stop' | 'skip' */
-bool
-csv_on_error_option(const char *value)
-{
-	if (value == NULL || pg_strcasecmp(value, "stop") == 0)
-		return false;
-	if (pg_strcasecmp(value, "skip") == 0)
-		return true;
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("csvpipe on_error must be 'stop' or 'skip', not \"%s\"", value)));
-	return false;				/* keep the compiler quiet */
-}
-
-static void
-json_key_string(StringInfo buf, const char *key, const char *value)
-{
-	if (buf->len > 1)
-		appendStringInfoString(buf, ", ");
-	escape_json(buf, key);
-	appendStringInfoString(buf, ": ");
-	if (value)
-		escape_json(buf, value);
-	else
-		appendStringInfoString(buf, "null");
-}
-
-static void
-json_key_int(StringInfo buf, const char *key, int64 value)
-{
-	if (buf->len > 1)
-		appendStringInfoString(buf, ", ");
-	escape_json(buf, key);
-	appendStringInfo(buf, ": " INT64_FORMAT, value);
-}
-
-/* The options of a load as JSON, recorded with its job (csvpipe.job.options) */
-char *
-csv_load_options_json(CsvLoadRequest *req)
-{
-	StringInfoData buf;
-	char		c[2] = {0, 0};
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	if (req->attnames != NIL)
-	{
-		appendStringInfoString(&buf, "\"columns\": [");
-		foreach(lc, req->attnames)
-		{
-			if (lc != list_head(req->attnames))
-				appendStringInfoString(&buf, ", ");
-			escape_json(&buf, (char *) lfirst(lc));
-		}
-		appendStringInfoChar(&buf, ']');
-	}
-	c[0] = req->dialect.delimiter;
-	json_key_string(&buf, "delimiter", c);
-	c[0] = req->dialect.quote;
-	json_key_string(&buf, "quote", c);
-	json_key_string(&buf, "header", csv_dialect_header_label(&req->dialect));
-	json_key_string(&buf, "null_string", req->dialect.null_string);
-	json_key_string(&buf, "encoding", pg_encoding_to_char(req->dialect.file_encoding));
-	json_key_int(&buf, "skip_rows", req->dialect.skip_rows);
-	json_key_int(&buf, "workers", req->nworkers);
-	if (req->mode == CSV_LOAD_MODE_UNSET)
-		req->mode = req->atomic ? CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED;
-	json_key_string(&buf, "mode", csv_load_mode_label(req->mode));
-	json_key_string(&buf, "atomic", req->mode == CSV_LOAD_MODE_PREPARED ? "true" : "false");
-	if (req->freeze)
-		json_key_string(&buf, "freeze", "true");
-	json_key_int(&buf, "chunk_size", req->chunk_size);
-	json_key_string(&buf, "on_error", req->on_error_skip ? "skip" : "stop");
-	json_key_int(&buf, "max_errors", req->max_errors);
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
-}
-
-PG_FUNCTION_INFO_V1(csvpipe_resume);
 
 /*
  * Serialize the resumes of one load job: a transaction-level lock, taken
@@ -1430,51 +1238,32 @@ resume_lock(int64 job_id)
 }
 
 /*
- * csvpipe.resume(job): finish a load whose leader died.  A chunked job
- * loads only the chunks absent from the ledger; an atomic one is loaded
- * again from the start once its prepared parts are settled.  The file must
- * be unchanged.  A job queued by csvpipe.submit is put back in the queue
- * instead, and the call returns at once (jobs.c); its runner skips the
- * ledger's chunks.
+ * csvpipe.resume(job) of a job csvpipe.load started (jobs.c owns the SQL
+ * function, and puts a job queued by csvpipe.submit back in the queue
+ * instead): finish a load whose leader died.  A chunked job loads only the
+ * chunks absent from the ledger; an atomic one is loaded again from the
+ * start once its prepared parts are settled.  The file must be unchanged.
  *
  * The job's own role runs the load: a superuser (or a member of that role)
  * who resumes it inserts with that role's privileges, as the role would
  * have, never with its own.  The job row is read through csv_internal_query,
  * so the caller needs no privileges on csvpipe's tables.
  */
-Datum
-csvpipe_resume(PG_FUNCTION_ARGS)
+void
+csv_resume_load(int64 job_id, CsvLoadResult *res)
 {
-	int64		job_id = PG_GETARG_INT64(0);
+	CsvOptions	opts;
 	CsvLoadRequest req;
-	CsvLoadResult res;
-	TupleDesc	resdesc;
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
 	CsvRows    *r;
 	char	   *state;
+	bool		atomic;
 	Oid			submitted_by;
 	bool		leader_alive;
 	CsvFileId	recorded;
-	Datum		dargs[CSV_NUM_READ_ARGS];
-	bool		dnulls[CSV_NUM_READ_ARGS];
-	char	   *header;
 	Oid			save_userid;
 	int			save_sec;
-
-	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "csvpipe.resume must return a row");
-
-	/* a job queued by csvpipe.submit goes back in the queue (jobs.c) */
-	if (csv_job_is_submitted(job_id))
-	{
-		Datum		result[6];
-		bool		resnulls[6] = {false, true, true, true, true, true};
-
-		csv_job_requeue(job_id);
-		result[0] = Int64GetDatum(job_id);
-		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc), result, resnulls)));
-	}
 
 	/*
 	 * It decides from the job row, so it must see the latest one: a snapshot
@@ -1493,40 +1282,26 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 				 errmsg("csvpipe job " INT64_FORMAT " is being resumed by another session", job_id),
 				 errdetail("Only one session at a time can resume a job.")));
 
-	memset(&req, 0, sizeof(req));
 	values[0] = Int64GetDatum(job_id);
-	r = csv_internal_query("SELECT j.path, j.target, j.state, j.atomic, j.submitted_by, "
+	r = csv_internal_query(psprintf("SELECT j.path, j.target, j.state, j.atomic, j.submitted_by, "
 						   "  EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a "
 						   "           WHERE a.pid OPERATOR(pg_catalog.=) j.leader_pid), "
 						   "  j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
-						   "  o->>'delimiter', o->>'quote', o->>'header', o->>'null_string', "
-						   "  o->>'encoding', (o->>'skip_rows')::pg_catalog.int8, "
-						   "  (o->>'workers')::pg_catalog.int4, (o->>'chunk_size')::pg_catalog.int8, "
-						   "  o->>'on_error', (o->>'max_errors')::pg_catalog.int8, "
-						   "  CASE WHEN o ? 'columns' "
-						   "    THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(o->'columns')) END, "
+						   "  j.options, "
 						   "  ARRAY(SELECT c.chunk_no FROM @extschema@.chunks c "
-						   "         WHERE c.job_id OPERATOR(pg_catalog.=) j.job_id ORDER BY 1), "
-						   "  o->>'mode', (o->>'freeze')::pg_catalog.bool "
-						   "FROM @extschema@.job j, "
-						   "     coalesce(j.options, '{}'::pg_catalog.jsonb) o "
+						   "         WHERE c.job_id OPERATOR(pg_catalog.=) j.job_id ORDER BY 1), %s "
+						   "FROM @extschema@.job j "
 						   "WHERE j.job_id OPERATOR(pg_catalog.=) $1",
+						   csv_txn_job_state_sql("j.")),
 						   1, types, values, NULL);
 	if (r->nrows == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("csvpipe job " INT64_FORMAT " does not exist", job_id)));
 
-#define TEXT_OR_NULL(att) (CSV_ROW_ISNULL(r, 0, (att)) ? NULL : TextDatumGetCString(CSV_ROW_VALUE(r, 0, (att))))
-	req.path = TEXT_OR_NULL(0);
-	req.relid = DatumGetObjectId(CSV_ROW_VALUE(r, 0, 1));
-	state = TEXT_OR_NULL(2);
-	req.atomic = DatumGetBool(CSV_ROW_VALUE(r, 0, 3));
-	/* jobs of 1.0 have no mode: their atomic flag says it */
-	req.mode = CSV_ROW_ISNULL(r, 0, 22) ?
-		(req.atomic ? CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED) :
-		csv_load_mode_option(TEXT_OR_NULL(22), req.atomic);
-	req.freeze = !CSV_ROW_ISNULL(r, 0, 23) && DatumGetBool(CSV_ROW_VALUE(r, 0, 23));
+	/* as csvpipe.jobs says it: a transaction-mode load may be 'rolled back' */
+	state = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 12));
+	atomic = DatumGetBool(CSV_ROW_VALUE(r, 0, 3));
 	submitted_by = CSV_ROW_ISNULL(r, 0, 4) ? InvalidOid : DatumGetObjectId(CSV_ROW_VALUE(r, 0, 4));
 	leader_alive = DatumGetBool(CSV_ROW_VALUE(r, 0, 5));
 	recorded.size = CSV_ROW_ISNULL(r, 0, 6) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 6));
@@ -1545,6 +1320,14 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to resume csvpipe job " INT64_FORMAT, job_id),
 				 errdetail("Only superusers and members of the role that started the job can resume it.")));
+	if (strcmp(state, "done") == 0 && !CSV_ROW_ISNULL(r, 0, 14) &&
+		strcmp(TextDatumGetCString(CSV_ROW_VALUE(r, 0, 13)), "in progress") == 0 &&
+		!TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(
+			DatumGetFullTransactionId(CSV_ROW_VALUE(r, 0, 14)))))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("csvpipe job " INT64_FORMAT " is done in a transaction that has not ended yet", job_id),
+				 errhint("Resume it if that transaction rolls back.")));
 	if (strcmp(state, "done") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -1555,33 +1338,14 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("csvpipe job " INT64_FORMAT " is still running", job_id)));
 
-	/* the CSV options, in csvpipe.read's argument order */
-	memset(dnulls, true, sizeof(dnulls));
-	dargs[CSV_ARG_PATH] = CStringGetTextDatum(req.path);
-	dnulls[CSV_ARG_PATH] = false;
-	for (int i = 0; i < 2; i++)
-	{
-		char	   *v = TEXT_OR_NULL(10 + i);
-
-		dnulls[CSV_ARG_DELIMITER + i] = (v == NULL);
-		dargs[CSV_ARG_DELIMITER + i] = v ? CStringGetTextDatum(v) : (Datum) 0;
-	}
-	header = TEXT_OR_NULL(12);
-	dnulls[CSV_ARG_NULL] = CSV_ROW_ISNULL(r, 0, 13);
-	dargs[CSV_ARG_NULL] = CSV_ROW_VALUE(r, 0, 13);
-	dnulls[CSV_ARG_ENCODING] = CSV_ROW_ISNULL(r, 0, 14);
-	dargs[CSV_ARG_ENCODING] = CSV_ROW_VALUE(r, 0, 14);
-	dnulls[CSV_ARG_SKIP_ROWS] = CSV_ROW_ISNULL(r, 0, 15);
-	dargs[CSV_ARG_SKIP_ROWS] = CSV_ROW_VALUE(r, 0, 15);
-	req.nworkers = csv_workers_for(CSV_ROW_ISNULL(r, 0, 16) ? csvpipe_max_workers :
-								   DatumGetInt32(CSV_ROW_VALUE(r, 0, 16)));
-	req.chunk_size = CSV_ROW_ISNULL(r, 0, 17) ? (int64) csvpipe_chunk_size * 1024 :
-		DatumGetInt64(CSV_ROW_VALUE(r, 0, 17));
-	req.on_error_skip = csv_on_error_option(TEXT_OR_NULL(18));
-	req.max_errors = CSV_ROW_ISNULL(r, 0, 19) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 19));
-	if (!CSV_ROW_ISNULL(r, 0, 20))
-		req.attnames = csv_column_list(DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 20)));
-#undef TEXT_OR_NULL
+	/* the options as the job recorded them, validated again (options.c) */
+	csv_options_from_job(&opts, CSV_ROW_ISNULL(r, 0, 10) ? NULL :
+						 DatumGetJsonbP(CSV_ROW_VALUE(r, 0, 10)),
+						 atomic, "csvpipe.resume");
+	opts.path = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 0));
+	opts.relid = DatumGetObjectId(CSV_ROW_VALUE(r, 0, 1));
+	opts.progress = false;
+	csv_load_request_init(&req, &opts);
 
 	if (req.mode == CSV_LOAD_MODE_TRANSACTION)
 	{
@@ -1599,7 +1363,7 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 	else
 	{
 		/* chunked: the chunks in the ledger are done */
-		(void) csv_load_set_skip_chunks(&req, DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 21)));
+		(void) csv_load_set_skip_chunks(&req, DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 11)));
 	}
 
 	/*
@@ -1614,27 +1378,9 @@ csvpipe_resume(PG_FUNCTION_ARGS)
 	/* the file must be the one the job started on */
 	csv_check_job_file(req.path, job_id, &recorded);
 
-	csv_dialect_from_args(&req.dialect, CSV_NUM_READ_ARGS, dargs, dnulls);
-	csv_dialect_set_header(&req.dialect, header);
 	req.job_id = job_id;
 	req.resume = true;
-	req.options_json = csv_load_options_json(&req);
-	csv_run_load(&req, &res);
+	csv_run_load(&req, res);
 
 	SetUserIdAndSecContext(save_userid, save_sec);
-	PG_RETURN_DATUM(load_result_datum(resdesc, &res));
-}
-
-/* on_error and max_errors must agree (load and submit) */
-void
-csv_check_error_options(CsvLoadRequest *req)
-{
-	if (req->max_errors < -1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe max_errors must not be negative")));
-	if (req->max_errors >= 0 && !req->on_error_skip)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe max_errors needs on_error => 'skip'")));
 }

@@ -9,17 +9,9 @@
 #define CSVPIPE_RUN_H
 
 #include "csvpipe.h"
+#include "options.h"
 
 #include "utils/array.h"
-
-/* how a load commits (README, "Load modes") */
-typedef enum CsvLoadMode
-{
-	CSV_LOAD_MODE_UNSET = 0,	/* from atomic: prepared if true, else chunked */
-	CSV_LOAD_MODE_TRANSACTION,	/* the caller's transaction (default from 1.1) */
-	CSV_LOAD_MODE_PREPARED,		/* two-phase, 1.0's atomic => true */
-	CSV_LOAD_MODE_CHUNKED		/* a commit per chunk, 1.0's atomic => false */
-} CsvLoadMode;
 
 typedef struct CsvLoadRequest
 {
@@ -56,13 +48,8 @@ typedef struct CsvLoadResult
 
 extern void csv_run_load(CsvLoadRequest *req, CsvLoadResult *res);
 extern int	csv_load_set_skip_chunks(CsvLoadRequest *req, ArrayType *chunks);
-extern List *csv_column_list(ArrayType *arr);
-extern bool csv_on_error_option(const char *value);
-extern void csv_check_error_options(CsvLoadRequest *req);
-extern char *csv_load_options_json(CsvLoadRequest *req);
-extern void csv_mode_from_fcinfo(FunctionCallInfo fcinfo, int mode_arg,
-								 int atomic_arg, CsvLoadRequest *req);
-extern CsvLoadMode csv_load_mode_option(const char *value, bool atomic);
-extern const char *csv_load_mode_label(CsvLoadMode mode);
+extern void csv_load_request_init(CsvLoadRequest *req, const CsvOptions *opts);
+extern void csv_resume_load(int64 job_id, CsvLoadResult *res);
+extern Datum csv_load_result_datum(TupleDesc resdesc, CsvLoadResult *res);
 
 #endif							/* CSVPIPE_RUN_H */

@@ -14,7 +14,8 @@
 #ifndef CSVPIPE_PROGRESS_H
 #define CSVPIPE_PROGRESS_H
 
-#include "csvpipe.h"
+#include "postgres.h"
+#include "settings.h"
 
 /* What kind of process a slot describes (csvpipe.workers.kind) */
 typedef enum CsvProcKind

@@ -27,7 +27,7 @@
 #include "utils/timestamp.h"
 
 #define CSVPIPE_DSM_MAGIC		0x43535650	/* "CSVP" */
-#define CSVPIPE_MAX_WORKERS		64
+/* CSVPIPE_MAX_WORKERS: csvpipe.h */
 /* worker slots of one call: its workers plus spares that replace lost ones */
 #define CSVPIPE_SPARE_SLOTS		32
 #define CSVPIPE_MAX_SLOTS		(CSVPIPE_MAX_WORKERS + CSVPIPE_SPARE_SLOTS)
@@ -228,12 +228,5 @@ extern void csv_pool_rethrow(CsvPool *pool, int worker, char *msg, Size len);
 extern PGDLLEXPORT void csvpipe_worker_main(Datum main_arg);
 
 /* srf.c: how many workers a call gets: min(asked, csvpipe.max_workers) */
-extern int	csv_workers_for(int asked);
-
-/* reader.c: whole-buffer encoding step shared with the workers */
-extern int64 csv_valid_prefix(const CsvDialect *dialect, const char *data, int64 len);
-extern char *csv_buffer_to_server(const CsvDialect *dialect, char *data,
-								  int64 len, int64 *outlen,
-								  CsvErrorPosition *errpos, int64 first_line);
 
 #endif							/* CSVPIPE_PARALLEL_H */

@@ -2,8 +2,8 @@
  *
  * jobs.c
  *		The job queue's SQL functions: csvpipe.submit, csvpipe.cancel and
- *		csvpipe.wait, and csvpipe.resume's part for queued jobs
- *		(csv_job_requeue; run.c owns csvpipe.resume itself).
+ *		csvpipe.wait, and csvpipe.resume (a queued job goes back in the
+ *		queue; a csvpipe.load job is finished by run.c's csv_resume_load).
  *
  * A queued job is a row of csvpipe.job with origin 'submit', state
  * 'queued', its options (jsonb), priority and the submitting role; the
@@ -43,9 +43,11 @@
  */
 #include "jobs.h"
 #include "load.h"
+#include "options.h"
 #include "parallel.h"
 #include "progress.h"
 #include "run.h"
+#include "shards.h"
 #include "target.h"
 
 #include <glob.h>
@@ -77,22 +79,12 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
-
-#define SUBMIT_ARG_PATH			0
-#define SUBMIT_ARG_TARGET		1
-#define SUBMIT_ARG_COLUMNS		2
-#define SUBMIT_ARG_WORKERS		3
-#define SUBMIT_ARG_DIALECT		4	/* delimiter .. skip_rows: 7 arguments */
-#define SUBMIT_ARG_ATOMIC		11
-#define SUBMIT_ARG_CHUNK_SIZE	12
-#define SUBMIT_ARG_ON_ERROR		13
-#define SUBMIT_ARG_MAX_ERRORS	14
-#define SUBMIT_ARG_PRIORITY		15
-#define SUBMIT_ARG_FORCE		16	/* 1.1; the 1.0 SQL signature ends before */
+#include "utils/xid8.h"
 
 PG_FUNCTION_INFO_V1(csvpipe_submit);
 PG_FUNCTION_INFO_V1(csvpipe_cancel);
 PG_FUNCTION_INFO_V1(csvpipe_wait);
+PG_FUNCTION_INFO_V1(csvpipe_resume);
 
 static bool wake_callback_registered = false;
 static bool wake_pending = false;
@@ -267,6 +259,7 @@ Datum
 csvpipe_submit(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	CsvOptions	opts;
 	CsvLoadRequest req;
 	char	   *pattern;
 	List	   *paths;
@@ -277,13 +270,21 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	INT8OID, INT8OID, INT4OID, TEXTOID, REGCLASSOID, BOOLOID};
 	char	   *options;
 	Oid			save_userid;
-	bool		v1_1 = PG_NARGS() > SUBMIT_ARG_FORCE;
-	bool		force = false;
+	bool		v1_1;
+	bool		force;
 	int			held = 0;		/* files skipped for their backoff */
 	TimestampTz held_first = 0; /* the earliest end of those backoffs */
 
 	require_preload("csvpipe.submit");
-	if (PG_ARGISNULL(SUBMIT_ARG_PATH) || PG_ARGISNULL(SUBMIT_ARG_TARGET))
+
+	/*
+	 * The options: validated now and stored resolved (as csvpipe.load records
+	 * them), so the job runs as submitted whoever runs it.
+	 */
+	csv_options_from_fcinfo(&opts, fcinfo, CSV_FN_SUBMIT, "csvpipe.submit");
+	/* the 1.0 SQL signature has no force */
+	v1_1 = opts.has[CSV_OPT_FORCE];
+	if (opts.path == NULL || !OidIsValid(opts.relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("csvpipe.submit: path and target must not be NULL")));
@@ -301,9 +302,8 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 				 errdetail("Its snapshot may predate another session's job for the same file, which would then be loaded twice."),
 				 errhint("Call it in a READ COMMITTED transaction.")));
 
-	memset(&req, 0, sizeof(req));
-	pattern = text_to_cstring(PG_GETARG_TEXT_PP(SUBMIT_ARG_PATH));
-	req.relid = PG_GETARG_OID(SUBMIT_ARG_TARGET);
+	csv_load_request_init(&req, &opts);
+	pattern = opts.path;
 
 	/* who may submit: as for reading server files, and INSERT on the target */
 	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
@@ -312,29 +312,14 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 				 errmsg("permission denied to submit \"%s\"", pattern),
 				 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may load server files with csvpipe."),
 				 errhint("A superuser can run GRANT pg_read_server_files TO <role>.")));
-	if (!PG_ARGISNULL(SUBMIT_ARG_COLUMNS))
-		req.attnames = csv_column_list(PG_GETARG_ARRAYTYPE_P(SUBMIT_ARG_COLUMNS));
 	csv_load_check_privileges(req.relid, req.attnames);	/* as COPY */
 
-	/*
-	 * The options: validated now and stored resolved (as csvpipe.load records
-	 * them), so the job runs as submitted whoever runs it.
-	 */
-	csv_dialect_from_fcinfo(&req.dialect, fcinfo, SUBMIT_ARG_DIALECT);
-	req.nworkers = csv_workers_for(PG_ARGISNULL(SUBMIT_ARG_WORKERS) ? csvpipe_max_workers :
-								   PG_GETARG_INT32(SUBMIT_ARG_WORKERS));
-	/* 1.0: atomic boolean; from 1.1: mode text, and atomic after force */
-	csv_mode_from_fcinfo(fcinfo, SUBMIT_ARG_ATOMIC, SUBMIT_ARG_FORCE + 1, &req);
-	req.chunk_size = PG_ARGISNULL(SUBMIT_ARG_CHUNK_SIZE) ? (int64) csvpipe_chunk_size * 1024 :
-		PG_GETARG_INT64(SUBMIT_ARG_CHUNK_SIZE);
-	(void) csv_check_chunk_size(req.chunk_size);
-	req.on_error_skip = csv_on_error_option(PG_ARGISNULL(SUBMIT_ARG_ON_ERROR) ? NULL :
-											text_to_cstring(PG_GETARG_TEXT_PP(SUBMIT_ARG_ON_ERROR)));
-	req.max_errors = PG_ARGISNULL(SUBMIT_ARG_MAX_ERRORS) ? -1 : PG_GETARG_INT64(SUBMIT_ARG_MAX_ERRORS);
-	csv_check_error_options(&req);
 	/* foreign and Citus tables: refused now, not when the job runs (target.c) */
 	csv_target_check(req.relid, req.mode == CSV_LOAD_MODE_PREPARED, "csvpipe.submit");
-	priority = PG_ARGISNULL(SUBMIT_ARG_PRIORITY) ? 0 : PG_GETARG_INT32(SUBMIT_ARG_PRIORITY);
+	/* chunked into foreign tables: each server's ledger, now (shards.c) */
+	if (req.mode == CSV_LOAD_MODE_CHUNKED)
+		csv_shards_check_chunked(req.relid);
+	priority = opts.priority;
 	/* jumping ahead of other roles' jobs is acting on them, as a cancel is */
 	if (priority > 0 && !superuser() &&
 		!has_privs_of_role(GetUserId(), ROLE_PG_SIGNAL_BACKEND))
@@ -342,13 +327,12 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to submit with priority %d", priority),
 				 errdetail("Only superusers and roles with privileges of the \"pg_signal_backend\" role may submit jobs with a priority above 0; any role may use 0 or less.")));
-	if (v1_1 && !PG_ARGISNULL(SUBMIT_ARG_FORCE))
-		force = PG_GETARG_BOOL(SUBMIT_ARG_FORCE);
+	force = opts.force;
 
 	/* ... with the settings that decide how values are read */
 	{
 		StringInfoData buf;
-		char	   *json = csv_load_options_json(&req);
+		char	   *json = req.options_json;
 		const char *names[4] = {"DateStyle", "IntervalStyle", "TimeZone", "lc_monetary"};
 
 		initStringInfo(&buf);
@@ -515,12 +499,13 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 
 typedef struct JobRow
 {
-	char	   *state;
+	char	   *state;			/* as csvpipe.jobs says it: 'rolled back' too */
 	Oid			submitted_by;
 	bool		submitted;		/* queued by submit (has options) */
 	bool		atomic;
 	int			leader_pid;		/* 0: none */
 	bool		ours;			/* written by this (uncommitted) transaction */
+	bool		xact_open;		/* 'done' in another transaction still open */
 } JobRow;
 
 static bool
@@ -531,15 +516,18 @@ fetch_job(int64 job_id, bool for_update, JobRow *row)
 	CsvRows    *r;
 
 	values[0] = Int64GetDatum(job_id);
-	r = csv_internal_query(for_update ?
-						"SELECT state, submitted_by, origin = 'submit', atomic, leader_pid, xmin "
-						"  FROM @extschema@.job WHERE job_id = $1 FOR UPDATE" :
-						"SELECT state, submitted_by, origin = 'submit', atomic, leader_pid, xmin "
-						"  FROM @extschema@.job WHERE job_id = $1",
-						1, types, values, NULL);
+	r = csv_internal_query(psprintf("SELECT state, submitted_by, origin = 'submit', atomic, leader_pid, xmin, "
+									"  %s "
+									"  FROM @extschema@.job WHERE job_id = $1%s",
+									csv_txn_job_state_sql(""), for_update ? " FOR UPDATE" : ""),
+						   1, types, values, NULL);
 	if (r->nrows == 0)
 		return false;
-	row->state = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 0));
+	row->state = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 6));
+	row->xact_open = strcmp(TextDatumGetCString(CSV_ROW_VALUE(r, 0, 7)), "in progress") == 0 &&
+		!CSV_ROW_ISNULL(r, 0, 8) &&
+		!TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(
+			DatumGetFullTransactionId(CSV_ROW_VALUE(r, 0, 8))));
 	row->submitted_by = CSV_ROW_ISNULL(r, 0, 1) ? InvalidOid :
 		DatumGetObjectId(CSV_ROW_VALUE(r, 0, 1));
 	row->submitted = DatumGetBool(CSV_ROW_VALUE(r, 0, 2));
@@ -561,7 +549,7 @@ static bool
 state_is_final(const char *state)
 {
 	return strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
-		strcmp(state, "cancelled") == 0;
+		strcmp(state, "cancelled") == 0 || strcmp(state, "rolled back") == 0;
 }
 
 /*
@@ -659,8 +647,11 @@ csvpipe_cancel(PG_FUNCTION_ARGS)
 
 /*
  * csvpipe.wait(job, timeout DEFAULT NULL): sleep until the job is done,
- * failed or cancelled, and return that state; after timeout, return the
- * state it is in.
+ * failed, cancelled or rolled back, and return that state; after timeout,
+ * return the state it is in.  A transaction-mode load's 'done' is final
+ * once the transaction that loaded it ended: 'done' if it committed,
+ * 'rolled back' if it (or the savepoint around the load) aborted, as
+ * csvpipe.jobs says; waited for, unless it is the caller's own.
  *
  * Each poll (a bookkeeping query, the job's row copied out) allocates in a
  * context of its own, reset before the next poll, so a long wait runs in
@@ -709,7 +700,8 @@ csvpipe_wait(PG_FUNCTION_ARGS)
 		if (!fetch_job(job_id, false, &row))
 			job_not_found(job_id);
 		MemoryContextSwitchTo(caller);
-		if (state_is_final(row.state))
+		/* a transaction-mode load is final once its transaction ends */
+		if (state_is_final(row.state) && !row.xact_open)
 		{
 			result = row.state;
 			break;
@@ -767,7 +759,7 @@ csvpipe_wait(PG_FUNCTION_ARGS)
 }
 
 /* Was job_id queued by csvpipe.submit?  (false if it does not exist) */
-bool
+static bool
 csv_job_is_submitted(int64 job_id)
 {
 	JobRow		row;
@@ -776,12 +768,12 @@ csv_job_is_submitted(int64 job_id)
 }
 
 /*
- * csvpipe.resume(job) for a job queued by submit (run.c calls this): put a
- * failed or cancelled job back in the queue.  An atomic job runs again from
- * the start; a chunked one loads only the chunks missing from the ledger,
- * which needs the file it started on.
+ * csvpipe.resume(job) for a job queued by submit: put a failed or cancelled
+ * job back in the queue.  An atomic job runs again from the start; a
+ * chunked one loads only the chunks missing from the ledger, which needs
+ * the file it started on.
  */
-void
+static void
 csv_job_requeue(int64 job_id)
 {
 	JobRow		row;
@@ -794,10 +786,11 @@ csv_job_requeue(int64 job_id)
 	if (!fetch_job(job_id, true, &row))
 		job_not_found(job_id);
 	check_job_owner(job_id, row.submitted_by, "resume");
-	if (strcmp(row.state, "failed") != 0 && strcmp(row.state, "cancelled") != 0)
+	if (strcmp(row.state, "failed") != 0 && strcmp(row.state, "cancelled") != 0 &&
+		strcmp(row.state, "rolled back") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("csvpipe job " INT64_FORMAT " is %s; only failed or cancelled jobs can be resumed",
+				 errmsg("csvpipe job " INT64_FORMAT " is %s; only failed, cancelled or rolled back jobs can be resumed",
 						job_id, row.state),
 				 strcmp(row.state, "running") == 0 ?
 				 errhint("The launcher resumes a queued job whose runner is gone by itself.") : 0));
@@ -836,4 +829,33 @@ csv_job_requeue(int64 job_id)
 						   "WHERE job_id = $1",
 						   1, types, values, NULL);
 	wake_launcher_at_commit();
+}
+
+/*
+ * csvpipe.resume(job): a job queued by csvpipe.submit goes back in the
+ * queue, and the call returns at once (its runner skips the ledger's
+ * chunks); a job csvpipe.load started is finished here, in this session
+ * (run.c).
+ */
+Datum
+csvpipe_resume(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	TupleDesc	resdesc;
+	CsvLoadResult res;
+
+	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "csvpipe.resume must return a row");
+
+	if (csv_job_is_submitted(job_id))
+	{
+		Datum		result[6];
+		bool		resnulls[6] = {false, true, true, true, true, true};
+
+		csv_job_requeue(job_id);
+		result[0] = Int64GetDatum(job_id);
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(resdesc), result, resnulls)));
+	}
+	csv_resume_load(job_id, &res);
+	PG_RETURN_DATUM(csv_load_result_datum(resdesc, &res));
 }

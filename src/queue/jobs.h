@@ -29,10 +29,6 @@ typedef struct CsvRunnerArgs
 
 StaticAssertDecl(sizeof(CsvRunnerArgs) <= BGW_EXTRALEN, "CsvRunnerArgs must fit in bgw_extra");
 
-/* jobs.c: csvpipe.resume of a job queued by submit (run.c) */
-extern bool csv_job_is_submitted(int64 job_id);
-extern void csv_job_requeue(int64 job_id);
-
 /* purge.c: csvpipe.purge, submit's backoff and its settings */
 extern int	csv_backoff_secs;
 extern int	csv_backoff_max_secs;

@@ -623,6 +623,7 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, CsvFileId *
 	Oid			types[2] = {INT8OID, INT4OID};
 	Datum		values[2];
 	CsvRows    *r;
+	CsvOptions	opts;
 	MemoryContext old;
 
 	values[0] = Int64GetDatum(args->job_id);
@@ -630,60 +631,30 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, CsvFileId *
 	r = csv_internal_query("UPDATE @extschema@.job j SET leader_pid = pg_catalog.pg_backend_pid() "
 						" WHERE j.job_id = $1 AND j.state = 'running' AND j.attempt = $2 "
 						"   AND j.leader_pid IS NULL "
-						"RETURNING j.path, j.target, "
-						"  CASE WHEN jsonb_typeof(j.options->'columns') = 'array' "
-						"    THEN ARRAY(SELECT jsonb_array_elements_text(j.options->'columns')) END, "
-						"  (j.options->>'workers')::int, j.options->>'delimiter', j.options->>'quote', "
-						"  j.options->>'header', j.options->>'null_string', j.options->>'encoding', "
-						"  (j.options->>'skip_rows')::bigint, j.atomic, (j.options->>'chunk_size')::bigint, "
+						"RETURNING j.path, j.target, j.options, j.atomic, "
 						"  ARRAY(SELECT ARRAY[key, value] FROM jsonb_each_text(j.options->'settings')), "
-						"  j.options->>'on_error', (j.options->>'max_errors')::bigint, "
 						"  j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
 						"  ARRAY(SELECT c.chunk_no FROM @extschema@.chunks c WHERE c.job_id = j.job_id "
-						"        ORDER BY c.chunk_no), j.options->>'mode'",
+						"        ORDER BY c.chunk_no)",
 						2, types, values, NULL);
 	if (r->nrows == 0)
 		return false;
 
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	memset(req, 0, sizeof(*req));
-	req->job_id = args->job_id;
-	req->path = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 0));
-	req->relid = DatumGetObjectId(CSV_ROW_VALUE(r, 0, 1));
-	if (!CSV_ROW_ISNULL(r, 0, 2))
-		req->attnames = csv_column_list(DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 2)));
-	req->nworkers = csv_workers_for(CSV_ROW_ISNULL(r, 0, 3) ? csvpipe_max_workers :
-									DatumGetInt32(CSV_ROW_VALUE(r, 0, 3)));
 
-	/* the dialect, as validated and resolved by submit */
-	req->dialect.delimiter = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 4))[0];
-	req->dialect.quote = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 5))[0];
-	req->dialect.escape = req->dialect.quote;
-	csv_dialect_set_header(&req->dialect, CSV_ROW_ISNULL(r, 0, 6) ? "true" :
-						   TextDatumGetCString(CSV_ROW_VALUE(r, 0, 6)));
-	req->dialect.null_string = CSV_ROW_ISNULL(r, 0, 7) ? pstrdup("") :
-		TextDatumGetCString(CSV_ROW_VALUE(r, 0, 7));
-	req->dialect.null_len = strlen(req->dialect.null_string);
-	req->dialect.file_encoding = CSV_ROW_ISNULL(r, 0, 8) ? -1 :
-		pg_char_to_encoding(TextDatumGetCString(CSV_ROW_VALUE(r, 0, 8)));
-	if (req->dialect.file_encoding < 0)
-		req->dialect.file_encoding = GetDatabaseEncoding();
-	req->dialect.skip_rows = CSV_ROW_ISNULL(r, 0, 9) ? 0 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 9));
-	req->atomic = DatumGetBool(CSV_ROW_VALUE(r, 0, 10));
-	/* the mode the job asked for (jobs of 1.0: from atomic) */
-	req->mode = CSV_ROW_ISNULL(r, 0, 20) ?
-		(req->atomic ? CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED) :
-		csv_load_mode_option(TextDatumGetCString(CSV_ROW_VALUE(r, 0, 20)), req->atomic);
-	req->atomic = (req->mode == CSV_LOAD_MODE_PREPARED);
-	req->chunk_size = CSV_ROW_ISNULL(r, 0, 11) ? (int64) csvpipe_chunk_size * 1024 :
-		DatumGetInt64(CSV_ROW_VALUE(r, 0, 11));
-	req->on_error_skip = csv_on_error_option(CSV_ROW_ISNULL(r, 0, 13) ? NULL :
-											 TextDatumGetCString(CSV_ROW_VALUE(r, 0, 13)));
-	req->max_errors = CSV_ROW_ISNULL(r, 0, 14) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 14));
+	/* the options as submit validated and recorded them (options.c) */
+	csv_options_from_job(&opts, CSV_ROW_ISNULL(r, 0, 2) ? NULL :
+						 DatumGetJsonbP(CSV_ROW_VALUE(r, 0, 2)),
+						 DatumGetBool(CSV_ROW_VALUE(r, 0, 3)), "csvpipe.load");
+	opts.path = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 0));
+	opts.relid = DatumGetObjectId(CSV_ROW_VALUE(r, 0, 1));
+	opts.progress = false;
+	csv_load_request_init(req, &opts);
+	req->job_id = args->job_id;
 
 	/* settings: text[][2] of name, value */
 	{
-		ArrayType  *arr = DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 12));
+		ArrayType  *arr = DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 4));
 		Datum	   *elems;
 		bool	   *enulls;
 		int			n;
@@ -700,13 +671,13 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, CsvFileId *
 	/* chunks committed by an earlier run of a chunked job */
 	if (req->mode == CSV_LOAD_MODE_CHUNKED)
 	{
-		if (csv_load_set_skip_chunks(req, DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 19))) > 0)
+		if (csv_load_set_skip_chunks(req, DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 9))) > 0)
 		{
 			req->resume = true;
-			file->size = CSV_ROW_ISNULL(r, 0, 15) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 15));
-			file->dev = CSV_ROW_ISNULL(r, 0, 16) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 16));
-			file->ino = CSV_ROW_ISNULL(r, 0, 17) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 17));
-			file->mtime_ns = CSV_ROW_ISNULL(r, 0, 18) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 18));
+			file->size = CSV_ROW_ISNULL(r, 0, 5) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 5));
+			file->dev = CSV_ROW_ISNULL(r, 0, 6) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 6));
+			file->ino = CSV_ROW_ISNULL(r, 0, 7) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 7));
+			file->mtime_ns = CSV_ROW_ISNULL(r, 0, 8) ? -1 : DatumGetInt64(CSV_ROW_VALUE(r, 0, 8));
 		}
 	}
 	MemoryContextSwitchTo(old);

@@ -26,6 +26,7 @@
  */
 #include "csvpipe.h"
 #include "internal_sql.h"
+#include "options.h"
 
 #include <sys/stat.h>
 
@@ -62,7 +63,9 @@ typedef struct CsvScanState
 {
 	CustomScanState css;
 	int			kind;
+	Oid			funcid;			/* csvpipe.read or read_text */
 	List	   *arg_states;		/* ExprStates of the function arguments */
+	Oid		   *argtypes;		/* their types */
 	bool	   *convert;		/* columns to convert, NULL = all */
 	bool	   *used;			/* columns the query uses (all false: none) */
 	MemoryContext read_cxt;		/* per-scan; reset on rescan */
@@ -113,7 +116,7 @@ csv_function_kind(Oid funcid)
 	if (!HeapTupleIsValid(tup))
 		return CSV_KIND_NONE;
 	proc = (Form_pg_proc) GETSTRUCT(tup);
-	if (proc->prolang == ClanguageId && proc->pronargs == CSV_NUM_READ_ARGS)
+	if (proc->prolang == ClanguageId)
 	{
 		/* the extension's schema, whatever its name */
 		if (proc->pronamespace == csv_extension_schema(true))
@@ -152,7 +155,7 @@ csv_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti,
 		return;
 	fexpr = (FuncExpr *) rtfunc->funcexpr;
 	kind = csv_function_kind(fexpr->funcid);
-	if (kind == CSV_KIND_NONE || list_length(fexpr->args) != CSV_NUM_READ_ARGS)
+	if (kind == CSV_KIND_NONE)
 		return;
 	if (!bms_is_empty(rel->lateral_relids) || contain_vars_of_level((Node *) fexpr->args, 0))
 		return;
@@ -192,7 +195,8 @@ csv_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti,
 		rel->rows * (0.5 * cpu_tuple_cost + rel->baserestrictcost.per_tuple);
 	cpath->flags = 0;
 	cpath->custom_paths = NIL;
-	cpath->custom_private = list_make2(makeInteger(kind), convert);
+	cpath->custom_private = list_make3(makeInteger(kind), convert,
+									   makeInteger((int) fexpr->funcid));
 	cpath->methods = &csv_path_methods;
 
 	/* the FunctionScan path stays only if it is somehow cheaper */
@@ -252,6 +256,7 @@ csv_create_scan_state(CustomScan *cscan)
 
 	state->css.methods = &csv_exec_methods;
 	state->kind = intVal(linitial(cscan->custom_private));
+	state->funcid = (Oid) intVal(lthird(cscan->custom_private));
 	return (Node *) state;
 }
 
@@ -265,6 +270,9 @@ csv_begin_scan(CustomScanState *node, EState *estate, int eflags)
 	ListCell   *lc;
 
 	state->arg_states = ExecInitExprList(cscan->custom_exprs, &node->ss.ps);
+	state->argtypes = palloc(sizeof(Oid) * Max(list_length(cscan->custom_exprs), 1));
+	foreach(lc, cscan->custom_exprs)
+		state->argtypes[foreach_current_index(lc)] = exprType((Node *) lfirst(lc));
 	if (convert != NIL)
 	{
 		state->convert = palloc0(sizeof(bool) * scandesc->natts);
@@ -290,13 +298,19 @@ csv_open(CsvScanState *state)
 {
 	ExprContext *econtext = state->css.ss.ps.ps_ExprContext;
 	TupleDesc	scandesc = state->css.ss.ss_ScanTupleSlot->tts_tupleDescriptor;
-	Datum		args[CSV_NUM_READ_ARGS];
-	bool		argnulls[CSV_NUM_READ_ARGS];
+	int			nargs = list_length(state->arg_states);
+	Datum	   *args;
+	bool	   *argnulls;
+	CsvOptions	opts;
+	const char *funcname = state->kind == CSV_KIND_TEXT ?
+		"csvpipe.read_text" : "csvpipe.read";
 	MemoryContext oldcxt;
 	ListCell   *lc;
 	int			i = 0;
 
 	oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+	args = palloc(sizeof(Datum) * Max(nargs, 1));
+	argnulls = palloc(sizeof(bool) * Max(nargs, 1));
 	foreach(lc, state->arg_states)
 	{
 		ExprState  *es = (ExprState *) lfirst(lc);
@@ -305,11 +319,11 @@ csv_open(CsvScanState *state)
 		i++;
 	}
 	MemoryContextSwitchTo(state->read_cxt);
-	state->rs = csv_read_begin(state->kind == CSV_KIND_TEXT ?
-							   "csvpipe.read_text" : "csvpipe.read",
-							   state->kind == CSV_KIND_TEXT,
-							   scandesc, CSV_NUM_READ_ARGS, args, argnulls,
-							   state->convert, state->used);
+	csv_options_from_args(&opts, state->funcid,
+						  state->kind == CSV_KIND_TEXT ? CSV_FN_READ_TEXT : CSV_FN_READ,
+						  funcname, nargs, args, argnulls, state->argtypes);
+	state->rs = csv_read_begin(&opts, state->kind == CSV_KIND_TEXT,
+							   scandesc, state->convert, state->used);
 	MemoryContextSwitchTo(oldcxt);
 }
 

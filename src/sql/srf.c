@@ -21,7 +21,7 @@
 #include "csvpipe.h"
 #include "cache.h"
 #include "leader.h"
-#include "run.h"
+#include "options.h"
 #include "parallel.h"
 
 #include "access/table.h"
@@ -73,8 +73,8 @@ csv_read_text_tupdesc(void)
 }
 
 /*
- * Open the file named by args[CSV_ARG_PATH] with the options in args.  All
- * state lives in a child of the current memory context.
+ * Open the file that opts names, with its options (options.c).  All state
+ * lives in a child of the current memory context.
  *
  * convert_columns: the columns to convert (NULL = all; count(*) converts
  * all, so that a bad value fails as with file_fdw).  used_columns: the
@@ -83,10 +83,10 @@ csv_read_text_tupdesc(void)
  * them.
  */
 CsvReadState *
-csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
-			   int nargs, Datum *args, bool *argnulls, bool *convert_columns,
-			   const bool *used_columns)
+csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
+			   bool *convert_columns, const bool *used_columns)
 {
+	const char *funcname = opts->funcname;
 	MemoryContext cxt;
 	MemoryContext oldcxt;
 	CsvReadState *rs;
@@ -95,7 +95,7 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 	bool		ordered;
 	bool		use_cache;
 
-	if (argnulls[CSV_ARG_PATH])
+	if (opts->path == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s: path must not be NULL", funcname)));
@@ -107,14 +107,15 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 	rs->cxt = cxt;
 	rs->text_mode = text_mode;
 	rs->errpos.funcname = funcname;
-	rs->errpos.path = TextDatumGetCString(args[CSV_ARG_PATH]);
+	rs->errpos.path = pstrdup(opts->path);
 
 	errcallback.callback = csv_error_context_callback;
 	errcallback.arg = &rs->errpos;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	csv_dialect_from_args(&rs->dialect, nargs, args, argnulls);
+	rs->dialect = opts->dialect;
+	rs->dialect.null_string = pstrdup(opts->dialect.null_string);
 	if (text_mode && rs->dialect.header == CSV_HEADER_MATCH)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -124,16 +125,13 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 		rs->conv = csv_converter_create(tupdesc, &rs->dialect, &rs->errpos,
 										convert_columns);
 
-	rs->on_error_skip = !argnulls[CSV_ARG_ON_ERROR] &&
-		csv_on_error_option(TextDatumGetCString(args[CSV_ARG_ON_ERROR]));
-	nworkers = argnulls[CSV_ARG_WORKERS] ? 0 :
-		csv_workers_for(DatumGetInt32(args[CSV_ARG_WORKERS]));
-	ordered = argnulls[CSV_ARG_ORDERED] ? true : DatumGetBool(args[CSV_ARG_ORDERED]);
+	rs->on_error_skip = opts->on_error_skip;
+	nworkers = opts->nworkers;
+	ordered = opts->ordered;
 	rs->out_upto = tupdesc->natts;
 
 	/* the result cache: a hit opens neither the file nor any worker */
-	use_cache = nargs > CSV_ARG_CACHE &&
-		(argnulls[CSV_ARG_CACHE] || DatumGetBool(args[CSV_ARG_CACHE]));
+	use_cache = opts->cache;
 	if (use_cache)
 	{
 		rs->cache = csv_cache_lookup(rs->errpos.path, &rs->dialect, text_mode,
@@ -157,10 +155,8 @@ csv_read_begin(const char *funcname, bool text_mode, TupleDesc tupdesc,
 
 	if (nworkers > 0)
 	{
-		int64		chunk_size = argnulls[CSV_ARG_CHUNK_SIZE] ?
-			(int64) csvpipe_chunk_size * 1024 : DatumGetInt64(args[CSV_ARG_CHUNK_SIZE]);
+		int64		chunk_size = opts->chunk_size;
 
-		(void) csv_check_chunk_size(chunk_size);
 		rs->leader = csv_leader_begin(CSV_MODE_READ, rs->errpos.path, &rs->dialect,
 									  tupdesc, convert_columns, nworkers,
 									  chunk_size, ordered, &rs->errpos);
@@ -349,12 +345,8 @@ csv_srf(FunctionCallInfo fcinfo, const char *funcname, bool text_mode)
 	{
 		MemoryContext oldcxt;
 		TupleDesc	tupdesc;
-		Datum		args[CSV_NUM_READ_ARGS];
-		bool		argnulls[CSV_NUM_READ_ARGS];
+		CsvOptions	opts;
 
-		if (PG_NARGS() != CSV_NUM_READ_ARGS)
-			elog(ERROR, "%s: expected %d arguments, got %d",
-				 funcname, CSV_NUM_READ_ARGS, PG_NARGS());
 		if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -373,11 +365,8 @@ csv_srf(FunctionCallInfo fcinfo, const char *funcname, bool text_mode)
 							 funcname)));
 		tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
 
-		for (int i = 0; i < CSV_NUM_READ_ARGS; i++)
-		{
-			argnulls[i] = PG_ARGISNULL(i);
-			args[i] = argnulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
-		}
+		csv_options_from_fcinfo(&opts, fcinfo,
+								text_mode ? CSV_FN_READ_TEXT : CSV_FN_READ, funcname);
 
 		st = palloc0(sizeof(SrfState));
 		st->tupdesc = tupdesc;
@@ -385,8 +374,7 @@ csv_srf(FunctionCallInfo fcinfo, const char *funcname, bool text_mode)
 		st->nulls = palloc(sizeof(bool) * tupdesc->natts);
 		st->row_cxt = AllocSetContextCreate(funcctx->multi_call_memory_ctx,
 											"csvpipe row", ALLOCSET_DEFAULT_SIZES);
-		st->rs = csv_read_begin(funcname, text_mode, tupdesc, CSV_NUM_READ_ARGS,
-								args, argnulls, NULL, NULL);
+		st->rs = csv_read_begin(&opts, text_mode, tupdesc, NULL, NULL);
 		funcctx->user_fctx = st;
 		/* close the file when the executor stops early (LIMIT, error) */
 		RegisterExprContextCallback(rsinfo->econtext, srf_shutdown,
@@ -416,16 +404,6 @@ csv_srf(FunctionCallInfo fcinfo, const char *funcname, bool text_mode)
 	UnregisterExprContextCallback(rsinfo->econtext, srf_shutdown,
 								  PointerGetDatum(st));
 	SRF_RETURN_DONE(funcctx);
-}
-
-int
-csv_workers_for(int asked)
-{
-	if (asked < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe workers must not be negative")));
-	return Min(Min(asked, csvpipe_max_workers), CSVPIPE_MAX_WORKERS);
 }
 
 Datum

@@ -1,0 +1,156 @@
+/*-------------------------------------------------------------------------
+ *
+ * options.h
+ *		The options of csvpipe's functions, defined once (options.c).
+ *
+ * Every named argument of csvpipe.read, read_text, load, submit and
+ * load_serial is an entry of one table (options.c): its SQL name, its kind
+ * of value, its default, the functions that take it, whether it changes
+ * the rows (the result cache's key), whether it is recorded with a job and
+ * whether it reaches the workers.  A call's arguments are matched to the
+ * table by their names in pg_proc (never by position), validated, and
+ * resolved into a CsvOptions; a job's recorded options (csvpipe.job.options)
+ * are written from a CsvOptions and read back into one through the same
+ * validation.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CSVPIPE_OPTIONS_H
+#define CSVPIPE_OPTIONS_H
+
+#include "csvpipe.h"
+
+#include "utils/jsonb.h"
+
+/* the functions that take options (CsvOptionDef.funcs) */
+#define CSV_FN_READ			0x01
+#define CSV_FN_READ_TEXT	0x02
+#define CSV_FN_LOAD			0x04
+#define CSV_FN_SUBMIT		0x08
+#define CSV_FN_LOAD_SERIAL	0x10
+#define CSV_FN_SNIFF		0x20	/* csvpipe.sniff, to come */
+#define CSV_FN_ANY_READ		(CSV_FN_READ | CSV_FN_READ_TEXT)
+#define CSV_FN_ANY_LOAD		(CSV_FN_LOAD | CSV_FN_SUBMIT | CSV_FN_LOAD_SERIAL)
+
+/* what an option is (CsvOptionDef.flags) */
+#define CSV_OPTF_ROWS		0x01	/* changes the rows: part of the cache key */
+#define CSV_OPTF_JOB		0x02	/* recorded with a job, restored by its runner */
+#define CSV_OPTF_WORKER		0x04	/* handed to the workers */
+#define CSV_OPTF_ARG		0x08	/* an argument, not an option (path, target) */
+
+/* how a load commits (README, "Load modes") */
+typedef enum CsvLoadMode
+{
+	CSV_LOAD_MODE_UNSET = 0,	/* from atomic: prepared if true, else chunked */
+	CSV_LOAD_MODE_TRANSACTION,	/* the caller's transaction (default from 1.1) */
+	CSV_LOAD_MODE_PREPARED,		/* two-phase, 1.0's atomic => true */
+	CSV_LOAD_MODE_CHUNKED		/* a commit per chunk, 1.0's atomic => false */
+} CsvLoadMode;
+
+/* the entries of the table, in the order they are validated */
+typedef enum CsvOptId
+{
+	CSV_OPT_PATH,
+	CSV_OPT_TARGET,
+	CSV_OPT_COLUMNS,
+	CSV_OPT_DELIMITER,
+	CSV_OPT_QUOTE,
+	CSV_OPT_ESCAPE,
+	CSV_OPT_HEADER,
+	CSV_OPT_NULL_STRING,
+	CSV_OPT_ENCODING,
+	CSV_OPT_SKIP_ROWS,
+	CSV_OPT_WORKERS,
+	CSV_OPT_ORDERED,
+	CSV_OPT_MODE,
+	CSV_OPT_ATOMIC,
+	CSV_OPT_FREEZE,
+	CSV_OPT_CHUNK_SIZE,
+	CSV_OPT_ON_ERROR,
+	CSV_OPT_MAX_ERRORS,
+	CSV_OPT_PROGRESS,
+	CSV_OPT_CACHE,
+	CSV_OPT_PRIORITY,
+	CSV_OPT_FORCE,
+	CSV_NUM_OPTS
+} CsvOptId;
+
+/* kinds of values */
+typedef enum CsvOptKind
+{
+	CSV_OK_TEXT,				/* text */
+	CSV_OK_CHAR,				/* text: one single-byte character */
+	CSV_OK_LABEL,				/* text: one of the entry's labels */
+	CSV_OK_HEADER,				/* csvpipe.header_mode: labels, or boolean */
+	CSV_OK_ENCODING,			/* text: an encoding name */
+	CSV_OK_BOOL,
+	CSV_OK_INT,					/* int or bigint */
+	CSV_OK_NAMES,				/* text[] of column names */
+	CSV_OK_REGCLASS
+} CsvOptKind;
+
+typedef struct CsvOptLabel
+{
+	const char *label;
+	int			value;
+} CsvOptLabel;
+
+typedef struct CsvOptionDef
+{
+	const char *name;			/* the SQL argument's name */
+	const char *alias;			/* another name for it, or NULL */
+	CsvOptKind	kind;
+	const char *sql_type;		/* as in the SQL signatures (README) */
+	const char *sql_default;	/* the SQL default, as the README shows it */
+	uint32		funcs;			/* CSV_FN_* that take it */
+	uint32		flags;			/* CSV_OPTF_* */
+	const CsvOptLabel *labels;	/* CSV_OK_LABEL/HEADER: the valid values */
+	const char *doc;			/* one line for the README */
+} CsvOptionDef;
+
+extern const CsvOptionDef csv_option_defs[CSV_NUM_OPTS];
+
+/*
+ * A call's options, resolved: what every entry point works from.  given[]
+ * says which options the call passed (non-NULL); raw Datums are not kept.
+ */
+struct CsvOptions				/* typedef in csvpipe.h */
+{
+	const char *funcname;		/* "csvpipe.load" etc., for errors */
+	uint32		fn;				/* the CSV_FN_* of the call */
+	bool		has[CSV_NUM_OPTS];	/* the function has this argument */
+	bool		isnull[CSV_NUM_OPTS];	/* it was NULL */
+
+	char	   *path;
+	Oid			relid;			/* target, or InvalidOid */
+	List	   *columns;		/* target columns the file fills, or NIL */
+	CsvDialect	dialect;
+	int			nworkers;		/* capped by csvpipe.max_workers */
+	bool		ordered;
+	CsvLoadMode mode;
+	bool		atomic;			/* mode == CSV_LOAD_MODE_PREPARED */
+	bool		freeze;
+	int64		chunk_size;		/* bytes */
+	bool		on_error_skip;
+	int64		max_errors;		/* -1: no limit */
+	bool		progress;
+	bool		cache;
+	int32		priority;
+	bool		force;
+};
+
+extern void csv_options_from_fcinfo(CsvOptions *opts, FunctionCallInfo fcinfo,
+									uint32 fn, const char *funcname);
+extern void csv_options_from_args(CsvOptions *opts, Oid funcid, uint32 fn,
+								  const char *funcname, int nargs,
+								  const Datum *args, const bool *argnulls,
+								  const Oid *argtypes);
+extern void csv_options_from_job(CsvOptions *opts, Jsonb *options,
+								 bool atomic, const char *funcname);
+extern char *csv_options_job_json(const CsvOptions *opts);
+
+extern int	csv_workers_for(int asked);
+extern CsvHeaderMode csv_header_option(Datum v, Oid typid);
+extern const char *csv_load_mode_label(CsvLoadMode mode);
+
+#endif							/* CSVPIPE_OPTIONS_H */

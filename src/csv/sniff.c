@@ -1,0 +1,1711 @@
+/*-------------------------------------------------------------------------
+ *
+ * sniff.c
+ *		Detect a CSV file's dialect, header, column names and column types
+ *		from a sample of it (csvpipe.sniff, csvpipe.create_table, load's
+ *		create_target).
+ *
+ * Owns the sniffing rules (README "Sniffing a file" documents them):
+ *
+ *  - The sample: the file's first sample_size bytes (4MB by default), read
+ *    through csv_open_file() (privileges, csvpipe.allowed_dirs, no link
+ *    followed, fstat of what was opened: exactly as a read), and used as
+ *    whole records only: a record cut by the sample's end is dropped.
+ *  - Encoding: a UTF-8 byte order mark, else UTF8 when the sample is valid
+ *    UTF-8, else WIN1252 when bytes 0x80-0x9F occur that WIN1252 defines,
+ *    else LATIN1.  The encoding the caller gives is taken as it is.
+ *  - Dialect: every candidate (delimiters , ; TAB |, then space; quotes "
+ *    and ') tokenizes the sample's first records with csvpipe's own
+ *    tokenizer, so a candidate is judged by exactly the records a read
+ *    would see.  Its score: records with the most common field count, less
+ *    records with another count, less twice the malformed ones, less the
+ *    preamble rows before the table.  Highest score wins, then more
+ *    columns, then the order above.  Space is only tried when no other
+ *    delimiter gives two columns or more.
+ *  - Preamble (skip_rows): the records before the first one that has the
+ *    table's field count, and sparse rows (one value in three fields or
+ *    more) at the top when a dense row follows; leading empty lines count
+ *    as records (as skip_rows counts them).
+ *  - Types: every value of the sample is classified by its shape (a strict
+ *    subset of what the type's input function accepts; numbers with a
+ *    leading zero such as 00501 are never numbers); a column gets the
+ *    narrowest type every value fits.  Date and time types are then checked
+ *    with PostgreSQL's own input functions on every sampled value, under the
+ *    session's DateStyle and TimeZone, so a proposed type accepts every
+ *    value of the sample; a column with a value they refuse is text.
+ *  - Header: the first record is a header when its values do not fit the
+ *    types of the columns below it (more misfits than fits); when every
+ *    column is text, when its values are all present, distinct and appear
+ *    nowhere else in their column.
+ *
+ * The csv layer does not call up: SQL-facing code (src/sql/sniff_sql.c)
+ * turns the result into rows and DDL.  Nothing here holds shared state; the
+ * input functions whose errors are caught here (date, time, timestamp,
+ * timestamptz, jsonb) touch none either, so no subtransaction is needed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "sniff.h"
+
+#include <unistd.h>
+
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+/* the tokenizer is fed this much at a time */
+#define SNIFF_PIECE			(64 * 1024)
+/* dialect candidates are judged on at most this many records and bytes */
+#define DETECT_MAX_RECORDS	2000
+#define DETECT_MAX_BYTES	(512 * 1024)
+/* a preamble is at most this many records */
+#define MAX_PREAMBLE		100
+/* how many notes of one kind */
+#define MAX_EXAMPLE			60
+
+#define M(t)				(1u << (t))
+#define NUMBER_BITS			(M(CSV_SNIFF_INT2) | M(CSV_SNIFF_INT4) | M(CSV_SNIFF_INT8) | \
+							 M(CSV_SNIFF_NUMERIC) | M(CSV_SNIFF_FLOAT8))
+#define ALL_BITS			((1u << CSV_SNIFF_NTYPES) - 1)
+
+typedef struct Sniffer
+{
+	const char *path;
+	CsvErrorPosition errpos;
+	char	   *data;			/* the sample, after a byte order mark */
+	int64		len;
+	bool		whole;			/* data is the whole file */
+} Sniffer;
+
+/* ---- the sample ---- */
+
+static void
+read_sample(Sniffer *sn, int64 sample_size, CsvSniffResult *res)
+{
+	struct stat st;
+	int			fd = csv_open_file(sn->path, 0, &st, NULL);
+	int64		want = sample_size;
+	int64		got = 0;
+	char	   *buf;
+
+	if (st.st_size < want)
+		want = st.st_size;
+	buf = palloc_extended(want + 1, MCXT_ALLOC_HUGE);
+	while (got < want)
+	{
+		ssize_t		n;
+
+		CHECK_FOR_INTERRUPTS();
+		n = read(fd, buf + got, Min(want - got, (int64) (1024 * 1024)));
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", sn->path)));
+		}
+		if (n == 0)
+			break;
+		got += n;
+	}
+	/* the whole file, unless it has more than the sample */
+	sn->whole = true;
+	if (got == want && want == sample_size)
+	{
+		char		c;
+		ssize_t		n;
+
+		do
+			n = read(fd, &c, 1);
+		while (n < 0 && errno == EINTR);
+		sn->whole = (n == 0);
+	}
+	csv_close_file(fd);
+	buf[got] = '\0';
+	sn->data = buf;
+	sn->len = got;
+	res->sample_bytes = got;
+	res->whole_file = sn->whole;
+}
+
+/* Is data[0..len) valid UTF-8 (a character cut by a partial sample's end is) */
+static bool
+valid_utf8(const char *data, int64 len, bool whole)
+{
+	int64		done = 0;
+
+	while (done < len)
+	{
+		int			piece = (int) Min(len - done, (int64) (64 * 1024 * 1024));
+		int			v = pg_encoding_verifymbstr(PG_UTF8, data + done, piece);
+
+		done += v;
+		if (v == piece)
+			continue;
+		if (done + 4 <= len || whole)
+			return false;
+		/* a cut character at the sample's end */
+		return pg_utf_mblen((const unsigned char *) data + done) > len - done;
+	}
+	return true;
+}
+
+static int
+guess_encoding(const char *data, int64 len, bool whole)
+{
+	bool		c1 = false;
+
+	if (valid_utf8(data, len, whole))
+		return PG_UTF8;
+	for (int64 i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) data[i];
+
+		if (c >= 0x80 && c <= 0x9F)
+		{
+			/* bytes WIN1252 leaves undefined: LATIN1 maps every byte */
+			if (c == 0x81 || c == 0x8D || c == 0x8F || c == 0x90 || c == 0x9D)
+				return PG_LATIN1;
+			c1 = true;
+		}
+	}
+	return c1 ? PG_WIN1252 : PG_LATIN1;
+}
+
+static const char *
+guess_line_ending(const char *data, int64 len)
+{
+	int64		lf = 0,
+				cr = 0,
+				crlf = 0;
+
+	for (int64 i = 0; i < len; i++)
+	{
+		if (data[i] == '\r')
+		{
+			if (i + 1 < len && data[i + 1] == '\n')
+			{
+				crlf++;
+				i++;
+			}
+			else
+				cr++;
+		}
+		else if (data[i] == '\n')
+			lf++;
+	}
+	if (lf == 0 && cr == 0 && crlf == 0)
+		return NULL;
+	if (crlf >= lf && crlf >= cr)
+		return "CRLF";
+	return lf >= cr ? "LF" : "CR";
+}
+
+/* ---- tokenizing the sample ---- */
+
+typedef bool (*SniffRecordFn) (void *arg, CsvRecord *rec);
+
+static void
+sniff_dialect_init(CsvDialect *d, char delimiter, char quote, int encoding,
+				   const char *null_string, bool empty_line_is_record)
+{
+	memset(d, 0, sizeof(CsvDialect));
+	d->delimiter = delimiter;
+	d->quote = quote;
+	d->escape = quote;
+	d->header = CSV_HEADER_NONE;
+	d->null_string = (char *) null_string;
+	d->null_len = strlen(null_string);
+	d->file_encoding = encoding;
+	d->empty_line_is_record = empty_line_is_record;
+}
+
+/*
+ * Tokenize the sample's first limit bytes with dialect d and hand each
+ * record to fn until it returns false.  prefix: the first records are
+ * skip_rows and header (empty lines among them are records, as for a read).
+ * encode: validate or convert to the server encoding first, as a read does
+ * (else raw bytes: enough to find delimiters).  Only whole records: the
+ * end of the input is only final when the sample is the whole file.
+ */
+static void
+scan_records(Sniffer *sn, const CsvDialect *d, int64 prefix, int64 limit,
+			 bool encode, SniffRecordFn fn, void *arg)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "csvpipe sniff scan",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcxt = MemoryContextSwitchTo(cxt);
+	CsvTokenizer *tok = csv_tokenizer_create(d, &sn->errpos, 1);
+	CsvEncoder	enc;
+	CsvRecord	rec;
+	int64		end = Min(limit, sn->len);
+	bool		final = (end == sn->len) && sn->whole;
+	int64		pos = 0;
+	bool		stop = false;
+
+	if (encode)
+		csv_encoder_init(&enc, d);
+	csv_tokenizer_set_prefix(tok, prefix);
+	while (pos < end && !stop)
+	{
+		int64		n = Min(end - pos, (int64) SNIFF_PIECE);
+		bool		last = (pos + n == end);
+
+		CHECK_FOR_INTERRUPTS();
+		if (encode)
+		{
+			int64		carry = csv_encoder_feed(&enc, tok, sn->data + pos, n,
+												 last && final);
+
+			pos += n - carry;
+			if (last && carry > 0)
+				pos = end;		/* a character cut by the sample's end */
+		}
+		else
+		{
+			csv_tokenizer_feed(tok, sn->data + pos, n);
+			pos += n;
+		}
+		while (!stop && csv_tokenizer_next(tok, &rec))
+			stop = !fn(arg, &rec);
+	}
+	if (!stop && final)
+	{
+		csv_tokenizer_finish(tok);
+		while (!stop && csv_tokenizer_next(tok, &rec))
+			stop = !fn(arg, &rec);
+	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(cxt);
+}
+
+/* ---- the dialect ---- */
+
+typedef struct DetRecord
+{
+	int			nfields;
+	int			nonnull;		/* fields with a value */
+	bool		empty;			/* an empty line */
+	bool		bad;			/* malformed with this dialect */
+} DetRecord;
+
+typedef struct Candidate
+{
+	char		delimiter;
+	char		quote;
+	int			tier;			/* 1, or 2: only when tier 1 finds no table */
+	int			order;			/* preference among equals */
+	DetRecord  *recs;
+	int			nrecs;
+	int			ncolumns;		/* the most common field count */
+	int			start;			/* record index of the table's first row */
+	int			nbad;
+	int64		score;
+} Candidate;
+
+static bool
+detect_record(void *arg, CsvRecord *rec)
+{
+	Candidate  *c = (Candidate *) arg;
+	DetRecord  *r = &c->recs[c->nrecs++];
+
+	r->empty = rec->empty_line;
+	r->bad = rec->bad != NULL;
+	r->nfields = rec->nfields;
+	r->nonnull = 0;
+	for (int i = 0; i < rec->nfields; i++)
+		if (rec->values[i] != NULL && rec->lengths[i] > 0)
+			r->nonnull++;
+	return c->nrecs < DETECT_MAX_RECORDS;
+}
+
+static int
+cmp_int(const void *a, const void *b)
+{
+	int			x = *(const int *) a;
+	int			y = *(const int *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* The next record at or after i that is a row of the table, or -1 */
+static int
+next_table_row(Candidate *c, int i)
+{
+	for (; i < c->nrecs; i++)
+		if (!c->recs[i].empty && !c->recs[i].bad &&
+			c->recs[i].nfields == c->ncolumns)
+			return i;
+	return -1;
+}
+
+/* Field count, table start and score of a tokenized candidate */
+static void
+judge_candidate(Candidate *c, int64 fixed_skip)
+{
+	int		   *counts = palloc(sizeof(int) * Max(c->nrecs, 1));
+	int			n = 0;
+	int			best = 0,
+				bestn = 0;
+	int64		cons = 0,
+				incons = 0,
+				pre = 0;
+
+	for (int i = 0; i < c->nrecs; i++)
+		if (!c->recs[i].empty && !c->recs[i].bad &&
+			(fixed_skip < 0 || i >= fixed_skip))
+			counts[n++] = c->recs[i].nfields;
+	qsort(counts, n, sizeof(int), cmp_int);
+	for (int i = 0; i < n;)
+	{
+		int			j = i;
+
+		while (j < n && counts[j] == counts[i])
+			j++;
+		/* ties: more fields */
+		if (j - i >= bestn)
+		{
+			best = counts[i];
+			bestn = j - i;
+		}
+		i = j;
+	}
+	pfree(counts);
+	c->ncolumns = best;
+
+	if (fixed_skip >= 0)
+		c->start = (int) Min(fixed_skip, (int64) c->nrecs);
+	else
+	{
+		int			s = next_table_row(c, 0);
+
+		if (s < 0 || s > MAX_PREAMBLE)
+			s = 0;
+		/* sparse rows on top of a dense one: a preamble too */
+		while (s >= 0 && c->ncolumns >= 3 && c->recs[s].nonnull <= 1)
+		{
+			int			t = next_table_row(c, s + 1);
+
+			if (t < 0 || t > MAX_PREAMBLE || c->recs[t].nonnull <= 1)
+				break;
+			s = t;
+		}
+		/* leading empty lines are skipped too (a read's header would take one) */
+		if (s <= 0)
+		{
+			s = 0;
+			while (s < c->nrecs && c->recs[s].empty)
+				s++;
+		}
+		c->start = s;
+	}
+
+	c->nbad = 0;
+	for (int i = 0; i < c->nrecs; i++)
+	{
+		DetRecord  *r = &c->recs[i];
+
+		if (r->empty)
+			continue;
+		if (i < c->start)
+			pre++;
+		else if (r->bad)
+		{
+			c->nbad++;
+			incons++;
+		}
+		else if (r->nfields == c->ncolumns)
+			cons++;
+		else
+			incons++;
+	}
+	c->score = cons - incons - c->nbad - pre;
+}
+
+/* Is a better than b? */
+static bool
+candidate_better(const Candidate *a, const Candidate *b)
+{
+	bool		ta = a->ncolumns >= 2 && a->score > 0;
+	bool		tb = b->ncolumns >= 2 && b->score > 0;
+
+	if (ta != tb)
+		return ta;
+	if (a->score != b->score)
+		return a->score > b->score;
+	if (a->ncolumns != b->ncolumns)
+		return a->ncolumns > b->ncolumns;
+	return a->order < b->order;
+}
+
+static const char tier1_delims[] = {',', ';', '\t', '|'};
+static const char tier2_delims[] = {' '};
+static const char quotes[] = {'"', '\''};
+
+static void
+detect_dialect(Sniffer *sn, const CsvSniffOptions *opts, CsvSniffResult *res,
+			   Candidate *chosen)
+{
+	Candidate  *cands = palloc0(sizeof(Candidate) * 16);
+	int			ncands = 0;
+	int			best = -1;
+	int64		limit = Min(sn->len, (int64) DETECT_MAX_BYTES);
+	int			order = 0;
+
+	for (int tier = 1; tier <= 2; tier++)
+	{
+		const char *delims = tier == 1 ? tier1_delims : tier2_delims;
+		int			ndelims = tier == 1 ? lengthof(tier1_delims) : lengthof(tier2_delims);
+
+		/* space only when no other delimiter finds a table */
+		if (tier == 2 && best >= 0 && cands[best].ncolumns >= 2 &&
+			cands[best].score > 0)
+			break;
+		for (int d = 0; d < ndelims; d++)
+			for (int q = 0; q < lengthof(quotes); q++)
+			{
+				Candidate  *c = &cands[ncands];
+				CsvDialect	dialect;
+
+				if (opts->delimiter >= 0 && delims[d] != (char) opts->delimiter)
+					continue;
+				if (opts->quote >= 0 && quotes[q] != (char) opts->quote)
+					continue;
+				c->delimiter = delims[d];
+				c->quote = quotes[q];
+				c->tier = tier;
+				c->order = order++;
+				c->recs = palloc(sizeof(DetRecord) * DETECT_MAX_RECORDS);
+				sniff_dialect_init(&dialect, c->delimiter, c->quote,
+								   res->encoding, "", true);
+				scan_records(sn, &dialect, 0, limit, false, detect_record, c);
+				judge_candidate(c, opts->skip_rows);
+				if (best < 0 || candidate_better(c, &cands[best]))
+					best = ncands;
+				ncands++;
+			}
+	}
+
+	/* a delimiter or quote outside the candidates, given by the caller */
+	if (best < 0)
+	{
+		Candidate  *c = &cands[0];
+		CsvDialect	dialect;
+
+		c->delimiter = opts->delimiter >= 0 ? (char) opts->delimiter : ',';
+		c->quote = opts->quote >= 0 ? (char) opts->quote : '"';
+		c->recs = palloc(sizeof(DetRecord) * DETECT_MAX_RECORDS);
+		sniff_dialect_init(&dialect, c->delimiter, c->quote, res->encoding,
+						   "", true);
+		scan_records(sn, &dialect, 0, limit, false, detect_record, c);
+		judge_candidate(c, opts->skip_rows);
+		best = 0;
+	}
+	*chosen = cands[best];
+	res->delimiter = chosen->delimiter;
+	res->quote = chosen->quote;
+	res->skip_rows = opts->skip_rows >= 0 ? opts->skip_rows : chosen->start;
+
+	/* backslash escapes: what makes the chosen dialect's bad records bad? */
+	res->escape = res->quote;
+	if (opts->escape >= 0)
+		res->escape = (char) opts->escape;
+	else if (chosen->nbad > 0)
+	{
+		int64		nesc = 0;
+
+		for (int64 i = 0; i + 1 < limit; i++)
+			if (sn->data[i] == '\\' && sn->data[i + 1] == res->quote)
+				nesc++;
+		if (nesc >= chosen->nbad)
+			res->escape = '\\';
+	}
+}
+
+/* ---- values ---- */
+
+typedef struct ColStats
+{
+	uint32		mask;			/* types every value so far fits */
+	int64		nvalues;		/* non-NULL values */
+	int64		nnull;
+	bool		bool_word;		/* a boolean written as a word (not 0/1) */
+	bool		real_number;	/* a number that is not NaN or Infinity */
+	bool		exponent;		/* a number with an exponent */
+	bool		special;		/* NaN or Infinity */
+	int			max_scale;
+	int			max_intdigits;
+	bool		day_first;		/* a date D/M/Y with D > 12 */
+	bool		month_first;	/* a date M/D/Y with D > 12 */
+	bool		slash_date;		/* a numeric date with the year last */
+	int64		nleadzero;		/* numbers with a leading zero */
+	int64		nnonnumber;		/* values that are no number at all */
+	char	   *leadzero_example;
+	bool		r0_repeated;	/* the first record's value occurs again */
+} ColStats;
+
+static void
+colstats_init(ColStats *cs)
+{
+	memset(cs, 0, sizeof(ColStats));
+	cs->mask = ALL_BITS;
+}
+
+static void
+colstats_merge(ColStats *into, const ColStats *from)
+{
+	into->mask &= from->mask;
+	into->nvalues += from->nvalues;
+	into->nnull += from->nnull;
+	into->bool_word |= from->bool_word;
+	into->real_number |= from->real_number;
+	into->exponent |= from->exponent;
+	into->special |= from->special;
+	into->max_scale = Max(into->max_scale, from->max_scale);
+	into->max_intdigits = Max(into->max_intdigits, from->max_intdigits);
+	into->day_first |= from->day_first;
+	into->month_first |= from->month_first;
+	into->slash_date |= from->slash_date;
+	into->nleadzero += from->nleadzero;
+	into->nnonnumber += from->nnonnumber;
+	if (into->leadzero_example == NULL)
+		into->leadzero_example = from->leadzero_example;
+}
+
+#define IS_DIGIT(c)		((c) >= '0' && (c) <= '9')
+#define IS_SPACE(c)		((c) == ' ' || (c) == '\t' || (c) == '\n' || (c) == '\r' || \
+						 (c) == '\v' || (c) == '\f')
+#define IS_ALPHA(c)		(((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
+#define IS_HEX(c)		(IS_DIGIT(c) || ((c) >= 'a' && (c) <= 'f') || ((c) >= 'A' && (c) <= 'F'))
+
+/*
+ * Numbers: [ws][+-]digits[.digits][(e|E)[+-]digits][ws], as int2/4/8in,
+ * numeric_in and float8in all accept (digits on at least one side of the
+ * point).  Returns the mask of the number types the value fits, or 0 when
+ * it is no number; *leadzero when it has an integer part of two digits or
+ * more that starts with 0 (a code: 00501).
+ */
+static uint32
+classify_number(const char *s, ColStats *cs, bool *leadzero)
+{
+	const char *p = s;
+	bool		neg = false;
+	const char *int_start;
+	int			nint,
+				nfrac = 0,
+				lead = 0,
+				sig;
+	bool		point = false;
+	int			exp = 0;
+	bool		has_exp = false;
+	uint32		mask;
+
+	*leadzero = false;
+	while (IS_SPACE(*p))
+		p++;
+	if (*p == '+' || *p == '-')
+		neg = (*p++ == '-');
+	int_start = p;
+	while (IS_DIGIT(*p))
+		p++;
+	nint = p - int_start;
+	if (*p == '.')
+	{
+		const char *f = ++p;
+
+		point = true;
+		while (IS_DIGIT(*p))
+			p++;
+		nfrac = p - f;
+	}
+	if (nint + nfrac == 0)
+		return 0;
+	if (*p == 'e' || *p == 'E')
+	{
+		const char *e = p + 1;
+		int			nexp = 0;
+		bool		eneg = false;
+
+		if (*e == '+' || *e == '-')
+			eneg = (*e++ == '-');
+		while (IS_DIGIT(*e))
+		{
+			if (exp < 100000)
+				exp = exp * 10 + (*e - '0');
+			e++;
+			nexp++;
+		}
+		if (nexp == 0)
+			return 0;
+		if (eneg)
+			exp = -exp;
+		has_exp = true;
+		p = e;
+	}
+	while (IS_SPACE(*p))
+		p++;
+	if (*p != '\0')
+		return 0;
+
+	if (nint >= 2 && int_start[0] == '0')
+	{
+		*leadzero = true;
+		return 0;
+	}
+
+	/* significant digits (leading zeros of the integer part and fraction) */
+	while (lead < nint && int_start[lead] == '0')
+		lead++;
+	if (lead == nint)
+	{
+		const char *f = int_start + nint + (point ? 1 : 0);
+		int			z = 0;
+
+		while (z < nfrac && f[z] == '0')
+			z++;
+		sig = nfrac - z;
+	}
+	else
+		sig = nint - lead + nfrac;
+
+	cs->real_number = true;
+	if (has_exp)
+	{
+		cs->exponent = true;
+		/* well inside double precision's range, and numeric's */
+		if (exp > 300 || exp < -300)
+			return 0;
+		return M(CSV_SNIFF_NUMERIC) | (sig <= 15 ? M(CSV_SNIFF_FLOAT8) : 0);
+	}
+	cs->max_scale = Max(cs->max_scale, nfrac);
+	cs->max_intdigits = Max(cs->max_intdigits, nint - lead);
+	mask = M(CSV_SNIFF_NUMERIC) | (sig <= 15 ? M(CSV_SNIFF_FLOAT8) : 0);
+	if (!point && nint <= 19)
+	{
+		uint64		v = 0;
+		bool		overflow = false;
+
+		for (int i = 0; i < nint; i++)
+		{
+			uint64		d = int_start[i] - '0';
+
+			if (v > (PG_UINT64_MAX - d) / 10)
+			{
+				overflow = true;
+				break;
+			}
+			v = v * 10 + d;
+		}
+		if (!overflow)
+		{
+			if (v <= (uint64) PG_INT64_MAX || (neg && v == (uint64) PG_INT64_MAX + 1))
+				mask |= M(CSV_SNIFF_INT8);
+			if (v <= (uint64) PG_INT32_MAX || (neg && v == (uint64) PG_INT32_MAX + 1))
+				mask |= M(CSV_SNIFF_INT4);
+			if (v <= (uint64) PG_INT16_MAX || (neg && v == (uint64) PG_INT16_MAX + 1))
+				mask |= M(CSV_SNIFF_INT2);
+		}
+		/* 0 and 1 are booleans too (boolin reads them) */
+		if (s[0] == '0' && s[1] == '\0')
+			mask |= M(CSV_SNIFF_BOOL);
+		if (s[0] == '1' && s[1] == '\0')
+			mask |= M(CSV_SNIFF_BOOL);
+	}
+	return mask;
+}
+
+/* NaN, Infinity, +Infinity, -Infinity: numeric_in and float8in read them */
+static bool
+is_special_number(const char *s)
+{
+	if (pg_strcasecmp(s, "nan") == 0)
+		return true;
+	if (*s == '+' || *s == '-')
+		s++;
+	return pg_strcasecmp(s, "infinity") == 0;
+}
+
+/* boolin's words (whitespace around them is boolin's too, not here) */
+static bool
+is_bool_word(const char *s)
+{
+	static const char *const words[] = {
+		"t", "f", "true", "false", "y", "n", "yes", "no", "on", "off"
+	};
+
+	for (int i = 0; i < lengthof(words); i++)
+		if (pg_strcasecmp(s, words[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool
+is_uuid(const char *s)
+{
+	static const int groups[] = {8, 4, 4, 4, 12};
+
+	for (int g = 0; g < 5; g++)
+	{
+		for (int i = 0; i < groups[g]; i++, s++)
+			if (!IS_HEX(*s))
+				return false;
+		if (g < 4 && *s++ != '-')
+			return false;
+	}
+	return *s == '\0';
+}
+
+static bool
+is_month_name(const char *s, int len)
+{
+	static const char *const months[] = {
+		"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+		"nov", "dec", "january", "february", "march", "april", "june", "july",
+		"august", "september", "sept", "october", "november", "december"
+	};
+
+	for (int i = 0; i < lengthof(months); i++)
+		if ((int) strlen(months[i]) == len && pg_strncasecmp(s, months[i], len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A date: three parts, numbers with the same separator (- / .) and a year
+ * of four digits first or last, or a month name, a day and a year of four
+ * digits separated by - / space or comma.  Only the shape: date_in decides.
+ */
+static bool
+is_date_shape(const char *s, int len, ColStats *cs)
+{
+	int			start[3],
+				plen[3];
+	bool		alpha[3];
+	char		seps[2] = {0, 0};
+	int			nparts = 0;
+	int			i = 0;
+	int			nmonth = 0,
+				nyear = 0;
+
+	while (i < len)
+	{
+		int			b = i;
+
+		if (nparts == 3)
+			return false;
+		if (IS_DIGIT(s[i]))
+		{
+			while (i < len && IS_DIGIT(s[i]))
+				i++;
+			alpha[nparts] = false;
+		}
+		else if (IS_ALPHA(s[i]))
+		{
+			while (i < len && IS_ALPHA(s[i]))
+				i++;
+			alpha[nparts] = true;
+		}
+		else
+			return false;
+		start[nparts] = b;
+		plen[nparts] = i - b;
+		nparts++;
+		if (i == len)
+			break;
+		if (nparts == 3)
+			return false;
+		/* the separator: one of - / . or a space, or a comma and a space */
+		if (s[i] == ',' && i + 1 < len && s[i + 1] == ' ')
+		{
+			seps[nparts - 1] = ',';
+			i += 2;
+		}
+		else if (s[i] == '-' || s[i] == '/' || s[i] == '.' || s[i] == ' ')
+			seps[nparts - 1] = s[i++];
+		else
+			return false;
+		if (i == len)
+			return false;
+	}
+	if (nparts != 3)
+		return false;
+	for (int p = 0; p < 3; p++)
+	{
+		if (alpha[p])
+		{
+			if (!is_month_name(s + start[p], plen[p]))
+				return false;
+			nmonth++;
+		}
+		else if (plen[p] == 4)
+			nyear++;
+		else if (plen[p] > 2)
+			return false;
+	}
+	if (nyear != 1 || nmonth > 1 || plen[1] == 4)
+		return false;
+	if (nmonth == 0)
+	{
+		int			a,
+					b;
+
+		/* numbers: one separator, - / or . */
+		if (seps[0] != seps[1] || seps[0] == ' ' || seps[0] == ',')
+			return false;
+		if (plen[0] == 4)
+			return true;		/* Y-M-D: DateStyle does not matter */
+		/* D/M/Y or M/D/Y: the evidence for the order */
+		a = atoi(s + start[0]);
+		b = atoi(s + start[1]);
+		cs->slash_date = true;
+		if (a > 12)
+			cs->day_first = true;
+		if (b > 12)
+			cs->month_first = true;
+	}
+	return true;
+}
+
+/* H:MM[:SS[.f]][ ][AM|PM] */
+static bool
+is_time_shape(const char *s, int len)
+{
+	int			i = 0,
+				n;
+
+	for (n = 0; i < len && IS_DIGIT(s[i]); i++)
+		n++;
+	if (n < 1 || n > 2 || i >= len || s[i] != ':')
+		return false;
+	i++;
+	for (n = 0; i < len && IS_DIGIT(s[i]); i++)
+		n++;
+	if (n != 2)
+		return false;
+	if (i < len && s[i] == ':')
+	{
+		i++;
+		for (n = 0; i < len && IS_DIGIT(s[i]); i++)
+			n++;
+		if (n != 2)
+			return false;
+		if (i < len && s[i] == '.')
+		{
+			i++;
+			for (n = 0; i < len && IS_DIGIT(s[i]); i++)
+				n++;
+			if (n < 1)
+				return false;
+		}
+	}
+	if (i < len && s[i] == ' ')
+		i++;
+	if (i + 2 == len && (s[i] == 'A' || s[i] == 'a' || s[i] == 'P' || s[i] == 'p') &&
+		(s[i + 1] == 'M' || s[i + 1] == 'm'))
+		return true;
+	return i == len && s[len - 1] != ' ';
+}
+
+/* Z, UTC, GMT, or an offset (+|-)H[H][[:]MM] */
+static bool
+is_zone_shape(const char *s, int len)
+{
+	int			n = 0,
+				i = 1;
+
+	if (len == 1 && (s[0] == 'Z' || s[0] == 'z'))
+		return true;
+	if (len == 3 && (pg_strncasecmp(s, "utc", 3) == 0 || pg_strncasecmp(s, "gmt", 3) == 0))
+		return true;
+	if (len < 2 || (s[0] != '+' && s[0] != '-'))
+		return false;
+	while (i < len && IS_DIGIT(s[i]) && n < 2)
+		i++, n++;
+	if (n == 0)
+		return false;
+	if (i == len)
+		return true;
+	if (s[i] == ':')
+		i++;
+	return len - i == 2 && IS_DIGIT(s[i]) && IS_DIGIT(s[i + 1]);
+}
+
+/*
+ * A timestamp: a date shape, 'T' or a space, a time shape, then optionally
+ * a zone.  Returns 0, or the types: with a zone timestamptz only.
+ */
+static uint32
+classify_timestamp(const char *s, int len, ColStats *cs)
+{
+	const char *colon = memchr(s, ':', len);
+	int			tstart,
+				tend;
+	ColStats	tmp;
+
+	if (colon == NULL)
+		return 0;
+	tstart = colon - s;
+	while (tstart > 0 && IS_DIGIT(s[tstart - 1]))
+		tstart--;
+	if (tstart < 2 || (s[tstart - 1] != ' ' && s[tstart - 1] != 'T'))
+		return 0;
+	/* the time's end: its last digit, or AM/PM */
+	tend = colon - s + 1;
+	while (tend < len && (IS_DIGIT(s[tend]) || s[tend] == ':' || s[tend] == '.'))
+		tend++;
+	if (tend + 1 < len && s[tend] == ' ' &&
+		(s[tend + 1] == 'A' || s[tend + 1] == 'a' || s[tend + 1] == 'P' || s[tend + 1] == 'p'))
+		tend += 3;
+	else if (tend + 1 < len &&
+			 (s[tend] == 'A' || s[tend] == 'a' || s[tend] == 'P' || s[tend] == 'p') &&
+			 (s[tend + 1] == 'M' || s[tend + 1] == 'm'))
+		tend += 2;
+	if (tend > len || !is_time_shape(s + tstart, tend - tstart))
+		return 0;
+	memset(&tmp, 0, sizeof(tmp));
+	if (!is_date_shape(s, tstart - 1, &tmp))
+		return 0;
+	cs->slash_date |= tmp.slash_date;
+	cs->day_first |= tmp.day_first;
+	cs->month_first |= tmp.month_first;
+	if (tend == len)
+		return M(CSV_SNIFF_TIMESTAMP) | M(CSV_SNIFF_TIMESTAMPTZ);
+	if (s[tend] == ' ')
+		tend++;
+	if (is_zone_shape(s + tend, len - tend))
+		return M(CSV_SNIFF_TIMESTAMPTZ);
+	return 0;
+}
+
+/*
+ * Catch a data error (SQLSTATE class 22) of a built-in input function that
+ * touches no shared state; anything else is re-thrown.
+ */
+static bool
+input_accepts(PGFunction fn, const char *s, Oid typioparam)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	bool		ok = true;
+
+	PG_TRY();
+	{
+		(void) DirectFunctionCall3(fn, CStringGetDatum(s),
+								   ObjectIdGetDatum(typioparam),
+								   Int32GetDatum(-1));
+	}
+	PG_CATCH();
+	{
+		if (ERRCODE_TO_CATEGORY(geterrcode()) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+static bool
+jsonb_accepts(const char *s)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	bool		ok = true;
+
+	PG_TRY();
+	{
+		(void) DirectFunctionCall1(jsonb_in, CStringGetDatum(s));
+	}
+	PG_CATCH();
+	{
+		if (ERRCODE_TO_CATEGORY(geterrcode()) != ERRCODE_DATA_EXCEPTION)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(oldcxt);
+		FlushErrorState();
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* The types value s (not NULL) fits, recorded in cs */
+static void
+classify_value(const char *s, int len, ColStats *cs, MemoryContext keep)
+{
+	uint32		mask = M(CSV_SNIFF_TEXT);
+	bool		leadzero = false;
+	uint32		num;
+
+	cs->nvalues++;
+	num = classify_number(s, cs, &leadzero);
+	if (num != 0)
+		mask |= num;
+	else if (leadzero)
+	{
+		cs->nleadzero++;
+		if (cs->leadzero_example == NULL)
+		{
+			cs->leadzero_example = MemoryContextAlloc(keep, Min(len, MAX_EXAMPLE) + 1);
+			memcpy(cs->leadzero_example, s, Min(len, MAX_EXAMPLE));
+			cs->leadzero_example[Min(len, MAX_EXAMPLE)] = '\0';
+		}
+	}
+	else
+	{
+		cs->nnonnumber++;
+		if (is_special_number(s))
+		{
+			cs->special = true;
+			mask |= M(CSV_SNIFF_NUMERIC) | M(CSV_SNIFF_FLOAT8);
+		}
+		else if (is_bool_word(s))
+		{
+			cs->bool_word = true;
+			mask |= M(CSV_SNIFF_BOOL);
+		}
+		else if (len == 36 && is_uuid(s))
+			mask |= M(CSV_SNIFF_UUID);
+		else if (len >= 2 && (s[0] == '{' || s[0] == '[') &&
+				 (s[len - 1] == '}' || s[len - 1] == ']'))
+		{
+			if (jsonb_accepts(s))
+				mask |= M(CSV_SNIFF_JSONB);
+		}
+		else if (len >= 6 && len <= 64)
+		{
+			if (is_date_shape(s, len, cs))
+				mask |= M(CSV_SNIFF_DATE) | M(CSV_SNIFF_TIMESTAMP) |
+					M(CSV_SNIFF_TIMESTAMPTZ);
+			else if (is_time_shape(s, len))
+				mask |= M(CSV_SNIFF_TIME);
+			else
+				mask |= classify_timestamp(s, len, cs);
+		}
+		else if (len >= 4 && is_time_shape(s, len))
+			mask |= M(CSV_SNIFF_TIME);
+	}
+	cs->mask &= mask;
+}
+
+/* ---- types ---- */
+
+static const char *const type_names[CSV_SNIFF_NTYPES] = {
+	"text", "boolean", "smallint", "integer", "bigint", "numeric",
+	"double precision", "date", "time", "timestamp", "timestamptz", "uuid",
+	"jsonb"
+};
+
+static const Oid type_oids[CSV_SNIFF_NTYPES] = {
+	TEXTOID, BOOLOID, INT2OID, INT4OID, INT8OID, NUMERICOID, FLOAT8OID,
+	DATEOID, TIMEOID, TIMESTAMPOID, TIMESTAMPTZOID, UUIDOID, JSONBOID
+};
+
+const char *
+csv_sniff_type_name(CsvSniffType type)
+{
+	return type_names[type];
+}
+
+/*
+ * The narrowest type every value of the column fits.  A partial sample
+ * widens: smallint is proposed only when the sample is the whole file.
+ */
+static CsvSniffType
+choose_type(const ColStats *cs, bool whole)
+{
+	uint32		m = cs->mask;
+
+	if (cs->nvalues == 0)
+		return CSV_SNIFF_TEXT;
+	if ((m & M(CSV_SNIFF_BOOL)) && cs->bool_word)
+		return CSV_SNIFF_BOOL;
+	if ((m & NUMBER_BITS) && cs->real_number)
+	{
+		if ((m & M(CSV_SNIFF_INT2)) && whole)
+			return CSV_SNIFF_INT2;
+		if (m & M(CSV_SNIFF_INT4))
+			return CSV_SNIFF_INT4;
+		if (m & M(CSV_SNIFF_INT8))
+			return CSV_SNIFF_INT8;
+		if (cs->exponent && (m & M(CSV_SNIFF_FLOAT8)))
+			return CSV_SNIFF_FLOAT8;
+		if (m & M(CSV_SNIFF_NUMERIC))
+			return CSV_SNIFF_NUMERIC;
+		return CSV_SNIFF_FLOAT8;
+	}
+	if (m & M(CSV_SNIFF_DATE))
+		return CSV_SNIFF_DATE;
+	if (m & M(CSV_SNIFF_TIMESTAMP))
+		return CSV_SNIFF_TIMESTAMP;
+	if (m & M(CSV_SNIFF_TIMESTAMPTZ))
+		return CSV_SNIFF_TIMESTAMPTZ;
+	if (m & M(CSV_SNIFF_TIME))
+		return CSV_SNIFF_TIME;
+	if (m & M(CSV_SNIFF_UUID))
+		return CSV_SNIFF_UUID;
+	if (m & M(CSV_SNIFF_JSONB))
+		return CSV_SNIFF_JSONB;
+	return CSV_SNIFF_TEXT;
+}
+
+/* Types whose shape check is not the whole story: checked by the input function */
+static bool
+type_needs_check(CsvSniffType t)
+{
+	return t == CSV_SNIFF_DATE || t == CSV_SNIFF_TIME ||
+		t == CSV_SNIFF_TIMESTAMP || t == CSV_SNIFF_TIMESTAMPTZ;
+}
+
+static bool
+type_accepts(CsvSniffType t, const char *s)
+{
+	Datum		d;
+
+	switch (t)
+	{
+		case CSV_SNIFF_DATE:
+			return csv_fast_input(CSV_FAST_DATE, s, &d) ||
+				input_accepts(date_in, s, InvalidOid);
+		case CSV_SNIFF_TIME:
+			return input_accepts(time_in, s, InvalidOid);
+		case CSV_SNIFF_TIMESTAMP:
+			return csv_fast_input(CSV_FAST_TIMESTAMP, s, &d) ||
+				input_accepts(timestamp_in, s, InvalidOid);
+		case CSV_SNIFF_TIMESTAMPTZ:
+			return csv_fast_input(CSV_FAST_TIMESTAMPTZ, s, &d) ||
+				input_accepts(timestamptz_in, s, InvalidOid);
+		default:
+			return true;
+	}
+}
+
+/* ---- the typing pass ---- */
+
+typedef struct TypePass
+{
+	Sniffer    *sn;
+	const CsvDialect *dialect;
+	int			ncols;
+	int64		skip;			/* records before the first record */
+	int64		seen;			/* records handed out */
+	/* the first record after skip_rows: the header, or data */
+	bool		have_r0;
+	int			r0_nfields;
+	char	  **r0_values;
+	int64		r0_line;
+	ColStats   *r0;
+	ColStats   *rest;			/* the records after it */
+	int64		nrest;
+	int64		nbad;
+	int64		bad_line;
+	char	   *bad_message;
+	int64		nwrong;
+	int64		wrong_line;
+	int			wrong_count;
+	/* checking pass */
+	CsvSniffType *check;		/* type to check per column, or TEXT: none */
+	bool		check_r0;
+	int64	   *failed_line;	/* first value the type refused, per column */
+	char	  **failed_value;
+	MemoryContext result_cxt;
+	MemoryContext value_cxt;
+} TypePass;
+
+/* the field after COPY's NULL rules (convert.c's apply_null_rule) */
+static inline const char *
+field_value(const CsvDialect *d, CsvRecord *rec, int i)
+{
+	const char *s = rec->values[i];
+
+	if (d->null_len > 0)
+	{
+		if (s == NULL)
+			return "";
+		if (rec->lengths[i] == d->null_len && memcmp(s, d->null_string, d->null_len) == 0)
+			return NULL;
+	}
+	return s;
+}
+
+static bool
+type_record(void *arg, CsvRecord *rec)
+{
+	TypePass   *tp = (TypePass *) arg;
+	int64		n = tp->seen++;
+	MemoryContext oldcxt;
+
+	if (n < tp->skip)
+		return true;
+	if (!tp->have_r0)
+	{
+		/* the first record: kept aside until the header is decided */
+		tp->have_r0 = true;
+		tp->r0_line = rec->line_no;
+		if (rec->bad)
+		{
+			tp->r0_nfields = 0;
+			tp->nbad++;
+			tp->bad_line = rec->line_no;
+			tp->bad_message = MemoryContextStrdup(tp->result_cxt, rec->bad->message);
+			return true;
+		}
+		oldcxt = MemoryContextSwitchTo(tp->result_cxt);
+		tp->r0_nfields = rec->nfields;
+		tp->r0_values = palloc0(sizeof(char *) * Max(rec->nfields, 1));
+		for (int i = 0; i < rec->nfields; i++)
+		{
+			const char *s = field_value(tp->dialect, rec, i);
+
+			if (s != NULL)
+				tp->r0_values[i] = pstrdup(s);
+		}
+		MemoryContextSwitchTo(oldcxt);
+		if (rec->nfields == tp->ncols)
+			for (int i = 0; i < tp->ncols; i++)
+			{
+				if (tp->r0_values[i] == NULL)
+					tp->r0[i].nnull++;
+				else
+					classify_value(tp->r0_values[i], strlen(tp->r0_values[i]),
+								   &tp->r0[i], tp->result_cxt);
+			}
+		return true;
+	}
+	if (rec->bad)
+	{
+		if (tp->nbad++ == 0)
+		{
+			tp->bad_line = rec->line_no;
+			tp->bad_message = MemoryContextStrdup(tp->result_cxt, rec->bad->message);
+		}
+		return true;
+	}
+	if (rec->nfields != tp->ncols)
+	{
+		/* an empty line in a file of several columns is skipped by reads */
+		if (tp->nwrong++ == 0)
+		{
+			tp->wrong_line = rec->line_no;
+			tp->wrong_count = rec->nfields;
+		}
+		return true;
+	}
+	tp->nrest++;
+	oldcxt = MemoryContextSwitchTo(tp->value_cxt);
+	for (int i = 0; i < tp->ncols; i++)
+	{
+		const char *s = field_value(tp->dialect, rec, i);
+		ColStats   *cs = &tp->rest[i];
+
+		if (s == NULL)
+		{
+			cs->nnull++;
+			continue;
+		}
+		classify_value(s, rec->lengths[i], cs, tp->result_cxt);
+		if (!cs->r0_repeated && i < tp->r0_nfields && tp->r0_values &&
+			tp->r0_values[i] && strcmp(tp->r0_values[i], s) == 0)
+			cs->r0_repeated = true;
+	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(tp->value_cxt);
+	return true;
+}
+
+/* The checking pass: each checked column's type must accept each value */
+static bool
+check_record(void *arg, CsvRecord *rec)
+{
+	TypePass   *tp = (TypePass *) arg;
+	int64		n = tp->seen++;
+	MemoryContext oldcxt;
+
+	if (n < tp->skip || rec->bad || rec->nfields != tp->ncols)
+		return true;
+	if (n == tp->skip && !tp->check_r0)
+		return true;
+	oldcxt = MemoryContextSwitchTo(tp->value_cxt);
+	for (int i = 0; i < tp->ncols; i++)
+	{
+		const char *s;
+
+		if (tp->check[i] == CSV_SNIFF_TEXT || tp->failed_line[i] > 0)
+			continue;
+		s = field_value(tp->dialect, rec, i);
+		if (s != NULL && !type_accepts(tp->check[i], s))
+		{
+			tp->failed_line[i] = rec->line_no;
+			tp->failed_value[i] = MemoryContextStrdup(tp->result_cxt,
+													  pnstrdup(s, Min(strlen(s), MAX_EXAMPLE)));
+		}
+	}
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextReset(tp->value_cxt);
+	return true;
+}
+
+/* ---- the header and the names ---- */
+
+/* Does the first record's value (its stats) fit type t's family? */
+static bool
+value_fits(const ColStats *v, CsvSniffType t)
+{
+	switch (t)
+	{
+		case CSV_SNIFF_INT2:
+		case CSV_SNIFF_INT4:
+		case CSV_SNIFF_INT8:
+		case CSV_SNIFF_NUMERIC:
+		case CSV_SNIFF_FLOAT8:
+			return (v->mask & NUMBER_BITS) != 0;
+		case CSV_SNIFF_DATE:
+		case CSV_SNIFF_TIMESTAMP:
+		case CSV_SNIFF_TIMESTAMPTZ:
+			return (v->mask & (M(CSV_SNIFF_DATE) | M(CSV_SNIFF_TIMESTAMP) |
+							   M(CSV_SNIFF_TIMESTAMPTZ))) != 0;
+		default:
+			return (v->mask & M(t)) != 0;
+	}
+}
+
+static bool
+decide_header(TypePass *tp, bool whole)
+{
+	int			fit = 0,
+				misfit = 0;
+
+	if (!tp->have_r0 || tp->r0_values == NULL || tp->r0_nfields == 0)
+		return false;
+	if (tp->nrest == 0)
+	{
+		/* one record: a header when every value is there and is no number, date... */
+		if (tp->r0_nfields != tp->ncols)
+			return false;
+		for (int i = 0; i < tp->ncols; i++)
+			if (tp->r0_values[i] == NULL || tp->r0_values[i][0] == '\0' ||
+				tp->r0[i].mask != M(CSV_SNIFF_TEXT))
+				return false;
+		return true;
+	}
+	if (tp->r0_nfields != tp->ncols)
+		return false;
+	for (int i = 0; i < tp->ncols; i++)
+	{
+		CsvSniffType t = choose_type(&tp->rest[i], whole);
+
+		if (t == CSV_SNIFF_TEXT || tp->r0_values[i] == NULL)
+			continue;
+		if (value_fits(&tp->r0[i], t))
+			fit++;
+		else
+			misfit++;
+	}
+	if (misfit != fit)
+		return misfit > fit;
+	/* no evidence from types: names are there, distinct, not data again */
+	for (int i = 0; i < tp->ncols; i++)
+	{
+		if (tp->r0_values[i] == NULL || tp->r0_values[i][0] == '\0' ||
+			tp->rest[i].r0_repeated)
+			return false;
+		for (int j = 0; j < i; j++)
+			if (strcmp(tp->r0_values[i], tp->r0_values[j]) == 0)
+				return false;
+	}
+	return true;
+}
+
+/* Trim, fill in, shorten to NAMEDATALEN - 1 bytes and make unique */
+static char **
+make_names(TypePass *tp, bool header)
+{
+	char	  **names = palloc0(sizeof(char *) * Max(tp->ncols, 1));
+
+	for (int i = 0; i < tp->ncols; i++)
+	{
+		const char *v = (header && i < tp->r0_nfields && tp->r0_values) ?
+		tp->r0_values[i] : NULL;
+		char	   *name = NULL;
+
+		if (v != NULL)
+		{
+			int			len;
+
+			while (IS_SPACE(*v))
+				v++;
+			len = strlen(v);
+			while (len > 0 && IS_SPACE(v[len - 1]))
+				len--;
+			if (len > 0)
+			{
+				len = pg_mbcliplen(v, len, NAMEDATALEN - 1);
+				name = pnstrdup(v, len);
+			}
+		}
+		if (name == NULL)
+			name = psprintf("c%d", i + 1);
+		/* unique, also when letter case is ignored: name_2, name_3... */
+		{
+			char	   *base = name;
+
+			for (int suffix = 2;; suffix++)
+			{
+				bool		clash = false;
+				char		sfx[16];
+				int			slen;
+
+				for (int j = 0; j < i && !clash; j++)
+					clash = pg_strcasecmp(names[j], name) == 0;
+				if (!clash)
+					break;
+				slen = snprintf(sfx, sizeof(sfx), "_%d", suffix);
+				name = psprintf("%.*s%s",
+								pg_mbcliplen(base, strlen(base), NAMEDATALEN - 1 - slen),
+								base, sfx);
+			}
+		}
+		names[i] = name;
+	}
+	return names;
+}
+
+/* ---- the whole sniff ---- */
+
+void
+csv_sniff_options_init(CsvSniffOptions *opts)
+{
+	opts->delimiter = -1;
+	opts->quote = -1;
+	opts->escape = -1;
+	opts->header = -1;
+	opts->null_string = NULL;
+	opts->encoding = -1;
+	opts->skip_rows = -1;
+	opts->sample_size = 0;
+}
+
+static void
+note(CsvSniffResult *res, const char *fmt,...) pg_attribute_printf(2, 3);
+
+static void
+note(CsvSniffResult *res, const char *fmt,...)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	res->notes = lappend(res->notes, buf.data);
+}
+
+static const char *
+date_order_name(void)
+{
+	switch (DateOrder)
+	{
+		case DATEORDER_DMY:
+			return "DMY";
+		case DATEORDER_MDY:
+			return "MDY";
+		default:
+			return "YMD";
+	}
+}
+
+void
+csv_sniff_file(const char *path, const char *funcname,
+			   const CsvSniffOptions *opts, CsvSniffResult *res)
+{
+	MemoryContext result_cxt = CurrentMemoryContext;
+	MemoryContext work = AllocSetContextCreate(CurrentMemoryContext,
+											   "csvpipe sniff",
+											   ALLOCSET_DEFAULT_SIZES);
+	Sniffer		sn;
+	Candidate	chosen;
+	CsvDialect	dialect;
+	TypePass	tp;
+	int64		sample_size = opts->sample_size > 0 ? opts->sample_size :
+		CSV_SNIFF_DEFAULT_SAMPLE;
+	bool		any_check = false;
+
+	memset(res, 0, sizeof(CsvSniffResult));
+	memset(&sn, 0, sizeof(sn));
+	sn.path = path;
+	sn.errpos.path = path;
+	sn.errpos.funcname = funcname;
+
+	MemoryContextSwitchTo(work);
+	read_sample(&sn, sample_size, res);
+
+	/* byte order marks */
+	if (sn.len >= 2 && ((unsigned char) sn.data[0] == 0xFF && (unsigned char) sn.data[1] == 0xFE))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("file \"%s\" starts with a UTF-16 byte order mark", path),
+				 errdetail("PostgreSQL reads no UTF-16 files."),
+				 errhint("Convert it first, for example with iconv -f UTF-16 -t UTF-8.")));
+	if (sn.len >= 2 && ((unsigned char) sn.data[0] == 0xFE && (unsigned char) sn.data[1] == 0xFF))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("file \"%s\" starts with a UTF-16 byte order mark", path),
+				 errdetail("PostgreSQL reads no UTF-16 files."),
+				 errhint("Convert it first, for example with iconv -f UTF-16BE -t UTF-8.")));
+	res->bom = sn.len >= 3 && memcmp(sn.data, "\xEF\xBB\xBF", 3) == 0;
+	if (opts->encoding >= 0)
+		res->encoding = opts->encoding;
+	else if (res->bom)
+		res->encoding = PG_UTF8;
+	else
+		res->encoding = guess_encoding(sn.data, sn.len, sn.whole);
+	/* a read drops the mark in UTF8 only (reader.c) */
+	if (res->bom && res->encoding == PG_UTF8)
+	{
+		sn.data += 3;
+		sn.len -= 3;
+	}
+	res->line_ending = guess_line_ending(sn.data, sn.len);
+
+	/* the dialect */
+	detect_dialect(&sn, opts, res, &chosen);
+	res->null_string = MemoryContextStrdup(result_cxt,
+										   opts->null_string ? opts->null_string : "");
+	if (res->escape != res->quote)
+		note(res, "escape '%c': csvpipe.read reads only quotes doubled inside quoted fields (escape = quote); COPY reads this file with ESCAPE '%c'",
+			 res->escape, res->escape);
+
+	/* the types, with the dialect a read would use */
+	memset(&tp, 0, sizeof(tp));
+	tp.sn = &sn;
+	tp.ncols = chosen.ncolumns;
+	sniff_dialect_init(&dialect, res->delimiter, res->quote, res->encoding,
+					   res->null_string, tp.ncols <= 1);
+	tp.dialect = &dialect;
+	tp.skip = res->skip_rows;
+	tp.r0 = palloc(sizeof(ColStats) * Max(tp.ncols, 1));
+	tp.rest = palloc(sizeof(ColStats) * Max(tp.ncols, 1));
+	for (int i = 0; i < tp.ncols; i++)
+	{
+		colstats_init(&tp.r0[i]);
+		colstats_init(&tp.rest[i]);
+	}
+	tp.result_cxt = work;
+	tp.value_cxt = AllocSetContextCreate(work, "csvpipe sniff value",
+										 ALLOCSET_DEFAULT_SIZES);
+	scan_records(&sn, &dialect, tp.skip + 1, sn.len, true, type_record, &tp);
+
+	if (!tp.have_r0 || tp.ncols == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("%s: no complete record in the first %lld bytes of file \"%s\"",
+						funcname, (long long) sn.len + (res->bom ? 3 : 0), path),
+				 sn.whole ? 0 :
+				 errhint("Raise sample_size (a record must fit in the sample).")));
+
+	res->header = opts->header >= 0 ? (opts->header > 0) : decide_header(&tp, sn.whole);
+	if (!res->header && tp.r0_nfields == tp.ncols && tp.r0_values)
+	{
+		for (int i = 0; i < tp.ncols; i++)
+			colstats_merge(&tp.rest[i], &tp.r0[i]);
+		tp.nrest++;
+	}
+	res->sample_records = tp.nrest;
+
+	/* the types, checked by the input functions */
+	tp.check = palloc(sizeof(CsvSniffType) * Max(tp.ncols, 1));
+	tp.failed_line = palloc0(sizeof(int64) * Max(tp.ncols, 1));
+	tp.failed_value = palloc0(sizeof(char *) * Max(tp.ncols, 1));
+	for (int i = 0; i < tp.ncols; i++)
+	{
+		tp.check[i] = choose_type(&tp.rest[i], sn.whole);
+		if (type_needs_check(tp.check[i]))
+			any_check = true;
+		else
+			tp.check[i] = CSV_SNIFF_TEXT;
+	}
+	if (any_check)
+	{
+		tp.seen = 0;
+		tp.check_r0 = !res->header;
+		scan_records(&sn, &dialect, tp.skip + 1, sn.len, true, check_record, &tp);
+	}
+
+	/* the result, in the caller's memory */
+	MemoryContextSwitchTo(result_cxt);
+	{
+		char	  **names = make_names(&tp, res->header);
+
+		res->ncolumns = tp.ncols;
+		res->columns = palloc0(sizeof(CsvSniffColumn) * Max(tp.ncols, 1));
+		for (int i = 0; i < tp.ncols; i++)
+		{
+			CsvSniffColumn *col = &res->columns[i];
+			ColStats   *cs = &tp.rest[i];
+			CsvSniffType t = choose_type(cs, sn.whole);
+
+			col->name = names[i];
+			col->nullable = cs->nnull > 0 || cs->nvalues == 0;
+			if (tp.failed_line[i] > 0)
+			{
+				if (cs->slash_date &&
+					((cs->day_first && DateOrder == DATEORDER_MDY) ||
+					 (cs->month_first && DateOrder == DATEORDER_DMY)))
+					note(res, "column %s: the dates put the %s first (\"%s\", line %lld) but DateStyle's order is %s: typed text; SET DateStyle TO 'ISO, %s' before sniffing and reading to get %s",
+						 col->name, cs->day_first ? "day" : "month",
+						 tp.failed_value[i], (long long) tp.failed_line[i],
+						 date_order_name(), cs->day_first ? "DMY" : "MDY",
+						 type_names[t]);
+				else
+					note(res, "column %s: \"%s\" (line %lld) is not a valid %s: typed text",
+						 col->name, tp.failed_value[i],
+						 (long long) tp.failed_line[i], type_names[t]);
+				t = CSV_SNIFF_TEXT;
+			}
+			else if (type_needs_check(t) && cs->slash_date &&
+					 !cs->day_first && !cs->month_first)
+				note(res, "column %s: dates such as 01/02/2020 are read in DateStyle's order (%s)",
+					 col->name, date_order_name());
+			if (t == CSV_SNIFF_TEXT && cs->nleadzero > 0 && cs->nnonnumber == 0)
+				note(res, "column %s: numbers with leading zeros (\"%s\") are typed text, so the zeros are kept",
+					 col->name, cs->leadzero_example);
+			col->type = t;
+			col->typid = type_oids[t];
+			col->typmod = -1;
+			col->type_name = pstrdup(type_names[t]);
+			if (t == CSV_SNIFF_NUMERIC && sn.whole && !cs->exponent && !cs->special)
+			{
+				int			scale = cs->max_scale;
+				int			precision = scale + Max(cs->max_intdigits, 18);
+
+				if (precision <= 1000)
+				{
+					col->typmod = ((precision << 16) | scale) + VARHDRSZ;
+					col->type_name = psprintf("numeric(%d,%d)", precision, scale);
+				}
+			}
+		}
+		if (tp.nbad > 0)
+			note(res, "%lld record(s) of the sample are malformed with this dialect (first on line %lld: %s)",
+				 (long long) tp.nbad, (long long) tp.bad_line, tp.bad_message);
+		if (tp.nwrong > 0)
+			note(res, "%lld record(s) of the sample do not have %d fields (first on line %lld: %d)",
+				 (long long) tp.nwrong, tp.ncols, (long long) tp.wrong_line,
+				 tp.wrong_count);
+	}
+	MemoryContextDelete(work);
+}

@@ -1,0 +1,19 @@
+/*-------------------------------------------------------------------------
+ *
+ * sniff_sql.h
+ *		csvpipe.sniff, csvpipe.create_table and the table creation load's
+ *		create_target shares (sniff_sql.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CSVPIPE_SNIFF_SQL_H
+#define CSVPIPE_SNIFF_SQL_H
+
+#include "sniff.h"
+
+extern void csv_sniff_options_from_args(FunctionCallInfo fcinfo, int arg,
+										CsvSniffOptions *opts);
+extern Oid	csv_create_table_from_sniff(const char *name,
+										const CsvSniffResult *res);
+
+#endif							/* CSVPIPE_SNIFF_SQL_H */
