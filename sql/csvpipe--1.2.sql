@@ -31,10 +31,28 @@ BEGIN
 END
 $csvpipe_schema_check$;
 
--- header => true | false | 'match' (COPY's HEADER MATCH).  An enum with an
+-- header => true | false | 'match' (COPY's HEADER MATCH).  A type with an
 -- implicit cast from boolean lets callers write header => false as well as
--- header => 'match'.
-CREATE TYPE csvpipe.header_mode AS ENUM ('false', 'true', 'match');
+-- header => 'match'; its input function (src/csv/options.c) names the
+-- option and its valid values when a value is wrong.
+CREATE TYPE csvpipe.header_mode;
+
+CREATE FUNCTION csvpipe.header_mode_in(cstring)
+RETURNS csvpipe.header_mode
+AS 'MODULE_PATHNAME', 'csvpipe_header_mode_in'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION csvpipe.header_mode_out(csvpipe.header_mode)
+RETURNS cstring
+AS 'MODULE_PATHNAME', 'csvpipe_header_mode_out'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE csvpipe.header_mode (
+    INPUT = csvpipe.header_mode_in,
+    OUTPUT = csvpipe.header_mode_out,
+    INTERNALLENGTH = 4,
+    PASSEDBYVALUE,
+    ALIGNMENT = int4);
 
 CREATE FUNCTION csvpipe.header_mode(boolean)
 RETURNS csvpipe.header_mode

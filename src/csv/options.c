@@ -286,6 +286,32 @@ argmap_for(Oid funcid, uint32 fn)
 
 /* ---- values ---- */
 
+/*
+ * csvpipe.header_mode's input and output: a 4-byte value, the label's
+ * CsvHeaderMode.  The input accepts the labels of the table's header entry
+ * (any case) and names the option and its valid values otherwise; the
+ * implicit cast from boolean (SQL) covers header => true and false.
+ */
+PG_FUNCTION_INFO_V1(csvpipe_header_mode_in);
+PG_FUNCTION_INFO_V1(csvpipe_header_mode_out);
+
+static int	label_value(const CsvOptionDef *def, const char *s);
+static const char *label_of(const CsvOptionDef *def, int value);
+
+Datum
+csvpipe_header_mode_in(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(label_value(&csv_option_defs[CSV_OPT_HEADER],
+								PG_GETARG_CSTRING(0)));
+}
+
+Datum
+csvpipe_header_mode_out(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_CSTRING(pstrdup(label_of(&csv_option_defs[CSV_OPT_HEADER],
+									   PG_GETARG_INT32(0))));
+}
+
 static CsvHeaderMode header_from_datum(const CsvOptionDef *def, Datum v, Oid typid);
 
 /* the text of a text-like value */
@@ -323,11 +349,26 @@ header_from_datum(const CsvOptionDef *def, Datum v, Oid typid)
 
 	if (typid == BOOLOID)
 		return DatumGetBool(v) ? CSV_HEADER_SKIP : CSV_HEADER_NONE;
-	if (type_is_enum(typid))
-		label = DatumGetCString(DirectFunctionCall1(enum_out, v));
-	else
+	if (typid == TEXTOID || typid == UNKNOWNOID || typid == CSTRINGOID)
 		label = value_cstring(v, typid);
+	else if (type_is_enum(typid))
+	{
+		/* csvpipe.header_mode of 1.0 and 1.1, an enum of the labels */
+		label = DatumGetCString(DirectFunctionCall1(enum_out, v));
+	}
+	else
+	{
+		/* csvpipe.header_mode from 1.2 (csvpipe_header_mode_in) */
+		return (CsvHeaderMode) label_value(def, label_of(def, DatumGetInt32(v)));
+	}
 	return (CsvHeaderMode) label_value(def, label);
+}
+
+/* A header => value of any type it comes as (csvpipe.sniff, ...) */
+CsvHeaderMode
+csv_header_option(Datum v, Oid typid)
+{
+	return header_from_datum(&csv_option_defs[CSV_OPT_HEADER], v, typid);
 }
 
 static int64

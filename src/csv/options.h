@@ -158,6 +158,7 @@ extern void csv_options_from_job(CsvOptions *opts, Jsonb *options,
 extern char *csv_options_job_json(const CsvOptions *opts);
 
 extern int	csv_workers_for(int asked);
+extern CsvHeaderMode csv_header_option(Datum v, Oid typid);
 extern const char *csv_load_mode_label(CsvLoadMode mode);
 
 #endif							/* CSVPIPE_OPTIONS_H */

@@ -78,6 +78,7 @@
 #include "utils/timestamp.h"
 #include "executor/execdesc.h"
 #include "tcop/pquery.h"
+#include "utils/xid8.h"
 
 #include <sys/stat.h>
 
@@ -1282,22 +1283,24 @@ csv_resume_load(int64 job_id, CsvLoadResult *res)
 				 errdetail("Only one session at a time can resume a job.")));
 
 	values[0] = Int64GetDatum(job_id);
-	r = csv_internal_query("SELECT j.path, j.target, j.state, j.atomic, j.submitted_by, "
+	r = csv_internal_query(psprintf("SELECT j.path, j.target, j.state, j.atomic, j.submitted_by, "
 						   "  EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a "
 						   "           WHERE a.pid OPERATOR(pg_catalog.=) j.leader_pid), "
 						   "  j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
 						   "  j.options, "
 						   "  ARRAY(SELECT c.chunk_no FROM @extschema@.chunks c "
-						   "         WHERE c.job_id OPERATOR(pg_catalog.=) j.job_id ORDER BY 1) "
+						   "         WHERE c.job_id OPERATOR(pg_catalog.=) j.job_id ORDER BY 1), %s "
 						   "FROM @extschema@.job j "
 						   "WHERE j.job_id OPERATOR(pg_catalog.=) $1",
+						   csv_txn_job_state_sql("j.")),
 						   1, types, values, NULL);
 	if (r->nrows == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("csvpipe job " INT64_FORMAT " does not exist", job_id)));
 
-	state = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 2));
+	/* as csvpipe.jobs says it: a transaction-mode load may be 'rolled back' */
+	state = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 12));
 	atomic = DatumGetBool(CSV_ROW_VALUE(r, 0, 3));
 	submitted_by = CSV_ROW_ISNULL(r, 0, 4) ? InvalidOid : DatumGetObjectId(CSV_ROW_VALUE(r, 0, 4));
 	leader_alive = DatumGetBool(CSV_ROW_VALUE(r, 0, 5));
@@ -1317,6 +1320,14 @@ csv_resume_load(int64 job_id, CsvLoadResult *res)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to resume csvpipe job " INT64_FORMAT, job_id),
 				 errdetail("Only superusers and members of the role that started the job can resume it.")));
+	if (strcmp(state, "done") == 0 && !CSV_ROW_ISNULL(r, 0, 14) &&
+		strcmp(TextDatumGetCString(CSV_ROW_VALUE(r, 0, 13)), "in progress") == 0 &&
+		!TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(
+			DatumGetFullTransactionId(CSV_ROW_VALUE(r, 0, 14)))))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("csvpipe job " INT64_FORMAT " is done in a transaction that has not ended yet", job_id),
+				 errhint("Resume it if that transaction rolls back.")));
 	if (strcmp(state, "done") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

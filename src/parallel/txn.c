@@ -832,3 +832,29 @@ csvpipe_resolve_prepared(PG_FUNCTION_ARGS)
 	}
 	PG_RETURN_INT64(resolved);
 }
+
+/*
+ * Three select-list items for a csvpipe.job row (columns prefixed with
+ * alias, "" or "j."): its state as csvpipe.jobs shows it, the status of
+ * the transaction that loaded it, and its load_xid.  A transaction-mode
+ * load is 'done' when its rows are in the caller's transaction, written by
+ * a coordinator that commits on its own; load_xid tells whether that
+ * transaction (or the savepoint around the load) committed, aborted --
+ * 'rolled back': nothing of it stays -- or is still 'in progress'.
+ * pg_xact_status is NULL for a transaction too old to know: committed, as
+ * csvpipe.jobs, submit and purge count it.  Other modes and states:
+ * 'committed'.  (1.0 has no load_xid.)
+ */
+char *
+csv_txn_job_state_sql(const char *alias)
+{
+	if (get_attnum(csv_extension_relid("job"), "load_xid") == InvalidAttrNumber)
+		return psprintf("%sstate, 'committed', NULL::pg_catalog.xid8", alias);
+	return psprintf("CASE WHEN %1$sstate OPERATOR(pg_catalog.=) 'done' "
+					"  AND pg_catalog.pg_xact_status(%1$sload_xid) OPERATOR(pg_catalog.=) 'aborted' "
+					"  THEN 'rolled back' ELSE %1$sstate END, "
+					"CASE WHEN %1$sstate OPERATOR(pg_catalog.=) 'done' "
+					"  THEN coalesce(pg_catalog.pg_xact_status(%1$sload_xid), 'committed') "
+					"  ELSE 'committed' END, %1$sload_xid",
+					alias);
+}

@@ -78,6 +78,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
+#include "utils/xid8.h"
 
 PG_FUNCTION_INFO_V1(csvpipe_submit);
 PG_FUNCTION_INFO_V1(csvpipe_cancel);
@@ -494,12 +495,13 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 
 typedef struct JobRow
 {
-	char	   *state;
+	char	   *state;			/* as csvpipe.jobs says it: 'rolled back' too */
 	Oid			submitted_by;
 	bool		submitted;		/* queued by submit (has options) */
 	bool		atomic;
 	int			leader_pid;		/* 0: none */
 	bool		ours;			/* written by this (uncommitted) transaction */
+	bool		xact_open;		/* 'done' in another transaction still open */
 } JobRow;
 
 static bool
@@ -510,15 +512,18 @@ fetch_job(int64 job_id, bool for_update, JobRow *row)
 	CsvRows    *r;
 
 	values[0] = Int64GetDatum(job_id);
-	r = csv_internal_query(for_update ?
-						"SELECT state, submitted_by, origin = 'submit', atomic, leader_pid, xmin "
-						"  FROM @extschema@.job WHERE job_id = $1 FOR UPDATE" :
-						"SELECT state, submitted_by, origin = 'submit', atomic, leader_pid, xmin "
-						"  FROM @extschema@.job WHERE job_id = $1",
-						1, types, values, NULL);
+	r = csv_internal_query(psprintf("SELECT state, submitted_by, origin = 'submit', atomic, leader_pid, xmin, "
+									"  %s "
+									"  FROM @extschema@.job WHERE job_id = $1%s",
+									csv_txn_job_state_sql(""), for_update ? " FOR UPDATE" : ""),
+						   1, types, values, NULL);
 	if (r->nrows == 0)
 		return false;
-	row->state = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 0));
+	row->state = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 6));
+	row->xact_open = strcmp(TextDatumGetCString(CSV_ROW_VALUE(r, 0, 7)), "in progress") == 0 &&
+		!CSV_ROW_ISNULL(r, 0, 8) &&
+		!TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(
+			DatumGetFullTransactionId(CSV_ROW_VALUE(r, 0, 8))));
 	row->submitted_by = CSV_ROW_ISNULL(r, 0, 1) ? InvalidOid :
 		DatumGetObjectId(CSV_ROW_VALUE(r, 0, 1));
 	row->submitted = DatumGetBool(CSV_ROW_VALUE(r, 0, 2));
@@ -540,7 +545,7 @@ static bool
 state_is_final(const char *state)
 {
 	return strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
-		strcmp(state, "cancelled") == 0;
+		strcmp(state, "cancelled") == 0 || strcmp(state, "rolled back") == 0;
 }
 
 /*
@@ -638,8 +643,11 @@ csvpipe_cancel(PG_FUNCTION_ARGS)
 
 /*
  * csvpipe.wait(job, timeout DEFAULT NULL): sleep until the job is done,
- * failed or cancelled, and return that state; after timeout, return the
- * state it is in.
+ * failed, cancelled or rolled back, and return that state; after timeout,
+ * return the state it is in.  A transaction-mode load's 'done' is final
+ * once the transaction that loaded it ended: 'done' if it committed,
+ * 'rolled back' if it (or the savepoint around the load) aborted, as
+ * csvpipe.jobs says; waited for, unless it is the caller's own.
  *
  * Each poll (a bookkeeping query, the job's row copied out) allocates in a
  * context of its own, reset before the next poll, so a long wait runs in
@@ -688,7 +696,8 @@ csvpipe_wait(PG_FUNCTION_ARGS)
 		if (!fetch_job(job_id, false, &row))
 			job_not_found(job_id);
 		MemoryContextSwitchTo(caller);
-		if (state_is_final(row.state))
+		/* a transaction-mode load is final once its transaction ends */
+		if (state_is_final(row.state) && !row.xact_open)
 		{
 			result = row.state;
 			break;
@@ -773,10 +782,11 @@ csv_job_requeue(int64 job_id)
 	if (!fetch_job(job_id, true, &row))
 		job_not_found(job_id);
 	check_job_owner(job_id, row.submitted_by, "resume");
-	if (strcmp(row.state, "failed") != 0 && strcmp(row.state, "cancelled") != 0)
+	if (strcmp(row.state, "failed") != 0 && strcmp(row.state, "cancelled") != 0 &&
+		strcmp(row.state, "rolled back") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("csvpipe job " INT64_FORMAT " is %s; only failed or cancelled jobs can be resumed",
+				 errmsg("csvpipe job " INT64_FORMAT " is %s; only failed, cancelled or rolled back jobs can be resumed",
 						job_id, row.state),
 				 strcmp(row.state, "running") == 0 ?
 				 errhint("The launcher resumes a queued job whose runner is gone by itself.") : 0));

@@ -325,7 +325,7 @@ like($err, qr/is a directory/, 'submit: a directory is an error');
 ($ret, $out, $err) = $node->psql('postgres', "SELECT csvpipe.submit('$dir/a.csv', 't_a', delimiter => ';;')");
 like($err, qr/must be a single one-byte character/, 'submit: options are checked at once');
 ($ret, $out, $err) = $node->psql('postgres', "SELECT csvpipe.resume(" . $ids[0] . ")");
-like($err, qr/is done; only failed or cancelled jobs can be resumed/, 'resume: a done job cannot');
+like($err, qr/is done; only failed, cancelled or rolled back jobs can be resumed/, 'resume: a done job cannot');
 is(sql("SELECT origin FROM csvpipe.jobs WHERE job_id = " . $ids[0]), 'submit', 'csvpipe.jobs: origin');
 ($ret, $out, $err) = $node->psql('postgres', "SELECT csvpipe.wait(987654321)");
 like($err, qr/csvpipe job 987654321 does not exist/, 'wait: unknown job');

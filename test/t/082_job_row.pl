@@ -522,5 +522,58 @@ my $small = write_file('small.csv', "id,name\n" . join('', map { "$_,name$_\n" }
 	is($chunk_rows, '3000', '... the ledger lists every row');
 }
 
+# ---------------------------------------------------------------------------
+# 4. a transaction-mode load whose transaction rolls back: csvpipe.jobs,
+#    csvpipe.wait and csvpipe.resume say the same
+# ---------------------------------------------------------------------------
+# The job row says 'done' (its rows were in the caller's transaction); the
+# job's load_xid tells the transaction's fate.  csvpipe.jobs said 'rolled
+# back', but wait returned 'done' and resume refused an 'already done' job.
+{
+	my $call = "csvpipe.load('$small', 'j', workers => 2, chunk_size => 4096, mode => 'transaction', header => true)";
+	my $copy = sql("TRUNCATE j; COPY j FROM '$small' (FORMAT csv, HEADER true); $sum_sql j");
+	for my $how ('ROLLBACK', 'ROLLBACK TO SAVEPOINT')
+	{
+		sql('TRUNCATE j');
+		my $id = sql(qq{SET ROLE alice; BEGIN; SAVEPOINT s;
+SELECT job_id FROM $call;
+} . ($how eq 'ROLLBACK' ? 'ROLLBACK;' : 'ROLLBACK TO SAVEPOINT s; COMMIT;'));
+		is(sql("SELECT state FROM csvpipe.jobs WHERE job_id = $id"), 'rolled back',
+			"$how: csvpipe.jobs says 'rolled back'");
+		is(sql("SELECT csvpipe.wait($id)"), 'rolled back', "$how: csvpipe.wait says 'rolled back'");
+		my ($ret, $out, $err) = $node->psql('postgres',
+			"SET ROLE alice; SELECT rows_loaded FROM csvpipe.resume($id)");
+		is($out, '3000', "$how: csvpipe.resume loads it again") or diag($err);
+		is(sql("$sum_sql j"), $copy, '... exactly COPY\'s rows');
+		is(sql("SELECT csvpipe.wait($id)"), 'done', '... and the job is done');
+	}
+
+	# while the loading transaction is open, wait waits for its end, and
+	# resume refuses; then each says what became of it
+	for my $end ('ROLLBACK', 'COMMIT')
+	{
+		sql('TRUNCATE j');
+		my $bg = $node->background_psql('postgres', on_error_stop => 0);
+		$bg->query_safe('SET ROLE alice; BEGIN');
+		my $id = $bg->query_safe("SELECT job_id FROM $call");
+		my ($in, $wout, $werr) = ('', '', '');
+		my $waiter = IPC::Run::start(
+			[ $node->installed_command('psql'), '-XAtq', '-d', $node->connstr('postgres'),
+				'-c', "SELECT csvpipe.wait($id)" ],
+			'<', \$in, '>', \$wout, '2>', \$werr);
+		Time::HiRes::usleep(500_000);
+		$waiter->pump_nb;
+		is($wout, '', "open transaction, then $end: wait has not returned yet");
+		my ($ret, $out, $err) = $node->psql('postgres',
+			"SET ROLE alice; SELECT rows_loaded FROM csvpipe.resume($id)");
+		like($err, qr/is done in a transaction that has not ended yet/, '... resume refuses');
+		$bg->query_safe($end);
+		$bg->quit;
+		$waiter->finish;
+		is($wout, ($end eq 'COMMIT' ? 'done' : 'rolled back') . "\n", "... wait then says what became of it")
+		  or diag($werr);
+	}
+}
+
 $node->stop;
 done_testing();
