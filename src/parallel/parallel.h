@@ -103,6 +103,8 @@ typedef struct CsvParallelShared
 	char		error[1024];	/* load: the leader's error, for its coordinator */
 	uint32		error_dsm;		/* ... all of it, when longer (a segment of its
 								 * own, mapped by the leader meanwhile), or 0 */
+	bool		job_end_recorded;	/* load: the coordinator of a failed load
+									 * finished (mutex) */
 	slock_t		mutex;
 	CsvWorkerSlot workers[FLEXIBLE_ARRAY_MEMBER];
 } CsvParallelShared;
