@@ -80,6 +80,9 @@ const CsvOptionDef csv_option_defs[CSV_NUM_OPTS] = {
 	[CSV_OPT_TARGET] = {"target", NULL, CSV_OK_REGCLASS, "regclass", NULL,
 		CSV_FN_ANY_LOAD, CSV_OPTF_ARG, NULL,
 	"the table to load (load also takes its name as text, resolved as regclass input resolves it)"},
+	[CSV_OPT_ROWTYPE] = {"rowtype", NULL, CSV_OK_ROWTYPE, "anyelement", NULL,
+		CSV_FN_READ, CSV_OPTF_ARG, NULL,
+	"read's typed form, `read(path, NULL::t, ...)`: the rows are of t's type (a composite type, a table's row type, a domain over one); only the value's type counts"},
 	[CSV_OPT_COLUMNS] = {"columns", NULL, CSV_OK_NAMES, "text[]", "NULL",
 		CSV_FN_ANY_LOAD, CSV_OPTF_JOB | CSV_OPTF_WORKER, NULL,
 	"load: the target columns the file's fields fill, in file order (NULL: all, in table order)"},
@@ -478,6 +481,12 @@ set_option(CsvOptions *o, int id, Datum v, bool isnull, Oid typid)
 
 	o->has[id] = true;
 	o->isnull[id] = isnull;
+	/* the row type is the argument's type, whatever its value (NULL::t) */
+	if (id == CSV_OPT_ROWTYPE)
+	{
+		o->rowtype = typid;
+		return;
+	}
 	if (isnull)
 	{
 		switch (id)

@@ -52,6 +52,7 @@ typedef enum CsvOptId
 {
 	CSV_OPT_PATH,
 	CSV_OPT_TARGET,
+	CSV_OPT_ROWTYPE,
 	CSV_OPT_COLUMNS,
 	CSV_OPT_DELIMITER,
 	CSV_OPT_QUOTE,
@@ -89,7 +90,8 @@ typedef enum CsvOptKind
 	CSV_OK_BOOL,
 	CSV_OK_INT,					/* int or bigint */
 	CSV_OK_NAMES,				/* text[] of column names */
-	CSV_OK_REGCLASS
+	CSV_OK_REGCLASS,
+	CSV_OK_ROWTYPE				/* anyelement: only its type counts */
 } CsvOptKind;
 
 typedef struct CsvOptLabel
@@ -128,6 +130,8 @@ struct CsvOptions				/* typedef in csvpipe.h */
 	Oid			relid;			/* target, or InvalidOid */
 	char	   *target_name;	/* target given as text (load's other
 								 * overload): resolved by the caller */
+	Oid			rowtype;		/* read(path, NULL::t): t's type (a domain
+								 * stays a domain), or InvalidOid */
 	List	   *columns;		/* target columns the file fills, or NIL */
 	CsvDialect	dialect;
 	int			nworkers;		/* capped by csvpipe.max_workers */

@@ -977,7 +977,7 @@ run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 /*
  * Chunked mode: may a chunk whose transaction failed with this error be
  * tried again, from the start of a new transaction, after a backoff?
- * Transient errors (which reached the top: at COMMIT, say), and errors
+ * Transient errors raised once its rows were in (at COMMIT, say), and errors
  * of a foreign server or of the machine that this worker survived: a
  * server unreachable or gone (08), shutting down or terminating the
  * connection (57, not a cancel), out of resources (53).  Data errors never.
@@ -986,12 +986,13 @@ static char *read_chunk(WorkerState *ws, CsvChunkHeader *hdr);
 static void forget_position(WorkerState *ws);
 
 static bool
-chunk_error_retryable(ErrorData *edata)
+chunk_error_retryable(ErrorData *edata, bool rows_done)
 {
 	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
 
+	/* while the rows went in, run_load_chunk retried those itself */
 	if (csv_error_is_transient(edata))
-		return true;
+		return rows_done;
 	if (edata->elevel != ERROR || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 		return false;
 	return class == ERRCODE_TO_CATEGORY(ERRCODE_CONNECTION_EXCEPTION) ||
@@ -1023,6 +1024,7 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 	{
 		MemoryContext oldcxt = CurrentMemoryContext;
 		ErrorData  *edata = NULL;
+		volatile bool rows_done = false;
 
 		PG_TRY();
 		{
@@ -1030,6 +1032,7 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 			if (ws->shards)
 				csv_shards_chunk_begin(hdr->chunk_no);
 			run_load_chunk(ws, hdr, read_chunk(ws, hdr));
+			rows_done = true;
 			/* a commit-time error is no row's: it names no line */
 			forget_position(ws);
 			if (ws->shards)
@@ -1052,9 +1055,9 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 			MemoryContextSwitchTo(ws->err_cxt);
 			edata = CopyErrorData();
 			MemoryContextSwitchTo(oldcxt);
-			if (!chunk_error_retryable(edata) || attempt >= csvpipe_max_retries)
+			if (!chunk_error_retryable(edata, rows_done) || attempt >= csvpipe_max_retries)
 			{
-				if (chunk_error_retryable(edata))
+				if (chunk_error_retryable(edata, rows_done))
 				{
 					/* retried here already: the leader must not retry it */
 					SpinLockAcquire(&ws->shared->mutex);
@@ -1341,7 +1344,11 @@ csvpipe_worker_main(Datum main_arg)
 		MemoryContextSwitchTo(oldcxt);
 		csv_dialect_set_columns(&ws.dialect, shared->text_mode ? 0 : shared->natts);
 		if (!shared->text_mode)
+		{
 			ws.conv = csv_converter_create(ws.read_desc, &ws.dialect, &ws.errpos, ws.convert);
+			if (OidIsValid(shared->rowtype))
+				csv_converter_set_rowtype(ws.conv, shared->rowtype);
+		}
 	}
 	else
 	{

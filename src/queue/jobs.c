@@ -47,6 +47,7 @@
 #include "parallel.h"
 #include "progress.h"
 #include "run.h"
+#include "shards.h"
 #include "target.h"
 
 #include <glob.h>
@@ -315,6 +316,9 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 
 	/* foreign and Citus tables: refused now, not when the job runs (target.c) */
 	csv_target_check(req.relid, req.mode == CSV_LOAD_MODE_PREPARED, "csvpipe.submit");
+	/* chunked into foreign tables: each server's ledger, now (shards.c) */
+	if (req.mode == CSV_LOAD_MODE_CHUNKED)
+		csv_shards_check_chunked(req.relid);
 	priority = opts.priority;
 	/* jumping ahead of other roles' jobs is acting on them, as a cancel is */
 	if (priority > 0 && !superuser() &&

@@ -73,11 +73,20 @@ for my $role ('', 'loader')
 	}
 }
 
+# a queued chunked job: its runner's workers use the ledgers too
+my $qjob = $s->sql_as('loader', "SELECT csvpipe.submit('$file', 'sales', mode => 'chunked', force => true, $load_opts)");
+die "submit queued nothing" unless $qjob;
+$c->poll_query_until('postgres', "SELECT csvpipe.wait($qjob, '60 s') <> 'running'");
+is($s->sql("SELECT state || ' ' || rows_loaded FROM csvpipe.jobs WHERE job_id = $qjob"), "done $nrows",
+	'submit, chunked: the job is done with every row');
+$s->is_like('sales', $expect, 'submit, chunked, loader');
+$s->truncate_table('sales');
+
 # the chunked loads wrote one ledger row per chunk on each shard, in the
 # chunk's remote transaction
 my $chunks = $s->sql("SELECT count(*) FROM csvpipe.chunks c JOIN csvpipe.job j USING (job_id)
 	WHERE j.path = '$file' AND j.options->>'mode' = 'chunked'");
-cmp_ok($chunks, '>=', 20, 'chunked loads: 10 or more chunks each');
+cmp_ok($chunks, '>=', 30, 'chunked loads: 10 or more chunks each');
 is($s->ledger_rows(1), $chunks, 'shard r1: a ledger row per chunk of the chunked loads');
 is($s->ledger_rows(2), $chunks, 'shard r2: a ledger row per chunk of the chunked loads');
 
@@ -97,6 +106,10 @@ like($err, qr/ERROR:  csvpipe.load with mode => 'chunked' needs a ledger table o
 	'chunked: a server without a ledger is refused, by name');
 like($err, qr/HINT:  On server "r2", once: CREATE TABLE public.csvpipe_ledger/, 'with the DDL as a hint');
 ok(all_empty(), 'chunked without a ledger: nothing loaded');
+($ret, $out, $err) = psql_as('loader',
+	"SELECT csvpipe.submit('$file', 'sales', mode => 'chunked', force => true)");
+like($err, qr/ERROR:  csvpipe.load with mode => 'chunked' needs a ledger table on foreign server "r2"/,
+	'chunked: submit refuses a server without a ledger too');
 $s->sql("ALTER FOREIGN TABLE csvpipe_ledger_r2 OPTIONS (SET table_name 'csvpipe_ledger')");
 
 $s->sql('REVOKE INSERT ON csvpipe_ledger_r1 FROM loader');
