@@ -230,6 +230,10 @@ extern CsvConverter *csv_converter_create(TupleDesc tupdesc,
 										  CsvErrorPosition *errpos,
 										  bool *convert_columns);
 extern void csv_converter_check_header(CsvConverter *conv, CsvRecord *header);
+extern void csv_converter_set_rowtype(CsvConverter *conv, Oid rowtype);
+extern TupleDesc csv_rowtype_desc(Oid rowtype, const char *funcname);
+extern TupleDesc csv_rowtype_file_desc(Oid rowtype, TupleDesc rowdesc,
+									   int *out_field, const char *funcname);
 extern void csv_converter_row(CsvConverter *conv, CsvRecord *rec,
 							  Datum *values, bool *nulls);
 extern ErrorData *csv_converter_row_catch(CsvConverter *conv, CsvRecord *rec,

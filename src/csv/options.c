@@ -91,7 +91,10 @@ const CsvOptionDef csv_option_defs[CSV_NUM_OPTS] = {
 	"the file (submit: a file or a glob)"},
 	[CSV_OPT_TARGET] = {"target", NULL, CSV_OK_REGCLASS, "regclass", NULL,
 		CSV_FN_ANY_LOAD, CSV_OPTF_ARG, NULL,
-	"the table to load"},
+	"the table to load (load also takes its name as text, resolved as regclass input resolves it)"},
+	[CSV_OPT_ROWTYPE] = {"rowtype", NULL, CSV_OK_ROWTYPE, "anyelement", NULL,
+		CSV_FN_READ, CSV_OPTF_ARG, NULL,
+	"read's typed form, `read(path, NULL::t, ...)`: the rows are of t's type (a composite type, a table's row type, a domain over one); only the value's type counts"},
 	[CSV_OPT_COLUMNS] = {"columns", NULL, CSV_OK_NAMES, "text[]", "NULL",
 		CSV_FN_ANY_LOAD, CSV_OPTF_JOB | CSV_OPTF_WORKER, NULL,
 	"load: the target columns the file's fields fill, in file order (NULL: all, in table order)"},
@@ -158,6 +161,15 @@ const CsvOptionDef csv_option_defs[CSV_NUM_OPTS] = {
 	[CSV_OPT_EXTRA_COLUMNS] = {"extra_columns", NULL, CSV_OK_LABEL, "text", "'error'",
 		CSV_FN_READ | CSV_FN_ANY_LOAD, CSV_OPTF_JOB, extra_columns_labels,
 	"with match => 'name': file columns the target lacks are an `'error'`, or `'ignore'`d"},
+	[CSV_OPT_NAME] = {"name", NULL, CSV_OK_TEXT, "text", NULL,
+		CSV_FN_SNIFF, CSV_OPTF_ARG, NULL,
+	"create_table: the table to create, resolved as CREATE TABLE resolves it"},
+	[CSV_OPT_CREATE_TARGET] = {"create_target", NULL, CSV_OK_BOOL, "boolean", "false",
+		CSV_FN_LOAD, 0, NULL,
+	"load (target given by name): create the table from the file's header and types first, in the caller's transaction (see [Sniffing a file](#sniffing-a-file))"},
+	[CSV_OPT_SAMPLE_SIZE] = {"sample_size", NULL, CSV_OK_INT, "bigint", "NULL",
+		CSV_FN_SNIFF, 0, NULL,
+	"sniff, create_table: bytes of the file's start the detection reads, 1 to 1073741824 (NULL: 4MB); whole records only"},
 };
 
 /* ---- errors ---- */
@@ -405,6 +417,7 @@ char_option(const CsvOptionDef *def, const char *s)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("csvpipe option \"%s\" must be a single one-byte character", def->name),
 				 errdetail("Got \"%s\".", s),
+		/* '\t' in a standard string is two characters: E'\t' is a tab */
 				 strcmp(s, "\\t") == 0 ?
 				 errhint("For a tab, write E'\\t'.") : 0));
 	if (s[0] == '\r' || s[0] == '\n')
@@ -486,12 +499,21 @@ set_option(CsvOptions *o, int id, Datum v, bool isnull, Oid typid)
 
 	o->has[id] = true;
 	o->isnull[id] = isnull;
+	/* the row type is the argument's type, whatever its value (NULL::t) */
+	if (id == CSV_OPT_ROWTYPE)
+	{
+		o->rowtype = typid;
+		return;
+	}
 	if (isnull)
 	{
 		switch (id)
 		{
 			case CSV_OPT_DELIMITER:
 			case CSV_OPT_QUOTE:
+				/* sniff: NULL is "detect it" */
+				if (o->fn & CSV_FN_SNIFF)
+					break;
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("csvpipe option \"%s\" must not be NULL", def->name)));
@@ -511,7 +533,10 @@ set_option(CsvOptions *o, int id, Datum v, bool isnull, Oid typid)
 			o->path = value_cstring(v, typid);
 			break;
 		case CSV_OPT_TARGET:
-			o->relid = DatumGetObjectId(v);
+			if (typid == REGCLASSOID || typid == OIDOID)
+				o->relid = DatumGetObjectId(v);
+			else
+				o->target_name = value_cstring(v, typid);
 			break;
 		case CSV_OPT_COLUMNS:
 			o->columns = names_option(o, v);
@@ -601,6 +626,21 @@ set_option(CsvOptions *o, int id, Datum v, bool isnull, Oid typid)
 			break;
 		case CSV_OPT_EXTRA_COLUMNS:
 			o->extra_ignore = label_value(def, value_cstring(v, typid)) == 1;
+			break;
+		case CSV_OPT_NAME:
+			o->name = value_cstring(v, typid);
+			break;
+		case CSV_OPT_CREATE_TARGET:
+			o->create_target = DatumGetBool(v);
+			break;
+		case CSV_OPT_SAMPLE_SIZE:
+			o->sample_size = value_int(v, typid);
+			if (o->sample_size < 1 || o->sample_size > CSV_MAX_CHUNK_SIZE)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("csvpipe sample_size must be between 1 and %lld bytes",
+								(long long) CSV_MAX_CHUNK_SIZE),
+						 errdetail("Got " INT64_FORMAT ".", o->sample_size)));
 			break;
 		default:
 			elog(ERROR, "csvpipe: option %d has no setter", id);

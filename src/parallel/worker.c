@@ -1337,7 +1337,11 @@ csvpipe_worker_main(Datum main_arg)
 		MemoryContextSwitchTo(oldcxt);
 		csv_dialect_set_columns(&ws.dialect, shared->text_mode ? 0 : shared->natts);
 		if (!shared->text_mode)
+		{
 			ws.conv = csv_converter_create(ws.read_desc, &ws.dialect, &ws.errpos, ws.convert);
+			if (OidIsValid(shared->rowtype))
+				csv_converter_set_rowtype(ws.conv, shared->rowtype);
+		}
 	}
 	else
 	{
