@@ -1102,6 +1102,77 @@ csv_options_from_job(CsvOptions *opts, Jsonb *options, bool atomic, const char *
 	options_check(opts);
 }
 
+/*
+ * What changes the rows of a read, for the result cache's key: the entries
+ * marked CSV_OPTF_ROWS, in the table's order, exactly into sig and (when
+ * describe is not NULL) readably into describe (the csvpipe.cache view);
+ * and match => 'name''s field map, which picks the fields.
+ */
+void
+csv_dialect_rows_key(const CsvDialect *d, StringInfo sig, StringInfo describe)
+{
+	for (int id = 0; id < CSV_NUM_OPTS; id++)
+	{
+		const CsvOptionDef *def = &csv_option_defs[id];
+		char		c[2] = {0, 0};
+		const char *text = NULL;	/* describe's value */
+
+		if ((def->flags & CSV_OPTF_ROWS) == 0)
+			continue;
+		appendStringInfo(sig, "%s=", def->name);
+		switch (id)
+		{
+			case CSV_OPT_DELIMITER:
+			case CSV_OPT_QUOTE:
+			case CSV_OPT_ESCAPE:
+				c[0] = id == CSV_OPT_DELIMITER ? d->delimiter :
+					id == CSV_OPT_QUOTE ? d->quote : d->escape;
+				appendStringInfoChar(sig, c[0]);
+				/* escape is the quote: not worth a word in the view */
+				if (id != CSV_OPT_ESCAPE || d->escape != d->quote)
+					text = quote_literal_cstr(c);
+				break;
+			case CSV_OPT_HEADER:
+				appendStringInfo(sig, "%d", (int) d->header);
+				text = label_of(def, d->header);
+				break;
+			case CSV_OPT_NULL_STRING:
+				appendStringInfo(sig, "%d:", d->null_len);
+				appendBinaryStringInfo(sig, d->null_string, d->null_len);
+				text = quote_literal_cstr(d->null_string);
+				break;
+			case CSV_OPT_ENCODING:
+				appendStringInfo(sig, "%d", d->file_encoding);
+				text = pg_encoding_to_char(d->file_encoding);
+				break;
+			case CSV_OPT_SKIP_ROWS:
+				appendStringInfo(sig, INT64_FORMAT, d->skip_rows);
+				text = psprintf(INT64_FORMAT, d->skip_rows);
+				break;
+			default:
+				elog(ERROR, "csvpipe: option \"%s\" has no cache key form", def->name);
+		}
+		appendStringInfoChar(sig, ';');
+		if (describe && text)
+			appendStringInfo(describe, "%s%s %s", describe->len > 0 ? ", " : "",
+							 def->name, text);
+	}
+	if (d->nfile_fields > 0)
+	{
+		appendStringInfo(sig, "map=%d:", d->nfile_fields);
+		for (int f = 0; f < d->nfile_fields; f++)
+		{
+			appendStringInfo(sig, "%d/%zu:", d->field_column[f],
+							 d->file_header ? strlen(d->file_header[f]) : 0);
+			if (d->file_header)
+				appendStringInfoString(sig, d->file_header[f]);
+		}
+		appendStringInfoChar(sig, ';');
+		if (describe)
+			appendStringInfoString(describe, ", match name");
+	}
+}
+
 const char *
 csv_load_mode_label(CsvLoadMode mode)
 {

@@ -164,6 +164,8 @@ extern void csv_options_from_args(CsvOptions *opts, Oid funcid, uint32 fn,
 extern void csv_options_from_job(CsvOptions *opts, Jsonb *options,
 								 bool atomic, const char *funcname);
 extern char *csv_options_job_json(const CsvOptions *opts);
+extern void csv_dialect_rows_key(const CsvDialect *d, StringInfo sig,
+								 StringInfo describe);
 
 extern int	csv_workers_for(int asked);
 extern CsvHeaderMode csv_header_option(Datum v, Oid typid);
