@@ -4,7 +4,8 @@
  *		CSV fields to Datums, with the column types' input functions.
  *
  * Owns the per-column input function lookup, COPY's CSV NULL rules, the
- * header => 'match' check, the field-count check and the error context line
+ * header => 'match' check, the field-count check, the columns a file fills
+ * in read(path, NULL::t) and t's domain check, and the error context line
  * ("csvpipe.read "/path", line 12, column amount: "12,5"") that every error
  * raised while reading a file carries.
  *
@@ -21,14 +22,17 @@
 
 #include "catch.h"
 #include "errors.h"			/* csv_error_is_input_error */
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "funcapi.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/typcache.h"
 
 /* how much of a bad value an error context line shows (as COPY) */
 #define MAX_VALUE_DISPLAY 100
@@ -37,12 +41,25 @@ struct CsvConverter
 {
 	int			natts;
 	FmgrInfo   *in_functions;
+	Oid		   *typids;
 	Oid		   *typioparams;
 	int32	   *typmods;
 	CsvFastInput *fast;			/* fastinput.c's shape for the type, if any */
 	bool	   *convert;		/* false: column not needed, left NULL */
 	char	  **names;
+	int		   *field_of;		/* match => 'name': the file field of each
+								 * column; NULL: field i is column i */
+	int			nfields;		/* fields a record must have */
 	bool		safe_input;		/* errors of every converted column can be caught cheaply */
+	bool		hint_columns;	/* a wrong field count names the columns */
+	/* read(path, NULL::t) with t a domain: its check, with each row */
+	Oid			domain;
+	TupleDesc	rowdesc;		/* t's columns, to form the value checked */
+	int		   *out_field;		/* per column of t: its column here, or -1 */
+	Datum	   *out_values;
+	bool	   *out_nulls;
+	void	   *domain_extra;	/* domain_check()'s cache */
+	MemoryContext cxt;			/* where that lives */
 	const CsvDialect *dialect;
 	CsvErrorPosition *errpos;
 };
@@ -126,6 +143,7 @@ csv_converter_create(TupleDesc tupdesc, const CsvDialect *dialect,
 	conv->dialect = dialect;
 	conv->errpos = errpos;
 	conv->in_functions = palloc(sizeof(FmgrInfo) * natts);
+	conv->typids = palloc(sizeof(Oid) * natts);
 	conv->typioparams = palloc(sizeof(Oid) * natts);
 	conv->typmods = palloc(sizeof(int32) * natts);
 	conv->fast = palloc0(sizeof(CsvFastInput) * natts);
@@ -139,6 +157,7 @@ csv_converter_create(TupleDesc tupdesc, const CsvDialect *dialect,
 		Oid			infunc;
 
 		conv->names[i] = pstrdup(NameStr(att->attname));
+		conv->typids[i] = att->atttypid;
 		conv->convert[i] = convert_columns ? convert_columns[i] : true;
 		if (att->attisdropped)
 		{
@@ -152,9 +171,196 @@ csv_converter_create(TupleDesc tupdesc, const CsvDialect *dialect,
 		conv->typmods[i] = att->atttypmod;
 		conv->fast[i] = csv_fast_input_kind(att->atttypid, att->atttypmod);
 	}
-	errpos->column_names = conv->names;
+	/* match => 'name' (insert/match.c): the fields that fill the columns */
+	conv->nfields = natts;
+	if (dialect->nfile_fields > 0)
+	{
+		conv->nfields = dialect->nfile_fields;
+		conv->field_of = palloc(sizeof(int) * Max(natts, 1));
+		for (int i = 0; i < natts; i++)
+			conv->field_of[i] = -1;
+		for (int f = 0; f < dialect->nfile_fields; f++)
+			if (dialect->field_column[f] >= 0 && dialect->field_column[f] < natts)
+				conv->field_of[dialect->field_column[f]] = f;
+		for (int i = 0; i < natts; i++)
+			if (conv->field_of[i] < 0)
+				elog(ERROR, "csvpipe: column \"%s\" has no field in the file's map", conv->names[i]);
+	}
+	errpos->column_names = conv->field_of ? NULL : conv->names;
 	errpos->ncolumns = natts;
 	return conv;
+}
+
+/*
+ * The hint of a record with the wrong number of fields: when the whole file
+ * has that many, the column list does not fit it.
+ */
+static int
+field_count_hint(CsvConverter *conv, int found)
+{
+	if (conv->field_of != NULL)
+		return 0;
+	if (found < conv->natts)
+		return errhint("If every record of the file has %d fields: name the columns they fill with columns => ARRAY[...] (the others get their defaults), or, when the file's header names them, load with match => 'name'.",
+					   found);
+	return errhint("If every record of the file has %d fields: with a header naming them, match => 'name' maps them to columns by name, and extra_columns => 'ignore' leaves out those the target lacks.",
+				   found);
+}
+
+/*
+ * The columns of read(path, NULL::t)'s rows: t's, or its base type's for a
+ * domain.  Anything but a named composite type is refused (for both the
+ * FunctionScan and the CustomScan), with the way to say what was meant.
+ */
+TupleDesc
+csv_rowtype_desc(Oid rowtype, const char *funcname)
+{
+	Oid			base;
+
+	if (!OidIsValid(rowtype) || IsPolymorphicType(rowtype))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: could not determine the row type", funcname)));
+	base = getBaseType(rowtype);
+	if (base == RECORDOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s: the row type must be a named composite type, not record", funcname),
+				 errhint("Pass NULL::a_table or NULL::a_composite_type, or use %s(path) with a column definition list.",
+						 funcname)));
+	if (!type_is_rowtype(base))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s: the row type must be a composite type, not %s",
+						funcname, format_type_be(rowtype)),
+				 errhint("Pass NULL::a_table or NULL::a_composite_type, or use %s(path) with a column definition list.",
+						 funcname)));
+	return lookup_rowtype_tupdesc_copy(base, -1);
+}
+
+/*
+ * The file's columns of read(path, NULL::t): t's columns (rowdesc) but
+ * the dropped ones and a table's generated ones, in t's order -- what COPY
+ * t FROM reads.  out_field[i]: column i's position in the file, or -1.
+ */
+TupleDesc
+csv_rowtype_file_desc(Oid rowtype, TupleDesc rowdesc, int *out_field,
+					  const char *funcname)
+{
+	Oid			relid = get_typ_typrelid(getBaseType(rowtype));
+	int			nfile = 0;
+	TupleDesc	file_desc;
+
+	for (int i = 0; i < rowdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(rowdesc, i);
+
+		out_field[i] = -1;
+		if (att->attisdropped)
+			continue;
+		/* the tuple descriptor a type lookup returns has no attgenerated */
+		if (OidIsValid(relid) && get_attgenerated(relid, att->attnum) != '\0')
+			continue;
+		out_field[i] = nfile++;
+	}
+	if (nfile == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: the row type %s has no column a file can fill",
+						funcname, format_type_be(rowtype))));
+	file_desc = CreateTemplateTupleDesc(nfile);
+	for (int i = 0; i < rowdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(rowdesc, i);
+
+		if (out_field[i] < 0)
+			continue;
+		TupleDescInitEntry(file_desc, (AttrNumber) (out_field[i] + 1),
+						   NameStr(att->attname), att->atttypid,
+						   att->atttypmod, 0);
+		TupleDescInitEntryCollation(file_desc, (AttrNumber) (out_field[i] + 1),
+									att->attcollation);
+	}
+	return file_desc;
+}
+
+/*
+ * The converter of read(path, NULL::t) (its columns: the file's, from
+ * csv_rowtype_file_desc), in the leader and in each worker: a wrong number
+ * of fields hints at the columns the fields fill, as the caller wrote no
+ * column list to compare with; a domain over t is checked with each row,
+ * where the line is known and on_error => 'skip' can skip it.
+ */
+void
+csv_converter_set_rowtype(CsvConverter *conv, Oid rowtype)
+{
+	const char *funcname = conv->errpos->funcname;
+	TupleDesc	rowdesc;
+	TupleDesc	file_desc;
+	int		   *out_field;
+
+	conv->hint_columns = true;
+	if (getBaseType(rowtype) == rowtype)
+		return;
+	rowdesc = csv_rowtype_desc(rowtype, funcname);
+	out_field = palloc(sizeof(int) * rowdesc->natts);
+	file_desc = csv_rowtype_file_desc(rowtype, rowdesc, out_field, funcname);
+	/* a worker looks the type up again: it must be what the leader saw */
+	if (file_desc->natts != conv->natts)
+		elog(ERROR, "%s: the row type %s changed during the read",
+			 funcname, format_type_be(rowtype));
+	for (int i = 0; i < conv->natts; i++)
+		if (TupleDescAttr(file_desc, i)->atttypid != conv->typids[i])
+			elog(ERROR, "%s: the row type %s changed during the read",
+				 funcname, format_type_be(rowtype));
+	conv->domain = rowtype;
+	conv->rowdesc = BlessTupleDesc(rowdesc);
+	conv->out_field = out_field;
+	conv->out_values = palloc(sizeof(Datum) * rowdesc->natts);
+	conv->out_nulls = palloc(sizeof(bool) * rowdesc->natts);
+	conv->cxt = CurrentMemoryContext;
+	/* a CHECK can run anything: its errors are caught in a subtransaction */
+	conv->safe_input = false;
+}
+
+/* t's domain check on a converted row (the error context names its line) */
+static void
+check_domain(CsvConverter *conv, Datum *values, bool *nulls)
+{
+	HeapTuple	tuple;
+
+	for (int i = 0; i < conv->rowdesc->natts; i++)
+	{
+		int			f = conv->out_field[i];
+
+		conv->out_values[i] = f >= 0 ? values[f] : (Datum) 0;
+		conv->out_nulls[i] = f >= 0 ? nulls[f] : true;
+	}
+	tuple = heap_form_tuple(conv->rowdesc, conv->out_values, conv->out_nulls);
+	domain_check(HeapTupleGetDatum(tuple), false, conv->domain,
+				 &conv->domain_extra, conv->cxt);
+}
+
+/* errhint() for a wrong field count, or 0 */
+static int
+count_hint(CsvConverter *conv)
+{
+	StringInfoData buf;
+	int			shown = Min(conv->natts, 30);
+
+	if (!conv->hint_columns)
+		return 0;
+	initStringInfo(&buf);
+	for (int i = 0; i < shown; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&buf, ", ");
+		appendStringInfoString(&buf, quote_identifier(conv->names[i]));
+	}
+	if (shown < conv->natts)
+		appendStringInfo(&buf, " and %d more", conv->natts - shown);
+	return errhint("The file's fields fill the row type's columns in order: %s (generated and dropped columns are not in the file).",
+				   buf.data);
 }
 
 /* header => 'match': names and count must equal the column list */
@@ -165,11 +371,36 @@ csv_converter_check_header(CsvConverter *conv, CsvRecord *header)
 		return;					/* empty file */
 
 	conv->errpos->line_no = header->line_no;
+	if (conv->field_of != NULL)
+	{
+		/* match => 'name': the header must be the one that was mapped */
+		const CsvDialect *d = conv->dialect;
+
+		if (header->nfields != d->nfile_fields)
+			ereport(ERROR,
+					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+					 errmsg("wrong number of fields in header line: expected %d, found %d",
+							d->nfile_fields, header->nfields),
+					 errdetail("The file's header changed after its names were matched to the columns.")));
+		for (int f = 0; f < d->nfile_fields; f++)
+		{
+			const char *got = header->values[f] ? header->values[f] : "";
+
+			if (strcmp(got, d->file_header[f]) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+						 errmsg("column name mismatch in header line field %d: got \"%s\", expected \"%s\"",
+								f + 1, got, d->file_header[f]),
+						 errdetail("The file's header changed after its names were matched to the columns.")));
+		}
+		return;
+	}
 	if (header->nfields != conv->natts)
 		ereport(ERROR,
 				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
 				 errmsg("wrong number of fields in header line: expected %d, found %d",
-						conv->natts, header->nfields)));
+						conv->natts, header->nfields),
+				 count_hint(conv)));
 	for (int i = 0; i < conv->natts; i++)
 	{
 		const char *got = header->values[i];
@@ -199,18 +430,21 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
 	if (rec->bad)
 		csv_record_raise_bad(rec, errpos);
 	errpos->line_no = rec->line_no;
-	if (rec->nfields != conv->natts)
+	if (rec->nfields != conv->nfields)
 	{
 		errpos->field_no = 0;
 		ereport(ERROR,
 				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
 				 errmsg("wrong number of fields: expected %d, found %d",
-						conv->natts, rec->nfields)));
+						conv->nfields, rec->nfields),
+				 conv->hint_columns ? count_hint(conv) :
+				 field_count_hint(conv, rec->nfields)));
 	}
 
 	for (int i = 0; i < conv->natts; i++)
 	{
 		char	   *s;
+		int			f = conv->field_of ? conv->field_of[i] : i;
 
 		if (!conv->convert[i])
 		{
@@ -218,7 +452,7 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
 			nulls[i] = true;
 			continue;
 		}
-		s = apply_null_rule(conv->dialect, rec->values[i], rec->lengths[i]);
+		s = apply_null_rule(conv->dialect, rec->values[f], rec->lengths[f]);
 		/* the common shapes of some types are read here, exactly */
 		if (s != NULL && conv->fast[i] != CSV_FAST_NONE &&
 			csv_fast_input(conv->fast[i], s, &values[i]))
@@ -234,6 +468,8 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
 	}
 	errpos->column = NULL;
 	errpos->value = NULL;
+	if (OidIsValid(conv->domain))
+		check_domain(conv, values, nulls);
 }
 
 /*

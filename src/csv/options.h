@@ -28,7 +28,7 @@
 #define CSV_FN_LOAD			0x04
 #define CSV_FN_SUBMIT		0x08
 #define CSV_FN_LOAD_SERIAL	0x10
-#define CSV_FN_SNIFF		0x20	/* csvpipe.sniff, to come */
+#define CSV_FN_SNIFF		0x20	/* csvpipe.sniff, csvpipe.create_table */
 #define CSV_FN_ANY_READ		(CSV_FN_READ | CSV_FN_READ_TEXT)
 #define CSV_FN_ANY_LOAD		(CSV_FN_LOAD | CSV_FN_SUBMIT | CSV_FN_LOAD_SERIAL)
 
@@ -52,6 +52,7 @@ typedef enum CsvOptId
 {
 	CSV_OPT_PATH,
 	CSV_OPT_TARGET,
+	CSV_OPT_ROWTYPE,
 	CSV_OPT_COLUMNS,
 	CSV_OPT_DELIMITER,
 	CSV_OPT_QUOTE,
@@ -72,6 +73,11 @@ typedef enum CsvOptId
 	CSV_OPT_CACHE,
 	CSV_OPT_PRIORITY,
 	CSV_OPT_FORCE,
+	CSV_OPT_MATCH,
+	CSV_OPT_EXTRA_COLUMNS,
+	CSV_OPT_NAME,
+	CSV_OPT_CREATE_TARGET,
+	CSV_OPT_SAMPLE_SIZE,
 	CSV_NUM_OPTS
 } CsvOptId;
 
@@ -86,7 +92,8 @@ typedef enum CsvOptKind
 	CSV_OK_BOOL,
 	CSV_OK_INT,					/* int or bigint */
 	CSV_OK_NAMES,				/* text[] of column names */
-	CSV_OK_REGCLASS
+	CSV_OK_REGCLASS,
+	CSV_OK_ROWTYPE				/* anyelement: only its type counts */
 } CsvOptKind;
 
 typedef struct CsvOptLabel
@@ -123,6 +130,10 @@ struct CsvOptions				/* typedef in csvpipe.h */
 
 	char	   *path;
 	Oid			relid;			/* target, or InvalidOid */
+	char	   *target_name;	/* target given as text (load's other
+								 * overload): resolved by the caller */
+	Oid			rowtype;		/* read(path, NULL::t): t's type (a domain
+								 * stays a domain), or InvalidOid */
 	List	   *columns;		/* target columns the file fills, or NIL */
 	CsvDialect	dialect;
 	int			nworkers;		/* capped by csvpipe.max_workers */
@@ -137,6 +148,11 @@ struct CsvOptions				/* typedef in csvpipe.h */
 	bool		cache;
 	int32		priority;
 	bool		force;
+	bool		match_name;		/* match => 'name' */
+	bool		extra_ignore;	/* extra_columns => 'ignore' */
+	char	   *name;			/* create_table: the table to create */
+	bool		create_target;	/* load: create the target from the file */
+	int64		sample_size;	/* sniff: bytes of the sample, 0 = default */
 };
 
 extern void csv_options_from_fcinfo(CsvOptions *opts, FunctionCallInfo fcinfo,
@@ -148,8 +164,16 @@ extern void csv_options_from_args(CsvOptions *opts, Oid funcid, uint32 fn,
 extern void csv_options_from_job(CsvOptions *opts, Jsonb *options,
 								 bool atomic, const char *funcname);
 extern char *csv_options_job_json(const CsvOptions *opts);
+extern void csv_dialect_rows_key(const CsvDialect *d, StringInfo sig,
+								 StringInfo describe);
 
 extern int	csv_workers_for(int asked);
+extern CsvHeaderMode csv_header_option(Datum v, Oid typid);
+
+/* match => 'name': a header's names mapped to columns (options.c) */
+extern bool *csv_match_header(CsvDialect *dialect, const CsvRecord *header,
+							  int ncolumns, char *const *names,
+							  bool extra_ignore, const char *what);
 extern const char *csv_load_mode_label(CsvLoadMode mode);
 
 #endif							/* CSVPIPE_OPTIONS_H */

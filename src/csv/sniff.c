@@ -32,7 +32,9 @@
  *    narrowest type every value fits.  Date and time types are then checked
  *    with PostgreSQL's own input functions on every sampled value, under the
  *    session's DateStyle and TimeZone, so a proposed type accepts every
- *    value of the sample; a column with a value they refuse is text.
+ *    value of the sample; a column with a value they refuse is text.  When
+ *    the sample is not the whole file, integers are bigint and numeric has
+ *    no typmod, so that rows further down are neither refused nor rounded.
  *  - Header: the first record is a header when its values do not fit the
  *    types of the columns below it (more misfits than fits); when every
  *    column is text, when its values are all present, distinct and appear
@@ -1114,7 +1116,9 @@ csv_sniff_type_name(CsvSniffType type)
 
 /*
  * The narrowest type every value of the column fits.  A partial sample
- * widens: smallint is proposed only when the sample is the whole file.
+ * widens: integers are bigint (ids and counters grow further down a file),
+ * and numeric has no typmod (csv_sniff_file), unless the sample is the
+ * whole file.
  */
 static CsvSniffType
 choose_type(const ColStats *cs, bool whole)
@@ -1129,7 +1133,7 @@ choose_type(const ColStats *cs, bool whole)
 	{
 		if ((m & M(CSV_SNIFF_INT2)) && whole)
 			return CSV_SNIFF_INT2;
-		if (m & M(CSV_SNIFF_INT4))
+		if ((m & M(CSV_SNIFF_INT4)) && whole)
 			return CSV_SNIFF_INT4;
 		if (m & M(CSV_SNIFF_INT8))
 			return CSV_SNIFF_INT8;

@@ -41,6 +41,7 @@
 #include "internal_sql.h"
 #include "leader.h"
 #include "load.h"
+#include "match.h"
 #include "options.h"
 #include "parallel.h"
 #include "progress.h"
@@ -238,23 +239,53 @@ finish_job(CsvCoordArgs *args, bool wait)
  * end -- failed or cancelled, with the error; what was prepared rolled
  * back -- and wait for it, so it is recorded when the client sees the
  * error.  The coordinator writes the job row too if no worker got to it
- * (it reads the leader's segment, mapped until it is done).  The workers
- * just freed their slots; without one for 10 s, the job stays 'running'
- * with leader_gone once this call ends: the launcher settles an atomic one
- * (rolled back, 'failed'), a chunked one waits for csvpipe.resume.
+ * (it reads the leader's segment, mapped until it is done), and says in
+ * that segment when it is done: a coordinator terminated before (by
+ * pg_terminate_backend, say) is started again, as on the success path --
+ * else the job stayed 'running' with a live leader_pid, which resume
+ * refuses, for as long as the session lived.  The workers just freed their
+ * slots; without one for 10 s, the job stays 'running' with leader_gone
+ * once this call ends: the launcher settles an atomic one (rolled back,
+ * 'failed'), a chunked one waits for csvpipe.resume.
  */
 static void
-record_failed_job(CsvCoordArgs *args)
+record_failed_job(CsvCoordArgs *args, CsvParallelShared *shared)
 {
-	for (int i = 0; i < 100; i++)
+	for (int attempt = 0; attempt <= 10; attempt++)
 	{
-		if (csv_txn_run_coordinator(args, true))
+		bool		started = false;
+		bool		recorded;
+
+		for (int i = 0; i < 100 && !started; i++)
+		{
+			started = csv_txn_run_coordinator(args, true);
+			if (!started)
+				pg_usleep(100000L);
+		}
+		if (!started)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("no background worker slot free to record the end of csvpipe job " INT64_FORMAT,
+							args->job_id),
+					 errdetail("The job stays running until it is resumed or settled.")));
 			return;
-		pg_usleep(100000L);
+		}
+		SpinLockAcquire(&shared->mutex);
+		recorded = shared->job_end_recorded;
+		SpinLockRelease(&shared->mutex);
+		if (recorded)
+			return;
+		/* terminated; if this process is being terminated too, it goes */
+		pg_usleep(200000L);
+		if (ProcDiePending)
+			return;
+		/* the earlier attempt may have counted them */
+		args->retries = 0;
 	}
 	ereport(WARNING,
-			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("no background worker slot free to record the end of csvpipe job " INT64_FORMAT,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("csvpipe could not record the end of job " INT64_FORMAT ": its coordinator kept failing",
 					args->job_id),
 			 errdetail("The job stays running until it is resumed or settled.")));
 }
@@ -858,7 +889,7 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 		HOLD_INTERRUPTS();
 		leader_error_to_args(T.L, &args);
 		args.rows_rejected = T.rejected;
-		record_failed_job(&args);
+		record_failed_job(&args, csv_leader_pool(T.L)->shared);
 		RESUME_INTERRUPTS();
 		PG_RE_THROW();
 	}
@@ -936,6 +967,12 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	error_context_stack = &errcallback;
 
 	(void) csv_check_chunk_size(req->chunk_size);
+
+	/* match => 'name': the header names the columns (match.c) */
+	if (req->match_name)
+		req->attnames = csv_match_target(req->relid, req->path,
+										 req->resume ? "csvpipe.resume" : "csvpipe.load",
+										 &req->dialect, req->extra_ignore);
 
 	if (req->mode == CSV_LOAD_MODE_UNSET)
 		req->mode = req->atomic ? CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED;
@@ -1096,7 +1133,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 				args.rows_loaded = atomic ? 0 : csv_leader_rows(L);
 				args.rows_rejected = csv_leader_rejected(L);
 				args.retries = (int32) csv_leader_retries(L);
-				record_failed_job(&args);
+				record_failed_job(&args, csv_leader_pool(L)->shared);
 				RESUME_INTERRUPTS();
 				ReThrowError(edata);
 			}
@@ -1187,6 +1224,8 @@ csv_load_request_init(CsvLoadRequest *req, const CsvOptions *opts)
 	req->on_error_skip = opts->on_error_skip;
 	req->max_errors = opts->max_errors;
 	req->progress = opts->progress;
+	req->match_name = opts->match_name;
+	req->extra_ignore = opts->extra_ignore;
 	req->options_json = csv_options_job_json(opts);
 }
 

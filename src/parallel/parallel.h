@@ -40,6 +40,7 @@
 #define CSV_KEY_COLUMNS			3
 #define CSV_KEY_PATH			4
 #define CSV_KEY_NULLSTR			5
+#define CSV_KEY_DIALECT			6	/* csv_dialect_to_wire() */
 #define CSV_KEY_QUEUES			100 /* + 2*worker (+1 for the reply queue) */
 
 typedef enum CsvParallelMode
@@ -95,6 +96,7 @@ typedef struct CsvParallelShared
 	int			natts;
 	bool		columns_given;	/* load: columns => names were passed */
 	bool		text_mode;		/* read_text: rows are (line_no, fields[]) */
+	Oid			rowtype;		/* read(path, NULL::t): t (csv_converter_set_rowtype) */
 	bool		on_error_skip;	/* capture bad rows instead of failing */
 	int64		max_errors;		/* -1: no limit */
 	pg_atomic_uint64 rejected_total;	/* bad rows captured so far, all workers */
@@ -102,6 +104,8 @@ typedef struct CsvParallelShared
 	char		error[1024];	/* load: the leader's error, for its coordinator */
 	uint32		error_dsm;		/* ... all of it, when longer (a segment of its
 								 * own, mapped by the leader meanwhile), or 0 */
+	bool		job_end_recorded;	/* load: the coordinator of a failed load
+									 * finished (mutex) */
 	slock_t		mutex;
 	CsvWorkerSlot workers[FLEXIBLE_ARRAY_MEMBER];
 } CsvParallelShared;

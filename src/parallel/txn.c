@@ -792,6 +792,14 @@ csvpipe_coordinator_main(Datum main_arg)
 	/* 2. finish each prepared part, each in its own transaction */
 	if (args.action != CSV_COORD_NONE)
 		csv_txn_finish_parts(args.job_id, args.action == CSV_COORD_COMMIT, args.parts);
+
+	/* a failed load's leader starts us again unless it sees this */
+	if (shared != NULL)
+	{
+		SpinLockAcquire(&shared->mutex);
+		shared->job_end_recorded = true;
+		SpinLockRelease(&shared->mutex);
+	}
 }
 
 /*

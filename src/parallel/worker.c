@@ -1202,15 +1202,8 @@ setup_dialect(WorkerState *ws, dsm_segment *seg, shm_toc *toc)
 {
 	CsvParallelShared *shared = ws->shared;
 
-	memset(&ws->dialect, 0, sizeof(CsvDialect));
-	ws->dialect.delimiter = shared->delimiter;
-	ws->dialect.quote = shared->quote;
-	ws->dialect.escape = shared->quote;
-	ws->dialect.header = CSV_HEADER_NONE;	/* the leader consumed it */
-	ws->dialect.null_string = pstrdup(shm_toc_lookup(toc, CSV_KEY_NULLSTR, false));
-	ws->dialect.null_len = shared->null_len;
-	ws->dialect.file_encoding = shared->file_encoding;
-	ws->dialect.skip_rows = 0;
+	/* the dialect as the leader resolved it (dialect.c; header and skip_rows consumed) */
+	csv_dialect_from_wire(&ws->dialect, shm_toc_lookup(toc, CSV_KEY_DIALECT, false));
 
 	ws->errpos.path = pstrdup(shm_toc_lookup(toc, CSV_KEY_PATH, false));
 	ws->errpos.funcname = (shared->mode == CSV_MODE_READ && !shared->txn_load) ?
@@ -1358,7 +1351,11 @@ csvpipe_worker_main(Datum main_arg)
 		MemoryContextSwitchTo(oldcxt);
 		csv_dialect_set_columns(&ws.dialect, shared->text_mode ? 0 : shared->natts);
 		if (!shared->text_mode)
+		{
 			ws.conv = csv_converter_create(ws.read_desc, &ws.dialect, &ws.errpos, ws.convert);
+			if (OidIsValid(shared->rowtype))
+				csv_converter_set_rowtype(ws.conv, shared->rowtype);
+		}
 	}
 	else
 	{

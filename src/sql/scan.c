@@ -18,6 +18,12 @@
  * with several functions, arguments that refer to other tables (LATERAL),
  * and whole-row references.
  *
+ * read's typed form, read(path, NULL::t, ...), has no column definition
+ * list: the scan's row is t's (resolved from the argument's type), a
+ * dropped column of t a NULL placeholder; csv_read_begin maps the file's
+ * columns onto t's.  A row type that is not composite is left to the
+ * FunctionScan, whose call raises the error.
+ *
  * Like file_fdw, only the columns the query uses are converted; when it uses
  * none (count(*)), all are converted, so such a count also validates.  When
  * the rows come from the result cache, only the used columns are deformed.
@@ -34,6 +40,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -58,6 +65,7 @@ PG_FUNCTION_INFO_V1(csvpipe_read_support);
 #define CSV_KIND_NONE	0
 #define CSV_KIND_READ	1
 #define CSV_KIND_TEXT	2
+#define CSV_KIND_ROWTYPE 3		/* read(path, NULL::t, ...) */
 
 typedef struct CsvScanState
 {
@@ -122,7 +130,8 @@ csv_function_kind(Oid funcid)
 		if (proc->pronamespace == csv_extension_schema(true))
 		{
 			if (strcmp(NameStr(proc->proname), "read") == 0)
-				kind = CSV_KIND_READ;
+				kind = proc->prorettype == ANYELEMENTOID ?
+					CSV_KIND_ROWTYPE : CSV_KIND_READ;
 			else if (strcmp(NameStr(proc->proname), "read_text") == 0)
 				kind = CSV_KIND_TEXT;
 		}
@@ -159,6 +168,16 @@ csv_set_rel_pathlist(PlannerInfo *root, RelOptInfo *rel, Index rti,
 		return;
 	if (!bms_is_empty(rel->lateral_relids) || contain_vars_of_level((Node *) fexpr->args, 0))
 		return;
+	if (kind == CSV_KIND_ROWTYPE)
+	{
+		TupleDesc	tupdesc;
+		TypeFuncClass tfc = get_expr_result_type((Node *) fexpr, NULL, &tupdesc);
+
+		/* not a named row type: the FunctionScan's call says what is wrong */
+		if (rtfunc->funccolnames != NIL ||
+			(tfc != TYPEFUNC_COMPOSITE && tfc != TYPEFUNC_COMPOSITE_DOMAIN))
+			return;
+	}
 
 	/* which columns are used above the scan or by its quals */
 	pull_varattnos((Node *) rel->reltarget->exprs, rel->relid, &attrs_used);
@@ -220,17 +239,28 @@ csv_plan_path(PlannerInfo *root, RelOptInfo *rel, CustomPath *best_path,
 									 rtfunc->funccoltypes,
 									 rtfunc->funccoltypmods,
 									 rtfunc->funccolcollations);
-	else if (get_expr_result_type((Node *) fexpr, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "csvpipe: function result is not a row type");
+	else
+	{
+		TypeFuncClass tfc = get_expr_result_type((Node *) fexpr, NULL, &tupdesc);
+
+		/* read(path, NULL::t): t's columns, for a domain its base type's */
+		if (tfc != TYPEFUNC_COMPOSITE && tfc != TYPEFUNC_COMPOSITE_DOMAIN)
+			elog(ERROR, "csvpipe: function result is not a row type");
+	}
 
 	for (int i = 0; i < tupdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-		Var		   *var = makeVar(rel->relid, i + 1, att->atttypid,
-								  att->atttypmod, att->attcollation, 0);
+		Expr	   *expr;
 
+		/* a row type's dropped column: no Var refers to it */
+		if (att->attisdropped)
+			expr = (Expr *) makeNullConst(INT4OID, -1, InvalidOid);
+		else
+			expr = (Expr *) makeVar(rel->relid, i + 1, att->atttypid,
+									att->atttypmod, att->attcollation, 0);
 		scan_tlist = lappend(scan_tlist,
-							 makeTargetEntry((Expr *) var, i + 1,
+							 makeTargetEntry(expr, i + 1,
 											 pstrdup(NameStr(att->attname)),
 											 false));
 	}
@@ -304,6 +334,7 @@ csv_open(CsvScanState *state)
 	CsvOptions	opts;
 	const char *funcname = state->kind == CSV_KIND_TEXT ?
 		"csvpipe.read_text" : "csvpipe.read";
+	bool		text_mode = state->kind == CSV_KIND_TEXT;
 	MemoryContext oldcxt;
 	ListCell   *lc;
 	int			i = 0;
@@ -320,9 +351,9 @@ csv_open(CsvScanState *state)
 	}
 	MemoryContextSwitchTo(state->read_cxt);
 	csv_options_from_args(&opts, state->funcid,
-						  state->kind == CSV_KIND_TEXT ? CSV_FN_READ_TEXT : CSV_FN_READ,
+						  text_mode ? CSV_FN_READ_TEXT : CSV_FN_READ,
 						  funcname, nargs, args, argnulls, state->argtypes);
-	state->rs = csv_read_begin(&opts, state->kind == CSV_KIND_TEXT,
+	state->rs = csv_read_begin(&opts, text_mode,
 							   scandesc, state->convert, state->used);
 	MemoryContextSwitchTo(oldcxt);
 }

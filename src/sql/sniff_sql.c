@@ -5,9 +5,10 @@
  *		and the table creation that csvpipe.load's create_target shares.
  *
  * The detection itself is the csv layer's (src/csv/sniff.c); this file
- * takes the options from SQL arguments, turns the result into sniff's row
- * (with a ready CREATE TABLE statement and column definition list) and
- * creates tables from it.
+ * takes the options from SQL arguments (options.c's table: NULL means
+ * "detect"), turns the result into sniff's row (with a ready CREATE TABLE
+ * statement and column definition list), creates tables from it, and is
+ * csvpipe.load's overload that takes the target by name (create_target).
  *
  * A table is created in the caller's transaction, as the caller: one
  * CREATE TABLE statement run through SPI (the function is not SECURITY
@@ -21,6 +22,8 @@
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
+#include "options.h"
+#include "run.h"
 #include "sniff.h"
 #include "sniff_sql.h"
 
@@ -39,104 +42,48 @@
 
 PG_FUNCTION_INFO_V1(csvpipe_sniff);
 PG_FUNCTION_INFO_V1(csvpipe_create_table);
+PG_FUNCTION_INFO_V1(csvpipe_load_by_name);
 
-/* a one-byte character option, as read's (dialect.c) */
-static int
-char_option(const char *name, FunctionCallInfo fcinfo, int arg)
-{
-	char	   *s;
-
-	if (PG_ARGISNULL(arg))
-		return -1;
-	s = TextDatumGetCString(PG_GETARG_DATUM(arg));
-	if (strlen(s) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe option \"%s\" must be a single one-byte character", name),
-				 errdetail("Got \"%s\".", s),
-				 strcmp(s, "\\t") == 0 ?
-				 errhint("For a tab, write E'\\t'.") : 0));
-	if (s[0] == '\r' || s[0] == '\n')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe option \"%s\" cannot be newline or carriage return", name)));
-	return (unsigned char) s[0];
-}
+/* An option the call gave (not NULL) */
+#define GIVEN(o, id)	((o)->has[id] && !(o)->isnull[id])
 
 /*
- * The sniff options from SQL arguments, first at arg: delimiter, quote,
- * escape, header, null_string, encoding, skip_rows, sample_size.  NULL:
- * detect.
+ * The sniff options from a call's options (options.c): what the call gave
+ * is fixed, the rest (NULL) detected.
  */
-void
-csv_sniff_options_from_args(FunctionCallInfo fcinfo, int arg, CsvSniffOptions *opts)
+static void
+sniff_options_from(const CsvOptions *o, CsvSniffOptions *so)
 {
-	csv_sniff_options_init(opts);
-	opts->delimiter = char_option("delimiter", fcinfo, arg);
-	opts->quote = char_option("quote", fcinfo, arg + 1);
-	opts->escape = char_option("escape", fcinfo, arg + 2);
-	if (opts->delimiter >= 0 && opts->delimiter == opts->quote)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe delimiter and quote must be different")));
-	if (!PG_ARGISNULL(arg + 3))
-	{
-		char	   *label = DatumGetCString(DirectFunctionCall1(enum_out,
-																PG_GETARG_DATUM(arg + 3)));
+	csv_sniff_options_init(so);
+	if (GIVEN(o, CSV_OPT_DELIMITER))
+		so->delimiter = (unsigned char) o->dialect.delimiter;
+	if (GIVEN(o, CSV_OPT_QUOTE))
+		so->quote = (unsigned char) o->dialect.quote;
+	if (GIVEN(o, CSV_OPT_ESCAPE))
+		so->escape = (unsigned char) o->dialect.escape;
+	if (GIVEN(o, CSV_OPT_HEADER))
+		so->header = o->dialect.header == CSV_HEADER_NONE ? 0 : 1;
+	if (GIVEN(o, CSV_OPT_NULL_STRING))
+		so->null_string = o->dialect.null_string;
+	if (GIVEN(o, CSV_OPT_ENCODING))
+		so->encoding = o->dialect.file_encoding;
+	if (GIVEN(o, CSV_OPT_SKIP_ROWS))
+		so->skip_rows = o->dialect.skip_rows;
+	so->sample_size = o->sample_size;
+}
 
-		opts->header = strcmp(label, "false") == 0 ? 0 : 1;
-	}
-	if (!PG_ARGISNULL(arg + 4))
-	{
-		opts->null_string = TextDatumGetCString(PG_GETARG_DATUM(arg + 4));
-		if (strchr(opts->null_string, '\r') || strchr(opts->null_string, '\n'))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("csvpipe null_string cannot contain newline or carriage return")));
-	}
-	if (!PG_ARGISNULL(arg + 5))
-	{
-		char	   *name = TextDatumGetCString(PG_GETARG_DATUM(arg + 5));
-
-		opts->encoding = pg_char_to_encoding(name);
-		if (opts->encoding < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("csvpipe encoding \"%s\" is not a valid encoding name", name)));
-		if (opts->encoding != GetDatabaseEncoding() &&
-			GetDatabaseEncoding() != PG_SQL_ASCII &&
-			opts->encoding != PG_SQL_ASCII &&
-			!OidIsValid(FindDefaultConversionProc(opts->encoding,
-												  GetDatabaseEncoding())))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_FUNCTION),
-					 errmsg("no conversion from encoding \"%s\" to \"%s\"",
-							pg_encoding_to_char(opts->encoding),
-							GetDatabaseEncodingName())));
-	}
-	if (!PG_ARGISNULL(arg + 6))
-	{
-		opts->skip_rows = PG_GETARG_INT64(arg + 6);
-		if (opts->skip_rows < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("csvpipe skip_rows must not be negative")));
-	}
-	if (!PG_ARGISNULL(arg + 7))
-	{
-		opts->sample_size = PG_GETARG_INT64(arg + 7);
-		if (opts->sample_size < 1 || opts->sample_size > CSV_SNIFF_MAX_SAMPLE)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("csvpipe sample_size must be between 1 and %lld bytes",
-							(long long) CSV_SNIFF_MAX_SAMPLE),
-					 errdetail("Got " INT64_FORMAT ".", opts->sample_size)));
-	}
-	if (opts->null_string && opts->delimiter >= 0 &&
-		strchr(opts->null_string, opts->delimiter))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("csvpipe delimiter must not appear in null_string")));
+/* A load's own dialect, every option fixed (create_target) */
+static void
+sniff_options_of_load(const CsvOptions *o, CsvSniffOptions *so)
+{
+	csv_sniff_options_init(so);
+	so->delimiter = (unsigned char) o->dialect.delimiter;
+	so->quote = (unsigned char) o->dialect.quote;
+	so->escape = (unsigned char) o->dialect.escape;
+	so->header = o->dialect.header == CSV_HEADER_NONE ? 0 : 1;
+	so->null_string = o->dialect.null_string;
+	so->encoding = o->dialect.file_encoding;
+	so->skip_rows = o->dialect.skip_rows;
 }
 
 /* "name type, ..." with the proposed types (qualified: for execution) */
@@ -230,6 +177,7 @@ Datum
 csvpipe_sniff(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
+	CsvOptions	o;
 	CsvSniffOptions opts;
 	CsvSniffResult res;
 	char	   *path;
@@ -244,12 +192,13 @@ csvpipe_sniff(PG_FUNCTION_ARGS)
 	if (tupdesc->natts != SR_NATTS)
 		elog(ERROR, "csvpipe.sniff: expected %d result columns, got %d",
 			 SR_NATTS, tupdesc->natts);
-	if (PG_ARGISNULL(0))
+	csv_options_from_fcinfo(&o, fcinfo, CSV_FN_SNIFF, "csvpipe.sniff");
+	if (o.path == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("csvpipe.sniff: path must not be NULL")));
-	path = TextDatumGetCString(PG_GETARG_DATUM(0));
-	csv_sniff_options_from_args(fcinfo, 1, &opts);
+	path = o.path;
+	sniff_options_from(&o, &opts);
 	csv_sniff_file(path, "csvpipe.sniff", &opts, &res);
 
 	memset(nulls, false, sizeof(nulls));
@@ -336,18 +285,87 @@ csv_create_table_from_sniff(const char *name, const CsvSniffResult *res)
 Datum
 csvpipe_create_table(PG_FUNCTION_ARGS)
 {
+	CsvOptions	o;
 	CsvSniffOptions opts;
 	CsvSniffResult res;
-	char	   *path;
-	char	   *name;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	csv_options_from_fcinfo(&o, fcinfo, CSV_FN_SNIFF, "csvpipe.create_table");
+	if (o.path == NULL || o.name == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("csvpipe.create_table: path and name must not be NULL")));
-	path = TextDatumGetCString(PG_GETARG_DATUM(0));
-	name = TextDatumGetCString(PG_GETARG_DATUM(1));
-	csv_sniff_options_from_args(fcinfo, 2, &opts);
-	csv_sniff_file(path, "csvpipe.create_table", &opts, &res);
-	PG_RETURN_OID(csv_create_table_from_sniff(name, &res));
+	sniff_options_from(&o, &opts);
+	csv_sniff_file(o.path, "csvpipe.create_table", &opts, &res);
+	PG_RETURN_OID(csv_create_table_from_sniff(o.name, &res));
+}
+
+/* A table's name as regclass input resolves it (it must exist) */
+static Oid
+resolve_table_name(const char *name)
+{
+	List	   *names;
+
+#if PG_VERSION_NUM >= 160000
+	names = stringToQualifiedNameList(name, NULL);
+#else
+	names = stringToQualifiedNameList(name);
+#endif
+	return RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
+}
+
+/*
+ * csvpipe.load(path, target text, <options>, create_target): load's
+ * overload that takes the target by name.  Without create_target it is
+ * csvpipe.load with the name resolved as regclass input resolves it (calls
+ * with a quoted literal, load(path, 'tbl'), come here: a literal prefers
+ * text).  With create_target => true the table is created first from the
+ * file, read with the load's own dialect (its defaults included: what the
+ * load will read), in the caller's transaction and as the caller; then it
+ * is loaded.  Only a transaction-mode load can: chunked and prepared loads
+ * commit in their workers' own transactions, which cannot see a table this
+ * transaction created.
+ */
+Datum
+csvpipe_load_by_name(PG_FUNCTION_ARGS)
+{
+	CsvOptions	opts;
+	CsvLoadRequest req;
+	CsvLoadResult res;
+	TupleDesc	resdesc;
+
+	csv_options_from_fcinfo(&opts, fcinfo, CSV_FN_LOAD, "csvpipe.load");
+	if (opts.path == NULL || opts.target_name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("csvpipe.load: path and target must not be NULL")));
+	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "csvpipe.load must return a row");
+
+	if (opts.create_target)
+	{
+		CsvSniffOptions so;
+		CsvSniffResult sr;
+
+		if (opts.mode != CSV_LOAD_MODE_TRANSACTION)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("csvpipe.load: create_target => true needs mode => 'transaction'"),
+					 errdetail("A %s load commits in its workers' own transactions, which cannot see a table created in the caller's transaction.",
+							   csv_load_mode_label(opts.mode)),
+					 errhint("Create the table with csvpipe.create_table() and commit, then load it with mode => '%s'.",
+							 csv_load_mode_label(opts.mode))));
+		if (opts.columns != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("csvpipe.load: create_target => true creates a column for every field: columns must be NULL")));
+		sniff_options_of_load(&opts, &so);
+		csv_sniff_file(opts.path, "csvpipe.load", &so, &sr);
+		opts.relid = csv_create_table_from_sniff(opts.target_name, &sr);
+	}
+	else
+		opts.relid = resolve_table_name(opts.target_name);
+
+	csv_load_request_init(&req, &opts);
+	csv_run_load(&req, &res);
+	PG_RETURN_DATUM(csv_load_result_datum(resdesc, &res));
 }

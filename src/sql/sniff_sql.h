@@ -11,8 +11,6 @@
 
 #include "sniff.h"
 
-extern void csv_sniff_options_from_args(FunctionCallInfo fcinfo, int arg,
-										CsvSniffOptions *opts);
 extern Oid	csv_create_table_from_sniff(const char *name,
 										const CsvSniffResult *res);
 

@@ -16,6 +16,17 @@
  * normally replaces the FunctionScan (which would collect all rows in a
  * tuplestore before returning the first) by a scan that streams.
  *
+ * read's typed form, read(path, NULL::t, ...), returns rows of t's type:
+ * the file's fields fill t's columns in order, dropped and generated ones
+ * excepted (they are not in the file, as with COPY t FROM, and come back
+ * NULL).  The read itself -- converter, workers, result cache -- works on
+ * the file's columns (convert.c's csv_rowtype_file_desc); csv_read_next
+ * spreads each row over t's columns (out_field).  A domain over t is
+ * checked by the converter, with each row.  So the cache's key is
+ * what the rows depend on (the file's column types, and their names with
+ * header => 'match'), and one entry serves every row type and column
+ * definition list with those columns.
+ *
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
@@ -43,6 +54,7 @@
 #include "utils/memutils.h"
 
 PG_FUNCTION_INFO_V1(csvpipe_read);
+PG_FUNCTION_INFO_V1(csvpipe_read_rowtype);
 PG_FUNCTION_INFO_V1(csvpipe_read_text);
 
 struct CsvReadState
@@ -60,6 +72,11 @@ struct CsvReadState
 	CsvCacheRead *cache;		/* NULL: the cache is not used */
 	bool		cache_hit;		/* rows come from the cache */
 	int			out_upto;		/* hit: columns to deform (the rest unused) */
+	/* read(path, NULL::t): the file's columns spread over t's */
+	int			out_natts;		/* t's columns, dropped ones included */
+	int		   *out_field;		/* per column of t: its file column, or -1 */
+	Datum	   *fvalues;		/* a row of the file's columns */
+	bool	   *fnulls;
 };
 
 TupleDesc
@@ -94,6 +111,9 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 	int			nworkers;
 	bool		ordered;
 	bool		use_cache;
+	bool	   *file_convert = convert_columns;
+	const bool *file_used = used_columns;
+	bool		uncached = false;
 
 	if (opts->path == NULL)
 		ereport(ERROR,
@@ -114,6 +134,60 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
+	/*
+	 * read(path, NULL::t): the read works on the file's columns; the
+	 * columns the caller converts and uses are said in t's positions.
+	 */
+	if (OidIsValid(opts->rowtype) && !text_mode)
+	{
+		TupleDesc	rowdesc = csv_rowtype_desc(opts->rowtype, funcname);
+		int			nfile;
+
+		if (rowdesc->natts != tupdesc->natts)
+			elog(ERROR, "%s: the scan has %d columns, the row type %d",
+				 funcname, tupdesc->natts, rowdesc->natts);
+		rs->out_natts = rowdesc->natts;
+		rs->out_field = palloc(sizeof(int) * rowdesc->natts);
+		tupdesc = csv_rowtype_file_desc(opts->rowtype, rowdesc, rs->out_field, funcname);
+		nfile = tupdesc->natts;
+		rs->fvalues = palloc(sizeof(Datum) * nfile);
+		rs->fnulls = palloc(sizeof(bool) * nfile);
+		if (getBaseType(opts->rowtype) != opts->rowtype)
+		{
+			/*
+			 * A domain's checks see every column (convert.c runs them with
+			 * each row, where the line is known): convert them all.  Its
+			 * constraints can change, so its rows are not cached.
+			 */
+			convert_columns = NULL;
+			used_columns = NULL;
+			uncached = true;
+		}
+		file_convert = NULL;
+		file_used = NULL;
+		if (convert_columns != NULL)
+		{
+			bool		any = false;
+
+			file_convert = palloc0(sizeof(bool) * nfile);
+			for (int i = 0; i < rs->out_natts; i++)
+				if (rs->out_field[i] >= 0 && convert_columns[i])
+					any = file_convert[rs->out_field[i]] = true;
+			/* only dropped or generated columns used: convert all, as count(*) */
+			if (!any)
+				file_convert = NULL;
+		}
+		if (used_columns != NULL)
+		{
+			bool	   *u = palloc0(sizeof(bool) * nfile);
+
+			for (int i = 0; i < rs->out_natts; i++)
+				if (rs->out_field[i] >= 0 && used_columns[i])
+					u[rs->out_field[i]] = true;
+			file_used = u;
+		}
+	}
+
 	rs->dialect = opts->dialect;
 	rs->dialect.null_string = pstrdup(opts->dialect.null_string);
 	if (text_mode && rs->dialect.header == CSV_HEADER_MATCH)
@@ -122,8 +196,13 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 				 errmsg("%s: header => 'match' needs a column list to match; use csvpipe.read", funcname)));
 	csv_dialect_set_columns(&rs->dialect, text_mode ? 0 : tupdesc->natts);
 	if (!text_mode)
+	{
 		rs->conv = csv_converter_create(tupdesc, &rs->dialect, &rs->errpos,
-										convert_columns);
+										file_convert);
+		/* hints that name t's columns, t's domain checks */
+		if (rs->out_field)
+			csv_converter_set_rowtype(rs->conv, opts->rowtype);
+	}
 
 	rs->on_error_skip = opts->on_error_skip;
 	nworkers = opts->nworkers;
@@ -131,20 +210,20 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 	rs->out_upto = tupdesc->natts;
 
 	/* the result cache: a hit opens neither the file nor any worker */
-	use_cache = opts->cache;
+	use_cache = opts->cache && !uncached;
 	if (use_cache)
 	{
 		rs->cache = csv_cache_lookup(rs->errpos.path, &rs->dialect, text_mode,
-									 tupdesc, convert_columns,
+									 tupdesc, file_convert,
 									 nworkers == 0 || ordered);
 		if (rs->cache && csv_cache_status(rs->cache) == CSV_CACHE_HIT)
 		{
 			rs->cache_hit = true;
-			if (used_columns != NULL)
+			if (file_used != NULL)
 			{
 				rs->out_upto = 0;
 				for (int i = 0; i < tupdesc->natts; i++)
-					if (used_columns[i])
+					if (file_used[i])
 						rs->out_upto = i + 1;
 			}
 			error_context_stack = errcallback.previous;
@@ -158,12 +237,13 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 		int64		chunk_size = opts->chunk_size;
 
 		rs->leader = csv_leader_begin(CSV_MODE_READ, rs->errpos.path, &rs->dialect,
-									  tupdesc, convert_columns, nworkers,
+									  tupdesc, file_convert, nworkers,
 									  chunk_size, ordered, &rs->errpos);
 		csv_leader_pool(rs->leader)->shared->text_mode = text_mode;
+		csv_leader_pool(rs->leader)->shared->rowtype = rs->out_field ? opts->rowtype : InvalidOid;
 		/* an entry being built needs every converted column */
-		if (rs->cache == NULL && used_columns != NULL)
-			csv_leader_set_sent_columns(rs->leader, used_columns);
+		if (rs->cache == NULL && file_used != NULL)
+			csv_leader_set_sent_columns(rs->leader, file_used);
 		csv_leader_pool(rs->leader)->shared->on_error_skip = rs->on_error_skip;
 		pg_atomic_init_u64(&csv_leader_pool(rs->leader)->shared->rejected_total, 0);
 		if (rs->conv && rs->dialect.header == CSV_HEADER_MATCH)
@@ -194,12 +274,9 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 	return rs;
 }
 
-/*
- * Next row into values/nulls; false at end of file.  Datums are allocated in
- * the caller's current memory context.
- */
-bool
-csv_read_next(CsvReadState *rs, Datum *values, bool *nulls)
+/* The next row of the file's columns; false at end of file */
+static bool
+read_next_row(CsvReadState *rs, Datum *values, bool *nulls)
 {
 	ErrorContextCallback errcallback;
 	CsvRecord	rec;
@@ -275,6 +352,29 @@ csv_read_next(CsvReadState *rs, Datum *values, bool *nulls)
 	return found;
 }
 
+/*
+ * Next row into values/nulls; false at end of file.  Datums are allocated in
+ * the caller's current memory context.
+ */
+bool
+csv_read_next(CsvReadState *rs, Datum *values, bool *nulls)
+{
+	if (rs->out_field == NULL)
+		return read_next_row(rs, values, nulls);
+
+	/* read(path, NULL::t): the file's columns into t's */
+	if (!read_next_row(rs, rs->fvalues, rs->fnulls))
+		return false;
+	for (int i = 0; i < rs->out_natts; i++)
+	{
+		int			f = rs->out_field[i];
+
+		values[i] = f >= 0 ? rs->fvalues[f] : (Datum) 0;
+		nulls[i] = f >= 0 ? rs->fnulls[f] : true;
+	}
+	return true;
+}
+
 /* For EXPLAIN ANALYZE: what the cache did for this read */
 const char *
 csv_read_cache_status(CsvReadState *rs)
@@ -335,7 +435,8 @@ srf_shutdown(Datum arg)
 }
 
 static Datum
-csv_srf(FunctionCallInfo fcinfo, const char *funcname, bool text_mode)
+csv_srf(FunctionCallInfo fcinfo, const char *funcname, bool text_mode,
+		bool typed)
 {
 	FuncCallContext *funcctx;
 	SrfState   *st;
@@ -355,18 +456,22 @@ csv_srf(FunctionCallInfo fcinfo, const char *funcname, bool text_mode)
 		funcctx = SRF_FIRSTCALL_INIT();
 		oldcxt = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
 
+		if (typed)
+			csv_options_from_fcinfo(&opts, fcinfo, CSV_FN_READ, funcname);
 		if (text_mode)
 			tupdesc = csv_read_text_tupdesc();
+		else if (typed)
+			tupdesc = csv_rowtype_desc(opts.rowtype, funcname);
 		else if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 			ereport(ERROR,
 					(errcode(ERRCODE_SYNTAX_ERROR),
 					 errmsg("%s needs a column definition list", funcname),
-					 errhint("For example: SELECT * FROM %s('/path/file.csv') AS t(id int, name text).",
-							 funcname)));
+					 errhint("For example: SELECT * FROM %s('/path/file.csv') AS t(id int, name text), or %s('/path/file.csv', NULL::a_table).",
+							 funcname, funcname)));
 		tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
-
-		csv_options_from_fcinfo(&opts, fcinfo,
-								text_mode ? CSV_FN_READ_TEXT : CSV_FN_READ, funcname);
+		if (!typed)
+			csv_options_from_fcinfo(&opts, fcinfo,
+									text_mode ? CSV_FN_READ_TEXT : CSV_FN_READ, funcname);
 
 		st = palloc0(sizeof(SrfState));
 		st->tupdesc = tupdesc;
@@ -409,12 +514,19 @@ csv_srf(FunctionCallInfo fcinfo, const char *funcname, bool text_mode)
 Datum
 csvpipe_read(PG_FUNCTION_ARGS)
 {
-	return csv_srf(fcinfo, "csvpipe.read", false);
+	return csv_srf(fcinfo, "csvpipe.read", false, false);
+}
+
+/* csvpipe.read(path, NULL::t, ...): rows of t's type */
+Datum
+csvpipe_read_rowtype(PG_FUNCTION_ARGS)
+{
+	return csv_srf(fcinfo, "csvpipe.read", false, true);
 }
 
 Datum
 csvpipe_read_text(PG_FUNCTION_ARGS)
 {
-	return csv_srf(fcinfo, "csvpipe.read_text", true);
+	return csv_srf(fcinfo, "csvpipe.read_text", true, false);
 }
 

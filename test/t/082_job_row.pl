@@ -575,5 +575,68 @@ SELECT job_id FROM $call;
 	}
 }
 
+# ---------------------------------------------------------------------------
+# 5. a coordinator terminated on the error path is started again
+# ---------------------------------------------------------------------------
+# A failed load's leader has a coordinator record the job's end (and roll
+# back a prepared load's parts) before the ERROR reaches the client.  The
+# coordinator is held on a lock (csvpipe.rejected, which its UPDATE reads
+# and a stop-mode load never touches) and terminated; then the lock goes.
+# It used to end there: the ERROR, and the job 'running' for as long as
+# the session lived (resume refused it: "still running"), a prepared
+# load's parts left for the launcher.
+{
+	my %bad;
+	for my $mode ('chunked', 'prepared', 'transaction')
+	{
+		my $j0 = sql('SELECT last_value FROM csvpipe.job_id_seq');
+		sql('TRUNCATE j');
+		my $locker = $node->background_psql('postgres', on_error_stop => 0);
+		$locker->query_safe('BEGIN; LOCK TABLE csvpipe.rejected IN ACCESS EXCLUSIVE MODE');
+		my ($in, $out, $err) = ('', '', '');
+		my $h = IPC::Run::start(
+			[ $node->installed_command('psql'), '-XAtq', '-v', 'VERBOSITY=verbose', '-d', $node->connstr('postgres'),
+				'-c', "SET ROLE alice; SELECT job_id FROM csvpipe.load('$bad', 'j', workers => 4, chunk_size => 64, mode => '$mode', header => true)" ],
+			'<', \$in, '>', \$out, '2>', \$err);
+		my @why;
+		my $killed = 0;
+		for my $try (1 .. 2)
+		{
+			# the coordinator, waiting for the lock (within 10 s): terminate
+			# it; twice, so the leader has to start a third
+			my $waiting = 0;
+			for (1 .. 100)
+			{
+				$waiting = sql(q{SELECT count(*) FROM pg_stat_activity
+					WHERE backend_type = 'csvpipe coordinator' AND wait_event_type = 'Lock'});
+				last if $waiting;
+				Time::HiRes::usleep(100_000);
+			}
+			last unless $waiting;
+			$killed += sql(q{SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+				WHERE backend_type = 'csvpipe coordinator'});
+		}
+		push @why, "$killed coordinators waited on the lock, not 2" unless $killed == 2;
+		$locker->query_safe('COMMIT');
+		$locker->quit;
+		$h->finish;
+		my ($msg) = $err =~ /ERROR:\s+22P04: ([^\n]*)/;
+		push @why, "not the load's error: $err" unless defined $msg;
+		my $o = look_after($j0);
+		my ($id, $state, $jerr) = split /\|/, ($o->{J}[0] // '||');
+		push @why, "job is '$state' when the ERROR returned" if $state ne 'failed';
+		push @why, "job records '$jerr', the client got '" . ($msg // '') . "'"
+		  if !defined $msg || $jerr ne $msg;
+		push @why, ($o->{P}[0] // '?') . " prepared transactions left" if ($o->{P}[0] // '?') ne '0';
+		my ($nchunks, $chunk_rows) = split /\|/, ($o->{C}[0] // '?|?');
+		my $want = $mode eq 'chunked' ? $chunk_rows : '0';
+		push @why, "table holds $o->{T}[0] rows, expected $want" if ($o->{T}[0] // '?') ne $want;
+		$bad{$mode} = join('; ', @why) . " ($killed terminated)" if @why;
+	}
+	is(scalar(keys %bad), 0,
+		'a coordinator terminated on the error path: another records the job failed with its error before the ERROR returns')
+	  or diag(join("\n", map { "$_: $bad{$_}" } sort keys %bad));
+}
+
 $node->stop;
 done_testing();

@@ -231,8 +231,8 @@ is( sql("SELECT concat_ws('|', skip_rows, header, columns) FROM csvpipe.sniff('$
 	'4|f|{c1,c2,c3}',
 	'skip_rows given: taken as it is (the header skipped, the first row is data)');
 is( sql("SELECT concat_ws('|', sample_bytes, whole_file, sample_rows, types) FROM csvpipe.sniff('$dir/long.csv', sample_size => 1000)"),
-	'1000|f|134|{integer,text}',
-	'a sample of 1000 bytes: whole records only (8 + 9 * 5 + 90 * 7 + 35 * 9 bytes), smallint widened to integer');
+	'1000|f|134|{bigint,text}',
+	'a sample of 1000 bytes: whole records only (8 + 9 * 5 + 90 * 7 + 35 * 9 bytes), smallint widened to bigint');
 is( sql("SELECT concat_ws('|', whole_file, sample_rows, types) FROM csvpipe.sniff('$dir/long.csv')"),
 	't|2001|{integer,text}', 'the whole file by default: 70000 needs integer');
 is( sql("SELECT try(\$\$SELECT csvpipe.sniff('$dir/long.csv', sample_size => 0)\$\$)"),
@@ -283,7 +283,78 @@ is( sql(qq{SET ROLE reader; SELECT try(\$\$SELECT csvpipe.create_table('$dir/bom
 	'42501 permission denied for schema s1 |  | ', 'reader cannot create where it has no CREATE');
 
 # ---------------------------------------------------------------------------
-# 4. privileges as read
+# 4. load's target by name, create_target
+# ---------------------------------------------------------------------------
+sql(q{CREATE TABLE w (day date, precipitation numeric, temp_max numeric, temp_min numeric,
+	wind numeric, weather text);
+GRANT SELECT, INSERT, DELETE ON w TO reader;});
+my $wcopy = sql(qq{CREATE TEMP TABLE wc (LIKE w); COPY wc FROM '$dir/weather.tsv' WITH (FORMAT csv, DELIMITER E'\\t', HEADER true);
+	SELECT count(*) || ' ' || md5(string_agg(wc::text, '|' ORDER BY day)) FROM wc});
+my $wload = qq{SELECT count(*) || ' ' || md5(string_agg(w::text, '|' ORDER BY day)) FROM w};
+for my $call (
+	qq{csvpipe.load('$dir/weather.tsv', 'w', delimiter => E'\\t')},
+	qq{csvpipe.load('$dir/weather.tsv', 'w'::regclass, delimiter => E'\\t')},
+	qq{csvpipe.load('$dir/weather.tsv', 'public.w', delimiter => E'\\t', workers => 2)},
+	qq{csvpipe.load(path => '$dir/weather.tsv', target => 'w', delimiter => E'\\t', mode => 'chunked')},
+	qq{csvpipe.load('$dir/weather.tsv', 'w', delimiter => E'\\t', atomic => false)},
+	qq{(VALUES ('$dir/weather.tsv'::text, 'w'::text)) v(p, t), csvpipe.load(p, t, delimiter => E'\\t')})
+{
+	is(sql(qq{DELETE FROM w; SELECT rows_loaded FROM $call; $wload}), "10\n$wcopy",
+		"existing calls still load: $call");
+}
+is( sql(qq{SELECT try(\$\$SELECT csvpipe.load('$dir/weather.tsv', 'nosuch')\$\$)}),
+	'42P01 relation "nosuch" does not exist |  | ', 'a missing target: regclass\'s error');
+
+is( $node->safe_psql('postgres', qq{
+		SET ROLE reader;
+		BEGIN;
+		SELECT rows_loaded FROM csvpipe.load('$dir/weather.tsv', 'w_new', delimiter => E'\\t',
+			create_target => true);
+		SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'w_new'::regclass;
+		SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
+		  FROM pg_attribute WHERE attrelid = 'w_new'::regclass AND attnum > 0;
+		SELECT count(*) || ' ' || md5(string_agg(w_new::text, '|' ORDER BY date)) FROM w_new;
+		ROLLBACK;
+		SELECT to_regclass('w_new') IS NULL;}),
+	"10\nreader\ndate date, precipitation numeric(19,1), temp_max numeric(19,1), temp_min numeric(19,1), "
+	  . "wind numeric(19,1), weather text\n$wcopy\nt",
+	'create_target: created as the caller with the sniffed types, loaded as COPY loads it, '
+	  . 'in the transaction (ROLLBACK removes both)');
+is( sql(qq{SELECT rows_loaded FROM csvpipe.load('$dir/zipcodes.csv', 'zips_new', create_target => true, workers => 2);
+		SELECT string_agg(zip_code, ',' ORDER BY zip_code) FROM zips_new;}),
+	"10\n00501,00544,01001,01002,02108,10001,30301,60601,94105,99950",
+	'create_target with workers, leading zeros kept');
+is( sql(qq{SELECT try(\$\$SELECT csvpipe.load('$dir/zipcodes.csv', 'zips_new', create_target => true)\$\$)}),
+	'42P07 relation "zips_new" already exists |  | ', 'create_target on an existing table is an error');
+for my $mode ('chunked', 'prepared')
+{
+	is( sql(qq{SELECT try(\$\$SELECT csvpipe.load('$dir/zipcodes.csv', 'z_$mode', create_target => true, mode => '$mode')\$\$)}),
+		"0A000 csvpipe.load: create_target => true needs mode => 'transaction' | "
+		  . "A $mode load commits in its workers' own transactions, which cannot see a table created in the caller's transaction. | "
+		  . "Create the table with csvpipe.create_table() and commit, then load it with mode => '$mode'.",
+		"create_target with mode => '$mode' is refused, saying what to do");
+}
+is( sql(qq{SELECT try(\$\$SELECT csvpipe.load('$dir/zipcodes.csv', 'z_cols', create_target => true, columns => '{zip_code}')\$\$)}),
+	'22023 csvpipe.load: create_target => true creates a column for every field: columns must be NULL |  | ',
+	'create_target with columns is refused');
+
+# delimiter => '\t' (two characters) says E'\t', in every function
+for my $call (
+	qq{SELECT * FROM csvpipe.read('$dir/weather.tsv', delimiter => '\\t') AS t(a text)},
+	qq{SELECT * FROM csvpipe.read_text('$dir/weather.tsv', delimiter => '\\t')},
+	qq{SELECT * FROM csvpipe.load('$dir/weather.tsv', 'w', delimiter => '\\t')},
+	qq{SELECT * FROM csvpipe.load('$dir/weather.tsv', 'w'::regclass, delimiter => '\\t')},
+	qq{SELECT csvpipe.submit('$dir/weather.tsv', 'w', delimiter => '\\t')},
+	qq{SELECT * FROM csvpipe.load_serial('$dir/weather.tsv', 'w', delimiter => '\\t')},
+	qq{SELECT csvpipe.sniff('$dir/weather.tsv', delimiter => '\\t')})
+{
+	is(sql(qq{SELECT try(\$q\$$call\$q\$)}),
+		q{22023 csvpipe option "delimiter" must be a single one-byte character | Got "\t". | For a tab, write E'\t'.},
+		"delimiter => '\\t' hints E'\\t': $call");
+}
+
+# ---------------------------------------------------------------------------
+# 5. privileges as read
 # ---------------------------------------------------------------------------
 my $denied = qq{42501 permission denied to read file "$dir/zipcodes.csv" | Only roles with privileges of the "pg_read_server_files" role may read server files with csvpipe. | A superuser can run GRANT pg_read_server_files TO <role>.};
 is( sql(qq{SET ROLE nobody; SELECT try(\$\$SELECT csvpipe.sniff('$dir/zipcodes.csv')\$\$)}),
@@ -292,6 +363,10 @@ is( sql(qq{SET ROLE nobody; SELECT try(\$\$SELECT csvpipe.create_table('$dir/zip
 	$denied, 'nor create a table from one');
 is( sql(qq{SET ROLE nobody; SELECT try(\$\$SELECT * FROM csvpipe.read_text('$dir/zipcodes.csv')\$\$)}),
 	$denied, '(read says the same)');
+sql('GRANT CREATE ON SCHEMA public TO nobody');
+is( sql(qq{SET ROLE nobody; SELECT try(\$\$SELECT csvpipe.load('$dir/zipcodes.csv', 'z_nobody', create_target => true)\$\$)}),
+	$denied, 'nor load with create_target (nothing is created)');
+is(sql("SELECT to_regclass('z_nobody') IS NULL"), 't', 'no table z_nobody');
 for my $p ("$outside/zipcodes.csv", "$outside/missing.csv", $outside, "$dir/../outside/zipcodes.csv")
 {
 	my $read = sql(qq{SET ROLE reader; SELECT try(\$\$SELECT * FROM csvpipe.read_text('$p')\$\$)});
