@@ -14,7 +14,8 @@
 -- option nor its valid values.  It is now a base type whose input function
 -- (src/csv/options.c) does, with the same name, values and implicit cast
 -- from boolean; the functions that take it are dropped and created again
--- with the same signatures.
+-- with the same signatures, load, submit and load_serial with match and
+-- extra_columns (columns by name) at the end.
 DROP FUNCTION csvpipe.read(text, text, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint, text, boolean);
 DROP FUNCTION csvpipe.read_text(text, text, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint, text, boolean);
 DROP FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, boolean, boolean, boolean);
@@ -116,12 +117,14 @@ CREATE FUNCTION csvpipe.load(
     max_errors bigint DEFAULT NULL,
     progress boolean DEFAULT NULL,
     freeze boolean DEFAULT false,
-    atomic boolean DEFAULT NULL)
+    atomic boolean DEFAULT NULL,
+    match text DEFAULT 'position',
+    extra_columns text DEFAULT 'error')
 RETURNS csvpipe.load_result
 AS 'MODULE_PATHNAME', 'csvpipe_load'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, boolean, boolean, boolean)
+COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, boolean, boolean, boolean, text, text)
 IS 'load a CSV file on the server into a table, in parallel background workers (mode: transaction, prepared or chunked)';
 
 CREATE FUNCTION csvpipe.submit(
@@ -142,18 +145,20 @@ CREATE FUNCTION csvpipe.submit(
     max_errors bigint DEFAULT NULL,
     priority int DEFAULT 0,
     force boolean DEFAULT false,
-    atomic boolean DEFAULT NULL)
+    atomic boolean DEFAULT NULL,
+    match text DEFAULT 'position',
+    extra_columns text DEFAULT 'error')
 RETURNS SETOF bigint
 AS 'MODULE_PATHNAME', 'csvpipe_submit'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, int, boolean, boolean)
+COMMENT ON FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, int, boolean, boolean, text, text)
 IS 'queue one load job per file matching a path or glob; files already loaded into the target, and files whose jobs failed recently (see csvpipe.jobs.backoff_until), are skipped unless force => true';
 
 CREATE FUNCTION csvpipe.load_serial(path text, target regclass, columns text[] DEFAULT NULL,
     delimiter text DEFAULT ',', quote text DEFAULT '"', escape text DEFAULT NULL,
     header csvpipe.header_mode DEFAULT 'true', null_string text DEFAULT '', encoding text DEFAULT NULL,
-    skip_rows bigint DEFAULT 0)
+    skip_rows bigint DEFAULT 0, match text DEFAULT 'position', extra_columns text DEFAULT 'error')
 RETURNS bigint AS 'MODULE_PATHNAME', 'csvpipe_load_serial' LANGUAGE C VOLATILE;
 
 -- ---------------------------------------------------------------------

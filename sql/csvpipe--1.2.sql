@@ -419,12 +419,14 @@ CREATE FUNCTION csvpipe.load(
     max_errors bigint DEFAULT NULL,
     progress boolean DEFAULT NULL,
     freeze boolean DEFAULT false,
-    atomic boolean DEFAULT NULL)
+    atomic boolean DEFAULT NULL,
+    match text DEFAULT 'position',
+    extra_columns text DEFAULT 'error')
 RETURNS csvpipe.load_result
 AS 'MODULE_PATHNAME', 'csvpipe_load'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, boolean, boolean, boolean)
+COMMENT ON FUNCTION csvpipe.load(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, boolean, boolean, boolean, text, text)
 IS 'load a CSV file on the server into a table, in parallel background workers (mode: transaction, prepared or chunked)';
 
 -- The job queue (needs csvpipe in shared_preload_libraries).  Privileges
@@ -448,12 +450,14 @@ CREATE FUNCTION csvpipe.submit(
     max_errors bigint DEFAULT NULL,
     priority int DEFAULT 0,
     force boolean DEFAULT false,
-    atomic boolean DEFAULT NULL)
+    atomic boolean DEFAULT NULL,
+    match text DEFAULT 'position',
+    extra_columns text DEFAULT 'error')
 RETURNS SETOF bigint
 AS 'MODULE_PATHNAME', 'csvpipe_submit'
 LANGUAGE C VOLATILE;
 
-COMMENT ON FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, int, boolean, boolean)
+COMMENT ON FUNCTION csvpipe.submit(text, regclass, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, int, boolean, boolean, text, text)
 IS 'queue one load job per file matching a path or glob; files already loaded into the target, and files whose jobs failed recently (see csvpipe.jobs.backoff_until), are skipped unless force => true';
 
 CREATE FUNCTION csvpipe.cancel(job bigint)
@@ -517,7 +521,7 @@ IS 'remove finished jobs older than older_than, with their chunks and rejected r
 CREATE FUNCTION csvpipe.load_serial(path text, target regclass, columns text[] DEFAULT NULL,
     delimiter text DEFAULT ',', quote text DEFAULT '"', escape text DEFAULT NULL,
     header csvpipe.header_mode DEFAULT 'true', null_string text DEFAULT '', encoding text DEFAULT NULL,
-    skip_rows bigint DEFAULT 0)
+    skip_rows bigint DEFAULT 0, match text DEFAULT 'position', extra_columns text DEFAULT 'error')
 RETURNS bigint AS 'MODULE_PATHNAME', 'csvpipe_load_serial' LANGUAGE C VOLATILE;
 
 -- The shared result cache of read and read_text (src/cache.c).  It needs

@@ -101,6 +101,7 @@
  */
 #include "csvpipe.h"
 #include "cache.h"
+#include "options.h"
 
 #include <sys/stat.h>
 #include <time.h>
@@ -778,16 +779,17 @@ make_signature(CsvCacheRead *cr, const CsvDialect *d, TupleDesc tupdesc,
 			   const bool *convert, CacheIdentity *id, bool describe)
 {
 	StringInfoData sig;
+	StringInfoData described;
 	Oid			dbid = MyDatabaseId;
 	int			natts = tupdesc->natts;
 
 	initStringInfo(&sig);
 	appendBinaryStringInfo(&sig, (char *) &dbid, sizeof(dbid));
-	appendStringInfo(&sig, "%s;d=%c;q=%c;e=%c;h=%d;n=%d:", cr->text_mode ? "text" : "read",
-					 d->delimiter, d->quote, d->escape, (int) d->header, d->null_len);
-	appendBinaryStringInfo(&sig, d->null_string, d->null_len);
-	appendStringInfo(&sig, ";enc=%d;server=%d;skip=" INT64_FORMAT ";",
-					 d->file_encoding, GetDatabaseEncoding(), d->skip_rows);
+	appendStringInfo(&sig, "%s;", cr->text_mode ? "text" : "read");
+	/* the options that change the rows, as the options table says */
+	initStringInfo(&described);
+	csv_dialect_rows_key(d, &sig, &described);
+	appendStringInfo(&sig, "server=%d;", GetDatabaseEncoding());
 	if (!cr->text_mode)
 	{
 		append_setting(&sig, "TimeZone");
@@ -817,18 +819,8 @@ make_signature(CsvCacheRead *cr, const CsvDialect *d, TupleDesc tupdesc,
 	if (describe)
 	{
 		StringInfoData buf;
-		char		delim[2] = {d->delimiter, '\0'};
-		char		quote[2] = {d->quote, '\0'};
 
-		initStringInfo(&buf);
-		appendStringInfo(&buf, "delimiter %s, quote %s",
-						 quote_literal_cstr(delim), quote_literal_cstr(quote));
-		appendStringInfo(&buf, ", header %s, null_string %s, encoding %s, skip_rows " INT64_FORMAT,
-						 d->header == CSV_HEADER_NONE ? "false" :
-						 d->header == CSV_HEADER_SKIP ? "true" : "match",
-						 quote_literal_cstr(d->null_string),
-						 pg_encoding_to_char(d->file_encoding), d->skip_rows);
-		cr->options = buf.data;
+		cr->options = described.data;
 
 		initStringInfo(&buf);
 		for (int i = 0; i < natts; i++)

@@ -48,6 +48,9 @@ struct CsvConverter
 	CsvFastInput *fast;			/* fastinput.c's shape for the type, if any */
 	bool	   *convert;		/* false: column not needed, left NULL */
 	char	  **names;
+	int		   *field_of;		/* match => 'name': the file field of each
+								 * column; NULL: field i is column i */
+	int			nfields;		/* fields a record must have */
 	bool		safe_input;		/* errors of every converted column can be caught cheaply */
 	bool		hint_columns;	/* a wrong field count names the columns */
 	/* read(path, NULL::t) with t a domain: its check, with each row */
@@ -170,9 +173,40 @@ csv_converter_create(TupleDesc tupdesc, const CsvDialect *dialect,
 		conv->typmods[i] = att->atttypmod;
 		conv->fast[i] = csv_fast_input_kind(att->atttypid, att->atttypmod);
 	}
-	errpos->column_names = conv->names;
+	/* match => 'name' (insert/match.c): the fields that fill the columns */
+	conv->nfields = natts;
+	if (dialect->nfile_fields > 0)
+	{
+		conv->nfields = dialect->nfile_fields;
+		conv->field_of = palloc(sizeof(int) * Max(natts, 1));
+		for (int i = 0; i < natts; i++)
+			conv->field_of[i] = -1;
+		for (int f = 0; f < dialect->nfile_fields; f++)
+			if (dialect->field_column[f] >= 0 && dialect->field_column[f] < natts)
+				conv->field_of[dialect->field_column[f]] = f;
+		for (int i = 0; i < natts; i++)
+			if (conv->field_of[i] < 0)
+				elog(ERROR, "csvpipe: column \"%s\" has no field in the file's map", conv->names[i]);
+	}
+	errpos->column_names = conv->field_of ? NULL : conv->names;
 	errpos->ncolumns = natts;
 	return conv;
+}
+
+/*
+ * The hint of a record with the wrong number of fields: when the whole file
+ * has that many, the column list does not fit it.
+ */
+static int
+field_count_hint(CsvConverter *conv, int found)
+{
+	if (conv->field_of != NULL)
+		return 0;
+	if (found < conv->natts)
+		return errhint("If every record of the file has %d fields: name the columns they fill with columns => ARRAY[...] (the others get their defaults), or, when the file's header names them, load with match => 'name'.",
+					   found);
+	return errhint("If every record of the file has %d fields: with a header naming them, match => 'name' maps them to columns by name, and extra_columns => 'ignore' leaves out those the target lacks.",
+				   found);
 }
 
 /*
@@ -339,6 +373,30 @@ csv_converter_check_header(CsvConverter *conv, CsvRecord *header)
 		return;					/* empty file */
 
 	conv->errpos->line_no = header->line_no;
+	if (conv->field_of != NULL)
+	{
+		/* match => 'name': the header must be the one that was mapped */
+		const CsvDialect *d = conv->dialect;
+
+		if (header->nfields != d->nfile_fields)
+			ereport(ERROR,
+					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+					 errmsg("wrong number of fields in header line: expected %d, found %d",
+							d->nfile_fields, header->nfields),
+					 errdetail("The file's header changed after its names were matched to the columns.")));
+		for (int f = 0; f < d->nfile_fields; f++)
+		{
+			const char *got = header->values[f] ? header->values[f] : "";
+
+			if (strcmp(got, d->file_header[f]) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+						 errmsg("column name mismatch in header line field %d: got \"%s\", expected \"%s\"",
+								f + 1, got, d->file_header[f]),
+						 errdetail("The file's header changed after its names were matched to the columns.")));
+		}
+		return;
+	}
 	if (header->nfields != conv->natts)
 	{
 		const char *hint = csv_sniff_dialect_hint(conv->errpos, conv->natts);
@@ -378,22 +436,25 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
 	if (rec->bad)
 		csv_record_raise_bad(rec, errpos);
 	errpos->line_no = rec->line_no;
-	if (rec->nfields != conv->natts)
+	if (rec->nfields != conv->nfields)
 	{
 		/* a wrong delimiter or quote, most often: name the likely one */
-		const char *hint = csv_sniff_dialect_hint(errpos, conv->natts);
+		const char *hint = csv_sniff_dialect_hint(errpos, conv->nfields);
 
 		errpos->field_no = 0;
 		ereport(ERROR,
 				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
 				 errmsg("wrong number of fields: expected %d, found %d",
-						conv->natts, rec->nfields),
-				 hint ? errhint("%s", hint) : count_hint(conv)));
+						conv->nfields, rec->nfields),
+				 hint ? errhint("%s", hint) :
+				 conv->hint_columns ? count_hint(conv) :
+				 field_count_hint(conv, rec->nfields)));
 	}
 
 	for (int i = 0; i < conv->natts; i++)
 	{
 		char	   *s;
+		int			f = conv->field_of ? conv->field_of[i] : i;
 
 		if (!conv->convert[i])
 		{
@@ -401,7 +462,7 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
 			nulls[i] = true;
 			continue;
 		}
-		s = apply_null_rule(conv->dialect, rec->values[i], rec->lengths[i]);
+		s = apply_null_rule(conv->dialect, rec->values[f], rec->lengths[f]);
 		/* the common shapes of some types are read here, exactly */
 		if (s != NULL && conv->fast[i] != CSV_FAST_NONE &&
 			csv_fast_input(conv->fast[i], s, &values[i]))

@@ -52,6 +52,19 @@ typedef struct CsvDialect
 	 * read_text); in files of more columns it is skipped.
 	 */
 	bool		empty_line_is_record;
+
+	/*
+	 * Not an option: match => 'name' (insert/match.c) resolved the file's
+	 * header to columns.  The file has nfile_fields fields; field_column[f]
+	 * is the column (0-based, in the column list) that field f fills, or -1
+	 * when the field is ignored.  file_header: the header's names as they
+	 * were mapped, so that the header the load reads is checked to be the
+	 * same (leader only; not handed to workers).  nfile_fields == 0: fields
+	 * are columns by position.
+	 */
+	int			nfile_fields;
+	int		   *field_column;
+	char	  **file_header;
 } CsvDialect;
 
 extern void csv_dialect_set_header(CsvDialect *dialect, const char *label);
@@ -62,6 +75,11 @@ extern void csv_dialect_set_columns(CsvDialect *dialect, int ncolumns);
 #define CSV_MAX_CHUNK_SIZE	((int64) 1024 * 1024 * 1024)
 extern int64 csv_check_chunk_size(int64 chunk_size);
 extern bool csv_dialect_splits_bytewise(const CsvDialect *dialect);
+
+/* the dialect as the parallel workers get it (dialect.c, pool.c, worker.c) */
+extern Size csv_dialect_wire_size(const CsvDialect *dialect);
+extern void csv_dialect_to_wire(const CsvDialect *dialect, char *buf);
+extern void csv_dialect_from_wire(CsvDialect *dialect, const char *buf);
 
 /*
  * Why a record is bad (malformed quoting, bytes invalid in the encoding).

@@ -69,6 +69,18 @@ static const CsvOptLabel on_error_labels[] = {
 	{NULL, 0}
 };
 
+static const CsvOptLabel match_labels[] = {
+	{"position", 0},
+	{"name", 1},
+	{NULL, 0}
+};
+
+static const CsvOptLabel extra_columns_labels[] = {
+	{"error", 0},
+	{"ignore", 1},
+	{NULL, 0}
+};
+
 #define ALL_FN	(CSV_FN_ANY_READ | CSV_FN_ANY_LOAD)
 #define DIALECT_FN (ALL_FN | CSV_FN_SNIFF)
 #define DIALECT_FLAGS (CSV_OPTF_ROWS | CSV_OPTF_JOB | CSV_OPTF_WORKER)
@@ -143,6 +155,12 @@ const CsvOptionDef csv_option_defs[CSV_NUM_OPTS] = {
 	[CSV_OPT_FORCE] = {"force", NULL, CSV_OK_BOOL, "boolean", "false",
 		CSV_FN_SUBMIT, 0, NULL,
 	"submit: queue a file loaded or backing off anyway (see [csvpipe.submit](#csvpipesubmit))"},
+	[CSV_OPT_MATCH] = {"match", NULL, CSV_OK_LABEL, "text", "'position'",
+		CSV_FN_READ | CSV_FN_ANY_LOAD, CSV_OPTF_JOB, match_labels,
+	"`'position'`: the file's fields fill the columns in order; `'name'`: the header's names pick the columns (see [Columns by name](#columns-by-name))"},
+	[CSV_OPT_EXTRA_COLUMNS] = {"extra_columns", NULL, CSV_OK_LABEL, "text", "'error'",
+		CSV_FN_READ | CSV_FN_ANY_LOAD, CSV_OPTF_JOB, extra_columns_labels,
+	"with match => 'name': file columns the target lacks are an `'error'`, or `'ignore'`d"},
 	[CSV_OPT_NAME] = {"name", NULL, CSV_OK_TEXT, "text", NULL,
 		CSV_FN_SNIFF, CSV_OPTF_ARG, NULL,
 	"create_table: the table to create, resolved as CREATE TABLE resolves it"},
@@ -603,6 +621,12 @@ set_option(CsvOptions *o, int id, Datum v, bool isnull, Oid typid)
 		case CSV_OPT_FORCE:
 			o->force = DatumGetBool(v);
 			break;
+		case CSV_OPT_MATCH:
+			o->match_name = label_value(def, value_cstring(v, typid)) == 1;
+			break;
+		case CSV_OPT_EXTRA_COLUMNS:
+			o->extra_ignore = label_value(def, value_cstring(v, typid)) == 1;
+			break;
 		case CSV_OPT_NAME:
 			o->name = value_cstring(v, typid);
 			break;
@@ -693,6 +717,112 @@ options_check(CsvOptions *o)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("csvpipe max_errors needs on_error => 'skip'")));
+
+	/* columns by name */
+	if (o->match_name && d->header == CSV_HEADER_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("csvpipe match => 'name' needs a header"),
+				 errhint("The names in the file's header pick the columns: load with header => true.")));
+	if (o->match_name && o->columns != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("csvpipe columns and match => 'name' cannot be combined"),
+				 errhint("With match => 'name' the file's header names the columns it fills.")));
+	if (o->extra_ignore && !o->match_name)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("csvpipe extra_columns => 'ignore' needs match => 'name'")));
+}
+
+/*
+ * match => 'name': map the header's names to columns (names, ncolumns of
+ * them; what: "table \"t\"" for errors).  A name matches the column of
+ * the same name; failing that, the one column whose name equals it with
+ * ASCII letters compared case-insensitively (two such columns: an error).
+ * A field that matches no column is an error, listing all of them, unless
+ * extra_ignore; a column named by two fields is an error.  Sets the
+ * dialect's field map (nfile_fields, field_column: the column's index, or
+ * -1 for an ignored field; file_header: the names as read) and returns
+ * which columns the file has.  A caller with no use for a missing column
+ * raises its own error.
+ */
+bool *
+csv_match_header(CsvDialect *dialect, const CsvRecord *header, int ncolumns,
+				 char *const *names, bool extra_ignore, const char *what)
+{
+	int			nf = header->nfields;
+	int		   *field_column = palloc(sizeof(int) * Max(nf, 1));
+	int		   *field_of = palloc(sizeof(int) * Max(ncolumns, 1));
+	bool	   *present = palloc0(sizeof(bool) * Max(ncolumns, 1));
+	char	  **file_header = palloc(sizeof(char *) * Max(nf, 1));
+	StringInfoData extra;
+	int			nextra = 0;
+	int			nkept = 0;
+
+	initStringInfo(&extra);
+	for (int c = 0; c < ncolumns; c++)
+		field_of[c] = -1;
+	for (int f = 0; f < nf; f++)
+	{
+		const char *name = header->values[f] ? header->values[f] : "";
+		int			col = -1;
+
+		file_header[f] = pstrdup(name);
+		for (int c = 0; c < ncolumns && col < 0; c++)
+			if (strcmp(names[c], name) == 0)
+				col = c;
+		if (col < 0)
+		{
+			for (int c = 0; c < ncolumns; c++)
+			{
+				if (pg_strcasecmp(names[c], name) != 0)
+					continue;
+				if (col >= 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_AMBIGUOUS_COLUMN),
+							 errmsg("header field %d \"%s\" matches both \"%s\" and \"%s\" of %s",
+									f + 1, name, names[col], names[c], what),
+							 errhint("Rename one of them in the header or in the table: names that differ only in case match exactly only.")));
+				col = c;
+			}
+		}
+		if (col >= 0 && field_of[col] >= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_COLUMN),
+					 errmsg("column \"%s\" of %s is named twice in the file's header, fields %d and %d",
+							names[col], what, field_of[col] + 1, f + 1)));
+		field_column[f] = col;
+		if (col >= 0)
+		{
+			field_of[col] = f;
+			present[col] = true;
+			nkept++;
+		}
+		else
+		{
+			if (nextra > 0)
+				appendStringInfoString(&extra, ", ");
+			appendStringInfo(&extra, "\"%s\"", name);
+			nextra++;
+		}
+	}
+	if (nextra > 0 && (!extra_ignore || nkept == 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 nkept == 0 ?
+				 errmsg("no field of the file's header names a column of %s", what) :
+				 errmsg("the file has %s that %s does not have: %s",
+						nextra == 1 ? "a column" : "columns", what, extra.data),
+				 nkept == 0 ?
+				 errdetail("The header's names: %s.", extra.data) : 0,
+				 nkept == 0 ?
+				 errhint("Is the first record a header?  match => 'name' needs one.") :
+				 errhint("Leave them out with extra_columns => 'ignore', or add them to the table.")));
+	dialect->nfile_fields = nf;
+	dialect->field_column = field_column;
+	dialect->file_header = file_header;
+	return present;
 }
 
 /* ---- from a call ---- */
@@ -859,6 +989,14 @@ csv_options_job_json(const CsvOptions *o)
 				json_key(&buf, def->name);
 				appendStringInfo(&buf, INT64_FORMAT, o->max_errors);
 				break;
+			case CSV_OPT_MATCH:
+				json_key(&buf, def->name);
+				escape_json(&buf, label_of(def, o->match_name ? 1 : 0));
+				break;
+			case CSV_OPT_EXTRA_COLUMNS:
+				json_key(&buf, def->name);
+				escape_json(&buf, label_of(def, o->extra_ignore ? 1 : 0));
+				break;
 			default:
 				elog(ERROR, "csvpipe: option \"%s\" has no JSON form", def->name);
 		}
@@ -962,6 +1100,77 @@ csv_options_from_job(CsvOptions *opts, Jsonb *options, bool atomic, const char *
 		opts->isnull[CSV_OPT_MODE] = false;
 	}
 	options_check(opts);
+}
+
+/*
+ * What changes the rows of a read, for the result cache's key: the entries
+ * marked CSV_OPTF_ROWS, in the table's order, exactly into sig and (when
+ * describe is not NULL) readably into describe (the csvpipe.cache view);
+ * and match => 'name''s field map, which picks the fields.
+ */
+void
+csv_dialect_rows_key(const CsvDialect *d, StringInfo sig, StringInfo describe)
+{
+	for (int id = 0; id < CSV_NUM_OPTS; id++)
+	{
+		const CsvOptionDef *def = &csv_option_defs[id];
+		char		c[2] = {0, 0};
+		const char *text = NULL;	/* describe's value */
+
+		if ((def->flags & CSV_OPTF_ROWS) == 0)
+			continue;
+		appendStringInfo(sig, "%s=", def->name);
+		switch (id)
+		{
+			case CSV_OPT_DELIMITER:
+			case CSV_OPT_QUOTE:
+			case CSV_OPT_ESCAPE:
+				c[0] = id == CSV_OPT_DELIMITER ? d->delimiter :
+					id == CSV_OPT_QUOTE ? d->quote : d->escape;
+				appendStringInfoChar(sig, c[0]);
+				/* escape is the quote: not worth a word in the view */
+				if (id != CSV_OPT_ESCAPE || d->escape != d->quote)
+					text = quote_literal_cstr(c);
+				break;
+			case CSV_OPT_HEADER:
+				appendStringInfo(sig, "%d", (int) d->header);
+				text = label_of(def, d->header);
+				break;
+			case CSV_OPT_NULL_STRING:
+				appendStringInfo(sig, "%d:", d->null_len);
+				appendBinaryStringInfo(sig, d->null_string, d->null_len);
+				text = quote_literal_cstr(d->null_string);
+				break;
+			case CSV_OPT_ENCODING:
+				appendStringInfo(sig, "%d", d->file_encoding);
+				text = pg_encoding_to_char(d->file_encoding);
+				break;
+			case CSV_OPT_SKIP_ROWS:
+				appendStringInfo(sig, INT64_FORMAT, d->skip_rows);
+				text = psprintf(INT64_FORMAT, d->skip_rows);
+				break;
+			default:
+				elog(ERROR, "csvpipe: option \"%s\" has no cache key form", def->name);
+		}
+		appendStringInfoChar(sig, ';');
+		if (describe && text)
+			appendStringInfo(describe, "%s%s %s", describe->len > 0 ? ", " : "",
+							 def->name, text);
+	}
+	if (d->nfile_fields > 0)
+	{
+		appendStringInfo(sig, "map=%d:", d->nfile_fields);
+		for (int f = 0; f < d->nfile_fields; f++)
+		{
+			appendStringInfo(sig, "%d/%zu:", d->field_column[f],
+							 d->file_header ? strlen(d->file_header[f]) : 0);
+			if (d->file_header)
+				appendStringInfoString(sig, d->file_header[f]);
+		}
+		appendStringInfoChar(sig, ';');
+		if (describe)
+			appendStringInfoString(describe, ", match name");
+	}
 }
 
 const char *

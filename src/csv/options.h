@@ -73,6 +73,8 @@ typedef enum CsvOptId
 	CSV_OPT_CACHE,
 	CSV_OPT_PRIORITY,
 	CSV_OPT_FORCE,
+	CSV_OPT_MATCH,
+	CSV_OPT_EXTRA_COLUMNS,
 	CSV_OPT_NAME,
 	CSV_OPT_CREATE_TARGET,
 	CSV_OPT_SAMPLE_SIZE,
@@ -146,6 +148,8 @@ struct CsvOptions				/* typedef in csvpipe.h */
 	bool		cache;
 	int32		priority;
 	bool		force;
+	bool		match_name;		/* match => 'name' */
+	bool		extra_ignore;	/* extra_columns => 'ignore' */
 	char	   *name;			/* create_table: the table to create */
 	bool		create_target;	/* load: create the target from the file */
 	int64		sample_size;	/* sniff: bytes of the sample, 0 = default */
@@ -160,9 +164,16 @@ extern void csv_options_from_args(CsvOptions *opts, Oid funcid, uint32 fn,
 extern void csv_options_from_job(CsvOptions *opts, Jsonb *options,
 								 bool atomic, const char *funcname);
 extern char *csv_options_job_json(const CsvOptions *opts);
+extern void csv_dialect_rows_key(const CsvDialect *d, StringInfo sig,
+								 StringInfo describe);
 
 extern int	csv_workers_for(int asked);
 extern CsvHeaderMode csv_header_option(Datum v, Oid typid);
+
+/* match => 'name': a header's names mapped to columns (options.c) */
+extern bool *csv_match_header(CsvDialect *dialect, const CsvRecord *header,
+							  int ncolumns, char *const *names,
+							  bool extra_ignore, const char *what);
 extern const char *csv_load_mode_label(CsvLoadMode mode);
 
 #endif							/* CSVPIPE_OPTIONS_H */

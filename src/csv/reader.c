@@ -978,11 +978,26 @@ csv_encoder_feed(CsvEncoder *e, CsvTokenizer *tok, const char *data, int64 len,
 		{
 			int			sqlerrcode = ERRCODE_CHARACTER_NOT_IN_REPERTOIRE;
 			char	   *message = encoding_error(e, data + pos, len - pos, &sqlerrcode);
+			char		stand_in = '?';
 
 			csv_tokenizer_mark_bad(tok, sqlerrcode, message,
 								   csv_tokenizer_pending_line(tok));
 			pfree(message);
 			pos += csv_bad_char_length(src_enc, data + pos, len - pos);
+
+			/*
+			 * One plain byte stands in for the character, so a quote after
+			 * it still reads as one inside an unquoted field: the record's
+			 * extent is the one the splitter finds on the raw bytes (skip-
+			 * mode loads, chunk boundaries).  Dropped, it made that quote
+			 * open a quoted field that could swallow the next lines (corpus
+			 * afl/3977/case_50: a serial read and a load disagreed).  The
+			 * record's fields are never used: it is bad.
+			 */
+			while (stand_in == e->dialect->delimiter || stand_in == e->dialect->quote ||
+				   stand_in == e->dialect->escape)
+				stand_in = stand_in == '?' ? '_' : stand_in == '_' ? 'x' : 'y';
+			csv_tokenizer_feed(tok, &stand_in, 1);
 		}
 	}
 	return 0;

@@ -77,6 +77,7 @@
  */
 #include "csvpipe.h"
 #include "load.h"
+#include "match.h"
 #include "options.h"
 #include "shards.h"
 #include "target.h"
@@ -1437,6 +1438,10 @@ csvpipe_load_serial(PG_FUNCTION_ARGS)
 				 errmsg("%s: target must not be NULL", funcname)));
 	attnames = opts.columns;
 	dialect = opts.dialect;
+	/* match => 'name': the header names the columns (match.c) */
+	if (opts.match_name)
+		attnames = csv_match_target(opts.relid, opts.path, funcname, &dialect,
+									opts.extra_ignore);
 
 	errpos.funcname = funcname;
 	errpos.path = opts.path;

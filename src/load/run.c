@@ -41,6 +41,7 @@
 #include "internal_sql.h"
 #include "leader.h"
 #include "load.h"
+#include "match.h"
 #include "options.h"
 #include "parallel.h"
 #include "progress.h"
@@ -972,6 +973,12 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 
 	(void) csv_check_chunk_size(req->chunk_size);
 
+	/* match => 'name': the header names the columns (match.c) */
+	if (req->match_name)
+		req->attnames = csv_match_target(req->relid, req->path,
+										 req->resume ? "csvpipe.resume" : "csvpipe.load",
+										 &req->dialect, req->extra_ignore);
+
 	if (req->mode == CSV_LOAD_MODE_UNSET)
 		req->mode = req->atomic ? CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED;
 	req->atomic = (req->mode == CSV_LOAD_MODE_PREPARED);
@@ -1222,6 +1229,8 @@ csv_load_request_init(CsvLoadRequest *req, const CsvOptions *opts)
 	req->on_error_skip = opts->on_error_skip;
 	req->max_errors = opts->max_errors;
 	req->progress = opts->progress;
+	req->match_name = opts->match_name;
+	req->extra_ignore = opts->extra_ignore;
 	req->options_json = csv_options_job_json(opts);
 }
 

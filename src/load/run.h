@@ -32,6 +32,8 @@ typedef struct CsvLoadRequest
 	int64	   *skip_chunks;	/* those chunks, sorted */
 	int			nskip;
 	bool		progress;		/* NOTICE the progress (at most once a second) */
+	bool		match_name;		/* match => 'name': columns from the header */
+	bool		extra_ignore;	/* extra_columns => 'ignore' */
 } CsvLoadRequest;
 
 typedef struct CsvLoadResult

@@ -40,6 +40,7 @@
 #define CSV_KEY_COLUMNS			3
 #define CSV_KEY_PATH			4
 #define CSV_KEY_NULLSTR			5
+#define CSV_KEY_DIALECT			6	/* csv_dialect_to_wire() */
 #define CSV_KEY_QUEUES			100 /* + 2*worker (+1 for the reply queue) */
 
 typedef enum CsvParallelMode

@@ -77,12 +77,13 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	shm_toc_estimate_chunk(&e, sizeof(CsvColumnDesc) * Max(natts, 1));
 	shm_toc_estimate_chunk(&e, strlen(path) + 1);
 	shm_toc_estimate_chunk(&e, dialect->null_len + 1);
+	shm_toc_estimate_chunk(&e, csv_dialect_wire_size(dialect));
 	for (int i = 0; i < capacity; i++)
 	{
 		shm_toc_estimate_chunk(&e, queue_size);
 		shm_toc_estimate_chunk(&e, reply_size);
 	}
-	shm_toc_estimate_keys(&e, 5 + 2 * capacity);
+	shm_toc_estimate_keys(&e, 6 + 2 * capacity);
 	segsize = shm_toc_estimate(&e);
 
 	pool->seg = dsm_create(segsize, 0);
@@ -131,6 +132,12 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	pool->null_string = shm_toc_allocate(pool->toc, dialect->null_len + 1);
 	memcpy(pool->null_string, dialect->null_string, dialect->null_len + 1);
 	shm_toc_insert(pool->toc, CSV_KEY_NULLSTR, pool->null_string);
+	{
+		char	   *wire = shm_toc_allocate(pool->toc, csv_dialect_wire_size(dialect));
+
+		csv_dialect_to_wire(dialect, wire);
+		shm_toc_insert(pool->toc, CSV_KEY_DIALECT, wire);
+	}
 
 	for (int i = 0; i < capacity; i++)
 	{

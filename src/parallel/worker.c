@@ -1059,10 +1059,24 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 			{
 				if (chunk_error_retryable(edata, rows_done))
 				{
+					MemoryContext errcxt;
+
 					/* retried here already: the leader must not retry it */
 					SpinLockAcquire(&ws->shared->mutex);
 					ws->shared->workers[ws->worker_no].retried_out = true;
 					SpinLockRelease(&ws->shared->mutex);
+					/* a server's message need not name it: say which they were */
+					errcxt = MemoryContextSwitchTo(ws->err_cxt);
+					edata->context = psprintf("%s%scsvpipe chunk " INT64_FORMAT " (line " INT64_FORMAT "), tried %d times%s%s",
+											  edata->context ? edata->context : "",
+											  edata->context ? "\n" : "",
+											  hdr->chunk_no, hdr->first_line, attempt + 1,
+											  ws->shards ? ", into foreign servers " : "",
+											  ws->shards ? csv_shards_names() : "");
+					MemoryContextSwitchTo(errcxt);
+					FlushErrorState();
+					RESUME_INTERRUPTS();
+					ReThrowError(edata);
 				}
 				RESUME_INTERRUPTS();
 				PG_RE_THROW();
@@ -1188,15 +1202,8 @@ setup_dialect(WorkerState *ws, dsm_segment *seg, shm_toc *toc)
 {
 	CsvParallelShared *shared = ws->shared;
 
-	memset(&ws->dialect, 0, sizeof(CsvDialect));
-	ws->dialect.delimiter = shared->delimiter;
-	ws->dialect.quote = shared->quote;
-	ws->dialect.escape = shared->quote;
-	ws->dialect.header = CSV_HEADER_NONE;	/* the leader consumed it */
-	ws->dialect.null_string = pstrdup(shm_toc_lookup(toc, CSV_KEY_NULLSTR, false));
-	ws->dialect.null_len = shared->null_len;
-	ws->dialect.file_encoding = shared->file_encoding;
-	ws->dialect.skip_rows = 0;
+	/* the dialect as the leader resolved it (dialect.c; header and skip_rows consumed) */
+	csv_dialect_from_wire(&ws->dialect, shm_toc_lookup(toc, CSV_KEY_DIALECT, false));
 
 	ws->errpos.path = pstrdup(shm_toc_lookup(toc, CSV_KEY_PATH, false));
 	ws->errpos.funcname = (shared->mode == CSV_MODE_READ && !shared->txn_load) ?

@@ -420,5 +420,39 @@ for my $case ([ 'span_bad', 'v text', 3, '1 2', qr/DETAIL:  The record starts on
 		"$f, load skip: line $line rejected, 22021");
 }
 
+# ==== 9. an invalid byte does not change what a quote after it means (corpus: afl/3977/case_50) ====
+# A quote after an invalid byte is inside an unquoted field, on the raw bytes
+# the splitter reads (chunk boundaries, skip-mode records): the record ends
+# at its line end.  The single-process reader dropped the byte before
+# tokenizing, so the quote opened a quoted field there that swallowed the
+# next lines: a serial read skipped rows that a load loaded (case_50, a
+# one-column file mixing CR and LF: 10 rows against 11).
+write_file("$dir/bad_then_quote.csv", "v,w\n1,a\n\xff\"b,c\n2,d\n3\",e\n4,f\n");
+write_file("$dir/bad_then_quote1.csv", "v\r1\r\xf1\"x\r\r\xff\"\n2\r");
+for my $case ([ 'bad_then_quote', 'v text, w text', "v || '/' || w", '1/a 2/d 4/f', '3 22021|5 22P04', 3 ],
+	[ 'bad_then_quote1', 'v text', "coalesce(v, 'NULL')", 'NULL 1 2', '3 22021|5 22021', 3 ])
+{
+	my ($f, $cols, $expr, $rows, $rejected, $first) = @$case;
+	for my $w (0, 2)
+	{
+		is(lsql("SELECT string_agg($expr, ' ' ORDER BY v NULLS FIRST) FROM csvpipe.read('$dir/$f.csv', workers => $w, chunk_size => 4, on_error => 'skip') AS t($cols)"),
+			$rows, "$f, read skip, $w workers: the rows after the bad lines");
+		is(lsql("SELECT string_agg(coalesce(fields[1], 'NULL'), ' ' ORDER BY fields[1] NULLS FIRST) FROM csvpipe.read_text('$dir/$f.csv', workers => $w, chunk_size => 4, on_error => 'skip')"),
+			$rows =~ s{/\w}{}gr, "$f, read_text skip, $w workers: the same rows");
+		my ($ret, $out, $err) = lpsql("SELECT count(*) FROM csvpipe.read('$dir/$f.csv', workers => $w, chunk_size => 4) AS t($cols)");
+		like($err, qr/ERROR:  invalid byte sequence for encoding "UTF8": 0x(?:ff|f1)[^\n]*\n(?:.*\n)?.*CONTEXT:  csvpipe.read "[^"]*$f.csv", line $first\b/,
+			"$f, read stop, $w workers: 22021 on line $first");
+	}
+	lsql("CREATE TABLE ${f}_t ($cols)");
+	for my $mode ('chunked', 'transaction')
+	{
+		lsql("TRUNCATE ${f}_t");
+		my $job = lsql("SELECT job_id FROM csvpipe.load('$dir/$f.csv', '${f}_t', workers => 2, chunk_size => 4, on_error => 'skip', mode => '$mode')");
+		is(lsql("SELECT string_agg($expr, ' ' ORDER BY v NULLS FIRST) FROM ${f}_t"), $rows, "$f, load skip, $mode: the same rows");
+		is(lsql("SELECT string_agg(line_no || ' ' || sqlstate, '|' ORDER BY line_no) FROM csvpipe.errors WHERE job_id = $job"),
+			$rejected, "$f, load skip, $mode: each bad line rejected alone");
+	}
+}
+
 $node->stop;
 done_testing();

@@ -249,6 +249,8 @@ $bg->query('SELECT 1');
 my $bgerr = $bg->{stderr};
 $bg->quit;
 like($bgerr, qr/ERROR:  could not connect to server "r2"/, 'shard stopped: the error names the server');
+like($bgerr, qr/CONTEXT: .*csvpipe chunk \d+ \(line \d+\), tried 4 times, into foreign servers r1, r2/s,
+	'shard stopped: the error says which chunk, how often, which servers');
 unlike($bgerr, qr/was lost/, 'shard stopped: no worker lost, none replaced');
 like($bgerr, qr/retrying \(attempt 4 of 4\)/, 'shard stopped: the chunk was retried in the worker');
 # 0.4 + 0.8 + 1.6 s of backoff before giving up

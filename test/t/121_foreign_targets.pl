@@ -15,7 +15,10 @@
 #     every server, and the shards received the rows in multi-row INSERTs
 #     (pg_stat_statements on each shard: calls far below rows).  A foreign
 #     partition with batch_size 1 gets one INSERT per row, as it asks; the
-#     rows are the same.  A plain foreign table as the target is batched too.
+#     rows are the same.  Row triggers on foreign partitions (BEFORE ROW
+#     changing the row, AFTER ROW counting) fire as with COPY, and those
+#     partitions get their rows one at a time.  A plain foreign table as the
+#     target is batched too.
 #  3. Skip mode with bad rows routed to a foreign partition (a CHECK that
 #     only the shard's table has): exactly those rows rejected, each with
 #     its line and the remote SQLSTATE, every other row loaded as COPY
@@ -210,6 +213,43 @@ $s->sql_as('loader', "SELECT csvpipe.load('$dir/sales.csv', 'sales1', mode => 'c
 		is("$calls $rows", "$rows $rows", "batch_size 1: r$i got one INSERT per row ($rows)");
 	}
 	$s->truncate_table('sales1');
+}
+
+# row triggers on the foreign partitions (coordinator side): a BEFORE ROW
+# trigger that changes the row on sales_r2, an AFTER ROW trigger on
+# sales_r1 that counts; their rows go one at a time (postgres_fdw batches
+# no foreign table with row triggers), the others in batches; the outcome
+# is COPY's, triggers included
+{
+	$s->sql(q{
+CREATE TABLE trig_audit (part text, n bigint);
+INSERT INTO trig_audit VALUES ('r1', 0);
+GRANT SELECT, UPDATE ON trig_audit TO loader;
+CREATE FUNCTION r2_upper() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN NEW.name := upper(NEW.name); RETURN NEW; END $$;
+CREATE FUNCTION r1_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN UPDATE trig_audit SET n = n + 1 WHERE part = 'r1'; RETURN NULL; END $$;
+CREATE TRIGGER r2_upper BEFORE INSERT ON sales_r2 FOR EACH ROW EXECUTE FUNCTION r2_upper();
+CREATE TRIGGER r1_count AFTER INSERT ON sales_r1 FOR EACH ROW EXECUTE FUNCTION r1_count();
+});
+	my $texpect = $s->copy_expected('sales', "$dir/sales.csv");
+	isnt($texpect->{r2}, $expect->{r2}, 'the BEFORE ROW trigger changes the rows COPY puts on r2');
+	for my $mode (qw(transaction chunked))
+	{
+		$s->sql('UPDATE trig_audit SET n = 0');
+		reset_stats();
+		$s->sql_as('loader', "SELECT csvpipe.load('$dir/sales.csv', 'sales', mode => '$mode', workers => 2, chunk_size => 200000)");
+		$s->is_like('sales', $texpect, "row triggers on foreign partitions, $mode");
+		my $r1 = (split / /, $texpect->{r1})[0];
+		is($s->sql("SELECT n FROM trig_audit"), $r1, "row triggers, $mode: the AFTER ROW trigger fired once per r1 row");
+		for my $i (1 .. 2)
+		{
+			my ($calls, $rows) = split / /, inserts($i, 'sales');
+			is("$calls $rows", "$rows $rows", "row triggers, $mode: r$i got its rows one INSERT each");
+		}
+		$s->truncate_table('sales');
+	}
+	$s->sql('DROP TRIGGER r2_upper ON sales_r2; DROP TRIGGER r1_count ON sales_r1');
 }
 
 # a plain foreign table as the target

@@ -1,0 +1,120 @@
+# test/bench/sharded.pl -- the driver of test/bench/sharded.sh (run it
+# through that script, which builds, generates the files and sets the
+# environment below).  A coordinator and two postgres_fdw shard clusters
+# from test/perl/CsvpipeShards.pm: `sales` PARTITION BY HASH (id), two
+# local partitions and one foreign partition on each shard (batch_size
+# $BATCH_SIZE).  For each file, ROUNDS rounds of, in this order:
+#
+#   COPY sales FROM '<file>' (FORMAT csv, HEADER)                the reference
+#   INSERT INTO sales SELECT * FROM csvpipe.read('<file>') AS t(...)
+#   csvpipe.load(..., mode => 'transaction', workers => 1 | 2)
+#   csvpipe.load(..., mode => 'chunked', workers => 1 | 2)
+#
+# each after the table was emptied on every server, a CHECKPOINT on every
+# server and a read of the file (untimed).  Times are psql's \timing of the
+# statement; every run is checked (the rows on the coordinator's partitions
+# and on each shard add up to the file's).  Writes the report (markdown) to
+# $REPORT.
+#
+# Environment: BENCH_FILES ("ROWS:PATH ..."), ROUNDS, REPORT, BATCH_SIZE,
+# SHARED_BUFFERS, BENCH_WORKERS ("1 2").
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use CsvpipeShards;
+
+my $rounds = $ENV{ROUNDS} // 3;
+my $report = $ENV{REPORT} or die 'REPORT not set';
+my $batch = $ENV{BATCH_SIZE} // 1000;
+my $sb = $ENV{SHARED_BUFFERS} // '256MB';
+my @workers = split ' ', ($ENV{BENCH_WORKERS} // '1 2');
+my @files = map { [ split /:/, $_, 2 ] } split ' ', ($ENV{BENCH_FILES} // die 'BENCH_FILES not set');
+
+my $conf = qq{
+shared_buffers = '$sb'
+max_wal_size = 8GB
+checkpoint_timeout = 30min
+jit = off
+autovacuum = off
+log_min_messages = warning
+};
+my $s = CsvpipeShards->new(name => 'bench', coord_conf => $conf, shard_conf => $conf);
+$s->create_sharded('sales', batch_size => $batch);
+my $c = $s->coord;
+
+# one statement on the coordinator, timed by psql; returns milliseconds
+sub timed
+{
+	my ($sql) = @_;
+	my ($ret, $out, $err) = $c->psql('postgres', "\\timing on\n$sql", on_error_stop => 1);
+	die "failed: $sql\n$err" if $ret != 0;
+	my ($ms) = $out =~ /Time: ([\d.]+) ms/ or die "no timing for: $sql\n$out";
+	return $ms;
+}
+
+sub median
+{
+	my @v = sort { $a <=> $b } @_;
+	return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
+}
+
+my $cols = $CsvpipeShards::NARROW;
+my @lines;
+push @lines, sprintf('%d cores; coordinator + %d shard clusters on this machine (unix sockets); '
+	  . "sales: 2 local + %d postgres_fdw partitions, batch_size %d; shared_buffers %s each; %d round(s), medians",
+	`nproc` + 0, $s->nshards, $s->nshards, $batch, $sb, $rounds);
+push @lines, '';
+
+for my $f (@files)
+{
+	my ($rows, $path) = @$f;
+	my @sides = (
+		[ 'COPY', "COPY sales FROM '$path' (FORMAT csv, HEADER)" ],
+		[ 'INSERT ... SELECT FROM csvpipe.read', "INSERT INTO sales SELECT * FROM csvpipe.read('$path') AS t($cols)" ]);
+	for my $mode (qw(transaction chunked))
+	{
+		push @sides, [ "load $mode, $_ w", "SELECT * FROM csvpipe.load('$path', 'sales', mode => '$mode', workers => $_)" ]
+		  for @workers;
+	}
+	my %t;
+	for my $r (1 .. $rounds)
+	{
+		for my $side (@sides)
+		{
+			my ($label, $sql) = @$side;
+			$s->truncate_table('sales');
+			$c->safe_psql('postgres', 'CHECKPOINT');
+			$s->shard_sql($_, 'CHECKPOINT') for 1 .. $s->nshards;
+			system("cat '$path' > /dev/null");
+			my $ms = timed($sql);
+			my $n = $s->counts('sales');
+			die "$label: $n->{total} rows, expected $rows" unless $n->{total} == $rows;
+			push @{ $t{$label} }, $ms;
+			diag(sprintf('%s rows, round %d, %s: %.1f ms (local %d, %s)', $rows, $r, $label, $ms,
+				$n->{local}, join(', ', map { "$_ $n->{$_}" } grep { /^r/ } sort keys %$n)));
+		}
+	}
+	my $copy = median(@{ $t{COPY} });
+	my $ins = median(@{ $t{'INSERT ... SELECT FROM csvpipe.read'} });
+	my $last = $s->counts('sales');
+	push @lines, "| $rows rows (local $last->{local}, "
+	  . join(', ', map { "$_ $last->{$_}" } grep { /^r\d/ } sort keys %$last)
+	  . ') | time | x COPY | x INSERT ... SELECT |';
+	push @lines, '|---|---|---|---|';
+	for my $side (@sides)
+	{
+		my $m = median(@{ $t{ $side->[0] } });
+		push @lines, sprintf('| %s | %.0f ms | %.2f | %.2f |', $side->[0], $m, $copy / $m, $ins / $m);
+	}
+	push @lines, '';
+}
+
+open my $fh, '>', $report or die "$report: $!";
+print $fh join("\n", @lines), "\n";
+close $fh;
+
+pass('benchmark done');
+done_testing();
