@@ -387,9 +387,7 @@ for my $case (
 	[ "SELECT * FROM csvpipe.read('$sqf') AS t(id int, name text, state text)",
 		"22P04 wrong number of fields: expected 3, found 4 |  | $quote_hint" ],
 	[ "SELECT * FROM csvpipe.load('$sqf', 'sq', mode => 'chunked', workers => 2)",
-		"22P04 wrong number of fields: expected 3, found 4 |  | $quote_hint" ],
-	[ "SELECT * FROM csvpipe.read('$dir/zipcodes.csv') AS t(a text, b text, c text, d text, e text, f text, g text)",
-		'22P04 wrong number of fields: expected 7, found 6 |  | ' ])
+		"22P04 wrong number of fields: expected 3, found 4 |  | $quote_hint" ])
 {
 	my ($q, $want) = @$case;
 	is(sql(qq{SET ROLE reader; SELECT try(\$q\$$q\$q\$)}), $want, "hint: $q");
@@ -410,9 +408,13 @@ print $lf "id,name\n";
 print $lf "$_,name$_\n" for 1 .. 60000;
 print $lf "60001,x,y\n";
 close $lf;
-is( sql(qq{SELECT try(\$\$SELECT count(*) FROM csvpipe.read('$dir/late_bad.csv') AS t(id int, name text)\$\$)}),
-	'22P04 wrong number of fields: expected 2, found 3 |  | ',
-	'no hint when the start of the file fits the dialect');
+# (the field-count errors have their own hints: no dialect is named)
+my $err = sql(qq{SELECT try(\$\$SELECT count(*) FROM csvpipe.read('$dir/late_bad.csv') AS t(id int, name text)\$\$)});
+like($err, qr/^22P04 wrong number of fields: expected 2, found 3 \|  \| /, 'an error far down a file that fits its dialect');
+unlike($err, qr/looks (delimited|quoted)/, '... names no other dialect');
+$err = sql(qq{SELECT try(\$\$SELECT * FROM csvpipe.read('$dir/zipcodes.csv') AS t(a text, b text, c text, d text, e text, f text, g text)\$\$)});
+like($err, qr/^22P04 wrong number of fields: expected 7, found 6 \|  \| /, 'a column more than the file has');
+unlike($err, qr/looks (delimited|quoted)/, '... names no other dialect');
 
 # ---------------------------------------------------------------------------
 # 6. privileges as read
