@@ -19,6 +19,7 @@
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
+#include "sniff.h"
 
 #include "catch.h"
 #include "errors.h"			/* csv_error_is_input_error */
@@ -142,6 +143,7 @@ csv_converter_create(TupleDesc tupdesc, const CsvDialect *dialect,
 	conv->natts = natts;
 	conv->dialect = dialect;
 	conv->errpos = errpos;
+	errpos->dialect = dialect;
 	conv->in_functions = palloc(sizeof(FmgrInfo) * natts);
 	conv->typids = palloc(sizeof(Oid) * natts);
 	conv->typioparams = palloc(sizeof(Oid) * natts);
@@ -396,11 +398,15 @@ csv_converter_check_header(CsvConverter *conv, CsvRecord *header)
 		return;
 	}
 	if (header->nfields != conv->natts)
+	{
+		const char *hint = csv_sniff_dialect_hint(conv->errpos, conv->natts);
+
 		ereport(ERROR,
 				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
 				 errmsg("wrong number of fields in header line: expected %d, found %d",
 						conv->natts, header->nfields),
-				 count_hint(conv)));
+				 hint ? errhint("%s", hint) : count_hint(conv)));
+	}
 	for (int i = 0; i < conv->natts; i++)
 	{
 		const char *got = header->values[i];
@@ -432,11 +438,15 @@ csv_converter_row(CsvConverter *conv, CsvRecord *rec, Datum *values, bool *nulls
 	errpos->line_no = rec->line_no;
 	if (rec->nfields != conv->nfields)
 	{
+		/* a wrong delimiter or quote, most often: name the likely one */
+		const char *hint = csv_sniff_dialect_hint(errpos, conv->nfields);
+
 		errpos->field_no = 0;
 		ereport(ERROR,
 				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
 				 errmsg("wrong number of fields: expected %d, found %d",
 						conv->nfields, rec->nfields),
+				 hint ? errhint("%s", hint) :
 				 conv->hint_columns ? count_hint(conv) :
 				 field_count_hint(conv, rec->nfields)));
 	}

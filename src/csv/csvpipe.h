@@ -124,6 +124,10 @@ typedef struct CsvErrorPosition
 	char	  **column_names;	/* names by field number, or NULL */
 	int			ncolumns;
 	const char *value;			/* field text being converted, or NULL */
+	/* a wrong field count's hint compares this dialect (sniff.c) */
+	const CsvDialect *dialect;
+	int			hint_state;		/* 0: not looked for, 1: none, 2: hint[] */
+	char		hint[256];
 } CsvErrorPosition;
 
 extern void csv_error_context_callback(void *arg);

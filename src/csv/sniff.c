@@ -447,6 +447,19 @@ candidate_better(const Candidate *a, const Candidate *b)
 	return a->order < b->order;
 }
 
+/* Tokenize the sample's first limit bytes as candidate c and judge it */
+static void
+run_candidate(Sniffer *sn, Candidate *c, int64 limit, int64 fixed_skip, int encoding)
+{
+	CsvDialect	dialect;
+
+	c->recs = palloc(sizeof(DetRecord) * DETECT_MAX_RECORDS);
+	c->nrecs = 0;
+	sniff_dialect_init(&dialect, c->delimiter, c->quote, encoding, "", true);
+	scan_records(sn, &dialect, 0, limit, false, detect_record, c);
+	judge_candidate(c, fixed_skip);
+}
+
 static const char tier1_delims[] = {',', ';', '\t', '|'};
 static const char tier2_delims[] = {' '};
 static const char quotes[] = {'"', '\''};
@@ -474,7 +487,6 @@ detect_dialect(Sniffer *sn, const CsvSniffOptions *opts, CsvSniffResult *res,
 			for (int q = 0; q < lengthof(quotes); q++)
 			{
 				Candidate  *c = &cands[ncands];
-				CsvDialect	dialect;
 
 				if (opts->delimiter >= 0 && delims[d] != (char) opts->delimiter)
 					continue;
@@ -484,11 +496,7 @@ detect_dialect(Sniffer *sn, const CsvSniffOptions *opts, CsvSniffResult *res,
 				c->quote = quotes[q];
 				c->tier = tier;
 				c->order = order++;
-				c->recs = palloc(sizeof(DetRecord) * DETECT_MAX_RECORDS);
-				sniff_dialect_init(&dialect, c->delimiter, c->quote,
-								   res->encoding, "", true);
-				scan_records(sn, &dialect, 0, limit, false, detect_record, c);
-				judge_candidate(c, opts->skip_rows);
+				run_candidate(sn, c, limit, opts->skip_rows, res->encoding);
 				if (best < 0 || candidate_better(c, &cands[best]))
 					best = ncands;
 				ncands++;
@@ -499,15 +507,10 @@ detect_dialect(Sniffer *sn, const CsvSniffOptions *opts, CsvSniffResult *res,
 	if (best < 0)
 	{
 		Candidate  *c = &cands[0];
-		CsvDialect	dialect;
 
 		c->delimiter = opts->delimiter >= 0 ? (char) opts->delimiter : ',';
 		c->quote = opts->quote >= 0 ? (char) opts->quote : '"';
-		c->recs = palloc(sizeof(DetRecord) * DETECT_MAX_RECORDS);
-		sniff_dialect_init(&dialect, c->delimiter, c->quote, res->encoding,
-						   "", true);
-		scan_records(sn, &dialect, 0, limit, false, detect_record, c);
-		judge_candidate(c, opts->skip_rows);
+		run_candidate(sn, c, limit, opts->skip_rows, res->encoding);
 		best = 0;
 	}
 	*chosen = cands[best];
@@ -1712,4 +1715,166 @@ csv_sniff_file(const char *path, const char *funcname,
 				 tp.wrong_count);
 	}
 	MemoryContextDelete(work);
+}
+
+/* ---- the hint of a read's field-count and quoting errors ---- */
+
+/* How an option's character is written in SQL */
+static const char *
+char_literal(char c)
+{
+	if (c == '\t')
+		return "E'\\t'";
+	if (c == '\'')
+		return "''''";
+	return psprintf("'%c'", c);
+}
+
+/* Is the read's own dialect fine on the sample's first records? */
+static bool
+candidate_fits(const Candidate *c, int ncolumns)
+{
+	for (int i = c->start; i < c->nrecs; i++)
+	{
+		const DetRecord *r = &c->recs[i];
+
+		if (r->empty)
+			continue;
+		if (r->bad || r->nfields != c->ncolumns)
+			return false;
+	}
+	return ncolumns <= 0 || c->ncolumns == ncolumns;
+}
+
+/*
+ * The dialect the start of the file suggests, when the read's own does not
+ * fit it (item 6 of issue 13): for a read that failed with a wrong number
+ * of fields or a malformed quote.  ncolumns: the fields a record must have
+ * (0: any).  The read's dialect fits when the sample's records (its first
+ * 512kB, as the sniffer judges dialects) are all well-formed with one field
+ * count, ncolumns if that is known; then the error is not the dialect's
+ * fault and there is no hint.  Otherwise the best other candidate (another
+ * delimiter, or the other quote) whose records are all well-formed with
+ * ncolumns fields (when known) is named, if it scores better.  Computed on
+ * the error path only, once per read (cached in errpos); any error while
+ * computing it (the file gone, ...) just means no hint.  Returns the hint,
+ * or NULL.
+ */
+const char *
+csv_sniff_dialect_hint(CsvErrorPosition *errpos, int ncolumns)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	MemoryContext work;
+	const CsvDialect *given = errpos->dialect;
+	volatile bool found = false;
+
+	if (errpos->hint_state != 0)
+		return errpos->hint_state == 2 ? errpos->hint : NULL;
+	errpos->hint_state = 1;
+	if (given == NULL || errpos->path == NULL)
+		return NULL;
+
+	work = AllocSetContextCreate(CurrentMemoryContext, "csvpipe sniff hint",
+								 ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(work);
+	PG_TRY();
+	{
+		Sniffer		sn;
+		CsvSniffResult res;
+		Candidate	mine;
+		Candidate	best;
+		bool		have_best = false;
+		int64		skip = given->skip_rows > 0 ? given->skip_rows : -1;
+
+		memset(&sn, 0, sizeof(sn));
+		memset(&res, 0, sizeof(res));
+		sn.path = errpos->path;
+		sn.errpos.path = errpos->path;
+		sn.errpos.funcname = errpos->funcname;
+		read_sample(&sn, DETECT_MAX_BYTES, &res);
+		if (given->file_encoding == PG_UTF8 && sn.len >= 3 &&
+			memcmp(sn.data, "\xEF\xBB\xBF", 3) == 0)
+		{
+			sn.data += 3;
+			sn.len -= 3;
+		}
+
+		memset(&mine, 0, sizeof(mine));
+		mine.delimiter = given->delimiter;
+		mine.quote = given->quote;
+		mine.order = -1;
+		run_candidate(&sn, &mine, sn.len, skip, given->file_encoding);
+
+		/* every delimiter with the read's quote, then with the other quote */
+		for (int q = -1; q < (int) lengthof(quotes) && !candidate_fits(&mine, ncolumns); q++)
+		{
+			char		quote = q < 0 ? given->quote : quotes[q];
+
+			if (q >= 0 && quote == given->quote)
+				continue;
+			for (int t = 1; t <= 2; t++)
+			{
+				const char *delims = t == 1 ? tier1_delims : tier2_delims;
+				int			ndelims = t == 1 ? lengthof(tier1_delims) : lengthof(tier2_delims);
+
+				for (int d = 0; d < ndelims; d++)
+				{
+					Candidate	c;
+
+					if (delims[d] == quote ||
+						(delims[d] == given->delimiter && quote == given->quote))
+						continue;
+					memset(&c, 0, sizeof(c));
+					c.delimiter = delims[d];
+					c.quote = quote;
+					c.order = (q + 1) * 16 + (t - 1) * 8 + d;
+					run_candidate(&sn, &c, sn.len, skip, given->file_encoding);
+					if (c.ncolumns < 2 || c.score <= 0 || !candidate_fits(&c, ncolumns))
+						continue;
+					if (!have_best || candidate_better(&c, &best))
+					{
+						best = c;
+						have_best = true;
+					}
+				}
+			}
+		}
+		if (have_best && candidate_better(&best, &mine))
+		{
+			StringInfoData buf;
+
+			initStringInfo(&buf);
+			if (best.delimiter != given->delimiter)
+				appendStringInfo(&buf, "The file looks delimited by %s (%d fields in each of its first records): try delimiter => %s",
+								 best.delimiter == '\t' ? "tabs" :
+								 best.delimiter == ' ' ? "spaces" :
+								 psprintf("'%c'", best.delimiter),
+								 best.ncolumns, char_literal(best.delimiter));
+			else
+				appendStringInfo(&buf, "The file looks quoted with %c (%d fields in each of its first records): try",
+								 best.quote, best.ncolumns);
+			if (best.quote != given->quote)
+				appendStringInfo(&buf, "%s quote => %s",
+								 best.delimiter != given->delimiter ? "," : "",
+								 char_literal(best.quote));
+			appendStringInfoString(&buf, " (csvpipe.sniff shows what it detects).");
+			strlcpy(errpos->hint, buf.data, sizeof(errpos->hint));
+			found = true;
+		}
+	}
+	PG_CATCH();
+	{
+		/* no hint; but a cancel is a cancel */
+		if (geterrcode() == ERRCODE_QUERY_CANCELED ||
+			geterrcode() == ERRCODE_ADMIN_SHUTDOWN)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(work);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(work);
+	if (found)
+		errpos->hint_state = 2;
+	return found ? errpos->hint : NULL;
 }

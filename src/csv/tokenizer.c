@@ -41,6 +41,7 @@
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
+#include "sniff.h"
 
 #include <csv.h>
 
@@ -377,6 +378,8 @@ csv_tokenizer_create(const CsvDialect *dialect, CsvErrorPosition *errpos,
 	tok->cxt = cxt;
 	tok->dialect = dialect;
 	tok->errpos = errpos;
+	if (errpos->dialect == NULL)
+		errpos->dialect = dialect;
 
 	if (csv_init(&tok->parser, CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL |
 				 CSV_EMPTY_IS_NULL) != 0)
@@ -719,6 +722,19 @@ void
 csv_record_raise_bad(const CsvRecord *rec, CsvErrorPosition *errpos)
 {
 	const CsvBadRecord *bad = rec->bad;
+	const char *hint = bad->hint;
+
+	/*
+	 * A malformed quote is most often a wrong delimiter or quote: name the
+	 * likely ones (sniff.c; the encoding's errors are not about them).
+	 */
+	if (bad->sqlerrcode == ERRCODE_BAD_COPY_FILE_FORMAT)
+	{
+		const char *sniffed = csv_sniff_dialect_hint(errpos, errpos->ncolumns);
+
+		if (sniffed)
+			hint = sniffed;
+	}
 
 	/*
 	 * The record's first line, the line skip mode rejects; a record that
@@ -734,10 +750,10 @@ csv_record_raise_bad(const CsvRecord *rec, CsvErrorPosition *errpos)
 				 errmsg_internal("%s", bad->message),
 				 errdetail("The record starts on line " INT64_FORMAT "; the error is on line " INT64_FORMAT ".",
 						   rec->line_no, bad->line_no),
-				 bad->hint ? errhint("%s", bad->hint) : 0));
+				 hint ? errhint("%s", hint) : 0));
 	ereport(ERROR,
 			(errcode(bad->sqlerrcode),
 			 errmsg_internal("%s", bad->message),
 			 bad->detail ? errdetail_internal("%s", bad->detail) : 0,
-			 bad->hint ? errhint("%s", bad->hint) : 0));
+			 hint ? errhint("%s", hint) : 0));
 }

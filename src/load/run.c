@@ -726,26 +726,31 @@ leader_error_to_args(CsvLeader *L, CsvCoordArgs *args)
 	ErrorData  *edata;
 	MemoryContext ecxt = MemoryContextSwitchTo(CurTransactionContext);
 	CsvPool    *pool = csv_leader_pool(L);
+	char	   *message;
 
 	edata = CopyErrorData();
 	MemoryContextSwitchTo(ecxt);
 	csv_leader_abort(L);
 	strlcpy(args->state, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?
 			"cancelled" : "failed", sizeof(args->state));
-	strlcpy(args->error, edata->message ? edata->message : "", sizeof(args->error));
+	/* the message, and its hint (what to do), as psql shows them */
+	if (edata->message && edata->hint)
+		message = psprintf("%s\nHINT: %s", edata->message, edata->hint);
+	else
+		message = edata->message ? edata->message : "";
+	strlcpy(args->error, message, sizeof(args->error));
 	/* the whole error, and the job row if no worker wrote it (txn.c) */
-	strlcpy(pool->shared->error, edata->message ? edata->message : "",
-			sizeof(pool->shared->error));
+	strlcpy(pool->shared->error, message, sizeof(pool->shared->error));
 	pool->shared->error_dsm = 0;
-	if (edata->message && strlen(edata->message) >= sizeof(pool->shared->error))
+	if (strlen(message) >= sizeof(pool->shared->error))
 	{
 		/* longer: all of it in a segment of its own, until the leader aborts */
-		Size		len = strlen(edata->message) + 1;
+		Size		len = strlen(message) + 1;
 		dsm_segment *eseg = dsm_create(len, DSM_CREATE_NULL_IF_MAXSEGMENTS);
 
 		if (eseg != NULL)
 		{
-			memcpy(dsm_segment_address(eseg), edata->message, len);
+			memcpy(dsm_segment_address(eseg), message, len);
 			pool->shared->error_dsm = dsm_segment_handle(eseg);
 		}
 	}

@@ -891,9 +891,13 @@ csvpipe_runner_main(Datum main_arg)
 		RESUME_INTERRUPTS();
 		MemoryContextSwitchTo(runner_cxt);
 
-		message = edata->context && edata->context[0] ?
-			psprintf("%s\nCONTEXT: %s", edata->message, edata->context) :
-			pstrdup(edata->message ? edata->message : "unknown error");
+		/* the error as psql shows it: with its hint (what to do) and context */
+		message = psprintf("%s%s%s%s%s",
+						   edata->message ? edata->message : "unknown error",
+						   edata->hint ? "\nHINT: " : "",
+						   edata->hint ? edata->hint : "",
+						   edata->context && edata->context[0] ? "\nCONTEXT: " : "",
+						   edata->context && edata->context[0] ? edata->context : "");
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		record_end(args.job_id, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?

@@ -58,6 +58,8 @@ shared_preload_libraries = 'csvpipe'
 csvpipe.allowed_dirs = '$dir'
 datestyle = 'iso, mdy'
 timezone = 'UTC'
+max_prepared_transactions = 4
+max_worker_processes = 16
 });
 $node->start;
 
@@ -354,7 +356,68 @@ for my $call (
 }
 
 # ---------------------------------------------------------------------------
-# 5. privileges as read
+# 5. errors that say what to do: the likely delimiter or quote, in every
+#    function (read serial and parallel, read_text, load in every mode,
+#    load_serial, submit's job error), and no hint when the dialect fits
+# ---------------------------------------------------------------------------
+my $semi_hint = q{The file looks delimited by ';' (4 fields in each of its first records): try delimiter => ';' (csvpipe.sniff shows what it detects).};
+my $tab_hint = q{The file looks delimited by tabs (6 fields in each of its first records): try delimiter => E'\t' (csvpipe.sniff shows what it detects).};
+my $quote_hint = q{The file looks quoted with ' (3 fields in each of its first records): try quote => '''' (csvpipe.sniff shows what it detects).};
+my $malformed = '22P04 malformed CSV: quote character inside an unquoted field';
+sql(q{CREATE TABLE inv (nr int, kunde text, betrag text, datum text);
+	CREATE TABLE wt (a text, b text, c text, d text, e text, f text);
+	CREATE TABLE sq (id int, name text, state text);
+	GRANT SELECT, INSERT ON inv, wt, sq TO reader;});
+my $inv = "$dir/invoices_semicolon.csv";
+my $wtf = "$dir/weather.tsv";
+my $sqf = "$dir/single_quotes_crlf.csv";
+for my $case (
+	[ "SELECT * FROM csvpipe.read('$inv') AS t(nr int, kunde text, betrag text, datum text)", "$malformed |  | $semi_hint" ],
+	[ "SELECT * FROM csvpipe.read('$inv', workers => 2) AS t(nr int, kunde text, betrag text, datum text)", "$malformed |  | $semi_hint" ],
+	[ "SELECT * FROM csvpipe.read('$inv', NULL::inv)", "$malformed |  | $semi_hint" ],
+	[ "SELECT * FROM csvpipe.read_text('$inv')", "$malformed |  | $semi_hint" ],
+	[ "SELECT * FROM csvpipe.load('$inv', 'inv')", "$malformed |  | $semi_hint" ],
+	[ "SELECT * FROM csvpipe.load('$inv', 'inv', workers => 2, mode => 'chunked')", "$malformed |  | $semi_hint" ],
+	[ "SELECT * FROM csvpipe.load('$inv', 'inv', workers => 2, mode => 'prepared')", "$malformed |  | $semi_hint" ],
+	[ "SELECT * FROM csvpipe.load_serial('$inv', 'inv')", "$malformed |  | $semi_hint" ],
+	[ "SELECT * FROM csvpipe.read('$wtf') AS t(a text, b text, c text, d text, e text, f text)",
+		"22P04 wrong number of fields: expected 6, found 1 |  | $tab_hint" ],
+	[ "SELECT * FROM csvpipe.load('$wtf', 'wt', workers => 2)",
+		"22P04 wrong number of fields: expected 6, found 1 |  | $tab_hint" ],
+	[ "SELECT * FROM csvpipe.read('$sqf') AS t(id int, name text, state text)",
+		"22P04 wrong number of fields: expected 3, found 4 |  | $quote_hint" ],
+	[ "SELECT * FROM csvpipe.load('$sqf', 'sq', mode => 'chunked', workers => 2)",
+		"22P04 wrong number of fields: expected 3, found 4 |  | $quote_hint" ])
+{
+	my ($q, $want) = @$case;
+	is(sql(qq{SET ROLE reader; SELECT try(\$q\$$q\$q\$)}), $want, "hint: $q");
+}
+# the job records the error with its hint
+my $job = sql(qq{SELECT csvpipe.submit('$inv', 'inv')});
+is(sql(qq{SELECT csvpipe.wait($job, '60 s')}), 'failed', 'a submitted load of the wrong delimiter fails');
+like(sql(qq{SELECT error FROM csvpipe.jobs WHERE job_id = $job}),
+	qr/^malformed CSV: quote character inside an unquoted field\nHINT: \Q$semi_hint\E\nCONTEXT: csvpipe.load /,
+	'... and its job says what to do');
+sql(qq{SELECT try(\$\$SELECT * FROM csvpipe.load('$inv', 'inv', workers => 2, mode => 'chunked')\$\$)});
+like(sql(q{SELECT error FROM csvpipe.jobs ORDER BY job_id DESC LIMIT 1}),
+	qr/^malformed CSV: quote character inside an unquoted field\nHINT: \Q$semi_hint\E$/,
+	'so does a load\'s job');
+# an error far down a file whose first 512kB fit the dialect: no hint
+open my $lf, '>', "$dir/late_bad.csv" or die;
+print $lf "id,name\n";
+print $lf "$_,name$_\n" for 1 .. 60000;
+print $lf "60001,x,y\n";
+close $lf;
+# (the field-count errors have their own hints: no dialect is named)
+my $err = sql(qq{SELECT try(\$\$SELECT count(*) FROM csvpipe.read('$dir/late_bad.csv') AS t(id int, name text)\$\$)});
+like($err, qr/^22P04 wrong number of fields: expected 2, found 3 \|  \| /, 'an error far down a file that fits its dialect');
+unlike($err, qr/looks (delimited|quoted)/, '... names no other dialect');
+$err = sql(qq{SELECT try(\$\$SELECT * FROM csvpipe.read('$dir/zipcodes.csv') AS t(a text, b text, c text, d text, e text, f text, g text)\$\$)});
+like($err, qr/^22P04 wrong number of fields: expected 7, found 6 \|  \| /, 'a column more than the file has');
+unlike($err, qr/looks (delimited|quoted)/, '... names no other dialect');
+
+# ---------------------------------------------------------------------------
+# 6. privileges as read
 # ---------------------------------------------------------------------------
 my $denied = qq{42501 permission denied to read file "$dir/zipcodes.csv" | Only roles with privileges of the "pg_read_server_files" role may read server files with csvpipe. | A superuser can run GRANT pg_read_server_files TO <role>.};
 is( sql(qq{SET ROLE nobody; SELECT try(\$\$SELECT csvpipe.sniff('$dir/zipcodes.csv')\$\$)}),
