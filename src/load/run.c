@@ -77,7 +77,11 @@
 #include "catalog/pg_authid.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
 #include "executor/execdesc.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/plannodes.h"
 #include "tcop/pquery.h"
 #include "utils/xid8.h"
 
@@ -400,14 +404,18 @@ finish_job_done(CsvCoordArgs *args)
  * statement_timeout) arriving in those last microseconds would still turn
  * the statement into an ERROR with every row committed and the job 'done'
  * -- and a client that retries after an error loads the file twice
- * (082's cancel sweep hit it now and then; its check 2b every time).  So
- * when csvpipe.load
- * (or resume) is called by the client's statement itself -- the query of
- * the active portal, not a function or DO block that may go on to other
- * work -- cancels stay held until that query ends (its executor state is
- * freed) or, at the latest, until the client's message is done
- * (MessageContext is reset); then a cancel that came meanwhile is dropped:
- * it came too late, the statement succeeded.  An ERROR in the meantime
+ * (082's cancel sweep hit it now and then).  So when csvpipe.load (or
+ * resume) is the client's whole statement -- the query of the client's
+ * unnamed portal, with nothing to run once the load returns but its
+ * result's columns (statement_is_only_the_load) -- cancels stay held until
+ * that query ends (its executor state is freed) or, at the latest, until
+ * the client's message is done (MessageContext is reset); then a cancel
+ * that came meanwhile is dropped: it came too late, the statement
+ * succeeded.  Not for a statement that goes on (pg_sleep beside the load,
+ * a lock wait, a join), a cursor, a function or a DO block: holding cancels
+ * through work of the caller's choosing would let any loading role run
+ * statements that statement_timeout, lock_timeout and pg_cancel_backend
+ * cannot stop (086).  An ERROR there leaves the load committed and done.  An ERROR in the meantime
  * resets the hold count itself (errfinish), and nothing is left to undo.
  * A later load in the same statement ends the hold first and keeps a
  * pending cancel, which then cancels that load.
@@ -478,13 +486,130 @@ cancel_hold_begin(MemoryContext query_cxt)
  * function or a DO block runs in a query of its own).  NULL otherwise, and
  * in background workers (no portal).
  */
+static bool
+load_entry_function(Oid funcid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	bool		result = false;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	if (((Form_pg_proc) GETSTRUCT(tup))->prolang == ClanguageId)
+	{
+		bool		isnull;
+		Datum		d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull);
+
+		if (!isnull)
+		{
+			char	   *src = TextDatumGetCString(d);
+
+			result = (strcmp(src, "csvpipe_load") == 0 ||
+					  strcmp(src, "csvpipe_load_by_name") == 0 ||
+					  strcmp(src, "csvpipe_resume") == 0);
+			pfree(src);
+		}
+	}
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * true if evaluating node runs anything after a load call returns: only
+ * load calls (their arguments run before them), the columns of their
+ * result, constants, parameters and I/O casts between built-in types are
+ * let through; *nloads counts the load calls.
+ */
+static bool
+work_after_load_walker(Node *node, int *nloads)
+{
+	if (node == NULL)
+		return false;
+	switch (nodeTag(node))
+	{
+		case T_FuncExpr:
+			if (!load_entry_function(((FuncExpr *) node)->funcid))
+				return true;
+			(*nloads)++;
+			return false;
+		case T_CoerceViaIO:
+			{
+				CoerceViaIO *c = (CoerceViaIO *) node;
+
+				if (c->resulttype >= FirstGenbkiObjectId ||
+					exprType((Node *) c->arg) >= FirstGenbkiObjectId)
+					return true;
+				break;
+			}
+		case T_Param:
+			if (((Param *) node)->paramkind != PARAM_EXTERN)
+				return true;
+			break;
+		case T_List:
+		case T_TargetEntry:
+		case T_Var:
+		case T_Const:
+		case T_FieldSelect:
+		case T_RelabelType:
+			break;
+		default:
+			return true;
+	}
+	return expression_tree_walker(node, work_after_load_walker, (void *) nloads);
+}
+
+/*
+ * Is the statement only the load: SELECT load(...), or SELECT <its
+ * columns> FROM load(...), with nothing else to run once it returns?
+ * Only then are cancels held to the statement's end: a statement that
+ * goes on (pg_sleep, a lock wait, a join, a sort) must stay cancellable
+ * by statement_timeout, lock_timeout and pg_cancel_backend -- holding
+ * them would let any loading role run uncancellable statements.
+ */
+static bool
+statement_is_only_the_load(PlannedStmt *stmt)
+{
+	Plan	   *plan = stmt ? stmt->planTree : NULL;
+	int			nloads = 0;
+
+	if (plan == NULL || stmt->commandType != CMD_SELECT || stmt->subplans != NIL ||
+		stmt->rowMarks != NIL || plan->initPlan != NIL || plan->qual != NIL ||
+		plan->lefttree != NULL || plan->righttree != NULL)
+		return false;
+	if (IsA(plan, Result))
+	{
+		if (((Result *) plan)->resconstantqual != NULL)
+			return false;
+	}
+	else if (IsA(plan, FunctionScan))
+	{
+		FunctionScan *fs = (FunctionScan *) plan;
+
+		if (list_length(fs->functions) != 1 ||
+			!IsA(((RangeTblFunction *) linitial(fs->functions))->funcexpr, FuncExpr) ||
+			work_after_load_walker(((RangeTblFunction *) linitial(fs->functions))->funcexpr,
+								   &nloads))
+			return false;
+	}
+	else
+		return false;
+	if (work_after_load_walker((Node *) plan->targetlist, &nloads))
+		return false;
+	return nloads == 1;
+}
+
 static MemoryContext
 client_query_context(void)
 {
 	Portal		portal = ActivePortal;
 
+	/*
+	 * The client's own portal (unnamed: a cursor's, or one PL/pgSQL opened,
+	 * may live on while other work runs), running only the load.
+	 */
 	if (portal == NULL || portal->strategy != PORTAL_ONE_SELECT ||
-		portal->queryDesc == NULL || portal->queryDesc->estate == NULL)
+		portal->name == NULL || portal->name[0] != '\0' ||
+		portal->queryDesc == NULL || portal->queryDesc->estate == NULL ||
+		!statement_is_only_the_load(portal->queryDesc->plannedstmt))
 		return NULL;
 	if (CurrentMemoryContext == NULL ||
 		CurrentMemoryContext->parent != portal->queryDesc->estate->es_query_cxt)
