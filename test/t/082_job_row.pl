@@ -98,7 +98,7 @@ $pre
 SELECT 'R', job_id, rows_loaded FROM $call;
 RESET ROLE;
 $post
-SELECT 'J|' || job_id || '|' || state || '|' || coalesce(error, '<null>') || '|' || submitted_by::regrole
+SELECT 'J|' || job_id || '|' || state || '|' || split_part(coalesce(error, '<null>'), E'\n', 1) || '|' || submitted_by::regrole
   FROM csvpipe.job WHERE job_id > :j0 ORDER BY job_id;
 SELECT 'C|' || count(*) || '|' || coalesce(sum(rows), 0) FROM csvpipe.chunks WHERE job_id > :j0;
 SELECT 'T|' || count(*) FROM j;
@@ -304,7 +304,7 @@ sub look_after
 {
 	my ($j0) = @_;
 	return parse_out(sql(qq{
-SELECT 'J|' || job_id || '|' || state || '|' || coalesce(error, '<null>') || '|' || submitted_by
+SELECT 'J|' || job_id || '|' || state || '|' || split_part(coalesce(error, '<null>'), E'\n', 1) || '|' || submitted_by
   FROM csvpipe.jobs WHERE job_id > $j0 ORDER BY job_id;
 SELECT 'C|' || count(*) || '|' || coalesce(sum(rows), 0) FROM csvpipe.chunks WHERE job_id > $j0;
 SELECT 'T|' || count(*) FROM j;
