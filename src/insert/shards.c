@@ -27,7 +27,15 @@
  *
  * The job is named on the shards by the coordinator's system identifier,
  * database oid, job id and job submission time (microseconds), so a job id
- * used again (the extension created anew) is another job.
+ * used again (the extension created anew) is another job.  All of that is
+ * public (csvpipe.jobs, pg_control_system()), and every role that loads
+ * may write the ledgers: so each ledger row's job also carries a tag, an
+ * HMAC-SHA256 of that name and the chunk number keyed with this cluster's
+ * secret (pg_control's mock authentication nonce, which no SQL function
+ * shows).  A role that reads a ledger sees the tags of chunks committed
+ * there, and can compute no other: it cannot write a row that makes a
+ * later attempt skip a server (its rows silently missing there) nor squat
+ * the row csvpipe is about to write.
  *
  * The ledger statements run as the loading user with a pinned search_path
  * (csv_user_query): the user mapping is chosen by the user, so they must
@@ -45,9 +53,12 @@
 #include "internal_sql.h"
 
 #include "access/xlog.h"
+#include "catalog/pg_control.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
+#include "common/hmac.h"
+#include "common/sha2.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -322,13 +333,40 @@ ledger_query(ShardServer *s, const char *fmt, int nargs, Oid *types, Datum *valu
 	return r;
 }
 
+/*
+ * The ledger's job of a chunk: "<job_key>/<tag>", the tag the first 16
+ * bytes (hex) of HMAC-SHA256(cluster secret, "csvpipe ledger" job_key
+ * chunk_no): see the header comment.
+ */
+static char *
+chunk_key(int64 chunk_no)
+{
+	char	   *msg = psprintf("csvpipe ledger:%s:" INT64_FORMAT, job_key, chunk_no);
+	uint8		mac[PG_SHA256_DIGEST_LENGTH];
+	char		hex[32 + 1];
+	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+
+	if (ctx == NULL ||
+		pg_hmac_init(ctx, (const uint8 *) GetMockAuthenticationNonce(), MOCK_AUTH_NONCE_LEN) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) msg, strlen(msg)) < 0 ||
+		pg_hmac_final(ctx, mac, sizeof(mac)) < 0)
+	{
+		pg_hmac_free(ctx);
+		elog(ERROR, "could not compute the csvpipe ledger key of chunk " INT64_FORMAT, chunk_no);
+	}
+	pg_hmac_free(ctx);
+	hex_encode((const char *) mac, 16, hex);
+	hex[32] = '\0';
+	return psprintf("%s/%s", job_key, hex);
+}
+
 void
 csv_shards_chunk_begin(int64 chunk_no)
 {
 	Oid			types[2] = {TEXTOID, INT8OID};
 	Datum		values[2];
 
-	values[0] = CStringGetTextDatum(job_key);
+	values[0] = CStringGetTextDatum(chunk_key(chunk_no));
 	values[1] = Int64GetDatum(chunk_no);
 	for (int i = 0; i < nservers; i++)
 	{
@@ -362,7 +400,7 @@ csv_shards_chunk_end(int64 chunk_no)
 	int64		earlier = 0;
 
 	chunk_active = false;
-	values[0] = CStringGetTextDatum(job_key);
+	values[0] = CStringGetTextDatum(chunk_key(chunk_no));
 	values[1] = Int64GetDatum(chunk_no);
 	for (int i = 0; i < nservers; i++)
 	{
