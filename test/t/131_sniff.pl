@@ -408,10 +408,6 @@ is(sql(qq{SELECT csvpipe.wait($job, '60 s')}), 'failed', 'a submitted load of th
 like(sql(qq{SELECT error FROM csvpipe.jobs WHERE job_id = $job}),
 	qr/^malformed CSV: quote character inside an unquoted field\nHINT: \Q$semi_hint\E\nCONTEXT: csvpipe.load /,
 	'... and its job says what to do');
-sql(qq{SELECT try(\$\$SELECT * FROM csvpipe.load('$inv', 'inv', workers => 2, mode => 'chunked')\$\$)});
-like(sql(q{SELECT error FROM csvpipe.jobs ORDER BY job_id DESC LIMIT 1}),
-	qr/^malformed CSV: quote character inside an unquoted field\nHINT: \Q$semi_hint\E$/,
-	'so does a load\'s job');
 # an error far down a file whose first 512kB fit the dialect: no hint
 open my $lf, '>', "$dir/late_bad.csv" or die;
 print $lf "id,name\n";
