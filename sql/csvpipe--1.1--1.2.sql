@@ -262,8 +262,9 @@ IS 'load a CSV file into a table named by text, created from the file first with
 -- the file's fields fill t's columns in order (its dropped and generated
 -- columns excepted).  An overload of read: its parameters after rowtype
 -- have, position by position, the types of the record form's parameters
--- after path (delimiter, quote, header and null_string keep their
--- places; escape, encoding and on_error move), so that no call that
+-- after path (delimiter and quote right after rowtype, header and
+-- null_string at the record form's places, escape, encoding and on_error
+-- elsewhere, match and extra_columns last), so that no call that
 -- resolved to the record form resolves to this one or becomes ambiguous
 -- (test/t/133_read_rowtype.pl checks both).  Pass options by name.
 -- match => 'name' maps the header's names to t's columns (options.c).

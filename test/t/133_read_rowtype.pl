@@ -352,6 +352,16 @@ for my $c (@cases)
 }
 like(sql("EXPLAIN (COSTS OFF) SELECT * FROM csvpipe.read('$items', NULL::items)"),
 	qr/Custom Scan \(CsvpipeRead\)/, 'typed read in FROM: the streaming CustomScan');
+# the CustomScan's column pruning and quals, in the type's positions (a
+# table with a dropped column before the one used)
+my $badint = write_file('badint.csv', "id,code,name,amount,ts,d,flag,note\nx,007,a,1,2024-01-01,2024-01-01,t,n\n2,008,b,2,2024-01-02,2024-01-02,f,m\n");
+like(sql("EXPLAIN (VERBOSE, COSTS OFF) SELECT name FROM csvpipe.read('$badint', NULL::items) WHERE code > '007'"),
+	qr/Converted Columns: code, name/, 'only the columns the query uses are converted');
+is(sql("SELECT string_agg(name, ' ') FROM csvpipe.read('$badint', NULL::items) WHERE code > '007'"), 'b',
+	'a bad value in a column the query does not use is not read (as file_fdw)');
+is(sql("SELECT try('SELECT id FROM csvpipe.read(''$badint'', NULL::items)')"),
+	qq{22P02 invalid input syntax for type integer: "x" CONTEXT: csvpipe.read "$badint", line 2, column id: "x"},
+	'... and is reported when it is used');
 is(sql("SELECT count(*) FILTER (WHERE total IS NULL) || '/' || count(*) FROM csvpipe.read('$items', NULL::items)"),
 	'600/600', 'generated column: NULL in every row (not in the file, as for COPY)');
 is(sql("SELECT string_agg(x::text, ' ') FROM (SELECT csvpipe.read('$ab', NULL::ab) x) s"),
