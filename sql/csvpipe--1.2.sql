@@ -696,10 +696,12 @@ IS 'load a CSV file into a table named by text, created from the file first with
 -- the file's fields fill t's columns in order (its dropped and generated
 -- columns excepted).  An overload of read: its parameters after rowtype
 -- have, position by position, the types of the record form's parameters
--- after path (delimiter, quote, header and null_string keep their
--- places; escape, encoding and on_error move), so that no call that
+-- after path (delimiter and quote right after rowtype, header and
+-- null_string at the record form's places, escape, encoding and on_error
+-- elsewhere, match and extra_columns last), so that no call that
 -- resolved to the record form resolves to this one or becomes ambiguous
--- (test/t/132_read_rowtype.pl checks both).  Pass options by name.
+-- (test/t/133_read_rowtype.pl checks both).  Pass options by name.
+-- match => 'name' maps the header's names to t's columns (options.c).
 -- ---------------------------------------------------------------------
 CREATE FUNCTION csvpipe.read(
     path text,
@@ -715,11 +717,13 @@ CREATE FUNCTION csvpipe.read(
     chunk_size bigint DEFAULT NULL,
     encoding text DEFAULT NULL,
     cache boolean DEFAULT true,
-    on_error text DEFAULT 'stop')
+    on_error text DEFAULT 'stop',
+    match text DEFAULT 'position',
+    extra_columns text DEFAULT 'error')
 RETURNS SETOF anyelement
 AS 'MODULE_PATHNAME', 'csvpipe_read_rowtype'
 LANGUAGE C VOLATILE
 SUPPORT csvpipe.read_support;
 
-COMMENT ON FUNCTION csvpipe.read(text, anyelement, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint, text, boolean, text)
+COMMENT ON FUNCTION csvpipe.read(text, anyelement, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint, text, boolean, text, text, text)
 IS 'stream a CSV file on the server as rows of the type of the second argument (NULL::a_table)';

@@ -298,23 +298,42 @@ csv_converter_set_rowtype(CsvConverter *conv, Oid rowtype)
 {
 	const char *funcname = conv->errpos->funcname;
 	TupleDesc	rowdesc;
-	TupleDesc	file_desc;
 	int		   *out_field;
+	int			nfound = 0;
 
 	conv->hint_columns = true;
 	if (getBaseType(rowtype) == rowtype)
 		return;
+
+	/*
+	 * The converter's columns are t's that the file fills (all, or with
+	 * match => 'name' those its header names), by name: a worker looks the
+	 * type up again, and it must be what the leader saw.
+	 */
 	rowdesc = csv_rowtype_desc(rowtype, funcname);
 	out_field = palloc(sizeof(int) * rowdesc->natts);
-	file_desc = csv_rowtype_file_desc(rowtype, rowdesc, out_field, funcname);
-	/* a worker looks the type up again: it must be what the leader saw */
-	if (file_desc->natts != conv->natts)
+	for (int i = 0; i < rowdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(rowdesc, i);
+
+		out_field[i] = -1;
+		if (att->attisdropped)
+			continue;
+		for (int c = 0; c < conv->natts; c++)
+		{
+			if (strcmp(conv->names[c], NameStr(att->attname)) != 0)
+				continue;
+			if (conv->typids[c] != att->atttypid)
+				elog(ERROR, "%s: the row type %s changed during the read",
+					 funcname, format_type_be(rowtype));
+			out_field[i] = c;
+			nfound++;
+			break;
+		}
+	}
+	if (nfound != conv->natts)
 		elog(ERROR, "%s: the row type %s changed during the read",
 			 funcname, format_type_be(rowtype));
-	for (int i = 0; i < conv->natts; i++)
-		if (TupleDescAttr(file_desc, i)->atttypid != conv->typids[i])
-			elog(ERROR, "%s: the row type %s changed during the read",
-				 funcname, format_type_be(rowtype));
 	conv->domain = rowtype;
 	conv->rowdesc = BlessTupleDesc(rowdesc);
 	conv->out_field = out_field;
@@ -352,6 +371,9 @@ count_hint(CsvConverter *conv)
 
 	if (!conv->hint_columns)
 		return 0;
+	if (conv->field_of != NULL)
+		return errhint("With match => 'name', every record has as many fields as the header (%d).",
+					   conv->nfields);
 	initStringInfo(&buf);
 	for (int i = 0; i < shown; i++)
 	{

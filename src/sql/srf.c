@@ -90,6 +90,63 @@ csv_read_text_tupdesc(void)
 }
 
 /*
+ * match => 'name' for read(path, NULL::t): the file's header (read here
+ * through the same checked open as the read itself) picks which of the
+ * columns t has for a file (file_desc) its fields fill -- options.c's
+ * csv_match_header, as for a load.  Returns those columns, in t's order;
+ * rs->out_field is renumbered to them, t's other columns come back NULL.
+ * The dialect gets the field map (part of the cache key), and header =>
+ * 'match' so that the read checks it meets the header that was mapped.
+ */
+static TupleDesc
+rowtype_match_names(CsvReadState *rs, const CsvOptions *opts, TupleDesc file_desc)
+{
+	CsvDialect	hdialect = rs->dialect;
+	CsvReader  *reader;
+	CsvRecord  *header;
+	char	  **names = palloc(sizeof(char *) * file_desc->natts);
+	int		   *newidx = palloc(sizeof(int) * file_desc->natts);
+	bool	   *present;
+	int			nkept = 0;
+	TupleDesc	kept;
+
+	/* the header: after skip_rows, the first record */
+	hdialect.header = CSV_HEADER_SKIP;
+	hdialect.nfile_fields = 0;
+	reader = csv_reader_open(rs->errpos.path, &hdialect, &rs->errpos);
+	header = csv_reader_header(reader);
+	if (header == NULL)
+	{
+		/* an empty file: no rows, nothing to map */
+		csv_reader_close(reader);
+		return file_desc;
+	}
+	for (int c = 0; c < file_desc->natts; c++)
+		names[c] = NameStr(TupleDescAttr(file_desc, c)->attname);
+	rs->errpos.line_no = header->line_no;
+	present = csv_match_header(&rs->dialect, header, file_desc->natts, names,
+							   opts->extra_ignore,
+							   psprintf("row type %s", format_type_be(opts->rowtype)));
+	rs->errpos.line_no = 0;
+	csv_reader_close(reader);
+
+	for (int c = 0; c < file_desc->natts; c++)
+		newidx[c] = present[c] ? nkept++ : -1;
+	kept = CreateTemplateTupleDesc(nkept);
+	for (int c = 0; c < file_desc->natts; c++)
+		if (present[c])
+			TupleDescCopyEntry(kept, newidx[c] + 1, file_desc, c + 1);
+	for (int i = 0; i < rs->out_natts; i++)
+		if (rs->out_field[i] >= 0)
+			rs->out_field[i] = newidx[rs->out_field[i]];
+	for (int f = 0; f < rs->dialect.nfile_fields; f++)
+		if (rs->dialect.field_column[f] >= 0)
+			rs->dialect.field_column[f] = newidx[rs->dialect.field_column[f]];
+	rs->dialect.header = CSV_HEADER_MATCH;
+	return kept;
+}
+
+/*
  * Open the file that opts names, with its options (options.c).  All state
  * lives in a child of the current memory context.
  *
@@ -134,6 +191,9 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
+	rs->dialect = opts->dialect;
+	rs->dialect.null_string = pstrdup(opts->dialect.null_string);
+
 	/*
 	 * read(path, NULL::t): the read works on the file's columns; the
 	 * columns the caller converts and uses are said in t's positions.
@@ -149,6 +209,8 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 		rs->out_natts = rowdesc->natts;
 		rs->out_field = palloc(sizeof(int) * rowdesc->natts);
 		tupdesc = csv_rowtype_file_desc(opts->rowtype, rowdesc, rs->out_field, funcname);
+		if (opts->match_name)
+			tupdesc = rowtype_match_names(rs, opts, tupdesc);
 		nfile = tupdesc->natts;
 		rs->fvalues = palloc(sizeof(Datum) * nfile);
 		rs->fnulls = palloc(sizeof(bool) * nfile);
@@ -188,8 +250,6 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 		}
 	}
 
-	rs->dialect = opts->dialect;
-	rs->dialect.null_string = pstrdup(opts->dialect.null_string);
 	if (text_mode && rs->dialect.header == CSV_HEADER_MATCH)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -17,6 +17,11 @@
 #     each through the streaming CustomScan and the FunctionScan (WITH
 #     ORDINALITY), with workers 0 and 2 (small chunks), header => 'match'
 #     where the file has a header.  Generated columns come back NULL.
+#     Columns by name (match => 'name'): the generated file with its columns
+#     reversed and a name in upper case, the same with a column the type
+#     lacks (extra_columns => 'ignore'), test/data and the AWS file into
+#     reordered tables with a column the file lacks: rows equal to COPY with
+#     the column list in file order.
 #  3. A cursor over the read FETCHed in pieces, its first FETCH (which opens
 #     the file and starts the workers) inside a savepoint rolled back, later
 #     ones in savepoints released and rolled back, gives COPY's rows in
@@ -30,10 +35,14 @@
 #     hint naming the columns, file and line; workers 0 and 2), header =>
 #     'match' with a wrong name (names the column), a non-composite row
 #     type, record, a domain over a composite type whose CHECK fails (with
-#     the line).
+#     the line; on_error => 'skip' skips the row); match => 'name' with a
+#     column the type lacks, without a header, a record longer than the
+#     header.
 #  6. The result cache: a repeat typed read is a hit; a row type with other
-#     column types is a miss with its own values (leading zeros kept);
-#     ALTER TABLE changing a column's type is seen at once.
+#     column types is a miss with its own values (leading zeros kept); with
+#     match => 'name' a hit, and by position another entry; ALTER TABLE
+#     changing a column's type is seen at once; a domain row type is not
+#     cached.
 use strict;
 use warnings;
 
@@ -183,7 +192,7 @@ is(sql("SELECT string_agg(a || '/' || b, ' ') FROM csvpipe.read('$semi', NULL::a
 # ---- 2. rows equal to COPY into the same table ----
 
 # a generated file: the table has a dropped and a generated column
-my $gen = "id,code,name,amount,ts,d,flag,note\n";
+my @gen_rows;
 my @names = ('plain', 'with, comma', 'say "hi"', "two\nlines", 'caf' . "\xc3\xa9", ' spaced ', '');
 for my $i (1 .. 600)
 {
@@ -191,13 +200,22 @@ for my $i (1 .. 600)
 	$name = '"' . ($name =~ s/"/""/gr) . '"' if $name =~ /[",\n ]/ || $i % 11 == 0;
 	my $note = $i % 5 == 0 ? '' : $i % 5 == 1 ? '""' : "n$i";
 	my $amount = $i % 13 == 0 ? '' : sprintf('%d.%02d', $i * 7 % 1000 - 300, $i % 100);
-	$gen .= join(',', $i, sprintf('%05d', $i * 37 % 100000), $name, $amount,
+	push @gen_rows, [ $i, sprintf('%05d', $i * 37 % 100000), $name, $amount,
 		sprintf('2024-%02d-%02d %02d:%02d:%02d+%02d', $i % 12 + 1, $i % 28 + 1, $i % 24, $i % 60, $i % 59, $i % 5),
 		$i % 17 == 0 ? '' : sprintf('20%02d-%02d-%02d', $i % 30, $i % 12 + 1, $i % 28 + 1),
 		$i % 3 == 0 ? 'true' : $i % 3 == 1 ? 'f' : '',
-		$note) . "\n";
+		$note ];
 }
-my $items = write_file('items.csv', $gen);
+my $items = write_file('items.csv',
+	join('', map { join(',', @$_) . "\n" } [qw(id code name amount ts d flag note)], @gen_rows));
+# the same rows, columns reversed, one name in upper case; and with a column
+# the table lacks, quoted commas in it
+my $items_rev = write_file('items_rev.csv',
+	join('', map { join(',', reverse @$_) . "\n" } [qw(id code name amount ts d FLAG note)], @gen_rows));
+my $n_extra = 0;
+my $items_extra = write_file('items_extra.csv',
+	join('', map { my @r = reverse @$_; splice(@r, 3, 0, $n_extra++ ? "\"x,$n_extra\"" : 'extra'); join(',', @r) . "\n" }
+		[qw(id code name amount ts d FLAG note)], @gen_rows));
 sql(q{
 CREATE TABLE items (id int, dropme int, code text, name text, amount numeric(12,2),
                     total numeric GENERATED ALWAYS AS (amount * 2) STORED,
@@ -227,6 +245,10 @@ CREATE TABLE aws_locations (code text, city text, state text, country text, coun
 CREATE TABLE basic (id int, ts timestamptz, name text, amount numeric(12,2), flag boolean);
 CREATE TABLE people (id int, name text);
 CREATE TABLE people3 (id int, name text, amount numeric(12,2));
+CREATE TABLE people_rev (amount numeric(12,2), name text, id int, note text);
+CREATE TABLE aws_rev (pricing_region text, region text, longitude double precision,
+  latitude double precision, count int, note text, country_code text, country text,
+  state text, city text, code text);
 CREATE TABLE tabbed (id int, name text, note text);
 });
 
@@ -246,7 +268,9 @@ sub text_table
 		  . join(', ', map { my $c = $_ =~ s/"/""/gr; "\"$c\" text" } @cols) . ')');
 }
 
-my @cases;	# [ name, table, path, csvpipe options, COPY options, header ]
+# [ name, table, path, csvpipe options, COPY options, header (also with
+#   header => 'match'), COPY's column list, COPY's file (the path's if not) ]
+my @cases;
 push @cases, [ 'generated file', 'items', $items, "", "HEADER true", 1 ];
 push @cases, [ 'test/data basic.csv', 'basic', "$data/basic.csv", "", "HEADER true", 1 ];
 push @cases, [ 'test/data crlf.csv', 'people', "$data/crlf.csv", "", "HEADER true", 1 ];
@@ -254,6 +278,15 @@ push @cases, [ 'test/data pipe.csv', 'people', "$data/pipe.csv", ", delimiter =>
 push @cases, [ 'test/data tab.tsv', 'tabbed', "$data/tab.tsv", ", delimiter => E'\\t'", "HEADER true, DELIMITER E'\\t'", 1 ];
 push @cases, [ 'test/data latin1.csv', 'people', "$data/latin1.csv", ", encoding => 'LATIN1'", "HEADER true, ENCODING 'LATIN1'", 1 ];
 push @cases, [ 'test/data bom.csv', 'people', "$data/bom.csv", "", "HEADER true", 1 ];
+# columns by name: reordered, a name in another case, a column the table
+# lacks (ignored), a table column the file lacks (NULL, as COPY's default)
+my $rev_cols = '(note, flag, d, ts, amount, name, code, id)';
+push @cases, [ 'generated file, reordered, match => name', 'items', $items_rev,
+	", match => 'name'", "HEADER true", 0, $rev_cols ];
+push @cases, [ 'generated file, reordered + an extra column, match => name, extra_columns => ignore', 'items',
+	$items_extra, ", match => 'name', extra_columns => 'ignore'", "HEADER true", 0, $rev_cols, $items_rev ];
+push @cases, [ 'test/data load_people.csv into (amount, name, id, note), match => name', 'people_rev',
+	"$data/load_people.csv", ", match => 'name'", "HEADER true", 0, '(id, name, amount)' ];
 
 my $have_corpus = -r "$corpus/README.md";
 if ($have_corpus)
@@ -266,6 +299,9 @@ if ($have_corpus)
 	push @cases, [ 'corpus TPC-DS customer', 'customer', "$dd/customer.csv",
 		", header => false", "", 0 ];
 	push @cases, [ 'corpus aws_locations', 'aws_locations', "$dd/aws_locations.csv", "", "HEADER true", 1 ];
+	push @cases, [ 'corpus aws_locations into a reordered table with one more column, match => name',
+		'aws_rev', "$dd/aws_locations.csv", ", match => 'name'", "HEADER true", 0,
+		'(code, city, state, country, country_code, count, latitude, longitude, region, pricing_region)' ];
 	text_table('ncvoter', "$dd/real/ncvoter.csv", "\t", 0);
 	push @cases, [ 'corpus ncvoter (94 columns, tab)', 'ncvoter', "$dd/real/ncvoter.csv",
 		", delimiter => E'\\t', header => false", "DELIMITER E'\\t'", 0 ];
@@ -291,10 +327,11 @@ sub copy_columns
 
 for my $c (@cases)
 {
-	my ($name, $table, $path, $opts, $copyopts, $header) = @$c;
+	my ($name, $table, $path, $opts, $copyopts, $header, $copycols, $copypath) = @$c;
 	my $cols = copy_columns($table);
 	my $p = lit($path);
-	sql("TRUNCATE $table; COPY $table FROM $p WITH (FORMAT csv" . ($copyopts ne '' ? ", $copyopts" : '') . ")");
+	sql("TRUNCATE $table; COPY $table " . ($copycols // '') . " FROM " . lit($copypath // $path)
+		  . " WITH (FORMAT csv" . ($copyopts ne '' ? ", $copyopts" : '') . ")");
 	my $want = sql("SELECT count(*) || ' ' || md5(coalesce(string_agg(ROW($cols)::text, E'\\n' ORDER BY ctid), '')) FROM $table");
 	ok($want !~ /^0 /, "$name: COPY loads rows ($want)");
 	my @variants = ('');
@@ -315,6 +352,16 @@ for my $c (@cases)
 }
 like(sql("EXPLAIN (COSTS OFF) SELECT * FROM csvpipe.read('$items', NULL::items)"),
 	qr/Custom Scan \(CsvpipeRead\)/, 'typed read in FROM: the streaming CustomScan');
+# the CustomScan's column pruning and quals, in the type's positions (a
+# table with a dropped column before the one used)
+my $badint = write_file('badint.csv', "id,code,name,amount,ts,d,flag,note\nx,007,a,1,2024-01-01,2024-01-01,t,n\n2,008,b,2,2024-01-02,2024-01-02,f,m\n");
+like(sql("EXPLAIN (VERBOSE, COSTS OFF) SELECT name FROM csvpipe.read('$badint', NULL::items) WHERE code > '007'"),
+	qr/Converted Columns: code, name/, 'only the columns the query uses are converted');
+is(sql("SELECT string_agg(name, ' ') FROM csvpipe.read('$badint', NULL::items) WHERE code > '007'"), 'b',
+	'a bad value in a column the query does not use is not read (as file_fdw)');
+is(sql("SELECT try('SELECT id FROM csvpipe.read(''$badint'', NULL::items)')"),
+	qq{22P02 invalid input syntax for type integer: "x" CONTEXT: csvpipe.read "$badint", line 2, column id: "x"},
+	'... and is reported when it is used');
 is(sql("SELECT count(*) FILTER (WHERE total IS NULL) || '/' || count(*) FROM csvpipe.read('$items', NULL::items)"),
 	'600/600', 'generated column: NULL in every row (not in the file, as for COPY)');
 is(sql("SELECT string_agg(x::text, ' ') FROM (SELECT csvpipe.read('$ab', NULL::ab) x) s"),
@@ -459,6 +506,32 @@ for my $w (0, 2)
 	is(sql("SELECT string_agg(id::text, ' ') FROM csvpipe.read('$big', NULL::small_people, workers => $w, chunk_size => 8, on_error => 'skip')"),
 		'1 2 4', "domain over a composite type: on_error => 'skip' skips the row, workers $w");
 }
+# columns by name
+is(sql("SELECT try('SELECT * FROM csvpipe.read(''$items_extra'', NULL::items, match => ''name'')')"),
+	qq{42703 the file has a column that row type items does not have: "extra" HINT: Leave them out with extra_columns => 'ignore', or add them to the table. CONTEXT: csvpipe.read "$items_extra", line 1},
+	"match => 'name': a column the row type lacks, named");
+like(sql("SELECT try('SELECT * FROM csvpipe.read(''$items_rev'', NULL::items, match => ''name'', header => false)')"),
+	qr/^22023 csvpipe match => 'name' needs a header/, "match => 'name' needs a header");
+my $rev_more = write_file('rev_more.csv', "b,a
+x,1
+y,2,3
+");
+for my $w (0, 2)
+{
+	is(sql("SELECT try('SELECT * FROM csvpipe.read(''$rev_more'', NULL::ab, match => ''name'', workers => $w)')"),
+		qq{22P04 wrong number of fields: expected 2, found 3 HINT: With match => 'name', every record has as many fields as the header (2). CONTEXT: csvpipe.read "$rev_more", line 3},
+		"match => 'name': a record with more fields than the header, workers $w");
+	my $big_rev = write_file('big_rev.csv', "amount,ID,name
+1,1,a
+2,2,b
+3,150,c
+");
+	is(sql("SELECT try('SELECT * FROM csvpipe.read(''$big_rev'', NULL::small_people, match => ''name'', workers => $w, chunk_size => 8)')"),
+		qq{23514 value for domain small_people violates check constraint "small_people_check" CONTEXT: csvpipe.read "$big_rev", line 4},
+		"match => 'name', domain over a composite type: its check fails with the line, workers $w");
+	is(sql("SELECT string_agg(id || name || amount, ' ') FROM csvpipe.read('$big_rev', NULL::small_people, match => 'name', workers => $w, chunk_size => 8, on_error => 'skip')"),
+		'1a1.00 2b2.00', "match => 'name', domain: on_error => 'skip', workers $w");
+}
 is(cache_status("SELECT * FROM csvpipe.read('$data/load_people.csv', NULL::small_people)"), 'off',
 	'a domain over a composite type is not cached (its constraints can change)');
 
@@ -474,6 +547,17 @@ is(sql("SELECT string_agg(a, ' ') FROM csvpipe.read('$codes', NULL::code_text)")
 	'its own values (leading zeros kept)');
 is(sql("SELECT string_agg(a::text, ' ') FROM csvpipe.read('$codes', NULL::code_int)"), '7 10',
 	'and the first type still its own');
+my $codes_rev = write_file('codes_rev.csv', "b,a\nx,007\ny,010\n");
+is(cache_status("SELECT * FROM csvpipe.read('$codes_rev', NULL::code_text, match => 'name')"), 'miss, stored',
+	"match => 'name': stored");
+is(cache_status("SELECT * FROM csvpipe.read('$codes_rev', NULL::code_text, match => 'name')"), 'hit',
+	"match => 'name': a repeat is a hit");
+is(sql("SELECT string_agg(a || b, ' ') FROM csvpipe.read('$codes_rev', NULL::code_text, match => 'name')"), '007x 010y',
+	"match => 'name': the hit's values");
+is(cache_status("SELECT * FROM csvpipe.read('$codes_rev', NULL::code_text)"), 'miss, stored',
+	'the same file and type by position: another entry');
+is(sql("SELECT string_agg(a || b, ' ') FROM csvpipe.read('$codes_rev', NULL::code_text)"), 'x007 y010',
+	'by position: its own values');
 sql(q{ALTER TABLE code_int ALTER COLUMN a TYPE text});
 is(sql("SELECT string_agg(a, ' ') FROM csvpipe.read('$codes', NULL::code_int)"), '007 010',
 	'ALTER TABLE ... TYPE is seen by the next read');
