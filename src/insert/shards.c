@@ -266,6 +266,39 @@ csv_shards_check_chunked(Oid relid)
 }
 
 bool
+csv_shards_target_is_foreign(Oid relid)
+{
+	return target_foreign_tables(relid) != NIL;
+}
+
+/*
+ * Only workers commit chunks with the ledgers.  A chunked load without one
+ * (workers => 0, no free slot, a queued job's small file) would insert in
+ * the leader's transaction, whose COMMIT postgres_fdw sends to each server
+ * in turn: a server that committed before another failed keeps its rows,
+ * the job fails with none counted, and csvpipe.resume sends them again.
+ */
+void
+csv_shards_check_in_session(Oid relid, const char *funcname)
+{
+	List	   *fts = target_foreign_tables(relid);
+	Oid			ft;
+
+	if (fts == NIL)
+		return;
+	ft = linitial_oid(fts);
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("%s with mode => 'chunked' into \"%s\" needs a background worker, and has none",
+					funcname, get_rel_name(relid)),
+			 errdetail("\"%s\" is a foreign table on server \"%s\": only workers commit chunks with the shard ledgers.  "
+					   "Loaded in this session, the rows would commit with the transaction, server by server.",
+					   get_rel_name(ft), GetForeignServer(GetForeignTable(ft)->serverid)->servername),
+			 errhint("Load with workers => 1 or more (raise max_worker_processes or csvpipe.max_workers if no slot is free), "
+					 "or with mode => 'transaction'.")));
+}
+
+bool
 csv_shards_init(Oid relid, int64 job_id)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);

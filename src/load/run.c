@@ -1078,6 +1078,9 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 
 	if (L == NULL)
 	{
+		/* chunked into foreign tables: only workers use the shard ledgers */
+		if (req->mode == CSV_LOAD_MODE_CHUNKED)
+			csv_shards_check_in_session(req->relid, req->resume ? "csvpipe.resume" : "csvpipe.load");
 		if (req->on_error_skip)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),

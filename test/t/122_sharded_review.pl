@@ -11,6 +11,12 @@
 #  - two foreign servers that lead to the same shard database (so to one
 #    ledger table): a chunked load finishes, as COPY (it hung before: both
 #    servers wrote the same ledger row, in two remote transactions).
+#  - a queued chunked job whose file is one chunk or less, a COMMIT failing
+#    on one shard after the other committed (either shard): no duplicate
+#    (the runner loaded such a file itself, in one transaction across the
+#    servers with no ledger rows, and resume sent the committed shard's
+#    rows again); csvpipe.load with workers => 0 refuses a chunked load
+#    into foreign tables rather than load it in the caller's transaction.
 use strict;
 use warnings;
 
@@ -146,5 +152,63 @@ my $two_job = $s->sql("SELECT max(job_id) FROM csvpipe.job");
 my $two_chunks = $s->sql("SELECT count(*) FROM csvpipe.chunks WHERE job_id = $two_job");
 is($s->ledger_rows(1, "job LIKE '%/$dboid/$two_job/%'"), 2 * $two_chunks,
 	'two servers, one database: a ledger row per chunk and server');
+
+# ---- a queued file of one chunk, a COMMIT that fails on one shard ---------------
+
+for my $i (1, 2)
+{
+	$s->shard_sql($i, q{
+CREATE SEQUENCE kill_gate;
+CREATE FUNCTION kill_at_commit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = public, pg_catalog AS $$
+BEGIN
+  IF nextval('kill_gate') = 1 THEN
+    PERFORM pg_terminate_backend(pg_backend_pid());
+  END IF;
+  RETURN NULL;
+END $$;
+});
+}
+cmp_ok(-s $file, '<', 2048 * 1024, 'the file is one chunk (csvpipe.chunk_size)');
+for my $i (1, 2)
+{
+	my $label = "queued, one chunk, COMMIT fails on r$i";
+	$s->shard_sql($i, q{
+SELECT setval('kill_gate', 1, false);
+CREATE CONSTRAINT TRIGGER kill_at_commit AFTER INSERT ON sales
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kill_at_commit();
+});
+	my $qjob = $s->sql_as('loader', "SET csvpipe.retry_delay = '100ms';
+		SELECT csvpipe.submit('$file', 'sales', mode => 'chunked', force => true)");
+	$c->poll_query_until('postgres', "SELECT csvpipe.wait($qjob, '60 s') NOT IN ('running', 'queued')")
+	  or die "job $qjob did not end";
+	if ($s->sql("SELECT state FROM csvpipe.jobs WHERE job_id = $qjob") ne 'done')
+	{
+		$s->sql_as('loader', "SELECT csvpipe.resume($qjob)");
+		$c->poll_query_until('postgres', "SELECT csvpipe.wait($qjob, '60 s') NOT IN ('running', 'queued')")
+		  or die "job $qjob did not end";
+	}
+	# a firing per row: the first ended the failed COMMIT, then one per row
+	is($s->shard_sql($i, 'SELECT last_value FROM kill_gate'), 1 + (split / /, $expect->{"r$i"})[0],
+		"$label: the trigger ended one COMMIT");
+	is($s->sql("SELECT state || ' ' || rows_loaded FROM csvpipe.jobs WHERE job_id = $qjob"), "done $nrows",
+		"$label: done with every row");
+	is($s->duplicates('sales')->{'r' . (3 - $i)}, 0, "$label: no duplicate on r" . (3 - $i));
+	$s->is_like('sales', $expect, $label);
+	$s->shard_sql($i, 'DROP TRIGGER kill_at_commit ON sales');
+	$s->truncate_table('sales');
+}
+
+# csvpipe.load in the caller's transaction, chunked: refused
+($ret, $out, $err) = psql_as('loader',
+	"SELECT csvpipe.load('$file', 'sales', mode => 'chunked', workers => 0)");
+like($err, qr/ERROR:  csvpipe.load with mode => 'chunked' into "sales" needs a background worker, and has none/,
+	'chunked, workers => 0, foreign partitions: refused');
+like($err, qr/DETAIL:  "sales_r1" is a foreign table on server "r1"/, 'naming a foreign partition');
+is($s->counts('sales')->{total}, 0, 'chunked, workers => 0: nothing loaded');
+# a local target still loads in the session
+$s->sql('CREATE TABLE plain (LIKE sales); GRANT INSERT ON plain TO loader');
+is($s->sql_as('loader', "SELECT rows_loaded FROM csvpipe.load('$file', 'plain', mode => 'chunked', workers => 0)"),
+	$nrows, 'chunked, workers => 0, a local table: loaded in the session');
 
 done_testing();
