@@ -30,12 +30,14 @@
  * used again (the extension created anew) is another job.  All of that is
  * public (csvpipe.jobs, pg_control_system()), and every role that loads
  * may write the ledgers: so each ledger row's job also carries a tag, an
- * HMAC-SHA256 of that name and the chunk number keyed with this cluster's
- * secret (pg_control's mock authentication nonce, which no SQL function
- * shows).  A role that reads a ledger sees the tags of chunks committed
- * there, and can compute no other: it cannot write a row that makes a
- * later attempt skip a server (its rows silently missing there) nor squat
- * the row csvpipe is about to write.
+ * HMAC-SHA256 of that name, the chunk number and the foreign server's name
+ * keyed with this cluster's secret (pg_control's mock authentication
+ * nonce, which no SQL function shows).  A role that reads a ledger sees
+ * the tags of chunks committed there, and can compute no other: it cannot
+ * write a row that makes a later attempt skip a server (its rows silently
+ * missing there) nor squat the row csvpipe is about to write.  (Renaming a
+ * foreign server between a failed run and csvpipe.resume makes the resume
+ * send that server's rows again.)
  *
  * The ledger statements run as the loading user with a pinned search_path
  * (csv_user_query): the user mapping is chosen by the user, so they must
@@ -334,14 +336,20 @@ ledger_query(ShardServer *s, const char *fmt, int nargs, Oid *types, Datum *valu
 }
 
 /*
- * The ledger's job of a chunk: "<job_key>/<tag>", the tag the first 16
- * bytes (hex) of HMAC-SHA256(cluster secret, "csvpipe ledger" job_key
- * chunk_no): see the header comment.
+ * The ledger's job of a chunk on a server: "<job_key>/<tag>", the tag the
+ * first 16 bytes (hex) of HMAC-SHA256(cluster secret, "csvpipe ledger"
+ * job_key chunk_no server): see the header comment.  The server's name is
+ * in it because two foreign servers may lead to the same database, hence
+ * the same ledger table: each writes its own row there, in its own remote
+ * transaction (with one row for both, the second INSERT would wait for the
+ * first server's uncommitted row, which waits for the local commit: a
+ * deadlock no server sees).
  */
 static char *
-chunk_key(int64 chunk_no)
+chunk_key(const ShardServer *s, int64 chunk_no)
 {
-	char	   *msg = psprintf("csvpipe ledger:%s:" INT64_FORMAT, job_key, chunk_no);
+	char	   *msg = psprintf("csvpipe ledger:%s:" INT64_FORMAT ":%s",
+							   job_key, chunk_no, s->name);
 	uint8		mac[PG_SHA256_DIGEST_LENGTH];
 	char		hex[32 + 1];
 	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
@@ -366,7 +374,6 @@ csv_shards_chunk_begin(int64 chunk_no)
 	Oid			types[2] = {TEXTOID, INT8OID};
 	Datum		values[2];
 
-	values[0] = CStringGetTextDatum(chunk_key(chunk_no));
 	values[1] = Int64GetDatum(chunk_no);
 	for (int i = 0; i < nservers; i++)
 	{
@@ -374,6 +381,7 @@ csv_shards_chunk_begin(int64 chunk_no)
 		CsvRows    *r;
 
 		CHECK_FOR_INTERRUPTS();
+		values[0] = CStringGetTextDatum(chunk_key(s, chunk_no));
 		r = ledger_query(s, "SELECT rows FROM %s WHERE job OPERATOR(pg_catalog.=) $1 "
 						 "AND chunk_no OPERATOR(pg_catalog.=) $2",
 						 2, types, values);
@@ -400,7 +408,6 @@ csv_shards_chunk_end(int64 chunk_no)
 	int64		earlier = 0;
 
 	chunk_active = false;
-	values[0] = CStringGetTextDatum(chunk_key(chunk_no));
 	values[1] = Int64GetDatum(chunk_no);
 	for (int i = 0; i < nservers; i++)
 	{
@@ -412,6 +419,7 @@ csv_shards_chunk_end(int64 chunk_no)
 			earlier += s->skipped_rows;
 			continue;
 		}
+		values[0] = CStringGetTextDatum(chunk_key(s, chunk_no));
 		values[2] = Int64GetDatum(s->rows);
 		(void) ledger_query(s, "INSERT INTO %s (job, chunk_no, rows) VALUES ($1, $2, $3)",
 							3, types, values);

@@ -8,6 +8,9 @@
 #    and submission time in csvpipe.jobs cannot make csvpipe believe a shard
 #    has a chunk it has not (rows silently missing there), nor squat the row
 #    csvpipe is about to write.
+#  - two foreign servers that lead to the same shard database (so to one
+#    ledger table): a chunked load finishes, as COPY (it hung before: both
+#    servers wrote the same ledger row, in two remote transactions).
 use strict;
 use warnings;
 
@@ -89,5 +92,59 @@ my $got = $s->counts('sales');
 is($got->{total}, $nrows, 'forged ledger rows: every row is loaded');
 $s->is_like('sales', $expect, 'forged ledger rows');
 $s->truncate_table('sales');
+$s->sql('DROP TRIGGER gate ON sales_p0');
+
+# ---- two servers, one shard database -------------------------------------------
+
+# r1b leads where r1 does; "two" has a partition over each
+my $sh = $s->shard(1);
+my $host = $sh->host;
+my $port = $sh->port;
+$s->shard_sql(1, q{
+CREATE TABLE two_a (id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean);
+CREATE TABLE two_b (LIKE two_a);
+GRANT INSERT, SELECT, TRUNCATE ON two_a, two_b TO shard_loader;
+});
+$s->sql(qq{
+CREATE SERVER r1b FOREIGN DATA WRAPPER postgres_fdw
+  OPTIONS (host '$host', port '$port', dbname 'postgres');
+CREATE USER MAPPING FOR loader SERVER r1b
+  OPTIONS (user 'shard_loader', password_required 'false');
+CREATE FOREIGN TABLE csvpipe_ledger_r1b (job text, chunk_no bigint, rows bigint)
+  SERVER r1b OPTIONS (schema_name 'public', table_name 'csvpipe_ledger');
+GRANT SELECT, INSERT ON csvpipe_ledger_r1b TO loader;
+CREATE TABLE two (id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean)
+  PARTITION BY HASH (id);
+CREATE TABLE two_p0 PARTITION OF two FOR VALUES WITH (MODULUS 3, REMAINDER 0);
+CREATE FOREIGN TABLE two_a PARTITION OF two FOR VALUES WITH (MODULUS 3, REMAINDER 1)
+  SERVER r1 OPTIONS (table_name 'two_a', batch_size '1000');
+CREATE FOREIGN TABLE two_b PARTITION OF two FOR VALUES WITH (MODULUS 3, REMAINDER 2)
+  SERVER r1b OPTIONS (table_name 'two_b', batch_size '1000');
+GRANT INSERT, SELECT ON two TO loader;
+CREATE TABLE two_copy (LIKE two);
+COPY two_copy FROM '$file' (FORMAT csv, HEADER);
+});
+my %two_expect;
+for my $p (qw(two_p0 two_a two_b))
+{
+	$two_expect{$p} = $s->sql("SELECT count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text))
+		FROM two_copy t WHERE satisfies_hash_partition('two'::regclass, 3,
+		  CASE '$p' WHEN 'two_p0' THEN 0 WHEN 'two_a' THEN 1 ELSE 2 END, id)");
+}
+# a hang fails by statement_timeout, not by the test's own timeout
+($ret, $out, $err) = psql_as('loader',
+	"SET statement_timeout = '60s'; SELECT rows_loaded FROM csvpipe.load('$file', 'two', mode => 'chunked', $load_opts)");
+is($ret, 0, 'two servers, one database: the chunked load succeeds') or diag($err);
+is($out, $nrows, 'two servers, one database: every row counted');
+for my $p (qw(two_p0 two_a two_b))
+{
+	my $got = $p eq 'two_p0' ? $s->sql("SELECT count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text)) FROM two_p0 t")
+	  : $s->shard_sql(1, "SELECT count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text)) FROM $p t");
+	is($got, $two_expect{$p}, "two servers, one database: $p as COPY");
+}
+my $two_job = $s->sql("SELECT max(job_id) FROM csvpipe.job");
+my $two_chunks = $s->sql("SELECT count(*) FROM csvpipe.chunks WHERE job_id = $two_job");
+is($s->ledger_rows(1, "job LIKE '%/$dboid/$two_job/%'"), 2 * $two_chunks,
+	'two servers, one database: a ledger row per chunk and server');
 
 done_testing();
