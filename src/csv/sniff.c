@@ -1966,3 +1966,10 @@ csv_sniff_dialect_hint(CsvErrorPosition *errpos, int ncolumns)
 		errpos->hint_state = 2;
 	return found ? errpos->hint : NULL;
 }
+
+/* Install the dialect hint of malformed records' errors (_PG_init) */
+void
+csv_sniff_init(void)
+{
+	csv_dialect_hint_hook = csv_sniff_dialect_hint;
+}
