@@ -129,13 +129,15 @@ qualified_name(Oid relid)
 static int
 ledger_hint(const char *server)
 {
+	const char *ledger = quote_identifier(psprintf("csvpipe_ledger_%s", server));
+
 	return errhint("On server \"%s\", once: %s; GRANT SELECT, INSERT ON public.csvpipe_ledger "
 				   "to the user its user mappings name.  Here, once: CREATE FOREIGN TABLE "
-				   "csvpipe_ledger_%s (job text, chunk_no bigint, rows bigint) SERVER %s "
+				   "%s (job text, chunk_no bigint, rows bigint) SERVER %s "
 				   "OPTIONS (schema_name 'public', table_name 'csvpipe_ledger'); "
-				   "GRANT SELECT, INSERT ON csvpipe_ledger_%s TO the loading roles.  "
+				   "GRANT SELECT, INSERT ON %s TO the loading roles.  "
 				   "Or load with mode => 'transaction'.",
-				   server, CSV_SHARD_LEDGER_DDL, server, quote_identifier(server), server);
+				   server, CSV_SHARD_LEDGER_DDL, ledger, quote_identifier(server), ledger);
 }
 
 /*
@@ -151,6 +153,7 @@ find_ledger(ForeignServer *srv, const char *via)
 	Datum		values[1];
 	CsvRows    *r;
 	Oid			found = InvalidOid;
+	Oid			untrusted = InvalidOid;
 
 	values[0] = ObjectIdGetDatum(srv->serverid);
 	r = csv_internal_query("SELECT c.oid, c.relowner FROM pg_catalog.pg_foreign_table f "
@@ -169,7 +172,11 @@ find_ledger(ForeignServer *srv, const char *via)
 		Oid			owner = DatumGetObjectId(CSV_ROW_VALUE(r, i, 1));
 
 		if (!superuser_arg(owner) && owner != srv->owner)
+		{
+			if (!OidIsValid(untrusted))
+				untrusted = relid;
 			continue;
+		}
 		if (OidIsValid(found))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -178,6 +185,16 @@ find_ledger(ForeignServer *srv, const char *via)
 					 errhint("Drop all but one of them.")));
 		found = relid;
 	}
+	/* one made by a role the ledger cannot trust: say so, not "none" */
+	if (!OidIsValid(found) && OidIsValid(untrusted))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("csvpipe.load with mode => 'chunked' cannot use %s as the ledger of foreign server \"%s\": its owner is neither a superuser nor the server's owner",
+						qualified_name(untrusted), srv->servername),
+				 errdetail("A role that owns the ledger's foreign table could point it at a table of its own and make loads skip that server."),
+				 errhint("ALTER FOREIGN TABLE %s OWNER TO %s; or load with mode => 'transaction'.",
+						 qualified_name(untrusted),
+						 quote_identifier(GetUserNameFromId(srv->owner, false)))));
 	if (!OidIsValid(found))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -17,6 +17,10 @@
 #    servers with no ledger rows, and resume sent the committed shard's
 #    rows again); csvpipe.load with workers => 0 refuses a chunked load
 #    into foreign tables rather than load it in the caller's transaction.
+#  - a ledger foreign table that a role other than a superuser or the
+#    server's owner made (as the hint says to) is refused as such, naming
+#    the table and its fix (it was "needs a ledger table", the hint the DDL
+#    just run).
 use strict;
 use warnings;
 
@@ -210,5 +214,24 @@ is($s->counts('sales')->{total}, 0, 'chunked, workers => 0: nothing loaded');
 $s->sql('CREATE TABLE plain (LIKE sales); GRANT INSERT ON plain TO loader');
 is($s->sql_as('loader', "SELECT rows_loaded FROM csvpipe.load('$file', 'plain', mode => 'chunked', workers => 0)"),
 	$nrows, 'chunked, workers => 0, a local table: loaded in the session');
+
+# ---- a ledger foreign table made by another role ----------------------------------
+
+$s->sql(q{
+CREATE ROLE app LOGIN;
+GRANT USAGE ON FOREIGN SERVER r2 TO app;
+GRANT CREATE ON SCHEMA public TO app;
+DROP FOREIGN TABLE csvpipe_ledger_r2;
+SET ROLE app;
+CREATE FOREIGN TABLE csvpipe_ledger_r2 (job text, chunk_no bigint, rows bigint)
+  SERVER r2 OPTIONS (schema_name 'public', table_name 'csvpipe_ledger');
+GRANT SELECT, INSERT ON csvpipe_ledger_r2 TO loader;
+});
+($ret, $out, $err) = psql_as('loader',
+	"SELECT csvpipe.load('$file', 'sales', mode => 'chunked', $load_opts)");
+like($err, qr/ERROR:  csvpipe.load with mode => 'chunked' cannot use public.csvpipe_ledger_r2 as the ledger of foreign server "r2": its owner is neither a superuser nor the server's owner/,
+	'a ledger foreign table of another role: refused as such');
+like($err, qr/HINT:  ALTER FOREIGN TABLE public.csvpipe_ledger_r2 OWNER TO /, 'with the fix as a hint');
+is($s->counts('sales')->{total}, 0, 'a ledger foreign table of another role: nothing loaded');
 
 done_testing();
