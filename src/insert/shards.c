@@ -380,7 +380,8 @@ ledger_query(ShardServer *s, const char *fmt, int nargs, Oid *types, Datum *valu
 	cb.arg = s;
 	cb.previous = error_context_stack;
 	error_context_stack = &cb;
-	r = csv_user_query(psprintf(fmt, s->ledger_name), nargs, types, values, NULL);
+	/* the ledger found and checked, not whatever has its name now */
+	r = csv_user_query_on(s->ledger, psprintf(fmt, s->ledger_name), nargs, types, values, NULL);
 	error_context_stack = cb.previous;
 	return r;
 }

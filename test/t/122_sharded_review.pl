@@ -21,6 +21,10 @@
 #    server's owner made (as the hint says to) is refused as such, naming
 #    the table and its fix (it was "needs a ledger table", the hint the DDL
 #    just run).
+#  - a non-superuser database owner (owner of schema public) who drops the
+#    superuser's ledger foreign table during a load and puts a table of its
+#    own under that name does not receive the ledger rows: the next chunk
+#    fails (they went to that table, not to the shard with the rows).
 use strict;
 use warnings;
 
@@ -214,6 +218,60 @@ is($s->counts('sales')->{total}, 0, 'chunked, workers => 0: nothing loaded');
 $s->sql('CREATE TABLE plain (LIKE sales); GRANT INSERT ON plain TO loader');
 is($s->sql_as('loader', "SELECT rows_loaded FROM csvpipe.load('$file', 'plain', mode => 'chunked', workers => 0)"),
 	$nrows, 'chunked, workers => 0, a local table: loaded in the session');
+
+# ---- the database owner swaps the ledger during a load -----------------------------
+
+$s->sql(q{
+CREATE ROLE dbo LOGIN;
+ALTER DATABASE postgres OWNER TO dbo;
+CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_advisory_lock_shared(4242); PERFORM pg_advisory_unlock_shared(4242); RETURN NULL; END $$;
+CREATE TRIGGER hold BEFORE INSERT ON sales FOR EACH STATEMENT EXECUTE FUNCTION hold();
+});
+my $holder = $c->background_psql('postgres', on_error_stop => 0);
+$holder->query_safe('SELECT pg_advisory_lock(4242)');
+my $victim = $c->background_psql('postgres', on_error_stop => 0);
+$victim->query_until(qr/started/, qq{SET ROLE loader;
+\\echo started
+SELECT csvpipe.load('$file', 'sales', mode => 'chunked', workers => 1, chunk_size => 150000);
+});
+# the worker waits in its first chunk, after reading the ledgers
+$c->poll_query_until('postgres', "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+  or die 'the load did not start';
+my $swap = $c->background_psql('postgres', on_error_stop => 0);
+$swap->query_until(qr/swapping/, q{SET ROLE dbo;
+\\echo swapping
+BEGIN;
+DROP FOREIGN TABLE public.csvpipe_ledger_r1;
+CREATE TABLE public.csvpipe_ledger_r1 (job text, chunk_no bigint, rows bigint);
+GRANT SELECT, INSERT ON public.csvpipe_ledger_r1 TO loader;
+COMMIT;
+});
+$c->poll_query_until('postgres', "SELECT count(*) > 0 FROM pg_locks WHERE relation = 'public.csvpipe_ledger_r1'::regclass AND NOT granted")
+  or die 'the swap does not wait for the load';
+$holder->query_safe('SELECT pg_advisory_unlock(4242)');
+$holder->quit;
+$swap->quit;
+$victim->query('SELECT 1');
+my $verr = $victim->{stderr};
+$victim->quit;
+my $sjob = $s->sql("SELECT max(job_id) FROM csvpipe.job");
+my $done = $s->sql("SELECT count(*) FROM csvpipe.chunks WHERE job_id = $sjob");
+cmp_ok($done, '>=', 1, 'ledger swapped: the first chunk committed');
+is($s->ledger_rows(1, "job LIKE '%/$dboid/$sjob/%'"), $done,
+	"ledger swapped: shard r1's ledger has every committed chunk ($done)");
+is($s->sql('SELECT count(*) FROM public.csvpipe_ledger_r1'), '0', 'ledger swapped: no ledger row in the owner\'s table');
+like($verr, qr/ERROR:  a relation csvpipe checked before the load was dropped or replaced during it\n.*\nHINT:  .*\nCONTEXT:  csvpipe ledger public.csvpipe_ledger_r1 of foreign server "r1"/, 'ledger swapped: the load fails')
+  or diag($verr);
+$s->sql(q{
+DROP TRIGGER hold ON sales;
+ALTER DATABASE postgres OWNER TO CURRENT_USER;
+DROP TABLE public.csvpipe_ledger_r1;
+});
+$s->sql(qq{CREATE FOREIGN TABLE csvpipe_ledger_r1 (job text, chunk_no bigint, rows bigint)
+  SERVER r1 OPTIONS (schema_name 'public', table_name 'csvpipe_ledger');
+GRANT SELECT, INSERT ON csvpipe_ledger_r1 TO loader, writer;});
+$s->truncate_table('sales');
 
 # ---- a ledger foreign table made by another role ----------------------------------
 
