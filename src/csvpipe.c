@@ -15,6 +15,7 @@
 #include "settings.h"
 #include "jobs.h"
 #include "progress.h"
+#include "sniff.h"
 
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
@@ -42,6 +43,7 @@ _PG_init(void)
 #endif
 
 	csvpipe_scan_init();
+	csv_sniff_init();			/* the dialect hint of malformed records */
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

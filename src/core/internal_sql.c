@@ -54,6 +54,7 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/plancache.h"
 #include "utils/syscache.h"
 
 #define CSV_PINNED_SEARCH_PATH	"pg_catalog, pg_temp"
@@ -159,9 +160,37 @@ expand_schema(const char *sql)
  * if any, copied into the caller's memory context.  nulls as for
  * SPI_execute_with_args ('n' = NULL, or NULL for none).
  */
+/*
+ * The statement planned as plan uses relation only_rel and nothing else.
+ * Its parse analysis locked what it names, kept to the end of the
+ * transaction, and an unsaved SPI plan is not analyzed again: what this
+ * sees is what runs.
+ */
+static void
+check_plan_relations(SPIPlanPtr plan, Oid only_rel)
+{
+	ListCell   *lc;
+
+	foreach(lc, SPI_plan_get_plan_sources(plan))
+	{
+		CachedPlanSource *ps = (CachedPlanSource *) lfirst(lc);
+		ListCell   *lc2;
+
+		if (ps->relationOids == NIL)
+			elog(ERROR, "csvpipe: a statement on relation %u uses no relation", only_rel);
+		foreach(lc2, ps->relationOids)
+			if (lfirst_oid(lc2) != only_rel)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("a relation csvpipe checked before the load was dropped or replaced during it"),
+						 errdetail("Its name now leads to relation %u, not %u.", lfirst_oid(lc2), only_rel),
+						 errhint("csvpipe.resume(job) checks it again.")));
+	}
+}
+
 static CsvRows *
-run_query(bool as_superuser, const char *sql, int nargs, Oid *argtypes,
-		  Datum *values, const char *nulls)
+run_query(bool as_superuser, Oid only_rel, const char *sql, int nargs,
+		  Oid *argtypes, Datum *values, const char *nulls)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Oid			save_userid;
@@ -182,7 +211,17 @@ run_query(bool as_superuser, const char *sql, int nargs, Oid *argtypes,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(query, nargs, argtypes, values, nulls, false, 0);
+	if (OidIsValid(only_rel))
+	{
+		SPIPlanPtr	plan = SPI_prepare(query, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "csvpipe bookkeeping failed: %s", SPI_result_code_string(SPI_result));
+		check_plan_relations(plan, only_rel);
+		rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	}
+	else
+		rc = SPI_execute_with_args(query, nargs, argtypes, values, nulls, false, 0);
 	if (rc < 0)
 		elog(ERROR, "csvpipe bookkeeping failed: %s", SPI_result_code_string(rc));
 
@@ -227,7 +266,7 @@ CsvRows *
 csv_internal_query(const char *sql, int nargs, Oid *argtypes, Datum *values,
 				   const char *nulls)
 {
-	return run_query(true, sql, nargs, argtypes, values, nulls);
+	return run_query(true, InvalidOid, sql, nargs, argtypes, values, nulls);
 }
 
 /*
@@ -239,7 +278,21 @@ CsvRows *
 csv_user_query(const char *sql, int nargs, Oid *argtypes, Datum *values,
 			   const char *nulls)
 {
-	return run_query(false, sql, nargs, argtypes, values, nulls);
+	return run_query(false, InvalidOid, sql, nargs, argtypes, values, nulls);
+}
+
+/*
+ * csv_user_query() of a statement on one relation, named in sql, that
+ * must be relid: fails if the name resolves to another relation (one
+ * dropped and made again by a schema's owner, a schema renamed), before
+ * it runs.  The shard ledgers (shards.c) are checked once by oid, then
+ * named in each statement.
+ */
+CsvRows *
+csv_user_query_on(Oid relid, const char *sql, int nargs, Oid *argtypes,
+				  Datum *values, const char *nulls)
+{
+	return run_query(false, relid, sql, nargs, argtypes, values, nulls);
 }
 
 /*

@@ -32,6 +32,8 @@ extern CsvRows *csv_internal_query(const char *sql, int nargs, Oid *argtypes,
 								   Datum *values, const char *nulls);
 extern CsvRows *csv_user_query(const char *sql, int nargs, Oid *argtypes,
 							   Datum *values, const char *nulls);
+extern CsvRows *csv_user_query_on(Oid relid, const char *sql, int nargs,
+								  Oid *argtypes, Datum *values, const char *nulls);
 extern Oid	csv_extension_schema(bool missing_ok);
 extern bool csv_extension_installed(void);
 extern Oid	csv_extension_relid(const char *relname);

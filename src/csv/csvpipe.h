@@ -131,6 +131,15 @@ typedef struct CsvErrorPosition
 } CsvErrorPosition;
 
 extern void csv_error_context_callback(void *arg);
+
+/*
+ * The hint a malformed record's error gives when the read's dialect does
+ * not fit the file (sniff.c installs it: the tokenizer does not call the
+ * sniffer, which uses the tokenizer).  ncolumns: the fields a record must
+ * have, 0 for any.  Returns the hint or NULL.
+ */
+typedef const char *(*CsvDialectHintHook) (CsvErrorPosition *errpos, int ncolumns);
+extern CsvDialectHintHook csv_dialect_hint_hook;
 extern void csv_record_raise_bad(const CsvRecord *rec, CsvErrorPosition *errpos) pg_attribute_noreturn();
 
 /* tokenizer.c: libcsv behind a batch interface */

@@ -18,8 +18,8 @@
  *    and ') tokenizes the sample's first records with csvpipe's own
  *    tokenizer, so a candidate is judged by exactly the records a read
  *    would see.  Its score: records with the most common field count, less
- *    records with another count, less twice the malformed ones, less the
- *    preamble rows before the table.  Highest score wins, then more
+ *    records with another count or malformed, less the preamble rows
+ *    before the table.  Highest score wins, then more
  *    columns, then the order above.  Space is only tried when no other
  *    delimiter gives two columns or more.
  *  - Preamble (skip_rows): the records before the first one that has the
@@ -136,7 +136,11 @@ read_sample(Sniffer *sn, int64 sample_size, CsvSniffResult *res)
 	res->whole_file = sn->whole;
 }
 
-/* Is data[0..len) valid UTF-8 (a character cut by a partial sample's end is) */
+/*
+ * Is data[0..len) valid UTF-8 (a character cut by a partial sample's end
+ * is)?  NUL bytes are passed over: they are in no encoding (a read refuses
+ * them whatever the encoding), so they say nothing about which it is.
+ */
 static bool
 valid_utf8(const char *data, int64 len, bool whole)
 {
@@ -150,6 +154,11 @@ valid_utf8(const char *data, int64 len, bool whole)
 		done += v;
 		if (v == piece)
 			continue;
+		if (data[done] == '\0')
+		{
+			done++;
+			continue;
+		}
 		if (done + 4 <= len || whole)
 			return false;
 		/* a cut character at the sample's end */
@@ -296,6 +305,7 @@ typedef struct DetRecord
 	int			nonnull;		/* fields with a value */
 	bool		empty;			/* an empty line */
 	bool		bad;			/* malformed with this dialect */
+	bool		last_blank;		/* its last field is empty or blank */
 } DetRecord;
 
 typedef struct Candidate
@@ -325,6 +335,14 @@ detect_record(void *arg, CsvRecord *rec)
 	for (int i = 0; i < rec->nfields; i++)
 		if (rec->values[i] != NULL && rec->lengths[i] > 0)
 			r->nonnull++;
+	r->last_blank = true;
+	if (rec->nfields > 0 && rec->values[rec->nfields - 1] != NULL)
+	{
+		const char *v = rec->values[rec->nfields - 1];
+
+		for (int i = 0; i < rec->lengths[rec->nfields - 1] && r->last_blank; i++)
+			r->last_blank = (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n');
+	}
 	return c->nrecs < DETECT_MAX_RECORDS;
 }
 
@@ -391,13 +409,41 @@ judge_candidate(Candidate *c, int64 fixed_skip)
 		if (s < 0 || s > MAX_PREAMBLE)
 			s = 0;
 		/* sparse rows on top of a dense one: a preamble too */
-		while (s >= 0 && c->ncolumns >= 3 && c->recs[s].nonnull <= 1)
+		if (s >= 0 && c->ncolumns >= 3 && c->recs[s].nonnull <= 1)
 		{
-			int			t = next_table_row(c, s + 1);
+			int			t = s;
 
-			if (t < 0 || t > MAX_PREAMBLE || c->recs[t].nonnull <= 1)
-				break;
-			s = t;
+			while (t >= 0 && t <= MAX_PREAMBLE && c->recs[t].nonnull <= 1)
+				t = next_table_row(c, t + 1);
+			if (t >= 0 && t <= MAX_PREAMBLE)
+				s = t;
+		}
+		/*
+		 * A header one field short of rows that all end with an empty field
+		 * (a delimiter at the end of each data line) is the table's header,
+		 * not a preamble.
+		 */
+		if (s > 0)
+		{
+			int			h = s - 1;
+			int			rows = 0,
+						blank = 0;
+
+			while (h > 0 && c->recs[h].empty)
+				h--;
+			for (int i = s; i < c->nrecs; i++)
+				if (!c->recs[i].empty && !c->recs[i].bad &&
+					c->recs[i].nfields == c->ncolumns)
+				{
+					rows++;
+					if (c->recs[i].last_blank)
+						blank++;
+				}
+			if (!c->recs[h].empty && !c->recs[h].bad &&
+				c->recs[h].nfields == c->ncolumns - 1 &&
+				c->recs[h].nonnull == c->recs[h].nfields &&
+				rows > 0 && blank * 10 >= rows * 9)
+				s = h;
 		}
 		/* leading empty lines are skipped too (a read's header would take one) */
 		if (s <= 0)
@@ -428,7 +474,8 @@ judge_candidate(Candidate *c, int64 fixed_skip)
 		else
 			incons++;
 	}
-	c->score = cons - incons - c->nbad - pre;
+	/* a preamble row costs half an inconsistent one: small files have them */
+	c->score = 2 * cons - 2 * incons - pre;
 }
 
 /* Is a better than b? */
@@ -461,6 +508,29 @@ run_candidate(Sniffer *sn, Candidate *c, int64 limit, int64 fixed_skip, int enco
 }
 
 static const char tier1_delims[] = {',', ';', '\t', '|'};
+
+/* Does quote open a field somewhere in data[0..limit): at a line's start or after a delimiter? */
+static bool
+quote_opens_field(Sniffer *sn, char quote, int64 limit)
+{
+	int64		n = Min(limit, sn->len);
+
+	for (int64 i = 0; i < n; i++)
+	{
+		char		prev;
+
+		if (sn->data[i] != quote)
+			continue;
+		if (i == 0)
+			return true;
+		prev = sn->data[i - 1];
+		if (prev == '\n' || prev == '\r' || prev == ',' || prev == ';' ||
+			prev == '\t' || prev == '|' || prev == ' ')
+			return true;
+	}
+	return false;
+}
+
 static const char tier2_delims[] = {' '};
 static const char quotes[] = {'"', '\''};
 
@@ -488,6 +558,9 @@ detect_dialect(Sniffer *sn, const CsvSniffOptions *opts, CsvSniffResult *res,
 			{
 				Candidate  *c = &cands[ncands];
 
+				/* ' is tried where it quotes something; " always */
+				if (q > 0 && opts->quote < 0 && !quote_opens_field(sn, quotes[q], limit))
+					continue;
 				if (opts->delimiter >= 0 && delims[d] != (char) opts->delimiter)
 					continue;
 				if (opts->quote >= 0 && quotes[q] != (char) opts->quote)
@@ -497,6 +570,12 @@ detect_dialect(Sniffer *sn, const CsvSniffOptions *opts, CsvSniffResult *res,
 				c->tier = tier;
 				c->order = order++;
 				run_candidate(sn, c, limit, opts->skip_rows, res->encoding);
+				/* space: for a table of three columns or more */
+				if (tier == 2 && opts->delimiter < 0 && c->ncolumns < 3)
+				{
+					ncands++;
+					continue;
+				}
 				if (best < 0 || candidate_better(c, &cands[best]))
 					best = ncands;
 				ncands++;
@@ -1264,7 +1343,7 @@ type_record(void *arg, CsvRecord *rec)
 		}
 		oldcxt = MemoryContextSwitchTo(tp->result_cxt);
 		tp->r0_nfields = rec->nfields;
-		tp->r0_values = palloc0(sizeof(char *) * Max(rec->nfields, 1));
+		tp->r0_values = palloc0(sizeof(char *) * Max(Max(rec->nfields, tp->ncols), 1));
 		for (int i = 0; i < rec->nfields; i++)
 		{
 			const char *s = field_value(tp->dialect, rec, i);
@@ -1273,7 +1352,8 @@ type_record(void *arg, CsvRecord *rec)
 				tp->r0_values[i] = pstrdup(s);
 		}
 		MemoryContextSwitchTo(oldcxt);
-		if (rec->nfields == tp->ncols)
+		/* a header may be one field short (data lines end with a delimiter) */
+		if (rec->nfields == tp->ncols || rec->nfields == tp->ncols - 1)
 			for (int i = 0; i < tp->ncols; i++)
 			{
 				if (tp->r0_values[i] == NULL)
@@ -1400,7 +1480,7 @@ decide_header(TypePass *tp, bool whole)
 				return false;
 		return true;
 	}
-	if (tp->r0_nfields != tp->ncols)
+	if (tp->r0_nfields != tp->ncols && tp->r0_nfields != tp->ncols - 1)
 		return false;
 	for (int i = 0; i < tp->ncols; i++)
 	{
@@ -1416,7 +1496,7 @@ decide_header(TypePass *tp, bool whole)
 	if (misfit != fit)
 		return misfit > fit;
 	/* no evidence from types: names are there, distinct, not data again */
-	for (int i = 0; i < tp->ncols; i++)
+	for (int i = 0; i < tp->r0_nfields; i++)
 	{
 		if (tp->r0_values[i] == NULL || tp->r0_values[i][0] == '\0' ||
 			tp->rest[i].r0_repeated)
@@ -1616,15 +1696,23 @@ csv_sniff_file(const char *path, const char *funcname,
 										 ALLOCSET_DEFAULT_SIZES);
 	scan_records(&sn, &dialect, tp.skip + 1, sn.len, true, type_record, &tp);
 
+	/* nothing to type: no columns, and the notes say why */
 	if (!tp.have_r0 || tp.ncols == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-				 errmsg("%s: no complete record in the first %lld bytes of file \"%s\"",
-						funcname, (long long) sn.len + (res->bom ? 3 : 0), path),
-				 sn.whole ? 0 :
-				 errhint("Raise sample_size (a record must fit in the sample).")));
+	{
+		if (sn.len == 0)
+			note(res, "the file is empty");
+		else if (!tp.have_r0 && !sn.whole)
+			note(res, "no complete record in the first %lld bytes: raise sample_size (a record must fit in the sample)",
+				 (long long) res->sample_bytes);
+		else
+			note(res, "no well-formed record in the sample with any dialect tried: no columns");
+		tp.ncols = 0;
+	}
 
-	res->header = opts->header >= 0 ? (opts->header > 0) : decide_header(&tp, sn.whole);
+	if (opts->header >= 0)
+		res->header = opts->header > 0;
+	else
+		res->header = tp.ncols > 0 && decide_header(&tp, sn.whole);
 	if (!res->header && tp.r0_nfields == tp.ncols && tp.r0_values)
 	{
 		for (int i = 0; i < tp.ncols; i++)
@@ -1877,4 +1965,11 @@ csv_sniff_dialect_hint(CsvErrorPosition *errpos, int ncolumns)
 	if (found)
 		errpos->hint_state = 2;
 	return found ? errpos->hint : NULL;
+}
+
+/* Install the dialect hint of malformed records' errors (_PG_init) */
+void
+csv_sniff_init(void)
+{
+	csv_dialect_hint_hook = csv_sniff_dialect_hint;
 }

@@ -85,5 +85,6 @@ extern void csv_sniff_file(const char *path, const char *funcname,
 						   const CsvSniffOptions *opts, CsvSniffResult *res);
 extern const char *csv_sniff_type_name(CsvSniffType type);
 extern const char *csv_sniff_dialect_hint(CsvErrorPosition *errpos, int ncolumns);
+extern void csv_sniff_init(void);
 
 #endif							/* CSVPIPE_SNIFF_H */

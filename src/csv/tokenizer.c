@@ -41,7 +41,6 @@
  *-------------------------------------------------------------------------
  */
 #include "csvpipe.h"
-#include "sniff.h"
 
 #include <csv.h>
 
@@ -118,6 +117,9 @@ struct CsvTokenizer
 	int		   *out_lengths;
 	int			out_size;
 };
+
+/* the dialect hint of malformed records' errors (sniff.c sets it) */
+CsvDialectHintHook csv_dialect_hint_hook = NULL;
 
 /* libcsv's allocator hooks carry no context pointer: the tokenizer at work */
 static CsvTokenizer *active_tokenizer = NULL;
@@ -728,9 +730,9 @@ csv_record_raise_bad(const CsvRecord *rec, CsvErrorPosition *errpos)
 	 * A malformed quote is most often a wrong delimiter or quote: name the
 	 * likely ones (sniff.c; the encoding's errors are not about them).
 	 */
-	if (bad->sqlerrcode == ERRCODE_BAD_COPY_FILE_FORMAT)
+	if (bad->sqlerrcode == ERRCODE_BAD_COPY_FILE_FORMAT && csv_dialect_hint_hook)
 	{
-		const char *sniffed = csv_sniff_dialect_hint(errpos, errpos->ncolumns);
+		const char *sniffed = csv_dialect_hint_hook(errpos, errpos->ncolumns);
 
 		if (sniffed)
 			hint = sniffed;

@@ -30,12 +30,14 @@
  * used again (the extension created anew) is another job.  All of that is
  * public (csvpipe.jobs, pg_control_system()), and every role that loads
  * may write the ledgers: so each ledger row's job also carries a tag, an
- * HMAC-SHA256 of that name and the chunk number keyed with this cluster's
- * secret (pg_control's mock authentication nonce, which no SQL function
- * shows).  A role that reads a ledger sees the tags of chunks committed
- * there, and can compute no other: it cannot write a row that makes a
- * later attempt skip a server (its rows silently missing there) nor squat
- * the row csvpipe is about to write.
+ * HMAC-SHA256 of that name, the chunk number and the foreign server's name
+ * keyed with this cluster's secret (pg_control's mock authentication
+ * nonce, which no SQL function shows).  A role that reads a ledger sees
+ * the tags of chunks committed there, and can compute no other: it cannot
+ * write a row that makes a later attempt skip a server (its rows silently
+ * missing there) nor squat the row csvpipe is about to write.  (Renaming a
+ * foreign server between a failed run and csvpipe.resume makes the resume
+ * send that server's rows again.)
  *
  * The ledger statements run as the loading user with a pinned search_path
  * (csv_user_query): the user mapping is chosen by the user, so they must
@@ -127,13 +129,15 @@ qualified_name(Oid relid)
 static int
 ledger_hint(const char *server)
 {
+	const char *ledger = quote_identifier(psprintf("csvpipe_ledger_%s", server));
+
 	return errhint("On server \"%s\", once: %s; GRANT SELECT, INSERT ON public.csvpipe_ledger "
 				   "to the user its user mappings name.  Here, once: CREATE FOREIGN TABLE "
-				   "csvpipe_ledger_%s (job text, chunk_no bigint, rows bigint) SERVER %s "
+				   "%s (job text, chunk_no bigint, rows bigint) SERVER %s "
 				   "OPTIONS (schema_name 'public', table_name 'csvpipe_ledger'); "
-				   "GRANT SELECT, INSERT ON csvpipe_ledger_%s TO the loading roles.  "
+				   "GRANT SELECT, INSERT ON %s TO the loading roles.  "
 				   "Or load with mode => 'transaction'.",
-				   server, CSV_SHARD_LEDGER_DDL, server, quote_identifier(server), server);
+				   server, CSV_SHARD_LEDGER_DDL, ledger, quote_identifier(server), ledger);
 }
 
 /*
@@ -149,6 +153,7 @@ find_ledger(ForeignServer *srv, const char *via)
 	Datum		values[1];
 	CsvRows    *r;
 	Oid			found = InvalidOid;
+	Oid			untrusted = InvalidOid;
 
 	values[0] = ObjectIdGetDatum(srv->serverid);
 	r = csv_internal_query("SELECT c.oid, c.relowner FROM pg_catalog.pg_foreign_table f "
@@ -167,7 +172,11 @@ find_ledger(ForeignServer *srv, const char *via)
 		Oid			owner = DatumGetObjectId(CSV_ROW_VALUE(r, i, 1));
 
 		if (!superuser_arg(owner) && owner != srv->owner)
+		{
+			if (!OidIsValid(untrusted))
+				untrusted = relid;
 			continue;
+		}
 		if (OidIsValid(found))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -176,6 +185,16 @@ find_ledger(ForeignServer *srv, const char *via)
 					 errhint("Drop all but one of them.")));
 		found = relid;
 	}
+	/* one made by a role the ledger cannot trust: say so, not "none" */
+	if (!OidIsValid(found) && OidIsValid(untrusted))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("csvpipe.load with mode => 'chunked' cannot use %s as the ledger of foreign server \"%s\": its owner is neither a superuser nor the server's owner",
+						qualified_name(untrusted), srv->servername),
+				 errdetail("A role that owns the ledger's foreign table could point it at a table of its own and make loads skip that server."),
+				 errhint("ALTER FOREIGN TABLE %s OWNER TO %s; or load with mode => 'transaction'.",
+						 qualified_name(untrusted),
+						 quote_identifier(GetUserNameFromId(srv->owner, false)))));
 	if (!OidIsValid(found))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -264,6 +283,39 @@ csv_shards_check_chunked(Oid relid)
 }
 
 bool
+csv_shards_target_is_foreign(Oid relid)
+{
+	return target_foreign_tables(relid) != NIL;
+}
+
+/*
+ * Only workers commit chunks with the ledgers.  A chunked load without one
+ * (workers => 0, no free slot, a queued job's small file) would insert in
+ * the leader's transaction, whose COMMIT postgres_fdw sends to each server
+ * in turn: a server that committed before another failed keeps its rows,
+ * the job fails with none counted, and csvpipe.resume sends them again.
+ */
+void
+csv_shards_check_in_session(Oid relid, const char *funcname)
+{
+	List	   *fts = target_foreign_tables(relid);
+	Oid			ft;
+
+	if (fts == NIL)
+		return;
+	ft = linitial_oid(fts);
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("%s with mode => 'chunked' into \"%s\" needs a background worker, and has none",
+					funcname, get_rel_name(relid)),
+			 errdetail("\"%s\" is a foreign table on server \"%s\": only workers commit chunks with the shard ledgers.  "
+					   "Loaded in this session, the rows would commit with the transaction, server by server.",
+					   get_rel_name(ft), GetForeignServer(GetForeignTable(ft)->serverid)->servername),
+			 errhint("Load with workers => 1 or more (raise max_worker_processes or csvpipe.max_workers if no slot is free), "
+					 "or with mode => 'transaction'.")));
+}
+
+bool
 csv_shards_init(Oid relid, int64 job_id)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -328,20 +380,27 @@ ledger_query(ShardServer *s, const char *fmt, int nargs, Oid *types, Datum *valu
 	cb.arg = s;
 	cb.previous = error_context_stack;
 	error_context_stack = &cb;
-	r = csv_user_query(psprintf(fmt, s->ledger_name), nargs, types, values, NULL);
+	/* the ledger found and checked, not whatever has its name now */
+	r = csv_user_query_on(s->ledger, psprintf(fmt, s->ledger_name), nargs, types, values, NULL);
 	error_context_stack = cb.previous;
 	return r;
 }
 
 /*
- * The ledger's job of a chunk: "<job_key>/<tag>", the tag the first 16
- * bytes (hex) of HMAC-SHA256(cluster secret, "csvpipe ledger" job_key
- * chunk_no): see the header comment.
+ * The ledger's job of a chunk on a server: "<job_key>/<tag>", the tag the
+ * first 16 bytes (hex) of HMAC-SHA256(cluster secret, "csvpipe ledger"
+ * job_key chunk_no server): see the header comment.  The server's name is
+ * in it because two foreign servers may lead to the same database, hence
+ * the same ledger table: each writes its own row there, in its own remote
+ * transaction (with one row for both, the second INSERT would wait for the
+ * first server's uncommitted row, which waits for the local commit: a
+ * deadlock no server sees).
  */
 static char *
-chunk_key(int64 chunk_no)
+chunk_key(const ShardServer *s, int64 chunk_no)
 {
-	char	   *msg = psprintf("csvpipe ledger:%s:" INT64_FORMAT, job_key, chunk_no);
+	char	   *msg = psprintf("csvpipe ledger:%s:" INT64_FORMAT ":%s",
+							   job_key, chunk_no, s->name);
 	uint8		mac[PG_SHA256_DIGEST_LENGTH];
 	char		hex[32 + 1];
 	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
@@ -366,7 +425,6 @@ csv_shards_chunk_begin(int64 chunk_no)
 	Oid			types[2] = {TEXTOID, INT8OID};
 	Datum		values[2];
 
-	values[0] = CStringGetTextDatum(chunk_key(chunk_no));
 	values[1] = Int64GetDatum(chunk_no);
 	for (int i = 0; i < nservers; i++)
 	{
@@ -374,6 +432,7 @@ csv_shards_chunk_begin(int64 chunk_no)
 		CsvRows    *r;
 
 		CHECK_FOR_INTERRUPTS();
+		values[0] = CStringGetTextDatum(chunk_key(s, chunk_no));
 		r = ledger_query(s, "SELECT rows FROM %s WHERE job OPERATOR(pg_catalog.=) $1 "
 						 "AND chunk_no OPERATOR(pg_catalog.=) $2",
 						 2, types, values);
@@ -400,7 +459,6 @@ csv_shards_chunk_end(int64 chunk_no)
 	int64		earlier = 0;
 
 	chunk_active = false;
-	values[0] = CStringGetTextDatum(chunk_key(chunk_no));
 	values[1] = Int64GetDatum(chunk_no);
 	for (int i = 0; i < nservers; i++)
 	{
@@ -412,6 +470,7 @@ csv_shards_chunk_end(int64 chunk_no)
 			earlier += s->skipped_rows;
 			continue;
 		}
+		values[0] = CStringGetTextDatum(chunk_key(s, chunk_no));
 		values[2] = Int64GetDatum(s->rows);
 		(void) ledger_query(s, "INSERT INTO %s (job, chunk_no, rows) VALUES ($1, $2, $3)",
 							3, types, values);

@@ -22,6 +22,15 @@
 /* leader: before a chunked load, refuse a target whose servers have no ledger */
 extern void csv_shards_check_chunked(Oid relid);
 
+/* does a load into relid insert into a foreign table (itself or a partition)? */
+extern bool csv_shards_target_is_foreign(Oid relid);
+
+/*
+ * leader of a chunked load that would insert in its own transaction (no
+ * background worker): refuse a target with foreign tables.
+ */
+extern void csv_shards_check_in_session(Oid relid, const char *funcname);
+
 /*
  * Worker of a chunked load, inside a transaction: find the target's foreign
  * servers and their ledgers.  false when the target reaches no foreign

@@ -733,11 +733,12 @@ leader_error_to_args(CsvLeader *L, CsvCoordArgs *args)
 	csv_leader_abort(L);
 	strlcpy(args->state, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ?
 			"cancelled" : "failed", sizeof(args->state));
-	/* the message, and its hint (what to do), as psql shows them */
-	if (edata->message && edata->hint)
-		message = psprintf("%s\nHINT: %s", edata->message, edata->hint);
-	else
-		message = edata->message ? edata->message : "";
+	/*
+	 * The message, as the client gets it (with its hint, which the client
+	 * sees too).  A submitted job's runner records the hint as well
+	 * (launcher.c): nobody else sees its error.
+	 */
+	message = edata->message ? edata->message : "";
 	strlcpy(args->error, message, sizeof(args->error));
 	/* the whole error, and the job row if no worker wrote it (txn.c) */
 	strlcpy(pool->shared->error, message, sizeof(pool->shared->error));
@@ -1077,6 +1078,9 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 
 	if (L == NULL)
 	{
+		/* chunked into foreign tables: only workers use the shard ledgers */
+		if (req->mode == CSV_LOAD_MODE_CHUNKED)
+			csv_shards_check_in_session(req->relid, req->resume ? "csvpipe.resume" : "csvpipe.load");
 		if (req->on_error_skip)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),

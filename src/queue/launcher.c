@@ -52,6 +52,7 @@
 #include "parallel.h"
 #include "progress.h"
 #include "run.h"
+#include "shards.h"
 #include "txn.h"
 #include "internal_sql.h"
 
@@ -834,8 +835,12 @@ csvpipe_runner_main(Datum main_arg)
 		/*
 		 * One chunk or less, nothing to skip, no bad rows to capture (that
 		 * needs workers): load here, in this transaction, without workers.
+		 * Not chunked into foreign tables: only workers use the shard
+		 * ledgers (shards.c).
 		 */
 		serial = (req.nskip == 0 && !req.on_error_skip &&
+				  !(req.mode != CSV_LOAD_MODE_TRANSACTION && !req.atomic &&
+					csv_shards_target_is_foreign(req.relid)) &&
 				  csv_file_id_of_path(req.path, &now) && now.size <= req.chunk_size);
 		if (serial)
 			req.nworkers = 0;

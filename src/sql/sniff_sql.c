@@ -265,7 +265,8 @@ csv_create_table_from_sniff(const char *name, const CsvSniffResult *res)
 	if (res->ncolumns == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
-				 errmsg("no columns found to create table \"%s\"", name)));
+				 errmsg("no columns found to create table \"%s\"", name),
+				 res->notes ? errdetail("csvpipe.sniff says: %s.", (char *) linitial(res->notes)) : 0));
 	sql = psprintf("CREATE TABLE %s (%s)",
 				   quote_qualified_identifier(get_namespace_name(nspid), rv->relname),
 				   column_list(res, true, ", "));

@@ -98,7 +98,8 @@ $pre
 SELECT 'R|' || job_id || '|' || rows_loaded FROM $call;
 RESET ROLE;
 $post
-SELECT 'J|' || job_id || '|' || state || '|' || coalesce(error, '<null>') || '|' || submitted_by::regrole
+-- the error's first line: the client's message (a HINT follows on its own line)
+SELECT 'J|' || job_id || '|' || state || '|' || coalesce(split_part(error, E'\n', 1), '<null>') || '|' || submitted_by::regrole
   FROM csvpipe.job WHERE job_id > :j0 ORDER BY job_id;
 SELECT 'C|' || count(*) || '|' || coalesce(sum(rows), 0) FROM csvpipe.chunks WHERE job_id > :j0;
 SELECT 'T|' || count(*) FROM j;
@@ -302,7 +303,8 @@ sub look_after
 {
 	my ($j0) = @_;
 	return parse_out(sql(qq{
-SELECT 'J|' || job_id || '|' || state || '|' || coalesce(error, '<null>') || '|' || submitted_by
+-- the error's first line: the client's message (a HINT follows on its own line)
+SELECT 'J|' || job_id || '|' || state || '|' || coalesce(split_part(error, E'\n', 1), '<null>') || '|' || submitted_by
   FROM csvpipe.jobs WHERE job_id > $j0 ORDER BY job_id;
 SELECT 'C|' || count(*) || '|' || coalesce(sum(rows), 0) FROM csvpipe.chunks WHERE job_id > $j0;
 SELECT 'T|' || count(*) FROM j;

@@ -8,6 +8,23 @@
 #    and submission time in csvpipe.jobs cannot make csvpipe believe a shard
 #    has a chunk it has not (rows silently missing there), nor squat the row
 #    csvpipe is about to write.
+#  - two foreign servers that lead to the same shard database (so to one
+#    ledger table): a chunked load finishes, as COPY (it hung before: both
+#    servers wrote the same ledger row, in two remote transactions).
+#  - a queued chunked job whose file is one chunk or less, a COMMIT failing
+#    on one shard after the other committed (either shard): no duplicate
+#    (the runner loaded such a file itself, in one transaction across the
+#    servers with no ledger rows, and resume sent the committed shard's
+#    rows again); csvpipe.load with workers => 0 refuses a chunked load
+#    into foreign tables rather than load it in the caller's transaction.
+#  - a ledger foreign table that a role other than a superuser or the
+#    server's owner made (as the hint says to) is refused as such, naming
+#    the table and its fix (it was "needs a ledger table", the hint the DDL
+#    just run).
+#  - a non-superuser database owner (owner of schema public) who drops the
+#    superuser's ledger foreign table during a load and puts a table of its
+#    own under that name does not receive the ledger rows: the next chunk
+#    fails (they went to that table, not to the shard with the rows).
 use strict;
 use warnings;
 
@@ -89,5 +106,190 @@ my $got = $s->counts('sales');
 is($got->{total}, $nrows, 'forged ledger rows: every row is loaded');
 $s->is_like('sales', $expect, 'forged ledger rows');
 $s->truncate_table('sales');
+$s->sql('DROP TRIGGER gate ON sales_p0');
+
+# ---- two servers, one shard database -------------------------------------------
+
+# r1b leads where r1 does; "two" has a partition over each
+my $sh = $s->shard(1);
+my $host = $sh->host;
+my $port = $sh->port;
+$s->shard_sql(1, q{
+CREATE TABLE two_a (id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean);
+CREATE TABLE two_b (LIKE two_a);
+GRANT INSERT, SELECT, TRUNCATE ON two_a, two_b TO shard_loader;
+});
+$s->sql(qq{
+CREATE SERVER r1b FOREIGN DATA WRAPPER postgres_fdw
+  OPTIONS (host '$host', port '$port', dbname 'postgres');
+CREATE USER MAPPING FOR loader SERVER r1b
+  OPTIONS (user 'shard_loader', password_required 'false');
+CREATE FOREIGN TABLE csvpipe_ledger_r1b (job text, chunk_no bigint, rows bigint)
+  SERVER r1b OPTIONS (schema_name 'public', table_name 'csvpipe_ledger');
+GRANT SELECT, INSERT ON csvpipe_ledger_r1b TO loader;
+CREATE TABLE two (id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean)
+  PARTITION BY HASH (id);
+CREATE TABLE two_p0 PARTITION OF two FOR VALUES WITH (MODULUS 3, REMAINDER 0);
+CREATE FOREIGN TABLE two_a PARTITION OF two FOR VALUES WITH (MODULUS 3, REMAINDER 1)
+  SERVER r1 OPTIONS (table_name 'two_a', batch_size '1000');
+CREATE FOREIGN TABLE two_b PARTITION OF two FOR VALUES WITH (MODULUS 3, REMAINDER 2)
+  SERVER r1b OPTIONS (table_name 'two_b', batch_size '1000');
+GRANT INSERT, SELECT ON two TO loader;
+CREATE TABLE two_copy (LIKE two);
+COPY two_copy FROM '$file' (FORMAT csv, HEADER);
+});
+my %two_expect;
+for my $p (qw(two_p0 two_a two_b))
+{
+	$two_expect{$p} = $s->sql("SELECT count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text))
+		FROM two_copy t WHERE satisfies_hash_partition('two'::regclass, 3,
+		  CASE '$p' WHEN 'two_p0' THEN 0 WHEN 'two_a' THEN 1 ELSE 2 END, id)");
+}
+# a hang fails by statement_timeout, not by the test's own timeout
+($ret, $out, $err) = psql_as('loader',
+	"SET statement_timeout = '60s'; SELECT rows_loaded FROM csvpipe.load('$file', 'two', mode => 'chunked', $load_opts)");
+is($ret, 0, 'two servers, one database: the chunked load succeeds') or diag($err);
+is($out, $nrows, 'two servers, one database: every row counted');
+for my $p (qw(two_p0 two_a two_b))
+{
+	my $got = $p eq 'two_p0' ? $s->sql("SELECT count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text)) FROM two_p0 t")
+	  : $s->shard_sql(1, "SELECT count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY t::text)) FROM $p t");
+	is($got, $two_expect{$p}, "two servers, one database: $p as COPY");
+}
+my $two_job = $s->sql("SELECT max(job_id) FROM csvpipe.job");
+my $two_chunks = $s->sql("SELECT count(*) FROM csvpipe.chunks WHERE job_id = $two_job");
+is($s->ledger_rows(1, "job LIKE '%/$dboid/$two_job/%'"), 2 * $two_chunks,
+	'two servers, one database: a ledger row per chunk and server');
+
+# ---- a queued file of one chunk, a COMMIT that fails on one shard ---------------
+
+for my $i (1, 2)
+{
+	$s->shard_sql($i, q{
+CREATE SEQUENCE kill_gate;
+CREATE FUNCTION kill_at_commit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = public, pg_catalog AS $$
+BEGIN
+  IF nextval('kill_gate') = 1 THEN
+    PERFORM pg_terminate_backend(pg_backend_pid());
+  END IF;
+  RETURN NULL;
+END $$;
+});
+}
+cmp_ok(-s $file, '<', 2048 * 1024, 'the file is one chunk (csvpipe.chunk_size)');
+for my $i (1, 2)
+{
+	my $label = "queued, one chunk, COMMIT fails on r$i";
+	$s->shard_sql($i, q{
+SELECT setval('kill_gate', 1, false);
+CREATE CONSTRAINT TRIGGER kill_at_commit AFTER INSERT ON sales
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION kill_at_commit();
+});
+	my $qjob = $s->sql_as('loader', "SET csvpipe.retry_delay = '100ms';
+		SELECT csvpipe.submit('$file', 'sales', mode => 'chunked', force => true)");
+	$c->poll_query_until('postgres', "SELECT csvpipe.wait($qjob, '60 s') NOT IN ('running', 'queued')")
+	  or die "job $qjob did not end";
+	if ($s->sql("SELECT state FROM csvpipe.jobs WHERE job_id = $qjob") ne 'done')
+	{
+		$s->sql_as('loader', "SELECT csvpipe.resume($qjob)");
+		$c->poll_query_until('postgres', "SELECT csvpipe.wait($qjob, '60 s') NOT IN ('running', 'queued')")
+		  or die "job $qjob did not end";
+	}
+	# a firing per row: the first ended the failed COMMIT, then one per row
+	is($s->shard_sql($i, 'SELECT last_value FROM kill_gate'), 1 + (split / /, $expect->{"r$i"})[0],
+		"$label: the trigger ended one COMMIT");
+	is($s->sql("SELECT state || ' ' || rows_loaded FROM csvpipe.jobs WHERE job_id = $qjob"), "done $nrows",
+		"$label: done with every row");
+	is($s->duplicates('sales')->{'r' . (3 - $i)}, 0, "$label: no duplicate on r" . (3 - $i));
+	$s->is_like('sales', $expect, $label);
+	$s->shard_sql($i, 'DROP TRIGGER kill_at_commit ON sales');
+	$s->truncate_table('sales');
+}
+
+# csvpipe.load in the caller's transaction, chunked: refused
+($ret, $out, $err) = psql_as('loader',
+	"SELECT csvpipe.load('$file', 'sales', mode => 'chunked', workers => 0)");
+like($err, qr/ERROR:  csvpipe.load with mode => 'chunked' into "sales" needs a background worker, and has none/,
+	'chunked, workers => 0, foreign partitions: refused');
+like($err, qr/DETAIL:  "sales_r1" is a foreign table on server "r1"/, 'naming a foreign partition');
+is($s->counts('sales')->{total}, 0, 'chunked, workers => 0: nothing loaded');
+# a local target still loads in the session
+$s->sql('CREATE TABLE plain (LIKE sales); GRANT INSERT ON plain TO loader');
+is($s->sql_as('loader', "SELECT rows_loaded FROM csvpipe.load('$file', 'plain', mode => 'chunked', workers => 0)"),
+	$nrows, 'chunked, workers => 0, a local table: loaded in the session');
+
+# ---- the database owner swaps the ledger during a load -----------------------------
+
+$s->sql(q{
+CREATE ROLE dbo LOGIN;
+ALTER DATABASE postgres OWNER TO dbo;
+CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_advisory_lock_shared(4242); PERFORM pg_advisory_unlock_shared(4242); RETURN NULL; END $$;
+CREATE TRIGGER hold BEFORE INSERT ON sales FOR EACH STATEMENT EXECUTE FUNCTION hold();
+});
+my $holder = $c->background_psql('postgres', on_error_stop => 0);
+$holder->query_safe('SELECT pg_advisory_lock(4242)');
+my $victim = $c->background_psql('postgres', on_error_stop => 0);
+$victim->query_until(qr/started/, qq{SET ROLE loader;
+\\echo started
+SELECT csvpipe.load('$file', 'sales', mode => 'chunked', workers => 1, chunk_size => 150000);
+});
+# the worker waits in its first chunk, after reading the ledgers
+$c->poll_query_until('postgres', "SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+  or die 'the load did not start';
+my $swap = $c->background_psql('postgres', on_error_stop => 0);
+$swap->query_until(qr/swapping/, q{SET ROLE dbo;
+\\echo swapping
+BEGIN;
+DROP FOREIGN TABLE public.csvpipe_ledger_r1;
+CREATE TABLE public.csvpipe_ledger_r1 (job text, chunk_no bigint, rows bigint);
+GRANT SELECT, INSERT ON public.csvpipe_ledger_r1 TO loader;
+COMMIT;
+});
+$c->poll_query_until('postgres', "SELECT count(*) > 0 FROM pg_locks WHERE relation = 'public.csvpipe_ledger_r1'::regclass AND NOT granted")
+  or die 'the swap does not wait for the load';
+$holder->query_safe('SELECT pg_advisory_unlock(4242)');
+$holder->quit;
+$swap->quit;
+$victim->query('SELECT 1');
+my $verr = $victim->{stderr};
+$victim->quit;
+my $sjob = $s->sql("SELECT max(job_id) FROM csvpipe.job");
+my $done = $s->sql("SELECT count(*) FROM csvpipe.chunks WHERE job_id = $sjob");
+cmp_ok($done, '>=', 1, 'ledger swapped: the first chunk committed');
+is($s->ledger_rows(1, "job LIKE '%/$dboid/$sjob/%'"), $done,
+	"ledger swapped: shard r1's ledger has every committed chunk ($done)");
+is($s->sql('SELECT count(*) FROM public.csvpipe_ledger_r1'), '0', 'ledger swapped: no ledger row in the owner\'s table');
+like($verr, qr/ERROR:  a relation csvpipe checked before the load was dropped or replaced during it\n.*\nHINT:  .*\nCONTEXT:  csvpipe ledger public.csvpipe_ledger_r1 of foreign server "r1"/, 'ledger swapped: the load fails')
+  or diag($verr);
+$s->sql(q{
+DROP TRIGGER hold ON sales;
+ALTER DATABASE postgres OWNER TO CURRENT_USER;
+DROP TABLE public.csvpipe_ledger_r1;
+});
+$s->sql(qq{CREATE FOREIGN TABLE csvpipe_ledger_r1 (job text, chunk_no bigint, rows bigint)
+  SERVER r1 OPTIONS (schema_name 'public', table_name 'csvpipe_ledger');
+GRANT SELECT, INSERT ON csvpipe_ledger_r1 TO loader, writer;});
+$s->truncate_table('sales');
+
+# ---- a ledger foreign table made by another role ----------------------------------
+
+$s->sql(q{
+CREATE ROLE app LOGIN;
+GRANT USAGE ON FOREIGN SERVER r2 TO app;
+GRANT CREATE ON SCHEMA public TO app;
+DROP FOREIGN TABLE csvpipe_ledger_r2;
+SET ROLE app;
+CREATE FOREIGN TABLE csvpipe_ledger_r2 (job text, chunk_no bigint, rows bigint)
+  SERVER r2 OPTIONS (schema_name 'public', table_name 'csvpipe_ledger');
+GRANT SELECT, INSERT ON csvpipe_ledger_r2 TO loader;
+});
+($ret, $out, $err) = psql_as('loader',
+	"SELECT csvpipe.load('$file', 'sales', mode => 'chunked', $load_opts)");
+like($err, qr/ERROR:  csvpipe.load with mode => 'chunked' cannot use public.csvpipe_ledger_r2 as the ledger of foreign server "r2": its owner is neither a superuser nor the server's owner/,
+	'a ledger foreign table of another role: refused as such');
+like($err, qr/HINT:  ALTER FOREIGN TABLE public.csvpipe_ledger_r2 OWNER TO /, 'with the fix as a hint');
+is($s->counts('sales')->{total}, 0, 'a ledger foreign table of another role: nothing loaded');
 
 done_testing();

@@ -129,3 +129,10 @@ write("latin1.csv", "id,dish\n" + "".join(",".join(r) + "\n" for r in rows),
 rows = [("1", "'Smith, John'", "'NY'"), ("2", "'Doe, Jane'", "'CA'"),
         ("3", "'O''Brien, Pat'", "'TX'")]
 write("single_quotes_crlf.csv", "id,name,state\r\n" + "".join(",".join(r) + "\r\n" for r in rows))
+
+# every data line ends with a delimiter: the header is one field short
+rows = [("1", "Ann", "2.5"), ("2", "Bob", "10.0"), ("3", "Cy", "7.25")]
+write("trailing_delimiter.csv", "id,name,amount\n" + "".join(",".join(r) + ",\n" for r in rows))
+
+# an empty file
+write("empty.csv", "")
