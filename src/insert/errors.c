@@ -19,7 +19,11 @@
  * load or is retried.  "Raised by a trigger" is known from the fmgr hooks:
  * while a skip-mode batch is inserted (csv_row_errors_begin/end), every
  * trigger function is called through fmgr_security_definer, whose
- * FHET_ABORT event says that an error came out of it.  Outside those
+ * FHET_ABORT event says that an error came out of it; the hook notes that
+ * error's SQLSTATE and message, and the batch's error counts as a
+ * trigger's only if it is that one (a trigger's error that a calling
+ * function caught -- a "best effort" audit trigger's, say -- does not make
+ * the next error of the batch, a table gone, a row's).  Outside those
  * batches the hooks ask for nothing (one boolean test per function
  * lookup), so other queries are not slowed.
  *
@@ -124,6 +128,8 @@ static fmgr_hook_type prev_fmgr_hook = NULL;
 static bool hooks_installed = false;
 static bool tracking_triggers = false;
 static bool trigger_failed = false;
+static int	trigger_errcode = 0;	/* the last error out of a trigger */
+static char *trigger_errmsg = NULL;	/* (TopMemoryContext) */
 static List *trigger_functions = NIL;	/* hooked for us: trigger functions */
 
 static bool
@@ -152,7 +158,19 @@ csv_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 		prev_fmgr_hook(event, flinfo, private);
 	if (event == FHET_ABORT && tracking_triggers &&
 		list_member_oid(trigger_functions, flinfo->fn_oid))
+	{
+		/* called while the error propagates: it is on the error stack */
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		ErrorData  *edata = CopyErrorData();
+
+		if (trigger_errmsg)
+			pfree(trigger_errmsg);
+		trigger_errcode = edata->sqlerrcode;
+		trigger_errmsg = edata->message ? pstrdup(edata->message) : NULL;
+		FreeErrorData(edata);
+		MemoryContextSwitchTo(old);
 		trigger_failed = true;
+	}
 }
 
 /* Before inserting a skip-mode batch (in the subtransaction's caller) */
@@ -171,12 +189,15 @@ csv_row_errors_begin(void)
 	trigger_failed = false;
 }
 
-/* After it: did an error come out of a trigger function? */
+/* After it: did its error (edata, NULL: none) come out of a trigger function? */
 bool
-csv_row_errors_end(void)
+csv_row_errors_end(ErrorData *edata)
 {
 	tracking_triggers = false;
-	return trigger_failed;
+	return edata != NULL && trigger_failed &&
+		edata->sqlerrcode == trigger_errcode &&
+		edata->message != NULL && trigger_errmsg != NULL &&
+		strcmp(edata->message, trigger_errmsg) == 0;
 }
 
 void

@@ -16,7 +16,7 @@ extern bool csv_error_is_worker_loss(ErrorData *edata);
 extern bool csv_error_is_input_error(ErrorData *edata);
 extern bool csv_error_is_row_error(ErrorData *edata, bool in_trigger);
 extern void csv_row_errors_begin(void);
-extern bool csv_row_errors_end(void);
+extern bool csv_row_errors_end(ErrorData *edata);
 extern void csv_backoff_sleep(int attempt);
 extern void csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line_no,
 						   int64 byte_offset, const char *raw, int64 rawlen,

@@ -736,7 +736,7 @@ txn_insert_batch(TxnLoad *T, int lo, int hi)
 		CHECK_FOR_INTERRUPTS();
 		csv_row_errors_begin();
 		edata = csv_try_in_subxact(txn_insert_rows, &a, T->err_cxt);
-		in_trigger = csv_row_errors_end();
+		in_trigger = csv_row_errors_end(edata);
 		if (edata == NULL)
 		{
 			T->inserted += a.inserted;

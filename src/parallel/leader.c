@@ -1334,15 +1334,59 @@ csv_leader_end(CsvLeader *L)
 	}
 }
 
-/* Error end: stop the workers now and wait for them */
+/*
+ * Error end: stop the workers now and wait for them.  Called with
+ * interrupts held, so the wait must end by itself: a worker told to stop
+ * while it waits on its full reply queue (a transaction-mode load's
+ * entries, which the leader stopped taking) sends its FATAL report into
+ * that very queue and waits for room; so the replies are drained while
+ * waiting.  A chunked load's chunk results are taken as
+ * csv_leader_all_committed() takes them (it reads the rest afterwards);
+ * everything else is dropped: the load is failing.
+ */
 void
 csv_leader_abort(CsvLeader *L)
 {
-	if (L->pool)
+	if (L->pool == NULL)
+		return;
+	csv_pool_terminate(L->pool);
+	for (;;)
 	{
-		csv_pool_terminate(L->pool);
-		csv_pool_wait_exit(L->pool);
+		bool		running = false;
+
+		for (int w = 0; w < L->pool->nworkers; w++)
+		{
+			pid_t		pid;
+
+			if (L->pool->handles[w] == NULL)
+				continue;
+			if (GetBackgroundWorkerPid(L->pool->handles[w], &pid) == BGWH_STOPPED)
+				continue;
+			running = true;
+			if (w >= L->nworkers || L->pool->reply[w] == NULL)
+				continue;
+			for (;;)
+			{
+				Size		nbytes;
+				void	   *data;
+				MinimalTuple tuple;
+
+				if (shm_mq_receive(L->pool->reply[w], &nbytes, &data, true) != SHM_MQ_SUCCESS)
+					break;
+				if (!L->pool->shared->atomic && L->mode == CSV_MODE_LOAD &&
+					nbytes > 0 &&
+					(((char *) data)[0] == CSV_MSG_CHUNK_DONE ||
+					 ((char *) data)[0] == CSV_MSG_FINISHED))
+					(void) handle_reply(L, w, (char *) data, nbytes, &tuple);
+			}
+		}
+		if (!running)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, WAIT_EVENT_BGWORKER_SHUTDOWN);
+		ResetLatch(MyLatch);
 	}
+	csv_pool_wait_exit(L->pool);
 }
 
 /*

@@ -395,7 +395,7 @@ try_insert(WorkerState *ws, int lo, int hi, int64 *inserted, bool *in_trigger)
 
 	csv_row_errors_begin();
 	edata = csv_try_in_subxact(insert_rows, &a, ws->err_cxt);
-	*in_trigger = csv_row_errors_end();
+	*in_trigger = csv_row_errors_end(edata);
 	*inserted = a.inserted;
 	return edata;
 }

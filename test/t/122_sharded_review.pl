@@ -25,6 +25,9 @@
 #    superuser's ledger foreign table during a load and puts a table of its
 #    own under that name does not receive the ledger rows: the next chunk
 #    fails (they went to that table, not to the shard with the rows).
+#  - skip mode: a trigger error that a "best effort" trigger caught does not
+#    make the batch's next error (a table gone: 42P01, not the row's) a
+#    rejected row; every row was rejected and the load "succeeded".
 use strict;
 use warnings;
 
@@ -291,5 +294,48 @@ like($err, qr/ERROR:  csvpipe.load with mode => 'chunked' cannot use public.csvp
 	'a ledger foreign table of another role: refused as such');
 like($err, qr/HINT:  ALTER FOREIGN TABLE public.csvpipe_ledger_r2 OWNER TO /, 'with the fix as a hint');
 is($s->counts('sales')->{total}, 0, 'a ledger foreign table of another role: nothing loaded');
+
+# ---- skip mode: a caught trigger error is not the row's ----------------------------
+
+$s->sql(q{
+CREATE TABLE lookup (n int);
+CREATE FUNCTION lookup_ok(bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN PERFORM 1 FROM public.lookup LIMIT 1; RETURN true; END $$;
+CREATE TABLE lt (id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean,
+                 CHECK (lookup_ok(id)));
+CREATE TABLE audit (id bigint);
+CREATE FUNCTION audit_no() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'audit is read-only'; END $$;
+CREATE TRIGGER audit_no BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION audit_no();
+CREATE FUNCTION best_effort_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN INSERT INTO public.audit VALUES (NEW.id); EXCEPTION WHEN others THEN NULL; END;
+  IF NEW.id % 1000 = 0 THEN RAISE EXCEPTION 'no multiples of 1000: %', NEW.id; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER bea BEFORE INSERT ON lt FOR EACH ROW EXECUTE FUNCTION best_effort_audit();
+GRANT INSERT, SELECT ON lt, audit TO loader;
+GRANT SELECT ON lookup TO loader;
+});
+my $bad = int($nrows / 1000);
+for my $mode (qw(chunked transaction))
+{
+	# the trigger's own error is the row's
+	is($s->sql_as('loader', "SELECT rows_loaded || ' ' || rows_rejected FROM csvpipe.load('$file', 'lt', mode => '$mode', on_error => 'skip', $load_opts)"),
+		($nrows - $bad) . " $bad", "skip mode, $mode, best-effort audit: the trigger's RAISE is a rejected row");
+	$s->sql('TRUNCATE lt');
+}
+$s->sql('DROP TABLE lookup');
+for my $mode (qw(chunked transaction))
+{
+	($ret, $out, $err) = psql_as('loader',
+		"SELECT rows_loaded || ' ' || rows_rejected FROM csvpipe.load('$file', 'lt', mode => '$mode', on_error => 'skip', $load_opts)");
+	like($err, qr/ERROR:  relation "public.lookup" does not exist/,
+		"skip mode, $mode, best-effort audit: a 42P01 fails the load") or diag("got: $out");
+	my $j = $s->sql("SELECT max(job_id) FROM csvpipe.job");
+	is($s->sql("SELECT count(*) FROM csvpipe.errors WHERE job_id = $j AND sqlstate = '42P01'"), '0',
+		"skip mode, $mode, best-effort audit: no row rejected with 42P01");
+	$s->sql('TRUNCATE lt');
+}
 
 done_testing();
