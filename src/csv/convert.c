@@ -18,7 +18,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "sniff.h"
 
 #include "catch.h"

@@ -9,7 +9,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 
 #include "mb/pg_wchar.h"
 #include "catalog/namespace.h"

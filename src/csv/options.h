@@ -18,7 +18,7 @@
 #ifndef CSVPIPE_OPTIONS_H
 #define CSVPIPE_OPTIONS_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 
 #include "utils/jsonb.h"
 
@@ -121,7 +121,7 @@ extern const CsvOptionDef csv_option_defs[CSV_NUM_OPTS];
  * A call's options, resolved: what every entry point works from.  given[]
  * says which options the call passed (non-NULL); raw Datums are not kept.
  */
-struct CsvOptions				/* typedef in csvpipe.h */
+struct CsvOptions				/* typedef in csvfile.h */
 {
 	const char *funcname;		/* "csvpipe.load" etc., for errors */
 	uint32		fn;				/* the CSV_FN_* of the call */

@@ -9,7 +9,7 @@
 #ifndef CSVPIPE_SHARDS_H
 #define CSVPIPE_SHARDS_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 
 #include "nodes/execnodes.h"
 

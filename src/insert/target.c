@@ -38,7 +38,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "internal_sql.h"
 #include "target.h"
 

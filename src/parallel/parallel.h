@@ -16,7 +16,7 @@
 #ifndef CSVPIPE_PARALLEL_H
 #define CSVPIPE_PARALLEL_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
@@ -27,7 +27,7 @@
 #include "utils/timestamp.h"
 
 #define CSVPIPE_DSM_MAGIC		0x43535650	/* "CSVP" */
-/* CSVPIPE_MAX_WORKERS: csvpipe.h */
+/* CSVPIPE_MAX_WORKERS: settings.h */
 /* worker slots of one call: its workers plus spares that replace lost ones */
 #define CSVPIPE_SPARE_SLOTS		32
 #define CSVPIPE_MAX_SLOTS		(CSVPIPE_MAX_WORKERS + CSVPIPE_SPARE_SLOTS)

@@ -1,15 +1,19 @@
 /*-------------------------------------------------------------------------
  *
- * csvpipe.h
- *		Declarations shared by the csvpipe source files.
+ * csvfile.h
+ *		The csv layer's declarations: the dialect, records, the tokenizer,
+ *		file access and the reader, encoding, type conversion.
  *
  * Each .c file owns one responsibility; this header only carries the types
- * that cross file boundaries and the GUC variables.
+ * that cross file boundaries (and, through settings.h, the GUC variables).
+ * Its tail still declares a few entry points of higher layers (srf.c's
+ * streaming read, cache.c's and scan.c's init).  The module's entry,
+ * _PG_init, is src/csvpipe.c.
  *
  *-------------------------------------------------------------------------
  */
-#ifndef CSVPIPE_H
-#define CSVPIPE_H
+#ifndef CSVPIPE_CSVFILE_H
+#define CSVPIPE_CSVFILE_H
 
 #include "postgres.h"
 
@@ -280,4 +284,4 @@ extern void csv_cache_init(void);
 /* scan.c: streaming CustomScan for calls in FROM */
 extern void csvpipe_scan_init(void);
 
-#endif							/* CSVPIPE_H */
+#endif							/* CSVPIPE_CSVFILE_H */
