@@ -22,7 +22,6 @@
 #include "sniff.h"
 
 #include "catch.h"
-#include "errors.h"			/* csv_error_is_input_error */
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
