@@ -15,13 +15,13 @@
  * What kind of error was caught decides what happens to it:
  *	- transient (deadlock_detected, serialization_failure,
  *	  lock_not_available -- what lock_timeout raises): retried, with a
- *	  backoff (insert/errors.c);
+ *	  backoff (parallel/errors.c);
  *	- a worker's loss (FATAL, shutdown 57, resources 53, connection 08,
  *	  system 58): its chunks are retried by other workers;
  *	- a row's own, which skip mode may reject: a parse or type input error
  *	  of its fields that is not one of the above nor internal (XX); an
  *	  insert error of data (SQLSTATE classes 22 and 23), or one raised by
- *	  its triggers (known from insert/errors.c's fmgr hooks) that is not
+ *	  its triggers (known from parallel/errors.c's fmgr hooks) that is not
  *	  one of the above nor internal.
  * Anything else -- a table renamed or dropped on a foreign server (42P01),
  * say -- fails the load or the read.

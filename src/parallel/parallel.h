@@ -2,7 +2,7 @@
  *
  * parallel.h
  *		Shared structures of the parallel engine (pool.c, leader.c,
- *		worker.c, txn.c, splitter.c).
+ *		worker.c, txn.c, splitter.c, errors.c).
  *
  * One DSM segment per parallel call holds a CsvParallelShared header, the
  * serialized GUC state of the leader, the column list, and per worker an

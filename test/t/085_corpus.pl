@@ -211,7 +211,7 @@ sub physical_lines
 	return @l;
 }
 
-# raw_record as csvpipe.rejected stores it (src/insert/errors.c raw_as_text), for a
+# raw_record as csvpipe.rejected stores it (src/parallel/errors.c raw_as_text), for a
 # file already converted to UTF-8
 sub raw_as_text
 {

@@ -321,7 +321,7 @@ sub parse_record
 	return @f;
 }
 
-# raw_record as csvpipe.rejected stores it (src/insert/errors.c raw_as_text)
+# raw_record as csvpipe.rejected stores it (src/parallel/errors.c raw_as_text)
 sub raw_as_text
 {
 	my ($raw) = @_;

@@ -7,8 +7,10 @@
  * inserted is written (through csv_internal_query) to csvpipe.rejected (shown by the csvpipe.errors
  * view) with its job, chunk, line, byte offset, raw text (bounded), column,
  * message, SQLSTATE and detail, and the load goes on; max_errors bounds
- * how many a job may reject, counted across all its workers in shared
- * memory.
+ * how many a job may reject, counted across all its workers in the
+ * parallel engine's segment (CsvParallelShared.rejected_total).  Skip mode
+ * needs background workers: the workers (worker.c), or in transaction
+ * mode the leader (load/run.c), are the ones that reject rows.
  *
  * Only a row's own errors become rejected rows; which errors those are is
  * decided in src/core/catch.c (csv_error_is_input_error,
