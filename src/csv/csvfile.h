@@ -80,11 +80,6 @@ extern void csv_dialect_set_columns(CsvDialect *dialect, int ncolumns);
 extern int64 csv_check_chunk_size(int64 chunk_size);
 extern bool csv_dialect_splits_bytewise(const CsvDialect *dialect);
 
-/* the dialect as the parallel workers get it (dialect.c, pool.c, worker.c) */
-extern Size csv_dialect_wire_size(const CsvDialect *dialect);
-extern void csv_dialect_to_wire(const CsvDialect *dialect, char *buf);
-extern void csv_dialect_from_wire(CsvDialect *dialect, const char *buf);
-
 /*
  * Why a record is bad (malformed quoting, bytes invalid in the encoding).
  * The tokenizer does not raise these errors: it hands the record out with
