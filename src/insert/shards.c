@@ -25,6 +25,31 @@
  * rows and a ledger row.  After any failure a chunk is thus either
  * committed on a server, and known there, or absent from it.
  *
+ * An attempt may read a server's ledger while an earlier attempt's remote
+ * transaction there is still committing: its COMMIT failed on this side
+ * (the connection broke, or another server's COMMIT failed first with
+ * postgres_fdw's parallel_commit) but goes on there.  The ledger shows
+ * nothing yet, the chunk's rows are sent again, and the ledger row's
+ * INSERT waits for the earlier one and fails on the primary key (23505)
+ * once it has committed: this attempt rolls back (its rows with it) and
+ * the error is raised as a serialization failure (40001, transient), so
+ * the worker tries the chunk again, and that attempt finds the chunk in
+ * the ledger and skips the server.
+ *
+ * Skip mode: the rows a server rejects (its constraints, its triggers; and
+ * a row routed to it that a trigger on the coordinator's foreign table
+ * rejects) are rejected rows of the chunk, recorded in csvpipe.rejected in
+ * the local transaction.  When the chunk commits on that server and the
+ * local transaction then rolls back, an attempt that skips the server
+ * sends none of its rows, so it would never see them again: each is also
+ * written in the server's ledger, with the chunk's ledger row and in the
+ * same remote transaction, as a row of its own, job
+ * "<job>/<tag>/<line>/<SQLSTATE>" (the tag an HMAC as below, over the line
+ * and SQLSTATE too), rows 0.  An attempt that skips the server reads them
+ * and rejects those lines again, with their SQLSTATE (the message is not
+ * kept: every loading role can read the ledgers, and csvpipe.errors shows
+ * a job's messages only to its role).
+ *
  * The job is named on the shards by the coordinator's system identifier,
  * database oid, job id and job submission time (microseconds), so a job id
  * used again (the extension created anew) is another job.  All of that is
@@ -64,6 +89,7 @@
 #include "foreign/foreign.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -80,6 +106,12 @@ typedef struct ShardServer
 	bool		skip;			/* committed there already */
 	int64		skipped_rows;	/* rows its ledger row counts */
 	int64		rows;			/* rows sent there by this attempt */
+	/* skip mode (chunk_cxt): rows the server rejected */
+	CsvShardReject *rejected;	/* by this attempt (not skip) */
+	int			nrejected;
+	int			maxrejected;
+	CsvShardReject *earlier;	/* by the attempt that committed (skip) */
+	int			nearlier;
 } ShardServer;
 
 /* a worker's servers, for its whole life (TopMemoryContext) */
@@ -88,6 +120,10 @@ static int	nservers = 0;
 static char *job_key = NULL;
 static bool chunk_active = false;
 static char *server_names = NULL;
+/* the current chunk's rejected rows (ShardServer.rejected, .earlier) */
+static MemoryContext chunk_cxt = NULL;
+/* the server of the row the current target routed last, or -1 */
+static int	routed_server = -1;
 
 struct CsvShardTally
 {
@@ -386,21 +422,10 @@ ledger_query(ShardServer *s, const char *fmt, int nargs, Oid *types, Datum *valu
 	return r;
 }
 
-/*
- * The ledger's job of a chunk on a server: "<job_key>/<tag>", the tag the
- * first 16 bytes (hex) of HMAC-SHA256(cluster secret, "csvpipe ledger"
- * job_key chunk_no server): see the header comment.  The server's name is
- * in it because two foreign servers may lead to the same database, hence
- * the same ledger table: each writes its own row there, in its own remote
- * transaction (with one row for both, the second INSERT would wait for the
- * first server's uncommitted row, which waits for the local commit: a
- * deadlock no server sees).
- */
+/* the first 16 bytes (hex) of HMAC-SHA256(cluster secret, msg) */
 static char *
-chunk_key(const ShardServer *s, int64 chunk_no)
+ledger_tag(const char *msg, int64 chunk_no)
 {
-	char	   *msg = psprintf("csvpipe ledger:%s:" INT64_FORMAT ":%s",
-							   job_key, chunk_no, s->name);
 	uint8		mac[PG_SHA256_DIGEST_LENGTH];
 	char		hex[32 + 1];
 	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
@@ -416,7 +441,129 @@ chunk_key(const ShardServer *s, int64 chunk_no)
 	pg_hmac_free(ctx);
 	hex_encode((const char *) mac, 16, hex);
 	hex[32] = '\0';
-	return psprintf("%s/%s", job_key, hex);
+	return pstrdup(hex);
+}
+
+/*
+ * The ledger's job of a chunk on a server: "<job_key>/<tag>", the tag the
+ * first 16 bytes (hex) of HMAC-SHA256(cluster secret, "csvpipe ledger"
+ * job_key chunk_no server): see the header comment.  The server's name is
+ * in it because two foreign servers may lead to the same database, hence
+ * the same ledger table: each writes its own row there, in its own remote
+ * transaction (with one row for both, the second INSERT would wait for the
+ * first server's uncommitted row, which waits for the local commit: a
+ * deadlock no server sees).
+ */
+static char *
+chunk_key(const ShardServer *s, int64 chunk_no)
+{
+	return psprintf("%s/%s", job_key,
+					ledger_tag(psprintf("csvpipe ledger:%s:" INT64_FORMAT ":%s",
+										job_key, chunk_no, s->name), chunk_no));
+}
+
+/*
+ * A row of the chunk that the server rejected (skip mode):
+ * "<job_key>/<tag>/<line>/<SQLSTATE>", the tag over all of it and the
+ * server's name, so no role can add one (a line both loaded and rejected).
+ */
+static char *
+reject_key(const ShardServer *s, int64 chunk_no, int64 line_no, const char *sqlstate)
+{
+	return psprintf("%s/%s/" INT64_FORMAT "/%s", job_key,
+					ledger_tag(psprintf("csvpipe ledger rejected:%s:" INT64_FORMAT ":%s:" INT64_FORMAT ":%s",
+										job_key, chunk_no, s->name, line_no, sqlstate),
+							   chunk_no),
+					line_no, sqlstate);
+}
+
+/*
+ * Skip mode, a server that has the chunk: the rows it rejected when the
+ * chunk committed there, each checked against its tag (a row of another
+ * server leading to the same ledger, or one no attempt wrote, is not one).
+ */
+static void
+read_earlier_rejects(ShardServer *s, int64 chunk_no)
+{
+	Oid			types[2] = {TEXTOID, INT8OID};
+	Datum		values[2];
+	char	   *prefix = psprintf("%s/", job_key);
+	size_t		plen = strlen(prefix);
+	CsvRows    *r;
+
+	values[0] = CStringGetTextDatum(prefix);
+	values[1] = Int64GetDatum(chunk_no);
+	r = ledger_query(s, "SELECT job FROM %s WHERE chunk_no OPERATOR(pg_catalog.=) $2 "
+					 "AND pg_catalog.starts_with(job, $1)",
+					 2, types, values);
+	for (int i = 0; i < r->nrows; i++)
+	{
+		char	   *job = TextDatumGetCString(CSV_ROW_VALUE(r, i, 0));
+		char	   *p = job + plen;
+		char	   *end;
+		int64		line_no;
+		char		sqlstate[6];
+
+		/* "<tag>/<line>/<SQLSTATE>" after the prefix; the chunk's row has no line */
+		if (strlen(job) < plen + 33 || p[32] != '/')
+			continue;
+		p += 33;
+		errno = 0;
+		line_no = strtoi64(p, &end, 10);
+		if (errno != 0 || end == p || *end != '/' || strlen(end + 1) != 5)
+			continue;
+		memcpy(sqlstate, end + 1, 6);
+		for (int c = 0; c < 5; c++)
+			if (!((sqlstate[c] >= '0' && sqlstate[c] <= '9') ||
+				  (sqlstate[c] >= 'A' && sqlstate[c] <= 'Z')))
+				line_no = -1;
+		if (line_no <= 0 || strcmp(job, reject_key(s, chunk_no, line_no, sqlstate)) != 0)
+			continue;
+		if (s->earlier == NULL)
+			s->earlier = MemoryContextAlloc(chunk_cxt, sizeof(CsvShardReject) * r->nrows);
+		s->earlier[s->nearlier].line_no = line_no;
+		s->earlier[s->nearlier].sqlerrcode = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2],
+														   sqlstate[3], sqlstate[4]);
+		s->earlier[s->nearlier].server = s->name;
+		s->nearlier++;
+	}
+}
+
+/*
+ * An INSERT into a server's ledger.  A unique violation there means that
+ * an earlier attempt at the chunk committed on that server after this one
+ * read the ledger (see the header comment): a transient error, the chunk
+ * is tried again.
+ */
+static void
+ledger_insert(ShardServer *s, int64 chunk_no, const char *fmt, int nargs,
+			  Oid *types, Datum *values)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		(void) ledger_query(s, fmt, nargs, types, values);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("chunk " INT64_FORMAT " was committed on foreign server \"%s\" by an earlier attempt",
+						chunk_no, s->name),
+				 errdetail("That attempt's remote transaction committed after this attempt had read the server's ledger %s "
+						   "(its COMMIT had failed on this side, or was still under way there): %s",
+						   s->ledger_name, edata->message),
+				 errhint("The chunk is tried again; it skips that server.")));
+	}
+	PG_END_TRY();
 }
 
 void
@@ -425,12 +572,20 @@ csv_shards_chunk_begin(int64 chunk_no)
 	Oid			types[2] = {TEXTOID, INT8OID};
 	Datum		values[2];
 
+	if (chunk_cxt == NULL)
+		chunk_cxt = AllocSetContextCreate(TopMemoryContext, "csvpipe shard ledgers",
+										  ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(chunk_cxt);
 	values[1] = Int64GetDatum(chunk_no);
 	for (int i = 0; i < nservers; i++)
 	{
 		ShardServer *s = &servers[i];
 		CsvRows    *r;
 
+		s->rejected = NULL;
+		s->nrejected = s->maxrejected = 0;
+		s->earlier = NULL;
+		s->nearlier = 0;
 		CHECK_FOR_INTERRUPTS();
 		values[0] = CStringGetTextDatum(chunk_key(s, chunk_no));
 		r = ledger_query(s, "SELECT rows FROM %s WHERE job OPERATOR(pg_catalog.=) $1 "
@@ -440,6 +595,8 @@ csv_shards_chunk_begin(int64 chunk_no)
 		s->skipped_rows = (r->nrows > 0 && !CSV_ROW_ISNULL(r, 0, 0)) ?
 			DatumGetInt64(CSV_ROW_VALUE(r, 0, 0)) : 0;
 		s->rows = 0;
+		if (s->skip)
+			read_earlier_rejects(s, chunk_no);
 	}
 	chunk_active = true;
 }
@@ -448,7 +605,10 @@ void
 csv_shards_chunk_reset(void)
 {
 	for (int i = 0; i < nservers; i++)
+	{
 		servers[i].rows = 0;
+		servers[i].nrejected = 0;
+	}
 }
 
 int64
@@ -472,10 +632,70 @@ csv_shards_chunk_end(int64 chunk_no)
 		}
 		values[0] = CStringGetTextDatum(chunk_key(s, chunk_no));
 		values[2] = Int64GetDatum(s->rows);
-		(void) ledger_query(s, "INSERT INTO %s (job, chunk_no, rows) VALUES ($1, $2, $3)",
-							3, types, values);
+		ledger_insert(s, chunk_no, "INSERT INTO %s (job, chunk_no, rows) VALUES ($1, $2, $3)",
+					  3, types, values);
+		if (s->nrejected > 0)
+		{
+			Oid			rtypes[2] = {TEXTARRAYOID, INT8OID};
+			Datum		rvalues[2];
+			Datum	   *keys = palloc(sizeof(Datum) * s->nrejected);
+
+			for (int j = 0; j < s->nrejected; j++)
+				keys[j] = CStringGetTextDatum(reject_key(s, chunk_no, s->rejected[j].line_no,
+														 unpack_sql_state(s->rejected[j].sqlerrcode)));
+			rvalues[0] = PointerGetDatum(construct_array(keys, s->nrejected, TEXTOID, -1, false,
+														 TYPALIGN_INT));
+			rvalues[1] = Int64GetDatum(chunk_no);
+			ledger_insert(s, chunk_no, "INSERT INTO %s (job, chunk_no, rows) "
+						  "SELECT u.j, $2, 0 FROM pg_catalog.unnest($1) AS u(j)",
+						  2, rtypes, rvalues);
+		}
 	}
 	return earlier;
+}
+
+void
+csv_shards_row_rejected(int64 line_no, int sqlerrcode)
+{
+	ShardServer *s;
+
+	if (!chunk_active || routed_server < 0)
+		return;
+	s = &servers[routed_server];
+	if (s->nrejected == s->maxrejected)
+	{
+		s->maxrejected = Max(16, s->maxrejected * 2);
+		s->rejected = s->rejected == NULL ?
+			MemoryContextAlloc(chunk_cxt, sizeof(CsvShardReject) * s->maxrejected) :
+			repalloc(s->rejected, sizeof(CsvShardReject) * s->maxrejected);
+	}
+	s->rejected[s->nrejected].line_no = line_no;
+	s->rejected[s->nrejected].sqlerrcode = sqlerrcode;
+	s->rejected[s->nrejected].server = s->name;
+	s->nrejected++;
+	routed_server = -1;
+}
+
+int
+csv_shards_earlier_rejects(CsvShardReject **rejects)
+{
+	int			n = 0;
+	CsvShardReject *all;
+
+	for (int i = 0; i < nservers; i++)
+		if (servers[i].skip)
+			n += servers[i].nearlier;
+	*rejects = NULL;
+	if (n == 0)
+		return 0;
+	all = palloc(sizeof(CsvShardReject) * n);
+	n = 0;
+	for (int i = 0; i < nservers; i++)
+		if (servers[i].skip)
+			for (int j = 0; j < servers[i].nearlier; j++)
+				all[n++] = servers[i].earlier[j];
+	*rejects = all;
+	return n;
 }
 
 CsvShardTally *
@@ -483,6 +703,7 @@ csv_shards_tally_begin(void)
 {
 	CsvShardTally *t;
 
+	routed_server = -1;
 	if (!chunk_active)
 		return NULL;
 	t = palloc0(sizeof(CsvShardTally));
@@ -533,8 +754,12 @@ csv_shards_tally_row(CsvShardTally *t, ResultRelInfo *rri)
 		t->ncache++;
 	}
 	if (servers[idx].skip)
+	{
+		routed_server = -1;
 		return false;
+	}
 	t->rows[idx]++;
+	routed_server = idx;
 	return true;
 }
 

@@ -47,6 +47,24 @@ extern bool csv_shards_init(Oid relid, int64 job_id);
 extern void csv_shards_chunk_begin(int64 chunk_no);
 extern int64 csv_shards_chunk_end(int64 chunk_no);
 extern void csv_shards_chunk_reset(void);
+
+/*
+ * Skip mode.  A row of the chunk rejected in a one-row batch: if the batch
+ * had routed it to a foreign server (after which the row's fate is tied to
+ * that server's commit), that server's ledger gets its line and SQLSTATE
+ * with the chunk's ledger row.  And an attempt that skips a server (it
+ * has the chunk): the rows that server rejected when it committed the
+ * chunk, to reject again (palloc'd array; returns how many).
+ */
+typedef struct CsvShardReject
+{
+	int64		line_no;
+	int			sqlerrcode;
+	const char *server;
+} CsvShardReject;
+
+extern void csv_shards_row_rejected(int64 line_no, int sqlerrcode);
+extern int	csv_shards_earlier_rejects(CsvShardReject **rejects);
 /* "r1, r2": the chunk's servers, for messages */
 extern const char *csv_shards_names(void);
 

@@ -489,6 +489,9 @@ insert_batch(WorkerState *ws, int lo, int hi)
 			BatchRow   *r = &ws->batch[lo];
 
 			reject(ws, r->line_no, r->offset, r->length, edata);
+			/* a row routed to a shard: its ledger keeps the line (shards.c) */
+			if (ws->shards)
+				csv_shards_row_rejected(r->line_no, edata->sqlerrcode);
 			return;
 		}
 		insert_batch(ws, lo, lo + (hi - lo) / 2);
@@ -890,6 +893,68 @@ process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	flush_batch(ws);
 }
 
+/*
+ * Skip mode, an attempt that skips a foreign server because the chunk is
+ * committed there: the rows that server rejected then, kept in its ledger
+ * (shards.c), are rejected again with their lines and raw records -- the
+ * attempt that rejected them rolled back here, and this one does not send
+ * them.
+ */
+static void
+reject_earlier(WorkerState *ws, CsvChunkHeader *hdr, char *data)
+{
+	CsvShardReject *rej;
+	int			n = csv_shards_earlier_rejects(&rej);
+	SkipRecords recs;
+
+	if (n == 0)
+		return;
+	split_records(hdr, data, &ws->dialect, ws->shared->newline, &recs);
+	for (int i = 0; i < n; i++)
+	{
+		int			lo = 0;
+		int			hi = recs.n;
+		ErrorData  *edata;
+
+		/* the records are in line order */
+		while (lo < hi)
+		{
+			int			mid = lo + (hi - lo) / 2;
+
+			if (recs.line[mid] < rej[i].line_no)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo >= recs.n || recs.line[lo] != rej[i].line_no)
+			elog(ERROR, "csvpipe: line " INT64_FORMAT ", rejected by foreign server \"%s\" with chunk " INT64_FORMAT ", is not a record of that chunk",
+				 rej[i].line_no, rej[i].server, hdr->chunk_no);
+		edata = palloc0(sizeof(ErrorData));
+		edata->elevel = ERROR;
+		edata->sqlerrcode = rej[i].sqlerrcode;
+		edata->message = psprintf("row rejected by foreign server \"%s\" (SQLSTATE %s) when chunk " INT64_FORMAT " committed there",
+								  rej[i].server, unpack_sql_state(rej[i].sqlerrcode), hdr->chunk_no);
+		edata->detail = psprintf("That attempt's COMMIT then failed on another server and its own record of the row rolled back; "
+								 "the ledger of server \"%s\" kept the row's line and SQLSTATE, not the server's message.",
+								 rej[i].server);
+		csv_reject_row(ws->shared, hdr->chunk_no, rej[i].line_no, hdr->start_offset + recs.off[lo],
+					   data + recs.off[lo], recs.len[lo], NULL, edata);
+		ws->rejected_in_chunk++;
+	}
+}
+
+/*
+ * A chunk attempt rolled back: its rejected rows no longer count towards
+ * max_errors (csv_reject_row counted them); the next attempt counts its own.
+ */
+static void
+forget_rejected(WorkerState *ws)
+{
+	if (ws->rejected_in_chunk > 0)
+		(void) pg_atomic_sub_fetch_u64(&ws->shared->rejected_total, (uint64) ws->rejected_in_chunk);
+	ws->rejected_in_chunk = 0;
+}
+
 typedef struct ChunkArgs
 {
 	WorkerState *ws;
@@ -923,6 +988,8 @@ load_chunk(void *arg)
 					 errmsg("csvpipe: chunk " INT64_FORMAT " needs record-by-record parsing",
 							a->hdr->chunk_no)));
 		}
+		if (ws->shards)
+			reject_earlier(ws, a->hdr, a->data);
 	}
 	else
 	{
@@ -962,12 +1029,14 @@ run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 		if (a.fast_failed)
 		{
 			a.fast_failed = false;
+			forget_rejected(ws);
 			continue;			/* again, record by record */
 		}
 		if (csv_error_is_transient(edata) && attempt < csvpipe_max_retries)
 		{
 			attempt++;
 			ws->retries_in_chunk++;
+			forget_rejected(ws);
 			csv_backoff_sleep(attempt);
 			continue;
 		}
@@ -1027,6 +1096,7 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 		ErrorData  *edata = NULL;
 		volatile bool rows_done = false;
 
+		ws->rejected_in_chunk = 0;
 		PG_TRY();
 		{
 			csv_txn_begin_chunk();
@@ -1093,6 +1163,7 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 		ws->nbatch = 0;
 		MemoryContextReset(ws->batch_cxt);
 		MemoryContextReset(ws->chunk_cxt);
+		forget_rejected(ws);
 		attempt++;
 		retries += ws->retries_in_chunk + 1;
 		ereport(NOTICE,

@@ -1,0 +1,248 @@
+# 123_ledger.pl -- the shard ledgers of chunked loads into postgres_fdw
+# partitions (issue 14) after a COMMIT that broke
+# (test/perl/CsvpipeShards.pm: a coordinator and two shard clusters).
+#
+#  1. A COMMIT whose remote transaction goes on after this side saw it fail:
+#     with postgres_fdw's parallel_commit, one shard's COMMIT fails (its
+#     backend ends at commit) while the other's is still under way (a
+#     deferred trigger sleeps at commit).  The worker's retry reads that
+#     shard's ledger before the earlier attempt's commit is visible there;
+#     its ledger INSERT then waits and fails with 23505 once it is.  The
+#     worker tries the chunk again and skips that shard: the load finishes
+#     exactly once, without csvpipe.resume (it failed with 23505 before).
+#     Both assignments of the two shards, so both orders of postgres_fdw's
+#     pending commits.
+#  2. Skip mode, bad rows routed to every partition (a CHECK on each, the
+#     shards' their own), and a COMMIT that fails on one shard after the
+#     other committed (either shard): every line is loaded or rejected,
+#     once, with its own line and raw record; csvpipe.jobs and the result
+#     count them all; the rows are COPY's good rows on every server.  The
+#     rows the committed shard rejected were missing before (neither loaded
+#     nor rejected), and max_errors counted the failed attempt's rejects
+#     twice (a load with max_errors => exactly its bad rows failed).
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use CsvpipeShards;
+
+my $gen = $ENV{CSVPIPE_GEN_CSV} // 'test/gen/gen_csv';
+my $dir = PostgreSQL::Test::Utils::tempdir;
+
+my $s = CsvpipeShards->new(name => 's123');
+my $c = $s->coord;
+$s->create_sharded('sales');
+
+my $nrows = 20000;
+system("$gen narrow $nrows 13 > $dir/sales.csv") == 0 or die;
+my $file = "$dir/sales.csv";
+my $expect = $s->copy_expected('sales', $file);
+my $load_opts = "workers => 2, chunk_size => 150000";
+my $dboid = $s->sql("SELECT oid FROM pg_database WHERE datname = 'postgres'");
+my $sysid = $s->sql("SELECT system_identifier FROM pg_control_system()");
+# the chunk whose COMMIT breaks
+my $victim = 3;
+
+sub psql_as
+{
+	my ($role, $sql) = @_;
+	my ($ret, $out, $err) = $c->psql('postgres', ($role ? "SET ROLE $role; " : '') . $sql);
+	return ($ret, $out, $err);
+}
+
+sub last_job { return $s->sql("SELECT max(job_id) FROM csvpipe.job"); }
+
+# this job's ledger rows on shard $i (optionally of one chunk)
+sub job_ledger_rows
+{
+	my ($i, $job, $chunk) = @_;
+	return $s->ledger_rows($i, "job LIKE '$sysid/$dboid/$job/%'"
+		  . (defined $chunk ? " AND chunk_no = $chunk" : ''));
+}
+
+# On each shard: at the COMMIT of the victim chunk's ledger row, end the
+# backend (kill) or sleep 3 s first (slow) -- once each (a sequence, not
+# rolled back, counts the firings).
+for my $i (1, 2)
+{
+	$s->shard_sql($i, q{
+CREATE SEQUENCE kill_gate;
+CREATE SEQUENCE slow_gate;
+CREATE FUNCTION kill_at_commit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = public, pg_catalog AS $$
+BEGIN
+  IF nextval('kill_gate') = 1 THEN
+    PERFORM pg_terminate_backend(pg_backend_pid());
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE FUNCTION slow_at_commit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = public, pg_catalog AS $$
+BEGIN
+  IF nextval('slow_gate') = 1 THEN
+    PERFORM pg_sleep(3);
+  END IF;
+  RETURN NULL;
+END $$;
+});
+}
+
+sub arm
+{
+	my ($i, $what) = @_;
+	$s->shard_sql($i, qq{
+SELECT setval('${what}_gate', 1, false);
+CREATE CONSTRAINT TRIGGER ${what}_at_commit AFTER INSERT ON csvpipe_ledger
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.chunk_no = $victim)
+  EXECUTE FUNCTION ${what}_at_commit();
+});
+}
+
+sub disarm
+{
+	my ($i, $what) = @_;
+	$s->shard_sql($i, "DROP TRIGGER ${what}_at_commit ON csvpipe_ledger");
+}
+
+sub gate_value
+{
+	my ($i, $what) = @_;
+	return $s->shard_sql($i, "SELECT last_value FROM ${what}_gate");
+}
+
+# ---- 1. a COMMIT still under way when the retry reads the ledger --------------
+
+$s->sql("ALTER SERVER r1 OPTIONS (ADD parallel_commit 'true');
+ALTER SERVER r2 OPTIONS (ADD parallel_commit 'true')");
+my $raced = 0;
+my @done_jobs;
+for my $k (1, 2)
+{
+	my $slow = 3 - $k;
+	my $label = "parallel commit, COMMIT fails on r$k while r$slow commits slowly";
+	arm($k, 'kill');
+	arm($slow, 'slow');
+	my ($ret, $out, $err) = psql_as('loader',
+		"SET csvpipe.retry_delay = '100ms'; SELECT rows_loaded FROM csvpipe.load('$file', 'sales', mode => 'chunked', $load_opts)");
+	my $job = last_job();
+	push @done_jobs, $job;
+	cmp_ok($s->sql("SELECT count(*) FROM csvpipe.chunks WHERE job_id = $job AND chunk_no > $victim"),
+		'>', 0, "$label: chunk $victim is not the last");
+	is($ret, 0, "$label: the load succeeds") or diag($err);
+	is($out, $nrows, "$label: every row counted once");
+	like($err, qr/chunk $victim \(line \d+\) failed, retrying \(attempt 2 of 4\): (FATAL:  )?terminating connection due to administrator command/,
+		"$label: the worker retried the chunk");
+	$raced++
+	  if $err =~ /chunk $victim \(line \d+\) failed, retrying \(attempt 3 of 4\): chunk $victim was committed on foreign server "r$slow" by an earlier attempt/;
+	is($s->sql("SELECT state || ' ' || rows_loaded FROM csvpipe.jobs WHERE job_id = $job"),
+		"done $nrows", "$label: the job is done with every row");
+	is(gate_value($k, 'kill'), '2', "$label: r${k}'s COMMIT was ended once");
+	is(gate_value($slow, 'slow'), '1', "$label: r$slow committed the chunk once");
+	my $dups = $s->duplicates('sales');
+	is($dups->{"r$_"}, 0, "$label: no duplicate on r$_") for 1, 2;
+	$s->is_like('sales', $expect, $label);
+	is(job_ledger_rows($_, $job, $victim), '1', "$label: chunk $victim once in r${_}'s ledger") for 1, 2;
+	disarm($k, 'kill');
+	disarm($slow, 'slow');
+	$s->truncate_table('sales');
+}
+ok($raced >= 1,
+	"in $raced of 2 runs the retry found the chunk committed after it read the ledger (23505 on the ledger row)");
+$s->sql("ALTER SERVER r1 OPTIONS (DROP parallel_commit);
+ALTER SERVER r2 OPTIONS (DROP parallel_commit)");
+
+# ---- 2. skip mode: the rows a committed shard rejected ----------------------------
+
+# every id divisible by 97 is refused by its partition: locally by a CHECK
+# here, on the shards by a CHECK only the shard's table has (23514 there)
+$s->sql('ALTER TABLE sales_p0 ADD CHECK (id % 97 <> 0); ALTER TABLE sales_p1 ADD CHECK (id % 97 <> 0)');
+$s->shard_sql($_, 'ALTER TABLE sales ADD CHECK (id % 97 <> 0)') for 1, 2;
+my (@bad_lines, %raw, @good);
+open(my $fh, '<', $file) or die;
+my $header = <$fh>;
+push @good, $header;
+my $line = 1;
+while (my $l = <$fh>)
+{
+	$line++;
+	my ($id) = split /,/, $l;
+	if ($id % 97 == 0)
+	{
+		push @bad_lines, $line;
+		chomp(my $t = $l);
+		$raw{$line} = $t;
+	}
+	else
+	{
+		push @good, $l;
+	}
+}
+close $fh;
+my $nbad = scalar @bad_lines;
+my $ngood = $nrows - $nbad;
+open(my $gfh, '>', "$dir/good.csv") or die;
+print $gfh @good;
+close $gfh;
+my $expect_good = $s->copy_expected('sales', "$dir/good.csv");
+my %bad_on;
+$bad_on{r1} = $s->sql("SELECT count(*) FROM generate_series(1, $nrows) i WHERE i % 97 = 0
+	AND satisfies_hash_partition('sales'::regclass, 4, 2, i::bigint)");
+$bad_on{r2} = $s->sql("SELECT count(*) FROM generate_series(1, $nrows) i WHERE i % 97 = 0
+	AND satisfies_hash_partition('sales'::regclass, 4, 3, i::bigint)");
+cmp_ok($bad_on{"r$_"}, '>', 10, "skip mode: bad rows routed to r$_") for 1, 2;
+
+my $committed_first = 0;
+for my $run ([ 1, '' ], [ 2, '' ], [ 2, ", max_errors => $nbad" ])
+{
+	my ($k, $max) = @$run;
+	my $other = 3 - $k;
+	my $label = "skip mode, COMMIT fails on r$k" . ($max ? ', max_errors => its bad rows' : '');
+	arm($k, 'kill');
+	my ($ret, $out, $err) = psql_as('loader',
+		"SET csvpipe.retry_delay = '200ms'; SELECT rows_loaded || ' ' || rows_rejected FROM csvpipe.load('$file', 'sales', mode => 'chunked', on_error => 'skip'$max, $load_opts)");
+	my $job = last_job();
+	push @done_jobs, $job;
+	is($ret, 0, "$label: the load succeeds") or diag($err);
+	is($out, "$ngood $nbad", "$label: every line loaded or rejected, once");
+	like($err, qr/chunk $victim \(line \d+\) failed, retrying \(attempt 2 of 4\)/, "$label: the worker retried the chunk");
+	# a firing per ledger row of the chunk: the first ended the COMMIT
+	is(gate_value($k, 'kill'), 1 + job_ledger_rows($k, $job, $victim), "$label: r${k}'s COMMIT was ended once");
+	is($s->sql("SELECT state || ' ' || rows_loaded || ' ' || rows_rejected FROM csvpipe.jobs WHERE job_id = $job"),
+		"done $ngood $nbad", "$label: csvpipe.jobs counts them");
+	is($s->sql("SELECT string_agg(line_no::text, ',' ORDER BY line_no) FROM csvpipe.errors WHERE job_id = $job"),
+		join(',', @bad_lines), "$label: each bad line rejected once, with its own line");
+	is($s->sql("SELECT count(*) FROM csvpipe.errors WHERE job_id = $job AND sqlstate <> '23514'"), '0',
+		"$label: each with the CHECK's SQLSTATE");
+	my $raws = $s->sql("SELECT string_agg(line_no || ':' || raw_record, E'\\n' ORDER BY line_no) FROM csvpipe.errors WHERE job_id = $job");
+	is($raws, join("\n", map { "$_:$raw{$_}" } @bad_lines), "$label: with its own raw record");
+	$s->is_like('sales', $expect_good, $label);
+	my $dups = $s->duplicates('sales');
+	is($dups->{"r$_"}, 0, "$label: no duplicate on r$_") for 1, 2;
+
+	# did r$other commit the chunk before r$k failed (the order where the
+	# retry skips r$other)?  Then r${other}'s ledger row is the older one.
+	my $t = sub {
+		my ($i) = @_;
+		return $s->shard_sql($i, "SELECT extract(epoch FROM min(committed_at)) FROM csvpipe_ledger
+			WHERE job LIKE '$sysid/$dboid/$job/%' AND chunk_no = $victim");
+	};
+	my ($t_other, $t_k) = ($t->($other), $t->($k));
+	if ($t_other ne '' && $t_k ne '' && $t_k - $t_other > 0.1)
+	{
+		$committed_first++;
+		like($s->sql("SELECT string_agg(DISTINCT message, ' | ') FROM csvpipe.errors WHERE job_id = $job AND chunk_no = $victim
+			AND message LIKE 'row rejected by foreign server%'"),
+			qr/^row rejected by foreign server "r$other" \(SQLSTATE 23514\) when chunk $victim committed there$/,
+			"$label: r${other}'s bad rows of chunk $victim rejected again from its ledger");
+	}
+	disarm($k, 'kill');
+	$s->truncate_table('sales');
+}
+ok($committed_first >= 1,
+	"in $committed_first of 3 runs the other shard committed the chunk first (the retry skipped it)");
+$s->sql('ALTER TABLE sales_p0 DROP CONSTRAINT sales_p0_id_check; ALTER TABLE sales_p1 DROP CONSTRAINT sales_p1_id_check');
+$s->shard_sql($_, 'ALTER TABLE sales DROP CONSTRAINT sales_id_check') for 1, 2;
+
+done_testing();
