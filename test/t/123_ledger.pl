@@ -1,5 +1,5 @@
 # 123_ledger.pl -- the shard ledgers of chunked loads into postgres_fdw
-# partitions (issue 14) after a COMMIT that broke
+# partitions (issue 14) after a COMMIT that broke, and keeping them bounded
 # (test/perl/CsvpipeShards.pm: a coordinator and two shard clusters).
 #
 #  1. A COMMIT whose remote transaction goes on after this side saw it fail:
@@ -20,6 +20,12 @@
 #     rows the committed shard rejected were missing before (neither loaded
 #     nor rejected), and max_errors counted the failed attempt's rejects
 #     twice (a load with max_errors => exactly its bad rows failed).
+#  3. Keeping the ledgers bounded: the SQL of README "Sharded targets",
+#     run on the coordinator for each ledger, deletes the ledger rows of
+#     done jobs and of jobs long gone, and keeps those of a failed job (it
+#     may be resumed: it is, afterwards, exactly as COPY), of a job gone
+#     only lately, of other databases and clusters, and rows it cannot
+#     read.
 use strict;
 use warnings;
 
@@ -244,5 +250,87 @@ ok($committed_first >= 1,
 	"in $committed_first of 3 runs the other shard committed the chunk first (the retry skipped it)");
 $s->sql('ALTER TABLE sales_p0 DROP CONSTRAINT sales_p0_id_check; ALTER TABLE sales_p1 DROP CONSTRAINT sales_p1_id_check');
 $s->shard_sql($_, 'ALTER TABLE sales DROP CONSTRAINT sales_id_check') for 1, 2;
+
+# ---- 3. keeping the ledgers bounded -------------------------------------------------
+
+# the SQL a DBA runs, as README "Sharded targets" has it
+open(my $rfh, '<', 'README.md') or die "README.md: $!";
+my $readme = do { local $/; <$rfh> };
+close $rfh;
+my ($purge_sql) = $readme =~ /```sql\n((?:(?!```).)*?DELETE FROM csvpipe_ledger_r1\b.*?)```/s;
+ok(defined $purge_sql, 'README shows the SQL that deletes finished jobs\' ledger rows');
+$purge_sql //= 'SELECT 1';
+
+# a job that fails part way (a local partition refuses the second half of
+# the file until told otherwise): 'failed', resumable, with chunks on the shards
+$s->sql(q{
+CREATE TABLE gate (closed boolean);
+INSERT INTO gate VALUES (true);
+GRANT SELECT ON gate TO PUBLIC;
+CREATE FUNCTION gate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.id > 12000 AND (SELECT closed FROM public.gate) THEN RAISE EXCEPTION 'gate closed'; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER gate BEFORE INSERT ON sales_p0 FOR EACH ROW EXECUTE FUNCTION gate();
+});
+my ($ret, $out, $err) = psql_as('loader', "SELECT csvpipe.load('$file', 'sales', mode => 'chunked', $load_opts)");
+like($err, qr/gate closed/, 'a failed job: the load fails');
+my $failed = last_job();
+is($s->sql("SELECT state FROM csvpipe.jobs WHERE job_id = $failed"), 'failed', 'a failed job: failed');
+
+# rows csvpipe must not delete, and one it must
+my $now_us = $s->sql("SELECT (extract(epoch FROM now()) * 1000000)::bigint");
+my $old_us = $s->sql("SELECT (extract(epoch FROM now() - interval '2 days') * 1000000)::bigint");
+my %keep = (
+	'another cluster' => "1234567/$dboid/1/$now_us/x",
+	'another database' => "$sysid/1/1/$now_us/x",
+	'a job gone lately' => "$sysid/$dboid/999998/$now_us/x",
+	'unreadable' => "$sysid/$dboid/x/y/z",
+);
+my $gone_old = "$sysid/$dboid/999999/$old_us/x";
+for my $i (1, 2)
+{
+	$s->shard_sql($i, "INSERT INTO csvpipe_ledger (job, chunk_no, rows) VALUES "
+		  . join(', ', map { "('$_', 0, 1)" } values %keep, $gone_old));
+}
+my %before;
+for my $i (1, 2)
+{
+	$before{$i}{failed} = job_ledger_rows($i, $failed);
+	cmp_ok($before{$i}{failed}, '>', 0, "a failed job: some chunks committed on r$i");
+	cmp_ok(job_ledger_rows($i, $_), '>', 0, "done job $_: ledger rows on r$i") for @done_jobs;
+}
+
+# as the coordinator's superuser (its mapping: the shard's superuser)
+for my $i (1, 2)
+{
+	(my $q = $purge_sql) =~ s/\bcsvpipe_ledger_r1\b/csvpipe_ledger_r$i/g;
+	my ($r, $o, $e) = $c->psql('postgres', $q);
+	is($r, 0, "the README's SQL runs on csvpipe_ledger_r$i") or diag($e);
+}
+for my $i (1, 2)
+{
+	is(job_ledger_rows($i, $_), '0', "r$i: done job ${_}'s ledger rows deleted") for @done_jobs;
+	is(job_ledger_rows($i, $failed), $before{$i}{failed}, "r$i: the failed job's ledger rows kept");
+	is($s->ledger_rows($i, "job = '$keep{$_}'"), '1', "r$i: the row of $_ kept") for sort keys %keep;
+	is($s->ledger_rows($i, "job = '$gone_old'"), '0', "r$i: the row of a job gone for 2 days deleted");
+}
+
+# the failed job is resumed: exactly as COPY
+$s->sql('UPDATE gate SET closed = false');
+$s->sql_as('loader', "SELECT csvpipe.resume($failed)");
+is($s->sql("SELECT state || ' ' || rows_loaded FROM csvpipe.jobs WHERE job_id = $failed"), "done $nrows",
+	'the failed job: resume finishes it');
+$s->is_like('sales', $expect, 'the failed job, resumed');
+$s->sql('DROP TRIGGER gate ON sales_p0');
+for my $i (1, 2)
+{
+	(my $q = $purge_sql) =~ s/\bcsvpipe_ledger_r1\b/csvpipe_ledger_r$i/g;
+	$s->sql($q);
+	is(job_ledger_rows($i, $failed), '0', "r$i: once done, the resumed job's ledger rows deleted too");
+	is($s->ledger_rows($i, "job LIKE '$sysid/$dboid/%'"), scalar(grep { /^$sysid\/$dboid\// } values %keep),
+		"r$i: of this database, only the rows kept on purpose are left");
+}
 
 done_testing();
