@@ -324,6 +324,19 @@ csv_shards_target_is_foreign(Oid relid)
 	return target_foreign_tables(relid) != NIL;
 }
 
+char *
+csv_shards_foreign_example(Oid relid)
+{
+	List	   *fts = target_foreign_tables(relid);
+	Oid			ft;
+
+	if (fts == NIL)
+		return NULL;
+	ft = linitial_oid(fts);
+	return psprintf("\"%s\" is a foreign table on server \"%s\"", get_rel_name(ft),
+					GetForeignServer(GetForeignTable(ft)->serverid)->servername);
+}
+
 /*
  * Only workers commit chunks with the ledgers.  A chunked load without one
  * (workers => 0, no free slot, a queued job's small file) would insert in

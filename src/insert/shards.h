@@ -24,6 +24,8 @@ extern void csv_shards_check_chunked(Oid relid);
 
 /* does a load into relid insert into a foreign table (itself or a partition)? */
 extern bool csv_shards_target_is_foreign(Oid relid);
+/* for messages: "\"t_r1\" is a foreign table on server \"r1\"", or NULL */
+extern char *csv_shards_foreign_example(Oid relid);
 
 /*
  * leader of a chunked load that would insert in its own transaction (no

@@ -1387,6 +1387,30 @@ csvpipe_load(PG_FUNCTION_ARGS)
 }
 
 /*
+ * csvpipe.resume of a transaction-mode job (here, or re-queued by jobs.c):
+ * not when its transaction aborted after the load was done (in_doubt:
+ * csv_txn_job_in_doubt_sql) and its target has foreign tables -- if it was
+ * the COMMIT that failed, a server may have kept the rows, and running the
+ * load again would double them there.
+ */
+void
+csv_resume_check_in_doubt(int64 job_id, Oid relid, bool in_doubt)
+{
+	char	   *foreign;
+
+	if (!in_doubt || (foreign = csv_shards_foreign_example(relid)) == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("csvpipe job " INT64_FORMAT " cannot be resumed: its transaction ended after the load without committing, and its target \"%s\" has foreign tables",
+					job_id, get_rel_name(relid)),
+			 errdetail("%s.  A transaction-mode load commits on each foreign server in turn at COMMIT, without two-phase commit: "
+					   "if its COMMIT failed on one server, another may have kept the job's rows, and loading the file again would double them there.",
+					   foreign),
+			 errhint("Check each server's rows from the file, then load it as a new job (csvpipe.load, or csvpipe.submit with force => true); mode => 'chunked' loads exactly once across servers.")));
+}
+
+/*
  * Serialize the resumes of one load job: a transaction-level lock, taken
  * without waiting, before the job row is read.  Two sessions that both read
  * the job as failed would both load the file, and the loser would then
@@ -1462,10 +1486,10 @@ csv_resume_load(int64 job_id, CsvLoadResult *res)
 						   "  j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "
 						   "  j.options, "
 						   "  ARRAY(SELECT c.chunk_no FROM @extschema@.chunks c "
-						   "         WHERE c.job_id OPERATOR(pg_catalog.=) j.job_id ORDER BY 1), %s "
+						   "         WHERE c.job_id OPERATOR(pg_catalog.=) j.job_id ORDER BY 1), %s, %s "
 						   "FROM @extschema@.job j "
 						   "WHERE j.job_id OPERATOR(pg_catalog.=) $1",
-						   csv_txn_job_state_sql("j.")),
+						   csv_txn_job_state_sql("j."), csv_txn_job_in_doubt_sql("j.")),
 						   1, types, values, NULL);
 	if (r->nrows == 0)
 		ereport(ERROR,
@@ -1523,6 +1547,8 @@ csv_resume_load(int64 job_id, CsvLoadResult *res)
 	if (req.mode == CSV_LOAD_MODE_TRANSACTION)
 	{
 		/* its rows went with its transaction: it runs again from the start */
+		csv_resume_check_in_doubt(job_id, opts.relid,
+								  !CSV_ROW_ISNULL(r, 0, 15) && DatumGetBool(CSV_ROW_VALUE(r, 0, 15)));
 	}
 	else if (req.atomic)
 	{

@@ -52,6 +52,8 @@ extern void csv_run_load(CsvLoadRequest *req, CsvLoadResult *res);
 extern int	csv_load_set_skip_chunks(CsvLoadRequest *req, ArrayType *chunks);
 extern void csv_load_request_init(CsvLoadRequest *req, const CsvOptions *opts);
 extern void csv_resume_load(int64 job_id, CsvLoadResult *res);
+/* resume (here or re-queued) of a transaction-mode job in doubt on foreign servers: ERROR */
+extern void csv_resume_check_in_doubt(int64 job_id, Oid relid, bool in_doubt);
 extern Datum csv_load_result_datum(TupleDesc resdesc, CsvLoadResult *res);
 
 #endif							/* CSVPIPE_RUN_H */

@@ -848,7 +848,8 @@ csvpipe_resolve_prepared(PG_FUNCTION_ARGS)
  * load is 'done' when its rows are in the caller's transaction, written by
  * a coordinator that commits on its own; load_xid tells whether that
  * transaction (or the savepoint around the load) committed, aborted --
- * 'rolled back': nothing of it stays -- or is still 'in progress'.
+ * 'rolled back': nothing of it stays here (on foreign servers it may:
+ * csv_txn_job_in_doubt_sql) -- or is still 'in progress'.
  * pg_xact_status is NULL for a transaction too old to know: committed, as
  * csvpipe.jobs, submit and purge count it.  Other modes and states:
  * 'committed'.  (1.0 has no load_xid.)
@@ -864,5 +865,30 @@ csv_txn_job_state_sql(const char *alias)
 					"CASE WHEN %1$sstate OPERATOR(pg_catalog.=) 'done' "
 					"  THEN coalesce(pg_catalog.pg_xact_status(%1$sload_xid), 'committed') "
 					"  ELSE 'committed' END, %1$sload_xid",
+					alias);
+}
+
+/*
+ * A boolean SQL expression for a csvpipe.job row (alias as above): a
+ * transaction-mode load whose transaction aborted after the load had
+ * finished -- its 'done' was recorded (rows_loaded is written only with
+ * 'done' in that mode), then a ROLLBACK, a cancel, or a COMMIT that failed.
+ * Into local tables it loaded nothing.  Into foreign tables it is in doubt:
+ * postgres_fdw commits each server's part in turn at COMMIT, without
+ * two-phase commit, so a COMMIT that failed on one server may have left
+ * the job's rows committed on another, and loading the file again would
+ * double them there.  resume refuses such a job, submit does not queue its
+ * file again, purge keeps its file as loaded (when the target has foreign
+ * tables).  A load that failed (rows_loaded 0) is not in doubt: its
+ * statement's error aborted the transaction before any COMMIT.
+ */
+char *
+csv_txn_job_in_doubt_sql(const char *alias)
+{
+	if (get_attnum(csv_extension_relid("job"), "load_xid") == InvalidAttrNumber)
+		return pstrdup("false");
+	return psprintf("(%1$sload_xid IS NOT NULL AND %1$srows_loaded OPERATOR(pg_catalog.>) 0 "
+					" AND coalesce(pg_catalog.pg_xact_status(%1$sload_xid) "
+					"              OPERATOR(pg_catalog.=) 'aborted', false))",
 					alias);
 }

@@ -62,6 +62,8 @@ typedef struct CsvPreparedJob
 extern List *csv_txn_prepared_jobs(Oid dbid);
 extern bool csv_txn_job_has_parts(int64 job_id);
 extern char *csv_txn_job_state_sql(const char *alias);
+/* a transaction-mode load whose transaction aborted after it was done */
+extern char *csv_txn_job_in_doubt_sql(const char *alias);
 extern bool csv_txn_settle_job(int64 job_id);
 extern void csv_txn_finish_parts(int64 job_id, bool commit, const uint32 *parts);
 extern int	max_prepared_transactions_setting(void);

@@ -274,6 +274,8 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	bool		force;
 	int			held = 0;		/* files skipped for their backoff */
 	TimestampTz held_first = 0; /* the earliest end of those backoffs */
+	char	   *foreign;		/* the target's foreign tables, for messages */
+	int			in_doubt = 0;	/* files skipped: a job may have loaded them */
 
 	require_preload("csvpipe.submit");
 
@@ -328,6 +330,7 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 				 errmsg("permission denied to submit with priority %d", priority),
 				 errdetail("Only superusers and roles with privileges of the \"pg_signal_backend\" role may submit jobs with a priority above 0; any role may use 0 or less.")));
 	force = opts.force;
+	foreign = csv_shards_foreign_example(req.relid);
 
 	/* ... with the settings that decide how values are read */
 	{
@@ -400,6 +403,32 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 		values[11] = ObjectIdGetDatum(csv_extension_relid("job_id_seq"));
 
 		values[12] = BoolGetDatum(force);
+
+		/*
+		 * A transaction-mode job of this file into this target whose
+		 * transaction ended after the load without committing: into foreign
+		 * tables, a COMMIT that failed on one server may have left its rows
+		 * on another (csv_txn_job_in_doubt_sql).  Not again unless forced.
+		 */
+		if (foreign != NULL && !force && v1_1)
+		{
+			r = csv_internal_query(psprintf("SELECT 1 FROM @extschema@.job j "
+											" WHERE j.target OPERATOR(pg_catalog.=) $2 "
+											"   AND j.path OPERATOR(pg_catalog.=) $1 "
+											"   AND j.submitted_by OPERATOR(pg_catalog.=) $5 "
+											"   AND j.file_size OPERATOR(pg_catalog.=) $6 "
+											"   AND j.file_dev OPERATOR(pg_catalog.=) $7 "
+											"   AND j.file_ino OPERATOR(pg_catalog.=) $8 "
+											"   AND j.file_mtime_ns OPERATOR(pg_catalog.=) $9 "
+											"   AND %s LIMIT 1",
+											csv_txn_job_in_doubt_sql("j.")),
+								   13, types, values, nulls);
+			if (r->nrows > 0)
+			{
+				in_doubt++;
+				continue;
+			}
+		}
 
 		if (!v1_1)
 			r = csv_internal_query("INSERT INTO @extschema@.job (job_id, path, target, state, origin, atomic, "
@@ -482,6 +511,13 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 		}
 	}
 
+	if (in_doubt > 0)
+		ereport(NOTICE,
+				(errmsg("csvpipe.submit skipped %d file(s) that a transaction-mode job may have loaded into some of the foreign servers of \"%s\"",
+						in_doubt, get_rel_name(req.relid)),
+				 errdetail("%s.  That job's transaction ended after the load without committing; if it was its COMMIT that failed on one server, another may have kept the rows, and loading the file again would double them there.",
+						   foreign),
+				 errhint("Check each server's rows from the file; force => true queues it anyway.")));
 	if (held > 0)
 		ereport(NOTICE,
 				(errmsg("csvpipe.submit skipped %d file(s) whose jobs failed recently", held),
@@ -796,6 +832,14 @@ csv_job_requeue(int64 job_id)
 				 errhint("The launcher resumes a queued job whose runner is gone by itself.") : 0));
 
 	values[0] = Int64GetDatum(job_id);
+	/* a transaction-mode job whose COMMIT may have left rows on a server (run.c) */
+	r = csv_internal_query(psprintf("SELECT j.target, %s FROM @extschema@.job j "
+									"WHERE j.job_id OPERATOR(pg_catalog.=) $1",
+									csv_txn_job_in_doubt_sql("j.")),
+						   1, types, values, NULL);
+	if (r->nrows == 1)
+		csv_resume_check_in_doubt(job_id, DatumGetObjectId(CSV_ROW_VALUE(r, 0, 0)),
+								  !CSV_ROW_ISNULL(r, 0, 1) && DatumGetBool(CSV_ROW_VALUE(r, 0, 1)));
 	if (!row.atomic)
 	{
 		r = csv_internal_query("SELECT j.path, j.file_size, j.file_dev, j.file_ino, j.file_mtime_ns, "

@@ -24,7 +24,17 @@
  * checks too (a row of about 100 bytes per file).  A transaction-mode
  * load's 'done' is written by a coordinator that commits on its own, so a
  * done job whose load_xid aborted loaded nothing: it is removed without a
- * record, and one whose load_xid is still in progress is not removed yet.
+ * record -- unless its target has foreign tables, where it is in doubt
+ * (csv_txn_job_in_doubt_sql: a COMMIT that failed on one server may have
+ * left its rows on another) and its file is recorded as loaded, as submit
+ * treats it -- and one whose load_xid is still in progress is not removed
+ * yet.
+ *
+ * The shard ledgers of chunked loads into foreign tables are not purged
+ * here: that would delete on other servers from the caller's transaction,
+ * which postgres_fdw commits there before it commits here, as a role whose
+ * mapping could then delete any job's ledger rows (README "Sharded
+ * targets" has the statement a superuser runs instead).
  * keep_loaded_files =>
  * false is the other choice: nothing is copied, and the loaded-file records
  * older than the cutoff are forgotten as well, so submit loads those files
@@ -167,7 +177,7 @@ csvpipe_purge(PG_FUNCTION_ARGS)
 	 * and rejected rows hanging off them consistently.  $2 OR pg_has_role:
 	 * a superuser purges every role's jobs (and NULL-role ones).
 	 */
-	r = csv_internal_query(
+	r = csv_internal_query(psprintf(
 		"WITH gone AS ("
 		"  DELETE FROM @extschema@.job j"
 		"   WHERE j.state IN ('done', 'failed', 'cancelled')"
@@ -179,7 +189,8 @@ csvpipe_purge(PG_FUNCTION_ARGS)
 		"         OPERATOR(pg_catalog.<>) 'in progress'"
 		"  RETURNING j.job_id, j.state, j.path, j.target, j.submitted_by, j.file_size,"
 		"            j.file_dev, j.file_ino, j.file_mtime_ns, j.finished_at, j.submitted_at,"
-		"            coalesce(pg_catalog.pg_xact_status(j.load_xid), 'committed') AS xact"
+		"            coalesce(pg_catalog.pg_xact_status(j.load_xid), 'committed') AS xact,"
+		"            %s AS in_doubt"
 		"), kept AS ("
 		"  INSERT INTO @extschema@.loaded_file (target, path, submitted_by, file_size,"
 		"         file_dev, file_ino, file_mtime_ns, job_id, loaded_at)"
@@ -188,7 +199,14 @@ csvpipe_purge(PG_FUNCTION_ARGS)
 		"         g.target, g.path, g.submitted_by, g.file_size, g.file_dev, g.file_ino,"
 		"         g.file_mtime_ns, g.job_id, coalesce(g.finished_at, g.submitted_at)"
 		"    FROM gone g"
-		"   WHERE $5 AND g.state = 'done' AND g.xact OPERATOR(pg_catalog.<>) 'aborted'"
+		"   WHERE $5 AND ((g.state = 'done' AND g.xact OPERATOR(pg_catalog.<>) 'aborted')"
+		/* in doubt: may be on a server (csv_txn_job_in_doubt_sql) */
+		"          OR (g.in_doubt AND (EXISTS (SELECT 1 FROM pg_catalog.pg_class c"
+		"                                      WHERE c.oid OPERATOR(pg_catalog.=) g.target"
+		"                                        AND c.relkind OPERATOR(pg_catalog.=) 'f')"
+		"                              OR EXISTS (SELECT 1 FROM pg_catalog.pg_partition_tree(g.target::pg_catalog.regclass) p"
+		"                                         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid"
+		"                                        WHERE c.relkind OPERATOR(pg_catalog.=) 'f'))))"
 		"     AND g.submitted_by IS NOT NULL"
 		"     AND g.file_size IS NOT NULL AND g.file_dev IS NOT NULL"
 		"     AND g.file_ino IS NOT NULL AND g.file_mtime_ns IS NOT NULL"
@@ -216,6 +234,7 @@ csvpipe_purge(PG_FUNCTION_ARGS)
 		"SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM chunks),"
 		"       (SELECT count(*) FROM rejected), (SELECT count(*) FROM kept),"
 		"       (SELECT count(*) FROM forgotten)",
+		csv_txn_job_in_doubt_sql("j.")),
 		5, types, values, NULL);
 
 	for (int i = 0; i < 5; i++)
