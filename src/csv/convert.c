@@ -14,7 +14,7 @@
  * With another null_string, a field equal to it is NULL and an empty
  * unquoted field is an empty string.  (libcsv does not report whether a
  * non-empty field was quoted, so a quoted field equal to a non-empty
- * null_string is NULL too; README documents this.)
+ * null_string is NULL too; doc/reference.md documents this.)
  *
  *-------------------------------------------------------------------------
  */

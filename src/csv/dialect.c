@@ -43,7 +43,7 @@ csv_dialect_header_label(const CsvDialect *dialect)
  * The column count is known (0: read_text, which has no column list).  An
  * empty line is a record of one NULL field in a one-column file, as COPY
  * reads it, and in read_text's raw view; in a file of more columns it is
- * skipped (README "Record boundaries and bad records").
+ * skipped (doc/reference.md, "Record boundaries and bad records").
  */
 void
 csv_dialect_set_columns(CsvDialect *dialect, int ncolumns)

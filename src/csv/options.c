@@ -7,7 +7,7 @@
  *
  * csv_option_defs[] below is the one definition.  An entry says:
  *	- the SQL argument's name (and an alias: submit's path_or_glob);
- *	- its kind of value, SQL type and default, for validation and the README;
+ *	- its kind of value, SQL type and default, for validation and doc/reference.md;
  *	- which functions take it (CSV_FN_*);
  *	- CSV_OPTF_ROWS: it changes the rows (the result cache keys on it);
  *	- CSV_OPTF_JOB: it is recorded in csvpipe.job.options and restored by

@@ -38,7 +38,7 @@
 #define CSV_OPTF_WORKER		0x04	/* handed to the workers */
 #define CSV_OPTF_ARG		0x08	/* an argument, not an option (path, target) */
 
-/* how a load commits (README, "Load modes") */
+/* how a load commits (doc/reference.md, "Load modes") */
 typedef enum CsvLoadMode
 {
 	CSV_LOAD_MODE_UNSET = 0,	/* from atomic: prepared if true, else chunked */
@@ -107,12 +107,12 @@ typedef struct CsvOptionDef
 	const char *name;			/* the SQL argument's name */
 	const char *alias;			/* another name for it, or NULL */
 	CsvOptKind	kind;
-	const char *sql_type;		/* as in the SQL signatures (README) */
-	const char *sql_default;	/* the SQL default, as the README shows it */
+	const char *sql_type;		/* as in the SQL signatures (doc/reference.md) */
+	const char *sql_default;	/* the SQL default, as doc/reference.md shows it */
 	uint32		funcs;			/* CSV_FN_* that take it */
 	uint32		flags;			/* CSV_OPTF_* */
 	const CsvOptLabel *labels;	/* CSV_OK_LABEL/HEADER: the valid values */
-	const char *doc;			/* one line for the README */
+	const char *doc;			/* one line for doc/reference.md */
 } CsvOptionDef;
 
 extern const CsvOptionDef csv_option_defs[CSV_NUM_OPTS];

@@ -5,7 +5,8 @@
  *		from a sample of it (csvpipe.sniff, csvpipe.create_table, load's
  *		create_target).
  *
- * Owns the sniffing rules (README "Sniffing a file" documents them):
+ * Owns the sniffing rules (doc/reference.md, "Sniffing a file", documents
+ * them):
  *
  *  - The sample: the file's first sample_size bytes (4MB by default), read
  *    through csv_open_file() (privileges, csvpipe.allowed_dirs, no link

@@ -33,8 +33,8 @@
  * The shard ledgers of chunked loads into foreign tables are not purged
  * here: that would delete on other servers from the caller's transaction,
  * which postgres_fdw commits there before it commits here, as a role whose
- * mapping could then delete any job's ledger rows (README "Sharded
- * targets" has the statement a superuser runs instead).
+ * mapping could then delete any job's ledger rows (doc/sharded.md has
+ * the statement a superuser runs instead).
  * keep_loaded_files =>
  * false is the other choice: nothing is copied, and the loaded-file records
  * older than the cutoff are forgotten as well, so submit loads those files

@@ -20,7 +20,7 @@
 #     rows the committed shard rejected were missing before (neither loaded
 #     nor rejected), and max_errors counted the failed attempt's rejects
 #     twice (a load with max_errors => exactly its bad rows failed).
-#  3. Keeping the ledgers bounded: the SQL of README "Sharded targets",
+#  3. Keeping the ledgers bounded: the SQL of doc/sharded.md,
 #     run on the coordinator for each ledger, deletes the ledger rows of
 #     done jobs and of jobs long gone, and keeps those of a failed job (it
 #     may be resumed: it is, afterwards, exactly as COPY), of a job gone
@@ -260,12 +260,12 @@ $s->shard_sql($_, 'ALTER TABLE sales DROP CONSTRAINT sales_id_check') for 1, 2;
 
 # ---- 3. keeping the ledgers bounded -------------------------------------------------
 
-# the SQL a DBA runs, as README "Sharded targets" has it
-open(my $rfh, '<', 'README.md') or die "README.md: $!";
-my $readme = do { local $/; <$rfh> };
+# the SQL a DBA runs, as doc/sharded.md has it (run_tests.sh copies it)
+open(my $rfh, '<', 'doc/sharded.md') or die "doc/sharded.md: $!";
+my $doc = do { local $/; <$rfh> };
 close $rfh;
-my ($purge_sql) = $readme =~ /```sql\n((?:(?!```).)*?DELETE FROM csvpipe_ledger_r1\b.*?)```/s;
-ok(defined $purge_sql, 'README shows the SQL that deletes finished jobs\' ledger rows');
+my ($purge_sql) = $doc =~ /```sql\n((?:(?!```).)*?DELETE FROM csvpipe_ledger_r1\b.*?)```/s;
+ok(defined $purge_sql, 'doc/sharded.md shows the SQL that deletes finished jobs\' ledger rows');
 $purge_sql //= 'SELECT 1';
 
 # a job that fails part way (a local partition refuses the second half of
@@ -314,7 +314,7 @@ for my $i (1, 2)
 {
 	(my $q = $purge_sql) =~ s/\bcsvpipe_ledger_r1\b/csvpipe_ledger_r$i/g;
 	my ($r, $o, $e) = $c->psql('postgres', $q);
-	is($r, 0, "the README's SQL runs on csvpipe_ledger_r$i") or diag($e);
+	is($r, 0, "doc/sharded.md's SQL runs on csvpipe_ledger_r$i") or diag($e);
 }
 for my $i (1, 2)
 {
