@@ -12,8 +12,10 @@
  *    followed, fstat of what was opened: exactly as a read), and used as
  *    whole records only: a record cut by the sample's end is dropped.
  *  - Encoding: a UTF-8 byte order mark, else UTF8 when the sample is valid
- *    UTF-8, else WIN1252 when bytes 0x80-0x9F occur that WIN1252 defines,
- *    else LATIN1.  The encoding the caller gives is taken as it is.
+ *    UTF-8, else an East Asian encoding that converts the whole sample and
+ *    whose characters look like text in its language (guess_cjk_encoding),
+ *    else WIN1252 when bytes 0x80-0x9F occur that WIN1252 defines, else
+ *    LATIN1.  The encoding the caller gives is taken as it is.
  *  - Dialect: every candidate (delimiters , ; TAB |, then space; quotes "
  *    and ') tokenizes the sample's first records with csvpipe's own
  *    tokenizer, so a candidate is judged by exactly the records a read
@@ -51,6 +53,7 @@
 
 #include <unistd.h>
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -167,13 +170,223 @@ valid_utf8(const char *data, int64 len, bool whole)
 	return true;
 }
 
+/*
+ * East Asian encodings (tried when the sample is not UTF-8), in their order
+ * of preference among equals.  Where one is a superset of another that
+ * PostgreSQL also knows, the superset is named: UHC reads EUC-KR files,
+ * GBK reads GB2312 (EUC_CN) ones, and a read with it does not stop at a
+ * character the subset lacks further down the file.
+ */
+static const int cjk_encodings[] = {
+	PG_SJIS, PG_UHC, PG_GBK, PG_EUC_JP, PG_BIG5, PG_GB18030
+};
+
+/* the converted sample is checked in pieces of this size */
+#define CJK_PIECE			(256 * 1024)
+
+/*
+ * Does data[0..len) convert from encoding enc to UTF-8, with PostgreSQL's
+ * own conversion (its mapping tables: a code the encoding leaves
+ * unassigned is invalid)?  As valid_utf8: NUL bytes are passed over, and a
+ * character cut by a partial sample's end is fine.
+ */
+static bool
+converts_from(int enc, const char *data, int64 len, bool whole)
+{
+	Oid			proc = FindDefaultConversionProc(enc, PG_UTF8);
+	int			outsize = CJK_PIECE * MAX_CONVERSION_GROWTH + 1;
+	unsigned char *out;
+	int64		pos = 0;
+	bool		ok = true;
+
+	if (!OidIsValid(proc))
+		return false;
+	out = palloc(outsize);
+	while (pos < len)
+	{
+		int			n = (int) Min(len - pos, (int64) CJK_PIECE);
+		int64		piece_end = pos + n;
+		int			c;
+
+		CHECK_FOR_INTERRUPTS();
+		c = pg_do_encoding_conversion_buf(proc, enc, PG_UTF8,
+										  (unsigned char *) data + pos, n,
+										  out, outsize, true);
+		pos += c;
+		if (pos == piece_end)
+			continue;
+		if (data[pos] == '\0')
+		{
+			pos++;
+			continue;
+		}
+		/* a character cut by the piece's end, or by the sample's */
+		if (piece_end - pos < MAX_MULTIBYTE_CHAR_LEN)
+		{
+			if (piece_end < len)
+				continue;
+			if (!whole)
+				break;
+		}
+		ok = false;
+		break;
+	}
+	pfree(out);
+	return ok;
+}
+
+typedef enum CjkClass
+{
+	CJK_COMMON,					/* the language's usual characters */
+	CJK_OTHER,					/* symbols, half-width kana, hanja... */
+	CJK_RARE					/* user-defined areas, rare extensions */
+} CjkClass;
+
+/*
+ * Where the multibyte character s (of length len, valid in enc) lies.  The
+ * common regions: Shift_JIS and EUC-JP kana and JIS X 0208 kanji; UHC's
+ * 2,350 Hangul syllables of KS X 1001; GBK's GB2312 hanzi; Big5's hanzi.
+ * A two-byte character whose trail byte is ASCII (Shift_JIS, Big5) is
+ * never common: text in a single-byte encoding with an accented letter
+ * before a plain one would otherwise look like it.
+ */
+static CjkClass
+cjk_class(int enc, const unsigned char *s, int len)
+{
+	unsigned char a = s[0];
+	unsigned char b = len > 1 ? s[1] : 0;
+
+	switch (enc)
+	{
+		case PG_SJIS:
+			if (len == 1)
+				return CJK_OTHER;	/* half-width katakana */
+			if ((a >= 0x81 && a <= 0x84) || (a >= 0x88 && a <= 0x9F) ||
+				(a >= 0xE0 && a <= 0xEA))
+				return b >= 0x80 ? CJK_COMMON : CJK_OTHER;
+			return CJK_RARE;	/* NEC and IBM extensions, user-defined */
+		case PG_EUC_JP:
+			if (a == 0x8E)
+				return CJK_OTHER;	/* half-width katakana */
+			if (a == 0x8F)
+				return CJK_RARE;	/* JIS X 0212 */
+			if ((a >= 0xA1 && a <= 0xA8) || (a >= 0xB0 && a <= 0xF4))
+				return CJK_COMMON;
+			return CJK_RARE;
+		case PG_UHC:
+			if (b < 0xA1)
+				return CJK_RARE;	/* UHC's added Hangul syllables */
+			if (a >= 0xB0 && a <= 0xC8)
+				return CJK_COMMON;
+			if ((a >= 0xA1 && a <= 0xAC) || (a >= 0xCA && a <= 0xFD))
+				return CJK_OTHER;	/* symbols, jamo, hanja */
+			return CJK_RARE;
+		case PG_GBK:
+		case PG_GB18030:
+			if (len == 4)
+				return CJK_OTHER;	/* GB18030's four-byte codes */
+			if (b < 0xA1)
+				return CJK_RARE;	/* GBK's added hanzi */
+			if (a >= 0xB0 && a <= 0xF7)
+				return CJK_COMMON;
+			if (a >= 0xA1 && a <= 0xA9)
+				return CJK_OTHER;	/* symbols, kana */
+			return CJK_RARE;
+		case PG_BIG5:
+			if ((a >= 0xA4 && (a < 0xC6 || (a == 0xC6 && b < 0xA1))) ||
+				(a >= 0xC9 && a <= 0xF9))
+				return b >= 0xA1 ? CJK_COMMON : CJK_OTHER;
+			if (a >= 0xA1 && a <= 0xA3)
+				return CJK_OTHER;	/* symbols */
+			return CJK_RARE;
+	}
+	return CJK_RARE;
+}
+
+/*
+ * An East Asian multibyte encoding for a sample that is not UTF-8, or -1.
+ * A candidate must convert the whole sample (its mapping tables: byte
+ * sequences the encoding does not assign are refused), and its characters
+ * must look like text in it: two common ones at least, a quarter of them
+ * common, one in twenty rare at most.  The best is the one with the most
+ * common characters, less eight per rare one; then the order of
+ * cjk_encodings.  Samples with fewer than two pairs of bytes above 0x7F in
+ * a row (accented letters in a single-byte encoding) are not tried.
+ */
+static int
+guess_cjk_encoding(const char *data, int64 len, bool whole)
+{
+	int64		pairs = 0;
+	int			best = -1;
+	int64		best_score = 0;
+
+	for (int64 i = 0; i + 1 < len && pairs < 2; i++)
+		if (IS_HIGHBIT_SET(data[i]) && IS_HIGHBIT_SET(data[i + 1]))
+		{
+			pairs++;
+			i++;
+		}
+	if (pairs < 2)
+		return -1;
+
+	for (int e = 0; e < lengthof(cjk_encodings); e++)
+	{
+		int			enc = cjk_encodings[e];
+		int64		nmb = 0,
+					common = 0,
+					rare = 0;
+		int64		score;
+
+		if (!converts_from(enc, data, len, whole))
+			continue;
+		for (int64 i = 0; i < len;)
+		{
+			int			l;
+
+			if (!IS_HIGHBIT_SET(data[i]))
+			{
+				i++;
+				continue;
+			}
+			l = pg_encoding_mblen(enc, data + i);
+			if (i + l > len)
+				break;			/* cut by the sample's end */
+			nmb++;
+			switch (cjk_class(enc, (const unsigned char *) data + i, l))
+			{
+				case CJK_COMMON:
+					common++;
+					break;
+				case CJK_RARE:
+					rare++;
+					break;
+				case CJK_OTHER:
+					break;
+			}
+			i += l;
+		}
+		if (common < 2 || common * 4 < nmb || rare * 20 > nmb)
+			continue;
+		score = common - 8 * rare;
+		if (best < 0 || score > best_score)
+		{
+			best = enc;
+			best_score = score;
+		}
+	}
+	return best;
+}
+
 static int
 guess_encoding(const char *data, int64 len, bool whole)
 {
 	bool		c1 = false;
+	int			cjk;
 
 	if (valid_utf8(data, len, whole))
 		return PG_UTF8;
+	if ((cjk = guess_cjk_encoding(data, len, whole)) >= 0)
+		return cjk;
 	for (int64 i = 0; i < len; i++)
 	{
 		unsigned char c = (unsigned char) data[i];
@@ -503,7 +716,14 @@ run_candidate(Sniffer *sn, Candidate *c, int64 limit, int64 fixed_skip, int enco
 	c->recs = palloc(sizeof(DetRecord) * DETECT_MAX_RECORDS);
 	c->nrecs = 0;
 	sniff_dialect_init(&dialect, c->delimiter, c->quote, encoding, "", true);
-	scan_records(sn, &dialect, 0, limit, false, detect_record, c);
+
+	/*
+	 * Raw bytes are enough to find delimiters, except in the encodings
+	 * whose trail bytes may be ASCII (Shift_JIS, Big5, GBK, UHC, GB18030:
+	 * a trail byte 0x7C is no '|'): those are converted, as a read does.
+	 */
+	scan_records(sn, &dialect, 0, limit, !PG_VALID_BE_ENCODING(encoding),
+				 detect_record, c);
 	judge_candidate(c, fixed_skip);
 }
 
