@@ -41,6 +41,9 @@
  *    types of the columns below it (more misfits than fits); when every
  *    column is text, when its values are all present, distinct and appear
  *    nowhere else in their column.
+ *  - Null markers: without a null_string given, NA, N/A, \N... are counted
+ *    apart; the one that, as null_string, types text columns and makes no
+ *    typed one text is taken (a second typing pass), and said in notes.
  *
  * The csv layer does not call up: SQL-facing code (src/sql/sniff_sql.c)
  * turns the result into rows and DDL.  Nothing here holds shared state; the
@@ -835,6 +838,21 @@ detect_dialect(Sniffer *sn, const CsvSniffOptions *opts, CsvSniffResult *res,
 
 /* ---- values ---- */
 
+/*
+ * Values that stand for a missing one in files written by R, pandas,
+ * spreadsheets, MySQL (\N)...: counted apart while typing, so that the
+ * sniffer can tell whether one of them, as null_string, would type a
+ * column that it leaves text.  None is a number, boolean, date...: each is
+ * text only (fold_marker relies on it).
+ */
+static const char *const null_markers[] = {
+	"NA", "N/A", "n/a", "#N/A", "NULL", "null", "Null", "\\N", "-", "--",
+	".", "?", "None", "none", "nil", "(null)"
+};
+#define NMARKERS			16
+StaticAssertDecl(lengthof(null_markers) == NMARKERS, "NMARKERS");
+#define MAX_MARKER_LEN		6
+
 typedef struct ColStats
 {
 	uint32		mask;			/* types every value so far fits */
@@ -852,7 +870,10 @@ typedef struct ColStats
 	int64		nleadzero;		/* numbers with a leading zero */
 	int64		nnonnumber;		/* values that are no number at all */
 	char	   *leadzero_example;
+	int64		ncomma;			/* numbers with commas: 1,5 1.234,56 1,234.5 */
+	char	   *comma_example;
 	bool		r0_repeated;	/* the first record's value occurs again */
+	int64		nmarker[NMARKERS];	/* null_markers[] seen, not yet classified */
 } ColStats;
 
 static void
@@ -881,6 +902,11 @@ colstats_merge(ColStats *into, const ColStats *from)
 	into->nnonnumber += from->nnonnumber;
 	if (into->leadzero_example == NULL)
 		into->leadzero_example = from->leadzero_example;
+	into->ncomma += from->ncomma;
+	if (into->comma_example == NULL)
+		into->comma_example = from->comma_example;
+	for (int k = 0; k < NMARKERS; k++)
+		into->nmarker[k] += from->nmarker[k];
 }
 
 #define IS_DIGIT(c)		((c) >= '0' && (c) <= '9')
@@ -1023,6 +1049,69 @@ classify_number(const char *s, ColStats *cs, bool *leadzero)
 			mask |= M(CSV_SNIFF_BOOL);
 	}
 	return mask;
+}
+
+/*
+ * A number written with a decimal comma, [ws][+-]digits[.ddd...],digits[ws]
+ * (1,5  -0,25  1.234,56), or with thousands commas (123,000  1,234.5):
+ * numeric_in takes neither (and which 123,000 is, the sniffer cannot tell).
+ */
+static bool
+is_comma_number(const char *s)
+{
+	const char *p = s;
+	int			n;
+
+	while (IS_SPACE(*p))
+		p++;
+	if (*p == '+' || *p == '-')
+		p++;
+	for (n = 0; IS_DIGIT(*p); p++)
+		n++;
+	if (n == 0)
+		return false;
+	if (n <= 3 && *p == ',')
+	{
+		/* 1,234,567.89 */
+		const char *q = p;
+
+		while (*q == ',')
+		{
+			for (n = 0, q++; IS_DIGIT(*q); q++)
+				n++;
+			if (n != 3)
+				break;
+		}
+		if (n == 3 && *q == '.')
+			for (n = 0, q++; IS_DIGIT(*q); q++)
+				n++;
+		while (n > 0 && IS_SPACE(*q))
+			q++;
+		if (n > 0 && *q == '\0')
+			return true;
+	}
+	if (*p == '.')
+	{
+		if (n > 3)
+			return false;
+		while (*p == '.')
+		{
+			p++;
+			for (n = 0; IS_DIGIT(*p); p++)
+				n++;
+			if (n != 3)
+				return false;
+		}
+	}
+	if (*p++ != ',')
+		return false;
+	for (n = 0; IS_DIGIT(*p); p++)
+		n++;
+	if (n == 0)
+		return false;
+	while (IS_SPACE(*p))
+		p++;
+	return *p == '\0';
 }
 
 /* NaN, Infinity, +Infinity, -Infinity: numeric_in and float8in read them */
@@ -1393,6 +1482,16 @@ classify_value(const char *s, int len, ColStats *cs, MemoryContext keep)
 		}
 		else if (len >= 4 && is_time_shape(s, len))
 			mask |= M(CSV_SNIFF_TIME);
+		if (mask == M(CSV_SNIFF_TEXT) && len >= 3 && is_comma_number(s))
+		{
+			cs->ncomma++;
+			if (cs->comma_example == NULL)
+			{
+				cs->comma_example = MemoryContextAlloc(keep, Min(len, MAX_EXAMPLE) + 1);
+				memcpy(cs->comma_example, s, Min(len, MAX_EXAMPLE));
+				cs->comma_example[Min(len, MAX_EXAMPLE)] = '\0';
+			}
+		}
 	}
 	cs->mask &= mask;
 }
@@ -1514,14 +1613,48 @@ typedef struct TypePass
 	int64		nwrong;
 	int64		wrong_line;
 	int			wrong_count;
+	bool		any_marker;		/* a null marker was seen in rest */
+	ColStats   *unmarked;		/* rest before the markers were folded in */
 	/* checking pass */
 	CsvSniffType *check;		/* type to check per column, or TEXT: none */
 	bool		check_r0;
 	int64	   *failed_line;	/* first value the type refused, per column */
 	char	  **failed_value;
+	/* the outcome */
+	bool		header;
+	CsvSniffType *type;			/* per column: choose_type, or TEXT if refused */
 	MemoryContext result_cxt;
 	MemoryContext value_cxt;
 } TypePass;
+
+/* Index of s (of length len) in null_markers[], or -1 */
+static inline int
+marker_index(const char *s, int len)
+{
+	if (len == 0 || len > MAX_MARKER_LEN || IS_DIGIT(s[0]))
+		return -1;
+	for (int k = 0; k < NMARKERS; k++)
+		if (null_markers[k][0] == s[0] && strlen(null_markers[k]) == len &&
+			memcmp(null_markers[k], s, len) == 0)
+			return k;
+	return -1;
+}
+
+/*
+ * Classify the null markers counted in cs as the values they are (text:
+ * one call does what n calls would, but for the counts).
+ */
+static void
+fold_marker(ColStats *cs, int k, int64 n, MemoryContext keep)
+{
+	const char *m = null_markers[k];
+
+	if (n <= 0)
+		return;
+	classify_value(m, strlen(m), cs, keep);
+	cs->nvalues += n - 1;
+	cs->nnonnumber += n - 1;
+}
 
 /* the field after COPY's NULL rules (convert.c's apply_null_rule) */
 static inline const char *
@@ -1545,6 +1678,7 @@ type_record(void *arg, CsvRecord *rec)
 	TypePass   *tp = (TypePass *) arg;
 	int64		n = tp->seen++;
 	MemoryContext oldcxt;
+	int			k;
 
 	if (n < tp->skip)
 		return true;
@@ -1604,6 +1738,7 @@ type_record(void *arg, CsvRecord *rec)
 		return true;
 	}
 	tp->nrest++;
+
 	oldcxt = MemoryContextSwitchTo(tp->value_cxt);
 	for (int i = 0; i < tp->ncols; i++)
 	{
@@ -1615,7 +1750,13 @@ type_record(void *arg, CsvRecord *rec)
 			cs->nnull++;
 			continue;
 		}
-		classify_value(s, rec->lengths[i], cs, tp->result_cxt);
+		if ((k = marker_index(s, rec->lengths[i])) >= 0)
+		{
+			cs->nmarker[k]++;
+			tp->any_marker = true;
+		}
+		else
+			classify_value(s, rec->lengths[i], cs, tp->result_cxt);
 		if (!cs->r0_repeated && i < tp->r0_nfields && tp->r0_values &&
 			tp->r0_values[i] && strcmp(tp->r0_values[i], s) == 0)
 			cs->r0_repeated = true;
@@ -1835,6 +1976,194 @@ date_order_name(void)
 	}
 }
 
+/*
+ * The typing pass over the records after skip_rows, with the dialect found
+ * and null_string: the columns' stats, the header (opt_header: -1 detect),
+ * the check of date and time types by their input functions, and each
+ * column's type.  tp->ncols is 0 when there is nothing to type.  Allocates
+ * in the current memory context (work).
+ */
+static void
+run_types(Sniffer *sn, TypePass *tp, const CsvSniffResult *res, int ncols,
+		  const char *null_string, int opt_header, MemoryContext work)
+{
+	CsvDialect *dialect = palloc(sizeof(CsvDialect));
+	bool		any_check = false;
+
+	memset(tp, 0, sizeof(TypePass));
+	tp->sn = sn;
+	tp->ncols = ncols;
+	sniff_dialect_init(dialect, res->delimiter, res->quote, res->encoding,
+					   null_string, ncols <= 1);
+	tp->dialect = dialect;
+	tp->skip = res->skip_rows;
+	tp->r0 = palloc(sizeof(ColStats) * Max(ncols, 1));
+	tp->rest = palloc(sizeof(ColStats) * Max(ncols, 1));
+	for (int i = 0; i < ncols; i++)
+	{
+		colstats_init(&tp->r0[i]);
+		colstats_init(&tp->rest[i]);
+	}
+	tp->result_cxt = work;
+	tp->value_cxt = AllocSetContextCreate(work, "csvpipe sniff value",
+										  ALLOCSET_DEFAULT_SIZES);
+	scan_records(sn, dialect, tp->skip + 1, sn->len, true, type_record, tp);
+
+	/* the null markers are values like any other, as far as types go */
+	if (tp->any_marker)
+	{
+		tp->unmarked = palloc(sizeof(ColStats) * Max(ncols, 1));
+		memcpy(tp->unmarked, tp->rest, sizeof(ColStats) * ncols);
+		for (int i = 0; i < ncols; i++)
+			for (int k = 0; k < NMARKERS; k++)
+			{
+				fold_marker(&tp->rest[i], k, tp->rest[i].nmarker[k], work);
+				tp->rest[i].nmarker[k] = 0;
+			}
+	}
+
+	if (!tp->have_r0 || ncols == 0)
+		tp->ncols = 0;
+	if (opt_header >= 0)
+		tp->header = opt_header > 0;
+	else
+		tp->header = tp->ncols > 0 && decide_header(tp, sn->whole);
+	if (!tp->header && tp->r0_nfields == tp->ncols && tp->r0_values)
+	{
+		for (int i = 0; i < tp->ncols; i++)
+			colstats_merge(&tp->rest[i], &tp->r0[i]);
+		tp->nrest++;
+	}
+
+	/* the types, checked by the input functions */
+	tp->check = palloc(sizeof(CsvSniffType) * Max(tp->ncols, 1));
+	tp->failed_line = palloc0(sizeof(int64) * Max(tp->ncols, 1));
+	tp->failed_value = palloc0(sizeof(char *) * Max(tp->ncols, 1));
+	for (int i = 0; i < tp->ncols; i++)
+	{
+		tp->check[i] = choose_type(&tp->rest[i], sn->whole);
+		if (type_needs_check(tp->check[i]))
+			any_check = true;
+		else
+			tp->check[i] = CSV_SNIFF_TEXT;
+	}
+	if (any_check)
+	{
+		tp->seen = 0;
+		tp->check_r0 = !tp->header;
+		scan_records(sn, dialect, tp->skip + 1, sn->len, true, check_record, tp);
+	}
+	tp->type = palloc(sizeof(CsvSniffType) * Max(tp->ncols, 1));
+	for (int i = 0; i < tp->ncols; i++)
+		tp->type[i] = tp->failed_line[i] > 0 ? CSV_SNIFF_TEXT :
+			choose_type(&tp->rest[i], sn->whole);
+}
+
+/*
+ * Would null marker k, as null_string, type column i of tp (a pass with
+ * null_string '')?  Judged on the column's stats without the markers:
+ * marker k's values become NULL, the other markers stay text, and the
+ * empty fields, NULL so far, become empty strings (a null_string other
+ * than '' makes them so, as COPY does), which only text takes.
+ */
+static CsvSniffType
+type_with_marker(TypePass *tp, int i, int k, bool whole)
+{
+	const ColStats *u = &tp->unmarked[i];
+	ColStats	v = *u;
+
+	for (int k2 = 0; k2 < NMARKERS; k2++)
+		if (k2 != k)
+			fold_marker(&v, k2, u->nmarker[k2], tp->value_cxt);
+	if (u->nnull > 0)
+	{
+		classify_value("", 0, &v, tp->value_cxt);
+		v.nvalues += u->nnull - 1;
+		v.nnonnumber += u->nnull - 1;
+	}
+	v.nnull = u->nmarker[k];
+	return choose_type(&v, whole);
+}
+
+/*
+ * The null marker that would type the most text columns as null_string
+ * and make no typed column text (typed), else the one that would type the
+ * most (*lost: how many typed columns it would make text), or -1.
+ */
+static int
+pick_null_marker(TypePass *tp, bool whole, int *lost)
+{
+	int			best_ok = -1,
+				best_any = -1,
+				gain_ok = 0,
+				gain_any = 0,
+				loss_any = 0;
+
+	*lost = 0;
+	if (!tp->any_marker || tp->ncols == 0)
+		return -1;
+	for (int k = 0; k < NMARKERS; k++)
+	{
+		int			gain = 0,
+					loss = 0;
+
+		/* a read refuses a null_string holding the delimiter */
+		if (strchr(null_markers[k], tp->dialect->delimiter) ||
+			strchr(null_markers[k], tp->dialect->quote))
+			continue;
+		for (int i = 0; i < tp->ncols; i++)
+		{
+			bool		typed = tp->type[i] != CSV_SNIFF_TEXT;
+
+			if (!typed && tp->unmarked[i].nmarker[k] == 0)
+				continue;
+			if ((type_with_marker(tp, i, k, whole) != CSV_SNIFF_TEXT) != typed)
+			{
+				if (typed)
+					loss++;
+				else
+					gain++;
+			}
+		}
+		if (gain > gain_ok && loss == 0)
+		{
+			best_ok = k;
+			gain_ok = gain;
+		}
+		if (gain > gain_any)
+		{
+			best_any = k;
+			gain_any = gain;
+			loss_any = loss;
+		}
+	}
+	if (best_ok >= 0)
+		return best_ok;
+	*lost = loss_any;
+	return best_any;
+}
+
+/* "a, b, c" of the columns flagged, the first five, and "(n in all)" */
+static char *
+column_names_list(char **names, const bool *flags, int ncols)
+{
+	StringInfoData buf;
+	int			n = 0;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < ncols; i++)
+	{
+		if (!flags[i])
+			continue;
+		if (n < 5)
+			appendStringInfo(&buf, "%s%s", n > 0 ? ", " : "", names[i]);
+		n++;
+	}
+	if (n > 5)
+		appendStringInfo(&buf, "... (%d in all)", n);
+	return buf.data;
+}
+
 void
 csv_sniff_file(const char *path, const char *funcname,
 			   const CsvSniffOptions *opts, CsvSniffResult *res)
@@ -1845,11 +2174,12 @@ csv_sniff_file(const char *path, const char *funcname,
 											   ALLOCSET_DEFAULT_SIZES);
 	Sniffer		sn;
 	Candidate	chosen;
-	CsvDialect	dialect;
 	TypePass	tp;
+	TypePass	plain;			/* the pass with null_string '', if replaced */
+	int			marker = -1;	/* null_markers[] chosen as null_string */
+	int			conflict = -1;	/* one that would type columns, but... */
 	int64		sample_size = opts->sample_size > 0 ? opts->sample_size :
 		CSV_SNIFF_DEFAULT_SAMPLE;
-	bool		any_check = false;
 
 	memset(res, 0, sizeof(CsvSniffResult));
 	memset(&sn, 0, sizeof(sn));
@@ -1890,34 +2220,55 @@ csv_sniff_file(const char *path, const char *funcname,
 
 	/* the dialect */
 	detect_dialect(&sn, opts, res, &chosen);
-	res->null_string = MemoryContextStrdup(result_cxt,
-										   opts->null_string ? opts->null_string : "");
 	if (res->escape != res->quote)
 		note(res, "escape '%c': csvpipe.read reads only quotes doubled inside quoted fields (escape = quote); COPY reads this file with ESCAPE '%c'",
 			 res->escape, res->escape);
 
 	/* the types, with the dialect a read would use */
-	memset(&tp, 0, sizeof(tp));
-	tp.sn = &sn;
-	tp.ncols = chosen.ncolumns;
-	sniff_dialect_init(&dialect, res->delimiter, res->quote, res->encoding,
-					   res->null_string, tp.ncols <= 1);
-	tp.dialect = &dialect;
-	tp.skip = res->skip_rows;
-	tp.r0 = palloc(sizeof(ColStats) * Max(tp.ncols, 1));
-	tp.rest = palloc(sizeof(ColStats) * Max(tp.ncols, 1));
-	for (int i = 0; i < tp.ncols; i++)
+	run_types(&sn, &tp, res, chosen.ncolumns,
+			  opts->null_string ? opts->null_string : "", opts->header, work);
+
+	/*
+	 * A null marker: when the caller did not give null_string, and one of
+	 * null_markers[] would type columns that are text (NA in a column of
+	 * numbers), a second pass with it as null_string; taken when it does
+	 * type columns, makes none text and decides the header the same way.
+	 */
+	if (opts->null_string == NULL)
 	{
-		colstats_init(&tp.r0[i]);
-		colstats_init(&tp.rest[i]);
+		int			lost;
+		int			k = pick_null_marker(&tp, sn.whole, &lost);
+
+		if (k >= 0 && lost > 0)
+			conflict = k;
+		else if (k >= 0)
+		{
+			TypePass	with;
+			bool		gain = false,
+						loss = false;
+
+			run_types(&sn, &with, res, chosen.ncolumns, null_markers[k],
+					  opts->header, work);
+			if (with.ncols == tp.ncols && with.header == tp.header)
+				for (int i = 0; i < tp.ncols; i++)
+				{
+					gain |= tp.type[i] == CSV_SNIFF_TEXT && with.type[i] != CSV_SNIFF_TEXT;
+					loss |= tp.type[i] != CSV_SNIFF_TEXT && with.type[i] == CSV_SNIFF_TEXT;
+				}
+			if (gain && !loss)
+			{
+				marker = k;
+				plain = tp;
+				tp = with;
+			}
+		}
 	}
-	tp.result_cxt = work;
-	tp.value_cxt = AllocSetContextCreate(work, "csvpipe sniff value",
-										 ALLOCSET_DEFAULT_SIZES);
-	scan_records(&sn, &dialect, tp.skip + 1, sn.len, true, type_record, &tp);
+	res->null_string = MemoryContextStrdup(result_cxt,
+										   marker >= 0 ? null_markers[marker] :
+										   opts->null_string ? opts->null_string : "");
 
 	/* nothing to type: no columns, and the notes say why */
-	if (!tp.have_r0 || tp.ncols == 0)
+	if (tp.ncols == 0)
 	{
 		if (sn.len == 0)
 			note(res, "the file is empty");
@@ -1926,47 +2277,61 @@ csv_sniff_file(const char *path, const char *funcname,
 				 (long long) res->sample_bytes);
 		else
 			note(res, "no well-formed record in the sample with any dialect tried: no columns");
-		tp.ncols = 0;
 	}
-
-	if (opts->header >= 0)
-		res->header = opts->header > 0;
-	else
-		res->header = tp.ncols > 0 && decide_header(&tp, sn.whole);
-	if (!res->header && tp.r0_nfields == tp.ncols && tp.r0_values)
-	{
-		for (int i = 0; i < tp.ncols; i++)
-			colstats_merge(&tp.rest[i], &tp.r0[i]);
-		tp.nrest++;
-	}
+	res->header = tp.header;
 	res->sample_records = tp.nrest;
-
-	/* the types, checked by the input functions */
-	tp.check = palloc(sizeof(CsvSniffType) * Max(tp.ncols, 1));
-	tp.failed_line = palloc0(sizeof(int64) * Max(tp.ncols, 1));
-	tp.failed_value = palloc0(sizeof(char *) * Max(tp.ncols, 1));
-	for (int i = 0; i < tp.ncols; i++)
-	{
-		tp.check[i] = choose_type(&tp.rest[i], sn.whole);
-		if (type_needs_check(tp.check[i]))
-			any_check = true;
-		else
-			tp.check[i] = CSV_SNIFF_TEXT;
-	}
-	if (any_check)
-	{
-		tp.seen = 0;
-		tp.check_r0 = !res->header;
-		scan_records(&sn, &dialect, tp.skip + 1, sn.len, true, check_record, &tp);
-	}
 
 	/* the result, in the caller's memory */
 	MemoryContextSwitchTo(result_cxt);
 	{
 		char	  **names = make_names(&tp, res->header);
+		bool	   *comma = palloc0(sizeof(bool) * Max(tp.ncols, 1));
+		const char *comma_example = NULL;
 
 		res->ncolumns = tp.ncols;
 		res->columns = palloc0(sizeof(CsvSniffColumn) * Max(tp.ncols, 1));
+		if (marker >= 0 || conflict >= 0)
+		{
+			int			k = marker >= 0 ? marker : conflict;
+			TypePass   *before = marker >= 0 ? &plain : &tp;
+			bool	   *typed = palloc0(sizeof(bool) * Max(tp.ncols, 1));
+			bool	   *empties = palloc0(sizeof(bool) * Max(tp.ncols, 1));
+			bool	   *also = palloc0(sizeof(bool) * Max(tp.ncols, 1));
+			bool		any_empties = false;
+			const char *lit = quote_literal_cstr(null_markers[k]);
+
+			for (int i = 0; i < tp.ncols; i++)
+			{
+				const ColStats *u = &before->unmarked[i];
+
+				if (before->type[i] == CSV_SNIFF_TEXT &&
+					(marker >= 0 ? tp.type[i] != CSV_SNIFF_TEXT :
+					 type_with_marker(&tp, i, k, sn.whole) != CSV_SNIFF_TEXT))
+					typed[i] = true;
+				else if (marker >= 0 && u->nmarker[k] > 0 && tp.rest[i].nvalues > 0)
+					also[i] = true;
+				if (u->nnull > 0 && (marker >= 0 || before->type[i] != CSV_SNIFF_TEXT))
+					empties[i] = any_empties = true;
+			}
+			if (marker >= 0)
+			{
+				note(res, "missing values are written %s: null_string is %s, which types column(s) %s; read and load with null_string => %s",
+					 null_markers[k], lit, column_names_list(names, typed, tp.ncols), lit);
+				/* never silently: a text column's own NA becomes NULL too */
+				for (int i = 0; i < tp.ncols; i++)
+					if (also[i])
+						note(res, "column %s: its value \"%s\" (%lld in the sample) is read as NULL too",
+							 names[i], null_markers[k],
+							 (long long) before->unmarked[i].nmarker[k]);
+				if (any_empties)
+					note(res, "with null_string %s, empty fields are empty strings, not NULL: column(s) %s",
+						 lit, column_names_list(names, empties, tp.ncols));
+			}
+			else
+				note(res, "missing values are written %s in column(s) %s, but column(s) %s have empty fields, which null_string %s would make empty strings (a null_string is one marker): typed text",
+					 null_markers[k], column_names_list(names, typed, tp.ncols),
+					 column_names_list(names, empties, tp.ncols), lit);
+		}
 		for (int i = 0; i < tp.ncols; i++)
 		{
 			CsvSniffColumn *col = &res->columns[i];
@@ -1989,15 +2354,22 @@ csv_sniff_file(const char *path, const char *funcname,
 					note(res, "column %s: \"%s\" (line %lld) is not a valid %s: typed text",
 						 col->name, tp.failed_value[i],
 						 (long long) tp.failed_line[i], type_names[t]);
-				t = CSV_SNIFF_TEXT;
 			}
 			else if (type_needs_check(t) && cs->slash_date &&
 					 !cs->day_first && !cs->month_first)
 				note(res, "column %s: dates such as 01/02/2020 are read in DateStyle's order (%s)",
 					 col->name, date_order_name());
+			t = tp.type[i];
 			if (t == CSV_SNIFF_TEXT && cs->nleadzero > 0 && cs->nnonnumber == 0)
 				note(res, "column %s: numbers with leading zeros (\"%s\") are typed text, so the zeros are kept",
 					 col->name, cs->leadzero_example);
+			if (t == CSV_SNIFF_TEXT && cs->ncomma > 0 && cs->ncomma == cs->nnonnumber &&
+				cs->nleadzero == 0)
+			{
+				comma[i] = true;
+				if (comma_example == NULL)
+					comma_example = cs->comma_example;
+			}
 			col->type = t;
 			col->typid = type_oids[t];
 			col->typmod = -1;
@@ -2014,6 +2386,9 @@ csv_sniff_file(const char *path, const char *funcname,
 				}
 			}
 		}
+		if (comma_example != NULL)
+			note(res, "numbers with a comma (\"%s\": a decimal comma, or thousands separators) are typed text, numeric input takes neither: column(s) %s",
+				 comma_example, column_names_list(names, comma, tp.ncols));
 		if (tp.nbad > 0)
 			note(res, "%lld record(s) of the sample are malformed with this dialect (first on line %lld: %s)",
 				 (long long) tp.nbad, (long long) tp.bad_line, tp.bad_message);

@@ -1,11 +1,19 @@
 # 135_sniff_gaps.pl -- what csvpipe.sniff gets right on third-party files
 # since the gaps found on them were closed:
 #
-#  - East Asian encodings: a Shift_JIS file of the DuckDB corpus is SJIS
+#  1. null markers: a column of numbers whose missing values are written
+#     \N, N/A, null... is typed, null_string says the marker, and sniff's
+#     options with its column list (or create_table) read and load the
+#     file as COPY does with that NULL; the marker found in a text column
+#     is reported, a marker that cannot work beside empty fields is only
+#     reported, and a null_string given is taken as it is;
+#  2. East Asian encodings: a Shift_JIS file of the DuckDB corpus is SJIS
 #     (it was LATIN1) and reads as COPY reads it with ENCODING 'SJIS';
 #     EUC-JP, EUC-KR (UHC), GBK and Big5 text (written here with Perl's
 #     Encode: the corpora hold no such file) are told apart, and Latin-1
-#     text stays LATIN1.
+#     text stays LATIN1;
+#  3. numbers with a decimal comma or thousands separators stay text, with
+#     a note.
 #
 # The corpus files are read in place from $CSVPIPE_CORPUS_DIR (default
 # /work/shared/corpus, see its README.md); without it those parts are
@@ -59,6 +67,87 @@ END $$;
 });
 
 # ---------------------------------------------------------------------------
+# 1. null markers
+# ---------------------------------------------------------------------------
+SKIP:
+{
+	skip "no corpus at $corpus (set CSVPIPE_CORPUS_DIR)", 16 unless $have_corpus;
+
+	# MySQL's \N (Amazon Redshift's TICKIT sample venue table)
+	my $venue = "$corpus/duckdb/csv/venue_pipe.csv";
+	is( sql("SELECT said('$venue')"),
+		'||UTF8|t|0|\N|{venueid,venuename,venuecity,venuestate,venueseats}'
+		  . '|{smallint,text,text,text,integer}|{f,f,f,f,t}',
+		'venue_pipe.csv: \N is null_string, venueseats integer and nullable');
+	is( sql("SELECT array_to_string(notes, E'\\n') FROM csvpipe.sniff('$venue')"),
+		q{missing values are written \N: null_string is E'\\\\N', which types column(s) venueseats; read and load with null_string => E'\\\\N'},
+		'... and the note says so, with the option to give');
+	my $venue_copy = sql(qq{
+		CREATE TABLE venue_copy (id smallint, name text, city text, state text, seats integer);
+		COPY venue_copy FROM '$venue' WITH (FORMAT csv, DELIMITER '|', HEADER true, NULL '\\N');
+		SELECT count(*) || ' ' || count(seats) || ' ' || sum(seats) || ' '
+			   || md5(string_agg(venue_copy::text, '|' ORDER BY id)) FROM venue_copy});
+	like($venue_copy, qr/^202 187 /, '(COPY reads 202 rows, 15 without seats)');
+	is( sql("SELECT sniff_read('$venue', 'count(*) || '' '' || count(venueseats) || '' '' || sum(venueseats) || '' '' || md5(string_agg(t::text, ''|'' ORDER BY venueid))')"),
+		$venue_copy, 'read with sniff\'s options and types returns COPY\'s rows');
+	is( sql(qq{
+		SELECT csvpipe.create_table('$venue', 'venue');
+		SELECT rows_loaded FROM csvpipe.load('$venue', 'venue', delimiter => '|',
+			null_string => (SELECT null_string FROM csvpipe.sniff('$venue')));
+		SELECT count(*) || ' ' || count(venueseats) || ' ' || sum(venueseats) || ' '
+			   || md5(string_agg(venue::text, '|' ORDER BY venueid)) FROM venue;}),
+		"venue\n202\n$venue_copy",
+		'create_table, then load with sniff\'s null_string: COPY\'s rows');
+	is(sql("SELECT concat_ws('|', null_string, types) FROM csvpipe.sniff('$venue', null_string => '')"),
+		'|{smallint,text,text,text,text}', 'null_string given: taken as it is, no marker looked for');
+
+	# N/A in a UK government open-data file: two pay columns typed; the
+	# phone column's own N/A is said to become NULL
+	my $mod = "$corpus/pollock_survey/csv/ministry-of-defence__30-09-2012__mod_300912-Air-Govt-data-template-u-senior.csv";
+	is( sql("SELECT concat_ws('|', null_string, types, nullable) FROM csvpipe.sniff('$mod')"),
+		'N/A|{integer,text,text,text,text,text,text,text,text,text,text,integer,"numeric(20,2)",integer,integer,text,text,text,smallint}'
+		  . '|{f,f,f,f,f,f,f,f,t,f,f,f,f,t,t,f,f,f,f}',
+		'MoD senior posts: N/A is null_string, the pay floor and ceiling integer');
+	is( sql("SELECT array_to_string(notes, E'\\n') FROM csvpipe.sniff('$mod')"),
+		"missing values are written N/A: null_string is 'N/A', which types column(s) Actual Pay Floor (£), Actual Pay Ceiling (£); read and load with null_string => 'N/A'\n"
+		  . 'column Contact Phone: its value "N/A" (1 in the sample) is read as NULL too',
+		'... and a text column whose N/A becomes NULL is named');
+	# (the file quotes every field: COPY's FORCE_NULL reads a quoted N/A as
+	# csvpipe does, README "Options")
+	my $mod_copy = sql(qq{
+		CREATE TEMP TABLE mc (c1 text, c2 text, c3 text, c4 text, c5 text, c6 text, c7 text,
+			c8 text, c9 text, c10 text, c11 text, c12 text, c13 text, c14 text, c15 text,
+			c16 text, c17 text, c18 text, c19 text);
+		COPY mc FROM '$mod' WITH (FORMAT csv, HEADER true, NULL 'N/A', FORCE_NULL (c9, c14, c15));
+		SELECT count(*) || ' ' || count(c14) || ' ' || sum(c14::int) || ' ' || sum(c15::int) FROM mc});
+	is( sql(qq{SELECT sniff_read('$mod', 'count(*) || '' '' || count("Actual Pay Floor (£)") || '' '' || sum("Actual Pay Floor (£)") || '' '' || sum("Actual Pay Ceiling (£)")')}),
+		$mod_copy, '... read with sniff\'s options: COPY\'s rows and sums');
+
+	# DuckDB's null tests: both columns; and empty fields beside the marker
+	is( sql("SELECT concat_ws('|', null_string, types, notes) FROM csvpipe.sniff('$corpus/duckdb/csv/null_string.csv')"),
+		q{null|{smallint,smallint}|{"missing values are written null: null_string is 'null', which types column(s) a, b; read and load with null_string => 'null'"}},
+		'null_string.csv: null types both columns');
+	is(sql("SELECT sniff_read('$corpus/duckdb/csv/null_string.csv', 'a || ''/'' || coalesce(b::text, ''-'')')"),
+		'1/-', '... and reads as NULL');
+	is( sql("SELECT concat_ws('|', null_string, types, notes) FROM csvpipe.sniff('$corpus/duckdb/csv/null/multiple_nulls.csv')"),
+		q{null|{text,smallint,text}|{"missing values are written null: null_string is 'null', which types column(s) age; read and load with null_string => 'null'","with null_string 'null', empty fields are empty strings, not NULL: column(s) height"}},
+		'multiple_nulls.csv: null types age; the empty height is said to be an empty string then');
+	is(sql("SELECT sniff_read('$corpus/duckdb/csv/null/multiple_nulls.csv', 'string_agg(name || ''/'' || coalesce(age::text, ''-'') || ''/'' || quote_nullable(height), '','' ORDER BY name)')"),
+		q{Mark/-/'',Pedro/31/'1.73',Thijs/26/'none'}, '... and reads so');
+	is(sql("SELECT concat_ws('|', null_string, types) FROM csvpipe.sniff('$corpus/duckdb/csv/response.csv')"),
+		'Null|{boolean}', 'response.csv (Y, N, Null): boolean');
+
+	# a marker and empty fields in columns of numbers: one null_string
+	# cannot take both, nothing changes but a note
+	my $types16857 = '{text,text,smallint,bigint,"numeric(27,9)","numeric(27,9)","numeric(21,3)",boolean,text,timestamp,text,jsonb,text,jsonb,text,text,timestamp,smallint,text,text,text,text,text,text,text,text}';
+	is( sql("SELECT concat_ws('|', null_string, types) FROM csvpipe.sniff('$corpus/duckdb/csv/16857.csv')"),
+		"|$types16857", '16857.csv: null beside empty fields: null_string stays empty, same types');
+	is( sql("SELECT array_to_string(notes, E'\\n') FROM csvpipe.sniff('$corpus/duckdb/csv/16857.csv')"),
+		q{missing values are written null in column(s) tinyIntCol, but column(s) smallIntCol, bigIntCol, doubleCol, doubleCol_2, decimalCol... (11 in all) have empty fields, which null_string 'null' would make empty strings (a null_string is one marker): typed text},
+		'... and a note says why');
+}
+
+# ---------------------------------------------------------------------------
 # 2. East Asian encodings
 # ---------------------------------------------------------------------------
 SKIP:
@@ -104,6 +193,24 @@ for my $case (
 	my ($header) = split /\n/, $text{$lang};
 	is( sql("SELECT encoding || ' ' || array_to_string(columns, ',') || ' ' || sniff_read('$p') FROM csvpipe.sniff('$p')"),
 		"$want $header 3", "$lang text in $enc: $want, its names, and every row reads");
+}
+
+# ---------------------------------------------------------------------------
+# 3. numbers with a decimal comma
+# ---------------------------------------------------------------------------
+SKIP:
+{
+	skip "no corpus at $corpus (set CSVPIPE_CORPUS_DIR)", 2 unless $have_corpus;
+
+	is( sql("SELECT types[7] || ' ' || array_to_string(notes, E'\\n') FROM csvpipe.sniff('$corpus/duckdb/csv/rejects_sniffer.csv')"),
+		q{text numbers with a comma ("123,45": a decimal comma, or thousands separators) are typed text, numeric input takes neither: column(s) Transactiebedrag},
+		'rejects_sniffer.csv (; and 123,45): text, and a note');
+	is( sql("SELECT concat_ws('|', types, notes) FROM csvpipe.sniff('$corpus/duckdb/csv/double_trouble.csv')"),
+		q[{text,text}|{"numbers with a comma (\"123,000\": a decimal comma, or thousands separators) are typed text, numeric input takes neither: column(s) number"}],
+		'double_trouble.csv (| and 123,000): text, and a note');
+	is( sql("SELECT concat_ws('|', types, notes) FROM csvpipe.sniff('$corpus/duckdb/csv/thousands_separator/simple.csv')"),
+		q[{text}|{"numbers with a comma (\"300,000.20\": a decimal comma, or thousands separators) are typed text, numeric input takes neither: column(s) 100,000.00"}],
+		'thousands_separator/simple.csv (300,000,000.40): text, and a note');
 }
 
 $node->stop;
