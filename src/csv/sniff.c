@@ -40,7 +40,8 @@
  *  - Header: the first record is a header when its values do not fit the
  *    types of the columns below it (more misfits than fits); when every
  *    column is text, when its values are all present, distinct and appear
- *    nowhere else in their column.
+ *    nowhere else in their column.  A header of two or three rows
+ *    (header_rows): skip_rows skips all but its last, names join them.
  *  - Null markers: without a null_string given, NA, N/A, \N... are counted
  *    apart; the one that, as null_string, types text columns and makes no
  *    typed one text is taken (a second typing pass), and said in notes.
@@ -73,6 +74,8 @@
 #define DETECT_MAX_BYTES	(512 * 1024)
 /* a preamble is at most this many records */
 #define MAX_PREAMBLE		100
+/* a header is at most this many rows */
+#define MAX_HEADER_ROWS		3
 /* how many notes of one kind */
 #define MAX_EXAMPLE			60
 
@@ -907,6 +910,7 @@ colstats_merge(ColStats *into, const ColStats *from)
 		into->comma_example = from->comma_example;
 	for (int k = 0; k < NMARKERS; k++)
 		into->nmarker[k] += from->nmarker[k];
+	into->r0_repeated |= from->r0_repeated;
 }
 
 #define IS_DIGIT(c)		((c) >= '0' && (c) <= '9')
@@ -1615,6 +1619,16 @@ typedef struct TypePass
 	int			wrong_count;
 	bool		any_marker;		/* a null marker was seen in rest */
 	ColStats   *unmarked;		/* rest before the markers were folded in */
+	/*
+	 * The records right after r0, one a line, kept apart too (merged into
+	 * rest by run_types): header rows, maybe.
+	 */
+	int			nfollow;
+	bool		follow_done;
+	char	  **follow_values[MAX_HEADER_ROWS - 1];
+	bool		follow_marker[MAX_HEADER_ROWS - 1];	/* holds a null marker */
+	ColStats   *follow[MAX_HEADER_ROWS - 1];
+	ColStats   *tail;			/* rest without them (markers unfolded) */
 	/* checking pass */
 	CsvSniffType *check;		/* type to check per column, or TEXT: none */
 	bool		check_r0;
@@ -1679,6 +1693,7 @@ type_record(void *arg, CsvRecord *rec)
 	int64		n = tp->seen++;
 	MemoryContext oldcxt;
 	int			k;
+	ColStats   *follow = NULL;
 
 	if (n < tp->skip)
 		return true;
@@ -1739,12 +1754,30 @@ type_record(void *arg, CsvRecord *rec)
 	}
 	tp->nrest++;
 
+	/* the records right after the first, one a line: header rows, maybe */
+	if (!tp->follow_done)
+	{
+		int			j = tp->nfollow;
+
+		if (j < MAX_HEADER_ROWS - 1 && tp->r0_values &&
+			n == tp->skip + 1 + j && rec->line_no == tp->r0_line + 1 + j)
+		{
+			follow = tp->follow[j];
+			tp->follow_values[j] = MemoryContextAllocZero(tp->result_cxt,
+														  sizeof(char *) * Max(tp->ncols, 1));
+			tp->nfollow++;
+		}
+		else
+			tp->follow_done = true;
+	}
 	oldcxt = MemoryContextSwitchTo(tp->value_cxt);
 	for (int i = 0; i < tp->ncols; i++)
 	{
 		const char *s = field_value(tp->dialect, rec, i);
-		ColStats   *cs = &tp->rest[i];
+		ColStats   *cs = follow ? &follow[i] : &tp->rest[i];
 
+		if (follow && s != NULL)
+			tp->follow_values[tp->nfollow - 1][i] = MemoryContextStrdup(tp->result_cxt, s);
 		if (s == NULL)
 		{
 			cs->nnull++;
@@ -1754,6 +1787,8 @@ type_record(void *arg, CsvRecord *rec)
 		{
 			cs->nmarker[k]++;
 			tp->any_marker = true;
+			if (follow)
+				tp->follow_marker[tp->nfollow - 1] = true;
 		}
 		else
 			classify_value(s, rec->lengths[i], cs, tp->result_cxt);
@@ -1869,33 +1904,71 @@ decide_header(TypePass *tp, bool whole)
 	return true;
 }
 
-/* Trim, fill in, shorten to NAMEDATALEN - 1 bytes and make unique */
+/* *v without its leading white space, and the length without the trailing */
+static int
+trimmed(const char **v)
+{
+	int			len;
+
+	if (*v == NULL)
+		return 0;
+	while (IS_SPACE(**v))
+		(*v)++;
+	len = strlen(*v);
+	while (len > 0 && IS_SPACE((*v)[len - 1]))
+		len--;
+	return len;
+}
+
+/*
+ * Trim, fill in, shorten to NAMEDATALEN - 1 bytes and make unique.  above:
+ * the values of the header rows above the header (nabove of them, ncols
+ * values each): a column's name joins the distinct values of its column
+ * in them and the header, top down, with spaces; an empty value above
+ * takes the one on its left (a group's name over several columns).
+ */
 static char **
-make_names(TypePass *tp, bool header)
+make_names(TypePass *tp, bool header, char ***above, int nabove)
 {
 	char	  **names = palloc0(sizeof(char *) * Max(tp->ncols, 1));
 
 	for (int i = 0; i < tp->ncols; i++)
 	{
-		const char *v = (header && i < tp->r0_nfields && tp->r0_values) ?
-		tp->r0_values[i] : NULL;
 		char	   *name = NULL;
+		StringInfoData buf;
+		char	   *parts[MAX_HEADER_ROWS];
 
-		if (v != NULL)
+		initStringInfo(&buf);
+		for (int r = 0; r <= nabove && header; r++)
 		{
-			int			len;
+			const char *v = NULL;
+			int			len = 0;
+			bool		seen = false;
 
-			while (IS_SPACE(*v))
-				v++;
-			len = strlen(v);
-			while (len > 0 && IS_SPACE(v[len - 1]))
-				len--;
-			if (len > 0)
+			parts[r] = NULL;
+			/* a value above, or the nearest one on its left */
+			for (int j = i; r < nabove && j >= 0 && len == 0; j--)
 			{
-				len = pg_mbcliplen(v, len, NAMEDATALEN - 1);
-				name = pnstrdup(v, len);
+				v = above[r][j];
+				len = trimmed(&v);
 			}
+			if (r == nabove && i < tp->r0_nfields && tp->r0_values &&
+				(v = tp->r0_values[i]) != NULL)
+				len = trimmed(&v);
+			if (len == 0)
+				continue;
+			parts[r] = pnstrdup(v, len);
+			for (int r2 = 0; r2 < r && !seen; r2++)
+				seen = parts[r2] && strcmp(parts[r2], parts[r]) == 0;
+			if (seen)
+				continue;
+			if (buf.len > 0)
+				appendStringInfoChar(&buf, ' ');
+			appendStringInfoString(&buf, parts[r]);
 		}
+		if (buf.len > 0)
+			name = pnstrdup(buf.data, pg_mbcliplen(buf.data, buf.len, NAMEDATALEN - 1));
+		pfree(buf.data);
 		if (name == NULL)
 			name = psprintf("c%d", i + 1);
 		/* unique, also when letter case is ignored: name_2, name_3... */
@@ -1999,15 +2072,34 @@ run_types(Sniffer *sn, TypePass *tp, const CsvSniffResult *res, int ncols,
 	tp->skip = res->skip_rows;
 	tp->r0 = palloc(sizeof(ColStats) * Max(ncols, 1));
 	tp->rest = palloc(sizeof(ColStats) * Max(ncols, 1));
+	for (int j = 0; j < MAX_HEADER_ROWS - 1; j++)
+		tp->follow[j] = palloc(sizeof(ColStats) * Max(ncols, 1));
 	for (int i = 0; i < ncols; i++)
 	{
 		colstats_init(&tp->r0[i]);
 		colstats_init(&tp->rest[i]);
+		for (int j = 0; j < MAX_HEADER_ROWS - 1; j++)
+			colstats_init(&tp->follow[j][i]);
 	}
 	tp->result_cxt = work;
 	tp->value_cxt = AllocSetContextCreate(work, "csvpipe sniff value",
 										  ALLOCSET_DEFAULT_SIZES);
 	scan_records(sn, dialect, tp->skip + 1, sn->len, true, type_record, tp);
+
+	/* the records after the first back in rest, first (examples: in order) */
+	if (tp->nfollow > 0)
+	{
+		tp->tail = palloc(sizeof(ColStats) * Max(ncols, 1));
+		memcpy(tp->tail, tp->rest, sizeof(ColStats) * ncols);
+		for (int i = 0; i < ncols; i++)
+			for (int j = tp->nfollow - 1; j >= 0; j--)
+			{
+				ColStats	m = tp->follow[j][i];
+
+				colstats_merge(&m, &tp->rest[i]);
+				tp->rest[i] = m;
+			}
+	}
 
 	/* the null markers are values like any other, as far as types go */
 	if (tp->any_marker)
@@ -2143,6 +2235,74 @@ pick_null_marker(TypePass *tp, bool whole, int *lost)
 	return best_any;
 }
 
+/*
+ * How many rows the header has: the largest h (3, then 2) such that the
+ * first record and the h - 1 after it (one a line) all fit none of the
+ * typed columns of the records below them, two at least, and have a name
+ * in half of them at least (a value of no type: no number, date, boolean,
+ * null marker, 1,5...), and those types type more columns than tp's do;
+ * else 1.  Rows of data in a row that look so are not expected.
+ */
+static int
+header_rows(TypePass *tp, bool whole)
+{
+	if (tp->r0_nfields != tp->ncols || tp->r0_values == NULL)
+		return 1;
+	for (int h = tp->nfollow + 1; h >= 2; h--)
+	{
+		int			typed = 0,
+					typed_now = 0;
+		int			fit[MAX_HEADER_ROWS] = {0},
+					misfit[MAX_HEADER_ROWS] = {0};
+		bool		ok = true;
+
+		for (int j = 0; j < h - 1; j++)
+			ok &= !tp->follow_marker[j];
+		for (int i = 0; i < tp->ncols && ok; i++)
+		{
+			ColStats	v = tp->tail[i];
+			CsvSniffType t;
+
+			/* the records below: the tail, and the followers below h */
+			for (int j = tp->nfollow - 1; j >= h - 1; j--)
+			{
+				ColStats	m = tp->follow[j][i];
+
+				colstats_merge(&m, &v);
+				v = m;
+			}
+			for (int k = 0; k < NMARKERS; k++)
+				fold_marker(&v, k, v.nmarker[k], tp->value_cxt);
+			t = choose_type(&v, whole);
+			if (tp->type[i] != CSV_SNIFF_TEXT)
+				typed_now++;
+			if (t == CSV_SNIFF_TEXT)
+				continue;
+			typed++;
+			for (int r = 0; r < h; r++)
+			{
+				const char *value = r == 0 ? tp->r0_values[i] : tp->follow_values[r - 1][i];
+				const ColStats *cs = r == 0 ? &tp->r0[i] : &tp->follow[r - 1][i];
+
+				if (value == NULL)
+					continue;
+				if (value_fits(cs, t))
+					fit[r]++;
+				else if (cs->mask == M(CSV_SNIFF_TEXT) && cs->ncomma == 0 &&
+						 cs->nleadzero == 0)
+					misfit[r]++;
+			}
+		}
+		if (!ok || typed < 2 || typed <= typed_now)
+			continue;
+		for (int r = 0; r < h && ok; r++)
+			ok = fit[r] == 0 && misfit[r] > 0 && misfit[r] * 2 >= typed;
+		if (ok)
+			return h;
+	}
+	return 1;
+}
+
 /* "a, b, c" of the columns flagged, the first five, and "(n in all)" */
 static char *
 column_names_list(char **names, const bool *flags, int ncols)
@@ -2178,6 +2338,8 @@ csv_sniff_file(const char *path, const char *funcname,
 	TypePass	plain;			/* the pass with null_string '', if replaced */
 	int			marker = -1;	/* null_markers[] chosen as null_string */
 	int			conflict = -1;	/* one that would type columns, but... */
+	char	  **above[MAX_HEADER_ROWS];	/* header rows above the last */
+	int			nabove = 0;
 	int64		sample_size = opts->sample_size > 0 ? opts->sample_size :
 		CSV_SNIFF_DEFAULT_SAMPLE;
 
@@ -2227,6 +2389,40 @@ csv_sniff_file(const char *path, const char *funcname,
 	/* the types, with the dialect a read would use */
 	run_types(&sn, &tp, res, chosen.ncolumns,
 			  opts->null_string ? opts->null_string : "", opts->header, work);
+
+	/*
+	 * A header of several rows: a pass with skip_rows past all but the last
+	 * (a read's header is one record); taken when it finds a header and
+	 * types more columns.
+	 */
+	if (opts->header < 0 && opts->skip_rows < 0 && tp.ncols > 0)
+	{
+		int			h = header_rows(&tp, sn.whole);
+
+		if (h > 1)
+		{
+			TypePass	below;
+			CsvSniffResult r = *res;
+			int			typed = 0;
+
+			r.skip_rows += h - 1;
+			run_types(&sn, &below, &r, chosen.ncolumns,
+					  opts->null_string ? opts->null_string : "", -1, work);
+			for (int i = 0; i < below.ncols; i++)
+				typed += (below.type[i] != CSV_SNIFF_TEXT) - (tp.type[i] != CSV_SNIFF_TEXT);
+			if (below.header && below.ncols == tp.ncols && typed > 0)
+			{
+				above[nabove++] = tp.r0_values;
+				for (int j = 0; j < h - 2; j++)
+					above[nabove++] = tp.follow_values[j];
+				res->skip_rows = r.skip_rows;
+				tp = below;
+			}
+		}
+	}
+	if (nabove > 0)
+		note(res, "the header has %d rows (lines %lld to %lld): skip_rows skips all but the last, and the column names join their values",
+			 nabove + 1, (long long) tp.r0_line - nabove, (long long) tp.r0_line);
 
 	/*
 	 * A null marker: when the caller did not give null_string, and one of
@@ -2284,7 +2480,7 @@ csv_sniff_file(const char *path, const char *funcname,
 	/* the result, in the caller's memory */
 	MemoryContextSwitchTo(result_cxt);
 	{
-		char	  **names = make_names(&tp, res->header);
+		char	  **names = make_names(&tp, res->header, above, nabove);
 		bool	   *comma = palloc0(sizeof(bool) * Max(tp.ncols, 1));
 		const char *comma_example = NULL;
 

@@ -13,7 +13,13 @@
 #     Encode: the corpora hold no such file) are told apart, and Latin-1
 #     text stays LATIN1;
 #  3. numbers with a decimal comma or thousands separators stay text, with
-#     a note.
+#     a note;
+#  4. a header of two or three rows (Pollock's multi-row header files, two
+#     survey files with grouped column names) is found: skip_rows skips all
+#     but its last row, the names join the rows, the types are those of the
+#     data, and a read with sniff's options returns the rows of Pollock's
+#     clean/ table; a data row that fits no type under the header stays
+#     data.
 #
 # The corpus files are read in place from $CSVPIPE_CORPUS_DIR (default
 # /work/shared/corpus, see its README.md); without it those parts are
@@ -211,6 +217,67 @@ SKIP:
 	is( sql("SELECT concat_ws('|', types, notes) FROM csvpipe.sniff('$corpus/duckdb/csv/thousands_separator/simple.csv')"),
 		q[{text}|{"numbers with a comma (\"300,000.20\": a decimal comma, or thousands separators) are typed text, numeric input takes neither: column(s) 100,000.00"}],
 		'thousands_separator/simple.csv (300,000,000.40): text, and a note');
+}
+
+# ---------------------------------------------------------------------------
+# 4. headers of several rows
+# ---------------------------------------------------------------------------
+SKIP:
+{
+	skip "no corpus at $corpus (set CSVPIPE_CORPUS_DIR)", 10 unless $have_corpus;
+
+	# the rows of Pollock's clean/ table (its header is the names)
+	sql(q{
+	CREATE FUNCTION clean_rows(p text, ncols int) RETURNS text LANGUAGE plpgsql AS $$
+	DECLARE r text;
+	BEGIN
+		EXECUTE format('CREATE TEMP TABLE cl (%s)',
+					   (SELECT string_agg(format('c%s text', i), ', ') FROM generate_series(1, ncols) i));
+		EXECUTE format('COPY cl FROM %L WITH (FORMAT csv, HEADER true)', p);
+		SELECT count(*) || ' ' || md5(string_agg(array_to_string(
+				   (SELECT array_agg(x) FROM json_each_text(row_to_json(cl)) j(k, x)), '|', ''), E'\n'))
+		  INTO r FROM cl;
+		DROP TABLE cl;
+		RETURN r;
+	END $$;
+	-- the same of read_text with what sniff says
+	CREATE FUNCTION sniffed_rows(p text) RETURNS text LANGUAGE plpgsql AS $$
+	DECLARE
+		s csvpipe.sniff_result := csvpipe.sniff(p);
+		r text;
+	BEGIN
+		SELECT count(*) || ' ' || md5(string_agg(array_to_string(fields, '|', ''), E'\n' ORDER BY line_no))
+		  INTO r
+		  FROM csvpipe.read_text(p, delimiter => s.delimiter, quote => s.quote, header => s.header,
+								 skip_rows => s.skip_rows, encoding => s.encoding,
+								 null_string => s.null_string);
+		RETURN r;
+	END $$;
+	});
+	my $names = '{DATE,TIME,Qty,PRODUCTID,Price,ProductType,ProductDescription,URL,Comments}';
+	my $types = '{text,time,smallint,text,text,text,text,text,text}';
+	for my $h (2, 3)
+	{
+		my $f = "file_header_multirow_$h.csv";
+		is( sql("SELECT concat_ws('|', header, skip_rows, columns, types, notes[1]) FROM csvpipe.sniff('$corpus/pollock/csv/$f')"),
+			"t|" . ($h - 1) . "|$names|$types|the header has $h rows (lines 1 to $h): skip_rows skips all but the last, and the column names join their values",
+			"Pollock $f: a header of $h rows, skipped but the last, the data's types (was no header, all text)");
+		my $clean = sql("SELECT clean_rows('$corpus/pollock/clean/$f', 9)");
+		like($clean, qr/^83 /, "(Pollock's clean $f has 83 rows)");
+		is(sql("SELECT sniffed_rows('$corpus/pollock/csv/$f')"), $clean,
+			"... read with sniff's options: the clean table's rows");
+	}
+	my $sun = "$corpus/pollock_survey/csv/Sun2014-Rs.csv";
+	is( sql("SELECT concat_ws('|', header, skip_rows, columns, types) FROM csvpipe.sniff('$sun')"),
+		't|1|{"Sun2014-bp X","Sun2014-bp Y","Sun2014-lg X","Sun2014-lg Y"}|{"numeric(34,16)","numeric(34,16)","numeric(34,16)","numeric(35,17)"}',
+		'Sun2014-Rs.csv: grouped names over X,Y: joined (the clean table\'s names), numeric');
+	is(sql("SELECT sniffed_rows('$sun')"), sql("SELECT clean_rows('$corpus/pollock_survey/clean/Sun2014-Rs.csv', 4)"),
+		"... read with sniff's options: the clean table's rows");
+	is( sql("SELECT concat_ws('|', header, skip_rows, columns, types) FROM csvpipe.sniff('$corpus/pollock_survey/csv/Takakai2008-ch4.csv')"),
+		't|1|{"control X","control Y","fire X","fire Y"}|{"numeric(33,15)","numeric(35,17)","numeric(33,15)","numeric(34,16)"}',
+		'Takakai2008-ch4.csv: the same');
+	is( sql("SELECT concat_ws('|', header, skip_rows, columns, types) FROM csvpipe.sniff('$corpus/duckdb/csv/date_specificity.csv')"),
+		't|0|{a}|{text}', 'date_specificity.csv: 0.00 under the header, above dates, is data');
 }
 
 $node->stop;
