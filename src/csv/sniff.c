@@ -5,7 +5,8 @@
  *		from a sample of it (csvpipe.sniff, csvpipe.create_table, load's
  *		create_target).
  *
- * Owns the sniffing rules (README "Sniffing a file" documents them):
+ * Owns the sniffing rules (doc/reference.md, "Sniffing a file", documents
+ * them):
  *
  *  - The sample: the file's first sample_size bytes (4MB by default), read
  *    through csv_open_file() (privileges, csvpipe.allowed_dirs, no link
@@ -54,9 +55,11 @@
  *-------------------------------------------------------------------------
  */
 #include "sniff.h"
+#include "catch.h"
 
 #include <unistd.h>
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
@@ -2625,6 +2628,107 @@ candidate_fits(const Candidate *c, int ncolumns)
 	return ncolumns <= 0 || c->ncolumns == ncolumns;
 }
 
+/* csv_sniff_dialect_hint's work, in its subtransaction */
+typedef struct HintArgs
+{
+	CsvErrorPosition *errpos;
+	int			ncolumns;
+	MemoryContext work;			/* the sample, the file's descriptor */
+	bool		found;			/* errpos->hint is set */
+} HintArgs;
+
+static void
+dialect_hint(void *arg)
+{
+	HintArgs   *a = (HintArgs *) arg;
+	CsvErrorPosition *errpos = a->errpos;
+	const CsvDialect *given = errpos->dialect;
+	int			ncolumns = a->ncolumns;
+	Sniffer		sn;
+	CsvSniffResult res;
+	Candidate	mine;
+	Candidate	best;
+	bool		have_best = false;
+	int64		skip = given->skip_rows > 0 ? given->skip_rows : -1;
+
+	MemoryContextSwitchTo(a->work);
+	memset(&sn, 0, sizeof(sn));
+	memset(&res, 0, sizeof(res));
+	sn.path = errpos->path;
+	sn.errpos.path = errpos->path;
+	sn.errpos.funcname = errpos->funcname;
+	read_sample(&sn, DETECT_MAX_BYTES, &res);
+	if (given->file_encoding == PG_UTF8 && sn.len >= 3 &&
+		memcmp(sn.data, "\xEF\xBB\xBF", 3) == 0)
+	{
+		sn.data += 3;
+		sn.len -= 3;
+	}
+
+	memset(&mine, 0, sizeof(mine));
+	mine.delimiter = given->delimiter;
+	mine.quote = given->quote;
+	mine.order = -1;
+	run_candidate(&sn, &mine, sn.len, skip, given->file_encoding);
+
+	/* every delimiter with the read's quote, then with the other quote */
+	for (int q = -1; q < (int) lengthof(quotes) && !candidate_fits(&mine, ncolumns); q++)
+	{
+		char		quote = q < 0 ? given->quote : quotes[q];
+
+		if (q >= 0 && quote == given->quote)
+			continue;
+		for (int t = 1; t <= 2; t++)
+		{
+			const char *delims = t == 1 ? tier1_delims : tier2_delims;
+			int			ndelims = t == 1 ? lengthof(tier1_delims) : lengthof(tier2_delims);
+
+			for (int d = 0; d < ndelims; d++)
+			{
+				Candidate	c;
+
+				if (delims[d] == quote ||
+					(delims[d] == given->delimiter && quote == given->quote))
+					continue;
+				memset(&c, 0, sizeof(c));
+				c.delimiter = delims[d];
+				c.quote = quote;
+				c.order = (q + 1) * 16 + (t - 1) * 8 + d;
+				run_candidate(&sn, &c, sn.len, skip, given->file_encoding);
+				if (c.ncolumns < 2 || c.score <= 0 || !candidate_fits(&c, ncolumns))
+					continue;
+				if (!have_best || candidate_better(&c, &best))
+				{
+					best = c;
+					have_best = true;
+				}
+			}
+		}
+	}
+	if (have_best && candidate_better(&best, &mine))
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		if (best.delimiter != given->delimiter)
+			appendStringInfo(&buf, "The file looks delimited by %s (%d fields in each of its first records): try delimiter => %s",
+							 best.delimiter == '\t' ? "tabs" :
+							 best.delimiter == ' ' ? "spaces" :
+							 psprintf("'%c'", best.delimiter),
+							 best.ncolumns, char_literal(best.delimiter));
+		else
+			appendStringInfo(&buf, "The file looks quoted with %c (%d fields in each of its first records): try",
+							 best.quote, best.ncolumns);
+		if (best.quote != given->quote)
+			appendStringInfo(&buf, "%s quote => %s",
+							 best.delimiter != given->delimiter ? "," : "",
+							 char_literal(best.quote));
+		appendStringInfoString(&buf, " (csvpipe.sniff shows what it detects).");
+		strlcpy(errpos->hint, buf.data, sizeof(errpos->hint));
+		a->found = true;
+	}
+}
+
 /*
  * The dialect the start of the file suggests, when the read's own does not
  * fit it (item 6 of issue 13): for a read that failed with a wrong number
@@ -2636,126 +2740,48 @@ candidate_fits(const Candidate *c, int ncolumns)
  * delimiter, or the other quote) whose records are all well-formed with
  * ncolumns fields (when known) is named, if it scores better.  Computed on
  * the error path only, once per read (cached in errpos); any error while
- * computing it (the file gone, ...) just means no hint.  Returns the hint,
- * or NULL.
+ * computing it (the file gone, ...) just means no hint, but a cancel is
+ * raised.  It runs in a subtransaction, the only safe way to go on after
+ * an error of code that opens files and reads catalogs (without a
+ * transaction, or in parallel mode, there is no hint), and its memory,
+ * which holds the sample file's descriptor (csv_open_file), is deleted on
+ * every path, so the file is closed before this returns or raises.
+ * Returns the hint, or NULL.
  */
 const char *
 csv_sniff_dialect_hint(CsvErrorPosition *errpos, int ncolumns)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
-	MemoryContext work;
-	const CsvDialect *given = errpos->dialect;
-	volatile bool found = false;
+	HintArgs	a;
+	ErrorData  *edata;
 
 	if (errpos->hint_state != 0)
 		return errpos->hint_state == 2 ? errpos->hint : NULL;
 	errpos->hint_state = 1;
-	if (given == NULL || errpos->path == NULL)
+	if (errpos->dialect == NULL || errpos->path == NULL)
+		return NULL;
+	if (!IsTransactionState() || IsInParallelMode())
 		return NULL;
 
-	work = AllocSetContextCreate(CurrentMemoryContext, "csvpipe sniff hint",
-								 ALLOCSET_DEFAULT_SIZES);
-	MemoryContextSwitchTo(work);
-	PG_TRY();
-	{
-		Sniffer		sn;
-		CsvSniffResult res;
-		Candidate	mine;
-		Candidate	best;
-		bool		have_best = false;
-		int64		skip = given->skip_rows > 0 ? given->skip_rows : -1;
-
-		memset(&sn, 0, sizeof(sn));
-		memset(&res, 0, sizeof(res));
-		sn.path = errpos->path;
-		sn.errpos.path = errpos->path;
-		sn.errpos.funcname = errpos->funcname;
-		read_sample(&sn, DETECT_MAX_BYTES, &res);
-		if (given->file_encoding == PG_UTF8 && sn.len >= 3 &&
-			memcmp(sn.data, "\xEF\xBB\xBF", 3) == 0)
-		{
-			sn.data += 3;
-			sn.len -= 3;
-		}
-
-		memset(&mine, 0, sizeof(mine));
-		mine.delimiter = given->delimiter;
-		mine.quote = given->quote;
-		mine.order = -1;
-		run_candidate(&sn, &mine, sn.len, skip, given->file_encoding);
-
-		/* every delimiter with the read's quote, then with the other quote */
-		for (int q = -1; q < (int) lengthof(quotes) && !candidate_fits(&mine, ncolumns); q++)
-		{
-			char		quote = q < 0 ? given->quote : quotes[q];
-
-			if (q >= 0 && quote == given->quote)
-				continue;
-			for (int t = 1; t <= 2; t++)
-			{
-				const char *delims = t == 1 ? tier1_delims : tier2_delims;
-				int			ndelims = t == 1 ? lengthof(tier1_delims) : lengthof(tier2_delims);
-
-				for (int d = 0; d < ndelims; d++)
-				{
-					Candidate	c;
-
-					if (delims[d] == quote ||
-						(delims[d] == given->delimiter && quote == given->quote))
-						continue;
-					memset(&c, 0, sizeof(c));
-					c.delimiter = delims[d];
-					c.quote = quote;
-					c.order = (q + 1) * 16 + (t - 1) * 8 + d;
-					run_candidate(&sn, &c, sn.len, skip, given->file_encoding);
-					if (c.ncolumns < 2 || c.score <= 0 || !candidate_fits(&c, ncolumns))
-						continue;
-					if (!have_best || candidate_better(&c, &best))
-					{
-						best = c;
-						have_best = true;
-					}
-				}
-			}
-		}
-		if (have_best && candidate_better(&best, &mine))
-		{
-			StringInfoData buf;
-
-			initStringInfo(&buf);
-			if (best.delimiter != given->delimiter)
-				appendStringInfo(&buf, "The file looks delimited by %s (%d fields in each of its first records): try delimiter => %s",
-								 best.delimiter == '\t' ? "tabs" :
-								 best.delimiter == ' ' ? "spaces" :
-								 psprintf("'%c'", best.delimiter),
-								 best.ncolumns, char_literal(best.delimiter));
-			else
-				appendStringInfo(&buf, "The file looks quoted with %c (%d fields in each of its first records): try",
-								 best.quote, best.ncolumns);
-			if (best.quote != given->quote)
-				appendStringInfo(&buf, "%s quote => %s",
-								 best.delimiter != given->delimiter ? "," : "",
-								 char_literal(best.quote));
-			appendStringInfoString(&buf, " (csvpipe.sniff shows what it detects).");
-			strlcpy(errpos->hint, buf.data, sizeof(errpos->hint));
-			found = true;
-		}
-	}
-	PG_CATCH();
+	a.errpos = errpos;
+	a.ncolumns = ncolumns;
+	a.found = false;
+	a.work = AllocSetContextCreate(oldcxt, "csvpipe sniff hint",
+								   ALLOCSET_DEFAULT_SIZES);
+	edata = csv_try_in_subxact(dialect_hint, &a, oldcxt);
+	MemoryContextDelete(a.work);	/* closes the sample's file */
+	if (edata != NULL)
 	{
 		/* no hint; but a cancel is a cancel */
-		if (geterrcode() == ERRCODE_QUERY_CANCELED ||
-			geterrcode() == ERRCODE_ADMIN_SHUTDOWN)
-			PG_RE_THROW();
-		MemoryContextSwitchTo(work);
-		FlushErrorState();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		return NULL;
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-	MemoryContextDelete(work);
-	if (found)
+	if (a.found)
 		errpos->hint_state = 2;
-	return found ? errpos->hint : NULL;
+	return a.found ? errpos->hint : NULL;
 }
 
 /* Install the dialect hint of malformed records' errors (_PG_init) */

@@ -3,7 +3,7 @@
 #
 #   bash test/bench/sniff_corpus.sh
 #
-# Not part of `make test`: it is a report (README "Sniffing a file" quotes
+# Not part of `make test`: it is a report (doc/benchmarks.md quotes
 # its figures).  It builds and installs the extension, starts a private
 # cluster, and sniffs every file of every corpus under CORPUS (default
 # /work/shared/corpus: Pollock, its survey sample, DuckDB's CSV test files;

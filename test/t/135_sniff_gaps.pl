@@ -119,7 +119,7 @@ SKIP:
 		  . 'column Contact Phone: its value "N/A" (1 in the sample) is read as NULL too',
 		'... and a text column whose N/A becomes NULL is named');
 	# (the file quotes every field: COPY's FORCE_NULL reads a quoted N/A as
-	# csvpipe does, README "Options")
+	# csvpipe does, doc/reference.md "Options")
 	my $mod_copy = sql(qq{
 		CREATE TEMP TABLE mc (c1 text, c2 text, c3 text, c4 text, c5 text, c6 text, c7 text,
 			c8 text, c9 text, c10 text, c11 text, c12 text, c13 text, c14 text, c15 text,
