@@ -11,7 +11,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "settings.h"
 #include "jobs.h"
 #include "progress.h"

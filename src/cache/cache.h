@@ -17,7 +17,7 @@
 #ifndef CSVPIPE_CACHE_H
 #define CSVPIPE_CACHE_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 
 typedef struct CsvCacheRead CsvCacheRead;
 

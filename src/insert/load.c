@@ -75,7 +75,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "load.h"
 #include "match.h"
 #include "options.h"

@@ -9,11 +9,11 @@
 #ifndef CSVPIPE_SHARDS_H
 #define CSVPIPE_SHARDS_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 
 #include "nodes/execnodes.h"
 
-/* the ledger's table on each shard, and its DDL (README "Sharded targets") */
+/* the ledger's table on each shard, and its DDL (doc/sharded.md) */
 #define CSV_SHARD_LEDGER_NAME	"csvpipe_ledger"
 #define CSV_SHARD_LEDGER_DDL \
 	"CREATE TABLE public.csvpipe_ledger (job text, chunk_no bigint, rows bigint NOT NULL, " \

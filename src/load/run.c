@@ -36,7 +36,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "errors.h"
 #include "internal_sql.h"
 #include "leader.h"

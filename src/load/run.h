@@ -8,7 +8,7 @@
 #ifndef CSVPIPE_RUN_H
 #define CSVPIPE_RUN_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "options.h"
 
 #include "utils/array.h"

@@ -38,7 +38,7 @@
 #include <unistd.h>
 
 #include "access/htup_details.h"
-#include "errors.h"
+#include "catch.h"
 #include "executor/spi.h"
 #include "txn.h"
 #include "catalog/pg_type.h"

@@ -2,21 +2,22 @@
  *
  * parallel.h
  *		Shared structures of the parallel engine (pool.c, leader.c,
- *		worker.c, txn.c, splitter.c).
+ *		worker.c, txn.c, splitter.c, errors.c).
  *
  * One DSM segment per parallel call holds a CsvParallelShared header, the
- * serialized GUC state of the leader, the column list, and per worker an
- * input queue (leader -> worker: chunk labels; the worker reads the bytes
- * from the file) and a reply queue (worker -> leader: tuples, per-chunk
- * results, and the worker's errors and notices, redirected there with
- * pq_redirect_to_shm_mq).
+ * serialized GUC state of the leader, the column list, the file's path, the
+ * dialect (in the form options.c derives from the options table), and per
+ * worker an input queue (leader -> worker: chunk labels; the worker reads
+ * the bytes from the file) and a reply queue (worker -> leader: tuples,
+ * per-chunk results, and the worker's errors and notices, redirected there
+ * with pq_redirect_to_shm_mq).
  *
  *-------------------------------------------------------------------------
  */
 #ifndef CSVPIPE_PARALLEL_H
 #define CSVPIPE_PARALLEL_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
@@ -27,7 +28,7 @@
 #include "utils/timestamp.h"
 
 #define CSVPIPE_DSM_MAGIC		0x43535650	/* "CSVP" */
-/* CSVPIPE_MAX_WORKERS: csvpipe.h */
+/* CSVPIPE_MAX_WORKERS: settings.h */
 /* worker slots of one call: its workers plus spares that replace lost ones */
 #define CSVPIPE_SPARE_SLOTS		32
 #define CSVPIPE_MAX_SLOTS		(CSVPIPE_MAX_WORKERS + CSVPIPE_SPARE_SLOTS)
@@ -39,8 +40,7 @@
 #define CSV_KEY_GUC				2
 #define CSV_KEY_COLUMNS			3
 #define CSV_KEY_PATH			4
-#define CSV_KEY_NULLSTR			5
-#define CSV_KEY_DIALECT			6	/* csv_dialect_to_wire() */
+#define CSV_KEY_DIALECT			5	/* csv_dialect_to_wire() (options.c) */
 #define CSV_KEY_QUEUES			100 /* + 2*worker (+1 for the reply queue) */
 
 typedef enum CsvParallelMode
@@ -87,12 +87,7 @@ typedef struct CsvParallelShared
 	pid_t		leader_pid;
 	char		options_json[4096];	/* load options, recorded with the job */
 	char		gid_nonce[CSV_GID_NONCE_LEN + 1];	/* atomic: this run's secret (txn.c) */
-	/* dialect, without the pointers (null string and path live apart) */
-	char		delimiter;
-	char		quote;
 	char		newline;		/* the splitter's line end (splitter.c) */
-	int			file_encoding;
-	int			null_len;
 	/* the file as the leader opened it, recorded with the job */
 	CsvFileId	file;
 	/* column list: natts entries of CsvColumnDesc after CSV_KEY_COLUMNS */
@@ -228,7 +223,6 @@ typedef struct CsvPool
 	TimestampTz launched_at[CSVPIPE_MAX_SLOTS];
 	CsvColumnDesc *columns;
 	char	   *path;
-	char	   *null_string;
 } CsvPool;
 
 extern int	csv_pool_free_slots(void);

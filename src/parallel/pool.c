@@ -22,6 +22,7 @@
  *-------------------------------------------------------------------------
  */
 #include "parallel.h"
+#include "options.h"
 
 #include "libpq/pqformat.h"
 #include "libpq/pqmq.h"
@@ -70,23 +71,27 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 		(Size) csvpipe_queue_size * 1024 : 16384;
 	Size		segsize;
 	char	   *gucspace;
+	StringInfoData wire;
 	CsvParallelShared *shared;
 
 	Assert(nworkers > 0 && nworkers <= CSVPIPE_MAX_WORKERS);
+
+	/* the dialect in the form the options table gives it (options.c) */
+	initStringInfo(&wire);
+	csv_dialect_to_wire(dialect, &wire);
 
 	shm_toc_initialize_estimator(&e);
 	shm_toc_estimate_chunk(&e, shared_size);
 	shm_toc_estimate_chunk(&e, guc_size);
 	shm_toc_estimate_chunk(&e, sizeof(CsvColumnDesc) * Max(natts, 1));
 	shm_toc_estimate_chunk(&e, strlen(path) + 1);
-	shm_toc_estimate_chunk(&e, dialect->null_len + 1);
-	shm_toc_estimate_chunk(&e, csv_dialect_wire_size(dialect));
+	shm_toc_estimate_chunk(&e, wire.len);
 	for (int i = 0; i < capacity; i++)
 	{
 		shm_toc_estimate_chunk(&e, i < nworkers ? load_queue_size : queue_size);
 		shm_toc_estimate_chunk(&e, reply_size);
 	}
-	shm_toc_estimate_keys(&e, 6 + 2 * capacity);
+	shm_toc_estimate_keys(&e, 5 + 2 * capacity);
 	segsize = shm_toc_estimate(&e);
 
 	pool->seg = dsm_create(segsize, 0);
@@ -101,10 +106,6 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	shared->nworkers = nworkers;
 	shared->capacity = capacity;
 	shared->leader_pid = MyProcPid;
-	shared->delimiter = dialect->delimiter;
-	shared->quote = dialect->quote;
-	shared->file_encoding = dialect->file_encoding;
-	shared->null_len = dialect->null_len;
 	shared->natts = natts;
 	SpinLockInit(&shared->mutex);
 	for (int i = 0; i < capacity; i++)
@@ -132,15 +133,13 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	pool->path = shm_toc_allocate(pool->toc, strlen(path) + 1);
 	strcpy(pool->path, path);
 	shm_toc_insert(pool->toc, CSV_KEY_PATH, pool->path);
-	pool->null_string = shm_toc_allocate(pool->toc, dialect->null_len + 1);
-	memcpy(pool->null_string, dialect->null_string, dialect->null_len + 1);
-	shm_toc_insert(pool->toc, CSV_KEY_NULLSTR, pool->null_string);
 	{
-		char	   *wire = shm_toc_allocate(pool->toc, csv_dialect_wire_size(dialect));
+		char	   *dialect_space = shm_toc_allocate(pool->toc, wire.len);
 
-		csv_dialect_to_wire(dialect, wire);
-		shm_toc_insert(pool->toc, CSV_KEY_DIALECT, wire);
+		memcpy(dialect_space, wire.data, wire.len);
+		shm_toc_insert(pool->toc, CSV_KEY_DIALECT, dialect_space);
 	}
+	pfree(wire.data);
 
 	for (int i = 0; i < capacity; i++)
 	{

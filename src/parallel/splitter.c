@@ -5,8 +5,8 @@
  *		chunks into records.
  *
  * The leader scans the raw bytes once, and a skip-mode worker its chunk,
- * following the rules the tokenizer follows (tokenizer.c; README "Record
- * boundaries and bad records"), so that both always agree on where a
+ * following the rules the tokenizer follows (tokenizer.c; doc/reference.md
+ * "Record boundaries and bad records"), so that both always agree on where a
  * record starts and ends:
  *
  *	- a quote opens a quoted field only at the start of a field (after a

@@ -48,6 +48,7 @@
 #include "parallel.h"
 #include "errors.h"
 #include "load.h"
+#include "options.h"
 #include "progress.h"
 #include "shards.h"
 #include "txn.h"
@@ -1301,7 +1302,7 @@ setup_dialect(WorkerState *ws, dsm_segment *seg, shm_toc *toc)
 {
 	CsvParallelShared *shared = ws->shared;
 
-	/* the dialect as the leader resolved it (dialect.c; header and skip_rows consumed) */
+	/* the dialect as the leader resolved it (options.c; header and skip_rows consumed) */
 	csv_dialect_from_wire(&ws->dialect, shm_toc_lookup(toc, CSV_KEY_DIALECT, false));
 
 	ws->errpos.path = pstrdup(shm_toc_lookup(toc, CSV_KEY_PATH, false));

@@ -30,7 +30,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "internal_sql.h"
 #include "options.h"
 

@@ -21,7 +21,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "options.h"
 #include "run.h"
 #include "sniff.h"

@@ -29,7 +29,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "cache.h"
 #include "leader.h"
 #include "options.h"

@@ -321,7 +321,7 @@ sub parse_record
 	return @f;
 }
 
-# raw_record as csvpipe.rejected stores it (src/insert/errors.c raw_as_text)
+# raw_record as csvpipe.rejected stores it (src/parallel/errors.c raw_as_text)
 sub raw_as_text
 {
 	my ($raw) = @_;
@@ -651,7 +651,7 @@ SELECT 'P ' || count(*) FROM pg_prepared_xacts;
 			# read_text: no types, no field count: only structure and
 			# encoding make a bad record; compare each record's fields
 			# an empty line is {NULL} in read_text, whatever the column count
-			# (README "Record boundaries and bad records")
+			# (doc/reference.md "Record boundaries and bad records")
 			next if !on('rt_empty') && grep { $_->{skip} } @recs;
 			my @tgood = grep { !$_->{textbad} } @recs;
 			my ($out, $err) = psql(

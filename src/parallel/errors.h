@@ -11,10 +11,6 @@
 #include "catch.h"
 #include "parallel.h"
 
-extern bool csv_error_is_transient(ErrorData *edata);
-extern bool csv_error_is_worker_loss(ErrorData *edata);
-extern bool csv_error_is_input_error(ErrorData *edata);
-extern bool csv_error_is_row_error(ErrorData *edata, bool in_trigger);
 extern void csv_row_errors_begin(void);
 extern bool csv_row_errors_end(ErrorData *edata);
 extern void csv_backoff_sleep(int attempt);

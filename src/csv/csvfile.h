@@ -1,15 +1,19 @@
 /*-------------------------------------------------------------------------
  *
- * csvpipe.h
- *		Declarations shared by the csvpipe source files.
+ * csvfile.h
+ *		The csv layer's declarations: the dialect, records, the tokenizer,
+ *		file access and the reader, encoding, type conversion.
  *
  * Each .c file owns one responsibility; this header only carries the types
- * that cross file boundaries and the GUC variables.
+ * that cross file boundaries (and, through settings.h, the GUC variables).
+ * Its tail still declares a few entry points of higher layers (srf.c's
+ * streaming read, cache.c's and scan.c's init).  The module's entry,
+ * _PG_init, is src/csvpipe.c.
  *
  *-------------------------------------------------------------------------
  */
-#ifndef CSVPIPE_H
-#define CSVPIPE_H
+#ifndef CSVPIPE_CSVFILE_H
+#define CSVPIPE_CSVFILE_H
 
 #include "postgres.h"
 
@@ -75,11 +79,6 @@ extern void csv_dialect_set_columns(CsvDialect *dialect, int ncolumns);
 #define CSV_MAX_CHUNK_SIZE	((int64) 1024 * 1024 * 1024)
 extern int64 csv_check_chunk_size(int64 chunk_size);
 extern bool csv_dialect_splits_bytewise(const CsvDialect *dialect);
-
-/* the dialect as the parallel workers get it (dialect.c, pool.c, worker.c) */
-extern Size csv_dialect_wire_size(const CsvDialect *dialect);
-extern void csv_dialect_to_wire(const CsvDialect *dialect, char *buf);
-extern void csv_dialect_from_wire(CsvDialect *dialect, const char *buf);
 
 /*
  * Why a record is bad (malformed quoting, bytes invalid in the encoding).
@@ -280,4 +279,4 @@ extern void csv_cache_init(void);
 /* scan.c: streaming CustomScan for calls in FROM */
 extern void csvpipe_scan_init(void);
 
-#endif							/* CSVPIPE_H */
+#endif							/* CSVPIPE_CSVFILE_H */
