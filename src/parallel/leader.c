@@ -11,6 +11,11 @@
  * queue: the worker reads the chunk's bytes from the file itself (pread,
  * from the page cache the leader's read has just filled), so the leader
  * copies nothing, and a chunk to retry is just its label sent again.
+ * Except in a chunked load, while every worker has a chunk: then the
+ * leader converts the next chunk itself (preparse.c, a step per loop) and
+ * streams its rows after the label (pump_streams), as far as the worker's
+ * input queue takes them; a worker with a stream gets nothing else until
+ * the stream is sent.
  *
  * Dispatch never blocks: a chunk goes to the least busy worker (at most two
  * chunks in flight per worker, so whichever worker is idle gets the next

@@ -2,13 +2,15 @@
  *
  * parallel.h
  *		Shared structures of the parallel engine (pool.c, leader.c,
- *		worker.c, txn.c, splitter.c, errors.c).
+ *		worker.c, txn.c, splitter.c, errors.c, preparse.c).
  *
  * One DSM segment per parallel call holds a CsvParallelShared header, the
  * serialized GUC state of the leader, the column list, the file's path, the
  * dialect (in the form options.c derives from the options table), and per
  * worker an input queue (leader -> worker: chunk labels; the worker reads
- * the bytes from the file) and a reply queue (worker -> leader: tuples,
+ * the bytes from the file, unless the leader of a chunked load converted
+ * the chunk and sends its rows after the label: preparse.c) and a reply
+ * queue (worker -> leader: tuples,
  * per-chunk results, and the worker's errors and notices, redirected there
  * with pq_redirect_to_shm_mq).
  *

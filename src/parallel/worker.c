@@ -25,7 +25,11 @@
  *		   record must not have sent anything).
  *	load:  rows are inserted with load.c; txn.c decides when the
  *		   transaction ends (per chunk with its ledger row, or once for
- *		   the whole worker with PREPARE TRANSACTION in atomic mode).
+ *		   the whole worker with PREPARE TRANSACTION in atomic mode).  In
+ *		   a chunked load the leader may have converted a chunk already
+ *		   (preparse.c): its rows follow the label, and the worker only
+ *		   inserts them; an attempt that fails reads the rest of them
+ *		   away, and the next one converts the chunk from the file.
  *
  * Every chunk of a load runs in a subtransaction of the worker's
  * transaction.  A transient error (deadlock, serialization failure, lock
