@@ -720,7 +720,7 @@ preparse_chunk(CsvLeader *L)
 
 	if (st == CSV_PREPARSE_IDLE || csv_preparse_chunk_no(p) != L->hdr.chunk_no)
 	{
-		if (worker_idle(L))
+		if (worker_idle(L) || L->hdr.length > CSV_PREPARSE_MAX_CHUNK)
 			return false;
 		csv_preparse_start(p, &L->hdr);
 		st = csv_preparse_state(p);

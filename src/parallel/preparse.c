@@ -33,7 +33,9 @@
  * half made.
  *
  * Memory: the chunk's bytes and its converted rows, in a context of their
- * own per chunk, handed to leader.c when done and freed once sent.
+ * own per chunk, handed to leader.c when done and freed once sent: at
+ * most one chunk per worker and the one being converted, and only chunks
+ * up to CSV_PREPARSE_MAX_CHUNK bytes are converted here.
  *
  *-------------------------------------------------------------------------
  */

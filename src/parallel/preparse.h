@@ -11,6 +11,12 @@
 
 #include "parallel.h"
 
+/*
+ * Bigger chunks (csvpipe.chunk_size) go as labels: the leader keeps a
+ * converted chunk until it is sent, one per worker and the one it works on.
+ */
+#define CSV_PREPARSE_MAX_CHUNK	(8 * 1024 * 1024)
+
 typedef enum CsvPreparseState
 {
 	CSV_PREPARSE_IDLE,			/* no chunk */
