@@ -193,6 +193,7 @@ extern char csv_splitter_newline(const char *buf, int64 len);
 extern int64 csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from,
 							   int64 to, int64 want, int64 *boundary_line);
 extern bool csv_splitter_record_is_empty(const char *buf, int64 start, int64 end);
+extern bool csv_dialect_splits_bytewise(const CsvDialect *dialect);
 
 /* pool.c */
 typedef struct CsvPool
@@ -210,7 +211,6 @@ typedef struct CsvPool
 	char	   *path;
 } CsvPool;
 
-extern int	csv_pool_free_slots(void);
 extern CsvPool *csv_pool_create(CsvParallelMode mode, int nworkers,
 								const char *path, const CsvDialect *dialect,
 								TupleDesc coldesc, bool *convert);
@@ -224,7 +224,5 @@ extern void csv_pool_rethrow(CsvPool *pool, int worker, char *msg, Size len);
 
 /* worker.c */
 extern PGDLLEXPORT void csvpipe_worker_main(Datum main_arg);
-
-/* srf.c: how many workers a call gets: min(asked, csvpipe.max_workers) */
 
 #endif							/* CSVPIPE_PARALLEL_H */

@@ -34,6 +34,7 @@
 #include "leader.h"
 #include "options.h"
 #include "parallel.h"
+#include "srf.h"
 
 #include "access/table.h"
 #include "access/xact.h"
