@@ -166,8 +166,8 @@ extern void csv_options_from_job(CsvOptions *opts, Jsonb *options,
 extern char *csv_options_job_json(const CsvOptions *opts);
 extern void csv_dialect_rows_key(const CsvDialect *d, StringInfo sig,
 								 StringInfo describe);
-extern void csv_dialect_to_wire(const CsvDialect *d, StringInfo wire);
-extern void csv_dialect_from_wire(CsvDialect *d, const char *wire);
+extern void csv_options_to_wire(const CsvOptions *o, StringInfo wire);
+extern void csv_options_from_wire(CsvOptions *o, const char *wire);
 
 extern int	csv_workers_for(int asked);
 extern CsvHeaderMode csv_header_option(Datum v, Oid typid);

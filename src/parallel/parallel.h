@@ -6,11 +6,12 @@
  *
  * One DSM segment per parallel call holds a CsvParallelShared header, the
  * serialized GUC state of the leader, the column list, the file's path, the
- * dialect (in the form options.c derives from the options table), and per
- * worker an input queue (leader -> worker: chunk labels; the worker reads
- * the bytes from the file) and a reply queue (worker -> leader: tuples,
- * per-chunk results, and the worker's errors and notices, redirected there
- * with pq_redirect_to_shm_mq).
+ * options the workers take (the dialect, on_error, max_errors: in the form
+ * options.c derives from the options table), and per worker an input queue
+ * (leader -> worker: chunk labels; the worker reads the bytes from the
+ * file) and a reply queue (worker -> leader: tuples, per-chunk results, and
+ * the worker's errors and notices, redirected there with
+ * pq_redirect_to_shm_mq).
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +19,7 @@
 #define CSVPIPE_PARALLEL_H
 
 #include "csvfile.h"
+#include "options.h"
 
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
@@ -40,7 +42,7 @@
 #define CSV_KEY_GUC				2
 #define CSV_KEY_COLUMNS			3
 #define CSV_KEY_PATH			4
-#define CSV_KEY_DIALECT			5	/* csv_dialect_to_wire() (options.c) */
+#define CSV_KEY_OPTIONS			5	/* csv_options_to_wire() (options.c) */
 #define CSV_KEY_QUEUES			100 /* + 2*worker (+1 for the reply queue) */
 
 typedef enum CsvParallelMode
@@ -92,8 +94,6 @@ typedef struct CsvParallelShared
 	bool		columns_given;	/* load: columns => names were passed */
 	bool		text_mode;		/* read_text: rows are (line_no, fields[]) */
 	Oid			rowtype;		/* read(path, NULL::t): t (csv_converter_set_rowtype) */
-	bool		on_error_skip;	/* capture bad rows instead of failing */
-	int64		max_errors;		/* -1: no limit */
 	pg_atomic_uint64 rejected_total;	/* bad rows captured so far, all workers */
 	bool		job_row_written;	/* load: the job row is committed (mutex) */
 	char		error[1024];	/* load: the leader's error, for its coordinator */
@@ -212,7 +212,7 @@ typedef struct CsvPool
 } CsvPool;
 
 extern CsvPool *csv_pool_create(CsvParallelMode mode, int nworkers,
-								const char *path, const CsvDialect *dialect,
+								const CsvOptions *opts,
 								TupleDesc coldesc, bool *convert);
 extern int	csv_pool_launch(CsvPool *pool);
 extern bool csv_pool_launch_one(CsvPool *pool, int n);
