@@ -1,4 +1,4 @@
-# 135_doc_refs.pl -- the places the code and the documents send a reader to
+# 136_doc_refs.pl -- the places the code and the documents send a reader to
 # are there (no cluster is started):
 #  1. Every citation of a document's section -- README "X", (README, "X"),
 #     doc/FILE.md "X", (doc/FILE.md, "X"), across comment line breaks -- in
@@ -65,7 +65,7 @@ sub doc_of
 # ---- 1. citations of sections ----
 my @files = ('Makefile');
 find({ wanted => sub { push @files, $File::Find::name if /\.[ch]$/ }, no_chdir => 1 }, 'src');
-push @files, glob('sql/*.sql'), grep { !/135_doc_refs/ } glob('test/t/*.pl');
+push @files, glob('sql/*.sql'), grep { !/136_doc_refs/ } glob('test/t/*.pl');
 ok(@files > 60, 'sources to look in: ' . scalar(@files));
 my $ncited = 0;
 for my $f (@files)
