@@ -1077,6 +1077,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	int64		rejected = 0;
 	int64		bytes = 0;
 	CsvLeader  *L;
+	bool		fresh_job;
 	TimestampTz start = GetCurrentTimestamp();
 	long		secs;
 	int			usecs;
@@ -1146,6 +1147,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 				 errhint("Set max_prepared_transactions = %d or more in postgresql.conf and restart the server, or use mode => 'transaction' (the default) or mode => 'chunked'.",
 						 nworkers)));
 
+	fresh_job = (req->job_id <= 0 && !req->resume);
 	if (req->job_id <= 0)
 		req->job_id = next_job_id();
 	csv_progress_load_begin(req->job_id, req->opts.progress);
@@ -1169,6 +1171,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		}
 		shared = csv_leader_pool(L)->shared;
 		shared->job_id = req->job_id;
+		shared->fresh_job = fresh_job;
 		shared->atomic = req->opts.atomic;
 		if (req->opts.atomic)
 			csv_txn_new_nonce(shared->gid_nonce);
@@ -1177,6 +1180,9 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		shared_set_options(shared, req->options_json);
 		if (req->skip_chunks)
 			csv_leader_set_skip(L, req->skip_chunks, req->nskip);
+		/* chunked: the leader converts chunks while the workers are busy */
+		if (!req->opts.atomic && !req->opts.on_error_skip)
+			csv_leader_set_preparse(L, req->opts.relid, req->opts.columns);
 		pg_atomic_init_u64(&shared->rejected_total, 0);
 		wanted = shared->nworkers;	/* capped at the file's chunks */
 		launched = csv_leader_launch(L);

@@ -18,6 +18,7 @@ extern CsvLeader *csv_leader_begin(CsvParallelMode mode, const CsvOptions *opts,
 extern CsvPool *csv_leader_pool(CsvLeader *L);
 extern void csv_leader_set_sent_columns(CsvLeader *L, const bool *used);
 extern void csv_leader_set_skip(CsvLeader *L, int64 *chunks, int n);
+extern void csv_leader_set_preparse(CsvLeader *L, Oid relid, List *attnames);
 extern CsvRecord *csv_leader_header(CsvLeader *L);
 extern int	csv_leader_launch(CsvLeader *L);
 extern bool csv_leader_next_row(CsvLeader *L, Datum *values, bool *nulls);

@@ -2,16 +2,17 @@
  *
  * parallel.h
  *		Shared structures of the parallel engine (pool.c, leader.c,
- *		worker.c, txn.c, splitter.c, errors.c).
+ *		worker.c, txn.c, splitter.c, errors.c, preparse.c).
  *
  * One DSM segment per parallel call holds a CsvParallelShared header, the
  * serialized GUC state of the leader, the column list, the file's path, the
  * options the workers take (the dialect, on_error, max_errors: in the form
  * options.c derives from the options table), and per worker an input queue
  * (leader -> worker: chunk labels; the worker reads the bytes from the
- * file) and a reply queue (worker -> leader: tuples, per-chunk results, and
- * the worker's errors and notices, redirected there with
- * pq_redirect_to_shm_mq).
+ * file, unless the leader of a chunked load converted the chunk and sends
+ * its rows after the label: preparse.c) and a reply queue (worker ->
+ * leader: tuples, per-chunk results, and the worker's errors and notices,
+ * redirected there with pq_redirect_to_shm_mq).
  *
  *-------------------------------------------------------------------------
  */
@@ -75,6 +76,9 @@ typedef struct CsvParallelShared
 	Oid			current_user_id;
 	int			sec_context;
 	int64		job_id;
+	bool		fresh_job;		/* load: the job was created by this very
+								 * call, so no chunk of it was attempted
+								 * before this run (shards.c) */
 	bool		atomic;
 	bool		txn_load;		/* transaction mode: a read whose rows the
 								 * leader inserts (CSV_MSG_ROWS) */
@@ -114,8 +118,13 @@ typedef struct CsvColumnDesc
 	bool		send;			/* read: returned to the leader; else NULL */
 } CsvColumnDesc;
 
-/* input queue: room for many labels, never for data */
+/*
+ * input queue: room for many labels; a load's workers (not the spare
+ * slots) get more, for the rows the leader converted (preparse.c), so a
+ * worker does not wait for the leader's next conversion step
+ */
 #define CSV_INPUT_QUEUE_SIZE	16384
+#define CSV_LOAD_INPUT_QUEUE_SIZE	(1024 * 1024)
 
 /* leader -> worker message: which bytes of the file to process */
 typedef struct CsvChunkHeader
@@ -124,6 +133,13 @@ typedef struct CsvChunkHeader
 	int64		first_line;
 	int64		start_offset;
 	int64		length;
+	int32		attempt;		/* load: earlier dispatches of this chunk in
+								 * this run (0: its first) */
+	int64		preparsed;		/* chunked load: bytes of the chunk's rows,
+								 * converted by the leader, that follow in
+								 * messages of CsvRowHeader entries
+								 * (preparse.c); 0: the worker reads the
+								 * file */
 } CsvChunkHeader;
 
 /* worker -> leader messages start with one of these bytes */

@@ -65,6 +65,9 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const CsvOptions *opts,
 	Size		guc_size = EstimateGUCStateSpace();
 	int			natts = coldesc ? coldesc->natts : 0;
 	Size		queue_size = CSV_INPUT_QUEUE_SIZE;
+	/* a load's workers may get converted rows from the leader (preparse.c) */
+	Size		load_queue_size = mode == CSV_MODE_LOAD ?
+		CSV_LOAD_INPUT_QUEUE_SIZE : CSV_INPUT_QUEUE_SIZE;
 	/* a load's replies are chunk results; a read's are its rows */
 	Size		reply_size = mode == CSV_MODE_READ ?
 		(Size) csvpipe_queue_size * 1024 : 16384;
@@ -87,7 +90,7 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const CsvOptions *opts,
 	shm_toc_estimate_chunk(&e, wire.len);
 	for (int i = 0; i < capacity; i++)
 	{
-		shm_toc_estimate_chunk(&e, queue_size);
+		shm_toc_estimate_chunk(&e, i < nworkers ? load_queue_size : queue_size);
 		shm_toc_estimate_chunk(&e, reply_size);
 	}
 	shm_toc_estimate_keys(&e, 5 + 2 * capacity);
@@ -142,7 +145,8 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const CsvOptions *opts,
 
 	for (int i = 0; i < capacity; i++)
 	{
-		shm_mq	   *in = shm_mq_create(shm_toc_allocate(pool->toc, queue_size), queue_size);
+		Size		in_size = i < nworkers ? load_queue_size : queue_size;
+		shm_mq	   *in = shm_mq_create(shm_toc_allocate(pool->toc, in_size), in_size);
 		shm_mq	   *reply = shm_mq_create(shm_toc_allocate(pool->toc, reply_size), reply_size);
 
 		shm_toc_insert(pool->toc, CSV_KEY_QUEUES + 2 * i, in);

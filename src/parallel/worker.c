@@ -25,7 +25,11 @@
  *		   record must not have sent anything).
  *	load:  rows are inserted with load.c; txn.c decides when the
  *		   transaction ends (per chunk with its ledger row, or once for
- *		   the whole worker with PREPARE TRANSACTION in atomic mode).
+ *		   the whole worker with PREPARE TRANSACTION in atomic mode).  In
+ *		   a chunked load the leader may have converted a chunk already
+ *		   (preparse.c): its rows follow the label, and the worker only
+ *		   inserts them; an attempt that fails reads the rest of them
+ *		   away, and the next one converts the chunk from the file.
  *
  * Every chunk of a load runs in a subtransaction of the worker's
  * transaction.  A transient error (deadlock, serialization failure, lock
@@ -132,6 +136,8 @@ typedef struct WorkerState
 	/* chunked load */
 	bool		shards;			/* the target reaches foreign tables (shards.c) */
 	int64		chunk_attempts; /* whole-chunk retries of the current chunk */
+	int64		stream_left;	/* bytes of the chunk's rows the leader
+								 * converted (preparse.c) not yet received */
 	StringInfoData pending;		/* skip mode: the chunk's staged entries */
 } WorkerState;
 
@@ -347,6 +353,82 @@ process_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 		handle_record(ws, &rec);
 	csv_tokenizer_destroy(tok);
 	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Chunked load, a chunk the leader converted (preparse.c): insert its rows
+ * as they come, CsvRowHeader entries in messages after the label.  The
+ * values point into the message, which stays valid for its rows' inserts
+ * (a buffered row is copied).
+ */
+static void
+process_preparsed(WorkerState *ws)
+{
+	TupleDesc	desc = csv_load_input_desc(ws->target);
+
+	while (ws->stream_left > 0)
+	{
+		Size		nbytes;
+		void	   *data;
+		char	   *p;
+		char	   *end;
+
+		CHECK_FOR_INTERRUPTS();
+		if (shm_mq_receive(ws->input, &nbytes, &data, false) != SHM_MQ_SUCCESS)
+			ereport(ERROR,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("csvpipe worker %d: the leader went away", ws->worker_no)));
+		if ((int64) nbytes > ws->stream_left)
+			elog(ERROR, "csvpipe worker got %zu bytes of rows, expected at most " INT64_FORMAT,
+				 nbytes, ws->stream_left);
+		ws->stream_left -= nbytes;
+		p = (char *) data;
+		end = p + nbytes;
+		while (p < end)
+		{
+			CsvRowHeader *h = (CsvRowHeader *) p;
+			MinimalTuple tup = (MinimalTuple) (p + sizeof(CsvRowHeader));
+			HeapTupleData htup;
+			MemoryContext oldcxt;
+
+			if (p + sizeof(CsvRowHeader) + h->size > end ||
+				HeapTupleHeaderGetNatts((HeapTupleHeader) ((char *) tup - MINIMAL_TUPLE_OFFSET)) != desc->natts)
+				elog(ERROR, "csvpipe worker got a malformed row from the leader");
+			CHECK_FOR_INTERRUPTS();
+			MemoryContextReset(ws->row_cxt);
+			oldcxt = MemoryContextSwitchTo(ws->row_cxt);
+			htup.t_len = tup->t_len + MINIMAL_TUPLE_OFFSET;
+			htup.t_data = (HeapTupleHeader) ((char *) tup - MINIMAL_TUPLE_OFFSET);
+			heap_deform_tuple(&htup, desc, ws->values, ws->nulls);
+			/* rows are inserted in batches: load.c names the row's own line */
+			ws->errpos.line_no = 0;
+			csv_load_row(ws->target, ws->values, ws->nulls, h->line_no);
+			MemoryContextSwitchTo(oldcxt);
+			ws->rows_in_chunk++;
+			p += sizeof(CsvRowHeader) + MAXALIGN(h->size);
+		}
+	}
+}
+
+/*
+ * The rest of a converted chunk's rows, read and dropped: its attempt
+ * failed, and the next one converts the chunk itself.
+ */
+static void
+drain_preparsed(WorkerState *ws)
+{
+	while (ws->stream_left > 0)
+	{
+		Size		nbytes;
+		void	   *data;
+
+		CHECK_FOR_INTERRUPTS();
+		if (shm_mq_receive(ws->input, &nbytes, &data, false) != SHM_MQ_SUCCESS)
+			ereport(ERROR,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("csvpipe worker %d: the leader went away", ws->worker_no)));
+		ws->stream_left -= Min((int64) nbytes, ws->stream_left);
+	}
 }
 
 /* load: open the target and a converter for its column list (per chunk) */
@@ -890,6 +972,8 @@ process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	flush_batch(ws);
 }
 
+static char *read_chunk(WorkerState *ws, CsvChunkHeader *hdr);
+
 typedef struct ChunkArgs
 {
 	WorkerState *ws;
@@ -926,7 +1010,10 @@ load_chunk(void *arg)
 	}
 	else
 	{
-		process_chunk(ws, a->hdr, a->data);
+		if (ws->stream_left > 0)
+			process_preparsed(ws);
+		else
+			process_chunk(ws, a->hdr, a->data);
 		ws->errpos.line_no = 0;
 		csv_load_flush(ws->target);
 	}
@@ -968,6 +1055,12 @@ run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 		{
 			attempt++;
 			ws->retries_in_chunk++;
+			/* a converted chunk's next attempt converts it itself */
+			if (a.data == NULL)
+			{
+				drain_preparsed(ws);
+				a.data = read_chunk(ws, hdr);
+			}
 			csv_backoff_sleep(attempt);
 			continue;
 		}
@@ -983,7 +1076,6 @@ run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
  * server unreachable or gone (08), shutting down or terminating the
  * connection (57, not a cancel), out of resources (53).  Data errors never.
  */
-static char *read_chunk(WorkerState *ws, CsvChunkHeader *hdr);
 static void forget_position(WorkerState *ws);
 
 static bool
@@ -1030,9 +1122,18 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 		PG_TRY();
 		{
 			csv_txn_begin_chunk();
+			/*
+			 * A chunk's very first attempt in a job this run created is in
+			 * no ledger: no attempt at it can have committed anywhere.
+			 * Every other attempt -- a retry here, a chunk sent again after
+			 * a lost worker, any chunk of a resumed or queued job -- reads
+			 * the ledgers first.
+			 */
 			if (ws->shards)
-				csv_shards_chunk_begin(hdr->chunk_no);
-			run_load_chunk(ws, hdr, read_chunk(ws, hdr));
+				csv_shards_chunk_begin(hdr->chunk_no,
+									   !(ws->shared->fresh_job && hdr->attempt == 0 &&
+										 attempt == 0));
+			run_load_chunk(ws, hdr, ws->stream_left > 0 ? NULL : read_chunk(ws, hdr));
 			rows_done = true;
 			/* a commit-time error is no row's: it names no line */
 			forget_position(ws);
@@ -1085,6 +1186,8 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 			FlushErrorState();
 			AbortCurrentTransaction();
 			RESUME_INTERRUPTS();
+			/* a converted chunk's next attempt converts it itself */
+			drain_preparsed(ws);
 		}
 		PG_END_TRY();
 		if (edata == NULL)
@@ -1406,6 +1509,11 @@ csvpipe_worker_main(Datum main_arg)
 		memcpy(&hdr, data, sizeof(hdr));
 		if (hdr.chunk_no < 0)
 			break;
+		if (hdr.preparsed < 0 ||
+			(hdr.preparsed > 0 && (shared->mode != CSV_MODE_LOAD || shared->atomic ||
+								   ws.opts.on_error_skip)))
+			elog(ERROR, "csvpipe worker got a malformed chunk label");
+		ws.stream_left = hdr.preparsed;
 
 		pgstat_report_activity(STATE_RUNNING, "csvpipe chunk");
 		csv_progress_worker("chunk", hdr.chunk_no, ws.rows_total);
