@@ -29,6 +29,9 @@ typedef enum CsvCacheStatus
 	CSV_CACHE_MISS				/* a miss that stores nothing */
 } CsvCacheStatus;
 
+/* the cache's GUCs, and its shared memory when preloading (from _PG_init) */
+extern void csv_cache_init(void);
+
 /* GUCs (cache.c) */
 extern int	csvpipe_cache_size;
 extern int	csvpipe_cache_ttl;

@@ -6,8 +6,9 @@
  *
  * Each .c file owns one responsibility; this header only carries the types
  * that cross file boundaries (and, through settings.h, the GUC variables).
- * Its tail still declares a few entry points of higher layers (srf.c's
- * streaming read, cache.c's and scan.c's init).  The module's entry,
+ * It declares only what the csv layer defines: the entry points of higher
+ * layers are in their own headers (src/sql/srf.h, src/sql/scan.h,
+ * src/cache/cache.h, src/parallel/parallel.h).  The module's entry,
  * _PG_init, is src/csvpipe.c.
  *
  *-------------------------------------------------------------------------
@@ -78,7 +79,6 @@ extern void csv_dialect_set_columns(CsvDialect *dialect, int ncolumns);
 /* chunk_size's upper bound: csvpipe.chunk_size's (1GB) */
 #define CSV_MAX_CHUNK_SIZE	((int64) 1024 * 1024 * 1024)
 extern int64 csv_check_chunk_size(int64 chunk_size);
-extern bool csv_dialect_splits_bytewise(const CsvDialect *dialect);
 
 /*
  * Why a record is bad (malformed quoting, bytes invalid in the encoding).
@@ -259,24 +259,5 @@ extern void csv_record_skip_notice(CsvErrorPosition *errpos, CsvRecord *rec,
 								   int64 *nskipped);
 extern void csv_skip_notice(CsvErrorPosition *errpos, int64 line_no,
 							const char *message, int64 nth);
-
-/* srf.c: one streaming read of a file, shared by the SRFs and the scan */
-typedef struct CsvReadState CsvReadState;
-typedef struct CsvOptions CsvOptions;
-
-extern CsvReadState *csv_read_begin(const CsvOptions *opts, bool text_mode,
-									TupleDesc tupdesc,
-									bool *convert_columns,
-									const bool *used_columns);
-extern bool csv_read_next(CsvReadState *rs, Datum *values, bool *nulls);
-extern void csv_read_end(CsvReadState *rs);
-extern const char *csv_read_cache_status(CsvReadState *rs);
-extern TupleDesc csv_read_text_tupdesc(void);
-
-/* cache.c: shared result cache (GUCs, shared memory hooks) */
-extern void csv_cache_init(void);
-
-/* scan.c: streaming CustomScan for calls in FROM */
-extern void csvpipe_scan_init(void);
 
 #endif							/* CSVPIPE_CSVFILE_H */

@@ -13,9 +13,8 @@
  *	- CSV_OPTF_JOB: it is recorded in csvpipe.job.options and restored by
  *	  a job's runner and by csvpipe.resume;
  *	- CSV_OPTF_WORKER: the workers get it, in the parallel engine's
- *	  segment: the dialect's through csv_dialect_to_wire() below; columns
- *	  as the segment's column list, on_error and max_errors in its header
- *	  (parallel.h).
+ *	  segment: through csv_options_to_wire() below; columns as the
+ *	  segment's column list (parallel.h).
  *
  * A call is matched to the table by the names of the function's arguments
  * in pg_proc, mapped once per function and backend (argmap, flushed when
@@ -27,7 +26,7 @@
  * field in CsvOptions and its case in set_option(), and the SQL signature;
  * each flag it bears asks for its case in what is derived from that flag
  * (CSV_OPTF_JOB: csv_options_job_json; CSV_OPTF_ROWS: csv_dialect_rows_key;
- * CSV_OPTF_WORKER: csv_dialect_to_wire and csv_dialect_from_wire), which
+ * CSV_OPTF_WORKER: csv_options_to_wire and csv_options_from_wire), which
  * otherwise fail at once.
  *
  * Backend-local state only (the argmap cache); no shared memory, no locks.
@@ -1183,18 +1182,19 @@ csv_dialect_rows_key(const CsvDialect *d, StringInfo sig, StringInfo describe)
 /* ---- handed to the workers ---- */
 
 /*
- * The dialect as the parallel workers get it (pool.c puts it in the call's
- * segment, worker.c reads it back): its CSV_OPTF_WORKER options, in the
- * table's order, then match => 'name''s field map.  The table's other
- * worker options are not the dialect's: the column list and the segment's
- * header (parallel.h) carry them.  skip_rows and the header are not
- * handed on: the leader consumes them.  Leader and workers run one
- * library, so the form needs no version; it starts with its length, which
- * the reader checks it read exactly.
+ * The options as the parallel workers get them (pool.c puts them in the
+ * call's segment, worker.c reads them back): the CSV_OPTF_WORKER options,
+ * in the table's order -- the dialect's, on_error and max_errors -- then
+ * match => 'name''s field map.  columns is not on the wire: the segment's
+ * column list (parallel.h) carries the columns it resolves to.  skip_rows
+ * and the header are not handed on: the leader consumes them.  Leader and
+ * workers run one library, so the form needs no version; it starts with
+ * its length, which the reader checks it read exactly.
  */
 void
-csv_dialect_to_wire(const CsvDialect *d, StringInfo wire)
+csv_options_to_wire(const CsvOptions *o, StringInfo wire)
 {
+	const CsvDialect *d = &o->dialect;
 	int			start = wire->len;
 	uint32		len;
 
@@ -1223,10 +1223,14 @@ csv_dialect_to_wire(const CsvDialect *d, StringInfo wire)
 			case CSV_OPT_ENCODING:
 				pq_sendint32(wire, (uint32) d->file_encoding);
 				break;
-			case CSV_OPT_COLUMNS:
 			case CSV_OPT_ON_ERROR:
+				pq_sendbyte(wire, o->on_error_skip ? 1 : 0);
+				break;
 			case CSV_OPT_MAX_ERRORS:
-				break;			/* not the dialect's (see above) */
+				pq_sendint64(wire, o->max_errors);
+				break;
+			case CSV_OPT_COLUMNS:
+				break;			/* the segment's column list (see above) */
 			default:
 				elog(ERROR, "csvpipe: option \"%s\" has no form for the workers", def->name);
 		}
@@ -1238,10 +1242,14 @@ csv_dialect_to_wire(const CsvDialect *d, StringInfo wire)
 	memcpy(wire->data + start, &len, sizeof(len));
 }
 
-/* A worker's dialect from csv_dialect_to_wire()'s form (palloc'd copies) */
+/*
+ * A worker's options from csv_options_to_wire()'s form (palloc'd copies):
+ * the CSV_OPTF_WORKER options and the field map; the rest is zero.
+ */
 void
-csv_dialect_from_wire(CsvDialect *d, const char *wire)
+csv_options_from_wire(CsvOptions *o, const char *wire)
 {
+	CsvDialect *d = &o->dialect;
 	StringInfoData buf;
 	uint32		len;
 
@@ -1251,7 +1259,7 @@ csv_dialect_from_wire(CsvDialect *d, const char *wire)
 	buf.maxlen = buf.len;
 	buf.cursor = sizeof(len);
 
-	memset(d, 0, sizeof(CsvDialect));
+	memset(o, 0, sizeof(CsvOptions));
 	d->header = CSV_HEADER_NONE;	/* the leader consumed it */
 	d->skip_rows = 0;
 	for (int id = 0; id < CSV_NUM_OPTS; id++)
@@ -1278,10 +1286,14 @@ csv_dialect_from_wire(CsvDialect *d, const char *wire)
 			case CSV_OPT_ENCODING:
 				d->file_encoding = (int) pq_getmsgint(&buf, 4);
 				break;
-			case CSV_OPT_COLUMNS:
 			case CSV_OPT_ON_ERROR:
+				o->on_error_skip = pq_getmsgbyte(&buf) != 0;
+				break;
 			case CSV_OPT_MAX_ERRORS:
-				break;			/* not the dialect's */
+				o->max_errors = pq_getmsgint64(&buf);
+				break;
+			case CSV_OPT_COLUMNS:
+				break;			/* the segment's column list */
 			default:
 				elog(ERROR, "csvpipe: option \"%s\" has no form for the workers", def->name);
 		}

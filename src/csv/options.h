@@ -121,7 +121,7 @@ extern const CsvOptionDef csv_option_defs[CSV_NUM_OPTS];
  * A call's options, resolved: what every entry point works from.  given[]
  * says which options the call passed (non-NULL); raw Datums are not kept.
  */
-struct CsvOptions				/* typedef in csvfile.h */
+typedef struct CsvOptions
 {
 	const char *funcname;		/* "csvpipe.load" etc., for errors */
 	uint32		fn;				/* the CSV_FN_* of the call */
@@ -153,7 +153,7 @@ struct CsvOptions				/* typedef in csvfile.h */
 	char	   *name;			/* create_table: the table to create */
 	bool		create_target;	/* load: create the target from the file */
 	int64		sample_size;	/* sniff: bytes of the sample, 0 = default */
-};
+} CsvOptions;
 
 extern void csv_options_from_fcinfo(CsvOptions *opts, FunctionCallInfo fcinfo,
 									uint32 fn, const char *funcname);
@@ -166,8 +166,8 @@ extern void csv_options_from_job(CsvOptions *opts, Jsonb *options,
 extern char *csv_options_job_json(const CsvOptions *opts);
 extern void csv_dialect_rows_key(const CsvDialect *d, StringInfo sig,
 								 StringInfo describe);
-extern void csv_dialect_to_wire(const CsvDialect *d, StringInfo wire);
-extern void csv_dialect_from_wire(CsvDialect *d, const char *wire);
+extern void csv_options_to_wire(const CsvOptions *o, StringInfo wire);
+extern void csv_options_from_wire(CsvOptions *o, const char *wire);
 
 extern int	csv_workers_for(int asked);
 extern CsvHeaderMode csv_header_option(Datum v, Oid typid);

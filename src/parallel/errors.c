@@ -255,10 +255,12 @@ csv_reject_flush(CsvParallelShared *shared)
 
 /*
  * Record one bad row for csvpipe.rejected (written with the chunk) and
- * enforce max_errors.
+ * enforce max_errors (the load's option, -1: no limit) on the rows that
+ * all of the load's processes rejected.
  */
 void
-csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line_no,
+csv_reject_row(CsvParallelShared *shared, int64 max_errors,
+			   int64 chunk_no, int64 line_no,
 			   int64 byte_offset, const char *raw, int64 rawlen,
 			   const char *column, ErrorData *edata)
 {
@@ -299,11 +301,11 @@ csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line_no,
 	MemoryContextSwitchTo(old);
 
 	total = pg_atomic_add_fetch_u64(&shared->rejected_total, 1);
-	if (shared->max_errors >= 0 && total > (uint64) shared->max_errors)
+	if (max_errors >= 0 && total > (uint64) max_errors)
 		ereport(ERROR,
 				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
 				 errmsg("too many bad rows: more than max_errors (" INT64_FORMAT ")",
-						shared->max_errors),
+						max_errors),
 				 errdetail("Line " INT64_FORMAT ": %s", line_no,
 						   edata->message ? edata->message : "")));
 }

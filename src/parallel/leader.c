@@ -1128,23 +1128,25 @@ wait_for_progress(CsvLeader *L)
 /* ---- public ---- */
 
 /*
- * Start a parallel call: open the file (all checks), consume skip_rows and
- * the header, create the pool and launch up to nworkers.  Returns NULL when
- * no worker could be started (the caller goes on alone).  For load, the
- * caller fills pool->shared's job fields before csv_leader_launch().
+ * Start a parallel call of opts (its path, dialect, workers, chunk_size and
+ * the options the workers take; opts must outlive the call): open the file
+ * (all checks), consume skip_rows and the header, create the pool for up to
+ * opts->nworkers.  For load, the caller fills pool->shared's job fields
+ * before csv_leader_launch(), which starts the workers.
  */
 CsvLeader *
-csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *dialect,
-				 TupleDesc desc, bool *convert, int nworkers, int64 chunk_size,
-				 bool ordered, CsvErrorPosition *errpos)
+csv_leader_begin(CsvParallelMode mode, const CsvOptions *opts, TupleDesc desc,
+				 bool *convert, bool ordered, CsvErrorPosition *errpos)
 {
 	CsvLeader  *L = palloc0(sizeof(CsvLeader));
+	const char *path = opts->path;
+	int			nworkers = opts->nworkers;
 
 	L->mode = mode;
-	L->dialect = dialect;
+	L->dialect = &opts->dialect;
 	L->errpos = errpos;
 	L->ordered = ordered;
-	L->chunk_size = Max(chunk_size, 1);
+	L->chunk_size = Max(opts->chunk_size, 1);
 	L->desc = desc;
 	L->pending_worker = -1;
 	L->last_worker = -1;
@@ -1157,14 +1159,14 @@ csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *diale
 	L->buf_line = 1;
 	L->chunks_size = 256;
 	L->chunks = palloc0(sizeof(ChunkInfo) * L->chunks_size);
-	csv_splitter_init(&L->sp, dialect, '\n');	/* fill_buffer sets newline */
+	csv_splitter_init(&L->sp, L->dialect, '\n');	/* fill_buffer sets newline */
 
 	consume_prefix(L);
 
 	/* no more workers than chunks */
 	nworkers = Min(nworkers, (L->st.st_size + L->chunk_size - 1) / L->chunk_size);
 	nworkers = Max(nworkers, 1);
-	L->pool = csv_pool_create(mode, nworkers, path, dialect, desc, convert);
+	L->pool = csv_pool_create(mode, nworkers, opts, desc, convert);
 	L->pool->shared->file = L->id;
 	L->pool->shared->newline = L->sp.newline;
 	return L;

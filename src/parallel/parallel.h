@@ -6,13 +6,13 @@
  *
  * One DSM segment per parallel call holds a CsvParallelShared header, the
  * serialized GUC state of the leader, the column list, the file's path, the
- * dialect (in the form options.c derives from the options table), and per
- * worker an input queue (leader -> worker: chunk labels; the worker reads
- * the bytes from the file, unless the leader of a chunked load converted
- * the chunk and sends its rows after the label: preparse.c) and a reply
- * queue (worker -> leader: tuples,
- * per-chunk results, and the worker's errors and notices, redirected there
- * with pq_redirect_to_shm_mq).
+ * options the workers take (the dialect, on_error, max_errors: in the form
+ * options.c derives from the options table), and per worker an input queue
+ * (leader -> worker: chunk labels; the worker reads the bytes from the
+ * file, unless the leader of a chunked load converted the chunk and sends
+ * its rows after the label: preparse.c) and a reply queue (worker ->
+ * leader: tuples, per-chunk results, and the worker's errors and notices,
+ * redirected there with pq_redirect_to_shm_mq).
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +20,7 @@
 #define CSVPIPE_PARALLEL_H
 
 #include "csvfile.h"
+#include "options.h"
 
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
@@ -42,7 +43,7 @@
 #define CSV_KEY_GUC				2
 #define CSV_KEY_COLUMNS			3
 #define CSV_KEY_PATH			4
-#define CSV_KEY_DIALECT			5	/* csv_dialect_to_wire() (options.c) */
+#define CSV_KEY_OPTIONS			5	/* csv_options_to_wire() (options.c) */
 #define CSV_KEY_QUEUES			100 /* + 2*worker (+1 for the reply queue) */
 
 typedef enum CsvParallelMode
@@ -97,8 +98,6 @@ typedef struct CsvParallelShared
 	bool		columns_given;	/* load: columns => names were passed */
 	bool		text_mode;		/* read_text: rows are (line_no, fields[]) */
 	Oid			rowtype;		/* read(path, NULL::t): t (csv_converter_set_rowtype) */
-	bool		on_error_skip;	/* capture bad rows instead of failing */
-	int64		max_errors;		/* -1: no limit */
 	pg_atomic_uint64 rejected_total;	/* bad rows captured so far, all workers */
 	bool		job_row_written;	/* load: the job row is committed (mutex) */
 	char		error[1024];	/* load: the leader's error, for its coordinator */
@@ -210,6 +209,7 @@ extern char csv_splitter_newline(const char *buf, int64 len);
 extern int64 csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from,
 							   int64 to, int64 want, int64 *boundary_line);
 extern bool csv_splitter_record_is_empty(const char *buf, int64 start, int64 end);
+extern bool csv_dialect_splits_bytewise(const CsvDialect *dialect);
 
 /* pool.c */
 typedef struct CsvPool
@@ -227,9 +227,8 @@ typedef struct CsvPool
 	char	   *path;
 } CsvPool;
 
-extern int	csv_pool_free_slots(void);
 extern CsvPool *csv_pool_create(CsvParallelMode mode, int nworkers,
-								const char *path, const CsvDialect *dialect,
+								const CsvOptions *opts,
 								TupleDesc coldesc, bool *convert);
 extern int	csv_pool_launch(CsvPool *pool);
 extern bool csv_pool_launch_one(CsvPool *pool, int n);
@@ -241,7 +240,5 @@ extern void csv_pool_rethrow(CsvPool *pool, int worker, char *msg, Size len);
 
 /* worker.c */
 extern PGDLLEXPORT void csvpipe_worker_main(Datum main_arg);
-
-/* srf.c: how many workers a call gets: min(asked, csvpipe.max_workers) */
 
 #endif							/* CSVPIPE_PARALLEL_H */

@@ -6,12 +6,13 @@
  * A pool lives for one parallel call.  Its DSM segment carries everything a
  * worker needs to reproduce the leader's view: database and roles, the
  * serialized GUC state (TimeZone, DateStyle, search_path... decide how
- * values are read), the dialect, the file's path and identity (workers read
- * their chunks from it), the column list, and one input and one reply queue
- * per worker.  Workers are registered with bgw_notify_pid so the
- * leader's latch is set when they start and stop, and the queues are bound
- * to the worker handles, so a worker that dies before attaching shows up as
- * a detached queue rather than a hang.
+ * values are read), the workers' options (the dialect, on_error,
+ * max_errors), the file's path and identity (workers read their chunks
+ * from it), the column list, and one input and one reply queue per worker.
+ * Workers are registered with bgw_notify_pid so the leader's latch is set
+ * when they start and stop, and the queues are bound to the worker
+ * handles, so a worker that dies before attaching shows up as a detached
+ * queue rather than a hang.
  *
  * Teardown: on success the leader waits for every worker to exit.  On any
  * error, the segment's on_dsm_detach callback, run by transaction abort,
@@ -45,14 +46,15 @@ pool_on_detach(dsm_segment *seg, Datum arg)
 }
 
 /*
- * Create the segment for up to nworkers workers.  coldesc describes the
- * file's columns (names, types, typmods); convert marks the ones a read
- * needs (NULL = all).
+ * Create the segment for up to nworkers workers, reading opts->path with
+ * opts's worker options.  coldesc describes the file's columns (names,
+ * types, typmods); convert marks the ones a read needs (NULL = all).
  */
 CsvPool *
-csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
-				const CsvDialect *dialect, TupleDesc coldesc, bool *convert)
+csv_pool_create(CsvParallelMode mode, int nworkers, const CsvOptions *opts,
+				TupleDesc coldesc, bool *convert)
 {
+	const char *path = opts->path;
 	MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
 	CsvPool    *pool = palloc0(sizeof(CsvPool));
 	shm_toc_estimator e;
@@ -76,9 +78,9 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 
 	Assert(nworkers > 0 && nworkers <= CSVPIPE_MAX_WORKERS);
 
-	/* the dialect in the form the options table gives it (options.c) */
+	/* the workers' options in the form the options table gives them (options.c) */
 	initStringInfo(&wire);
-	csv_dialect_to_wire(dialect, &wire);
+	csv_options_to_wire(opts, &wire);
 
 	shm_toc_initialize_estimator(&e);
 	shm_toc_estimate_chunk(&e, shared_size);
@@ -134,10 +136,10 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	strcpy(pool->path, path);
 	shm_toc_insert(pool->toc, CSV_KEY_PATH, pool->path);
 	{
-		char	   *dialect_space = shm_toc_allocate(pool->toc, wire.len);
+		char	   *options_space = shm_toc_allocate(pool->toc, wire.len);
 
-		memcpy(dialect_space, wire.data, wire.len);
-		shm_toc_insert(pool->toc, CSV_KEY_DIALECT, dialect_space);
+		memcpy(options_space, wire.data, wire.len);
+		shm_toc_insert(pool->toc, CSV_KEY_OPTIONS, options_space);
 	}
 	pfree(wire.data);
 

@@ -77,8 +77,8 @@ csv_splitter_init(CsvSplitter *sp, const CsvDialect *dialect, char newline)
 }
 
 /*
- * Does the encoding of the dialect need the splitter's character-by-
- * character scan (for the README and EXPLAIN-like diagnostics)?
+ * Is the dialect's file scanned byte-wise, from quote to quote (true), or
+ * character by character (false; see the header comment)?  No caller yet.
  */
 bool
 csv_dialect_splits_bytewise(const CsvDialect *dialect)

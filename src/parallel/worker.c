@@ -101,7 +101,7 @@ typedef struct WorkerState
 	int			fd;				/* the file, read with pread */
 	char	   *chunk_buf;		/* the chunk being processed */
 	int64		chunk_buf_size;
-	CsvDialect	dialect;
+	CsvOptions	opts;			/* the options workers take (options.c) */
 	CsvErrorPosition errpos;
 	TupleDesc	read_desc;		/* read: the caller's column list */
 	bool	   *convert;
@@ -269,7 +269,7 @@ handle_record(WorkerState *ws, CsvRecord *rec)
 	CHECK_FOR_INTERRUPTS();
 	MemoryContextReset(ws->row_cxt);
 	oldcxt = MemoryContextSwitchTo(ws->row_cxt);
-	if (ws->shared->mode == CSV_MODE_READ && ws->shared->on_error_skip &&
+	if (ws->shared->mode == CSV_MODE_READ && ws->opts.on_error_skip &&
 		(rec->bad || !ws->shared->text_mode))
 	{
 		/* a skipped row is NOTICEd by number in the whole call */
@@ -291,7 +291,7 @@ handle_record(WorkerState *ws, CsvRecord *rec)
 		}
 	}
 	else if (ws->shared->text_mode)
-		csv_text_row(&ws->dialect, rec, ws->values, ws->nulls, &ws->errpos);
+		csv_text_row(&ws->opts.dialect, rec, ws->values, ws->nulls, &ws->errpos);
 	else
 		csv_converter_row(ws->conv, rec, ws->values, ws->nulls);
 	if (ws->shared->mode == CSV_MODE_READ)
@@ -335,8 +335,8 @@ process_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	int64		off = 0;
 
 	ws->errpos.line_no = hdr->first_line;
-	csv_encoder_init(&enc, &ws->dialect);
-	tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, hdr->first_line);
+	csv_encoder_init(&enc, &ws->opts.dialect);
+	tok = csv_tokenizer_create(&ws->opts.dialect, &ws->errpos, hdr->first_line);
 	while (off < hdr->length)
 	{
 		int64		n = Min(WORKER_FEED_SIZE, hdr->length - off);
@@ -439,8 +439,8 @@ open_target(WorkerState *ws)
 
 	ws->target = csv_load_begin(ws->shared->target_relid, ws->attnames);
 	desc = csv_load_input_desc(ws->target);
-	csv_dialect_set_columns(&ws->dialect, desc->natts);
-	ws->conv = csv_converter_create(desc, &ws->dialect, &ws->errpos, NULL);
+	csv_dialect_set_columns(&ws->opts.dialect, desc->natts);
+	ws->conv = csv_converter_create(desc, &ws->opts.dialect, &ws->errpos, NULL);
 	ws->values = palloc(sizeof(Datum) * desc->natts);
 	ws->nulls = palloc(sizeof(bool) * desc->natts);
 	ws->natts = desc->natts;
@@ -529,7 +529,7 @@ reject(WorkerState *ws, int64 line_no, int64 offset, int64 length, ErrorData *ed
 		ws->errpos.value = NULL;
 		return;
 	}
-	csv_reject_row(ws->shared, ws->cur_hdr->chunk_no, line_no,
+	csv_reject_row(ws->shared, ws->opts.max_errors, ws->cur_hdr->chunk_no, line_no,
 				   ws->cur_hdr->start_offset + offset, ws->cur_data + offset, length,
 				   ws->errpos.column, edata);
 	ws->rejected_in_chunk++;
@@ -652,7 +652,7 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 	PG_TRY();
 	{
 		int64		slen;
-		char	   *sdata = csv_buffer_to_server(&ws->dialect, ws->cur_data + offset,
+		char	   *sdata = csv_buffer_to_server(&ws->opts.dialect, ws->cur_data + offset,
 												 length, &slen, &ws->errpos, line_no);
 
 		csv_tokenizer_set_line(ws->rec_tok, line_no);
@@ -673,7 +673,7 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 		 * chunk's memory (the batch's is reset at every flush)
 		 */
 		csv_tokenizer_destroy(ws->rec_tok);
-		ws->rec_tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, line_no);
+		ws->rec_tok = csv_tokenizer_create(&ws->opts.dialect, &ws->errpos, line_no);
 		MemoryContextSwitchTo(ws->batch_cxt);
 	}
 	PG_END_TRY();
@@ -796,7 +796,7 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	ws->nbatch = 0;
 	if (ws->batch == NULL)
 		ws->batch = MemoryContextAlloc(TopMemoryContext, sizeof(BatchRow) * CSV_SKIP_BATCH);
-	split_records(hdr, data, &ws->dialect, ws->shared->newline, &recs);
+	split_records(hdr, data, &ws->opts.dialect, ws->shared->newline, &recs);
 
 	while (idx < recs.n)
 	{
@@ -815,7 +815,7 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 		/* up to the record holding the next invalid byte, if any */
 		if (bad_at < seg_start)
 		{
-			valid = csv_valid_prefix(&ws->dialect, data + seg_start, hdr->length - seg_start);
+			valid = csv_valid_prefix(&ws->opts.dialect, data + seg_start, hdr->length - seg_start);
 			bad_at = seg_start + valid;
 		}
 		last = first;
@@ -825,9 +825,9 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 
 		if (last > first)
 		{
-			sdata = csv_buffer_to_server(&ws->dialect, data + seg_start, seg_end - seg_start,
+			sdata = csv_buffer_to_server(&ws->opts.dialect, data + seg_start, seg_end - seg_start,
 										 &slen, &ws->errpos, recs.line[first]);
-			tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, recs.line[first]);
+			tok = csv_tokenizer_create(&ws->opts.dialect, &ws->errpos, recs.line[first]);
 			tokenizing = true;
 			PG_TRY();
 			{
@@ -915,7 +915,7 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 			/* record idx holds bytes invalid in the encoding */
 			PG_TRY();
 			{
-				(void) csv_buffer_to_server(&ws->dialect, data + recs.off[idx], recs.len[idx],
+				(void) csv_buffer_to_server(&ws->opts.dialect, data + recs.off[idx], recs.len[idx],
 											&slen, &ws->errpos, recs.line[idx]);
 			}
 			PG_CATCH();
@@ -950,8 +950,8 @@ process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	ws->nbatch = 0;
 	if (ws->batch == NULL)
 		ws->batch = MemoryContextAlloc(TopMemoryContext, sizeof(BatchRow) * CSV_SKIP_BATCH);
-	ws->rec_tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, line);
-	csv_splitter_init(&sp, &ws->dialect, ws->shared->newline);
+	ws->rec_tok = csv_tokenizer_create(&ws->opts.dialect, &ws->errpos, line);
+	csv_splitter_init(&sp, &ws->opts.dialect, ws->shared->newline);
 	sp.each_record = true;		/* lone CRs end records too, as for libcsv */
 	sp.line = line;
 
@@ -966,7 +966,7 @@ process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 			end = hdr->length;
 			next_line = sp.line;
 		}
-		if (ws->dialect.empty_line_is_record ||
+		if (ws->opts.dialect.empty_line_is_record ||
 			!csv_splitter_record_is_empty(data, pos, end))
 			skip_mode_record(ws, pos, end - pos, line);
 		line = next_line;
@@ -1058,7 +1058,7 @@ load_chunk(void *arg)
 	if (ws->shards)
 		csv_shards_chunk_reset();
 	open_target(ws);
-	if (ws->shared->on_error_skip)
+	if (ws->opts.on_error_skip)
 	{
 		if (a->per_record)
 			process_chunk_skip(ws, a->hdr, a->data);
@@ -1216,7 +1216,7 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 				 * server that had them: add them (stop mode counts every
 				 * record converted, theirs included).
 				 */
-				if (ws->shared->on_error_skip)
+				if (ws->opts.on_error_skip)
 					ws->rows_in_chunk += earlier;
 			}
 			csv_txn_commit_chunk(ws->shared, hdr, ws->rows_in_chunk);
@@ -1373,12 +1373,15 @@ read_chunk(WorkerState *ws, CsvChunkHeader *hdr)
 }
 
 static void
-setup_dialect(WorkerState *ws, dsm_segment *seg, shm_toc *toc)
+setup_options(WorkerState *ws, dsm_segment *seg, shm_toc *toc)
 {
 	CsvParallelShared *shared = ws->shared;
 
-	/* the dialect as the leader resolved it (options.c; header and skip_rows consumed) */
-	csv_dialect_from_wire(&ws->dialect, shm_toc_lookup(toc, CSV_KEY_DIALECT, false));
+	/*
+	 * The options as the leader resolved them (options.c): the dialect
+	 * (header and skip_rows consumed), on_error, max_errors
+	 */
+	csv_options_from_wire(&ws->opts, shm_toc_lookup(toc, CSV_KEY_OPTIONS, false));
 
 	ws->errpos.path = pstrdup(shm_toc_lookup(toc, CSV_KEY_PATH, false));
 	ws->errpos.funcname = (shared->mode == CSV_MODE_READ && !shared->txn_load) ?
@@ -1478,7 +1481,7 @@ csvpipe_worker_main(Datum main_arg)
 		SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 	}
 
-	setup_dialect(&ws, seg, toc);
+	setup_options(&ws, seg, toc);
 	open_file(&ws);
 	ws.columns = shm_toc_lookup(toc, CSV_KEY_COLUMNS, false);
 	ws.chunk_cxt = AllocSetContextCreate(TopMemoryContext, "csvpipe chunk",
@@ -1524,10 +1527,10 @@ csvpipe_worker_main(Datum main_arg)
 		if (ws.txn)
 			initStringInfo(&ws.pending);
 		MemoryContextSwitchTo(oldcxt);
-		csv_dialect_set_columns(&ws.dialect, shared->text_mode ? 0 : shared->natts);
+		csv_dialect_set_columns(&ws.opts.dialect, shared->text_mode ? 0 : shared->natts);
 		if (!shared->text_mode)
 		{
-			ws.conv = csv_converter_create(ws.read_desc, &ws.dialect, &ws.errpos, ws.convert);
+			ws.conv = csv_converter_create(ws.read_desc, &ws.opts.dialect, &ws.errpos, ws.convert);
 			if (OidIsValid(shared->rowtype))
 				csv_converter_set_rowtype(ws.conv, shared->rowtype);
 		}
@@ -1579,7 +1582,7 @@ csvpipe_worker_main(Datum main_arg)
 			break;
 		if (hdr.preparsed < 0 ||
 			(hdr.preparsed > 0 && (shared->mode != CSV_MODE_LOAD || shared->atomic ||
-								   shared->on_error_skip)))
+								   ws.opts.on_error_skip)))
 			elog(ERROR, "csvpipe worker got a malformed chunk label");
 		ws.stream_left = hdr.preparsed;
 
@@ -1606,7 +1609,7 @@ csvpipe_worker_main(Datum main_arg)
 				SpinLockRelease(&shared->mutex);
 			}
 		}
-		else if (ws.txn && shared->on_error_skip)
+		else if (ws.txn && ws.opts.on_error_skip)
 			txn_skip_chunk(&ws, &hdr, read_chunk(&ws, &hdr));
 		else
 		{

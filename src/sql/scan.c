@@ -33,6 +33,8 @@
 #include "csvfile.h"
 #include "internal_sql.h"
 #include "options.h"
+#include "scan.h"
+#include "srf.h"
 
 #include <sys/stat.h>
 

@@ -462,7 +462,8 @@ SELECT 'R ' || job_id || ' ' || rows_loaded || ' ' || rows_rejected
 					next;
 				}
 				# line ends mixed in one file: csvpipe reads each as a line
-				# end (README "CSV as found in the wild"), COPY refuses them
+				# end (doc/reference.md "Record boundaries and bad records"),
+				# COPY refuses them
 				if (!@errs && $cerr =~ /(unquoted|literal) (newline|carriage return) found in data/)
 				{
 					$classes{documented_mixed_line_ends}++ if $k eq 'read_stop';
@@ -484,7 +485,8 @@ SELECT 'R ' || job_id || ' ' || rows_loaded || ' ' || rows_rejected
 				next;
 			}
 			my ($line) = $got =~ /, lines? (\d+)/;
-			# lone CRs and LFs in one file: line numbers may be off (README)
+			# lone CRs and LFs in one file: line numbers may be off
+			# (doc/reference.md "Record boundaries and bad records")
 			next if $data =~ /\r(?!\n)/ && $data =~ /\n/;
 			if ($first && $k eq 'read_stop' && $line != $first->{line})
 			{
@@ -541,7 +543,8 @@ sub check_lines
 	if ($text =~ /\r(?!\n)/ && $text =~ /\n/)
 	{
 		# lone CRs and LFs both: line numbers follow the first line's end
-		# (README), this check does not model that; rows are still compared
+		# (doc/reference.md "Record boundaries and bad records"), this check
+		# does not model that; rows are still compared
 		$classes{mixed_line_ends_lines_unchecked}++;
 		return;
 	}
@@ -597,8 +600,9 @@ sub check_lines
 	{
 		$err =~ s/\s+/ /g;
 		# line ends mixed in one file (a lone CR with LFs, or a lone LF in a
-		# CRLF file): csvpipe reads each as a line end (README "CSV as found
-		# in the wild"), COPY refuses the rest, so it cannot be the reference
+		# CRLF file): csvpipe reads each as a line end (doc/reference.md
+		# "Record boundaries and bad records"), COPY refuses the rest, so it
+		# cannot be the reference
 		if ($err =~ /unquoted (newline|carriage return) found in data/
 			&& ($text =~ /\r(?!\n)/ && $text =~ /\n/ || $text =~ /\r\n/ && $text =~ /(?<!\r)\n/))
 		{
