@@ -991,7 +991,7 @@ reject_earlier(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 
 	if (n == 0)
 		return;
-	split_records(hdr, data, &ws->dialect, ws->shared->newline, &recs);
+	split_records(hdr, data, &ws->opts.dialect, ws->shared->newline, &recs);
 	for (int i = 0; i < n; i++)
 	{
 		int			lo = 0;
@@ -1019,7 +1019,7 @@ reject_earlier(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 		edata->detail = psprintf("That attempt's COMMIT then failed on another server and its own record of the row rolled back; "
 								 "the ledger of server \"%s\" kept the row's line and SQLSTATE, not the server's message.",
 								 rej[i].server);
-		csv_reject_row(ws->shared, hdr->chunk_no, rej[i].line_no, hdr->start_offset + recs.off[lo],
+		csv_reject_row(ws->shared, ws->opts.max_errors, hdr->chunk_no, rej[i].line_no, hdr->start_offset + recs.off[lo],
 					   data + recs.off[lo], recs.len[lo], NULL, edata);
 		ws->rejected_in_chunk++;
 	}

@@ -330,7 +330,7 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 				 errmsg("permission denied to submit with priority %d", priority),
 				 errdetail("Only superusers and roles with privileges of the \"pg_signal_backend\" role may submit jobs with a priority above 0; any role may use 0 or less.")));
 	force = opts.force;
-	foreign = csv_shards_foreign_example(req.relid);
+	foreign = csv_shards_foreign_example(req.opts.relid);
 
 	/* ... with the settings that decide how values are read */
 	{
@@ -514,7 +514,7 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	if (in_doubt > 0)
 		ereport(NOTICE,
 				(errmsg("csvpipe.submit skipped %d file(s) that a transaction-mode job may have loaded into some of the foreign servers of \"%s\"",
-						in_doubt, get_rel_name(req.relid)),
+						in_doubt, get_rel_name(req.opts.relid)),
 				 errdetail("%s.  That job's transaction ended after the load without committing; if it was its COMMIT that failed on one server, another may have kept the rows, and loading the file again would double them there.",
 						   foreign),
 				 errhint("Check each server's rows from the file; force => true queues it anyway.")));
