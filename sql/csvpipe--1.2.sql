@@ -343,13 +343,18 @@ IS 'how long csvpipe.submit skips a file after its jobs failed this many times i
 -- (1.1) failures and backoff_until: for a failed job, how many jobs of the
 -- same file (identity, target, role) failed up to this one, and until when
 -- csvpipe.submit skips that file (unless force => true).
+-- (1.2) state 'uncommitted': a transaction-mode load that is done while the
+-- transaction that loaded it (load_xid) has not ended; 'rolled back' once
+-- it aborted.
 CREATE VIEW csvpipe.jobs WITH (security_barrier) AS
 SELECT j.job_id,
        CASE WHEN v.visible THEN j.path END AS path,
        j.target::pg_catalog.regclass AS target,
-       CASE WHEN j.state OPERATOR(pg_catalog.=) 'done'
-             AND pg_catalog.pg_xact_status(j.load_xid) OPERATOR(pg_catalog.=) 'aborted'
-            THEN 'rolled back' ELSE j.state END AS state,
+       CASE WHEN j.state OPERATOR(pg_catalog.<>) 'done' THEN j.state
+            WHEN pg_catalog.pg_xact_status(j.load_xid) OPERATOR(pg_catalog.=) 'aborted'
+            THEN 'rolled back'
+            WHEN pg_catalog.pg_xact_status(j.load_xid) OPERATOR(pg_catalog.=) 'in progress'
+            THEN 'uncommitted' ELSE j.state END AS state,
        j.priority,
        j.submitted_at, j.started_at, j.finished_at,
        CASE WHEN NOT v.visible THEN NULL

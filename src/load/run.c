@@ -1493,15 +1493,15 @@ csv_resume_load(int64 job_id, CsvLoadResult *res)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to resume csvpipe job " INT64_FORMAT, job_id),
 				 errdetail("Only superusers and members of the role that started the job can resume it.")));
-	if (strcmp(state, "done") == 0 && !CSV_ROW_ISNULL(r, 0, 14) &&
-		strcmp(TextDatumGetCString(CSV_ROW_VALUE(r, 0, 13)), "in progress") == 0 &&
+	/* 'uncommitted': done in a transaction still open, this one or another */
+	if (strcmp(state, "uncommitted") == 0 && !CSV_ROW_ISNULL(r, 0, 14) &&
 		!TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(
 			DatumGetFullTransactionId(CSV_ROW_VALUE(r, 0, 14)))))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("csvpipe job " INT64_FORMAT " is done in a transaction that has not ended yet", job_id),
 				 errhint("Resume it if that transaction rolls back.")));
-	if (strcmp(state, "done") == 0)
+	if (strcmp(state, "done") == 0 || strcmp(state, "uncommitted") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("csvpipe job " INT64_FORMAT " is already done", job_id)));
