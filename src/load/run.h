@@ -34,6 +34,9 @@ typedef struct CsvLoadRequest
 	bool		progress;		/* NOTICE the progress (at most once a second) */
 	bool		match_name;		/* match => 'name': columns from the header */
 	bool		extra_ignore;	/* extra_columns => 'ignore' */
+	bool		runner;			/* a queued job's runner: it records the
+								 * job's end itself, in the transaction
+								 * that loads without workers */
 } CsvLoadRequest;
 
 typedef struct CsvLoadResult
