@@ -347,3 +347,41 @@ SELECT j.job_id,
                                 AND o.file_mtime_ns = j.file_mtime_ns
                                 AND o.state = 'failed' AND o.job_id <= j.job_id) END AS failures) f;
 
+-- ---------------------------------------------------------------------
+-- csvpipe.submit with the target by name, and create_target (jobs
+-- review), as csvpipe.load's text overload: the name is resolved as
+-- regclass input resolves it, or, with create_target => true, the table is
+-- created from the file first, in the submitting transaction and as the
+-- submitting role (its owner, whom the job runs as).  Any mode: the job
+-- runs once that transaction committed.  The parameters are the regclass
+-- overload's, in its order, then create_target: a quoted literal,
+-- submit(path, 'tbl'), resolves to this overload and queues as before.
+-- ---------------------------------------------------------------------
+CREATE FUNCTION csvpipe.submit(
+    path_or_glob text,
+    target text,
+    columns text[] DEFAULT NULL,
+    workers int DEFAULT NULL,
+    delimiter text DEFAULT ',',
+    quote text DEFAULT '"',
+    escape text DEFAULT NULL,
+    header csvpipe.header_mode DEFAULT 'true',
+    null_string text DEFAULT '',
+    encoding text DEFAULT NULL,
+    skip_rows bigint DEFAULT 0,
+    mode text DEFAULT 'transaction',
+    chunk_size bigint DEFAULT NULL,
+    on_error text DEFAULT 'stop',
+    max_errors bigint DEFAULT NULL,
+    priority int DEFAULT 0,
+    force boolean DEFAULT false,
+    atomic boolean DEFAULT NULL,
+    match text DEFAULT 'position',
+    extra_columns text DEFAULT 'error',
+    create_target boolean DEFAULT false)
+RETURNS SETOF bigint
+AS 'MODULE_PATHNAME', 'csvpipe_submit_by_name'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.submit(text, text, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, int, boolean, boolean, text, text, boolean)
+IS 'queue a load of a file (or of each file of a glob) into a table named by text, created from the file first with create_target => true (one file)';

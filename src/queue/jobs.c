@@ -258,19 +258,66 @@ expand_paths(const char *pattern, bool *literal)
 }
 
 /*
+ * What a submit needs of the session, checked before anything else (a
+ * table created for it, say): the preload, csvpipe.database, and a
+ * snapshot that is not the transaction's.
+ */
+void
+csv_submit_check_session(void)
+{
+	require_preload("csvpipe.submit");
+	require_launcher_database("csvpipe.submit");
+
+	/*
+	 * "Once per file" reads the jobs after taking the file's submit lock: a
+	 * transaction snapshot older than another session's submit (or than
+	 * that job's 'done') would not see it and queue the file again.
+	 */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("csvpipe.submit cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("Its snapshot may predate another session's job for the same file, which would then be loaded twice."),
+				 errhint("Call it in a READ COMMITTED transaction.")));
+}
+
+/*
  * csvpipe.submit(path_or_glob, target, columns, workers, <CSV options>,
  *				  atomic, chunk_size, on_error, max_errors, priority, force)
  * RETURNS SETOF bigint
  *
  * Under the 1.0 SQL definition (no force argument: the library was updated,
  * ALTER EXTENSION csvpipe UPDATE not run yet) csvpipe.loaded_file and
- * csvpipe.submit_backoff do not exist: submit skips as 1.0 did.
+ * csvpipe.submit_backoff do not exist: submit skips as 1.0 did.  The
+ * overload that takes the target by name (create_target) resolves or
+ * creates it, then comes to csv_submit (sniff_sql.c).
  */
 Datum
 csvpipe_submit(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	CsvOptions	opts;
+
+	require_preload("csvpipe.submit");
+
+	/*
+	 * The options: validated now and stored resolved (as csvpipe.load records
+	 * them), so the job runs as submitted whoever runs it.
+	 */
+	csv_options_from_fcinfo(&opts, fcinfo, CSV_FN_SUBMIT, "csvpipe.submit");
+	if (opts.path == NULL || !OidIsValid(opts.relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("csvpipe.submit: path and target must not be NULL")));
+	csv_submit_check_session();
+	return csv_submit(fcinfo, &opts);
+}
+
+/* csvpipe.submit with its options parsed and opts->relid set */
+Datum
+csv_submit(FunctionCallInfo fcinfo, CsvOptions *optsp)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	CsvOptions	opts = *optsp;
 	CsvLoadRequest req;
 	char	   *pattern;
 	List	   *paths;
@@ -286,32 +333,8 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	int			held = 0;		/* files skipped for their backoff */
 	TimestampTz held_first = 0; /* the earliest end of those backoffs */
 
-	require_preload("csvpipe.submit");
-
-	/*
-	 * The options: validated now and stored resolved (as csvpipe.load records
-	 * them), so the job runs as submitted whoever runs it.
-	 */
-	csv_options_from_fcinfo(&opts, fcinfo, CSV_FN_SUBMIT, "csvpipe.submit");
 	/* the 1.0 SQL signature has no force */
 	v1_1 = opts.has[CSV_OPT_FORCE];
-	if (opts.path == NULL || !OidIsValid(opts.relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("csvpipe.submit: path and target must not be NULL")));
-	require_launcher_database("csvpipe.submit");
-
-	/*
-	 * "Once per file" reads the jobs after taking the file's submit lock: a
-	 * transaction snapshot older than another session's submit (or than
-	 * that job's 'done') would not see it and queue the file again.
-	 */
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("csvpipe.submit cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
-				 errdetail("Its snapshot may predate another session's job for the same file, which would then be loaded twice."),
-				 errhint("Call it in a READ COMMITTED transaction.")));
 
 	csv_load_request_init(&req, &opts);
 	pattern = opts.path;
@@ -565,37 +588,6 @@ state_is_final(const char *state)
 }
 
 /*
- * The leader of a csvpipe.load job is the caller's own backend: cancel it
- * only under pg_cancel_backend's rules (its role's privileges, or
- * pg_signal_backend; never a superuser's backend for a non-superuser).  A
- * runner is csvpipe's own process, running that one job only, as the job's
- * role: owning the job is enough.
- */
-static void
-check_cancel_backend(int pid, int64 job_id)
-{
-	PGPROC	   *proc = BackendPidGetProc(pid);
-	Oid			roleid;
-
-	if (proc == NULL)
-		return;					/* gone: nothing to signal */
-	roleid = proc->roleId;
-	if (superuser())
-		return;
-	if (!OidIsValid(roleid) || superuser_arg(roleid))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to cancel csvpipe job " INT64_FORMAT, job_id),
-				 errdetail("Its leader is a backend of a superuser; only superusers can cancel it.")));
-	if (!has_privs_of_role(GetUserId(), roleid) &&
-		!has_privs_of_role(GetUserId(), ROLE_PG_SIGNAL_BACKEND))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to cancel csvpipe job " INT64_FORMAT, job_id),
-				 errdetail("Only roles with the privileges of the role whose backend leads the job, or of pg_signal_backend, can cancel it.")));
-}
-
-/*
  * Another transaction that has inserted or updated the job's row and not
  * ended yet, or InvalidTransactionId.  csvpipe.jobs shows the row as it
  * was before (or not at all, for an insert): a load without workers
@@ -633,6 +625,37 @@ job_row_writer(int64 job_id)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return writer;
+}
+
+/*
+ * The leader of a csvpipe.load job is the caller's own backend: cancel it
+ * only under pg_cancel_backend's rules (its role's privileges, or
+ * pg_signal_backend; never a superuser's backend for a non-superuser).  A
+ * runner is csvpipe's own process, running that one job only, as the job's
+ * role: owning the job is enough.
+ */
+static void
+check_cancel_backend(int pid, int64 job_id)
+{
+	PGPROC	   *proc = BackendPidGetProc(pid);
+	Oid			roleid;
+
+	if (proc == NULL)
+		return;					/* gone: nothing to signal */
+	roleid = proc->roleId;
+	if (superuser())
+		return;
+	if (!OidIsValid(roleid) || superuser_arg(roleid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to cancel csvpipe job " INT64_FORMAT, job_id),
+				 errdetail("Its leader is a backend of a superuser; only superusers can cancel it.")));
+	if (!has_privs_of_role(GetUserId(), roleid) &&
+		!has_privs_of_role(GetUserId(), ROLE_PG_SIGNAL_BACKEND))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to cancel csvpipe job " INT64_FORMAT, job_id),
+				 errdetail("Only roles with the privileges of the role whose backend leads the job, or of pg_signal_backend, can cancel it.")));
 }
 
 /*
