@@ -10,15 +10,16 @@
 #   make bench-cache the result cache benchmark (test/bench/cache.sh; not in make test)
 
 MODULE_big = csvpipe
-# src/ is grouped by layer (see README "Source layout"): every .c under it is
-# a unit, and each layer folder is on the include path.
+# src/ is grouped by layer (see doc/hacking.md, "Source layout"): every .c
+# under it is a unit, and each layer folder is on the include path.
 CSVPIPE_SRCDIRS = $(sort $(dir $(wildcard $(srcdir)/src/*.c $(srcdir)/src/*/*.c)))
 OBJS = $(patsubst $(srcdir)/%.c,%.o,$(wildcard $(srcdir)/src/*.c $(srcdir)/src/*/*.c))
 
 EXTENSION = csvpipe
 DATA = $(wildcard sql/csvpipe--*.sql)
 
-# pg_regress inputs live in sql/ beside the install scripts (see README).
+# pg_regress inputs live in sql/ beside the install scripts (see
+# doc/hacking.md, "Source layout").
 REGRESS = read_basic read_wild read_errors read_security fast_input load_serial cache
 REGRESS_OPTS = --inputdir=.
 

@@ -227,9 +227,9 @@ ALTER TABLE csvpipe.loaded_file
     ALTER COLUMN path SET STATISTICS 0, ALTER COLUMN file_size SET STATISTICS 0;
 SELECT pg_catalog.pg_extension_config_dump('csvpipe.loaded_file', '');
 
--- Who sees what (README, "Who sees what").  The tables above are readable
--- only by their owner; users read the views below, which run with the
--- owner's privileges.  What comes from a file -- its name, its rejected
+-- Who sees what (doc/security.md, "Who sees what").  The tables above are
+-- readable only by their owner; users read the views below, which run with
+-- the owner's privileges.  What comes from a file -- its name, its rejected
 -- rows, a load's options and error, and the counters that measure the file
 -- (rows, rejected rows, bytes, line numbers and offsets) -- is shown only
 -- to roles with the privileges of the submitting role (has_privs_of_role,

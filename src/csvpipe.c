@@ -11,10 +11,12 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "settings.h"
+#include "cache.h"
 #include "jobs.h"
 #include "progress.h"
+#include "scan.h"
 #include "sniff.h"
 
 #include "miscadmin.h"

@@ -91,8 +91,11 @@ mkdir -p "$SRC"
 for d in sql expected input output test; do
     [[ -d $d ]] && cp -r "$d" "$SRC/"
 done
-# 130_options.pl holds the README's Options section against the options table
-mkdir -p "$SRC/src/csv" && cp README.md "$SRC/" && cp src/csv/options.c "$SRC/src/csv/"
+# 130_options.pl holds doc/reference.md's Options section against the options
+# table; 136_doc_refs.pl the sections that src/, sql/ and the tests cite, and
+# the documents' links, against README.md and doc/
+cp -r doc README.md Makefile csvpipe.control "$SRC/"
+mkdir -p "$SRC/src" && (cd src && find . -name '*.[ch]' -exec cp --parents {} "$SRC/src/" \;)
 [[ $(id -u) -ne 0 ]] || chown -R "$PG_OS_USER:" "$WORK"
 
 # Environment for everything run as the server user: our PostgreSQL first in

@@ -99,7 +99,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "cache.h"
 #include "options.h"
 

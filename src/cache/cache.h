@@ -17,7 +17,7 @@
 #ifndef CSVPIPE_CACHE_H
 #define CSVPIPE_CACHE_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 
 typedef struct CsvCacheRead CsvCacheRead;
 
@@ -28,6 +28,9 @@ typedef enum CsvCacheStatus
 	CSV_CACHE_STORED,			/* a miss whose rows were stored at the end */
 	CSV_CACHE_MISS				/* a miss that stores nothing */
 } CsvCacheStatus;
+
+/* the cache's GUCs, and its shared memory when preloading (from _PG_init) */
+extern void csv_cache_init(void);
 
 /* GUCs (cache.c) */
 extern int	csvpipe_cache_size;

@@ -12,6 +12,20 @@
  * in a subtransaction: triggers, constraints and index insertion touch
  * shared state.
  *
+ * What kind of error was caught decides what happens to it:
+ *	- transient (deadlock_detected, serialization_failure,
+ *	  lock_not_available -- what lock_timeout raises): retried, with a
+ *	  backoff (parallel/errors.c);
+ *	- a worker's loss (FATAL, shutdown 57, resources 53, connection 08,
+ *	  system 58): its chunks are retried by other workers;
+ *	- a row's own, which skip mode may reject: a parse or type input error
+ *	  of its fields that is not one of the above nor internal (XX); an
+ *	  insert error of data (SQLSTATE classes 22 and 23), or one raised by
+ *	  its triggers (known from parallel/errors.c's fmgr hooks) that is not
+ *	  one of the above nor internal.
+ * Anything else -- a table renamed or dropped on a foreign server (42P01),
+ * say -- fails the load or the read.
+ *
  * No shared state of csvpipe's own; used by the csv, insert, parallel and
  * load layers.
  *
@@ -112,4 +126,69 @@ csv_try_in_subxact(CsvSubxactFn fn, void *arg, MemoryContext errcxt)
 	}
 	PG_END_TRY();
 	return edata;
+}
+
+/* ---- what kind of error it is ---- */
+
+bool
+csv_error_is_transient(ErrorData *edata)
+{
+	switch (edata->sqlerrcode)
+	{
+		case ERRCODE_T_R_DEADLOCK_DETECTED:
+		case ERRCODE_T_R_SERIALIZATION_FAILURE:
+		case ERRCODE_LOCK_NOT_AVAILABLE:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Did a worker end for a reason of its own (terminated, out of resources,
+ * crashed) rather than because of the data?  Then its chunks are retried.
+ */
+bool
+csv_error_is_worker_loss(ErrorData *edata)
+{
+	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+
+	if (edata->elevel >= FATAL)
+		return true;
+	return class == ERRCODE_TO_CATEGORY(ERRCODE_ADMIN_SHUTDOWN) ||	/* 57 */
+		class == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||	/* 53 */
+		class == ERRCODE_TO_CATEGORY(ERRCODE_CONNECTION_EXCEPTION) ||	/* 08 */
+		class == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR);	/* 58 */
+}
+
+/*
+ * May a record's parse or type input error be rejected (skip mode)?  Not
+ * when it is the server's, or a transient one.
+ */
+bool
+csv_error_is_input_error(ErrorData *edata)
+{
+	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+
+	if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
+		return false;
+	return class != ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR);	/* XX */
+}
+
+/*
+ * May an insert error be rejected as the row's own (skip mode)?  Data
+ * errors, and errors that came out of a trigger (in_trigger, from
+ * csv_row_errors_end) that are not the server's.
+ */
+bool
+csv_error_is_row_error(ErrorData *edata, bool in_trigger)
+{
+	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+
+	if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
+		return false;
+	if (class == ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION) ||	/* 22 */
+		class == ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION))	/* 23 */
+		return true;
+	return in_trigger && class != ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR);
 }

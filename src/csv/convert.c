@@ -14,15 +14,14 @@
  * With another null_string, a field equal to it is NULL and an empty
  * unquoted field is an empty string.  (libcsv does not report whether a
  * non-empty field was quoted, so a quoted field equal to a non-empty
- * null_string is NULL too; README documents this.)
+ * null_string is NULL too; doc/reference.md documents this.)
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "sniff.h"
 
 #include "catch.h"
-#include "errors.h"			/* csv_error_is_input_error */
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"

@@ -5,15 +5,13 @@
  *		the chunk size's bounds.
  *
  * The options that make up a dialect are parsed and validated in
- * options.c, with the other options of every entry point.
+ * options.c, with the other options of every entry point; what is derived
+ * from the options table (the cache key, the job's record, the workers'
+ * copy) is there too.
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
-
-#include "mb/pg_wchar.h"
-#include "catalog/namespace.h"
-#include "utils/builtins.h"
+#include "csvfile.h"
 
 /* header from its label ('true', 'false', 'match'), for stored options */
 void
@@ -45,7 +43,7 @@ csv_dialect_header_label(const CsvDialect *dialect)
  * The column count is known (0: read_text, which has no column list).  An
  * empty line is a record of one NULL field in a one-column file, as COPY
  * reads it, and in read_text's raw view; in a file of more columns it is
- * skipped (README "Record boundaries and bad records").
+ * skipped (doc/reference.md, "Record boundaries and bad records").
  */
 void
 csv_dialect_set_columns(CsvDialect *dialect, int ncolumns)
@@ -54,73 +52,6 @@ csv_dialect_set_columns(CsvDialect *dialect, int ncolumns)
 	if (dialect->nfile_fields > 0)
 		ncolumns = dialect->nfile_fields;
 	dialect->empty_line_is_record = (ncolumns <= 1);
-}
-
-/*
- * The dialect as the parallel workers get it: the options the options
- * table marks CSV_OPTF_WORKER (delimiter, quote, escape, null_string,
- * encoding) and match => 'name''s field map, flat, in the call's segment.
- * skip_rows and the header are not in it: the leader consumes them.
- */
-typedef struct CsvDialectWire
-{
-	char		delimiter;
-	char		quote;
-	char		escape;
-	int			file_encoding;
-	int			null_len;
-	int			nfile_fields;
-	/* then null_string (null_len + 1 bytes), then nfile_fields ints */
-} CsvDialectWire;
-
-Size
-csv_dialect_wire_size(const CsvDialect *dialect)
-{
-	return MAXALIGN(sizeof(CsvDialectWire) + dialect->null_len + 1) +
-		sizeof(int) * dialect->nfile_fields;
-}
-
-void
-csv_dialect_to_wire(const CsvDialect *dialect, char *buf)
-{
-	CsvDialectWire *w = (CsvDialectWire *) buf;
-	char	   *p = buf + sizeof(CsvDialectWire);
-
-	w->delimiter = dialect->delimiter;
-	w->quote = dialect->quote;
-	w->escape = dialect->escape;
-	w->file_encoding = dialect->file_encoding;
-	w->null_len = dialect->null_len;
-	w->nfile_fields = dialect->nfile_fields;
-	memcpy(p, dialect->null_string, dialect->null_len + 1);
-	if (dialect->nfile_fields > 0)
-		memcpy(buf + MAXALIGN(sizeof(CsvDialectWire) + dialect->null_len + 1),
-			   dialect->field_column, sizeof(int) * dialect->nfile_fields);
-}
-
-/* A worker's dialect from the wire (palloc'd copies) */
-void
-csv_dialect_from_wire(CsvDialect *dialect, const char *buf)
-{
-	const CsvDialectWire *w = (const CsvDialectWire *) buf;
-
-	memset(dialect, 0, sizeof(CsvDialect));
-	dialect->delimiter = w->delimiter;
-	dialect->quote = w->quote;
-	dialect->escape = w->escape;
-	dialect->header = CSV_HEADER_NONE;	/* the leader consumed it */
-	dialect->skip_rows = 0;
-	dialect->file_encoding = w->file_encoding;
-	dialect->null_len = w->null_len;
-	dialect->null_string = pnstrdup(buf + sizeof(CsvDialectWire), w->null_len);
-	dialect->nfile_fields = w->nfile_fields;
-	if (w->nfile_fields > 0)
-	{
-		dialect->field_column = palloc(sizeof(int) * w->nfile_fields);
-		memcpy(dialect->field_column,
-			   buf + MAXALIGN(sizeof(CsvDialectWire) + w->null_len + 1),
-			   sizeof(int) * w->nfile_fields);
-	}
 }
 
 /*

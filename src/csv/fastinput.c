@@ -29,7 +29,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 
 #include "catalog/pg_type.h"
 #include "datatype/timestamp.h"

@@ -7,13 +7,14 @@
  *
  * csv_option_defs[] below is the one definition.  An entry says:
  *	- the SQL argument's name (and an alias: submit's path_or_glob);
- *	- its kind of value, SQL type and default, for validation and the README;
+ *	- its kind of value, SQL type and default, for validation and doc/reference.md;
  *	- which functions take it (CSV_FN_*);
  *	- CSV_OPTF_ROWS: it changes the rows (the result cache keys on it);
  *	- CSV_OPTF_JOB: it is recorded in csvpipe.job.options and restored by
  *	  a job's runner and by csvpipe.resume;
- *	- CSV_OPTF_WORKER: the workers get it (in the parallel engine's
- *	  segment, pool.c).
+ *	- CSV_OPTF_WORKER: the workers get it, in the parallel engine's
+ *	  segment: through csv_options_to_wire() below; columns as the
+ *	  segment's column list (parallel.h).
  *
  * A call is matched to the table by the names of the function's arguments
  * in pg_proc, mapped once per function and backend (argmap, flushed when
@@ -22,7 +23,11 @@
  * they declare.  Values go through one setter per option, whether they come
  * from a call or from a job's recorded JSON, so a job restores exactly what
  * was validated when it was submitted.  Adding an option: an entry here, a
- * field in CsvOptions and its case in set_option(), and the SQL signature.
+ * field in CsvOptions and its case in set_option(), and the SQL signature;
+ * each flag it bears asks for its case in what is derived from that flag
+ * (CSV_OPTF_JOB: csv_options_job_json; CSV_OPTF_ROWS: csv_dialect_rows_key;
+ * CSV_OPTF_WORKER: csv_options_to_wire and csv_options_from_wire), which
+ * otherwise fail at once.
  *
  * Backend-local state only (the argmap cache); no shared memory, no locks.
  *
@@ -35,6 +40,7 @@
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "libpq/pqformat.h"
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -1171,6 +1177,135 @@ csv_dialect_rows_key(const CsvDialect *d, StringInfo sig, StringInfo describe)
 		if (describe)
 			appendStringInfoString(describe, ", match name");
 	}
+}
+
+/* ---- handed to the workers ---- */
+
+/*
+ * The options as the parallel workers get them (pool.c puts them in the
+ * call's segment, worker.c reads them back): the CSV_OPTF_WORKER options,
+ * in the table's order -- the dialect's, on_error and max_errors -- then
+ * match => 'name''s field map.  columns is not on the wire: the segment's
+ * column list (parallel.h) carries the columns it resolves to.  skip_rows
+ * and the header are not handed on: the leader consumes them.  Leader and
+ * workers run one library, so the form needs no version; it starts with
+ * its length, which the reader checks it read exactly.
+ */
+void
+csv_options_to_wire(const CsvOptions *o, StringInfo wire)
+{
+	const CsvDialect *d = &o->dialect;
+	int			start = wire->len;
+	uint32		len;
+
+	pq_sendint32(wire, 0);		/* the length, set at the end */
+	for (int id = 0; id < CSV_NUM_OPTS; id++)
+	{
+		const CsvOptionDef *def = &csv_option_defs[id];
+
+		if ((def->flags & CSV_OPTF_WORKER) == 0)
+			continue;
+		switch (id)
+		{
+			case CSV_OPT_DELIMITER:
+				pq_sendbyte(wire, (uint8) d->delimiter);
+				break;
+			case CSV_OPT_QUOTE:
+				pq_sendbyte(wire, (uint8) d->quote);
+				break;
+			case CSV_OPT_ESCAPE:
+				pq_sendbyte(wire, (uint8) d->escape);
+				break;
+			case CSV_OPT_NULL_STRING:
+				pq_sendint32(wire, (uint32) d->null_len);
+				pq_sendbytes(wire, d->null_string, d->null_len);
+				break;
+			case CSV_OPT_ENCODING:
+				pq_sendint32(wire, (uint32) d->file_encoding);
+				break;
+			case CSV_OPT_ON_ERROR:
+				pq_sendbyte(wire, o->on_error_skip ? 1 : 0);
+				break;
+			case CSV_OPT_MAX_ERRORS:
+				pq_sendint64(wire, o->max_errors);
+				break;
+			case CSV_OPT_COLUMNS:
+				break;			/* the segment's column list (see above) */
+			default:
+				elog(ERROR, "csvpipe: option \"%s\" has no form for the workers", def->name);
+		}
+	}
+	pq_sendint32(wire, (uint32) d->nfile_fields);
+	for (int f = 0; f < d->nfile_fields; f++)
+		pq_sendint32(wire, (uint32) d->field_column[f]);
+	len = pg_hton32((uint32) (wire->len - start));
+	memcpy(wire->data + start, &len, sizeof(len));
+}
+
+/*
+ * A worker's options from csv_options_to_wire()'s form (palloc'd copies):
+ * the CSV_OPTF_WORKER options and the field map; the rest is zero.
+ */
+void
+csv_options_from_wire(CsvOptions *o, const char *wire)
+{
+	CsvDialect *d = &o->dialect;
+	StringInfoData buf;
+	uint32		len;
+
+	memcpy(&len, wire, sizeof(len));
+	buf.data = (char *) wire;
+	buf.len = (int) pg_ntoh32(len);
+	buf.maxlen = buf.len;
+	buf.cursor = sizeof(len);
+
+	memset(o, 0, sizeof(CsvOptions));
+	d->header = CSV_HEADER_NONE;	/* the leader consumed it */
+	d->skip_rows = 0;
+	for (int id = 0; id < CSV_NUM_OPTS; id++)
+	{
+		const CsvOptionDef *def = &csv_option_defs[id];
+
+		if ((def->flags & CSV_OPTF_WORKER) == 0)
+			continue;
+		switch (id)
+		{
+			case CSV_OPT_DELIMITER:
+				d->delimiter = (char) pq_getmsgbyte(&buf);
+				break;
+			case CSV_OPT_QUOTE:
+				d->quote = (char) pq_getmsgbyte(&buf);
+				break;
+			case CSV_OPT_ESCAPE:
+				d->escape = (char) pq_getmsgbyte(&buf);
+				break;
+			case CSV_OPT_NULL_STRING:
+				d->null_len = (int) pq_getmsgint(&buf, 4);
+				d->null_string = pnstrdup(pq_getmsgbytes(&buf, d->null_len), d->null_len);
+				break;
+			case CSV_OPT_ENCODING:
+				d->file_encoding = (int) pq_getmsgint(&buf, 4);
+				break;
+			case CSV_OPT_ON_ERROR:
+				o->on_error_skip = pq_getmsgbyte(&buf) != 0;
+				break;
+			case CSV_OPT_MAX_ERRORS:
+				o->max_errors = pq_getmsgint64(&buf);
+				break;
+			case CSV_OPT_COLUMNS:
+				break;			/* the segment's column list */
+			default:
+				elog(ERROR, "csvpipe: option \"%s\" has no form for the workers", def->name);
+		}
+	}
+	d->nfile_fields = (int) pq_getmsgint(&buf, 4);
+	if (d->nfile_fields > 0)
+	{
+		d->field_column = palloc(sizeof(int) * d->nfile_fields);
+		for (int f = 0; f < d->nfile_fields; f++)
+			d->field_column[f] = (int) pq_getmsgint(&buf, 4);
+	}
+	pq_getmsgend(&buf);
 }
 
 const char *

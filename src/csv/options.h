@@ -18,7 +18,7 @@
 #ifndef CSVPIPE_OPTIONS_H
 #define CSVPIPE_OPTIONS_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 
 #include "utils/jsonb.h"
 
@@ -38,7 +38,7 @@
 #define CSV_OPTF_WORKER		0x04	/* handed to the workers */
 #define CSV_OPTF_ARG		0x08	/* an argument, not an option (path, target) */
 
-/* how a load commits (README, "Load modes") */
+/* how a load commits (doc/reference.md, "Load modes") */
 typedef enum CsvLoadMode
 {
 	CSV_LOAD_MODE_UNSET = 0,	/* from atomic: prepared if true, else chunked */
@@ -107,12 +107,12 @@ typedef struct CsvOptionDef
 	const char *name;			/* the SQL argument's name */
 	const char *alias;			/* another name for it, or NULL */
 	CsvOptKind	kind;
-	const char *sql_type;		/* as in the SQL signatures (README) */
-	const char *sql_default;	/* the SQL default, as the README shows it */
+	const char *sql_type;		/* as in the SQL signatures (doc/reference.md) */
+	const char *sql_default;	/* the SQL default, as doc/reference.md shows it */
 	uint32		funcs;			/* CSV_FN_* that take it */
 	uint32		flags;			/* CSV_OPTF_* */
 	const CsvOptLabel *labels;	/* CSV_OK_LABEL/HEADER: the valid values */
-	const char *doc;			/* one line for the README */
+	const char *doc;			/* one line for doc/reference.md */
 } CsvOptionDef;
 
 extern const CsvOptionDef csv_option_defs[CSV_NUM_OPTS];
@@ -121,7 +121,7 @@ extern const CsvOptionDef csv_option_defs[CSV_NUM_OPTS];
  * A call's options, resolved: what every entry point works from.  given[]
  * says which options the call passed (non-NULL); raw Datums are not kept.
  */
-struct CsvOptions				/* typedef in csvpipe.h */
+typedef struct CsvOptions
 {
 	const char *funcname;		/* "csvpipe.load" etc., for errors */
 	uint32		fn;				/* the CSV_FN_* of the call */
@@ -153,7 +153,7 @@ struct CsvOptions				/* typedef in csvpipe.h */
 	char	   *name;			/* create_table: the table to create */
 	bool		create_target;	/* load: create the target from the file */
 	int64		sample_size;	/* sniff: bytes of the sample, 0 = default */
-};
+} CsvOptions;
 
 extern void csv_options_from_fcinfo(CsvOptions *opts, FunctionCallInfo fcinfo,
 									uint32 fn, const char *funcname);
@@ -166,6 +166,8 @@ extern void csv_options_from_job(CsvOptions *opts, Jsonb *options,
 extern char *csv_options_job_json(const CsvOptions *opts);
 extern void csv_dialect_rows_key(const CsvDialect *d, StringInfo sig,
 								 StringInfo describe);
+extern void csv_options_to_wire(const CsvOptions *o, StringInfo wire);
+extern void csv_options_from_wire(CsvOptions *o, const char *wire);
 
 extern int	csv_workers_for(int asked);
 extern CsvHeaderMode csv_header_option(Datum v, Oid typid);

@@ -22,7 +22,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -5,15 +5,18 @@
  *		from a sample of it (csvpipe.sniff, csvpipe.create_table, load's
  *		create_target).
  *
- * Owns the sniffing rules (README "Sniffing a file" documents them):
+ * Owns the sniffing rules (doc/reference.md, "Sniffing a file", documents
+ * them):
  *
  *  - The sample: the file's first sample_size bytes (4MB by default), read
  *    through csv_open_file() (privileges, csvpipe.allowed_dirs, no link
  *    followed, fstat of what was opened: exactly as a read), and used as
  *    whole records only: a record cut by the sample's end is dropped.
  *  - Encoding: a UTF-8 byte order mark, else UTF8 when the sample is valid
- *    UTF-8, else WIN1252 when bytes 0x80-0x9F occur that WIN1252 defines,
- *    else LATIN1.  The encoding the caller gives is taken as it is.
+ *    UTF-8, else an East Asian encoding that converts the whole sample and
+ *    whose characters look like text in its language (guess_cjk_encoding),
+ *    else WIN1252 when bytes 0x80-0x9F occur that WIN1252 defines, else
+ *    LATIN1.  The encoding the caller gives is taken as it is.
  *  - Dialect: every candidate (delimiters , ; TAB |, then space; quotes "
  *    and ') tokenizes the sample's first records with csvpipe's own
  *    tokenizer, so a candidate is judged by exactly the records a read
@@ -38,7 +41,11 @@
  *  - Header: the first record is a header when its values do not fit the
  *    types of the columns below it (more misfits than fits); when every
  *    column is text, when its values are all present, distinct and appear
- *    nowhere else in their column.
+ *    nowhere else in their column.  A header of two or three rows
+ *    (header_rows): skip_rows skips all but its last, names join them.
+ *  - Null markers: without a null_string given, NA, N/A, \N... are counted
+ *    apart; the one that, as null_string, types text columns and makes no
+ *    typed one text is taken (a second typing pass), and said in notes.
  *
  * The csv layer does not call up: SQL-facing code (src/sql/sniff_sql.c)
  * turns the result into rows and DDL.  Nothing here holds shared state; the
@@ -48,9 +55,12 @@
  *-------------------------------------------------------------------------
  */
 #include "sniff.h"
+#include "catch.h"
 
 #include <unistd.h>
 
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -67,6 +77,8 @@
 #define DETECT_MAX_BYTES	(512 * 1024)
 /* a preamble is at most this many records */
 #define MAX_PREAMBLE		100
+/* a header is at most this many rows */
+#define MAX_HEADER_ROWS		3
 /* how many notes of one kind */
 #define MAX_EXAMPLE			60
 
@@ -167,13 +179,223 @@ valid_utf8(const char *data, int64 len, bool whole)
 	return true;
 }
 
+/*
+ * East Asian encodings (tried when the sample is not UTF-8), in their order
+ * of preference among equals.  Where one is a superset of another that
+ * PostgreSQL also knows, the superset is named: UHC reads EUC-KR files,
+ * GBK reads GB2312 (EUC_CN) ones, and a read with it does not stop at a
+ * character the subset lacks further down the file.
+ */
+static const int cjk_encodings[] = {
+	PG_SJIS, PG_UHC, PG_GBK, PG_EUC_JP, PG_BIG5, PG_GB18030
+};
+
+/* the converted sample is checked in pieces of this size */
+#define CJK_PIECE			(256 * 1024)
+
+/*
+ * Does data[0..len) convert from encoding enc to UTF-8, with PostgreSQL's
+ * own conversion (its mapping tables: a code the encoding leaves
+ * unassigned is invalid)?  As valid_utf8: NUL bytes are passed over, and a
+ * character cut by a partial sample's end is fine.
+ */
+static bool
+converts_from(int enc, const char *data, int64 len, bool whole)
+{
+	Oid			proc = FindDefaultConversionProc(enc, PG_UTF8);
+	int			outsize = CJK_PIECE * MAX_CONVERSION_GROWTH + 1;
+	unsigned char *out;
+	int64		pos = 0;
+	bool		ok = true;
+
+	if (!OidIsValid(proc))
+		return false;
+	out = palloc(outsize);
+	while (pos < len)
+	{
+		int			n = (int) Min(len - pos, (int64) CJK_PIECE);
+		int64		piece_end = pos + n;
+		int			c;
+
+		CHECK_FOR_INTERRUPTS();
+		c = pg_do_encoding_conversion_buf(proc, enc, PG_UTF8,
+										  (unsigned char *) data + pos, n,
+										  out, outsize, true);
+		pos += c;
+		if (pos == piece_end)
+			continue;
+		if (data[pos] == '\0')
+		{
+			pos++;
+			continue;
+		}
+		/* a character cut by the piece's end, or by the sample's */
+		if (piece_end - pos < MAX_MULTIBYTE_CHAR_LEN)
+		{
+			if (piece_end < len)
+				continue;
+			if (!whole)
+				break;
+		}
+		ok = false;
+		break;
+	}
+	pfree(out);
+	return ok;
+}
+
+typedef enum CjkClass
+{
+	CJK_COMMON,					/* the language's usual characters */
+	CJK_OTHER,					/* symbols, half-width kana, hanja... */
+	CJK_RARE					/* user-defined areas, rare extensions */
+} CjkClass;
+
+/*
+ * Where the multibyte character s (of length len, valid in enc) lies.  The
+ * common regions: Shift_JIS and EUC-JP kana and JIS X 0208 kanji; UHC's
+ * 2,350 Hangul syllables of KS X 1001; GBK's GB2312 hanzi; Big5's hanzi.
+ * A two-byte character whose trail byte is ASCII (Shift_JIS, Big5) is
+ * never common: text in a single-byte encoding with an accented letter
+ * before a plain one would otherwise look like it.
+ */
+static CjkClass
+cjk_class(int enc, const unsigned char *s, int len)
+{
+	unsigned char a = s[0];
+	unsigned char b = len > 1 ? s[1] : 0;
+
+	switch (enc)
+	{
+		case PG_SJIS:
+			if (len == 1)
+				return CJK_OTHER;	/* half-width katakana */
+			if ((a >= 0x81 && a <= 0x84) || (a >= 0x88 && a <= 0x9F) ||
+				(a >= 0xE0 && a <= 0xEA))
+				return b >= 0x80 ? CJK_COMMON : CJK_OTHER;
+			return CJK_RARE;	/* NEC and IBM extensions, user-defined */
+		case PG_EUC_JP:
+			if (a == 0x8E)
+				return CJK_OTHER;	/* half-width katakana */
+			if (a == 0x8F)
+				return CJK_RARE;	/* JIS X 0212 */
+			if ((a >= 0xA1 && a <= 0xA8) || (a >= 0xB0 && a <= 0xF4))
+				return CJK_COMMON;
+			return CJK_RARE;
+		case PG_UHC:
+			if (b < 0xA1)
+				return CJK_RARE;	/* UHC's added Hangul syllables */
+			if (a >= 0xB0 && a <= 0xC8)
+				return CJK_COMMON;
+			if ((a >= 0xA1 && a <= 0xAC) || (a >= 0xCA && a <= 0xFD))
+				return CJK_OTHER;	/* symbols, jamo, hanja */
+			return CJK_RARE;
+		case PG_GBK:
+		case PG_GB18030:
+			if (len == 4)
+				return CJK_OTHER;	/* GB18030's four-byte codes */
+			if (b < 0xA1)
+				return CJK_RARE;	/* GBK's added hanzi */
+			if (a >= 0xB0 && a <= 0xF7)
+				return CJK_COMMON;
+			if (a >= 0xA1 && a <= 0xA9)
+				return CJK_OTHER;	/* symbols, kana */
+			return CJK_RARE;
+		case PG_BIG5:
+			if ((a >= 0xA4 && (a < 0xC6 || (a == 0xC6 && b < 0xA1))) ||
+				(a >= 0xC9 && a <= 0xF9))
+				return b >= 0xA1 ? CJK_COMMON : CJK_OTHER;
+			if (a >= 0xA1 && a <= 0xA3)
+				return CJK_OTHER;	/* symbols */
+			return CJK_RARE;
+	}
+	return CJK_RARE;
+}
+
+/*
+ * An East Asian multibyte encoding for a sample that is not UTF-8, or -1.
+ * A candidate must convert the whole sample (its mapping tables: byte
+ * sequences the encoding does not assign are refused), and its characters
+ * must look like text in it: two common ones at least, a quarter of them
+ * common, one in twenty rare at most.  The best is the one with the most
+ * common characters, less eight per rare one; then the order of
+ * cjk_encodings.  Samples with fewer than two pairs of bytes above 0x7F in
+ * a row (accented letters in a single-byte encoding) are not tried.
+ */
+static int
+guess_cjk_encoding(const char *data, int64 len, bool whole)
+{
+	int64		pairs = 0;
+	int			best = -1;
+	int64		best_score = 0;
+
+	for (int64 i = 0; i + 1 < len && pairs < 2; i++)
+		if (IS_HIGHBIT_SET(data[i]) && IS_HIGHBIT_SET(data[i + 1]))
+		{
+			pairs++;
+			i++;
+		}
+	if (pairs < 2)
+		return -1;
+
+	for (int e = 0; e < lengthof(cjk_encodings); e++)
+	{
+		int			enc = cjk_encodings[e];
+		int64		nmb = 0,
+					common = 0,
+					rare = 0;
+		int64		score;
+
+		if (!converts_from(enc, data, len, whole))
+			continue;
+		for (int64 i = 0; i < len;)
+		{
+			int			l;
+
+			if (!IS_HIGHBIT_SET(data[i]))
+			{
+				i++;
+				continue;
+			}
+			l = pg_encoding_mblen(enc, data + i);
+			if (i + l > len)
+				break;			/* cut by the sample's end */
+			nmb++;
+			switch (cjk_class(enc, (const unsigned char *) data + i, l))
+			{
+				case CJK_COMMON:
+					common++;
+					break;
+				case CJK_RARE:
+					rare++;
+					break;
+				case CJK_OTHER:
+					break;
+			}
+			i += l;
+		}
+		if (common < 2 || common * 4 < nmb || rare * 20 > nmb)
+			continue;
+		score = common - 8 * rare;
+		if (best < 0 || score > best_score)
+		{
+			best = enc;
+			best_score = score;
+		}
+	}
+	return best;
+}
+
 static int
 guess_encoding(const char *data, int64 len, bool whole)
 {
 	bool		c1 = false;
+	int			cjk;
 
 	if (valid_utf8(data, len, whole))
 		return PG_UTF8;
+	if ((cjk = guess_cjk_encoding(data, len, whole)) >= 0)
+		return cjk;
 	for (int64 i = 0; i < len; i++)
 	{
 		unsigned char c = (unsigned char) data[i];
@@ -503,7 +725,14 @@ run_candidate(Sniffer *sn, Candidate *c, int64 limit, int64 fixed_skip, int enco
 	c->recs = palloc(sizeof(DetRecord) * DETECT_MAX_RECORDS);
 	c->nrecs = 0;
 	sniff_dialect_init(&dialect, c->delimiter, c->quote, encoding, "", true);
-	scan_records(sn, &dialect, 0, limit, false, detect_record, c);
+
+	/*
+	 * Raw bytes are enough to find delimiters, except in the encodings
+	 * whose trail bytes may be ASCII (Shift_JIS, Big5, GBK, UHC, GB18030:
+	 * a trail byte 0x7C is no '|'): those are converted, as a read does.
+	 */
+	scan_records(sn, &dialect, 0, limit, !PG_VALID_BE_ENCODING(encoding),
+				 detect_record, c);
 	judge_candidate(c, fixed_skip);
 }
 
@@ -615,6 +844,21 @@ detect_dialect(Sniffer *sn, const CsvSniffOptions *opts, CsvSniffResult *res,
 
 /* ---- values ---- */
 
+/*
+ * Values that stand for a missing one in files written by R, pandas,
+ * spreadsheets, MySQL (\N)...: counted apart while typing, so that the
+ * sniffer can tell whether one of them, as null_string, would type a
+ * column that it leaves text.  None is a number, boolean, date...: each is
+ * text only (fold_marker relies on it).
+ */
+static const char *const null_markers[] = {
+	"NA", "N/A", "n/a", "#N/A", "NULL", "null", "Null", "\\N", "-", "--",
+	".", "?", "None", "none", "nil", "(null)"
+};
+#define NMARKERS			16
+StaticAssertDecl(lengthof(null_markers) == NMARKERS, "NMARKERS");
+#define MAX_MARKER_LEN		6
+
 typedef struct ColStats
 {
 	uint32		mask;			/* types every value so far fits */
@@ -632,7 +876,10 @@ typedef struct ColStats
 	int64		nleadzero;		/* numbers with a leading zero */
 	int64		nnonnumber;		/* values that are no number at all */
 	char	   *leadzero_example;
+	int64		ncomma;			/* numbers with commas: 1,5 1.234,56 1,234.5 */
+	char	   *comma_example;
 	bool		r0_repeated;	/* the first record's value occurs again */
+	int64		nmarker[NMARKERS];	/* null_markers[] seen, not yet classified */
 } ColStats;
 
 static void
@@ -661,6 +908,12 @@ colstats_merge(ColStats *into, const ColStats *from)
 	into->nnonnumber += from->nnonnumber;
 	if (into->leadzero_example == NULL)
 		into->leadzero_example = from->leadzero_example;
+	into->ncomma += from->ncomma;
+	if (into->comma_example == NULL)
+		into->comma_example = from->comma_example;
+	for (int k = 0; k < NMARKERS; k++)
+		into->nmarker[k] += from->nmarker[k];
+	into->r0_repeated |= from->r0_repeated;
 }
 
 #define IS_DIGIT(c)		((c) >= '0' && (c) <= '9')
@@ -803,6 +1056,69 @@ classify_number(const char *s, ColStats *cs, bool *leadzero)
 			mask |= M(CSV_SNIFF_BOOL);
 	}
 	return mask;
+}
+
+/*
+ * A number written with a decimal comma, [ws][+-]digits[.ddd...],digits[ws]
+ * (1,5  -0,25  1.234,56), or with thousands commas (123,000  1,234.5):
+ * numeric_in takes neither (and which 123,000 is, the sniffer cannot tell).
+ */
+static bool
+is_comma_number(const char *s)
+{
+	const char *p = s;
+	int			n;
+
+	while (IS_SPACE(*p))
+		p++;
+	if (*p == '+' || *p == '-')
+		p++;
+	for (n = 0; IS_DIGIT(*p); p++)
+		n++;
+	if (n == 0)
+		return false;
+	if (n <= 3 && *p == ',')
+	{
+		/* 1,234,567.89 */
+		const char *q = p;
+
+		while (*q == ',')
+		{
+			for (n = 0, q++; IS_DIGIT(*q); q++)
+				n++;
+			if (n != 3)
+				break;
+		}
+		if (n == 3 && *q == '.')
+			for (n = 0, q++; IS_DIGIT(*q); q++)
+				n++;
+		while (n > 0 && IS_SPACE(*q))
+			q++;
+		if (n > 0 && *q == '\0')
+			return true;
+	}
+	if (*p == '.')
+	{
+		if (n > 3)
+			return false;
+		while (*p == '.')
+		{
+			p++;
+			for (n = 0; IS_DIGIT(*p); p++)
+				n++;
+			if (n != 3)
+				return false;
+		}
+	}
+	if (*p++ != ',')
+		return false;
+	for (n = 0; IS_DIGIT(*p); p++)
+		n++;
+	if (n == 0)
+		return false;
+	while (IS_SPACE(*p))
+		p++;
+	return *p == '\0';
 }
 
 /* NaN, Infinity, +Infinity, -Infinity: numeric_in and float8in read them */
@@ -1173,6 +1489,16 @@ classify_value(const char *s, int len, ColStats *cs, MemoryContext keep)
 		}
 		else if (len >= 4 && is_time_shape(s, len))
 			mask |= M(CSV_SNIFF_TIME);
+		if (mask == M(CSV_SNIFF_TEXT) && len >= 3 && is_comma_number(s))
+		{
+			cs->ncomma++;
+			if (cs->comma_example == NULL)
+			{
+				cs->comma_example = MemoryContextAlloc(keep, Min(len, MAX_EXAMPLE) + 1);
+				memcpy(cs->comma_example, s, Min(len, MAX_EXAMPLE));
+				cs->comma_example[Min(len, MAX_EXAMPLE)] = '\0';
+			}
+		}
 	}
 	cs->mask &= mask;
 }
@@ -1294,14 +1620,58 @@ typedef struct TypePass
 	int64		nwrong;
 	int64		wrong_line;
 	int			wrong_count;
+	bool		any_marker;		/* a null marker was seen in rest */
+	ColStats   *unmarked;		/* rest before the markers were folded in */
+	/*
+	 * The records right after r0, one a line, kept apart too (merged into
+	 * rest by run_types): header rows, maybe.
+	 */
+	int			nfollow;
+	bool		follow_done;
+	char	  **follow_values[MAX_HEADER_ROWS - 1];
+	bool		follow_marker[MAX_HEADER_ROWS - 1];	/* holds a null marker */
+	ColStats   *follow[MAX_HEADER_ROWS - 1];
+	ColStats   *tail;			/* rest without them (markers unfolded) */
 	/* checking pass */
 	CsvSniffType *check;		/* type to check per column, or TEXT: none */
 	bool		check_r0;
 	int64	   *failed_line;	/* first value the type refused, per column */
 	char	  **failed_value;
+	/* the outcome */
+	bool		header;
+	CsvSniffType *type;			/* per column: choose_type, or TEXT if refused */
 	MemoryContext result_cxt;
 	MemoryContext value_cxt;
 } TypePass;
+
+/* Index of s (of length len) in null_markers[], or -1 */
+static inline int
+marker_index(const char *s, int len)
+{
+	if (len == 0 || len > MAX_MARKER_LEN || IS_DIGIT(s[0]))
+		return -1;
+	for (int k = 0; k < NMARKERS; k++)
+		if (null_markers[k][0] == s[0] && strlen(null_markers[k]) == len &&
+			memcmp(null_markers[k], s, len) == 0)
+			return k;
+	return -1;
+}
+
+/*
+ * Classify the null markers counted in cs as the values they are (text:
+ * one call does what n calls would, but for the counts).
+ */
+static void
+fold_marker(ColStats *cs, int k, int64 n, MemoryContext keep)
+{
+	const char *m = null_markers[k];
+
+	if (n <= 0)
+		return;
+	classify_value(m, strlen(m), cs, keep);
+	cs->nvalues += n - 1;
+	cs->nnonnumber += n - 1;
+}
 
 /* the field after COPY's NULL rules (convert.c's apply_null_rule) */
 static inline const char *
@@ -1325,6 +1695,8 @@ type_record(void *arg, CsvRecord *rec)
 	TypePass   *tp = (TypePass *) arg;
 	int64		n = tp->seen++;
 	MemoryContext oldcxt;
+	int			k;
+	ColStats   *follow = NULL;
 
 	if (n < tp->skip)
 		return true;
@@ -1384,18 +1756,45 @@ type_record(void *arg, CsvRecord *rec)
 		return true;
 	}
 	tp->nrest++;
+
+	/* the records right after the first, one a line: header rows, maybe */
+	if (!tp->follow_done)
+	{
+		int			j = tp->nfollow;
+
+		if (j < MAX_HEADER_ROWS - 1 && tp->r0_values &&
+			n == tp->skip + 1 + j && rec->line_no == tp->r0_line + 1 + j)
+		{
+			follow = tp->follow[j];
+			tp->follow_values[j] = MemoryContextAllocZero(tp->result_cxt,
+														  sizeof(char *) * Max(tp->ncols, 1));
+			tp->nfollow++;
+		}
+		else
+			tp->follow_done = true;
+	}
 	oldcxt = MemoryContextSwitchTo(tp->value_cxt);
 	for (int i = 0; i < tp->ncols; i++)
 	{
 		const char *s = field_value(tp->dialect, rec, i);
-		ColStats   *cs = &tp->rest[i];
+		ColStats   *cs = follow ? &follow[i] : &tp->rest[i];
 
+		if (follow && s != NULL)
+			tp->follow_values[tp->nfollow - 1][i] = MemoryContextStrdup(tp->result_cxt, s);
 		if (s == NULL)
 		{
 			cs->nnull++;
 			continue;
 		}
-		classify_value(s, rec->lengths[i], cs, tp->result_cxt);
+		if ((k = marker_index(s, rec->lengths[i])) >= 0)
+		{
+			cs->nmarker[k]++;
+			tp->any_marker = true;
+			if (follow)
+				tp->follow_marker[tp->nfollow - 1] = true;
+		}
+		else
+			classify_value(s, rec->lengths[i], cs, tp->result_cxt);
 		if (!cs->r0_repeated && i < tp->r0_nfields && tp->r0_values &&
 			tp->r0_values[i] && strcmp(tp->r0_values[i], s) == 0)
 			cs->r0_repeated = true;
@@ -1508,33 +1907,71 @@ decide_header(TypePass *tp, bool whole)
 	return true;
 }
 
-/* Trim, fill in, shorten to NAMEDATALEN - 1 bytes and make unique */
+/* *v without its leading white space, and the length without the trailing */
+static int
+trimmed(const char **v)
+{
+	int			len;
+
+	if (*v == NULL)
+		return 0;
+	while (IS_SPACE(**v))
+		(*v)++;
+	len = strlen(*v);
+	while (len > 0 && IS_SPACE((*v)[len - 1]))
+		len--;
+	return len;
+}
+
+/*
+ * Trim, fill in, shorten to NAMEDATALEN - 1 bytes and make unique.  above:
+ * the values of the header rows above the header (nabove of them, ncols
+ * values each): a column's name joins the distinct values of its column
+ * in them and the header, top down, with spaces; an empty value above
+ * takes the one on its left (a group's name over several columns).
+ */
 static char **
-make_names(TypePass *tp, bool header)
+make_names(TypePass *tp, bool header, char ***above, int nabove)
 {
 	char	  **names = palloc0(sizeof(char *) * Max(tp->ncols, 1));
 
 	for (int i = 0; i < tp->ncols; i++)
 	{
-		const char *v = (header && i < tp->r0_nfields && tp->r0_values) ?
-		tp->r0_values[i] : NULL;
 		char	   *name = NULL;
+		StringInfoData buf;
+		char	   *parts[MAX_HEADER_ROWS];
 
-		if (v != NULL)
+		initStringInfo(&buf);
+		for (int r = 0; r <= nabove && header; r++)
 		{
-			int			len;
+			const char *v = NULL;
+			int			len = 0;
+			bool		seen = false;
 
-			while (IS_SPACE(*v))
-				v++;
-			len = strlen(v);
-			while (len > 0 && IS_SPACE(v[len - 1]))
-				len--;
-			if (len > 0)
+			parts[r] = NULL;
+			/* a value above, or the nearest one on its left */
+			for (int j = i; r < nabove && j >= 0 && len == 0; j--)
 			{
-				len = pg_mbcliplen(v, len, NAMEDATALEN - 1);
-				name = pnstrdup(v, len);
+				v = above[r][j];
+				len = trimmed(&v);
 			}
+			if (r == nabove && i < tp->r0_nfields && tp->r0_values &&
+				(v = tp->r0_values[i]) != NULL)
+				len = trimmed(&v);
+			if (len == 0)
+				continue;
+			parts[r] = pnstrdup(v, len);
+			for (int r2 = 0; r2 < r && !seen; r2++)
+				seen = parts[r2] && strcmp(parts[r2], parts[r]) == 0;
+			if (seen)
+				continue;
+			if (buf.len > 0)
+				appendStringInfoChar(&buf, ' ');
+			appendStringInfoString(&buf, parts[r]);
 		}
+		if (buf.len > 0)
+			name = pnstrdup(buf.data, pg_mbcliplen(buf.data, buf.len, NAMEDATALEN - 1));
+		pfree(buf.data);
 		if (name == NULL)
 			name = psprintf("c%d", i + 1);
 		/* unique, also when letter case is ignored: name_2, name_3... */
@@ -1615,6 +2052,281 @@ date_order_name(void)
 	}
 }
 
+/*
+ * The typing pass over the records after skip_rows, with the dialect found
+ * and null_string: the columns' stats, the header (opt_header: -1 detect),
+ * the check of date and time types by their input functions, and each
+ * column's type.  tp->ncols is 0 when there is nothing to type.  Allocates
+ * in the current memory context (work).
+ */
+static void
+run_types(Sniffer *sn, TypePass *tp, const CsvSniffResult *res, int ncols,
+		  const char *null_string, int opt_header, MemoryContext work)
+{
+	CsvDialect *dialect = palloc(sizeof(CsvDialect));
+	bool		any_check = false;
+
+	memset(tp, 0, sizeof(TypePass));
+	tp->sn = sn;
+	tp->ncols = ncols;
+	sniff_dialect_init(dialect, res->delimiter, res->quote, res->encoding,
+					   null_string, ncols <= 1);
+	tp->dialect = dialect;
+	tp->skip = res->skip_rows;
+	tp->r0 = palloc(sizeof(ColStats) * Max(ncols, 1));
+	tp->rest = palloc(sizeof(ColStats) * Max(ncols, 1));
+	for (int j = 0; j < MAX_HEADER_ROWS - 1; j++)
+		tp->follow[j] = palloc(sizeof(ColStats) * Max(ncols, 1));
+	for (int i = 0; i < ncols; i++)
+	{
+		colstats_init(&tp->r0[i]);
+		colstats_init(&tp->rest[i]);
+		for (int j = 0; j < MAX_HEADER_ROWS - 1; j++)
+			colstats_init(&tp->follow[j][i]);
+	}
+	tp->result_cxt = work;
+	tp->value_cxt = AllocSetContextCreate(work, "csvpipe sniff value",
+										  ALLOCSET_DEFAULT_SIZES);
+	scan_records(sn, dialect, tp->skip + 1, sn->len, true, type_record, tp);
+
+	/* the records after the first back in rest, first (examples: in order) */
+	if (tp->nfollow > 0)
+	{
+		tp->tail = palloc(sizeof(ColStats) * Max(ncols, 1));
+		memcpy(tp->tail, tp->rest, sizeof(ColStats) * ncols);
+		for (int i = 0; i < ncols; i++)
+			for (int j = tp->nfollow - 1; j >= 0; j--)
+			{
+				ColStats	m = tp->follow[j][i];
+
+				colstats_merge(&m, &tp->rest[i]);
+				tp->rest[i] = m;
+			}
+	}
+
+	/* the null markers are values like any other, as far as types go */
+	if (tp->any_marker)
+	{
+		tp->unmarked = palloc(sizeof(ColStats) * Max(ncols, 1));
+		memcpy(tp->unmarked, tp->rest, sizeof(ColStats) * ncols);
+		for (int i = 0; i < ncols; i++)
+			for (int k = 0; k < NMARKERS; k++)
+			{
+				fold_marker(&tp->rest[i], k, tp->rest[i].nmarker[k], work);
+				tp->rest[i].nmarker[k] = 0;
+			}
+	}
+
+	if (!tp->have_r0 || ncols == 0)
+		tp->ncols = 0;
+	if (opt_header >= 0)
+		tp->header = opt_header > 0;
+	else
+		tp->header = tp->ncols > 0 && decide_header(tp, sn->whole);
+	if (!tp->header && tp->r0_nfields == tp->ncols && tp->r0_values)
+	{
+		for (int i = 0; i < tp->ncols; i++)
+			colstats_merge(&tp->rest[i], &tp->r0[i]);
+		tp->nrest++;
+	}
+
+	/* the types, checked by the input functions */
+	tp->check = palloc(sizeof(CsvSniffType) * Max(tp->ncols, 1));
+	tp->failed_line = palloc0(sizeof(int64) * Max(tp->ncols, 1));
+	tp->failed_value = palloc0(sizeof(char *) * Max(tp->ncols, 1));
+	for (int i = 0; i < tp->ncols; i++)
+	{
+		tp->check[i] = choose_type(&tp->rest[i], sn->whole);
+		if (type_needs_check(tp->check[i]))
+			any_check = true;
+		else
+			tp->check[i] = CSV_SNIFF_TEXT;
+	}
+	if (any_check)
+	{
+		tp->seen = 0;
+		tp->check_r0 = !tp->header;
+		scan_records(sn, dialect, tp->skip + 1, sn->len, true, check_record, tp);
+	}
+	tp->type = palloc(sizeof(CsvSniffType) * Max(tp->ncols, 1));
+	for (int i = 0; i < tp->ncols; i++)
+		tp->type[i] = tp->failed_line[i] > 0 ? CSV_SNIFF_TEXT :
+			choose_type(&tp->rest[i], sn->whole);
+}
+
+/*
+ * Would null marker k, as null_string, type column i of tp (a pass with
+ * null_string '')?  Judged on the column's stats without the markers:
+ * marker k's values become NULL, the other markers stay text, and the
+ * empty fields, NULL so far, become empty strings (a null_string other
+ * than '' makes them so, as COPY does), which only text takes.
+ */
+static CsvSniffType
+type_with_marker(TypePass *tp, int i, int k, bool whole)
+{
+	const ColStats *u = &tp->unmarked[i];
+	ColStats	v = *u;
+
+	for (int k2 = 0; k2 < NMARKERS; k2++)
+		if (k2 != k)
+			fold_marker(&v, k2, u->nmarker[k2], tp->value_cxt);
+	if (u->nnull > 0)
+	{
+		classify_value("", 0, &v, tp->value_cxt);
+		v.nvalues += u->nnull - 1;
+		v.nnonnumber += u->nnull - 1;
+	}
+	v.nnull = u->nmarker[k];
+	return choose_type(&v, whole);
+}
+
+/*
+ * The null marker that would type the most text columns as null_string
+ * and make no typed column text (typed), else the one that would type the
+ * most (*lost: how many typed columns it would make text), or -1.
+ */
+static int
+pick_null_marker(TypePass *tp, bool whole, int *lost)
+{
+	int			best_ok = -1,
+				best_any = -1,
+				gain_ok = 0,
+				gain_any = 0,
+				loss_any = 0;
+
+	*lost = 0;
+	if (!tp->any_marker || tp->ncols == 0)
+		return -1;
+	for (int k = 0; k < NMARKERS; k++)
+	{
+		int			gain = 0,
+					loss = 0;
+
+		/* a read refuses a null_string holding the delimiter */
+		if (strchr(null_markers[k], tp->dialect->delimiter) ||
+			strchr(null_markers[k], tp->dialect->quote))
+			continue;
+		for (int i = 0; i < tp->ncols; i++)
+		{
+			bool		typed = tp->type[i] != CSV_SNIFF_TEXT;
+
+			if (!typed && tp->unmarked[i].nmarker[k] == 0)
+				continue;
+			if ((type_with_marker(tp, i, k, whole) != CSV_SNIFF_TEXT) != typed)
+			{
+				if (typed)
+					loss++;
+				else
+					gain++;
+			}
+		}
+		if (gain > gain_ok && loss == 0)
+		{
+			best_ok = k;
+			gain_ok = gain;
+		}
+		if (gain > gain_any)
+		{
+			best_any = k;
+			gain_any = gain;
+			loss_any = loss;
+		}
+	}
+	if (best_ok >= 0)
+		return best_ok;
+	*lost = loss_any;
+	return best_any;
+}
+
+/*
+ * How many rows the header has: the largest h (3, then 2) such that the
+ * first record and the h - 1 after it (one a line) all fit none of the
+ * typed columns of the records below them, two at least, and have a name
+ * in half of them at least (a value of no type: no number, date, boolean,
+ * null marker, 1,5...), and those types type more columns than tp's do;
+ * else 1.  Rows of data in a row that look so are not expected.
+ */
+static int
+header_rows(TypePass *tp, bool whole)
+{
+	if (tp->r0_nfields != tp->ncols || tp->r0_values == NULL)
+		return 1;
+	for (int h = tp->nfollow + 1; h >= 2; h--)
+	{
+		int			typed = 0,
+					typed_now = 0;
+		int			fit[MAX_HEADER_ROWS] = {0},
+					misfit[MAX_HEADER_ROWS] = {0};
+		bool		ok = true;
+
+		for (int j = 0; j < h - 1; j++)
+			ok &= !tp->follow_marker[j];
+		for (int i = 0; i < tp->ncols && ok; i++)
+		{
+			ColStats	v = tp->tail[i];
+			CsvSniffType t;
+
+			/* the records below: the tail, and the followers below h */
+			for (int j = tp->nfollow - 1; j >= h - 1; j--)
+			{
+				ColStats	m = tp->follow[j][i];
+
+				colstats_merge(&m, &v);
+				v = m;
+			}
+			for (int k = 0; k < NMARKERS; k++)
+				fold_marker(&v, k, v.nmarker[k], tp->value_cxt);
+			t = choose_type(&v, whole);
+			if (tp->type[i] != CSV_SNIFF_TEXT)
+				typed_now++;
+			if (t == CSV_SNIFF_TEXT)
+				continue;
+			typed++;
+			for (int r = 0; r < h; r++)
+			{
+				const char *value = r == 0 ? tp->r0_values[i] : tp->follow_values[r - 1][i];
+				const ColStats *cs = r == 0 ? &tp->r0[i] : &tp->follow[r - 1][i];
+
+				if (value == NULL)
+					continue;
+				if (value_fits(cs, t))
+					fit[r]++;
+				else if (cs->mask == M(CSV_SNIFF_TEXT) && cs->ncomma == 0 &&
+						 cs->nleadzero == 0)
+					misfit[r]++;
+			}
+		}
+		if (!ok || typed < 2 || typed <= typed_now)
+			continue;
+		for (int r = 0; r < h && ok; r++)
+			ok = fit[r] == 0 && misfit[r] > 0 && misfit[r] * 2 >= typed;
+		if (ok)
+			return h;
+	}
+	return 1;
+}
+
+/* "a, b, c" of the columns flagged, the first five, and "(n in all)" */
+static char *
+column_names_list(char **names, const bool *flags, int ncols)
+{
+	StringInfoData buf;
+	int			n = 0;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < ncols; i++)
+	{
+		if (!flags[i])
+			continue;
+		if (n < 5)
+			appendStringInfo(&buf, "%s%s", n > 0 ? ", " : "", names[i]);
+		n++;
+	}
+	if (n > 5)
+		appendStringInfo(&buf, "... (%d in all)", n);
+	return buf.data;
+}
+
 void
 csv_sniff_file(const char *path, const char *funcname,
 			   const CsvSniffOptions *opts, CsvSniffResult *res)
@@ -1625,11 +2337,14 @@ csv_sniff_file(const char *path, const char *funcname,
 											   ALLOCSET_DEFAULT_SIZES);
 	Sniffer		sn;
 	Candidate	chosen;
-	CsvDialect	dialect;
 	TypePass	tp;
+	TypePass	plain;			/* the pass with null_string '', if replaced */
+	int			marker = -1;	/* null_markers[] chosen as null_string */
+	int			conflict = -1;	/* one that would type columns, but... */
+	char	  **above[MAX_HEADER_ROWS];	/* header rows above the last */
+	int			nabove = 0;
 	int64		sample_size = opts->sample_size > 0 ? opts->sample_size :
 		CSV_SNIFF_DEFAULT_SAMPLE;
-	bool		any_check = false;
 
 	memset(res, 0, sizeof(CsvSniffResult));
 	memset(&sn, 0, sizeof(sn));
@@ -1670,34 +2385,89 @@ csv_sniff_file(const char *path, const char *funcname,
 
 	/* the dialect */
 	detect_dialect(&sn, opts, res, &chosen);
-	res->null_string = MemoryContextStrdup(result_cxt,
-										   opts->null_string ? opts->null_string : "");
 	if (res->escape != res->quote)
 		note(res, "escape '%c': csvpipe.read reads only quotes doubled inside quoted fields (escape = quote); COPY reads this file with ESCAPE '%c'",
 			 res->escape, res->escape);
 
 	/* the types, with the dialect a read would use */
-	memset(&tp, 0, sizeof(tp));
-	tp.sn = &sn;
-	tp.ncols = chosen.ncolumns;
-	sniff_dialect_init(&dialect, res->delimiter, res->quote, res->encoding,
-					   res->null_string, tp.ncols <= 1);
-	tp.dialect = &dialect;
-	tp.skip = res->skip_rows;
-	tp.r0 = palloc(sizeof(ColStats) * Max(tp.ncols, 1));
-	tp.rest = palloc(sizeof(ColStats) * Max(tp.ncols, 1));
-	for (int i = 0; i < tp.ncols; i++)
+	run_types(&sn, &tp, res, chosen.ncolumns,
+			  opts->null_string ? opts->null_string : "", opts->header, work);
+
+	/*
+	 * A header of several rows: a pass with skip_rows past all but the last
+	 * (a read's header is one record); taken when it finds a header and
+	 * types more columns.
+	 */
+	if (opts->header < 0 && opts->skip_rows < 0 && tp.ncols > 0)
 	{
-		colstats_init(&tp.r0[i]);
-		colstats_init(&tp.rest[i]);
+		int			h = header_rows(&tp, sn.whole);
+
+		if (h > 1)
+		{
+			TypePass	below;
+			CsvSniffResult r = *res;
+			int			typed = 0;
+
+			r.skip_rows += h - 1;
+			run_types(&sn, &below, &r, chosen.ncolumns,
+					  opts->null_string ? opts->null_string : "", -1, work);
+			for (int i = 0; i < below.ncols; i++)
+				typed += (below.type[i] != CSV_SNIFF_TEXT) - (tp.type[i] != CSV_SNIFF_TEXT);
+			if (below.header && below.ncols == tp.ncols && typed > 0)
+			{
+				above[nabove++] = tp.r0_values;
+				for (int j = 0; j < h - 2; j++)
+					above[nabove++] = tp.follow_values[j];
+				res->skip_rows = r.skip_rows;
+				tp = below;
+			}
+		}
 	}
-	tp.result_cxt = work;
-	tp.value_cxt = AllocSetContextCreate(work, "csvpipe sniff value",
-										 ALLOCSET_DEFAULT_SIZES);
-	scan_records(&sn, &dialect, tp.skip + 1, sn.len, true, type_record, &tp);
+	if (nabove > 0)
+		note(res, "the header has %d rows (lines %lld to %lld): skip_rows skips all but the last, and the column names join their values",
+			 nabove + 1, (long long) tp.r0_line - nabove, (long long) tp.r0_line);
+
+	/*
+	 * A null marker: when the caller did not give null_string, and one of
+	 * null_markers[] would type columns that are text (NA in a column of
+	 * numbers), a second pass with it as null_string; taken when it does
+	 * type columns, makes none text and decides the header the same way.
+	 */
+	if (opts->null_string == NULL)
+	{
+		int			lost;
+		int			k = pick_null_marker(&tp, sn.whole, &lost);
+
+		if (k >= 0 && lost > 0)
+			conflict = k;
+		else if (k >= 0)
+		{
+			TypePass	with;
+			bool		gain = false,
+						loss = false;
+
+			run_types(&sn, &with, res, chosen.ncolumns, null_markers[k],
+					  opts->header, work);
+			if (with.ncols == tp.ncols && with.header == tp.header)
+				for (int i = 0; i < tp.ncols; i++)
+				{
+					gain |= tp.type[i] == CSV_SNIFF_TEXT && with.type[i] != CSV_SNIFF_TEXT;
+					loss |= tp.type[i] != CSV_SNIFF_TEXT && with.type[i] == CSV_SNIFF_TEXT;
+				}
+			if (gain && !loss)
+			{
+				marker = k;
+				plain = tp;
+				tp = with;
+			}
+		}
+	}
+	res->null_string = MemoryContextStrdup(result_cxt,
+										   marker >= 0 ? null_markers[marker] :
+										   opts->null_string ? opts->null_string : "");
 
 	/* nothing to type: no columns, and the notes say why */
-	if (!tp.have_r0 || tp.ncols == 0)
+	if (tp.ncols == 0)
 	{
 		if (sn.len == 0)
 			note(res, "the file is empty");
@@ -1706,47 +2476,61 @@ csv_sniff_file(const char *path, const char *funcname,
 				 (long long) res->sample_bytes);
 		else
 			note(res, "no well-formed record in the sample with any dialect tried: no columns");
-		tp.ncols = 0;
 	}
-
-	if (opts->header >= 0)
-		res->header = opts->header > 0;
-	else
-		res->header = tp.ncols > 0 && decide_header(&tp, sn.whole);
-	if (!res->header && tp.r0_nfields == tp.ncols && tp.r0_values)
-	{
-		for (int i = 0; i < tp.ncols; i++)
-			colstats_merge(&tp.rest[i], &tp.r0[i]);
-		tp.nrest++;
-	}
+	res->header = tp.header;
 	res->sample_records = tp.nrest;
-
-	/* the types, checked by the input functions */
-	tp.check = palloc(sizeof(CsvSniffType) * Max(tp.ncols, 1));
-	tp.failed_line = palloc0(sizeof(int64) * Max(tp.ncols, 1));
-	tp.failed_value = palloc0(sizeof(char *) * Max(tp.ncols, 1));
-	for (int i = 0; i < tp.ncols; i++)
-	{
-		tp.check[i] = choose_type(&tp.rest[i], sn.whole);
-		if (type_needs_check(tp.check[i]))
-			any_check = true;
-		else
-			tp.check[i] = CSV_SNIFF_TEXT;
-	}
-	if (any_check)
-	{
-		tp.seen = 0;
-		tp.check_r0 = !res->header;
-		scan_records(&sn, &dialect, tp.skip + 1, sn.len, true, check_record, &tp);
-	}
 
 	/* the result, in the caller's memory */
 	MemoryContextSwitchTo(result_cxt);
 	{
-		char	  **names = make_names(&tp, res->header);
+		char	  **names = make_names(&tp, res->header, above, nabove);
+		bool	   *comma = palloc0(sizeof(bool) * Max(tp.ncols, 1));
+		const char *comma_example = NULL;
 
 		res->ncolumns = tp.ncols;
 		res->columns = palloc0(sizeof(CsvSniffColumn) * Max(tp.ncols, 1));
+		if (marker >= 0 || conflict >= 0)
+		{
+			int			k = marker >= 0 ? marker : conflict;
+			TypePass   *before = marker >= 0 ? &plain : &tp;
+			bool	   *typed = palloc0(sizeof(bool) * Max(tp.ncols, 1));
+			bool	   *empties = palloc0(sizeof(bool) * Max(tp.ncols, 1));
+			bool	   *also = palloc0(sizeof(bool) * Max(tp.ncols, 1));
+			bool		any_empties = false;
+			const char *lit = quote_literal_cstr(null_markers[k]);
+
+			for (int i = 0; i < tp.ncols; i++)
+			{
+				const ColStats *u = &before->unmarked[i];
+
+				if (before->type[i] == CSV_SNIFF_TEXT &&
+					(marker >= 0 ? tp.type[i] != CSV_SNIFF_TEXT :
+					 type_with_marker(&tp, i, k, sn.whole) != CSV_SNIFF_TEXT))
+					typed[i] = true;
+				else if (marker >= 0 && u->nmarker[k] > 0 && tp.rest[i].nvalues > 0)
+					also[i] = true;
+				if (u->nnull > 0 && (marker >= 0 || before->type[i] != CSV_SNIFF_TEXT))
+					empties[i] = any_empties = true;
+			}
+			if (marker >= 0)
+			{
+				note(res, "missing values are written %s: null_string is %s, which types column(s) %s; read and load with null_string => %s",
+					 null_markers[k], lit, column_names_list(names, typed, tp.ncols), lit);
+				/* never silently: a text column's own NA becomes NULL too */
+				for (int i = 0; i < tp.ncols; i++)
+					if (also[i])
+						note(res, "column %s: its value \"%s\" (%lld in the sample) is read as NULL too",
+							 names[i], null_markers[k],
+							 (long long) before->unmarked[i].nmarker[k]);
+				if (any_empties)
+					note(res, "with null_string %s, empty fields are empty strings, not NULL: column(s) %s",
+						 lit, column_names_list(names, empties, tp.ncols));
+			}
+			else
+				note(res, "missing values are written %s in column(s) %s, but column(s) %s have empty fields, which null_string %s would make empty strings (a null_string is one marker): typed text",
+					 null_markers[k], column_names_list(names, typed, tp.ncols),
+					 column_names_list(names, empties, tp.ncols), lit);
+		}
 		for (int i = 0; i < tp.ncols; i++)
 		{
 			CsvSniffColumn *col = &res->columns[i];
@@ -1769,15 +2553,22 @@ csv_sniff_file(const char *path, const char *funcname,
 					note(res, "column %s: \"%s\" (line %lld) is not a valid %s: typed text",
 						 col->name, tp.failed_value[i],
 						 (long long) tp.failed_line[i], type_names[t]);
-				t = CSV_SNIFF_TEXT;
 			}
 			else if (type_needs_check(t) && cs->slash_date &&
 					 !cs->day_first && !cs->month_first)
 				note(res, "column %s: dates such as 01/02/2020 are read in DateStyle's order (%s)",
 					 col->name, date_order_name());
+			t = tp.type[i];
 			if (t == CSV_SNIFF_TEXT && cs->nleadzero > 0 && cs->nnonnumber == 0)
 				note(res, "column %s: numbers with leading zeros (\"%s\") are typed text, so the zeros are kept",
 					 col->name, cs->leadzero_example);
+			if (t == CSV_SNIFF_TEXT && cs->ncomma > 0 && cs->ncomma == cs->nnonnumber &&
+				cs->nleadzero == 0)
+			{
+				comma[i] = true;
+				if (comma_example == NULL)
+					comma_example = cs->comma_example;
+			}
 			col->type = t;
 			col->typid = type_oids[t];
 			col->typmod = -1;
@@ -1794,6 +2585,9 @@ csv_sniff_file(const char *path, const char *funcname,
 				}
 			}
 		}
+		if (comma_example != NULL)
+			note(res, "numbers with a comma (\"%s\": a decimal comma, or thousands separators) are typed text, numeric input takes neither: column(s) %s",
+				 comma_example, column_names_list(names, comma, tp.ncols));
 		if (tp.nbad > 0)
 			note(res, "%lld record(s) of the sample are malformed with this dialect (first on line %lld: %s)",
 				 (long long) tp.nbad, (long long) tp.bad_line, tp.bad_message);
@@ -1834,6 +2628,107 @@ candidate_fits(const Candidate *c, int ncolumns)
 	return ncolumns <= 0 || c->ncolumns == ncolumns;
 }
 
+/* csv_sniff_dialect_hint's work, in its subtransaction */
+typedef struct HintArgs
+{
+	CsvErrorPosition *errpos;
+	int			ncolumns;
+	MemoryContext work;			/* the sample, the file's descriptor */
+	bool		found;			/* errpos->hint is set */
+} HintArgs;
+
+static void
+dialect_hint(void *arg)
+{
+	HintArgs   *a = (HintArgs *) arg;
+	CsvErrorPosition *errpos = a->errpos;
+	const CsvDialect *given = errpos->dialect;
+	int			ncolumns = a->ncolumns;
+	Sniffer		sn;
+	CsvSniffResult res;
+	Candidate	mine;
+	Candidate	best;
+	bool		have_best = false;
+	int64		skip = given->skip_rows > 0 ? given->skip_rows : -1;
+
+	MemoryContextSwitchTo(a->work);
+	memset(&sn, 0, sizeof(sn));
+	memset(&res, 0, sizeof(res));
+	sn.path = errpos->path;
+	sn.errpos.path = errpos->path;
+	sn.errpos.funcname = errpos->funcname;
+	read_sample(&sn, DETECT_MAX_BYTES, &res);
+	if (given->file_encoding == PG_UTF8 && sn.len >= 3 &&
+		memcmp(sn.data, "\xEF\xBB\xBF", 3) == 0)
+	{
+		sn.data += 3;
+		sn.len -= 3;
+	}
+
+	memset(&mine, 0, sizeof(mine));
+	mine.delimiter = given->delimiter;
+	mine.quote = given->quote;
+	mine.order = -1;
+	run_candidate(&sn, &mine, sn.len, skip, given->file_encoding);
+
+	/* every delimiter with the read's quote, then with the other quote */
+	for (int q = -1; q < (int) lengthof(quotes) && !candidate_fits(&mine, ncolumns); q++)
+	{
+		char		quote = q < 0 ? given->quote : quotes[q];
+
+		if (q >= 0 && quote == given->quote)
+			continue;
+		for (int t = 1; t <= 2; t++)
+		{
+			const char *delims = t == 1 ? tier1_delims : tier2_delims;
+			int			ndelims = t == 1 ? lengthof(tier1_delims) : lengthof(tier2_delims);
+
+			for (int d = 0; d < ndelims; d++)
+			{
+				Candidate	c;
+
+				if (delims[d] == quote ||
+					(delims[d] == given->delimiter && quote == given->quote))
+					continue;
+				memset(&c, 0, sizeof(c));
+				c.delimiter = delims[d];
+				c.quote = quote;
+				c.order = (q + 1) * 16 + (t - 1) * 8 + d;
+				run_candidate(&sn, &c, sn.len, skip, given->file_encoding);
+				if (c.ncolumns < 2 || c.score <= 0 || !candidate_fits(&c, ncolumns))
+					continue;
+				if (!have_best || candidate_better(&c, &best))
+				{
+					best = c;
+					have_best = true;
+				}
+			}
+		}
+	}
+	if (have_best && candidate_better(&best, &mine))
+	{
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		if (best.delimiter != given->delimiter)
+			appendStringInfo(&buf, "The file looks delimited by %s (%d fields in each of its first records): try delimiter => %s",
+							 best.delimiter == '\t' ? "tabs" :
+							 best.delimiter == ' ' ? "spaces" :
+							 psprintf("'%c'", best.delimiter),
+							 best.ncolumns, char_literal(best.delimiter));
+		else
+			appendStringInfo(&buf, "The file looks quoted with %c (%d fields in each of its first records): try",
+							 best.quote, best.ncolumns);
+		if (best.quote != given->quote)
+			appendStringInfo(&buf, "%s quote => %s",
+							 best.delimiter != given->delimiter ? "," : "",
+							 char_literal(best.quote));
+		appendStringInfoString(&buf, " (csvpipe.sniff shows what it detects).");
+		strlcpy(errpos->hint, buf.data, sizeof(errpos->hint));
+		a->found = true;
+	}
+}
+
 /*
  * The dialect the start of the file suggests, when the read's own does not
  * fit it (item 6 of issue 13): for a read that failed with a wrong number
@@ -1845,126 +2740,48 @@ candidate_fits(const Candidate *c, int ncolumns)
  * delimiter, or the other quote) whose records are all well-formed with
  * ncolumns fields (when known) is named, if it scores better.  Computed on
  * the error path only, once per read (cached in errpos); any error while
- * computing it (the file gone, ...) just means no hint.  Returns the hint,
- * or NULL.
+ * computing it (the file gone, ...) just means no hint, but a cancel is
+ * raised.  It runs in a subtransaction, the only safe way to go on after
+ * an error of code that opens files and reads catalogs (without a
+ * transaction, or in parallel mode, there is no hint), and its memory,
+ * which holds the sample file's descriptor (csv_open_file), is deleted on
+ * every path, so the file is closed before this returns or raises.
+ * Returns the hint, or NULL.
  */
 const char *
 csv_sniff_dialect_hint(CsvErrorPosition *errpos, int ncolumns)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
-	MemoryContext work;
-	const CsvDialect *given = errpos->dialect;
-	volatile bool found = false;
+	HintArgs	a;
+	ErrorData  *edata;
 
 	if (errpos->hint_state != 0)
 		return errpos->hint_state == 2 ? errpos->hint : NULL;
 	errpos->hint_state = 1;
-	if (given == NULL || errpos->path == NULL)
+	if (errpos->dialect == NULL || errpos->path == NULL)
+		return NULL;
+	if (!IsTransactionState() || IsInParallelMode())
 		return NULL;
 
-	work = AllocSetContextCreate(CurrentMemoryContext, "csvpipe sniff hint",
-								 ALLOCSET_DEFAULT_SIZES);
-	MemoryContextSwitchTo(work);
-	PG_TRY();
-	{
-		Sniffer		sn;
-		CsvSniffResult res;
-		Candidate	mine;
-		Candidate	best;
-		bool		have_best = false;
-		int64		skip = given->skip_rows > 0 ? given->skip_rows : -1;
-
-		memset(&sn, 0, sizeof(sn));
-		memset(&res, 0, sizeof(res));
-		sn.path = errpos->path;
-		sn.errpos.path = errpos->path;
-		sn.errpos.funcname = errpos->funcname;
-		read_sample(&sn, DETECT_MAX_BYTES, &res);
-		if (given->file_encoding == PG_UTF8 && sn.len >= 3 &&
-			memcmp(sn.data, "\xEF\xBB\xBF", 3) == 0)
-		{
-			sn.data += 3;
-			sn.len -= 3;
-		}
-
-		memset(&mine, 0, sizeof(mine));
-		mine.delimiter = given->delimiter;
-		mine.quote = given->quote;
-		mine.order = -1;
-		run_candidate(&sn, &mine, sn.len, skip, given->file_encoding);
-
-		/* every delimiter with the read's quote, then with the other quote */
-		for (int q = -1; q < (int) lengthof(quotes) && !candidate_fits(&mine, ncolumns); q++)
-		{
-			char		quote = q < 0 ? given->quote : quotes[q];
-
-			if (q >= 0 && quote == given->quote)
-				continue;
-			for (int t = 1; t <= 2; t++)
-			{
-				const char *delims = t == 1 ? tier1_delims : tier2_delims;
-				int			ndelims = t == 1 ? lengthof(tier1_delims) : lengthof(tier2_delims);
-
-				for (int d = 0; d < ndelims; d++)
-				{
-					Candidate	c;
-
-					if (delims[d] == quote ||
-						(delims[d] == given->delimiter && quote == given->quote))
-						continue;
-					memset(&c, 0, sizeof(c));
-					c.delimiter = delims[d];
-					c.quote = quote;
-					c.order = (q + 1) * 16 + (t - 1) * 8 + d;
-					run_candidate(&sn, &c, sn.len, skip, given->file_encoding);
-					if (c.ncolumns < 2 || c.score <= 0 || !candidate_fits(&c, ncolumns))
-						continue;
-					if (!have_best || candidate_better(&c, &best))
-					{
-						best = c;
-						have_best = true;
-					}
-				}
-			}
-		}
-		if (have_best && candidate_better(&best, &mine))
-		{
-			StringInfoData buf;
-
-			initStringInfo(&buf);
-			if (best.delimiter != given->delimiter)
-				appendStringInfo(&buf, "The file looks delimited by %s (%d fields in each of its first records): try delimiter => %s",
-								 best.delimiter == '\t' ? "tabs" :
-								 best.delimiter == ' ' ? "spaces" :
-								 psprintf("'%c'", best.delimiter),
-								 best.ncolumns, char_literal(best.delimiter));
-			else
-				appendStringInfo(&buf, "The file looks quoted with %c (%d fields in each of its first records): try",
-								 best.quote, best.ncolumns);
-			if (best.quote != given->quote)
-				appendStringInfo(&buf, "%s quote => %s",
-								 best.delimiter != given->delimiter ? "," : "",
-								 char_literal(best.quote));
-			appendStringInfoString(&buf, " (csvpipe.sniff shows what it detects).");
-			strlcpy(errpos->hint, buf.data, sizeof(errpos->hint));
-			found = true;
-		}
-	}
-	PG_CATCH();
+	a.errpos = errpos;
+	a.ncolumns = ncolumns;
+	a.found = false;
+	a.work = AllocSetContextCreate(oldcxt, "csvpipe sniff hint",
+								   ALLOCSET_DEFAULT_SIZES);
+	edata = csv_try_in_subxact(dialect_hint, &a, oldcxt);
+	MemoryContextDelete(a.work);	/* closes the sample's file */
+	if (edata != NULL)
 	{
 		/* no hint; but a cancel is a cancel */
-		if (geterrcode() == ERRCODE_QUERY_CANCELED ||
-			geterrcode() == ERRCODE_ADMIN_SHUTDOWN)
-			PG_RE_THROW();
-		MemoryContextSwitchTo(work);
-		FlushErrorState();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		return NULL;
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcxt);
-	MemoryContextDelete(work);
-	if (found)
+	if (a.found)
 		errpos->hint_state = 2;
-	return found ? errpos->hint : NULL;
+	return a.found ? errpos->hint : NULL;
 }
 
 /* Install the dialect hint of malformed records' errors (_PG_init) */

@@ -9,7 +9,7 @@
 #ifndef CSVPIPE_SNIFF_H
 #define CSVPIPE_SNIFF_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 
 /* the sample read when the caller does not say: whole records of 4MB */
 #define CSV_SNIFF_DEFAULT_SAMPLE	((int64) 4 * 1024 * 1024)

@@ -24,8 +24,8 @@
  * HEADER takes the first line even when it is empty, so those count every
  * line end, empty or not.
  *
- * Record boundaries and bad records (README "Record boundaries and bad
- * records"; splitter.c follows the same rules on raw bytes): libcsv runs in
+ * Record boundaries and bad records (doc/reference.md, "Record boundaries
+ * and bad records"; splitter.c follows the same rules on raw bytes): libcsv runs in
  * strict mode, so a quote inside an unquoted field and text after a closing
  * quote are errors.  They are not raised here: the record is malformed,
  * and its rest is scanned with the splitter's rules (such a quote is data;
@@ -40,7 +40,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 
 #include <csv.h>
 

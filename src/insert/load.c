@@ -75,7 +75,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "load.h"
 #include "match.h"
 #include "options.h"
@@ -134,7 +134,7 @@ typedef struct LoadBuffer
 	bool		foreign;		/* rows go by ExecForeignBatchInsert */
 	int			capacity;		/* foreign: rows per batch (<= the array) */
 	int			nused;
-	bool		pooled;			/* slots borrowed from the process's pool */
+	struct SlotPool *pool;		/* slots borrowed from a pool, or NULL */
 	TupleTableSlot *slots[LOAD_MAX_BUFFERED_TUPLES];	/* made on demand */
 	int64		lines[LOAD_MAX_BUFFERED_TUPLES];
 } LoadBuffer;
@@ -563,71 +563,93 @@ bulk_insert_state_free(BulkInsertState bis)
 	pfree(bis);
 }
 
-/* ---- the slot pool ---- */
+/* ---- the slot pools ---- */
 
 /*
- * One buffer's worth of slots per process, kept across targets.  A worker
- * opens a target per chunk, and making and dropping a thousand slots each
- * time (each pinning the row type with the resource owner) cost about 1 ms
- * per chunk.  Pooled slots carry a private copy of the row type that no
- * resource owner tracks; they serve any target whose row type and slot kind
- * are the same, one target at a time.
+ * Buffers' worth of slots per process, kept across targets.  A worker
+ * opens a target per chunk, and making and dropping a thousand slots per
+ * buffer each time pins the row type in the resource owner once per slot:
+ * PostgreSQL 15's resource owner hashes the same pointer to the same place
+ * every time, so remembering thousands of pins of one row type costs time
+ * quadratic in their number (a third of a sharded load's worker, with one
+ * buffer per partition).  Pooled slots carry a private copy of the row
+ * type that no resource owner tracks; a pool serves any buffer whose row
+ * type and slot kind are the same, one buffer at a time, and there are as
+ * many pools as a target keeps buffers.
  */
-static TupleTableSlot *pool_slots[LOAD_MAX_BUFFERED_TUPLES];
-static TupleDesc pool_desc = NULL;
-static const TupleTableSlotOps *pool_ops = NULL;
-static CsvLoadTarget *pool_owner = NULL;
+typedef struct SlotPool
+{
+	TupleTableSlot *slots[LOAD_MAX_BUFFERED_TUPLES];
+	TupleDesc	desc;
+	const TupleTableSlotOps *ops;
+	CsvLoadTarget *owner;		/* NULL: free */
+} SlotPool;
 
-/* the owner's memory is going away (end, or error cleanup): free the pool */
+static SlotPool slot_pools[LOAD_MAX_PARTITION_BUFFERS + 1];
+
+/* the owner's memory is going away (end, or error cleanup): free its pools */
 static void
 slot_pool_release(void *arg)
 {
-	if (pool_owner == (CsvLoadTarget *) arg)
-		pool_owner = NULL;
+	for (int p = 0; p < lengthof(slot_pools); p++)
+		if (slot_pools[p].owner == (CsvLoadTarget *) arg)
+			slot_pools[p].owner = NULL;
 }
 
-/* Take the pool for rel's rows; false when it is in use */
-static bool
+/* A pool for rel's rows (made or remade as needed); NULL when all are in use */
+static SlotPool *
 slot_pool_take(CsvLoadTarget *t, Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	const TupleTableSlotOps *ops = table_slot_callbacks(rel);
+	SlotPool   *pool = NULL;
 
-	if (pool_owner != NULL)
-		return false;
-	if (pool_desc == NULL || pool_ops != ops || !equalTupleDescs(pool_desc, desc))
+	/* a free pool of the same row type, else an unused one, else any free one */
+	for (int p = 0; p < lengthof(slot_pools) && pool == NULL; p++)
+		if (slot_pools[p].owner == NULL && slot_pools[p].desc != NULL &&
+			slot_pools[p].ops == ops && equalTupleDescs(slot_pools[p].desc, desc))
+			pool = &slot_pools[p];
+	for (int p = 0; p < lengthof(slot_pools) && pool == NULL; p++)
+		if (slot_pools[p].owner == NULL && slot_pools[p].desc == NULL)
+			pool = &slot_pools[p];
+	for (int p = 0; p < lengthof(slot_pools) && pool == NULL; p++)
+		if (slot_pools[p].owner == NULL)
+			pool = &slot_pools[p];
+	if (pool == NULL)
+		return NULL;
+	if (pool->desc == NULL || pool->ops != ops || !equalTupleDescs(pool->desc, desc))
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		for (int i = 0; i < LOAD_MAX_BUFFERED_TUPLES && pool_slots[i] != NULL; i++)
+		for (int i = 0; i < LOAD_MAX_BUFFERED_TUPLES && pool->slots[i] != NULL; i++)
 		{
-			ExecDropSingleTupleTableSlot(pool_slots[i]);
-			pool_slots[i] = NULL;
+			ExecDropSingleTupleTableSlot(pool->slots[i]);
+			pool->slots[i] = NULL;
 		}
-		if (pool_desc != NULL)
-			FreeTupleDesc(pool_desc);
-		pool_desc = CreateTupleDescCopyConstr(desc);
-		pool_ops = ops;
+		if (pool->desc != NULL)
+			FreeTupleDesc(pool->desc);
+		pool->desc = CreateTupleDescCopyConstr(desc);
+		pool->ops = ops;
 		MemoryContextSwitchTo(old);
 	}
 	/* a load that failed may have left rows in them */
-	for (int i = 0; i < LOAD_MAX_BUFFERED_TUPLES && pool_slots[i] != NULL; i++)
-		ExecClearTuple(pool_slots[i]);
-	pool_owner = t;
-	return true;
+	for (int i = 0; i < LOAD_MAX_BUFFERED_TUPLES && pool->slots[i] != NULL; i++)
+		ExecClearTuple(pool->slots[i]);
+	pool->owner = t;
+	return pool;
 }
 
 static TupleTableSlot *
-slot_pool_get(int n)
+slot_pool_get(SlotPool *pool, int n)
 {
-	if (pool_slots[n] == NULL)
+	if (pool->slots[n] == NULL)
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		pool_slots[n] = MakeSingleTupleTableSlot(pool_desc, pool_ops);
+		pool->slots[n] = MakeSingleTupleTableSlot(pool->desc, pool->ops);
 		MemoryContextSwitchTo(old);
 	}
-	return pool_slots[n];
+	return pool->slots[n];
 }
 
 /* ---- multi-insert buffers ---- */
@@ -672,15 +694,15 @@ buffer_next_slot(CsvLoadTarget *t, LoadBuffer *buf)
 		MemoryContext oldcxt;
 
 		/*
-		 * The pool goes to the first buffer that takes a row: a target that
-		 * never inserts (skip mode's, which only describes the input) must
-		 * not hold it.
+		 * A buffer takes a pool with its first row: a target that never
+		 * inserts (skip mode's, which only describes the input) must not
+		 * hold one.
 		 */
-		if (buf->nused == 0)
-			buf->pooled = slot_pool_take(t, buf->rri->ri_RelationDesc);
+		if (buf->nused == 0 && buf->pool == NULL)
+			buf->pool = slot_pool_take(t, buf->rri->ri_RelationDesc);
 		oldcxt = MemoryContextSwitchTo(t->cxt);
 
-		buf->slots[buf->nused] = buf->pooled ? slot_pool_get(buf->nused) :
+		buf->slots[buf->nused] = buf->pool ? slot_pool_get(buf->pool, buf->nused) :
 			table_slot_create(buf->rri->ri_RelationDesc, NULL);
 		MemoryContextSwitchTo(oldcxt);
 	}
@@ -855,8 +877,8 @@ buffer_cleanup(CsvLoadTarget *t, LoadBuffer *buf)
 	Assert(buf->nused == 0);
 	if (buf->bistate != NULL)
 		bulk_insert_state_free(buf->bistate);
-	if (buf->pooled)
-		pool_owner = NULL;		/* the slots stay, empty, for the next target */
+	if (buf->pool)
+		buf->pool->owner = NULL;	/* the slots stay, empty, for the next target */
 	else
 		for (int i = 0; i < LOAD_MAX_BUFFERED_TUPLES && buf->slots[i] != NULL; i++)
 			ExecDropSingleTupleTableSlot(buf->slots[i]);

@@ -28,7 +28,7 @@
 #ifndef CSVPIPE_LOAD_H
 #define CSVPIPE_LOAD_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 
 typedef struct CsvLoadTarget CsvLoadTarget;
 

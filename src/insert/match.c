@@ -24,7 +24,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "match.h"
 #include "options.h"
 

@@ -8,7 +8,7 @@
 #ifndef CSVPIPE_MATCH_H
 #define CSVPIPE_MATCH_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 
 extern List *csv_match_target(Oid relid, const char *path, const char *funcname,
 							  CsvDialect *dialect, bool extra_ignore);

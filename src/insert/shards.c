@@ -18,12 +18,22 @@
  * same user as the rows: through the same user mapping, hence the same
  * postgres_fdw connection and the same remote transaction.  On each server
  * the chunk's rows and its ledger row commit or roll back together.  Every
- * attempt at a chunk -- the first, a retry in the worker, a retry by
- * another worker, csvpipe.resume -- first reads each server's ledger in
- * that same remote transaction: a server that has the chunk gets none of
- * its rows again (they count from the ledger row); the others get their
- * rows and a ledger row.  After any failure a chunk is thus either
+ * attempt at a chunk that may have been attempted before -- a retry in the
+ * worker, the chunk sent again after its worker was lost, every chunk of
+ * csvpipe.resume or of a queued job's run -- first reads each server's
+ * ledger in that same remote transaction: a server that has the chunk gets
+ * none of its rows again (they count from the ledger row); the others get
+ * their rows and a ledger row.  After any failure a chunk is thus either
  * committed on a server, and known there, or absent from it.
+ *
+ * The first attempt at a chunk of a job that this very csvpipe.load call
+ * created (CsvParallelShared.fresh_job, the chunk label's attempt 0, the
+ * worker's attempt 0) reads no ledger: no attempt at that chunk exists
+ * before it, so none can have committed anywhere, and no other process can
+ * have written its ledger row (its tag needs the cluster's secret, below).
+ * Any later attempt, whoever makes it, is not a first one and reads them;
+ * a job run again (resume, a queued job) is never fresh.  That saves every
+ * fresh chunk a remote query per server.
  *
  * The job is named on the shards by the coordinator's system identifier,
  * database oid, job id and job submission time (microseconds), so a job id
@@ -45,6 +55,18 @@
  * must be owned by a superuser or by the server's owner, and the loading
  * role needs SELECT and INSERT on it (checked before the load starts).
  *
+ * Remote plans: a chunk is a transaction of its own, so postgres_fdw
+ * prepares its INSERT of batch_size rows anew on each server for every
+ * chunk, and the remote server plans the first five executions of a
+ * prepared statement as custom plans, each planning batch_size times the
+ * columns of parameters: most of a chunk's executions, and more remote
+ * time than the inserts themselves.  So each chunk's remote transaction
+ * first runs SET LOCAL plan_cache_mode = force_generic_plan (servers of
+ * PostgreSQL 12 or later), through postgres_fdw's own connection
+ * (GetConnection, do_sql_command: exported by its library, found there at
+ * run time), which ends with that remote transaction.  It also applies to
+ * what the remote INSERT fires there (triggers' queries get generic plans).
+ *
  * Per-process state only (a worker's servers and the current chunk's
  * counts); no shared memory, no locks of its own.  The ledger's primary
  * key makes a second concurrent attempt at a chunk fail, never load twice.
@@ -63,6 +85,7 @@
 #include "common/sha2.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -419,8 +442,65 @@ chunk_key(const ShardServer *s, int64 chunk_no)
 	return psprintf("%s/%s", job_key, hex);
 }
 
+/*
+ * postgres_fdw's own connection functions (contrib/postgres_fdw,
+ * connection.c; exported, and the same since PostgreSQL 14), found in its
+ * library when first needed: the remote statement that is not a table's
+ * goes through the very connection and remote transaction the chunk's rows
+ * use.  The types are opaque here: csvpipe does not link libpq.
+ */
+typedef void *(*fdw_get_connection_fn) (UserMapping *user, bool will_prep_stmt,
+										void **state);
+typedef void (*fdw_release_connection_fn) (void *conn);
+typedef void (*fdw_do_sql_command_fn) (void *conn, const char *sql);
+typedef int (*pq_server_version_fn) (const void *conn);
+
+static fdw_get_connection_fn fdw_get_connection = NULL;
+static fdw_release_connection_fn fdw_release_connection = NULL;
+static fdw_do_sql_command_fn fdw_do_sql_command = NULL;
+static pq_server_version_fn pq_server_version = NULL;
+
+static void
+load_fdw_functions(void)
+{
+	const char *lib = "$libdir/postgres_fdw";
+
+	if (fdw_do_sql_command != NULL)
+		return;
+	fdw_get_connection = (fdw_get_connection_fn)
+		load_external_function(lib, "GetConnection", true, NULL);
+	fdw_release_connection = (fdw_release_connection_fn)
+		load_external_function(lib, "ReleaseConnection", true, NULL);
+	/* libpq's, found through postgres_fdw's library, which links it */
+	pq_server_version = (pq_server_version_fn)
+		load_external_function(lib, "PQserverVersion", true, NULL);
+	fdw_do_sql_command = (fdw_do_sql_command_fn)
+		load_external_function(lib, "do_sql_command", true, NULL);
+}
+
+/*
+ * The chunk's remote transaction on server s plans postgres_fdw's prepared
+ * INSERT generically from its first execution: see the header comment.
+ * SET LOCAL: it ends with that remote transaction.  Servers before
+ * PostgreSQL 12 have no plan_cache_mode and are left as they are.
+ */
+static void
+remote_generic_plans(ShardServer *s)
+{
+	UserMapping *um;
+	void	   *conn;
+	void	   *state = NULL;
+
+	load_fdw_functions();
+	um = GetUserMapping(GetUserId(), s->serverid);
+	conn = fdw_get_connection(um, false, &state);
+	if (pq_server_version(conn) >= 120000)
+		fdw_do_sql_command(conn, "SET LOCAL plan_cache_mode = force_generic_plan");
+	fdw_release_connection(conn);
+}
+
 void
-csv_shards_chunk_begin(int64 chunk_no)
+csv_shards_chunk_begin(int64 chunk_no, bool check)
 {
 	Oid			types[2] = {TEXTOID, INT8OID};
 	Datum		values[2];
@@ -432,14 +512,28 @@ csv_shards_chunk_begin(int64 chunk_no)
 		CsvRows    *r;
 
 		CHECK_FOR_INTERRUPTS();
-		values[0] = CStringGetTextDatum(chunk_key(s, chunk_no));
-		r = ledger_query(s, "SELECT rows FROM %s WHERE job OPERATOR(pg_catalog.=) $1 "
-						 "AND chunk_no OPERATOR(pg_catalog.=) $2",
-						 2, types, values);
-		s->skip = (r->nrows > 0);
-		s->skipped_rows = (r->nrows > 0 && !CSV_ROW_ISNULL(r, 0, 0)) ?
-			DatumGetInt64(CSV_ROW_VALUE(r, 0, 0)) : 0;
+		s->skip = false;
+		s->skipped_rows = 0;
 		s->rows = 0;
+
+		/*
+		 * The ledger found and checked stays what it is until the chunk's
+		 * ledger row is in (its foreign table cannot be dropped or replaced
+		 * meanwhile), read or not.
+		 */
+		LockRelationOid(s->ledger, AccessShareLock);
+		if (check)
+		{
+			values[0] = CStringGetTextDatum(chunk_key(s, chunk_no));
+			r = ledger_query(s, "SELECT rows FROM %s WHERE job OPERATOR(pg_catalog.=) $1 "
+							 "AND chunk_no OPERATOR(pg_catalog.=) $2",
+							 2, types, values);
+			s->skip = (r->nrows > 0);
+			s->skipped_rows = (r->nrows > 0 && !CSV_ROW_ISNULL(r, 0, 0)) ?
+				DatumGetInt64(CSV_ROW_VALUE(r, 0, 0)) : 0;
+		}
+		if (!s->skip)
+			remote_generic_plans(s);
 	}
 	chunk_active = true;
 }

@@ -9,11 +9,11 @@
 #ifndef CSVPIPE_SHARDS_H
 #define CSVPIPE_SHARDS_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 
 #include "nodes/execnodes.h"
 
-/* the ledger's table on each shard, and its DDL (README "Sharded targets") */
+/* the ledger's table on each shard, and its DDL (doc/sharded.md) */
 #define CSV_SHARD_LEDGER_NAME	"csvpipe_ledger"
 #define CSV_SHARD_LEDGER_DDL \
 	"CREATE TABLE public.csvpipe_ledger (job text, chunk_no bigint, rows bigint NOT NULL, " \
@@ -39,12 +39,14 @@ extern void csv_shards_check_in_session(Oid relid, const char *funcname);
 extern bool csv_shards_init(Oid relid, int64 job_id);
 
 /*
- * In the chunk's transaction, before its rows: read every server's ledger.
- * After them: write a ledger row on every server the chunk was not already
+ * In the chunk's transaction, before its rows: with check, read every
+ * server's ledger (an attempt at a chunk that may have been attempted
+ * before, in this run or an earlier one, must check: shards.c).  After
+ * them: write a ledger row on every server the chunk was not already
  * committed on; returns the rows committed earlier on the others (to count
  * with the rows inserted now).
  */
-extern void csv_shards_chunk_begin(int64 chunk_no);
+extern void csv_shards_chunk_begin(int64 chunk_no, bool check);
 extern int64 csv_shards_chunk_end(int64 chunk_no);
 extern void csv_shards_chunk_reset(void);
 /* "r1, r2": the chunk's servers, for messages */

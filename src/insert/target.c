@@ -17,8 +17,7 @@
  *	  operated on postgres_fdw foreign tables"), which without this check
  *	  is found only when the whole file has been sent.  Chunked and
  *	  transaction mode work: their remote work commits with the local
- *	  transaction, as any postgres_fdw write does (README, "Sharded
- *	  targets").
+ *	  transaction, as any postgres_fdw write does (doc/sharded.md).
  *
  *	- a Citus table (distributed, reference or Citus-local; the target or
  *	  one of its partitions): csvpipe's insert path writes into the
@@ -38,7 +37,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "internal_sql.h"
 #include "target.h"
 

@@ -10,7 +10,7 @@
 #ifndef CSVPIPE_TARGET_H
 #define CSVPIPE_TARGET_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 
 /*
  * Check a load target before the file is opened or a job is recorded:

@@ -40,7 +40,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "errors.h"
 #include "internal_sql.h"
 #include "leader.h"
@@ -665,8 +665,8 @@ txn_reject(TxnLoad *T, int64 chunk_no, int64 line_no, int64 offset, int64 length
 	int64		got;
 	char	   *raw = csv_leader_read_raw(T->L, offset, length, TXN_RAW_MAX, &got);
 
-	csv_reject_row(csv_leader_pool(T->L)->shared, chunk_no, line_no, offset,
-				   raw, got, column, edata);
+	csv_reject_row(csv_leader_pool(T->L)->shared, T->req->opts.max_errors,
+				   chunk_no, line_no, offset, raw, got, column, edata);
 	pfree(raw);
 	T->rejected++;
 }
@@ -711,7 +711,7 @@ txn_insert_rows(void *arg)
 {
 	TxnInsertArgs *a = (TxnInsertArgs *) arg;
 	TxnLoad    *T = a->T;
-	CsvLoadTarget *t = csv_load_begin_ext(T->req->relid, T->req->attnames,
+	CsvLoadTarget *t = csv_load_begin_ext(T->req->opts.relid, T->req->opts.columns,
 										  CSV_LOAD_NO_STMT_TRIGGERS);
 
 	if (T->new_table)
@@ -911,8 +911,8 @@ record_session_job(CsvLoadRequest *req, int64 rows, const CsvFileId *file,
 	Datum		values[11];
 
 	values[0] = Int64GetDatum(req->job_id);
-	values[1] = CStringGetTextDatum(req->path);
-	values[2] = ObjectIdGetDatum(req->relid);
+	values[1] = CStringGetTextDatum(req->opts.path);
+	values[2] = ObjectIdGetDatum(req->opts.relid);
 	values[3] = ObjectIdGetDatum(GetUserId());
 	values[4] = Int64GetDatum(file->size);
 	values[5] = Int64GetDatum(file->dev);
@@ -961,7 +961,7 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 	TxnLoad		T;
 	CsvParallelShared *shared;
 	CsvCoordArgs args;
-	int			flags = req->freeze ? CSV_LOAD_FREEZE : 0;
+	int			flags = req->opts.freeze ? CSV_LOAD_FREEZE : 0;
 	int			wanted;
 	TimestampTz started = GetCurrentTimestamp();
 
@@ -976,16 +976,15 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 	 * takes its RowExclusiveLock, so a load waiting for a lock is visible
 	 * in csvpipe.jobs and csvpipe.progress, and can be cancelled.
 	 */
-	T.desc = csv_load_file_desc(req->relid, req->attnames);
+	T.desc = csv_load_file_desc(req->opts.relid, req->opts.columns);
 
-	if (req->nworkers > 0)
+	if (req->opts.nworkers > 0)
 	{
-		T.L = csv_leader_begin(CSV_MODE_READ, req->path, &req->dialect, T.desc, NULL,
-							   req->nworkers, req->chunk_size, true, errpos);
-		if (req->dialect.header == CSV_HEADER_MATCH)
+		T.L = csv_leader_begin(CSV_MODE_READ, &req->opts, T.desc, NULL, true, errpos);
+		if (req->opts.dialect.header == CSV_HEADER_MATCH)
 		{
-			CsvConverter *hconv = csv_converter_create(load_header_desc(req->relid, req->attnames),
-													   &req->dialect, errpos, NULL);
+			CsvConverter *hconv = csv_converter_create(load_header_desc(req->opts.relid, req->opts.columns),
+													   &req->opts.dialect, errpos, NULL);
 
 			csv_converter_check_header(hconv, csv_leader_header(T.L));
 		}
@@ -1003,10 +1002,8 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 		 */
 		shared->load_xid = U64FromFullTransactionId(GetCurrentFullTransactionId());
 		shared->job_id = req->job_id;
-		shared->target_relid = req->relid;
-		shared->columns_given = (req->attnames != NIL);
-		shared->on_error_skip = req->on_error_skip;
-		shared->max_errors = req->max_errors;
+		shared->target_relid = req->opts.relid;
+		shared->columns_given = (req->opts.columns != NIL);
 		pg_atomic_init_u64(&shared->rejected_total, 0);
 		shared_set_options(shared, req->options_json);
 		wanted = shared->nworkers;	/* capped at the file's chunks */
@@ -1028,15 +1025,15 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 	if (T.L == NULL)
 	{
 		/* BEFORE STATEMENT triggers fire here, once */
-		T.target = csv_load_begin_ext(req->relid, req->attnames, flags);
-		if (req->on_error_skip)
+		T.target = csv_load_begin_ext(req->opts.relid, req->opts.columns, flags);
+		if (req->opts.on_error_skip)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("csvpipe.load with on_error => 'skip' needs a background worker, and none could be started"),
 					 errhint("Raise max_worker_processes or csvpipe.max_workers, or retry when a slot is free.")));
 		{
-			int64		n = load_in_leader(req->path, req->relid, req->attnames, &req->dialect,
-										   errpos, &res->file, T.target);
+			int64		n = load_in_leader(req->opts.path, req->opts.relid, req->opts.columns,
+										   &req->opts.dialect, errpos, &res->file, T.target);
 
 			res->have_file = true;
 			*bytes = res->file.size;
@@ -1049,7 +1046,7 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 	T.values = palloc(sizeof(Datum) * Max(T.desc->natts, 1));
 	T.nulls = palloc(sizeof(bool) * Max(T.desc->natts, 1));
 	/* frozen rows cannot be rolled back by a subtransaction: no isolation */
-	T.isolate = req->on_error_skip && !req->freeze;
+	T.isolate = req->opts.on_error_skip && !req->opts.freeze;
 	T.batch_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe load batch",
 										ALLOCSET_DEFAULT_SIZES);
 	T.err_cxt = AllocSetContextCreate(CurrentMemoryContext, "csvpipe load errors",
@@ -1073,7 +1070,7 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 		uint64		n;
 
 		/* the lock (waited for in sight), BEFORE STATEMENT triggers, once */
-		T.target = csv_load_begin_ext(req->relid, req->attnames, flags);
+		T.target = csv_load_begin_ext(req->opts.relid, req->opts.columns, flags);
 		T.new_table = T.isolate && csv_load_has_new_table(T.target);
 		txn_consume(&T);
 		/* AFTER STATEMENT triggers and the queued AFTER triggers, once */
@@ -1158,7 +1155,7 @@ static void
 refuse_without_workers(CsvLoadRequest *req, bool none_asked)
 {
 	const char *fn = req->resume ? "csvpipe.resume" : "csvpipe.load";
-	const char *mode = csv_load_mode_label(req->mode);
+	const char *mode = csv_load_mode_label(req->opts.mode);
 
 	if (req->runner)
 		ereport(ERROR,
@@ -1196,12 +1193,13 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 {
 	CsvErrorPosition errpos;
 	ErrorContextCallback errcallback;
-	int			nworkers = req->nworkers;
+	int			nworkers = req->opts.nworkers;
 	int			launched = 0;
 	int64		rows;
 	int64		rejected = 0;
 	int64		bytes = 0;
 	CsvLeader  *L;
+	bool		fresh_job;
 	TimestampTz start = GetCurrentTimestamp();
 	long		secs;
 	int			usecs;
@@ -1213,53 +1211,53 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 
 	memset(&errpos, 0, sizeof(errpos));
 	errpos.funcname = "csvpipe.load";
-	errpos.path = req->path;
+	errpos.path = req->opts.path;
 	errcallback.callback = csv_error_context_callback;
 	errcallback.arg = &errpos;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	(void) csv_check_chunk_size(req->chunk_size);
+	(void) csv_check_chunk_size(req->opts.chunk_size);
 
 	/* match => 'name': the header names the columns (match.c) */
-	if (req->match_name)
-		req->attnames = csv_match_target(req->relid, req->path,
+	if (req->opts.match_name)
+		req->opts.columns = csv_match_target(req->opts.relid, req->opts.path,
 										 req->resume ? "csvpipe.resume" : "csvpipe.load",
-										 &req->dialect, req->extra_ignore);
+										 &req->opts.dialect, req->opts.extra_ignore);
 
-	if (req->mode == CSV_LOAD_MODE_UNSET)
-		req->mode = req->atomic ? CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED;
-	req->atomic = (req->mode == CSV_LOAD_MODE_PREPARED);
-	if (req->freeze && req->mode != CSV_LOAD_MODE_TRANSACTION)
+	if (req->opts.mode == CSV_LOAD_MODE_UNSET)
+		req->opts.mode = req->opts.atomic ? CSV_LOAD_MODE_PREPARED : CSV_LOAD_MODE_CHUNKED;
+	req->opts.atomic = (req->opts.mode == CSV_LOAD_MODE_PREPARED);
+	if (req->opts.freeze && req->opts.mode != CSV_LOAD_MODE_TRANSACTION)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("csvpipe.load with freeze => true needs mode => 'transaction'"),
 				 errdetail("Rows are frozen only when they are inserted in the transaction that created or truncated the table.")));
 
-	if (req->mode == CSV_LOAD_MODE_TRANSACTION)
+	if (req->opts.mode == CSV_LOAD_MODE_TRANSACTION)
 	{
 		/* the caller's transaction inserts: its own tables and locks are fine */
-		csv_load_check_privileges(req->relid, req->attnames);
-		csv_target_check(req->relid, false, req->resume ? "csvpipe.resume" : "csvpipe.load");
+		csv_load_check_privileges(req->opts.relid, req->opts.columns);
+		csv_target_check(req->opts.relid, false, req->resume ? "csvpipe.resume" : "csvpipe.load");
 		if (req->job_id <= 0)
 			req->job_id = next_job_id();
-		csv_progress_load_begin(req->job_id, req->progress);
+		csv_progress_load_begin(req->job_id, req->opts.progress);
 		rows = load_transaction(req, &errpos, &launched, &rejected, &bytes, res);
 		goto done;
 	}
 
-	check_load_target(req->relid, req->attnames);
+	check_load_target(req->opts.relid, req->opts.columns);
 	/* foreign and Citus tables: before the file is read or a job recorded */
-	csv_target_check(req->relid, req->atomic, req->resume ? "csvpipe.resume" : "csvpipe.load");
+	csv_target_check(req->opts.relid, req->opts.atomic, req->resume ? "csvpipe.resume" : "csvpipe.load");
 	/* chunked into foreign tables: every server needs its ledger (shards.c) */
-	if (req->mode == CSV_LOAD_MODE_CHUNKED)
-		csv_shards_check_chunked(req->relid);
+	if (req->opts.mode == CSV_LOAD_MODE_CHUNKED)
+		csv_shards_check_chunked(req->opts.relid);
 
 	/*
 	 * Prepared mode: every worker prepares a transaction.  Checked before
 	 * anything else happens, with a hint that works when followed.
 	 */
-	if (nworkers > 0 && req->atomic && max_prepared_transactions_setting() < nworkers)
+	if (nworkers > 0 && req->opts.atomic && max_prepared_transactions_setting() < nworkers)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("csvpipe.load with mode => 'prepared' needs max_prepared_transactions >= workers (%d < %d)",
@@ -1271,9 +1269,10 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 				 errhint("Set max_prepared_transactions = %d or more in postgresql.conf and restart the server, or use mode => 'transaction' (the default) or mode => 'chunked'.",
 						 nworkers)));
 
+	fresh_job = (req->job_id <= 0 && !req->resume);
 	if (req->job_id <= 0)
 		req->job_id = next_job_id();
-	csv_progress_load_begin(req->job_id, req->progress);
+	csv_progress_load_begin(req->job_id, req->opts.progress);
 
 	L = NULL;
 	if (nworkers > 0)
@@ -1282,29 +1281,30 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		TupleDesc	names = NULL;
 		int			wanted;
 
-		if (req->attnames != NIL)
-			names = load_header_desc(req->relid, req->attnames);
-		L = csv_leader_begin(CSV_MODE_LOAD, req->path, &req->dialect, names, NULL,
-							 nworkers, req->chunk_size, true, &errpos);
-		if (req->dialect.header == CSV_HEADER_MATCH)
+		if (req->opts.columns != NIL)
+			names = load_header_desc(req->opts.relid, req->opts.columns);
+		L = csv_leader_begin(CSV_MODE_LOAD, &req->opts, names, NULL, true, &errpos);
+		if (req->opts.dialect.header == CSV_HEADER_MATCH)
 		{
-			CsvConverter *hconv = csv_converter_create(load_header_desc(req->relid, req->attnames),
-													   &req->dialect, &errpos, NULL);
+			CsvConverter *hconv = csv_converter_create(load_header_desc(req->opts.relid, req->opts.columns),
+													   &req->opts.dialect, &errpos, NULL);
 
 			csv_converter_check_header(hconv, csv_leader_header(L));
 		}
 		shared = csv_leader_pool(L)->shared;
 		shared->job_id = req->job_id;
-		shared->atomic = req->atomic;
-		if (req->atomic)
+		shared->fresh_job = fresh_job;
+		shared->atomic = req->opts.atomic;
+		if (req->opts.atomic)
 			csv_txn_new_nonce(shared->gid_nonce);
-		shared->target_relid = req->relid;
-		shared->columns_given = (req->attnames != NIL);
-		shared->on_error_skip = req->on_error_skip;
+		shared->target_relid = req->opts.relid;
+		shared->columns_given = (req->opts.columns != NIL);
 		shared_set_options(shared, req->options_json);
 		if (req->skip_chunks)
 			csv_leader_set_skip(L, req->skip_chunks, req->nskip);
-		shared->max_errors = req->max_errors;
+		/* chunked: the leader converts chunks while the workers are busy */
+		if (!req->opts.atomic && !req->opts.on_error_skip)
+			csv_leader_set_preparse(L, req->opts.relid, req->opts.columns);
 		pg_atomic_init_u64(&shared->rejected_total, 0);
 		wanted = shared->nworkers;	/* capped at the file's chunks */
 		launched = csv_leader_launch(L);
@@ -1326,17 +1326,17 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	if (L == NULL)
 	{
 		/* chunked into foreign tables: only workers use the shard ledgers */
-		if (req->mode == CSV_LOAD_MODE_CHUNKED)
-			csv_shards_check_in_session(req->relid, req->resume ? "csvpipe.resume" : "csvpipe.load");
+		if (req->opts.mode == CSV_LOAD_MODE_CHUNKED)
+			csv_shards_check_in_session(req->opts.relid, req->resume ? "csvpipe.resume" : "csvpipe.load");
 		/* only a runner loads a chunked or prepared job without workers */
 		if (!req->runner || req->nskip > 0)
 			refuse_without_workers(req, nworkers == 0);
-		if (req->on_error_skip)
+		if (req->opts.on_error_skip)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("csvpipe.load with on_error => 'skip' needs a background worker, and none could be started"),
 					 errhint("Raise max_worker_processes or csvpipe.max_workers, or retry when a slot is free.")));
-		rows = load_in_leader(req->path, req->relid, req->attnames, &req->dialect, &errpos,
+		rows = load_in_leader(req->opts.path, req->opts.relid, req->opts.columns, &req->opts.dialect, &errpos,
 							  &res->file, NULL);
 		res->have_file = true;
 		bytes = res->file.size;
@@ -1345,7 +1345,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 	else
 	{
 		CsvCoordArgs args;
-		bool		atomic = req->atomic;
+		bool		atomic = req->opts.atomic;
 		volatile bool cancelled_late = false;
 		MemoryContext cxt = CurrentMemoryContext;
 
@@ -1472,20 +1472,7 @@ void
 csv_load_request_init(CsvLoadRequest *req, const CsvOptions *opts)
 {
 	memset(req, 0, sizeof(*req));
-	req->path = opts->path;
-	req->relid = opts->relid;
-	req->attnames = opts->columns;
-	req->dialect = opts->dialect;
-	req->nworkers = opts->nworkers;
-	req->mode = opts->mode;
-	req->atomic = opts->atomic;
-	req->freeze = opts->freeze;
-	req->chunk_size = opts->chunk_size;
-	req->on_error_skip = opts->on_error_skip;
-	req->max_errors = opts->max_errors;
-	req->progress = opts->progress;
-	req->match_name = opts->match_name;
-	req->extra_ignore = opts->extra_ignore;
+	req->opts = *opts;
 	req->options_json = csv_options_job_json(opts);
 }
 
@@ -1646,11 +1633,11 @@ csv_resume_load(int64 job_id, CsvLoadResult *res)
 	opts.progress = false;
 	csv_load_request_init(&req, &opts);
 
-	if (req.mode == CSV_LOAD_MODE_TRANSACTION)
+	if (req.opts.mode == CSV_LOAD_MODE_TRANSACTION)
 	{
 		/* its rows went with its transaction: it runs again from the start */
 	}
-	else if (req.atomic)
+	else if (req.opts.atomic)
 	{
 		/* its prepared parts must be settled first (the launcher does it) */
 		if (csv_txn_job_has_parts(job_id))
@@ -1675,7 +1662,7 @@ csv_resume_load(int64 job_id, CsvLoadResult *res)
 	SetUserIdAndSecContext(submitted_by, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 
 	/* the file must be the one the job started on */
-	csv_check_job_file(req.path, job_id, &recorded);
+	csv_check_job_file(req.opts.path, job_id, &recorded);
 
 	req.job_id = job_id;
 	req.resume = true;

@@ -8,32 +8,25 @@
 #ifndef CSVPIPE_RUN_H
 #define CSVPIPE_RUN_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "options.h"
 
 #include "utils/array.h"
 
+/*
+ * One load: its options (options.c), which the load may still settle
+ * (nworkers => 0 to load in this session; with match => 'name', columns
+ * and the dialect's field map from the file's header), and what is not an
+ * option.
+ */
 typedef struct CsvLoadRequest
 {
-	char	   *path;
-	Oid			relid;
-	List	   *attnames;		/* target columns the file fills, or NIL */
-	CsvDialect	dialect;
-	int			nworkers;		/* 0: load in this session */
-	bool		atomic;			/* mode == CSV_LOAD_MODE_PREPARED */
-	CsvLoadMode mode;
-	bool		freeze;			/* transaction mode: rows frozen, as COPY FREEZE */
-	int64		chunk_size;
+	CsvOptions	opts;
 	int64		job_id;			/* 0: take a new id */
-	bool		on_error_skip;	/* capture bad rows instead of failing */
-	int64		max_errors;		/* -1: no limit */
 	char	   *options_json;	/* the options, recorded with the job */
 	bool		resume;			/* skip chunks already in the ledger */
 	int64	   *skip_chunks;	/* those chunks, sorted */
 	int			nskip;
-	bool		progress;		/* NOTICE the progress (at most once a second) */
-	bool		match_name;		/* match => 'name': columns from the header */
-	bool		extra_ignore;	/* extra_columns => 'ignore' */
 	bool		runner;			/* a queued job's runner: it records the
 								 * job's end itself, in the transaction
 								 * that loads without workers */

@@ -11,6 +11,11 @@
  * queue: the worker reads the chunk's bytes from the file itself (pread,
  * from the page cache the leader's read has just filled), so the leader
  * copies nothing, and a chunk to retry is just its label sent again.
+ * Except in a chunked load, while every worker has a chunk: then the
+ * leader converts the next chunk itself (preparse.c, a step per loop) and
+ * streams its rows after the label (pump_streams), as far as the worker's
+ * input queue takes them; a worker with a stream gets nothing else until
+ * the stream is sent.
  *
  * Dispatch never blocks: a chunk goes to the least busy worker (at most two
  * chunks in flight per worker, so whichever worker is idle gets the next
@@ -32,12 +37,13 @@
  */
 #include "parallel.h"
 #include "leader.h"
+#include "preparse.h"
 #include "progress.h"
 
 #include <unistd.h>
 
 #include "access/htup_details.h"
-#include "errors.h"
+#include "catch.h"
 #include "executor/spi.h"
 #include "txn.h"
 #include "catalog/pg_type.h"
@@ -137,6 +143,11 @@ struct CsvLeader
 	int64		chunks_skipped;
 	TupleDesc	desc;			/* read: row type of the tuples */
 	CsvRecord  *header;
+
+	/* chunked load: chunks converted here ahead of the workers (preparse.c) */
+	CsvPreparse *pre;
+	CsvStream  *stream[CSVPIPE_MAX_SLOTS];	/* rows on their way to a worker */
+	int64		chunks_preparsed;
 };
 
 /* ---- file input ---- */
@@ -311,6 +322,7 @@ next_chunk(CsvLeader *L)
 	b = find_boundary(L, want, &next_line);
 	if (b == 0)
 		return false;
+	memset(&L->hdr, 0, sizeof(L->hdr));
 	L->hdr.chunk_no = L->next_chunk_no++;
 	L->hdr.first_line = L->buf_line;
 	L->hdr.start_offset = L->buf_offset;
@@ -562,6 +574,9 @@ worker_lost(CsvLeader *L, int w, ErrorData *cause)
 	L->finished[w] = true;
 	if (L->pending_worker == w)
 		L->pending_worker = -1;
+	/* rows streamed to it: the chunk goes again as a label (attempts > 0) */
+	csv_stream_free(L->stream[w]);
+	L->stream[w] = NULL;
 	/*
 	 * Only the worker's own "prepared" message makes its part count: one
 	 * lost before sending it may have prepared or not, and its chunks are
@@ -629,7 +644,8 @@ pick_worker(CsvLeader *L)
 	{
 		int			w = (L->rr + k) % L->nworkers;
 
-		if (!L->pool->alive[w] || L->end_sent[w] || L->in_flight[w] >= MAX_IN_FLIGHT)
+		if (!L->pool->alive[w] || L->end_sent[w] || L->in_flight[w] >= MAX_IN_FLIGHT ||
+			L->stream[w] != NULL)
 			continue;
 		if (best < 0 || L->in_flight[w] < L->in_flight[best])
 			best = w;
@@ -639,14 +655,114 @@ pick_worker(CsvLeader *L)
 	return best;
 }
 
+/*
+ * Chunked load: send the converted rows streaming to each worker, as far
+ * as its input queue takes them; true if anything moved.
+ */
+static bool
+pump_streams(CsvLeader *L)
+{
+	bool		progress = false;
+
+	for (int w = 0; w < L->nworkers; w++)
+	{
+		CsvStream  *s = L->stream[w];
+
+		while (s != NULL && s->next < s->npieces)
+		{
+			shm_mq_result res = shm_mq_send(L->pool->input[w], s->lens[s->next],
+											s->pieces[s->next], true, true);
+
+			if (res == SHM_MQ_WOULD_BLOCK)
+				break;
+			if (res != SHM_MQ_SUCCESS)
+			{
+				worker_lost(L, w, NULL);	/* frees the stream */
+				s = NULL;
+				break;
+			}
+			s->next++;
+			progress = true;
+		}
+		if (s != NULL && s->next >= s->npieces)
+		{
+			csv_stream_free(s);
+			L->stream[w] = NULL;
+		}
+	}
+	return progress;
+}
+
+/* a worker with nothing to do: no chunk in flight, no rows on their way */
+static bool
+worker_idle(CsvLeader *L)
+{
+	for (int w = 0; w < L->nworkers; w++)
+		if (L->pool->alive[w] && !L->end_sent[w] && L->in_flight[w] == 0 &&
+			L->stream[w] == NULL)
+			return true;
+	return false;
+}
+
+/*
+ * Chunked load, the chunk in L->hdr, on its first attempt: convert it here
+ * while every worker is busy, one step at a time (preparse.c).  Returns
+ * true while it is being converted (it is not sent yet); false when it is
+ * to be sent now: converted (L->hdr.preparsed says how many bytes of rows
+ * follow the label) or as a plain label (a worker is idle, or the leader
+ * could not convert it).
+ */
+static bool
+preparse_chunk(CsvLeader *L)
+{
+	CsvPreparse *p = L->pre;
+	CsvPreparseState st = csv_preparse_state(p);
+
+	if (st == CSV_PREPARSE_IDLE || csv_preparse_chunk_no(p) != L->hdr.chunk_no)
+	{
+		if (worker_idle(L) || L->hdr.length > CSV_PREPARSE_MAX_CHUNK)
+			return false;
+		csv_preparse_start(p, &L->hdr);
+		st = csv_preparse_state(p);
+	}
+	if (st == CSV_PREPARSE_RUNNING)
+	{
+		/* a worker waiting for work gets the chunk now, to convert itself */
+		if (worker_idle(L))
+		{
+			csv_preparse_reset(p);
+			return false;
+		}
+		st = csv_preparse_step(p);
+		if (st == CSV_PREPARSE_RUNNING)
+			return true;
+	}
+	if (st == CSV_PREPARSE_DONE)
+	{
+		return false;			/* its rows go with the label (dispatch) */
+	}
+	csv_preparse_reset(p);		/* failed: the worker converts it */
+	return false;
+}
+
 /* Move chunks towards the workers; true if anything moved */
 static bool
 dispatch(CsvLeader *L)
 {
 	bool		progress = false;
 
+	if (L->pre != NULL && pump_streams(L))
+		progress = true;
+
 	if (!L->have_chunk && prepare_chunk(L))
 		progress = true;
+
+	if (L->have_chunk && L->pre != NULL && L->pending_worker < 0)
+	{
+		L->hdr.preparsed = 0;
+		if (chunk_info(L, L->hdr.chunk_no)->attempts == 0 && preparse_chunk(L))
+			return true;		/* converting it: a step done */
+	}
 
 	if (L->have_chunk)
 	{
@@ -656,12 +772,26 @@ dispatch(CsvLeader *L)
 		{
 			shm_mq_result res;
 
+			L->hdr.attempt = chunk_info(L, L->hdr.chunk_no)->attempts;
+			/* converted here: its rows follow the label (pump_streams) */
+			if (L->pre != NULL && L->hdr.attempt == 0 &&
+				csv_preparse_state(L->pre) == CSV_PREPARSE_DONE &&
+				csv_preparse_chunk_no(L->pre) == L->hdr.chunk_no)
+				L->hdr.preparsed = csv_preparse_total(L->pre);
+			else
+				L->hdr.preparsed = 0;
 			res = shm_mq_send(L->pool->input[w], sizeof(CsvChunkHeader), &L->hdr,
 							  true, true);
 			if (res == SHM_MQ_SUCCESS)
 			{
 				ChunkInfo  *ci = chunk_info(L, L->hdr.chunk_no);
 
+				if (L->hdr.preparsed > 0)
+				{
+					L->stream[w] = csv_preparse_take(L->pre);
+					L->chunks_preparsed++;
+					(void) pump_streams(L);
+				}
 				ci->worker = w;
 				ci->attempts++;
 				L->in_flight[w]++;
@@ -698,7 +828,7 @@ dispatch(CsvLeader *L)
 		{
 			shm_mq_result res;
 
-			if (!L->pool->alive[w] || L->end_sent[w])
+			if (!L->pool->alive[w] || L->end_sent[w] || L->stream[w] != NULL)
 				continue;
 			res = shm_mq_send(L->pool->input[w], sizeof(end), &end, true, true);
 			if (res == SHM_MQ_SUCCESS)
@@ -998,23 +1128,25 @@ wait_for_progress(CsvLeader *L)
 /* ---- public ---- */
 
 /*
- * Start a parallel call: open the file (all checks), consume skip_rows and
- * the header, create the pool and launch up to nworkers.  Returns NULL when
- * no worker could be started (the caller goes on alone).  For load, the
- * caller fills pool->shared's job fields before csv_leader_launch().
+ * Start a parallel call of opts (its path, dialect, workers, chunk_size and
+ * the options the workers take; opts must outlive the call): open the file
+ * (all checks), consume skip_rows and the header, create the pool for up to
+ * opts->nworkers.  For load, the caller fills pool->shared's job fields
+ * before csv_leader_launch(), which starts the workers.
  */
 CsvLeader *
-csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *dialect,
-				 TupleDesc desc, bool *convert, int nworkers, int64 chunk_size,
-				 bool ordered, CsvErrorPosition *errpos)
+csv_leader_begin(CsvParallelMode mode, const CsvOptions *opts, TupleDesc desc,
+				 bool *convert, bool ordered, CsvErrorPosition *errpos)
 {
 	CsvLeader  *L = palloc0(sizeof(CsvLeader));
+	const char *path = opts->path;
+	int			nworkers = opts->nworkers;
 
 	L->mode = mode;
-	L->dialect = dialect;
+	L->dialect = &opts->dialect;
 	L->errpos = errpos;
 	L->ordered = ordered;
-	L->chunk_size = Max(chunk_size, 1);
+	L->chunk_size = Max(opts->chunk_size, 1);
 	L->desc = desc;
 	L->pending_worker = -1;
 	L->last_worker = -1;
@@ -1027,14 +1159,14 @@ csv_leader_begin(CsvParallelMode mode, const char *path, const CsvDialect *diale
 	L->buf_line = 1;
 	L->chunks_size = 256;
 	L->chunks = palloc0(sizeof(ChunkInfo) * L->chunks_size);
-	csv_splitter_init(&L->sp, dialect, '\n');	/* fill_buffer sets newline */
+	csv_splitter_init(&L->sp, L->dialect, '\n');	/* fill_buffer sets newline */
 
 	consume_prefix(L);
 
 	/* no more workers than chunks */
 	nworkers = Min(nworkers, (L->st.st_size + L->chunk_size - 1) / L->chunk_size);
 	nworkers = Max(nworkers, 1);
-	L->pool = csv_pool_create(mode, nworkers, path, dialect, desc, convert);
+	L->pool = csv_pool_create(mode, nworkers, opts, desc, convert);
 	L->pool->shared->file = L->id;
 	L->pool->shared->newline = L->sp.newline;
 	return L;
@@ -1049,6 +1181,18 @@ csv_leader_set_sent_columns(CsvLeader *L, const bool *used)
 {
 	for (int i = 0; i < L->pool->shared->natts; i++)
 		L->pool->columns[i].send = L->pool->columns[i].convert && used[i];
+}
+
+/*
+ * Chunked load into relid (the file's columns attnames, or all): convert
+ * chunks here while the workers are busy (preparse.c).  Not for columns of
+ * types whose input may have side effects.
+ */
+void
+csv_leader_set_preparse(CsvLeader *L, Oid relid, List *attnames)
+{
+	L->pre = csv_preparse_create(relid, attnames, L->dialect, L->fd, L->pool->path,
+								 &L->id);
 }
 
 /* resume: chunks already loaded, to be skipped (sorted ascending) */
@@ -1257,7 +1401,12 @@ csv_leader_run(CsvLeader *L)
 		progress = dispatch(L);
 		got = collect(L, &tuple);
 		if (all_finished(L))
+		{
+			if (L->pre != NULL)
+				elog(DEBUG1, "csvpipe leader: converted " INT64_FORMAT " of " INT64_FORMAT " chunks for the workers",
+					 L->chunks_preparsed, L->next_chunk_no);
 			break;
+		}
 		/* also while other workers keep the leader busy */
 		check_workers_blocked(L);
 		if (!progress && got == 0)

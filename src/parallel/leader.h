@@ -12,13 +12,13 @@
 
 typedef struct CsvLeader CsvLeader;
 
-extern CsvLeader *csv_leader_begin(CsvParallelMode mode, const char *path,
-								   const CsvDialect *dialect, TupleDesc desc,
-								   bool *convert, int nworkers, int64 chunk_size,
-								   bool ordered, CsvErrorPosition *errpos);
+extern CsvLeader *csv_leader_begin(CsvParallelMode mode, const CsvOptions *opts,
+								   TupleDesc desc, bool *convert, bool ordered,
+								   CsvErrorPosition *errpos);
 extern CsvPool *csv_leader_pool(CsvLeader *L);
 extern void csv_leader_set_sent_columns(CsvLeader *L, const bool *used);
 extern void csv_leader_set_skip(CsvLeader *L, int64 *chunks, int n);
+extern void csv_leader_set_preparse(CsvLeader *L, Oid relid, List *attnames);
 extern CsvRecord *csv_leader_header(CsvLeader *L);
 extern int	csv_leader_launch(CsvLeader *L);
 extern bool csv_leader_next_row(CsvLeader *L, Datum *values, bool *nulls);

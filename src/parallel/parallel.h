@@ -2,21 +2,25 @@
  *
  * parallel.h
  *		Shared structures of the parallel engine (pool.c, leader.c,
- *		worker.c, txn.c, splitter.c).
+ *		worker.c, txn.c, splitter.c, errors.c, preparse.c).
  *
  * One DSM segment per parallel call holds a CsvParallelShared header, the
- * serialized GUC state of the leader, the column list, and per worker an
- * input queue (leader -> worker: chunk labels; the worker reads the bytes
- * from the file) and a reply queue (worker -> leader: tuples, per-chunk
- * results, and the worker's errors and notices, redirected there with
- * pq_redirect_to_shm_mq).
+ * serialized GUC state of the leader, the column list, the file's path, the
+ * options the workers take (the dialect, on_error, max_errors: in the form
+ * options.c derives from the options table), and per worker an input queue
+ * (leader -> worker: chunk labels; the worker reads the bytes from the
+ * file, unless the leader of a chunked load converted the chunk and sends
+ * its rows after the label: preparse.c) and a reply queue (worker ->
+ * leader: tuples, per-chunk results, and the worker's errors and notices,
+ * redirected there with pq_redirect_to_shm_mq).
  *
  *-------------------------------------------------------------------------
  */
 #ifndef CSVPIPE_PARALLEL_H
 #define CSVPIPE_PARALLEL_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
+#include "options.h"
 
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
@@ -27,7 +31,7 @@
 #include "utils/timestamp.h"
 
 #define CSVPIPE_DSM_MAGIC		0x43535650	/* "CSVP" */
-/* CSVPIPE_MAX_WORKERS: csvpipe.h */
+/* CSVPIPE_MAX_WORKERS: settings.h */
 /* worker slots of one call: its workers plus spares that replace lost ones */
 #define CSVPIPE_SPARE_SLOTS		32
 #define CSVPIPE_MAX_SLOTS		(CSVPIPE_MAX_WORKERS + CSVPIPE_SPARE_SLOTS)
@@ -39,8 +43,7 @@
 #define CSV_KEY_GUC				2
 #define CSV_KEY_COLUMNS			3
 #define CSV_KEY_PATH			4
-#define CSV_KEY_NULLSTR			5
-#define CSV_KEY_DIALECT			6	/* csv_dialect_to_wire() */
+#define CSV_KEY_OPTIONS			5	/* csv_options_to_wire() (options.c) */
 #define CSV_KEY_QUEUES			100 /* + 2*worker (+1 for the reply queue) */
 
 typedef enum CsvParallelMode
@@ -73,6 +76,9 @@ typedef struct CsvParallelShared
 	Oid			current_user_id;
 	int			sec_context;
 	int64		job_id;
+	bool		fresh_job;		/* load: the job was created by this very
+								 * call, so no chunk of it was attempted
+								 * before this run (shards.c) */
 	bool		atomic;
 	bool		txn_load;		/* transaction mode: a read whose rows the
 								 * leader inserts (CSV_MSG_ROWS) */
@@ -84,12 +90,7 @@ typedef struct CsvParallelShared
 	pid_t		leader_pid;
 	char		options_json[4096];	/* load options, recorded with the job */
 	char		gid_nonce[CSV_GID_NONCE_LEN + 1];	/* atomic: this run's secret (txn.c) */
-	/* dialect, without the pointers (null string and path live apart) */
-	char		delimiter;
-	char		quote;
 	char		newline;		/* the splitter's line end (splitter.c) */
-	int			file_encoding;
-	int			null_len;
 	/* the file as the leader opened it, recorded with the job */
 	CsvFileId	file;
 	/* column list: natts entries of CsvColumnDesc after CSV_KEY_COLUMNS */
@@ -97,8 +98,6 @@ typedef struct CsvParallelShared
 	bool		columns_given;	/* load: columns => names were passed */
 	bool		text_mode;		/* read_text: rows are (line_no, fields[]) */
 	Oid			rowtype;		/* read(path, NULL::t): t (csv_converter_set_rowtype) */
-	bool		on_error_skip;	/* capture bad rows instead of failing */
-	int64		max_errors;		/* -1: no limit */
 	pg_atomic_uint64 rejected_total;	/* bad rows captured so far, all workers */
 	bool		job_row_written;	/* load: the job row is committed (mutex) */
 	char		error[1024];	/* load: the leader's error, for its coordinator */
@@ -119,8 +118,13 @@ typedef struct CsvColumnDesc
 	bool		send;			/* read: returned to the leader; else NULL */
 } CsvColumnDesc;
 
-/* input queue: room for many labels, never for data */
+/*
+ * input queue: room for many labels; a load's workers (not the spare
+ * slots) get more, for the rows the leader converted (preparse.c), so a
+ * worker does not wait for the leader's next conversion step
+ */
 #define CSV_INPUT_QUEUE_SIZE	16384
+#define CSV_LOAD_INPUT_QUEUE_SIZE	(1024 * 1024)
 
 /* leader -> worker message: which bytes of the file to process */
 typedef struct CsvChunkHeader
@@ -129,6 +133,13 @@ typedef struct CsvChunkHeader
 	int64		first_line;
 	int64		start_offset;
 	int64		length;
+	int32		attempt;		/* load: earlier dispatches of this chunk in
+								 * this run (0: its first) */
+	int64		preparsed;		/* chunked load: bytes of the chunk's rows,
+								 * converted by the leader, that follow in
+								 * messages of CsvRowHeader entries
+								 * (preparse.c); 0: the worker reads the
+								 * file */
 } CsvChunkHeader;
 
 /* worker -> leader messages start with one of these bytes */
@@ -198,6 +209,7 @@ extern char csv_splitter_newline(const char *buf, int64 len);
 extern int64 csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from,
 							   int64 to, int64 want, int64 *boundary_line);
 extern bool csv_splitter_record_is_empty(const char *buf, int64 start, int64 end);
+extern bool csv_dialect_splits_bytewise(const CsvDialect *dialect);
 
 /* pool.c */
 typedef struct CsvPool
@@ -213,12 +225,10 @@ typedef struct CsvPool
 	TimestampTz launched_at[CSVPIPE_MAX_SLOTS];
 	CsvColumnDesc *columns;
 	char	   *path;
-	char	   *null_string;
 } CsvPool;
 
-extern int	csv_pool_free_slots(void);
 extern CsvPool *csv_pool_create(CsvParallelMode mode, int nworkers,
-								const char *path, const CsvDialect *dialect,
+								const CsvOptions *opts,
 								TupleDesc coldesc, bool *convert);
 extern int	csv_pool_launch(CsvPool *pool);
 extern bool csv_pool_launch_one(CsvPool *pool, int n);
@@ -230,7 +240,5 @@ extern void csv_pool_rethrow(CsvPool *pool, int worker, char *msg, Size len);
 
 /* worker.c */
 extern PGDLLEXPORT void csvpipe_worker_main(Datum main_arg);
-
-/* srf.c: how many workers a call gets: min(asked, csvpipe.max_workers) */
 
 #endif							/* CSVPIPE_PARALLEL_H */

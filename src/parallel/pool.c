@@ -6,12 +6,13 @@
  * A pool lives for one parallel call.  Its DSM segment carries everything a
  * worker needs to reproduce the leader's view: database and roles, the
  * serialized GUC state (TimeZone, DateStyle, search_path... decide how
- * values are read), the dialect, the file's path and identity (workers read
- * their chunks from it), the column list, and one input and one reply queue
- * per worker.  Workers are registered with bgw_notify_pid so the
- * leader's latch is set when they start and stop, and the queues are bound
- * to the worker handles, so a worker that dies before attaching shows up as
- * a detached queue rather than a hang.
+ * values are read), the workers' options (the dialect, on_error,
+ * max_errors), the file's path and identity (workers read their chunks
+ * from it), the column list, and one input and one reply queue per worker.
+ * Workers are registered with bgw_notify_pid so the leader's latch is set
+ * when they start and stop, and the queues are bound to the worker
+ * handles, so a worker that dies before attaching shows up as a detached
+ * queue rather than a hang.
  *
  * Teardown: on success the leader waits for every worker to exit.  On any
  * error, the segment's on_dsm_detach callback, run by transaction abort,
@@ -22,6 +23,7 @@
  *-------------------------------------------------------------------------
  */
 #include "parallel.h"
+#include "options.h"
 
 #include "libpq/pqformat.h"
 #include "libpq/pqmq.h"
@@ -44,14 +46,15 @@ pool_on_detach(dsm_segment *seg, Datum arg)
 }
 
 /*
- * Create the segment for up to nworkers workers.  coldesc describes the
- * file's columns (names, types, typmods); convert marks the ones a read
- * needs (NULL = all).
+ * Create the segment for up to nworkers workers, reading opts->path with
+ * opts's worker options.  coldesc describes the file's columns (names,
+ * types, typmods); convert marks the ones a read needs (NULL = all).
  */
 CsvPool *
-csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
-				const CsvDialect *dialect, TupleDesc coldesc, bool *convert)
+csv_pool_create(CsvParallelMode mode, int nworkers, const CsvOptions *opts,
+				TupleDesc coldesc, bool *convert)
 {
+	const char *path = opts->path;
 	MemoryContext oldcxt = MemoryContextSwitchTo(TopTransactionContext);
 	CsvPool    *pool = palloc0(sizeof(CsvPool));
 	shm_toc_estimator e;
@@ -62,28 +65,35 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	Size		guc_size = EstimateGUCStateSpace();
 	int			natts = coldesc ? coldesc->natts : 0;
 	Size		queue_size = CSV_INPUT_QUEUE_SIZE;
+	/* a load's workers may get converted rows from the leader (preparse.c) */
+	Size		load_queue_size = mode == CSV_MODE_LOAD ?
+		CSV_LOAD_INPUT_QUEUE_SIZE : CSV_INPUT_QUEUE_SIZE;
 	/* a load's replies are chunk results; a read's are its rows */
 	Size		reply_size = mode == CSV_MODE_READ ?
 		(Size) csvpipe_queue_size * 1024 : 16384;
 	Size		segsize;
 	char	   *gucspace;
+	StringInfoData wire;
 	CsvParallelShared *shared;
 
 	Assert(nworkers > 0 && nworkers <= CSVPIPE_MAX_WORKERS);
+
+	/* the workers' options in the form the options table gives them (options.c) */
+	initStringInfo(&wire);
+	csv_options_to_wire(opts, &wire);
 
 	shm_toc_initialize_estimator(&e);
 	shm_toc_estimate_chunk(&e, shared_size);
 	shm_toc_estimate_chunk(&e, guc_size);
 	shm_toc_estimate_chunk(&e, sizeof(CsvColumnDesc) * Max(natts, 1));
 	shm_toc_estimate_chunk(&e, strlen(path) + 1);
-	shm_toc_estimate_chunk(&e, dialect->null_len + 1);
-	shm_toc_estimate_chunk(&e, csv_dialect_wire_size(dialect));
+	shm_toc_estimate_chunk(&e, wire.len);
 	for (int i = 0; i < capacity; i++)
 	{
-		shm_toc_estimate_chunk(&e, queue_size);
+		shm_toc_estimate_chunk(&e, i < nworkers ? load_queue_size : queue_size);
 		shm_toc_estimate_chunk(&e, reply_size);
 	}
-	shm_toc_estimate_keys(&e, 6 + 2 * capacity);
+	shm_toc_estimate_keys(&e, 5 + 2 * capacity);
 	segsize = shm_toc_estimate(&e);
 
 	pool->seg = dsm_create(segsize, 0);
@@ -98,10 +108,6 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	shared->nworkers = nworkers;
 	shared->capacity = capacity;
 	shared->leader_pid = MyProcPid;
-	shared->delimiter = dialect->delimiter;
-	shared->quote = dialect->quote;
-	shared->file_encoding = dialect->file_encoding;
-	shared->null_len = dialect->null_len;
 	shared->natts = natts;
 	SpinLockInit(&shared->mutex);
 	for (int i = 0; i < capacity; i++)
@@ -129,19 +135,18 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const char *path,
 	pool->path = shm_toc_allocate(pool->toc, strlen(path) + 1);
 	strcpy(pool->path, path);
 	shm_toc_insert(pool->toc, CSV_KEY_PATH, pool->path);
-	pool->null_string = shm_toc_allocate(pool->toc, dialect->null_len + 1);
-	memcpy(pool->null_string, dialect->null_string, dialect->null_len + 1);
-	shm_toc_insert(pool->toc, CSV_KEY_NULLSTR, pool->null_string);
 	{
-		char	   *wire = shm_toc_allocate(pool->toc, csv_dialect_wire_size(dialect));
+		char	   *options_space = shm_toc_allocate(pool->toc, wire.len);
 
-		csv_dialect_to_wire(dialect, wire);
-		shm_toc_insert(pool->toc, CSV_KEY_DIALECT, wire);
+		memcpy(options_space, wire.data, wire.len);
+		shm_toc_insert(pool->toc, CSV_KEY_OPTIONS, options_space);
 	}
+	pfree(wire.data);
 
 	for (int i = 0; i < capacity; i++)
 	{
-		shm_mq	   *in = shm_mq_create(shm_toc_allocate(pool->toc, queue_size), queue_size);
+		Size		in_size = i < nworkers ? load_queue_size : queue_size;
+		shm_mq	   *in = shm_mq_create(shm_toc_allocate(pool->toc, in_size), in_size);
 		shm_mq	   *reply = shm_mq_create(shm_toc_allocate(pool->toc, reply_size), reply_size);
 
 		shm_toc_insert(pool->toc, CSV_KEY_QUEUES + 2 * i, in);

@@ -5,8 +5,8 @@
  *		chunks into records.
  *
  * The leader scans the raw bytes once, and a skip-mode worker its chunk,
- * following the rules the tokenizer follows (tokenizer.c; README "Record
- * boundaries and bad records"), so that both always agree on where a
+ * following the rules the tokenizer follows (tokenizer.c; doc/reference.md
+ * "Record boundaries and bad records"), so that both always agree on where a
  * record starts and ends:
  *
  *	- a quote opens a quoted field only at the start of a field (after a
@@ -77,8 +77,8 @@ csv_splitter_init(CsvSplitter *sp, const CsvDialect *dialect, char newline)
 }
 
 /*
- * Does the encoding of the dialect need the splitter's character-by-
- * character scan (for the README and EXPLAIN-like diagnostics)?
+ * Is the dialect's file scanned byte-wise, from quote to quote (true), or
+ * character by character (false; see the header comment)?  No caller yet.
  */
 bool
 csv_dialect_splits_bytewise(const CsvDialect *dialect)

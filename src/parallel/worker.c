@@ -25,7 +25,11 @@
  *		   record must not have sent anything).
  *	load:  rows are inserted with load.c; txn.c decides when the
  *		   transaction ends (per chunk with its ledger row, or once for
- *		   the whole worker with PREPARE TRANSACTION in atomic mode).
+ *		   the whole worker with PREPARE TRANSACTION in atomic mode).  In
+ *		   a chunked load the leader may have converted a chunk already
+ *		   (preparse.c): its rows follow the label, and the worker only
+ *		   inserts them; an attempt that fails reads the rest of them
+ *		   away, and the next one converts the chunk from the file.
  *
  * Every chunk of a load runs in a subtransaction of the worker's
  * transaction.  A transient error (deadlock, serialization failure, lock
@@ -48,6 +52,7 @@
 #include "parallel.h"
 #include "errors.h"
 #include "load.h"
+#include "options.h"
 #include "progress.h"
 #include "shards.h"
 #include "txn.h"
@@ -96,7 +101,7 @@ typedef struct WorkerState
 	int			fd;				/* the file, read with pread */
 	char	   *chunk_buf;		/* the chunk being processed */
 	int64		chunk_buf_size;
-	CsvDialect	dialect;
+	CsvOptions	opts;			/* the options workers take (options.c) */
 	CsvErrorPosition errpos;
 	TupleDesc	read_desc;		/* read: the caller's column list */
 	bool	   *convert;
@@ -131,6 +136,8 @@ typedef struct WorkerState
 	/* chunked load */
 	bool		shards;			/* the target reaches foreign tables (shards.c) */
 	int64		chunk_attempts; /* whole-chunk retries of the current chunk */
+	int64		stream_left;	/* bytes of the chunk's rows the leader
+								 * converted (preparse.c) not yet received */
 	StringInfoData pending;		/* skip mode: the chunk's staged entries */
 } WorkerState;
 
@@ -262,7 +269,7 @@ handle_record(WorkerState *ws, CsvRecord *rec)
 	CHECK_FOR_INTERRUPTS();
 	MemoryContextReset(ws->row_cxt);
 	oldcxt = MemoryContextSwitchTo(ws->row_cxt);
-	if (ws->shared->mode == CSV_MODE_READ && ws->shared->on_error_skip &&
+	if (ws->shared->mode == CSV_MODE_READ && ws->opts.on_error_skip &&
 		(rec->bad || !ws->shared->text_mode))
 	{
 		/* a skipped row is NOTICEd by number in the whole call */
@@ -284,7 +291,7 @@ handle_record(WorkerState *ws, CsvRecord *rec)
 		}
 	}
 	else if (ws->shared->text_mode)
-		csv_text_row(&ws->dialect, rec, ws->values, ws->nulls, &ws->errpos);
+		csv_text_row(&ws->opts.dialect, rec, ws->values, ws->nulls, &ws->errpos);
 	else
 		csv_converter_row(ws->conv, rec, ws->values, ws->nulls);
 	if (ws->shared->mode == CSV_MODE_READ)
@@ -328,8 +335,8 @@ process_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	int64		off = 0;
 
 	ws->errpos.line_no = hdr->first_line;
-	csv_encoder_init(&enc, &ws->dialect);
-	tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, hdr->first_line);
+	csv_encoder_init(&enc, &ws->opts.dialect);
+	tok = csv_tokenizer_create(&ws->opts.dialect, &ws->errpos, hdr->first_line);
 	while (off < hdr->length)
 	{
 		int64		n = Min(WORKER_FEED_SIZE, hdr->length - off);
@@ -348,6 +355,82 @@ process_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	MemoryContextSwitchTo(oldcxt);
 }
 
+/*
+ * Chunked load, a chunk the leader converted (preparse.c): insert its rows
+ * as they come, CsvRowHeader entries in messages after the label.  The
+ * values point into the message, which stays valid for its rows' inserts
+ * (a buffered row is copied).
+ */
+static void
+process_preparsed(WorkerState *ws)
+{
+	TupleDesc	desc = csv_load_input_desc(ws->target);
+
+	while (ws->stream_left > 0)
+	{
+		Size		nbytes;
+		void	   *data;
+		char	   *p;
+		char	   *end;
+
+		CHECK_FOR_INTERRUPTS();
+		if (shm_mq_receive(ws->input, &nbytes, &data, false) != SHM_MQ_SUCCESS)
+			ereport(ERROR,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("csvpipe worker %d: the leader went away", ws->worker_no)));
+		if ((int64) nbytes > ws->stream_left)
+			elog(ERROR, "csvpipe worker got %zu bytes of rows, expected at most " INT64_FORMAT,
+				 nbytes, ws->stream_left);
+		ws->stream_left -= nbytes;
+		p = (char *) data;
+		end = p + nbytes;
+		while (p < end)
+		{
+			CsvRowHeader *h = (CsvRowHeader *) p;
+			MinimalTuple tup = (MinimalTuple) (p + sizeof(CsvRowHeader));
+			HeapTupleData htup;
+			MemoryContext oldcxt;
+
+			if (p + sizeof(CsvRowHeader) + h->size > end ||
+				HeapTupleHeaderGetNatts((HeapTupleHeader) ((char *) tup - MINIMAL_TUPLE_OFFSET)) != desc->natts)
+				elog(ERROR, "csvpipe worker got a malformed row from the leader");
+			CHECK_FOR_INTERRUPTS();
+			MemoryContextReset(ws->row_cxt);
+			oldcxt = MemoryContextSwitchTo(ws->row_cxt);
+			htup.t_len = tup->t_len + MINIMAL_TUPLE_OFFSET;
+			htup.t_data = (HeapTupleHeader) ((char *) tup - MINIMAL_TUPLE_OFFSET);
+			heap_deform_tuple(&htup, desc, ws->values, ws->nulls);
+			/* rows are inserted in batches: load.c names the row's own line */
+			ws->errpos.line_no = 0;
+			csv_load_row(ws->target, ws->values, ws->nulls, h->line_no);
+			MemoryContextSwitchTo(oldcxt);
+			ws->rows_in_chunk++;
+			p += sizeof(CsvRowHeader) + MAXALIGN(h->size);
+		}
+	}
+}
+
+/*
+ * The rest of a converted chunk's rows, read and dropped: its attempt
+ * failed, and the next one converts the chunk itself.
+ */
+static void
+drain_preparsed(WorkerState *ws)
+{
+	while (ws->stream_left > 0)
+	{
+		Size		nbytes;
+		void	   *data;
+
+		CHECK_FOR_INTERRUPTS();
+		if (shm_mq_receive(ws->input, &nbytes, &data, false) != SHM_MQ_SUCCESS)
+			ereport(ERROR,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("csvpipe worker %d: the leader went away", ws->worker_no)));
+		ws->stream_left -= Min((int64) nbytes, ws->stream_left);
+	}
+}
+
 /* load: open the target and a converter for its column list (per chunk) */
 static void
 open_target(WorkerState *ws)
@@ -356,8 +439,8 @@ open_target(WorkerState *ws)
 
 	ws->target = csv_load_begin(ws->shared->target_relid, ws->attnames);
 	desc = csv_load_input_desc(ws->target);
-	csv_dialect_set_columns(&ws->dialect, desc->natts);
-	ws->conv = csv_converter_create(desc, &ws->dialect, &ws->errpos, NULL);
+	csv_dialect_set_columns(&ws->opts.dialect, desc->natts);
+	ws->conv = csv_converter_create(desc, &ws->opts.dialect, &ws->errpos, NULL);
 	ws->values = palloc(sizeof(Datum) * desc->natts);
 	ws->nulls = palloc(sizeof(bool) * desc->natts);
 	ws->natts = desc->natts;
@@ -446,7 +529,7 @@ reject(WorkerState *ws, int64 line_no, int64 offset, int64 length, ErrorData *ed
 		ws->errpos.value = NULL;
 		return;
 	}
-	csv_reject_row(ws->shared, ws->cur_hdr->chunk_no, line_no,
+	csv_reject_row(ws->shared, ws->opts.max_errors, ws->cur_hdr->chunk_no, line_no,
 				   ws->cur_hdr->start_offset + offset, ws->cur_data + offset, length,
 				   ws->errpos.column, edata);
 	ws->rejected_in_chunk++;
@@ -566,7 +649,7 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 	PG_TRY();
 	{
 		int64		slen;
-		char	   *sdata = csv_buffer_to_server(&ws->dialect, ws->cur_data + offset,
+		char	   *sdata = csv_buffer_to_server(&ws->opts.dialect, ws->cur_data + offset,
 												 length, &slen, &ws->errpos, line_no);
 
 		csv_tokenizer_set_line(ws->rec_tok, line_no);
@@ -587,7 +670,7 @@ skip_mode_record(WorkerState *ws, int64 offset, int64 length, int64 line_no)
 		 * chunk's memory (the batch's is reset at every flush)
 		 */
 		csv_tokenizer_destroy(ws->rec_tok);
-		ws->rec_tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, line_no);
+		ws->rec_tok = csv_tokenizer_create(&ws->opts.dialect, &ws->errpos, line_no);
 		MemoryContextSwitchTo(ws->batch_cxt);
 	}
 	PG_END_TRY();
@@ -710,7 +793,7 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	ws->nbatch = 0;
 	if (ws->batch == NULL)
 		ws->batch = MemoryContextAlloc(TopMemoryContext, sizeof(BatchRow) * CSV_SKIP_BATCH);
-	split_records(hdr, data, &ws->dialect, ws->shared->newline, &recs);
+	split_records(hdr, data, &ws->opts.dialect, ws->shared->newline, &recs);
 
 	while (idx < recs.n)
 	{
@@ -729,7 +812,7 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 		/* up to the record holding the next invalid byte, if any */
 		if (bad_at < seg_start)
 		{
-			valid = csv_valid_prefix(&ws->dialect, data + seg_start, hdr->length - seg_start);
+			valid = csv_valid_prefix(&ws->opts.dialect, data + seg_start, hdr->length - seg_start);
 			bad_at = seg_start + valid;
 		}
 		last = first;
@@ -739,9 +822,9 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 
 		if (last > first)
 		{
-			sdata = csv_buffer_to_server(&ws->dialect, data + seg_start, seg_end - seg_start,
+			sdata = csv_buffer_to_server(&ws->opts.dialect, data + seg_start, seg_end - seg_start,
 										 &slen, &ws->errpos, recs.line[first]);
-			tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, recs.line[first]);
+			tok = csv_tokenizer_create(&ws->opts.dialect, &ws->errpos, recs.line[first]);
 			tokenizing = true;
 			PG_TRY();
 			{
@@ -829,7 +912,7 @@ process_chunk_skip_fast(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 			/* record idx holds bytes invalid in the encoding */
 			PG_TRY();
 			{
-				(void) csv_buffer_to_server(&ws->dialect, data + recs.off[idx], recs.len[idx],
+				(void) csv_buffer_to_server(&ws->opts.dialect, data + recs.off[idx], recs.len[idx],
 											&slen, &ws->errpos, recs.line[idx]);
 			}
 			PG_CATCH();
@@ -864,8 +947,8 @@ process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	ws->nbatch = 0;
 	if (ws->batch == NULL)
 		ws->batch = MemoryContextAlloc(TopMemoryContext, sizeof(BatchRow) * CSV_SKIP_BATCH);
-	ws->rec_tok = csv_tokenizer_create(&ws->dialect, &ws->errpos, line);
-	csv_splitter_init(&sp, &ws->dialect, ws->shared->newline);
+	ws->rec_tok = csv_tokenizer_create(&ws->opts.dialect, &ws->errpos, line);
+	csv_splitter_init(&sp, &ws->opts.dialect, ws->shared->newline);
 	sp.each_record = true;		/* lone CRs end records too, as for libcsv */
 	sp.line = line;
 
@@ -880,7 +963,7 @@ process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 			end = hdr->length;
 			next_line = sp.line;
 		}
-		if (ws->dialect.empty_line_is_record ||
+		if (ws->opts.dialect.empty_line_is_record ||
 			!csv_splitter_record_is_empty(data, pos, end))
 			skip_mode_record(ws, pos, end - pos, line);
 		line = next_line;
@@ -888,6 +971,8 @@ process_chunk_skip(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 	}
 	flush_batch(ws);
 }
+
+static char *read_chunk(WorkerState *ws, CsvChunkHeader *hdr);
 
 typedef struct ChunkArgs
 {
@@ -908,7 +993,7 @@ load_chunk(void *arg)
 	if (ws->shards)
 		csv_shards_chunk_reset();
 	open_target(ws);
-	if (ws->shared->on_error_skip)
+	if (ws->opts.on_error_skip)
 	{
 		if (a->per_record)
 			process_chunk_skip(ws, a->hdr, a->data);
@@ -925,7 +1010,10 @@ load_chunk(void *arg)
 	}
 	else
 	{
-		process_chunk(ws, a->hdr, a->data);
+		if (ws->stream_left > 0)
+			process_preparsed(ws);
+		else
+			process_chunk(ws, a->hdr, a->data);
 		ws->errpos.line_no = 0;
 		csv_load_flush(ws->target);
 	}
@@ -967,6 +1055,12 @@ run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 		{
 			attempt++;
 			ws->retries_in_chunk++;
+			/* a converted chunk's next attempt converts it itself */
+			if (a.data == NULL)
+			{
+				drain_preparsed(ws);
+				a.data = read_chunk(ws, hdr);
+			}
 			csv_backoff_sleep(attempt);
 			continue;
 		}
@@ -982,7 +1076,6 @@ run_load_chunk(WorkerState *ws, CsvChunkHeader *hdr, char *data)
  * server unreachable or gone (08), shutting down or terminating the
  * connection (57, not a cancel), out of resources (53).  Data errors never.
  */
-static char *read_chunk(WorkerState *ws, CsvChunkHeader *hdr);
 static void forget_position(WorkerState *ws);
 
 static bool
@@ -1029,9 +1122,18 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 		PG_TRY();
 		{
 			csv_txn_begin_chunk();
+			/*
+			 * A chunk's very first attempt in a job this run created is in
+			 * no ledger: no attempt at it can have committed anywhere.
+			 * Every other attempt -- a retry here, a chunk sent again after
+			 * a lost worker, any chunk of a resumed or queued job -- reads
+			 * the ledgers first.
+			 */
 			if (ws->shards)
-				csv_shards_chunk_begin(hdr->chunk_no);
-			run_load_chunk(ws, hdr, read_chunk(ws, hdr));
+				csv_shards_chunk_begin(hdr->chunk_no,
+									   !(ws->shared->fresh_job && hdr->attempt == 0 &&
+										 attempt == 0));
+			run_load_chunk(ws, hdr, ws->stream_left > 0 ? NULL : read_chunk(ws, hdr));
 			rows_done = true;
 			/* a commit-time error is no row's: it names no line */
 			forget_position(ws);
@@ -1044,7 +1146,7 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 				 * server that had them: add them (stop mode counts every
 				 * record converted, theirs included).
 				 */
-				if (ws->shared->on_error_skip)
+				if (ws->opts.on_error_skip)
 					ws->rows_in_chunk += earlier;
 			}
 			csv_txn_commit_chunk(ws->shared, hdr, ws->rows_in_chunk);
@@ -1084,6 +1186,8 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 			FlushErrorState();
 			AbortCurrentTransaction();
 			RESUME_INTERRUPTS();
+			/* a converted chunk's next attempt converts it itself */
+			drain_preparsed(ws);
 		}
 		PG_END_TRY();
 		if (edata == NULL)
@@ -1198,12 +1302,15 @@ read_chunk(WorkerState *ws, CsvChunkHeader *hdr)
 }
 
 static void
-setup_dialect(WorkerState *ws, dsm_segment *seg, shm_toc *toc)
+setup_options(WorkerState *ws, dsm_segment *seg, shm_toc *toc)
 {
 	CsvParallelShared *shared = ws->shared;
 
-	/* the dialect as the leader resolved it (dialect.c; header and skip_rows consumed) */
-	csv_dialect_from_wire(&ws->dialect, shm_toc_lookup(toc, CSV_KEY_DIALECT, false));
+	/*
+	 * The options as the leader resolved them (options.c): the dialect
+	 * (header and skip_rows consumed), on_error, max_errors
+	 */
+	csv_options_from_wire(&ws->opts, shm_toc_lookup(toc, CSV_KEY_OPTIONS, false));
 
 	ws->errpos.path = pstrdup(shm_toc_lookup(toc, CSV_KEY_PATH, false));
 	ws->errpos.funcname = (shared->mode == CSV_MODE_READ && !shared->txn_load) ?
@@ -1303,7 +1410,7 @@ csvpipe_worker_main(Datum main_arg)
 		SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 	}
 
-	setup_dialect(&ws, seg, toc);
+	setup_options(&ws, seg, toc);
 	open_file(&ws);
 	ws.columns = shm_toc_lookup(toc, CSV_KEY_COLUMNS, false);
 	ws.chunk_cxt = AllocSetContextCreate(TopMemoryContext, "csvpipe chunk",
@@ -1349,10 +1456,10 @@ csvpipe_worker_main(Datum main_arg)
 		if (ws.txn)
 			initStringInfo(&ws.pending);
 		MemoryContextSwitchTo(oldcxt);
-		csv_dialect_set_columns(&ws.dialect, shared->text_mode ? 0 : shared->natts);
+		csv_dialect_set_columns(&ws.opts.dialect, shared->text_mode ? 0 : shared->natts);
 		if (!shared->text_mode)
 		{
-			ws.conv = csv_converter_create(ws.read_desc, &ws.dialect, &ws.errpos, ws.convert);
+			ws.conv = csv_converter_create(ws.read_desc, &ws.opts.dialect, &ws.errpos, ws.convert);
 			if (OidIsValid(shared->rowtype))
 				csv_converter_set_rowtype(ws.conv, shared->rowtype);
 		}
@@ -1402,6 +1509,11 @@ csvpipe_worker_main(Datum main_arg)
 		memcpy(&hdr, data, sizeof(hdr));
 		if (hdr.chunk_no < 0)
 			break;
+		if (hdr.preparsed < 0 ||
+			(hdr.preparsed > 0 && (shared->mode != CSV_MODE_LOAD || shared->atomic ||
+								   ws.opts.on_error_skip)))
+			elog(ERROR, "csvpipe worker got a malformed chunk label");
+		ws.stream_left = hdr.preparsed;
 
 		pgstat_report_activity(STATE_RUNNING, "csvpipe chunk");
 		csv_progress_worker("chunk", hdr.chunk_no, ws.rows_total);
@@ -1426,7 +1538,7 @@ csvpipe_worker_main(Datum main_arg)
 				SpinLockRelease(&shared->mutex);
 			}
 		}
-		else if (ws.txn && shared->on_error_skip)
+		else if (ws.txn && ws.opts.on_error_skip)
 			txn_skip_chunk(&ws, &hdr, read_chunk(&ws, &hdr));
 		else
 		{

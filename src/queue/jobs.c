@@ -346,13 +346,13 @@ csv_submit(FunctionCallInfo fcinfo, CsvOptions *optsp)
 				 errmsg("permission denied to submit \"%s\"", pattern),
 				 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may load server files with csvpipe."),
 				 errhint("A superuser can run GRANT pg_read_server_files TO <role>.")));
-	csv_load_check_privileges(req.relid, req.attnames);	/* as COPY */
+	csv_load_check_privileges(req.opts.relid, req.opts.columns);	/* as COPY */
 
 	/* foreign and Citus tables: refused now, not when the job runs (target.c) */
-	csv_target_check(req.relid, req.mode == CSV_LOAD_MODE_PREPARED, "csvpipe.submit");
+	csv_target_check(req.opts.relid, req.opts.mode == CSV_LOAD_MODE_PREPARED, "csvpipe.submit");
 	/* chunked into foreign tables: each server's ledger, now (shards.c) */
-	if (req.mode == CSV_LOAD_MODE_CHUNKED)
-		csv_shards_check_chunked(req.relid);
+	if (req.opts.mode == CSV_LOAD_MODE_CHUNKED)
+		csv_shards_check_chunked(req.opts.relid);
 	priority = opts.priority;
 	/* jumping ahead of other roles' jobs is acting on them, as a cancel is */
 	if (priority > 0 && !superuser() &&
@@ -416,14 +416,14 @@ csv_submit(FunctionCallInfo fcinfo, CsvOptions *optsp)
 		 * the caller that someone loaded the file, and could make its submit
 		 * a silent no-op (a job with skip_rows past the end, say).
 		 */
-		lock_submit(req.relid, canonical);
+		lock_submit(req.opts.relid, canonical);
 
 		csv_file_id(&st, &file);
 		memset(nulls, ' ', sizeof(nulls));
 		values[0] = CStringGetTextDatum(canonical);
-		values[1] = ObjectIdGetDatum(req.relid);
-		values[2] = BoolGetDatum(req.atomic);
-		values[3] = Int32GetDatum(req.nworkers);
+		values[1] = ObjectIdGetDatum(req.opts.relid);
+		values[2] = BoolGetDatum(req.opts.atomic);
+		values[3] = Int32GetDatum(req.opts.nworkers);
 		values[4] = ObjectIdGetDatum(save_userid);
 		values[5] = Int64GetDatum(file.size);
 		values[6] = Int64GetDatum(file.dev);

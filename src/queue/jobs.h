@@ -9,7 +9,7 @@
 #ifndef CSVPIPE_JOBS_H
 #define CSVPIPE_JOBS_H
 
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "internal_sql.h"
 #include "options.h"
 

@@ -671,7 +671,7 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, CsvFileId *
 	}
 
 	/* chunks committed by an earlier run of a chunked job */
-	if (req->mode == CSV_LOAD_MODE_CHUNKED)
+	if (req->opts.mode == CSV_LOAD_MODE_CHUNKED)
 	{
 		if (csv_load_set_skip_chunks(req, DatumGetArrayTypeP(CSV_ROW_VALUE(r, 0, 9))) > 0)
 		{
@@ -801,7 +801,7 @@ csvpipe_runner_main(Datum main_arg)
 	 */
 	if (args.connect_as_role)
 		pgstat_report_activity(STATE_RUNNING, psprintf("csvpipe job " INT64_FORMAT ": %s",
-													   args.job_id, req.path));
+													   args.job_id, req.opts.path));
 	else
 		pgstat_report_activity(STATE_RUNNING, psprintf("csvpipe job " INT64_FORMAT,
 													   args.job_id));
@@ -824,11 +824,11 @@ csvpipe_runner_main(Datum main_arg)
 
 		/* the ledger's chunks are only worth skipping in the file they came from */
 		if (req.nskip > 0 &&
-			(!csv_file_id_of_path(req.path, &now) || !csv_file_id_equal(&now, &recorded)))
+			(!csv_file_id_of_path(req.opts.path, &now) || !csv_file_id_equal(&now, &recorded)))
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("file \"%s\" changed since csvpipe job " INT64_FORMAT " started",
-							req.path, args.job_id),
+							req.opts.path, args.job_id),
 					 errdetail("The job committed %d chunks of the file it started on; they cannot be completed from another file.",
 							   req.nskip),
 					 errhint("Load the new file as a new job.")));
@@ -839,12 +839,12 @@ csvpipe_runner_main(Datum main_arg)
 		 * Not chunked into foreign tables: only workers use the shard
 		 * ledgers (shards.c).
 		 */
-		serial = (req.nskip == 0 && !req.on_error_skip &&
-				  !(req.mode != CSV_LOAD_MODE_TRANSACTION && !req.atomic &&
-					csv_shards_target_is_foreign(req.relid)) &&
-				  csv_file_id_of_path(req.path, &now) && now.size <= req.chunk_size);
+		serial = (req.nskip == 0 && !req.opts.on_error_skip &&
+				  !(req.opts.mode != CSV_LOAD_MODE_TRANSACTION && !req.opts.atomic &&
+					csv_shards_target_is_foreign(req.opts.relid)) &&
+				  csv_file_id_of_path(req.opts.path, &now) && now.size <= req.opts.chunk_size);
 		if (serial)
-			req.nworkers = 0;
+			req.opts.nworkers = 0;
 
 		csv_run_load(&req, &res);
 

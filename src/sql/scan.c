@@ -30,9 +30,11 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "internal_sql.h"
 #include "options.h"
+#include "scan.h"
+#include "srf.h"
 
 #include <sys/stat.h>
 

@@ -23,7 +23,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "jobs.h"
 #include "options.h"
 #include "run.h"

@@ -29,11 +29,12 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "csvpipe.h"
+#include "csvfile.h"
 #include "cache.h"
 #include "leader.h"
 #include "options.h"
 #include "parallel.h"
+#include "srf.h"
 
 #include "access/table.h"
 #include "access/xact.h"
@@ -59,13 +60,12 @@ PG_FUNCTION_INFO_V1(csvpipe_read_text);
 
 struct CsvReadState
 {
-	CsvDialect	dialect;
+	CsvOptions	opts;			/* the call's, its dialect settled here */
 	CsvErrorPosition errpos;
 	CsvReader  *reader;			/* single process */
 	CsvLeader  *leader;			/* parallel (workers => n) */
 	CsvConverter *conv;			/* typed read only */
 	bool		text_mode;
-	bool		on_error_skip;
 	int64		skipped;
 	MemoryContext cxt;			/* owns the state; deleted at the end */
 	bool		done;
@@ -101,7 +101,7 @@ csv_read_text_tupdesc(void)
 static TupleDesc
 rowtype_match_names(CsvReadState *rs, const CsvOptions *opts, TupleDesc file_desc)
 {
-	CsvDialect	hdialect = rs->dialect;
+	CsvDialect	hdialect = rs->opts.dialect;
 	CsvReader  *reader;
 	CsvRecord  *header;
 	char	  **names = palloc(sizeof(char *) * file_desc->natts);
@@ -124,7 +124,7 @@ rowtype_match_names(CsvReadState *rs, const CsvOptions *opts, TupleDesc file_des
 	for (int c = 0; c < file_desc->natts; c++)
 		names[c] = NameStr(TupleDescAttr(file_desc, c)->attname);
 	rs->errpos.line_no = header->line_no;
-	present = csv_match_header(&rs->dialect, header, file_desc->natts, names,
+	present = csv_match_header(&rs->opts.dialect, header, file_desc->natts, names,
 							   opts->extra_ignore,
 							   psprintf("row type %s", format_type_be(opts->rowtype)));
 	rs->errpos.line_no = 0;
@@ -139,10 +139,10 @@ rowtype_match_names(CsvReadState *rs, const CsvOptions *opts, TupleDesc file_des
 	for (int i = 0; i < rs->out_natts; i++)
 		if (rs->out_field[i] >= 0)
 			rs->out_field[i] = newidx[rs->out_field[i]];
-	for (int f = 0; f < rs->dialect.nfile_fields; f++)
-		if (rs->dialect.field_column[f] >= 0)
-			rs->dialect.field_column[f] = newidx[rs->dialect.field_column[f]];
-	rs->dialect.header = CSV_HEADER_MATCH;
+	for (int f = 0; f < rs->opts.dialect.nfile_fields; f++)
+		if (rs->opts.dialect.field_column[f] >= 0)
+			rs->opts.dialect.field_column[f] = newidx[rs->opts.dialect.field_column[f]];
+	rs->opts.dialect.header = CSV_HEADER_MATCH;
 	return kept;
 }
 
@@ -183,16 +183,16 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 	rs = palloc0(sizeof(CsvReadState));
 	rs->cxt = cxt;
 	rs->text_mode = text_mode;
+	rs->opts = *opts;
+	rs->opts.path = pstrdup(opts->path);
+	rs->opts.dialect.null_string = pstrdup(opts->dialect.null_string);
 	rs->errpos.funcname = funcname;
-	rs->errpos.path = pstrdup(opts->path);
+	rs->errpos.path = rs->opts.path;
 
 	errcallback.callback = csv_error_context_callback;
 	errcallback.arg = &rs->errpos;
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
-
-	rs->dialect = opts->dialect;
-	rs->dialect.null_string = pstrdup(opts->dialect.null_string);
 
 	/*
 	 * read(path, NULL::t): the read works on the file's columns; the
@@ -250,21 +250,20 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 		}
 	}
 
-	if (text_mode && rs->dialect.header == CSV_HEADER_MATCH)
+	if (text_mode && rs->opts.dialect.header == CSV_HEADER_MATCH)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s: header => 'match' needs a column list to match; use csvpipe.read", funcname)));
-	csv_dialect_set_columns(&rs->dialect, text_mode ? 0 : tupdesc->natts);
+	csv_dialect_set_columns(&rs->opts.dialect, text_mode ? 0 : tupdesc->natts);
 	if (!text_mode)
 	{
-		rs->conv = csv_converter_create(tupdesc, &rs->dialect, &rs->errpos,
+		rs->conv = csv_converter_create(tupdesc, &rs->opts.dialect, &rs->errpos,
 										file_convert);
 		/* hints that name t's columns, t's domain checks */
 		if (rs->out_field)
 			csv_converter_set_rowtype(rs->conv, opts->rowtype);
 	}
 
-	rs->on_error_skip = opts->on_error_skip;
 	nworkers = opts->nworkers;
 	ordered = opts->ordered;
 	rs->out_upto = tupdesc->natts;
@@ -273,7 +272,7 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 	use_cache = opts->cache && !uncached;
 	if (use_cache)
 	{
-		rs->cache = csv_cache_lookup(rs->errpos.path, &rs->dialect, text_mode,
+		rs->cache = csv_cache_lookup(rs->errpos.path, &rs->opts.dialect, text_mode,
 									 tupdesc, file_convert,
 									 nworkers == 0 || ordered);
 		if (rs->cache && csv_cache_status(rs->cache) == CSV_CACHE_HIT)
@@ -294,19 +293,15 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 
 	if (nworkers > 0)
 	{
-		int64		chunk_size = opts->chunk_size;
-
-		rs->leader = csv_leader_begin(CSV_MODE_READ, rs->errpos.path, &rs->dialect,
-									  tupdesc, file_convert, nworkers,
-									  chunk_size, ordered, &rs->errpos);
+		rs->leader = csv_leader_begin(CSV_MODE_READ, &rs->opts, tupdesc,
+									  file_convert, ordered, &rs->errpos);
 		csv_leader_pool(rs->leader)->shared->text_mode = text_mode;
 		csv_leader_pool(rs->leader)->shared->rowtype = rs->out_field ? opts->rowtype : InvalidOid;
 		/* an entry being built needs every converted column */
 		if (rs->cache == NULL && file_used != NULL)
 			csv_leader_set_sent_columns(rs->leader, file_used);
-		csv_leader_pool(rs->leader)->shared->on_error_skip = rs->on_error_skip;
 		pg_atomic_init_u64(&csv_leader_pool(rs->leader)->shared->rejected_total, 0);
-		if (rs->conv && rs->dialect.header == CSV_HEADER_MATCH)
+		if (rs->conv && rs->opts.dialect.header == CSV_HEADER_MATCH)
 			csv_converter_check_header(rs->conv, csv_leader_header(rs->leader));
 		if (csv_leader_launch(rs->leader) == 0)
 		{
@@ -319,8 +314,8 @@ csv_read_begin(const CsvOptions *opts, bool text_mode, TupleDesc tupdesc,
 	}
 	if (rs->leader == NULL)
 	{
-		rs->reader = csv_reader_open(rs->errpos.path, &rs->dialect, &rs->errpos);
-		if (rs->conv && rs->dialect.header == CSV_HEADER_MATCH)
+		rs->reader = csv_reader_open(rs->errpos.path, &rs->opts.dialect, &rs->errpos);
+		if (rs->conv && rs->opts.dialect.header == CSV_HEADER_MATCH)
 			csv_converter_check_header(rs->conv, csv_reader_header(rs->reader));
 	}
 
@@ -377,14 +372,14 @@ read_next_row(CsvReadState *rs, Datum *values, bool *nulls)
 							(errmsg("%s: skipped " INT64_FORMAT " bad row(s)",
 									rs->errpos.funcname, rs->skipped)));
 			}
-			else if (rs->text_mode && rec.bad && rs->on_error_skip)
+			else if (rs->text_mode && rec.bad && rs->opts.on_error_skip)
 			{
 				csv_record_skip_notice(&rs->errpos, &rec, &rs->skipped);
 				continue;
 			}
 			else if (rs->text_mode)
-				csv_text_row(&rs->dialect, &rec, values, nulls, &rs->errpos);
-			else if (!rs->on_error_skip)
+				csv_text_row(&rs->opts.dialect, &rec, values, nulls, &rs->errpos);
+			else if (!rs->opts.on_error_skip)
 				csv_converter_row(rs->conv, &rec, values, nulls);
 			else if (!csv_converter_row_or_skip(rs->conv, &rec, values, nulls, &rs->skipped))
 				continue;

@@ -4,7 +4,7 @@
 #
 #   bash test/bench/sniff_big.sh
 #
-# Not part of `make test`: it is a report (README "Sniffing a file" quotes
+# Not part of `make test`: it is a report (doc/benchmarks.md quotes
 # it).  It builds and installs the extension, starts a private cluster,
 # generates a narrow CSV file of SIZE_MB (default 1024) with test/gen/gen_csv
 # (id, ts timestamptz, name, amount, flag) and times, in fresh sessions,

@@ -3,7 +3,7 @@
 #
 #   bash test/bench/sniff_corpus.sh
 #
-# Not part of `make test`: it is a report (README "Sniffing a file" quotes
+# Not part of `make test`: it is a report (doc/benchmarks.md quotes
 # its figures).  It builds and installs the extension, starts a private
 # cluster, and sniffs every file of every corpus under CORPUS (default
 # /work/shared/corpus: Pollock, its survey sample, DuckDB's CSV test files;
@@ -27,8 +27,9 @@
 #             '' compare equal (clean/ quotes every field).  "base" is the
 #             same with the manifest's own dialect instead of sniff's: what
 #             csvpipe reads when told the dialect, the ceiling for sniff.
-#   typed     how often csvpipe.read with sniff's dialect and column list
-#             (its types) reads the whole file without an error
+#   typed     how often csvpipe.read with sniff's dialect, null_string and
+#             column list (its types) reads the whole file without an error,
+#             and how many of those files' columns sniff typed other than text
 #
 # Environment:
 #   CORPUS=/work/shared/corpus   REPORT=file (one line per file: what differed)
@@ -109,7 +110,7 @@ CREATE TABLE result (
     header_eq bool, skip_eq bool,
     ref_rows bigint, ref_error text,
     base_eq bool, rows_eq bool, typed_ok bool, typed_error text,
-    found text);
+    ncols int, ntyped int, found text);
 
 -- every row of a read as one text, in file order: fields joined by US, NULL = ''
 CREATE FUNCTION rows_text(q text) RETURNS text LANGUAGE plpgsql AS $$
@@ -168,8 +169,11 @@ BEGIN
         r.encoding_eq := s.encoding = m_enc;
         r.header_eq := s.header = want_header;
         r.skip_eq := s.skip_rows = want_skip;
-        r.found := format('%s %s %s %s header=%s skip=%s cols=%s', lit(s.delimiter), lit(s.quote),
-                          lit(s.escape), s.encoding, s.header, s.skip_rows, cardinality(s.columns));
+        r.ncols := cardinality(s.columns);
+        r.ntyped := (SELECT count(*) FROM unnest(s.types) t WHERE t <> 'text');
+        r.found := format('%s %s %s %s header=%s skip=%s null=%s cols=%s types=%s', lit(s.delimiter), lit(s.quote),
+                          lit(s.escape), s.encoding, s.header, s.skip_rows, lit(s.null_string),
+                          cardinality(s.columns), array_to_string(s.types, ','));
     ELSE
         r.delimiter_eq := false; r.quote_eq := false; r.escape_eq := false;
         r.encoding_eq := false;
@@ -232,8 +236,8 @@ BEGIN
         r.typed_error := 'no columns (' || array_to_string(s.notes, '; ') || ')';
     ELSIF r.sniff_error IS NULL THEN
         BEGIN
-            EXECUTE format('SELECT count(*) FROM csvpipe.read(%L, delimiter => %L, quote => %L, escape => %L, header => %L, skip_rows => %s, encoding => %L, cache => false) AS t(%s)',
-                           f.path, s.delimiter, s.quote, s.escape, s.header::text, s.skip_rows, s.encoding, s.column_list);
+            EXECUTE format('SELECT count(*) FROM csvpipe.read(%L, delimiter => %L, quote => %L, escape => %L, header => %L, skip_rows => %s, encoding => %L, null_string => %L, cache => false) AS t(%s)',
+                           f.path, s.delimiter, s.quote, s.escape, s.header::text, s.skip_rows, s.encoding, s.null_string, s.column_list);
             r.typed_ok := true;
         EXCEPTION WHEN OTHERS THEN
             r.typed_ok := false;
@@ -294,7 +298,8 @@ SELECT set,
        $(pct rows_eq) AS \"rows: sniffed dialect\",
        round(100.0 * count(*) FILTER (WHERE rows_eq AND base_eq) / nullif(count(*) FILTER (WHERE base_eq), 0), 1) || '% (' ||
          count(*) FILTER (WHERE rows_eq AND base_eq) || '/' || count(*) FILTER (WHERE base_eq) || ')' AS \"sniffed, of base\",
-       $(pct typed_ok) AS \"typed read ok\"
+       $(pct typed_ok) AS \"typed read ok\",
+       sum(ntyped) FILTER (WHERE typed_ok) || '/' || sum(ncols) FILTER (WHERE typed_ok) AS \"not text, of their columns\"
   FROM sets GROUP BY set ORDER BY set = 'all', set;"
 
 if [[ -n $REPORT ]]; then

@@ -88,7 +88,7 @@
 #   $s->start_shard($i)           start it again (same port and socket)
 #
 #   SHARD_LEDGER_DDL              the DDL of csvpipe's ledger table on a
-#                                 shard (README "Sharded targets")
+#                                 shard (doc/sharded.md)
 package CsvpipeShards;
 
 use strict;
@@ -101,7 +101,7 @@ use Test::More ();
 our $NARROW = 'id bigint, ts timestamptz, name text, amount numeric(12,2), flag boolean';
 
 # csvpipe's ledger on a shard: one row per (job, chunk) committed there, in
-# the chunk's own remote transaction (README "Sharded targets")
+# the chunk's own remote transaction (doc/sharded.md)
 use constant SHARD_LEDGER_DDL =>
   'CREATE TABLE public.csvpipe_ledger (job text, chunk_no bigint, rows bigint NOT NULL, '
   . 'committed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (job, chunk_no))';

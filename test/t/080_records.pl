@@ -222,7 +222,8 @@ is(lsql("SELECT $onesum FROM one_t"), $one, 'load_serial: as COPY FROM');
 is(lsql("SELECT $onesum FROM csvpipe.read('$dir/one.csv', header => false) AS t(v text)"), $one, 'cached read (store)');
 is(lsql("SELECT $onesum FROM csvpipe.read('$dir/one.csv', header => false) AS t(v text)"), $one, 'cached read (hit)');
 
-# files of more columns skip empty lines (README), on every path alike
+# files of more columns skip empty lines (doc/reference.md, "Record
+# boundaries and bad records"), on every path alike
 write_file("$dir/two_empty.csv", "a,b\n\n1,x\r\n\r\n2,y\n\n");
 is(lsql("SELECT string_agg(a || b, ',') FROM csvpipe.read('$dir/two_empty.csv') AS t(a int, b text)"),
 	'1x,2y', 'two columns: empty lines skipped by read');

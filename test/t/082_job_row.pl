@@ -431,9 +431,10 @@ ok(($outcomes{returned} // 0) > 0 && ($outcomes{cancelled} // 0) > 0,
 # comes then.  That work must stay cancellable (held cancels would let any
 # loading role run statements no admin or statement_timeout can stop;
 # 086), so the statement is an ERROR; chunked and prepared loads committed
-# on their own: every row stays and the job says 'done' (README, the
-# failure table), as after a DO block's later work fails.  Transaction
-# mode: the ERROR rolls the rows back, and the job says 'rolled back'.
+# on their own: every row stays and the job says 'done' (doc/reference.md,
+# "What each mode guarantees when something dies"), as after a DO block's
+# later work fails.  Transaction mode: the ERROR rolls the rows back, and
+# the job says 'rolled back'.
 {
 	my %bad;
 	for my $mode ('chunked', 'prepared', 'transaction')

@@ -13,7 +13,7 @@
 #     csvpipe.load workers 1 atomic, workers 2 chunked (4096), workers 2
 #     atomic (64) must give exactly COPY's rows (count + md5).  csvpipe's
 #     documented strictness (a quote inside an unquoted field, text after a
-#     closing quote: README "Record boundaries and bad records") is counted
+#     closing quote: doc/reference.md "Record boundaries and bad records") is counted
 #     apart: COPY reads those quotes as quoted sections.
 #   COPY rejects the file:
 #     stop mode (read serial, read workers 2, load workers 2 chunk_size 64)
@@ -211,7 +211,7 @@ sub physical_lines
 	return @l;
 }
 
-# raw_record as csvpipe.rejected stores it (src/insert/errors.c raw_as_text), for a
+# raw_record as csvpipe.rejected stores it (src/parallel/errors.c raw_as_text), for a
 # file already converted to UTF-8
 sub raw_as_text
 {
@@ -358,7 +358,7 @@ for my $fi (0 .. $#files)
 		my $nrows = ($want =~ /^OK (\d+)/)[0] // -1;
 		# the header line is an unterminated quoted field: COPY reads the
 		# whole file as its header line and loads nothing; csvpipe refuses
-		# the malformed header (README "Record boundaries and bad records")
+		# the malformed header (doc/reference.md "Record boundaries and bad records")
 		my $swallowed = sub {
 			my ($got) = @_;
 			return 0 unless $nrows == 0 && $got =~ /^ERR 22P04 unterminated quoted field at end of file .*, line 1,/;
@@ -455,14 +455,15 @@ SELECT 'R ' || job_id || ' ' || rows_loaded || ' ' || rows_rejected
 			if ($got =~ /^OK/)
 			{
 				# an empty line in a file of several columns: csvpipe skips
-				# it, COPY fails (README "Record boundaries and bad records")
+				# it, COPY fails (doc/reference.md "Record boundaries and bad records")
 				if (!@errs && $cerr =~ /missing data for column .*line \d+: ""/)
 				{
 					$classes{documented_empty_line_skipped}++ if $k eq 'read_stop';
 					next;
 				}
 				# line ends mixed in one file: csvpipe reads each as a line
-				# end (README "CSV as found in the wild"), COPY refuses them
+				# end (doc/reference.md "Record boundaries and bad records"),
+				# COPY refuses them
 				if (!@errs && $cerr =~ /(unquoted|literal) (newline|carriage return) found in data/)
 				{
 					$classes{documented_mixed_line_ends}++ if $k eq 'read_stop';
@@ -484,7 +485,8 @@ SELECT 'R ' || job_id || ' ' || rows_loaded || ' ' || rows_rejected
 				next;
 			}
 			my ($line) = $got =~ /, lines? (\d+)/;
-			# lone CRs and LFs in one file: line numbers may be off (README)
+			# lone CRs and LFs in one file: line numbers may be off
+			# (doc/reference.md "Record boundaries and bad records")
 			next if $data =~ /\r(?!\n)/ && $data =~ /\n/;
 			if ($first && $k eq 'read_stop' && $line != $first->{line})
 			{
@@ -541,7 +543,8 @@ sub check_lines
 	if ($text =~ /\r(?!\n)/ && $text =~ /\n/)
 	{
 		# lone CRs and LFs both: line numbers follow the first line's end
-		# (README), this check does not model that; rows are still compared
+		# (doc/reference.md "Record boundaries and bad records"), this check
+		# does not model that; rows are still compared
 		$classes{mixed_line_ends_lines_unchecked}++;
 		return;
 	}
@@ -597,8 +600,9 @@ sub check_lines
 	{
 		$err =~ s/\s+/ /g;
 		# line ends mixed in one file (a lone CR with LFs, or a lone LF in a
-		# CRLF file): csvpipe reads each as a line end (README "CSV as found
-		# in the wild"), COPY refuses the rest, so it cannot be the reference
+		# CRLF file): csvpipe reads each as a line end (doc/reference.md
+		# "Record boundaries and bad records"), COPY refuses the rest, so it
+		# cannot be the reference
 		if ($err =~ /unquoted (newline|carriage return) found in data/
 			&& ($text =~ /\r(?!\n)/ && $text =~ /\n/ || $text =~ /\r\n/ && $text =~ /(?<!\r)\n/))
 		{

@@ -79,7 +79,7 @@ SELECT rows_loaded, pg_sleep(20) FROM } . load_call($mode) . ';',
 	ok($took < 15, "$mode: ... at once (took ${took}s)");
 	# the load committed on its own, and says so
 	is(sql(q{SELECT count(*) || '|' || (SELECT state FROM csvpipe.jobs ORDER BY job_id DESC LIMIT 1) FROM j}),
-		'2000|done', "$mode: ... the load stays committed and done (README)");
+		'2000|done', "$mode: ... the load stays committed and done (doc/reference.md)");
 
 	# the same in the target list of a plain SELECT
 	($ret, $out, $err) = $node->psql('postgres', qq{

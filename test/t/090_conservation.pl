@@ -321,7 +321,7 @@ sub parse_record
 	return @f;
 }
 
-# raw_record as csvpipe.rejected stores it (src/insert/errors.c raw_as_text)
+# raw_record as csvpipe.rejected stores it (src/parallel/errors.c raw_as_text)
 sub raw_as_text
 {
 	my ($raw) = @_;
@@ -622,7 +622,9 @@ SELECT 'P ' || count(*) FROM pg_prepared_xacts;
 	for my $fn ('read', 'read_text')
 	{
 		next unless on("read_$fn");
-		# reads stop at malformed quoting and encoding errors (README)
+		# reads skip malformed quoting and encoding errors as loads do
+		# (doc/reference.md "Bad rows, retries, resume"); with read_struct
+		# off, files that have them are left out
 		next if !on('read_struct') && grep { $_->{textbad} } @recs;
 		my $w = pick(1, 2, 4);
 		my $cs = pick(64, 256, 'NULL');
@@ -651,7 +653,7 @@ SELECT 'P ' || count(*) FROM pg_prepared_xacts;
 			# read_text: no types, no field count: only structure and
 			# encoding make a bad record; compare each record's fields
 			# an empty line is {NULL} in read_text, whatever the column count
-			# (README "Record boundaries and bad records")
+			# (doc/reference.md "Record boundaries and bad records")
 			next if !on('rt_empty') && grep { $_->{skip} } @recs;
 			my @tgood = grep { !$_->{textbad} } @recs;
 			my ($out, $err) = psql(

@@ -4,7 +4,7 @@
 # shard clusters).
 #
 #  - the shard ledgers cannot be forged: a role that may write a ledger (every
-#    loading role may: README "Sharded targets") and reads a victim's job id
+#    loading role may: doc/sharded.md) and reads a victim's job id
 #    and submission time in csvpipe.jobs cannot make csvpipe believe a shard
 #    has a chunk it has not (rows silently missing there), nor squat the row
 #    csvpipe is about to write.

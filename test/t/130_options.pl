@@ -12,7 +12,13 @@
 #     encoding, skip_rows, header => 'match', a column list, on_error =>
 #     'skip' and chunked mode on 2 workers loads what csvpipe.load loads
 #     (rows, rejected lines), and records the same options.
-#  3. Every option of the table is in the README's Options section.
+#  3. Every option of the table is in the Options section of
+#     doc/reference.md, where the options are documented.
+#  4. on_error and max_errors reach the workers (the options table's form
+#     for them, options.c): on 2 workers and several chunks, a read with
+#     on_error => 'skip' returns the good rows and one with 'stop' fails at
+#     the first bad one; a load in each mode rejects exactly the bad rows,
+#     fails with max_errors one below their count and loads with it equal.
 use strict;
 use warnings;
 
@@ -28,6 +34,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'csvpipe'
 max_worker_processes = 16
+max_prepared_transactions = 4
 csvpipe.database = 'postgres'
 timezone = 'UTC'
 });
@@ -151,19 +158,50 @@ is(sql("SELECT concat((options->>'delimiter'), (options->>'quote'), (options->>'
 	  . "(options->>'max_errors'), (options->'columns')::text) FROM csvpipe.job WHERE job_id = $job"),
 	q{|'NALATIN11matchskipchunked50["id", "name", "amount"]}, 'the recorded options');
 
-# ---- 3. every option of the table is in the README ----
+# ---- 3. every option of the table is in doc/reference.md ----
 open(my $src, '<', 'src/csv/options.c') or die "options.c: $!";
 my @names = map { /^\s*\[CSV_OPT_\w+\]\s*=\s*\{"(\w+)"/ ? ($1) : () } <$src>;
 close $src;
 ok(@names >= 20, 'options.c: the table is read (' . scalar(@names) . ' entries)');
-open(my $readme, '<', 'README.md') or die "README.md: $!";
-my $text = do { local $/; <$readme> };
-close $readme;
-my ($section) = $text =~ /\n### Options\n(.*?)\n### /s;
-ok(defined $section, 'README has an Options section');
+open(my $ref, '<', 'doc/reference.md') or die "doc/reference.md: $!";
+my $text = do { local $/; <$ref> };
+close $ref;
+my ($section) = $text =~ /\n### Options\n(.*?)\n#{1,3} /s;
+ok(defined $section, 'doc/reference.md has an Options section');
 for my $name (@names)
 {
-	like($section // '', qr/^\| `?$name`? \|/m, "README Options lists $name");
+	like($section // '', qr/^\| `?$name`? \|/m, "doc/reference.md Options lists $name");
+}
+
+# ---- 4. on_error and max_errors reach the workers ----
+open($fh, '>', "$dir/errs.csv") or die;
+print $fh "id,amount\n";
+my ($good, $nbad, $sum) = (0, 0, 0);
+for my $i (1 .. 300)
+{
+	if ($i % 30 == 0) { print $fh "$i,bad$i\n"; $nbad++; }
+	else { print $fh "$i,$i.5\n"; $good++; $sum += $i; }
+}
+close $fh;
+my $ef = "$dir/errs.csv";
+is(sql("SELECT count(amount) || ' ' || sum(id) FROM csvpipe.read('$ef', workers => 2, chunk_size => 512, "
+	  . "on_error => 'skip') AS r(id int, amount numeric)"),
+	"$good $sum", "read on 2 workers, on_error => 'skip': the good rows");
+like(sql("SELECT try('SELECT count(*) FROM csvpipe.read(''$ef'', workers => 2, chunk_size => 512, "
+	  . "on_error => ''stop'') AS r(id int, amount numeric)')"),
+	qr/^22P02 invalid input syntax for type numeric: "bad\d+"/, "read on 2 workers, on_error => 'stop': fails on a bad row");
+for my $mode (qw(transaction chunked prepared))
+{
+	sql("CREATE TABLE errs_$mode (id int, amount numeric)");
+	my $call = "csvpipe.load('$ef', 'errs_$mode', mode => '$mode', workers => 2, chunk_size => 512, on_error => 'skip'";
+	my $q = "SELECT * FROM $call, max_errors => " . ($nbad - 1) . ")";
+	$q =~ s/'/''/g;
+	is(sql("SELECT try('$q')"), "22P04 too many bad rows: more than max_errors (" . ($nbad - 1) . ")",
+		"load, $mode mode on 2 workers: max_errors below the bad rows fails");
+	sql("TRUNCATE errs_$mode");
+	is(sql("SELECT rows_loaded || ' ' || rows_rejected || ' ' || workers FROM $call, max_errors => $nbad)"),
+		"$good $nbad 2", "load, $mode mode on 2 workers: max_errors equal to the bad rows loads");
+	is(sql("SELECT count(*) FROM errs_$mode"), $good, "... $mode: the good rows are in");
 }
 
 $node->stop;

@@ -7,16 +7,14 @@
  * inserted is written (through csv_internal_query) to csvpipe.rejected (shown by the csvpipe.errors
  * view) with its job, chunk, line, byte offset, raw text (bounded), column,
  * message, SQLSTATE and detail, and the load goes on; max_errors bounds
- * how many a job may reject, counted across all its workers in shared
- * memory.
+ * how many a job may reject, counted across all its workers in the
+ * parallel engine's segment (CsvParallelShared.rejected_total).  Skip mode
+ * needs background workers: the workers (worker.c), or in transaction
+ * mode the leader (load/run.c), are the ones that reject rows.
  *
- * Only a row's own errors become rejected rows: data errors (SQLSTATE
- * classes 22 and 23) and errors raised by its triggers while it is
- * inserted; parse and type input errors of its fields, unless they are the
- * server's own (internal, resources, shutdown, connection).  Anything else
- * -- a table renamed or dropped on a foreign server (42P01), a server
- * unreachable (08), out of resources (53), shutting down (57) -- fails the
- * load or is retried.  "Raised by a trigger" is known from the fmgr hooks:
+ * Only a row's own errors become rejected rows; which errors those are is
+ * decided in src/core/catch.c (csv_error_is_input_error,
+ * csv_error_is_row_error).  "Raised by a trigger" is known from the fmgr hooks:
  * while a skip-mode batch is inserted (csv_row_errors_begin/end), every
  * trigger function is called through fmgr_security_definer, whose
  * FHET_ABORT event says that an error came out of it; the hook notes that
@@ -27,13 +25,12 @@
  * batches the hooks ask for nothing (one boolean test per function
  * lookup), so other queries are not slowed.
  *
- * Transient errors -- deadlock_detected, serialization_failure and
- * lock_not_available (what lock_timeout raises) -- are retried after an
+ * Transient errors (csv_error_is_transient, catch.c) are retried after an
  * exponential backoff: csvpipe.retry_delay, doubled at each attempt, at most
  * csvpipe.max_retries times.
  *
- * How one row's error is caught (with or without a subtransaction) is
- * src/core/catch.c.
+ * How one row's error is caught (with or without a subtransaction), and
+ * what kind of error it is, is src/core/catch.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -57,69 +54,6 @@
 
 /* how much of a bad record csvpipe.rejected keeps */
 #define REJECTED_RAW_MAX	4096
-
-bool
-csv_error_is_transient(ErrorData *edata)
-{
-	switch (edata->sqlerrcode)
-	{
-		case ERRCODE_T_R_DEADLOCK_DETECTED:
-		case ERRCODE_T_R_SERIALIZATION_FAILURE:
-		case ERRCODE_LOCK_NOT_AVAILABLE:
-			return true;
-		default:
-			return false;
-	}
-}
-
-/*
- * Did a worker end for a reason of its own (terminated, out of resources,
- * crashed) rather than because of the data?  Then its chunks are retried.
- */
-bool
-csv_error_is_worker_loss(ErrorData *edata)
-{
-	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-
-	if (edata->elevel >= FATAL)
-		return true;
-	return class == ERRCODE_TO_CATEGORY(ERRCODE_ADMIN_SHUTDOWN) ||	/* 57 */
-		class == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||	/* 53 */
-		class == ERRCODE_TO_CATEGORY(ERRCODE_CONNECTION_EXCEPTION) ||	/* 08 */
-		class == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR);	/* 58 */
-}
-
-/*
- * May a record's parse or type input error be rejected (skip mode)?  Not
- * when it is the server's, or a transient one.
- */
-bool
-csv_error_is_input_error(ErrorData *edata)
-{
-	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-
-	if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
-		return false;
-	return class != ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR);	/* XX */
-}
-
-/*
- * May an insert error be rejected as the row's own (skip mode)?  Data
- * errors, and errors that came out of a trigger (in_trigger, from
- * csv_row_errors_end) that are not the server's.
- */
-bool
-csv_error_is_row_error(ErrorData *edata, bool in_trigger)
-{
-	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
-
-	if (csv_error_is_transient(edata) || csv_error_is_worker_loss(edata))
-		return false;
-	if (class == ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION) ||	/* 22 */
-		class == ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION))	/* 23 */
-		return true;
-	return in_trigger && class != ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR);
-}
 
 /* ---- errors raised by triggers (see the header comment) ---- */
 
@@ -321,10 +255,12 @@ csv_reject_flush(CsvParallelShared *shared)
 
 /*
  * Record one bad row for csvpipe.rejected (written with the chunk) and
- * enforce max_errors.
+ * enforce max_errors (the load's option, -1: no limit) on the rows that
+ * all of the load's processes rejected.
  */
 void
-csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line_no,
+csv_reject_row(CsvParallelShared *shared, int64 max_errors,
+			   int64 chunk_no, int64 line_no,
 			   int64 byte_offset, const char *raw, int64 rawlen,
 			   const char *column, ErrorData *edata)
 {
@@ -365,11 +301,11 @@ csv_reject_row(CsvParallelShared *shared, int64 chunk_no, int64 line_no,
 	MemoryContextSwitchTo(old);
 
 	total = pg_atomic_add_fetch_u64(&shared->rejected_total, 1);
-	if (shared->max_errors >= 0 && total > (uint64) shared->max_errors)
+	if (max_errors >= 0 && total > (uint64) max_errors)
 		ereport(ERROR,
 				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
 				 errmsg("too many bad rows: more than max_errors (" INT64_FORMAT ")",
-						shared->max_errors),
+						max_errors),
 				 errdetail("Line " INT64_FORMAT ": %s", line_no,
 						   edata->message ? edata->message : "")));
 }

@@ -1,15 +1,20 @@
 /*-------------------------------------------------------------------------
  *
- * csvpipe.h
- *		Declarations shared by the csvpipe source files.
+ * csvfile.h
+ *		The csv layer's declarations: the dialect, records, the tokenizer,
+ *		file access and the reader, encoding, type conversion.
  *
  * Each .c file owns one responsibility; this header only carries the types
- * that cross file boundaries and the GUC variables.
+ * that cross file boundaries (and, through settings.h, the GUC variables).
+ * It declares only what the csv layer defines: the entry points of higher
+ * layers are in their own headers (src/sql/srf.h, src/sql/scan.h,
+ * src/cache/cache.h, src/parallel/parallel.h).  The module's entry,
+ * _PG_init, is src/csvpipe.c.
  *
  *-------------------------------------------------------------------------
  */
-#ifndef CSVPIPE_H
-#define CSVPIPE_H
+#ifndef CSVPIPE_CSVFILE_H
+#define CSVPIPE_CSVFILE_H
 
 #include "postgres.h"
 
@@ -74,12 +79,6 @@ extern void csv_dialect_set_columns(CsvDialect *dialect, int ncolumns);
 /* chunk_size's upper bound: csvpipe.chunk_size's (1GB) */
 #define CSV_MAX_CHUNK_SIZE	((int64) 1024 * 1024 * 1024)
 extern int64 csv_check_chunk_size(int64 chunk_size);
-extern bool csv_dialect_splits_bytewise(const CsvDialect *dialect);
-
-/* the dialect as the parallel workers get it (dialect.c, pool.c, worker.c) */
-extern Size csv_dialect_wire_size(const CsvDialect *dialect);
-extern void csv_dialect_to_wire(const CsvDialect *dialect, char *buf);
-extern void csv_dialect_from_wire(CsvDialect *dialect, const char *buf);
 
 /*
  * Why a record is bad (malformed quoting, bytes invalid in the encoding).
@@ -261,23 +260,4 @@ extern void csv_record_skip_notice(CsvErrorPosition *errpos, CsvRecord *rec,
 extern void csv_skip_notice(CsvErrorPosition *errpos, int64 line_no,
 							const char *message, int64 nth);
 
-/* srf.c: one streaming read of a file, shared by the SRFs and the scan */
-typedef struct CsvReadState CsvReadState;
-typedef struct CsvOptions CsvOptions;
-
-extern CsvReadState *csv_read_begin(const CsvOptions *opts, bool text_mode,
-									TupleDesc tupdesc,
-									bool *convert_columns,
-									const bool *used_columns);
-extern bool csv_read_next(CsvReadState *rs, Datum *values, bool *nulls);
-extern void csv_read_end(CsvReadState *rs);
-extern const char *csv_read_cache_status(CsvReadState *rs);
-extern TupleDesc csv_read_text_tupdesc(void);
-
-/* cache.c: shared result cache (GUCs, shared memory hooks) */
-extern void csv_cache_init(void);
-
-/* scan.c: streaming CustomScan for calls in FROM */
-extern void csvpipe_scan_init(void);
-
-#endif							/* CSVPIPE_H */
+#endif							/* CSVPIPE_CSVFILE_H */
