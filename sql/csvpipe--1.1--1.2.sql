@@ -293,3 +293,95 @@ SUPPORT csvpipe.read_support;
 
 COMMENT ON FUNCTION csvpipe.read(text, anyelement, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint, text, boolean, text, text, text)
 IS 'stream a CSV file on the server as rows of the type of the second argument (NULL::a_table)';
+
+-- ---------------------------------------------------------------------
+-- csvpipe.jobs: state 'uncommitted' (jobs review) -- a transaction-mode
+-- load that is done while the transaction that loaded it (load_xid) has
+-- not ended, so it may still become 'rolled back'; csvpipe.wait returns it
+-- at a timeout instead of 'done'.
+-- ---------------------------------------------------------------------
+CREATE OR REPLACE VIEW csvpipe.jobs WITH (security_barrier) AS
+SELECT j.job_id,
+       CASE WHEN v.visible THEN j.path END AS path,
+       j.target::pg_catalog.regclass AS target,
+       CASE WHEN j.state OPERATOR(pg_catalog.<>) 'done' THEN j.state
+            WHEN pg_catalog.pg_xact_status(j.load_xid) OPERATOR(pg_catalog.=) 'aborted'
+            THEN 'rolled back'
+            WHEN pg_catalog.pg_xact_status(j.load_xid) OPERATOR(pg_catalog.=) 'in progress'
+            THEN 'uncommitted' ELSE j.state END AS state,
+       j.priority,
+       j.submitted_at, j.started_at, j.finished_at,
+       CASE WHEN NOT v.visible THEN NULL
+            WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_done
+            ELSE j.rows_loaded END AS rows_loaded,
+       CASE WHEN NOT v.visible THEN NULL
+            WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.rows_rejected
+            ELSE j.rows_rejected END AS rows_rejected,
+       j.retries,
+       CASE WHEN v.visible THEN j.error END AS error,
+       j.submitted_by::pg_catalog.regrole AS submitted_by, j.atomic, j.workers,
+       CASE WHEN NOT v.visible THEN NULL
+            WHEN j.state = 'running' AND p.job_id IS NOT NULL THEN p.bytes_done
+            ELSE j.bytes END AS bytes,
+       j.decision, j.origin,
+       CASE WHEN v.visible THEN j.options END AS options,
+       j.leader_pid,
+       j.state = 'running' AND p.job_id IS NULL
+         AND (j.leader_pid IS NOT NULL OR j.origin = 'load')
+         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = j.leader_pid)
+         AS leader_gone,
+       CASE WHEN v.visible THEN f.failures END AS failures,
+       CASE WHEN v.visible THEN j.finished_at + csvpipe.submit_backoff(f.failures) END AS backoff_until
+  FROM csvpipe.job j
+  LEFT JOIN csvpipe.progress_1_0() p
+    ON p.job_id = j.job_id
+   AND p.datid = (SELECT d.oid FROM pg_catalog.pg_database d
+                   WHERE d.datname = pg_catalog.current_database())
+ CROSS JOIN LATERAL (SELECT coalesce(pg_catalog.pg_has_role(j.submitted_by, 'USAGE'), false)
+                            OR pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE') AS visible) v
+ CROSS JOIN LATERAL (SELECT CASE WHEN j.state = 'failed' THEN
+                            (SELECT count(*)::int FROM csvpipe.job o
+                              WHERE o.path = j.path AND o.target = j.target
+                                AND o.submitted_by = j.submitted_by AND o.file_size = j.file_size
+                                AND o.file_dev = j.file_dev AND o.file_ino = j.file_ino
+                                AND o.file_mtime_ns = j.file_mtime_ns
+                                AND o.state = 'failed' AND o.job_id <= j.job_id) END AS failures) f;
+
+-- ---------------------------------------------------------------------
+-- csvpipe.submit with the target by name, and create_target (jobs
+-- review), as csvpipe.load's text overload: the name is resolved as
+-- regclass input resolves it, or, with create_target => true, the table is
+-- created from the file first, in the submitting transaction and as the
+-- submitting role (its owner, whom the job runs as).  Any mode: the job
+-- runs once that transaction committed.  The parameters are the regclass
+-- overload's, in its order, then create_target: a quoted literal,
+-- submit(path, 'tbl'), resolves to this overload and queues as before.
+-- ---------------------------------------------------------------------
+CREATE FUNCTION csvpipe.submit(
+    path_or_glob text,
+    target text,
+    columns text[] DEFAULT NULL,
+    workers int DEFAULT NULL,
+    delimiter text DEFAULT ',',
+    quote text DEFAULT '"',
+    escape text DEFAULT NULL,
+    header csvpipe.header_mode DEFAULT 'true',
+    null_string text DEFAULT '',
+    encoding text DEFAULT NULL,
+    skip_rows bigint DEFAULT 0,
+    mode text DEFAULT 'transaction',
+    chunk_size bigint DEFAULT NULL,
+    on_error text DEFAULT 'stop',
+    max_errors bigint DEFAULT NULL,
+    priority int DEFAULT 0,
+    force boolean DEFAULT false,
+    atomic boolean DEFAULT NULL,
+    match text DEFAULT 'position',
+    extra_columns text DEFAULT 'error',
+    create_target boolean DEFAULT false)
+RETURNS SETOF bigint
+AS 'MODULE_PATHNAME', 'csvpipe_submit_by_name'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.submit(text, text, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, int, boolean, boolean, text, text, boolean)
+IS 'queue a load of a file (or of each file of a glob) into a table named by text, created from the file first with create_target => true (one file)';

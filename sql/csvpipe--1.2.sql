@@ -343,13 +343,18 @@ IS 'how long csvpipe.submit skips a file after its jobs failed this many times i
 -- (1.1) failures and backoff_until: for a failed job, how many jobs of the
 -- same file (identity, target, role) failed up to this one, and until when
 -- csvpipe.submit skips that file (unless force => true).
+-- (1.2) state 'uncommitted': a transaction-mode load that is done while the
+-- transaction that loaded it (load_xid) has not ended; 'rolled back' once
+-- it aborted.
 CREATE VIEW csvpipe.jobs WITH (security_barrier) AS
 SELECT j.job_id,
        CASE WHEN v.visible THEN j.path END AS path,
        j.target::pg_catalog.regclass AS target,
-       CASE WHEN j.state OPERATOR(pg_catalog.=) 'done'
-             AND pg_catalog.pg_xact_status(j.load_xid) OPERATOR(pg_catalog.=) 'aborted'
-            THEN 'rolled back' ELSE j.state END AS state,
+       CASE WHEN j.state OPERATOR(pg_catalog.<>) 'done' THEN j.state
+            WHEN pg_catalog.pg_xact_status(j.load_xid) OPERATOR(pg_catalog.=) 'aborted'
+            THEN 'rolled back'
+            WHEN pg_catalog.pg_xact_status(j.load_xid) OPERATOR(pg_catalog.=) 'in progress'
+            THEN 'uncommitted' ELSE j.state END AS state,
        j.priority,
        j.submitted_at, j.started_at, j.finished_at,
        CASE WHEN NOT v.visible THEN NULL
@@ -727,3 +732,42 @@ SUPPORT csvpipe.read_support;
 
 COMMENT ON FUNCTION csvpipe.read(text, anyelement, text, text, csvpipe.header_mode, text, text, bigint, int, boolean, bigint, text, boolean, text, text, text)
 IS 'stream a CSV file on the server as rows of the type of the second argument (NULL::a_table)';
+
+-- ---------------------------------------------------------------------
+-- csvpipe.submit with the target by name, and create_target (jobs
+-- review), as csvpipe.load's text overload: the name is resolved as
+-- regclass input resolves it, or, with create_target => true, the table is
+-- created from the file first, in the submitting transaction and as the
+-- submitting role (its owner, whom the job runs as).  Any mode: the job
+-- runs once that transaction committed.  The parameters are the regclass
+-- overload's, in its order, then create_target: a quoted literal,
+-- submit(path, 'tbl'), resolves to this overload and queues as before.
+-- ---------------------------------------------------------------------
+CREATE FUNCTION csvpipe.submit(
+    path_or_glob text,
+    target text,
+    columns text[] DEFAULT NULL,
+    workers int DEFAULT NULL,
+    delimiter text DEFAULT ',',
+    quote text DEFAULT '"',
+    escape text DEFAULT NULL,
+    header csvpipe.header_mode DEFAULT 'true',
+    null_string text DEFAULT '',
+    encoding text DEFAULT NULL,
+    skip_rows bigint DEFAULT 0,
+    mode text DEFAULT 'transaction',
+    chunk_size bigint DEFAULT NULL,
+    on_error text DEFAULT 'stop',
+    max_errors bigint DEFAULT NULL,
+    priority int DEFAULT 0,
+    force boolean DEFAULT false,
+    atomic boolean DEFAULT NULL,
+    match text DEFAULT 'position',
+    extra_columns text DEFAULT 'error',
+    create_target boolean DEFAULT false)
+RETURNS SETOF bigint
+AS 'MODULE_PATHNAME', 'csvpipe_submit_by_name'
+LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION csvpipe.submit(text, text, text[], int, text, text, text, csvpipe.header_mode, text, text, bigint, text, bigint, text, bigint, int, boolean, boolean, text, text, boolean)
+IS 'queue a load of a file (or of each file of a glob) into a table named by text, created from the file first with create_target => true (one file)';

@@ -22,17 +22,21 @@
  *
  * Also the checks made before any worker starts (target usable from other
  * transactions in the modes that insert from workers, privileges,
- * max_prepared_transactions), the job id, the choice between the parallel
- * engine and a load in this session when no worker slot is free, and how
- * the job ends: on success the coordinator commits the prepared parts
- * (prepared) and records the job as done; on any error, cancel included,
- * the workers are stopped and waited for, and the coordinator rolls back
- * what was prepared and records the job as failed or cancelled, before the
- * error goes on to the caller.  The job row is csvpipe's own bookkeeping,
- * written in its own transactions: in transaction mode "done" means the
- * rows are in the caller's transaction, which may still roll back; the job
- * row's load_xid names that (sub)transaction, so that submit, purge and
- * csvpipe.jobs can tell a load that rolled back.
+ * max_prepared_transactions), the job id, what happens when no worker can
+ * start (a transaction-mode load runs in this session and writes its job
+ * row in the caller's transaction; a chunked or prepared one is refused,
+ * but for a queued job's runner with nothing in the ledger, which loads in
+ * its own transaction: refuse_without_workers), and how the job ends: on
+ * success the coordinator commits the prepared parts (prepared) and
+ * records the job as done; on any error, cancel included, the workers are
+ * stopped and waited for, and the coordinator rolls back what was prepared
+ * and records the job as failed or cancelled, before the error goes on to
+ * the caller.  The job row is csvpipe's own bookkeeping, written in its
+ * own transactions: in transaction mode "done" means the rows are in the
+ * caller's transaction, which may still roll back; the job row's load_xid
+ * names that (sub)transaction, so that submit, purge and csvpipe.jobs can
+ * tell a load that rolled back ('rolled back') from one whose transaction
+ * is still open ('uncommitted').
  *
  *-------------------------------------------------------------------------
  */
@@ -886,6 +890,67 @@ leader_error_to_args(CsvLeader *L, CsvCoordArgs *args)
 }
 
 /*
+ * Transaction mode without workers (workers => 0, or no slot free): the
+ * job row, written in the caller's transaction, with the rows -- there is
+ * no worker to write it in a transaction of its own, and no coordinator
+ * to record the end.  So csvpipe.jobs shows the job once that transaction
+ * commits ('uncommitted' to the loading transaction itself, and csvpipe.wait
+ * waits for it from other sessions), and nothing of it, rows or job, once
+ * it rolls back; submit counts the file as loaded, as for a load with
+ * workers.  A resumed job's row is updated the same way: it stays as it
+ * was if the resume rolls back.  load_xid is set too, so the job reads as
+ * every transaction-mode job reads.  A queued job's runner records its
+ * job's end itself (launcher.c).
+ */
+static void
+record_session_job(CsvLoadRequest *req, int64 rows, const CsvFileId *file,
+				   TimestampTz started)
+{
+	Oid			types[11] = {INT8OID, TEXTOID, OIDOID, OIDOID, INT8OID, INT8OID, INT8OID,
+	INT8OID, TEXTOID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[11];
+
+	values[0] = Int64GetDatum(req->job_id);
+	values[1] = CStringGetTextDatum(req->opts.path);
+	values[2] = ObjectIdGetDatum(req->opts.relid);
+	values[3] = ObjectIdGetDatum(GetUserId());
+	values[4] = Int64GetDatum(file->size);
+	values[5] = Int64GetDatum(file->dev);
+	values[6] = Int64GetDatum(file->ino);
+	values[7] = Int64GetDatum(file->mtime_ns);
+	values[8] = CStringGetTextDatum(req->options_json ? req->options_json : "{}");
+	values[9] = TimestampTzGetDatum(started);
+	values[10] = Int64GetDatum(rows);
+	(void) csv_internal_query("INSERT INTO @extschema@.job AS j (job_id, path, target, state, atomic, "
+							  "  workers, leader_pid, submitted_by, file_size, file_dev, file_ino, "
+							  "  file_mtime_ns, options, submitted_at, started_at, finished_at, "
+							  "  rows_loaded, rows_rejected, bytes) "
+							  "VALUES ($1, $2, $3, 'done', false, 0, NULL, $4, $5, $6, $7, $8, "
+							  "        $9::pg_catalog.jsonb, $10, $10, pg_catalog.clock_timestamp(), $11, 0, $5) "
+							  "ON CONFLICT (job_id) DO UPDATE SET state = 'done', workers = 0, "
+							  "  leader_pid = NULL, started_at = excluded.started_at, "
+							  "  finished_at = excluded.finished_at, file_size = excluded.file_size, "
+							  "  file_dev = excluded.file_dev, file_ino = excluded.file_ino, "
+							  "  file_mtime_ns = excluded.file_mtime_ns, rows_loaded = excluded.rows_loaded, "
+							  "  rows_rejected = 0, bytes = excluded.bytes, error = NULL, decision = NULL, "
+							  "  commit_parts = NULL, options = coalesce(j.options, excluded.options)",
+							  11, types, values, NULL);
+
+	/* (1.1) the (sub)transaction that inserted the rows */
+	if (get_attnum(csv_extension_relid("job"), "load_xid") != InvalidAttrNumber)
+	{
+		Oid			xtypes[2] = {INT8OID, XID8OID};
+		Datum		xvalues[2];
+
+		xvalues[0] = Int64GetDatum(req->job_id);
+		xvalues[1] = FullTransactionIdGetDatum(GetCurrentFullTransactionId());
+		(void) csv_internal_query("UPDATE @extschema@.job SET load_xid = $2 "
+								  "WHERE job_id OPERATOR(pg_catalog.=) $1",
+								  2, xtypes, xvalues, NULL);
+	}
+}
+
+/*
  * Transaction mode: returns the rows inserted; *launched, *rejected and
  * *bytes as csv_run_load reports them.
  */
@@ -898,6 +963,7 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 	CsvCoordArgs args;
 	int			flags = req->opts.freeze ? CSV_LOAD_FREEZE : 0;
 	int			wanted;
+	TimestampTz started = GetCurrentTimestamp();
 
 	memset(&T, 0, sizeof(T));
 	T.req = req;
@@ -965,9 +1031,16 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("csvpipe.load with on_error => 'skip' needs a background worker, and none could be started"),
 					 errhint("Raise max_worker_processes or csvpipe.max_workers, or retry when a slot is free.")));
-		res->have_file = true;
-		return load_in_leader(req->opts.path, req->opts.relid, req->opts.columns, &req->opts.dialect,
-							  errpos, &res->file, T.target);
+		{
+			int64		n = load_in_leader(req->opts.path, req->opts.relid, req->opts.columns,
+										   &req->opts.dialect, errpos, &res->file, T.target);
+
+			res->have_file = true;
+			*bytes = res->file.size;
+			if (!req->runner)
+				record_session_job(req, n, &res->file, started);
+			return n;
+		}
 	}
 
 	T.values = palloc(sizeof(Datum) * Max(T.desc->natts, 1));
@@ -1060,6 +1133,55 @@ csv_load_set_skip_chunks(CsvLoadRequest *req, ArrayType *chunks)
 	for (int i = 0; i < n; i++)
 		req->skip_chunks[i] = DatumGetInt64(elems[i]);
 	return n;
+}
+
+/*
+ * A chunked or prepared load that could start no worker.  Those modes
+ * commit in their workers, outside the caller's transaction, and record
+ * the job there; loaded in this session instead, the rows would commit or
+ * roll back with the caller's transaction (a ROLLBACK after a chunked load
+ * would undo it, a crash would leave nothing to resume), and the job would
+ * have no row in csvpipe.jobs -- the caller got a job id nobody could see,
+ * wait for or resume.  A resumed chunked job would load the ledger's chunks
+ * again: the serial reader knows no chunks.  So refused, with SQLSTATE
+ * 53400 (as a load into foreign tables, shards.c, and skip mode).  A
+ * queued job's runner still loads a job with nothing in its ledger itself,
+ * in its own transaction, which also records the job's end (launcher.c);
+ * one with chunks in the ledger fails, and is resumed once a slot is free.
+ * none_asked: workers => 0 (or csvpipe.max_workers = 0), not a lack of
+ * slots.
+ */
+static void
+refuse_without_workers(CsvLoadRequest *req, bool none_asked)
+{
+	const char *fn = req->resume ? "csvpipe.resume" : "csvpipe.load";
+	const char *mode = csv_load_mode_label(req->opts.mode);
+
+	if (req->runner)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("csvpipe job " INT64_FORMAT " needs a background worker to load the chunks missing from its ledger, and %s",
+						req->job_id, none_asked ? "workers is 0" : "no slot is free"),
+				 errdetail("Its ledger lists %d chunks; loaded without workers, they would be loaded again.",
+						   req->nskip),
+				 errhint("Resume it with csvpipe.resume(" INT64_FORMAT ") once a slot is free, or raise max_worker_processes.",
+						 req->job_id)));
+	if (none_asked)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("%s with mode => '%s' needs at least one background worker", fn, mode),
+				 errdetail("Chunked and prepared loads commit in their workers, outside the caller's transaction."),
+				 req->resume ?
+				 errhint("Resume it once csvpipe.max_workers (now %d) allows a worker.", csvpipe_max_workers) :
+				 errhint("Load with workers => 1 or more (csvpipe.max_workers, now %d, caps it), or with mode => 'transaction' (it inserts in this session).",
+						 csvpipe_max_workers)));
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("%s with mode => '%s' needs a background worker, and no slot is free", fn, mode),
+			 errdetail("Chunked and prepared loads commit in their workers, outside the caller's transaction."),
+			 req->resume ?
+			 errhint("Resume it once a slot is free, or raise max_worker_processes.") :
+			 errhint("Retry when a slot is free, raise max_worker_processes, or load with mode => 'transaction' (it inserts in this session).")));
 }
 
 /*
@@ -1206,6 +1328,9 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		/* chunked into foreign tables: only workers use the shard ledgers */
 		if (req->opts.mode == CSV_LOAD_MODE_CHUNKED)
 			csv_shards_check_in_session(req->opts.relid, req->resume ? "csvpipe.resume" : "csvpipe.load");
+		/* only a runner loads a chunked or prepared job without workers */
+		if (!req->runner || req->nskip > 0)
+			refuse_without_workers(req, nworkers == 0);
 		if (req->opts.on_error_skip)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -1214,6 +1339,7 @@ csv_run_load(CsvLoadRequest *req, CsvLoadResult *res)
 		rows = load_in_leader(req->opts.path, req->opts.relid, req->opts.columns, &req->opts.dialect, &errpos,
 							  &res->file, NULL);
 		res->have_file = true;
+		bytes = res->file.size;
 		launched = 0;
 	}
 	else
@@ -1504,15 +1630,15 @@ csv_resume_load(int64 job_id, CsvLoadResult *res)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to resume csvpipe job " INT64_FORMAT, job_id),
 				 errdetail("Only superusers and members of the role that started the job can resume it.")));
-	if (strcmp(state, "done") == 0 && !CSV_ROW_ISNULL(r, 0, 14) &&
-		strcmp(TextDatumGetCString(CSV_ROW_VALUE(r, 0, 13)), "in progress") == 0 &&
+	/* 'uncommitted': done in a transaction still open, this one or another */
+	if (strcmp(state, "uncommitted") == 0 && !CSV_ROW_ISNULL(r, 0, 14) &&
 		!TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(
 			DatumGetFullTransactionId(CSV_ROW_VALUE(r, 0, 14)))))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("csvpipe job " INT64_FORMAT " is done in a transaction that has not ended yet", job_id),
 				 errhint("Resume it if that transaction rolls back.")));
-	if (strcmp(state, "done") == 0)
+	if (strcmp(state, "done") == 0 || strcmp(state, "uncommitted") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("csvpipe job " INT64_FORMAT " is already done", job_id)));

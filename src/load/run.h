@@ -27,6 +27,9 @@ typedef struct CsvLoadRequest
 	bool		resume;			/* skip chunks already in the ledger */
 	int64	   *skip_chunks;	/* those chunks, sorted */
 	int			nskip;
+	bool		runner;			/* a queued job's runner: it records the
+								 * job's end itself, in the transaction
+								 * that loads without workers */
 } CsvLoadRequest;
 
 typedef struct CsvLoadResult

@@ -846,22 +846,27 @@ csvpipe_resolve_prepared(PG_FUNCTION_ARGS)
  * alias, "" or "j."): its state as csvpipe.jobs shows it, the status of
  * the transaction that loaded it, and its load_xid.  A transaction-mode
  * load is 'done' when its rows are in the caller's transaction, written by
- * a coordinator that commits on its own; load_xid tells whether that
+ * a coordinator that commits on its own (or by the caller's transaction
+ * itself, for a load without workers: run.c); load_xid tells whether that
  * transaction (or the savepoint around the load) committed, aborted --
  * 'rolled back': nothing of it stays here (on foreign servers it may:
- * csv_txn_job_in_doubt_sql) -- or is still 'in progress'.
- * pg_xact_status is NULL for a transaction too old to know: committed, as
- * csvpipe.jobs, submit and purge count it.  Other modes and states:
- * 'committed'.  (1.0 has no load_xid.)
+ * csv_txn_job_in_doubt_sql) -- or is still in progress --
+ * 'uncommitted': it may still do either, so it is not 'done' yet, for
+ * any session, the loading one included.  pg_xact_status is NULL for a
+ * transaction too old to know: committed, as csvpipe.jobs, submit and
+ * purge count it.  Other modes and states: 'committed'.  (1.0 has no
+ * load_xid.)  The same CASE as the view csvpipe.jobs.
  */
 char *
 csv_txn_job_state_sql(const char *alias)
 {
 	if (get_attnum(csv_extension_relid("job"), "load_xid") == InvalidAttrNumber)
 		return psprintf("%sstate, 'committed', NULL::pg_catalog.xid8", alias);
-	return psprintf("CASE WHEN %1$sstate OPERATOR(pg_catalog.=) 'done' "
-					"  AND pg_catalog.pg_xact_status(%1$sload_xid) OPERATOR(pg_catalog.=) 'aborted' "
-					"  THEN 'rolled back' ELSE %1$sstate END, "
+	return psprintf("CASE WHEN %1$sstate OPERATOR(pg_catalog.<>) 'done' THEN %1$sstate "
+					"  WHEN pg_catalog.pg_xact_status(%1$sload_xid) OPERATOR(pg_catalog.=) 'aborted' "
+					"  THEN 'rolled back' "
+					"  WHEN pg_catalog.pg_xact_status(%1$sload_xid) OPERATOR(pg_catalog.=) 'in progress' "
+					"  THEN 'uncommitted' ELSE %1$sstate END, "
 					"CASE WHEN %1$sstate OPERATOR(pg_catalog.=) 'done' "
 					"  THEN coalesce(pg_catalog.pg_xact_status(%1$sload_xid), 'committed') "
 					"  ELSE 'committed' END, %1$sload_xid",

@@ -19,6 +19,10 @@
  *	                             ledger: the next runner skips those chunks),
  *	                             or failed after CSV_JOB_MAX_RESTARTS
  *
+ * A transaction-mode job's 'done' reads 'uncommitted' (csvpipe.jobs, wait,
+ * cancel, resume alike: csv_txn_job_state_sql) until the transaction that
+ * loaded it ends, then 'done' or 'rolled back'.
+ *
  * submit expands a glob server-side (glob(3), sorted) and queues one job per
  * regular file.  A file already queued, running or loaded ('done') into the
  * same target with the same identity (canonical path, device, inode, size,
@@ -54,6 +58,9 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
@@ -77,7 +84,11 @@
 #include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/json.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -247,19 +258,66 @@ expand_paths(const char *pattern, bool *literal)
 }
 
 /*
+ * What a submit needs of the session, checked before anything else (a
+ * table created for it, say): the preload, csvpipe.database, and a
+ * snapshot that is not the transaction's.
+ */
+void
+csv_submit_check_session(void)
+{
+	require_preload("csvpipe.submit");
+	require_launcher_database("csvpipe.submit");
+
+	/*
+	 * "Once per file" reads the jobs after taking the file's submit lock: a
+	 * transaction snapshot older than another session's submit (or than
+	 * that job's 'done') would not see it and queue the file again.
+	 */
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("csvpipe.submit cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("Its snapshot may predate another session's job for the same file, which would then be loaded twice."),
+				 errhint("Call it in a READ COMMITTED transaction.")));
+}
+
+/*
  * csvpipe.submit(path_or_glob, target, columns, workers, <CSV options>,
  *				  atomic, chunk_size, on_error, max_errors, priority, force)
  * RETURNS SETOF bigint
  *
  * Under the 1.0 SQL definition (no force argument: the library was updated,
  * ALTER EXTENSION csvpipe UPDATE not run yet) csvpipe.loaded_file and
- * csvpipe.submit_backoff do not exist: submit skips as 1.0 did.
+ * csvpipe.submit_backoff do not exist: submit skips as 1.0 did.  The
+ * overload that takes the target by name (create_target) resolves or
+ * creates it, then comes to csv_submit (sniff_sql.c).
  */
 Datum
 csvpipe_submit(PG_FUNCTION_ARGS)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	CsvOptions	opts;
+
+	require_preload("csvpipe.submit");
+
+	/*
+	 * The options: validated now and stored resolved (as csvpipe.load records
+	 * them), so the job runs as submitted whoever runs it.
+	 */
+	csv_options_from_fcinfo(&opts, fcinfo, CSV_FN_SUBMIT, "csvpipe.submit");
+	if (opts.path == NULL || !OidIsValid(opts.relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("csvpipe.submit: path and target must not be NULL")));
+	csv_submit_check_session();
+	return csv_submit(fcinfo, &opts);
+}
+
+/* csvpipe.submit with its options parsed and opts->relid set */
+Datum
+csv_submit(FunctionCallInfo fcinfo, CsvOptions *optsp)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	CsvOptions	opts = *optsp;
 	CsvLoadRequest req;
 	char	   *pattern;
 	List	   *paths;
@@ -277,32 +335,8 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 	char	   *foreign;		/* the target's foreign tables, for messages */
 	int			in_doubt = 0;	/* files skipped: a job may have loaded them */
 
-	require_preload("csvpipe.submit");
-
-	/*
-	 * The options: validated now and stored resolved (as csvpipe.load records
-	 * them), so the job runs as submitted whoever runs it.
-	 */
-	csv_options_from_fcinfo(&opts, fcinfo, CSV_FN_SUBMIT, "csvpipe.submit");
 	/* the 1.0 SQL signature has no force */
 	v1_1 = opts.has[CSV_OPT_FORCE];
-	if (opts.path == NULL || !OidIsValid(opts.relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("csvpipe.submit: path and target must not be NULL")));
-	require_launcher_database("csvpipe.submit");
-
-	/*
-	 * "Once per file" reads the jobs after taking the file's submit lock: a
-	 * transaction snapshot older than another session's submit (or than
-	 * that job's 'done') would not see it and queue the file again.
-	 */
-	if (IsolationUsesXactSnapshot())
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("csvpipe.submit cannot run in a REPEATABLE READ or SERIALIZABLE transaction"),
-				 errdetail("Its snapshot may predate another session's job for the same file, which would then be loaded twice."),
-				 errhint("Call it in a READ COMMITTED transaction.")));
 
 	csv_load_request_init(&req, &opts);
 	pattern = opts.path;
@@ -535,13 +569,14 @@ csvpipe_submit(PG_FUNCTION_ARGS)
 
 typedef struct JobRow
 {
-	char	   *state;			/* as csvpipe.jobs says it: 'rolled back' too */
+	char	   *state;			/* as csvpipe.jobs says it: 'rolled back' and
+								 * 'uncommitted' too */
 	Oid			submitted_by;
 	bool		submitted;		/* queued by submit (has options) */
 	bool		atomic;
 	int			leader_pid;		/* 0: none */
 	bool		ours;			/* written by this (uncommitted) transaction */
-	bool		xact_open;		/* 'done' in another transaction still open */
+	bool		loaded_here;	/* 'uncommitted': loaded by this transaction */
 } JobRow;
 
 static bool
@@ -560,9 +595,9 @@ fetch_job(int64 job_id, bool for_update, JobRow *row)
 	if (r->nrows == 0)
 		return false;
 	row->state = TextDatumGetCString(CSV_ROW_VALUE(r, 0, 6));
-	row->xact_open = strcmp(TextDatumGetCString(CSV_ROW_VALUE(r, 0, 7)), "in progress") == 0 &&
+	row->loaded_here = strcmp(row->state, "uncommitted") == 0 &&
 		!CSV_ROW_ISNULL(r, 0, 8) &&
-		!TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(
+		TransactionIdIsCurrentTransactionId(XidFromFullTransactionId(
 			DatumGetFullTransactionId(CSV_ROW_VALUE(r, 0, 8))));
 	row->submitted_by = CSV_ROW_ISNULL(r, 0, 1) ? InvalidOid :
 		DatumGetObjectId(CSV_ROW_VALUE(r, 0, 1));
@@ -586,6 +621,46 @@ state_is_final(const char *state)
 {
 	return strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 ||
 		strcmp(state, "cancelled") == 0 || strcmp(state, "rolled back") == 0;
+}
+
+/*
+ * Another transaction that has inserted or updated the job's row and not
+ * ended yet, or InvalidTransactionId.  csvpipe.jobs shows the row as it
+ * was before (or not at all, for an insert): a load without workers
+ * records its job in the caller's transaction (run.c), and so does its
+ * resume, so until that transaction ends the row csvpipe.jobs shows is not
+ * the one it will show.  Read with a dirty snapshot through the primary
+ * key, as a unique check reads: a row only locked (FOR UPDATE, by cancel)
+ * does not count; this transaction's own changes do not either.
+ */
+static TransactionId
+job_row_writer(int64 job_id)
+{
+	Oid			relid = csv_extension_relid("job");
+	Relation	rel = table_open(relid, AccessShareLock);
+	Oid			pkey = RelationGetPrimaryKeyIndex(rel);
+	SnapshotData dirty;
+	ScanKeyData key;
+	SysScanDesc scan;
+	TransactionId writer = InvalidTransactionId;
+
+	InitDirtySnapshot(dirty);
+	ScanKeyInit(&key, get_attnum(relid, "job_id"), BTEqualStrategyNumber,
+				F_INT8EQ, Int64GetDatum(job_id));
+	scan = systable_beginscan(rel, pkey, OidIsValid(pkey), &dirty, 1, &key);
+	while (systable_getnext(scan) != NULL)
+	{
+		/* set by the visibility check of the tuple just returned */
+		if (TransactionIdIsValid(dirty.xmin))
+			writer = dirty.xmin;
+		else if (TransactionIdIsValid(dirty.xmax))
+			writer = dirty.xmax;
+		if (TransactionIdIsValid(writer))
+			break;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return writer;
 }
 
 /*
@@ -639,7 +714,8 @@ csvpipe_cancel(PG_FUNCTION_ARGS)
 	if (!fetch_job(job_id, true, &row))
 		job_not_found(job_id);
 	check_job_owner(job_id, row.submitted_by, "cancel");
-	if (state_is_final(row.state))
+	/* an 'uncommitted' load is over: its transaction decides, not a cancel */
+	if (state_is_final(row.state) || strcmp(row.state, "uncommitted") == 0)
 		PG_RETURN_BOOL(false);
 
 	values[0] = Int64GetDatum(job_id);
@@ -684,10 +760,19 @@ csvpipe_cancel(PG_FUNCTION_ARGS)
 /*
  * csvpipe.wait(job, timeout DEFAULT NULL): sleep until the job is done,
  * failed, cancelled or rolled back, and return that state; after timeout,
- * return the state it is in.  A transaction-mode load's 'done' is final
- * once the transaction that loaded it ended: 'done' if it committed,
- * 'rolled back' if it (or the savepoint around the load) aborted, as
- * csvpipe.jobs says; waited for, unless it is the caller's own.
+ * return the state it is in -- never a state that the end of an open
+ * transaction may still change, presented as final:
+ *
+ *	- a transaction-mode load is 'uncommitted' (as csvpipe.jobs says)
+ *	  until the transaction that loaded it ends: then 'done' if it
+ *	  committed, 'rolled back' if it (or the savepoint around the load)
+ *	  aborted.  Waited for; in the loading transaction itself (which
+ *	  cannot wait for its own end) 'uncommitted' is returned at once.
+ *	- a job row that another transaction has written and not committed
+ *	  (a load without workers, or its resume, records the job in the
+ *	  caller's transaction: run.c) is waited for too; at the timeout it is
+ *	  'uncommitted' if the row as csvpipe.jobs shows it looks final, or is
+ *	  not there yet.
  *
  * Each poll (a bookkeeping query, the job's row copied out) allocates in a
  * context of its own, reset before the next poll, so a long wait runs in
@@ -728,16 +813,25 @@ csvpipe_wait(PG_FUNCTION_ARGS)
 	for (;;)
 	{
 		JobRow		row;
+		bool		found;
+		bool		pending;	/* the row shown is not the row to come */
 		long		wait_ms = sleep_ms;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(pollcxt);
 		MemoryContextSwitchTo(pollcxt);
-		if (!fetch_job(job_id, false, &row))
-			job_not_found(job_id);
+		found = fetch_job(job_id, false, &row);
+		pending = TransactionIdIsValid(job_row_writer(job_id));
 		MemoryContextSwitchTo(caller);
-		/* a transaction-mode load is final once its transaction ends */
-		if (state_is_final(row.state) && !row.xact_open)
+		if (!found && !pending)
+			job_not_found(job_id);
+		/* loaded by this very transaction: its end is the caller's to decide */
+		if (found && row.loaded_here)
+		{
+			result = row.state;
+			break;
+		}
+		if (found && !pending && state_is_final(row.state))
 		{
 			result = row.state;
 			break;
@@ -749,8 +843,8 @@ csvpipe_wait(PG_FUNCTION_ARGS)
 		 * slot from before the job row exists until after its end is
 		 * recorded, so no slot for a while means it is gone.
 		 */
-		if (!row.submitted && strcmp(row.state, "running") == 0 &&
-			csv_progress_job_pid(job_id, CSV_PROC_NONE) == 0)
+		if (found && !row.submitted && strcmp(row.state, "running") == 0 &&
+			csv_progress_job_pid(job_id, CSV_PROC_NONE) == 0 && !pending)
 		{
 			if (gone_since == 0)
 				gone_since = GetCurrentTimestamp();
@@ -763,7 +857,7 @@ csvpipe_wait(PG_FUNCTION_ARGS)
 		}
 		else
 			gone_since = 0;
-		if (row.ours)
+		if (found && row.ours)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("csvpipe job " INT64_FORMAT " was queued in this transaction", job_id),
@@ -775,7 +869,8 @@ csvpipe_wait(PG_FUNCTION_ARGS)
 
 			if (now >= deadline)
 			{
-				result = row.state;
+				result = (!found || (pending && state_is_final(row.state))) ?
+					"uncommitted" : row.state;
 				break;
 			}
 			wait_ms = Min(wait_ms, (deadline - now) / 1000 + 1);

@@ -11,6 +11,9 @@
 
 #include "csvfile.h"
 #include "internal_sql.h"
+#include "options.h"
+
+#include "fmgr.h"
 
 #include "postmaster/bgworker.h"
 
@@ -33,6 +36,10 @@ StaticAssertDecl(sizeof(CsvRunnerArgs) <= BGW_EXTRALEN, "CsvRunnerArgs must fit 
 extern int	csv_backoff_secs;
 extern int	csv_backoff_max_secs;
 extern void csv_purge_init(void);
+
+/* jobs.c: csvpipe.submit, for its overload that takes the target by name */
+extern void csv_submit_check_session(void);
+extern Datum csv_submit(FunctionCallInfo fcinfo, CsvOptions *opts);
 
 /* launcher.c */
 extern void csv_launcher_register(void);

@@ -652,6 +652,7 @@ claim_job(CsvRunnerArgs *args, CsvLoadRequest *req, List **settings, CsvFileId *
 	opts.progress = false;
 	csv_load_request_init(req, &opts);
 	req->job_id = args->job_id;
+	req->runner = true;
 
 	/* settings: text[][2] of name, value */
 	{

@@ -2,13 +2,15 @@
  *
  * sniff_sql.c
  *		The SQL-callable functions csvpipe.sniff and csvpipe.create_table,
- *		and the table creation that csvpipe.load's create_target shares.
+ *		and the table creation that the create_target of csvpipe.load and
+ *		csvpipe.submit shares.
  *
  * The detection itself is the csv layer's (src/csv/sniff.c); this file
  * takes the options from SQL arguments (options.c's table: NULL means
  * "detect"), turns the result into sniff's row (with a ready CREATE TABLE
  * statement and column definition list), creates tables from it, and is
- * csvpipe.load's overload that takes the target by name (create_target).
+ * the overloads of csvpipe.load and csvpipe.submit that take the target by
+ * name (create_target).
  *
  * A table is created in the caller's transaction, as the caller: one
  * CREATE TABLE statement run through SPI (the function is not SECURITY
@@ -22,6 +24,7 @@
  *-------------------------------------------------------------------------
  */
 #include "csvfile.h"
+#include "jobs.h"
 #include "options.h"
 #include "run.h"
 #include "sniff.h"
@@ -43,6 +46,7 @@
 PG_FUNCTION_INFO_V1(csvpipe_sniff);
 PG_FUNCTION_INFO_V1(csvpipe_create_table);
 PG_FUNCTION_INFO_V1(csvpipe_load_by_name);
+PG_FUNCTION_INFO_V1(csvpipe_submit_by_name);
 
 /* An option the call gave (not NULL) */
 #define GIVEN(o, id)	((o)->has[id] && !(o)->isnull[id])
@@ -315,6 +319,27 @@ resolve_table_name(const char *name)
 }
 
 /*
+ * create_target => true: the table named by the call, created from the
+ * file read with the call's own dialect (its defaults included: what the
+ * load will read), in the caller's transaction and as the caller.
+ */
+static Oid
+create_target(CsvOptions *opts, const char *funcname)
+{
+	CsvSniffOptions so;
+	CsvSniffResult sr;
+
+	if (opts->columns != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s: create_target => true creates a column for every field: columns must be NULL",
+						funcname)));
+	sniff_options_of_load(opts, &so);
+	csv_sniff_file(opts->path, funcname, &so, &sr);
+	return csv_create_table_from_sniff(opts->target_name, &sr);
+}
+
+/*
  * csvpipe.load(path, target text, <options>, create_target): load's
  * overload that takes the target by name.  Without create_target it is
  * csvpipe.load with the name resolved as regclass input resolves it (calls
@@ -344,9 +369,6 @@ csvpipe_load_by_name(PG_FUNCTION_ARGS)
 
 	if (opts.create_target)
 	{
-		CsvSniffOptions so;
-		CsvSniffResult sr;
-
 		if (opts.mode != CSV_LOAD_MODE_TRANSACTION)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -355,13 +377,7 @@ csvpipe_load_by_name(PG_FUNCTION_ARGS)
 							   csv_load_mode_label(opts.mode)),
 					 errhint("Create the table with csvpipe.create_table() and commit, then load it with mode => '%s'.",
 							 csv_load_mode_label(opts.mode))));
-		if (opts.columns != NIL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("csvpipe.load: create_target => true creates a column for every field: columns must be NULL")));
-		sniff_options_of_load(&opts, &so);
-		csv_sniff_file(opts.path, "csvpipe.load", &so, &sr);
-		opts.relid = csv_create_table_from_sniff(opts.target_name, &sr);
+		opts.relid = create_target(&opts, "csvpipe.load");
 	}
 	else
 		opts.relid = resolve_table_name(opts.target_name);
@@ -369,4 +385,43 @@ csvpipe_load_by_name(PG_FUNCTION_ARGS)
 	csv_load_request_init(&req, &opts);
 	csv_run_load(&req, &res);
 	PG_RETURN_DATUM(csv_load_result_datum(resdesc, &res));
+}
+
+/*
+ * csvpipe.submit(path, target text, <options>, create_target): submit's
+ * overload that takes the target by name, as load's does.  With
+ * create_target => true the table is created from the file, read with the
+ * job's own dialect, in the submitting transaction and as the submitting
+ * role (current_user: its owner, who the job runs as -- launcher.c), then
+ * the job is queued for it.  Any mode: the job runs only once that
+ * transaction has committed, table and job row together, so its workers
+ * see the table.  One file, not a glob: the table is made from that file.
+ */
+Datum
+csvpipe_submit_by_name(PG_FUNCTION_ARGS)
+{
+	CsvOptions	opts;
+
+	csv_options_from_fcinfo(&opts, fcinfo, CSV_FN_SUBMIT, "csvpipe.submit");
+	if (opts.path == NULL || opts.target_name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("csvpipe.submit: path and target must not be NULL")));
+	/* the preload and the database first: nothing is created for nothing */
+	csv_submit_check_session();
+
+	if (opts.create_target)
+	{
+		if (strpbrk(opts.path, "*?[") != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("csvpipe.submit: create_target => true needs one file, not a glob"),
+					 errdetail("The table is created from the file, in this transaction."),
+					 errhint("Create the table from one of the files with csvpipe.create_table(), then submit the glob.")));
+		opts.relid = create_target(&opts, "csvpipe.submit");
+	}
+	else
+		opts.relid = resolve_table_name(opts.target_name);
+
+	return csv_submit(fcinfo, &opts);
 }

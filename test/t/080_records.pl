@@ -107,14 +107,15 @@ for my $w (0, 1, 2)
 	like($err, qr/ERROR:  malformed CSV: quote character inside an unquoted field\n.*CONTEXT:  csvpipe.read "[^"]*weather.csv", line 50, column cond/s,
 		"read, $w workers, stop: the error names line 50, column cond");
 }
+# (without workers only a transaction-mode load runs: the others need one, 087)
 for my $w (0, 1, 2, 4)
 {
-	for my $atomic ('true', 'false')
+	for my $mode ($w == 0 ? ("mode => 'transaction'") : ('atomic => true', 'atomic => false'))
 	{
 		lsql("TRUNCATE w");
-		($ret, $out, $err) = lpsql("SELECT csvpipe.load('$dir/weather.csv', 'w', workers => $w, atomic => $atomic, chunk_size => 4096)");
+		($ret, $out, $err) = lpsql("SELECT csvpipe.load('$dir/weather.csv', 'w', workers => $w, $mode, chunk_size => 4096)");
 		like($err, qr/malformed CSV: quote character inside an unquoted field.*line 50/s,
-			"load, $w workers, atomic $atomic, stop: the error names line 50");
+			"load, $w workers, $mode, stop: the error names line 50");
 	}
 }
 ($ret, $out, $err) = lpsql("SELECT csvpipe.load_serial('$dir/weather.csv', 'w')");
@@ -203,12 +204,13 @@ for my $w (0, 1, 2, 4)
 	for my $mode ('stop', 'skip')
 	{
 		next if $w == 0 && $mode eq 'skip';	# skip mode needs a worker
-		for my $atomic ('true', 'false')
+		# so do prepared and chunked mode (087): transaction mode in the session
+		for my $how ($w == 0 ? ("mode => 'transaction'") : ('atomic => true', 'atomic => false'))
 		{
 			lsql("TRUNCATE one_t");
-			lsql("SELECT csvpipe.load('$dir/one.csv', 'one_t', header => false, workers => $w, on_error => '$mode', atomic => $atomic, chunk_size => 16)");
+			lsql("SELECT csvpipe.load('$dir/one.csv', 'one_t', header => false, workers => $w, on_error => '$mode', $how, chunk_size => 16)");
 			is(lsql("SELECT $onesum FROM one_t"), $one,
-				"load, $w workers, $mode, atomic $atomic: 30 rows, 10 NULL, as COPY FROM");
+				"load, $w workers, $mode, $how: 30 rows, 10 NULL, as COPY FROM");
 		}
 	}
 }
@@ -366,12 +368,12 @@ for my $w (0, 1, 2)
 	for my $mode ('stop', 'skip')
 	{
 		next if $w == 0 && $mode eq 'skip';
-		for my $atomic ('true', 'false')
+		for my $how ($w == 0 ? ("mode => 'transaction'") : ('atomic => true', 'atomic => false'))
 		{
 			lsql("TRUNCATE efl_t");
-			lsql("SELECT csvpipe.load('$dir/efl.csv', 'efl_t', workers => $w, on_error => '$mode', atomic => $atomic, chunk_size => 4)");
+			lsql("SELECT csvpipe.load('$dir/efl.csv', 'efl_t', workers => $w, on_error => '$mode', $how, chunk_size => 4)");
 			is(lsql("SELECT string_agg(a || '/' || b, ' ' ORDER BY a) FROM efl_t"), '1/x 2/y a/b',
-				"load, $w workers, $mode, atomic $atomic: the empty first line is the header");
+				"load, $w workers, $mode, $how: the empty first line is the header");
 		}
 	}
 }

@@ -16,7 +16,8 @@
 #    (the runner loaded such a file itself, in one transaction across the
 #    servers with no ledger rows, and resume sent the committed shard's
 #    rows again); csvpipe.load with workers => 0 refuses a chunked load
-#    into foreign tables rather than load it in the caller's transaction.
+#    into foreign tables rather than load it in the caller's transaction
+#    (into local tables too, since 087).
 #  - a ledger foreign table that a role other than a superuser or the
 #    server's owner made (as the hint says to) is refused as such, naming
 #    the table and its fix (it was "needs a ledger table", the hint the DDL
@@ -217,10 +218,14 @@ like($err, qr/ERROR:  csvpipe.load with mode => 'chunked' into "sales" needs a b
 	'chunked, workers => 0, foreign partitions: refused');
 like($err, qr/DETAIL:  "sales_r1" is a foreign table on server "r1"/, 'naming a foreign partition');
 is($s->counts('sales')->{total}, 0, 'chunked, workers => 0: nothing loaded');
-# a local target still loads in the session
+# a local target is refused too, since 087 (it loaded in the caller's
+# transaction, with a job id csvpipe.jobs never showed)
 $s->sql('CREATE TABLE plain (LIKE sales); GRANT INSERT ON plain TO loader');
-is($s->sql_as('loader', "SELECT rows_loaded FROM csvpipe.load('$file', 'plain', mode => 'chunked', workers => 0)"),
-	$nrows, 'chunked, workers => 0, a local table: loaded in the session');
+($ret, $out, $err) = psql_as('loader',
+	"SELECT csvpipe.load('$file', 'plain', mode => 'chunked', workers => 0)");
+like($err, qr/ERROR:  csvpipe.load with mode => 'chunked' needs at least one background worker/,
+	'chunked, workers => 0, a local table: refused as well');
+is($s->sql('SELECT count(*) FROM plain'), '0', '... nothing loaded');
 
 # ---- the database owner swaps the ledger during a load -----------------------------
 
