@@ -1189,6 +1189,8 @@ run_chunk_transaction(WorkerState *ws, CsvChunkHeader *hdr)
 		volatile bool rows_done = false;
 
 		ws->rejected_in_chunk = 0;
+		/* an error before the rows is no row's: not where the last attempt stopped */
+		forget_position(ws);
 		PG_TRY();
 		{
 			csv_txn_begin_chunk();
