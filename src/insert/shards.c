@@ -383,8 +383,42 @@ csv_shards_check_in_session(Oid relid, const char *funcname)
 			 errdetail("\"%s\" is a foreign table on server \"%s\": only workers commit chunks with the shard ledgers.  "
 					   "Loaded in this session, the rows would commit with the transaction, server by server.",
 					   get_rel_name(ft), GetForeignServer(GetForeignTable(ft)->serverid)->servername),
+			 errhint("Load with workers => 1 or more (raise max_worker_processes or csvpipe.max_workers if no slot is free).")));
+}
+
+/*
+ * Transaction mode without a worker (workers => 0, no free slot, a queued
+ * job's file of one chunk): the job row would be written in the caller's
+ * transaction, with the rows.  A COMMIT that fails on one server after
+ * another server committed leaves the rows there, and the job row rolls
+ * back with the rest: no job is left in doubt (csv_txn_job_in_doubt_sql),
+ * so csvpipe.submit would queue the file again and csvpipe.resume run it
+ * again, doubling the rows on the server that committed.  With a worker,
+ * the job row is written in the worker's own transaction and the job's
+ * end by a coordinator, and both survive that rollback.  So a target with
+ * foreign tables needs one.
+ */
+void
+csv_shards_check_txn_in_session(Oid relid, const char *funcname)
+{
+	List	   *fts = target_foreign_tables(relid);
+	Oid			ft;
+
+	if (fts == NIL)
+		return;
+	ft = linitial_oid(fts);
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("%s with mode => 'transaction' into \"%s\" needs a background worker, and has none",
+					funcname, get_rel_name(relid)),
+			 errdetail("\"%s\" is a foreign table on server \"%s\": only a load with a worker records its job outside this transaction.  "
+					   "Loaded in this session, a COMMIT that failed on one server after another committed would leave the rows there "
+					   "and no job that csvpipe.resume and csvpipe.submit know to be in doubt.",
+					   get_rel_name(ft), GetForeignServer(GetForeignTable(ft)->serverid)->servername),
 			 errhint("Load with workers => 1 or more (raise max_worker_processes or csvpipe.max_workers if no slot is free), "
-					 "or with mode => 'transaction'.")));
+					 "or, without a job, INSERT INTO %s SELECT * FROM csvpipe.read(...).",
+					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												get_rel_name(relid)))));
 }
 
 bool

@@ -34,6 +34,13 @@ extern char *csv_shards_foreign_example(Oid relid);
 extern void csv_shards_check_in_session(Oid relid, const char *funcname);
 
 /*
+ * the same for a transaction-mode load without a worker: its job row would
+ * roll back with a COMMIT that failed on one server after another
+ * committed, and no job would be left in doubt.
+ */
+extern void csv_shards_check_txn_in_session(Oid relid, const char *funcname);
+
+/*
  * Worker of a chunked load, inside a transaction: find the target's foreign
  * servers and their ledgers.  false when the target reaches no foreign
  * table (then nothing else here is needed).

@@ -890,10 +890,11 @@ leader_error_to_args(CsvLeader *L, CsvCoordArgs *args)
 }
 
 /*
- * Transaction mode without workers (workers => 0, or no slot free): the
- * job row, written in the caller's transaction, with the rows -- there is
- * no worker to write it in a transaction of its own, and no coordinator
- * to record the end.  So csvpipe.jobs shows the job once that transaction
+ * Transaction mode without workers (workers => 0, or no slot free; never
+ * into foreign tables: csv_shards_check_txn_in_session): the job row,
+ * written in the caller's transaction, with the rows -- there is no
+ * worker to write it in a transaction of its own, and no coordinator to
+ * record the end.  So csvpipe.jobs shows the job once that transaction
  * commits ('uncommitted' to the loading transaction itself, and csvpipe.wait
  * waits for it from other sessions), and nothing of it, rows or job, once
  * it rolls back; submit counts the file as loaded, as for a load with
@@ -1024,6 +1025,13 @@ load_transaction(CsvLoadRequest *req, CsvErrorPosition *errpos, int *launched,
 
 	if (T.L == NULL)
 	{
+		/*
+		 * Into foreign tables only with a worker: the job row written here
+		 * would roll back with a COMMIT that failed on one server after
+		 * another committed, and leave no job in doubt (shards.c).
+		 */
+		csv_shards_check_txn_in_session(req->opts.relid,
+										req->resume ? "csvpipe.resume" : "csvpipe.load");
 		/* BEFORE STATEMENT triggers fire here, once */
 		T.target = csv_load_begin_ext(req->opts.relid, req->opts.columns, flags);
 		if (req->opts.on_error_skip)

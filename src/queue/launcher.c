@@ -836,12 +836,14 @@ csvpipe_runner_main(Datum main_arg)
 		/*
 		 * One chunk or less, nothing to skip, no bad rows to capture (that
 		 * needs workers): load here, in this transaction, without workers.
-		 * Not chunked into foreign tables: only workers use the shard
-		 * ledgers (shards.c).
+		 * Not into foreign tables, in any mode: only workers use the shard
+		 * ledgers, and in transaction mode only a load with a worker
+		 * records its job outside this transaction, where a COMMIT that
+		 * fails on one server after another committed leaves it in doubt
+		 * (shards.c, csv_shards_check_txn_in_session).
 		 */
 		serial = (req.nskip == 0 && !req.opts.on_error_skip &&
-				  !(req.opts.mode != CSV_LOAD_MODE_TRANSACTION && !req.opts.atomic &&
-					csv_shards_target_is_foreign(req.opts.relid)) &&
+				  !csv_shards_target_is_foreign(req.opts.relid) &&
 				  csv_file_id_of_path(req.opts.path, &now) && now.size <= req.opts.chunk_size);
 		if (serial)
 			req.opts.nworkers = 0;
