@@ -118,6 +118,13 @@ check_load_target(Oid relid, List *attnames)
 						RelationGetRelationName(rel)),
 				 errdetail("In prepared and chunked mode csvpipe.load inserts from background workers, which run in their own transactions and cannot see it yet."),
 				 errhint("Load with mode => 'transaction', or commit the transaction first.")));
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table \"%s\" is a temporary table of this session",
+						RelationGetRelationName(rel)),
+				 errdetail("In prepared and chunked mode csvpipe.load inserts from background workers, which cannot see it."),
+				 errhint("Load with mode => 'transaction'.")));
 	if (CheckRelationLockedByMe(rel, ShareLock, true))
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),

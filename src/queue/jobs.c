@@ -352,6 +352,14 @@ csv_submit(FunctionCallInfo fcinfo, CsvOptions *optsp)
 
 	/* foreign and Citus tables: refused now, not when the job runs (target.c) */
 	csv_target_check(req.opts.relid, req.opts.mode == CSV_LOAD_MODE_PREPARED, "csvpipe.submit");
+	/* the job runs in a session of its own, which cannot reach this one's temporary tables */
+	if (get_rel_persistence(req.opts.relid) == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("csvpipe.submit cannot queue a load into temporary table \"%s\"",
+						get_rel_name(req.opts.relid)),
+				 errdetail("The job runs in a session of its own, which cannot see this session's temporary tables."),
+				 errhint("Load it in this session with csvpipe.load(..., mode => 'transaction').")));
 	/* chunked into foreign tables: each server's ledger, now (shards.c) */
 	if (req.opts.mode == CSV_LOAD_MODE_CHUNKED)
 		csv_shards_check_chunked(req.opts.relid);

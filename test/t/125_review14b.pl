@@ -19,6 +19,12 @@
 #  3. Skip mode: a chunk whose retry fails before any row (reading a
 #     shard's ledger) named the line where the earlier attempt had stopped,
 #     a line that has nothing to do with the error.
+#  4. csvpipe.submit(path, 'pg_temp.t', create_target => true) created a
+#     temporary table and queued a job into it, which its runner (another
+#     session) could never load ("could not open relation with OID ...");
+#     a chunked or prepared load into a temporary table failed in its
+#     workers ("cannot access temporary tables of other sessions").  Both
+#     are refused up front now.
 use strict;
 use warnings;
 
@@ -198,5 +204,27 @@ REVOKE SELECT ON csvpipe_ledger FROM shard_loader;
 	like($ctx, qr/csvpipe ledger public.csvpipe_ledger_r2 of foreign server "r2"/, 'its context names the ledger');
 	unlike($ctx, qr/csvpipe.load "[^"]*", line \d+/, '... and no line of the file');
 }
+
+# ---- 4. temporary tables: not for other sessions ----------------------------------
+
+($ret, $out, $err) = psql_as('loader',
+	"SELECT csvpipe.submit('" . new_file() . "', 'pg_temp.t_new', create_target => true)");
+like($err, qr/ERROR:  csvpipe.submit cannot queue a load into temporary table "t_new"/,
+	'submit, create_target into pg_temp: refused');
+is($out, '', '... no job');
+($ret, $out, $err) = psql_as('loader',
+	"CREATE TEMP TABLE t_tmp (LIKE sales); SELECT csvpipe.submit('" . new_file() . "', 't_tmp')");
+like($err, qr/ERROR:  csvpipe.submit cannot queue a load into temporary table "t_tmp"/,
+	'submit into a temporary table: refused');
+is($s->sql("SELECT count(*) FROM csvpipe.job WHERE state = 'queued'"), '0', 'no job queued');
+for my $mode ('chunked', 'prepared')
+{
+	($ret, $out, $err) = psql_as('loader',
+		"CREATE TEMP TABLE t_tmp (LIKE sales); SELECT * FROM csvpipe.load('$dir/sales.csv', 't_tmp', mode => '$mode', workers => 1)");
+	like($err, qr/ERROR:  table "t_tmp" is a temporary table of this session/,
+		"$mode load into a temporary table: refused before its workers fail");
+}
+is($s->sql_as('loader', "CREATE TEMP TABLE t_tmp (LIKE sales); SELECT rows_loaded FROM csvpipe.load('$dir/sales.csv', 't_tmp', workers => 2)"),
+	$nrows, 'transaction mode loads a temporary table');
 
 done_testing();
