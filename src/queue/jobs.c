@@ -59,6 +59,7 @@
 #include <sys/stat.h>
 
 #include "access/genam.h"
+#include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -651,13 +652,29 @@ job_row_writer(int64 job_id)
 	ScanKeyData key;
 	SysScanDesc scan;
 	TransactionId writer = InvalidTransactionId;
+	AttrNumber	owner_attnum = get_attnum(relid, "submitted_by");
+	HeapTuple	tuple;
 
 	InitDirtySnapshot(dirty);
 	ScanKeyInit(&key, get_attnum(relid, "job_id"), BTEqualStrategyNumber,
 				F_INT8EQ, Int64GetDatum(job_id));
 	scan = systable_beginscan(rel, pkey, OidIsValid(pkey), &dirty, 1, &key);
-	while (systable_getnext(scan) != NULL)
+	while ((tuple = systable_getnext(scan)) != NULL)
 	{
+		/*
+		 * A row another transaction is inserting counts only for a role with
+		 * the privileges of its owner: csvpipe.jobs shows no one else a job
+		 * before it commits, and neither may wait.
+		 */
+		if (TransactionIdIsValid(dirty.xmin))
+		{
+			bool		isnull;
+			Datum		owner = heap_getattr(tuple, owner_attnum,
+											 RelationGetDescr(rel), &isnull);
+
+			if (isnull || !has_privs_of_role(GetUserId(), DatumGetObjectId(owner)))
+				continue;
+		}
 		/* set by the visibility check of the tuple just returned */
 		if (TransactionIdIsValid(dirty.xmin))
 			writer = dirty.xmin;

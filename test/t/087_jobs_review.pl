@@ -293,6 +293,10 @@ is(rows_of('t4'), $full, '... every row once');
 		'open transaction, in the session: uncommitted');
 	is(tsql("SELECT csvpipe.wait($id, '300 ms')"), 'uncommitted',
 		'... wait from another session: uncommitted (it was: job does not exist)');
+	# another role learns nothing of a job before it commits, as in csvpipe.jobs
+	my ($bret, $bout, $berr) = $node->psql('postgres', "SET ROLE bob; SELECT csvpipe.wait($id, '0 s')");
+	is((split /\n/, $berr)[0], "psql:<stdin>:1: ERROR:  csvpipe job $id does not exist",
+		'... another role waiting for it: the job does not exist (it said uncommitted)');
 	my ($in, $wout, $werr) = ('', '', '');
 	my $waiter = IPC::Run::start(
 		[ $node->installed_command('psql'), '-XAtq', '-d', $node->connstr('postgres'),
