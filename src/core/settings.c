@@ -29,6 +29,14 @@ int			csvpipe_max_retries = 3;
 int			csvpipe_retry_delay = 100;	/* ms */
 int			csvpipe_max_jobs = 2;
 bool		csvpipe_progress_notices = false;
+int			csvpipe_debug_fault = CSV_FAULT_NONE;
+
+static const struct config_enum_entry debug_fault_options[] = {
+	{"none", CSV_FAULT_NONE, false},
+	{"lose_worker_after_label", CSV_FAULT_LOSE_WORKER_AFTER_LABEL, false},
+	{"lose_idle_worker", CSV_FAULT_LOSE_IDLE_WORKER, false},
+	{NULL, 0, false}
+};
 
 /* the settings every backend has */
 void
@@ -108,6 +116,16 @@ csv_settings_define(void)
 							 false,
 							 PGC_USERSET,
 							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("csvpipe.debug_fault",
+							 "Makes a fault happen at one moment of a load, for tests.",
+							 "none; lose_worker_after_label: the leader stops the worker it has just sent the label of a chunk it converted, before the chunk's rows follow; lose_idle_worker: the leader stops a worker that holds no chunk just before it sends it one (once per load).",
+							 &csvpipe_debug_fault,
+							 CSV_FAULT_NONE,
+							 debug_fault_options,
+							 PGC_SUSET,
+							 GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
 }
 

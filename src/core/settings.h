@@ -26,6 +26,21 @@ extern int	csvpipe_retry_delay;
 extern int	csvpipe_max_jobs;
 extern bool csvpipe_progress_notices;
 
+/*
+ * csvpipe.debug_fault: a fault the tests make happen at one precise moment
+ * that no timing can hit reliably (superuser only; doc/hacking.md).
+ */
+typedef enum CsvDebugFault
+{
+	CSV_FAULT_NONE,
+	CSV_FAULT_LOSE_WORKER_AFTER_LABEL,	/* stop the worker a converted chunk's
+										 * label was just sent to */
+	CSV_FAULT_LOSE_IDLE_WORKER	/* stop a worker that holds no chunk, just
+								 * before sending it one */
+} CsvDebugFault;
+
+extern int	csvpipe_debug_fault;
+
 extern void csv_settings_define(void);
 extern void csv_settings_define_launcher(void);
 

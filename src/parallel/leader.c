@@ -148,6 +148,8 @@ struct CsvLeader
 	CsvPreparse *pre;
 	CsvStream  *stream[CSVPIPE_MAX_SLOTS];	/* rows on their way to a worker */
 	int64		chunks_preparsed;
+
+	bool		fault_fired;	/* csvpipe.debug_fault: once per load */
 };
 
 /* ---- file input ---- */
@@ -618,11 +620,15 @@ worker_lost(CsvLeader *L, int w, ErrorData *cause)
 			(errmsg("csvpipe worker %d was lost; %d chunk(s) will be loaded again", w, redo),
 			 cause ? errdetail("%s", cause->message) : 0));
 
-	/* someone must take the chunks: a live worker not yet told to end */
+	/*
+	 * Someone must take its chunks and those still to come: a live worker
+	 * not yet told to end.  A worker lost while idle holds no chunk, but the
+	 * rest of the file still needs one.
+	 */
 	for (int o = 0; o < L->nworkers; o++)
 		if (L->pool->alive[o] && !L->end_sent[o])
 			taker = true;
-	if (!taker && redo > 0)
+	if (!taker && (redo > 0 || L->have_chunk || L->retry != NIL || !L->all_read))
 	{
 		int			n = L->nworkers;
 
@@ -780,21 +786,39 @@ dispatch(CsvLeader *L)
 				L->hdr.preparsed = csv_preparse_total(L->pre);
 			else
 				L->hdr.preparsed = 0;
+			if (csvpipe_debug_fault == CSV_FAULT_LOSE_IDLE_WORKER &&
+				!L->fault_fired && L->hdr.chunk_no > 0 && L->in_flight[w] == 0)
+			{
+				L->fault_fired = true;
+				csv_pool_stop_worker(L->pool, w);
+			}
 			res = shm_mq_send(L->pool->input[w], sizeof(CsvChunkHeader), &L->hdr,
 							  true, true);
 			if (res == SHM_MQ_SUCCESS)
 			{
 				ChunkInfo  *ci = chunk_info(L, L->hdr.chunk_no);
 
+				/*
+				 * The chunk is the worker's from here on, before anything
+				 * can find the worker lost: worker_lost sends again the
+				 * chunks it holds, and one it did not yet hold would be
+				 * neither done nor sent again -- lost.
+				 */
+				ci->worker = w;
+				ci->attempts++;
+				L->in_flight[w]++;
 				if (L->hdr.preparsed > 0)
 				{
 					L->stream[w] = csv_preparse_take(L->pre);
 					L->chunks_preparsed++;
+					if (csvpipe_debug_fault == CSV_FAULT_LOSE_WORKER_AFTER_LABEL &&
+						!L->fault_fired)
+					{
+						L->fault_fired = true;
+						csv_pool_stop_worker(L->pool, w);
+					}
 					(void) pump_streams(L);
 				}
-				ci->worker = w;
-				ci->attempts++;
-				L->in_flight[w]++;
 				csv_progress_dispatched(L->hdr.chunk_no, L->hdr.start_offset + L->hdr.length);
 				L->chunks_sent++;
 				L->have_chunk = false;
@@ -980,6 +1004,25 @@ all_finished(CsvLeader *L)
 	for (int w = 0; w < L->nworkers; w++)
 		if (L->pool->alive[w] && !L->finished[w])
 			return false;
+
+	/*
+	 * Every worker is done, so every chunk must be: one that is not was
+	 * lost track of.  Never report such a load as a success.
+	 */
+	if (L->chunks_done + L->chunks_skipped != L->next_chunk_no)
+	{
+		int64		c;
+
+		for (c = 0; c < L->next_chunk_no; c++)
+			if (!L->chunks[c].done)
+				break;
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("csvpipe lost track of chunk " INT64_FORMAT " (line " INT64_FORMAT ") of the file: the load is stopped",
+						c, c < L->next_chunk_no ? L->chunks[c].hdr.first_line : 0),
+				 errdetail(INT64_FORMAT " of " INT64_FORMAT " chunks are done.",
+						   L->chunks_done + L->chunks_skipped, L->next_chunk_no)));
+	}
 	return true;
 }
 

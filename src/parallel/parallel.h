@@ -234,6 +234,7 @@ extern int	csv_pool_launch(CsvPool *pool);
 extern bool csv_pool_launch_one(CsvPool *pool, int n);
 extern bool csv_pool_parse_message(char *msg, Size len, ErrorData *edata, char *msgtype);
 extern void csv_pool_terminate(CsvPool *pool);
+extern void csv_pool_stop_worker(CsvPool *pool, int n);
 extern void csv_pool_wait_exit(CsvPool *pool);
 extern void csv_pool_destroy(CsvPool *pool);
 extern void csv_pool_rethrow(CsvPool *pool, int worker, char *msg, Size len);

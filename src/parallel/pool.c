@@ -220,6 +220,19 @@ csv_pool_terminate(CsvPool *pool)
 			TerminateBackgroundWorker(pool->handles[i]);
 }
 
+/*
+ * Stop worker n and wait until it has exited (csvpipe.debug_fault); its
+ * handle stays, so the leader finds it lost as it would any other.
+ */
+void
+csv_pool_stop_worker(CsvPool *pool, int n)
+{
+	if (pool->handles[n] == NULL)
+		return;
+	TerminateBackgroundWorker(pool->handles[n]);
+	(void) WaitForBackgroundWorkerShutdown(pool->handles[n]);
+}
+
 /* Wait until every worker has exited (they have been told to finish) */
 void
 csv_pool_wait_exit(CsvPool *pool)

@@ -175,8 +175,10 @@ SELECT rows_loaded FROM csvpipe.load('$dir/million.csv', '$t', workers => 3, ato
 		last if $k == 0 && sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%csvpipe.load(%million%' AND pid <> pg_backend_pid() AND state = 'active'") == 0;
 		select(undef, undef, undef, 0.05);
 	}
-	$loader->query_until(qr/finished/, "\\echo finished\n");
+	my $said = $loader->query_until(qr/finished/, "\\echo finished\n");
 	note("loader said: $loader->{stderr}");
+	like($said, qr/^1000000$/m, "atomic $atomic: the load succeeded and counted every row")
+	  or diag("the load's output: $said; its messages: $loader->{stderr}");
 	$loader->quit;
 	note("terminated $kills workers");
 	ok($kills >= 5, "atomic $atomic: workers were terminated during the load ($kills)");
