@@ -908,18 +908,28 @@ handle_reply(CsvLeader *L, int w, char *data, Size nbytes, MinimalTuple *tuple)
 				elog(DEBUG1, "csvpipe worker %d: first chunk done %.3f ms after registration",
 					 w, secs * 1000.0 + usecs / 1000.0);
 			}
+			L->in_flight[w]--;
+			L->retries += done.retries;
 			{
 				ChunkInfo  *ci = chunk_info(L, done.chunk_no);
 
+				/*
+				 * Counted once: a second count would hide a chunk that is
+				 * not done from all_finished's check.
+				 */
+				if (ci->done)
+				{
+					elog(LOG, "csvpipe worker %d reported chunk " INT64_FORMAT " done again",
+						 w, done.chunk_no);
+					break;
+				}
 				ci->done = true;
 				ci->rows = done.rows;
 				ci->rejected = done.rejected;
 			}
-			L->in_flight[w]--;
 			L->chunks_done++;
 			L->rows += done.rows;
 			L->rejected += done.rejected;
-			L->retries += done.retries;
 			csv_progress_chunk_done(L->rows, L->rejected);
 			if (L->ordered && done.chunk_no == L->next_emit)
 				L->next_emit++;
