@@ -589,6 +589,17 @@ worker_lost(CsvLeader *L, int w, ErrorData *cause)
 	if (!atomic)
 		chunk_committed_anyway(L, w);
 
+	/*
+	 * The rows it rejected in what rolled back with it no longer count
+	 * towards max_errors: the chunks' next attempts count their own.
+	 */
+	{
+		uint64		open = pg_atomic_exchange_u64(&L->pool->shared->workers[w].rejected_open, 0);
+
+		if (open > 0)
+			(void) pg_atomic_sub_fetch_u64(&L->pool->shared->rejected_total, open);
+	}
+
 	for (int64 c = 0; c < L->next_chunk_no; c++)
 	{
 		ChunkInfo  *ci = &L->chunks[c];

@@ -64,6 +64,9 @@ typedef struct CsvWorkerSlot
 	int64		committed_chunk;	/* -1: none */
 	int64		committed_rows;
 	int64		committed_rejected;
+	pg_atomic_uint64 rejected_open; /* a load: rows it added to
+									 * rejected_total that its rollback or
+									 * loss takes back (worker.c) */
 	bool		retried_out;	/* its error came after retries of its own:
 								 * not a lost worker (worker.c) */
 } CsvWorkerSlot;

@@ -111,7 +111,10 @@ csv_pool_create(CsvParallelMode mode, int nworkers, const CsvOptions *opts,
 	shared->natts = natts;
 	SpinLockInit(&shared->mutex);
 	for (int i = 0; i < capacity; i++)
+	{
 		shared->workers[i].committed_chunk = -1;
+		pg_atomic_init_u64(&shared->workers[i].rejected_open, 0);
+	}
 	shm_toc_insert(pool->toc, CSV_KEY_SHARED, shared);
 	pool->shared = shared;
 

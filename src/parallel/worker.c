@@ -483,6 +483,21 @@ try_insert(WorkerState *ws, int lo, int hi, int64 *inserted, bool *in_trigger)
 	return edata;
 }
 
+
+/*
+ * A load's row that csv_reject_row counted in rejected_total: counted in
+ * the worker's slot too until its chunk commits, so that a leader that
+ * finds this worker lost takes it back (leader.c: worker_lost) -- its
+ * chunk's next attempt counts the row again.
+ */
+static void
+count_open_reject(WorkerState *ws)
+{
+	ws->rejected_in_chunk++;
+	if (ws->shared->mode == CSV_MODE_LOAD)
+		(void) pg_atomic_add_fetch_u64(&ws->shared->workers[ws->worker_no].rejected_open, 1);
+}
+
 /*
  * Capture a bad row.  Only the row's own errors may be captured (insert
  * errors are sorted by insert_batch): a transient error (lock timeout,
@@ -532,7 +547,7 @@ reject(WorkerState *ws, int64 line_no, int64 offset, int64 length, ErrorData *ed
 	csv_reject_row(ws->shared, ws->opts.max_errors, ws->cur_hdr->chunk_no, line_no,
 				   ws->cur_hdr->start_offset + offset, ws->cur_data + offset, length,
 				   ws->errpos.column, edata);
-	ws->rejected_in_chunk++;
+	count_open_reject(ws);
 	ws->errpos.column = NULL;
 	ws->errpos.value = NULL;
 }
@@ -1021,7 +1036,7 @@ reject_earlier(WorkerState *ws, CsvChunkHeader *hdr, char *data)
 								 rej[i].server);
 		csv_reject_row(ws->shared, ws->opts.max_errors, hdr->chunk_no, rej[i].line_no, hdr->start_offset + recs.off[lo],
 					   data + recs.off[lo], recs.len[lo], NULL, edata);
-		ws->rejected_in_chunk++;
+		count_open_reject(ws);
 	}
 }
 
@@ -1033,7 +1048,12 @@ static void
 forget_rejected(WorkerState *ws)
 {
 	if (ws->rejected_in_chunk > 0)
+	{
 		(void) pg_atomic_sub_fetch_u64(&ws->shared->rejected_total, (uint64) ws->rejected_in_chunk);
+		if (ws->shared->mode == CSV_MODE_LOAD)
+			(void) pg_atomic_sub_fetch_u64(&ws->shared->workers[ws->worker_no].rejected_open,
+										   (uint64) ws->rejected_in_chunk);
+	}
 	ws->rejected_in_chunk = 0;
 }
 
@@ -1608,6 +1628,8 @@ csvpipe_worker_main(Datum main_arg)
 				shared->workers[ws.worker_no].committed_chunk = hdr.chunk_no;
 				shared->workers[ws.worker_no].committed_rows = ws.rows_in_chunk;
 				shared->workers[ws.worker_no].committed_rejected = ws.rejected_in_chunk;
+				/* its rejected rows are final now */
+				pg_atomic_write_u64(&shared->workers[ws.worker_no].rejected_open, 0);
 				SpinLockRelease(&shared->mutex);
 			}
 		}

@@ -10,7 +10,9 @@
 # No timing hits that moment reliably, so csvpipe.debug_fault makes the
 # leader stop the worker exactly there; the load must end equal to COPY,
 # with the job counting every row.  Same for the only worker lost while it
-# held no chunk (no replacement was started: the load hung).  Also: only a superuser sets that fault.
+# held no chunk (no replacement was started: the load hung).  And a lost
+# worker's rejected rows no longer count towards max_errors (the chunk's next
+# attempt counts them again).  Also: only a superuser sets that fault.
 use strict;
 use warnings;
 
@@ -26,6 +28,7 @@ $node->init;
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'csvpipe'
 max_worker_processes = 20
+max_prepared_transactions = 10
 timezone = 'UTC'
 });
 $node->start;
@@ -72,6 +75,51 @@ SELECT rows_loaded FROM csvpipe.load('$dir/rows.csv', '$t', workers => $workers,
 		"$fault, $workers worker(s): the table equals COPY's, nothing lost, nothing doubled");
 	is(sql("SELECT state || ' ' || rows_loaded FROM csvpipe.jobs WHERE target = '$t'::regclass"),
 		'done 300000', "$fault, $workers worker(s): the job is done with every row");
+}
+
+# ---- a lost worker's rejected rows no longer count towards max_errors ----
+# Ten bad rows (a CHECK) come before the row whose trigger terminates the
+# worker, once; the chunk goes to another worker, which rejects the same
+# ten.  With max_errors => 10 the load must succeed with ten rejected rows:
+# before, the lost attempt's ten still counted and the retry hit 'too many'.
+open(my $fh, '>', "$dir/ten_bad.csv") or die;
+print $fh "id,amount\n";
+for my $i (1 .. 400)
+{
+	my $amount = ($i >= 10 && $i < 20) ? -1 : $i;
+	print $fh "$i,$amount\n";
+}
+close($fh);
+sql(q{
+CREATE SEQUENCE kill_once;
+CREATE FUNCTION kill_at_300() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.id = 300 AND nextval('kill_once') = 1 THEN
+		PERFORM pg_terminate_backend(pg_backend_pid());
+	END IF;
+	RETURN NEW;
+END $$;
+});
+for my $atomic ('false', 'true')
+{
+	my $t = "ten_bad_$atomic";
+	sql("CREATE TABLE $t (id int, amount int CHECK (amount >= 0));
+		CREATE TRIGGER kill BEFORE INSERT ON $t FOR EACH ROW EXECUTE FUNCTION kill_at_300();
+		SELECT setval('kill_once', 1, false)");
+	($ret, $out, $err) = $node->psql('postgres', qq{
+SET statement_timeout = '120s';
+SELECT rows_loaded || ' ' || rows_rejected FROM csvpipe.load('$dir/ten_bad.csv', '$t', workers => 1,
+	atomic => $atomic, on_error => 'skip', max_errors => 10);
+});
+	like($err, qr/NOTICE:  csvpipe worker 0 was lost; 1 chunk\(s\) will be loaded again/,
+		"atomic $atomic: the trigger ended the worker after it rejected ten rows");
+	is($out, '390 10', "atomic $atomic: max_errors => 10 holds: the load succeeded with ten rows rejected")
+	  or diag($err);
+	is(sql("SELECT count(*) || ' ' || min(line_no) || ' ' || max(line_no) FROM csvpipe.rejected r
+			JOIN csvpipe.jobs j USING (job_id) WHERE j.target = '$t'::regclass"),
+		'10 11 20', "atomic $atomic: csvpipe.rejected holds each bad line once");
+	is(sql("SELECT count(*) || ' ' || sum(id) FROM $t"), '390 ' . (400 * 401 / 2 - 145),
+		"atomic $atomic: every good row is in the table once");
 }
 
 $node->stop;
