@@ -212,7 +212,6 @@ extern char csv_splitter_newline(const char *buf, int64 len);
 extern int64 csv_splitter_scan(CsvSplitter *sp, const char *buf, int64 from,
 							   int64 to, int64 want, int64 *boundary_line);
 extern bool csv_splitter_record_is_empty(const char *buf, int64 start, int64 end);
-extern bool csv_dialect_splits_bytewise(const CsvDialect *dialect);
 
 /* pool.c */
 typedef struct CsvPool

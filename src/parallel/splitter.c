@@ -76,18 +76,6 @@ csv_splitter_init(CsvSplitter *sp, const CsvDialect *dialect, char newline)
 		sp->mb_encoding = enc;
 }
 
-/*
- * Is the dialect's file scanned byte-wise, from quote to quote (true), or
- * character by character (false; see the header comment)?  No caller yet.
- */
-bool
-csv_dialect_splits_bytewise(const CsvDialect *dialect)
-{
-	return PG_VALID_BE_ENCODING(dialect->file_encoding) ||
-		((unsigned char) dialect->quote < 0x30 &&
-		 (unsigned char) dialect->delimiter < 0x30);
-}
-
 /* One byte c in state st (not a line end, not in a quoted field) */
 static inline int
 step_unquoted(const CsvSplitter *sp, int st, unsigned char c)
