@@ -119,13 +119,13 @@ csv_settings_define(void)
 							 NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("csvpipe.debug_fault",
-							 "Makes a fault happen at one moment of a load, for tests.",
+							 "Makes a fault happen at one moment of a load (csvpipe.load with workers), for tests only.",
 							 "none; lose_worker_after_label: the leader stops the worker it has just sent the label of a chunk it converted, before the chunk's rows follow; lose_idle_worker: the leader stops a worker that holds no chunk just before it sends it one (once per load).",
 							 &csvpipe_debug_fault,
 							 CSV_FAULT_NONE,
 							 debug_fault_options,
 							 PGC_SUSET,
-							 GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							 GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
 }
 

@@ -643,11 +643,20 @@ worker_lost(CsvLeader *L, int w, ErrorData *cause)
 	{
 		int			n = L->nworkers;
 
-		if (n >= L->pool->shared->capacity || !csv_pool_launch_one(L->pool, n))
+		/* each replacement takes a new slot of the load's segment */
+		if (n >= L->pool->shared->capacity)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("csvpipe lost its workers and could not start another one"),
-					 cause ? errdetail("%s", cause->message) : 0));
+					 errmsg("csvpipe lost its workers and has started as many replacements as one load may (%d)",
+							L->pool->shared->capacity - L->pool->shared->nworkers),
+					 cause ? errdetail("The last worker lost ended with: %s", cause->message) : 0,
+					 errhint("What committed stays committed: csvpipe.resume finishes the job.")));
+		if (!csv_pool_launch_one(L->pool, n))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("csvpipe lost its workers and could not start another one: no background worker slot is free"),
+					 cause ? errdetail("The last worker lost ended with: %s", cause->message) : 0,
+					 errhint("Raise max_worker_processes, or run csvpipe.resume once slots are free.")));
 		L->nworkers = n + 1;
 	}
 }
@@ -798,7 +807,8 @@ dispatch(CsvLeader *L)
 			else
 				L->hdr.preparsed = 0;
 			if (csvpipe_debug_fault == CSV_FAULT_LOSE_IDLE_WORKER &&
-				!L->fault_fired && L->hdr.chunk_no > 0 && L->in_flight[w] == 0)
+				L->mode == CSV_MODE_LOAD && !L->fault_fired &&
+				L->hdr.chunk_no > 0 && L->in_flight[w] == 0)
 			{
 				L->fault_fired = true;
 				csv_pool_stop_worker(L->pool, w);
@@ -823,7 +833,7 @@ dispatch(CsvLeader *L)
 					L->stream[w] = csv_preparse_take(L->pre);
 					L->chunks_preparsed++;
 					if (csvpipe_debug_fault == CSV_FAULT_LOSE_WORKER_AFTER_LABEL &&
-						!L->fault_fired)
+						L->mode == CSV_MODE_LOAD && !L->fault_fired)
 					{
 						L->fault_fired = true;
 						csv_pool_stop_worker(L->pool, w);

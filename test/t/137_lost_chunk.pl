@@ -77,6 +77,29 @@ SELECT rows_loaded FROM csvpipe.load('$dir/rows.csv', '$t', workers => $workers,
 		'done 300000', "$fault, $workers worker(s): the job is done with every row");
 }
 
+# The fault is for loads that survive a lost worker: a read and a
+# transaction-mode load (which a lost worker fails by design) ignore it,
+# and a DBA sees it in pg_settings if it was left on.
+is(sql("SELECT count(*) FROM pg_settings WHERE name = 'csvpipe.debug_fault' AND context = 'superuser'"),
+	'1', 'pg_settings shows csvpipe.debug_fault');
+for my $fault ('lose_worker_after_label', 'lose_idle_worker')
+{
+	($ret, $out, $err) = $node->psql('postgres', qq{
+SET csvpipe.debug_fault = '$fault';
+SELECT count(*) || ' ' || md5(string_agg(t::text, ',' ORDER BY id))
+  FROM csvpipe.read('$dir/rows.csv', workers => 2, chunk_size => 65536) AS t($narrow);
+});
+	is("$out", $expect, "$fault: a read with workers ignores it") or diag($err);
+	my $t = "txn_$fault";
+	sql("CREATE TABLE $t ($narrow)");
+	($ret, $out, $err) = $node->psql('postgres', qq{
+SET csvpipe.debug_fault = '$fault';
+SELECT rows_loaded FROM csvpipe.load('$dir/rows.csv', '$t', workers => 2, mode => 'transaction',
+	chunk_size => 65536);
+});
+	is(sql(sprintf($digest, $t)), $expect, "$fault: a transaction-mode load ignores it") or diag($err);
+}
+
 # ---- a lost worker's rejected rows no longer count towards max_errors ----
 # Ten bad rows (a CHECK) come before the row whose trigger terminates the
 # worker, once; the chunk goes to another worker, which rejects the same
