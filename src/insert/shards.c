@@ -370,19 +370,17 @@ csv_shards_foreign_example(Oid relid)
 void
 csv_shards_check_in_session(Oid relid, const char *funcname)
 {
-	List	   *fts = target_foreign_tables(relid);
-	Oid			ft;
+	char	   *example = csv_shards_foreign_example(relid);
 
-	if (fts == NIL)
+	if (example == NULL)
 		return;
-	ft = linitial_oid(fts);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("%s with mode => 'chunked' into \"%s\" needs a background worker, and has none",
 					funcname, get_rel_name(relid)),
-			 errdetail("\"%s\" is a foreign table on server \"%s\": only workers commit chunks with the shard ledgers.  "
+			 errdetail("%s: only workers commit chunks with the shard ledgers.  "
 					   "Loaded in this session, the rows would commit with the transaction, server by server.",
-					   get_rel_name(ft), GetForeignServer(GetForeignTable(ft)->serverid)->servername),
+					   example),
 			 errhint("Load with workers => 1 or more (raise max_worker_processes or csvpipe.max_workers if no slot is free).")));
 }
 
@@ -401,20 +399,18 @@ csv_shards_check_in_session(Oid relid, const char *funcname)
 void
 csv_shards_check_txn_in_session(Oid relid, const char *funcname)
 {
-	List	   *fts = target_foreign_tables(relid);
-	Oid			ft;
+	char	   *example = csv_shards_foreign_example(relid);
 
-	if (fts == NIL)
+	if (example == NULL)
 		return;
-	ft = linitial_oid(fts);
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			 errmsg("%s with mode => 'transaction' into \"%s\" needs a background worker, and has none",
 					funcname, get_rel_name(relid)),
-			 errdetail("\"%s\" is a foreign table on server \"%s\": only a load with a worker records its job outside this transaction.  "
+			 errdetail("%s: only a load with a worker records its job outside this transaction.  "
 					   "Loaded in this session, a COMMIT that failed on one server after another committed would leave the rows there "
 					   "and no job that csvpipe.resume and csvpipe.submit know to be in doubt.",
-					   get_rel_name(ft), GetForeignServer(GetForeignTable(ft)->serverid)->servername),
+					   example),
 			 errhint("Load with workers => 1 or more (raise max_worker_processes or csvpipe.max_workers if no slot is free), "
 					 "or, without a job, INSERT INTO %s SELECT * FROM csvpipe.read(...).",
 					 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
