@@ -1,8 +1,9 @@
 #!/bin/bash
 # run_tests.sh -- `make test`: install deps, build, install, then run the
 # pg_regress suite (REGRESS in the Makefile) and the TAP tests (test/t/*.pl)
-# on temporary clusters.  Prints "N passed, N failed" last; exits non-zero on
-# any failure.
+# on temporary clusters.  Prints "N passed, N failed" last, preceded by each
+# failed test's name and failed assertions (CI keeps only the tail of the
+# output); exits non-zero on any failure.
 #
 # Knobs (environment):
 #   CSVPIPE_REGRESS="a b"   run these pg_regress tests instead of REGRESS
@@ -19,10 +20,20 @@ ROOT=$PWD
 
 PASSED=0
 FAILED=0
+FAILED_NAMES=()
+FAILED_LINES=()
 WORK=
 
 summary() {
-    echo "$PASSED passed, $FAILED failed"
+    local i
+    if ((${#FAILED_NAMES[@]})); then
+        echo "== failed:"
+        for i in "${!FAILED_NAMES[@]}"; do
+            echo "  ${FAILED_NAMES[$i]}"
+            [[ -z ${FAILED_LINES[$i]} ]] || printf '%s\n' "${FAILED_LINES[$i]}"
+        done
+    fi
+    echo "$PASSED passed, $FAILED failed${FAILED_NAMES[*]:+: ${FAILED_NAMES[*]}}"
 }
 
 cleanup() {
@@ -134,6 +145,10 @@ if ((${#REGRESS_TESTS[@]})); then
     fi
     PASSED=$((PASSED + ok))
     FAILED=$((FAILED + bad))
+    if ((bad)); then
+        FAILED_NAMES+=("pg_regress")
+        FAILED_LINES+=("$(grep -E '\.\.\. (FAILED|failed)' "$out" | head -n 10 | sed 's/^/    /')")
+    fi
     if ((rc != 0)); then
         # Leave results/ and regression.diffs in the checkout (git-ignored),
         # as `make installcheck` would, to inspect or copy into expected/.
@@ -173,13 +188,18 @@ if ((${#TAP_FILES[@]})); then
             CSVPIPE_SRCDIR="$SRC" \
             CSVPIPE_GEN_CSV="$SRC/test/gen/gen_csv" \
             timeout --foreground -k 10 900 prove -I "$PG_PERL_DIR" -I "$SRC/test/perl" \
-            "${prove_flags[@]}" "$t")
-        rc=$?
+            "${prove_flags[@]}" "$t") 2>&1 | tee "$WORK/prove.out"
+        rc=${PIPESTATUS[0]}
         stop_if_interrupted "$rc"
         if ((rc == 0)); then
             PASSED=$((PASSED + 1))
         else
             FAILED=$((FAILED + 1))
+            FAILED_NAMES+=("$t")
+            # the failed assertions, and whether it died or timed out
+            FAILED_LINES+=("$(grep -E '^#   Failed test|^# Looks like|Dubious|^Bailout|died' \
+                "$WORK/prove.out" | head -n 8 | sed 's/^/    /'
+                ((rc != 124)) || echo "    timed out after 900 s")")
             log=$SRC/tmp_check/log/regress_log_$(basename "$t" .pl)
             if [[ -f $log ]]; then
                 echo "== tail of $log"
