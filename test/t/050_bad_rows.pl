@@ -143,7 +143,26 @@ $bg->query_until(qr/started/, qq{\\echo started
 SET lock_timeout = '100ms'; SET csvpipe.max_retries = 8; SET csvpipe.retry_delay = '100ms';
 SELECT rows_loaded FROM csvpipe.load('$dir/narrow.csv', 'locked', workers => 2, atomic => false);
 });
-sleep(1);
+# hold the lock until a worker's wait for it has ended while it is still
+# held -- by lock_timeout, so the load has a retry to count -- rather than
+# for a fixed second the load may not even reach the lock in
+$node->safe_psql('postgres', q{
+DO $$
+DECLARE p int; t0 timestamptz := clock_timestamp();
+BEGIN
+  LOOP
+    SELECT pid INTO p FROM pg_locks
+     WHERE relation = 'locked'::regclass AND NOT granted AND pid <> pg_backend_pid() LIMIT 1;
+    EXIT WHEN p IS NOT NULL;
+    IF clock_timestamp() - t0 > interval '60 s' THEN RAISE 'no worker waited for the lock'; END IF;
+    PERFORM pg_sleep(0.001);
+  END LOOP;
+  WHILE EXISTS (SELECT FROM pg_locks WHERE pid = p AND relation = 'locked'::regclass AND NOT granted)
+  LOOP
+    IF clock_timestamp() - t0 > interval '60 s' THEN RAISE 'the lock wait did not time out'; END IF;
+    PERFORM pg_sleep(0.001);
+  END LOOP;
+END $$;});
 $locker->query_safe("COMMIT");
 $locker->quit;
 my $r = $bg->query('SELECT 1');
