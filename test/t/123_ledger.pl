@@ -78,16 +78,18 @@ sub job_ledger_rows
 
 # On each shard: at the COMMIT of the victim chunk's ledger row, end the
 # backend (kill) or sleep 3 s first (slow) -- once each (a sequence, not
-# rolled back, counts the firings).
+# rolled back, counts the firings; another keeps the moment of the kill).
 for my $i (1, 2)
 {
 	$s->shard_sql($i, q{
 CREATE SEQUENCE kill_gate;
+CREATE SEQUENCE kill_time;
 CREATE SEQUENCE slow_gate;
 CREATE FUNCTION kill_at_commit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
   SET search_path = public, pg_catalog AS $$
 BEGIN
   IF nextval('kill_gate') = 1 THEN
+    PERFORM setval('kill_time', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
     PERFORM pg_terminate_backend(pg_backend_pid());
   END IF;
   RETURN NULL;
@@ -236,14 +238,15 @@ for my $run ([ 1, '' ], [ 2, '' ], [ 2, ", max_errors => $nbad" ])
 	is($dups->{"r$_"}, 0, "$label: no duplicate on r$_") for 1, 2;
 
 	# did r$other commit the chunk before r$k failed (the order where the
-	# retry skips r$other)?  Then r${other}'s ledger row is the older one.
-	my $t = sub {
-		my ($i) = @_;
-		return $s->shard_sql($i, "SELECT extract(epoch FROM min(committed_at)) FROM csvpipe_ledger
-			WHERE job LIKE '$sysid/$dboid/$job/%' AND chunk_no = $victim");
-	};
-	my ($t_other, $t_k) = ($t->($other), $t->($k));
-	if ($t_other ne '' && $t_k ne '' && $t_k - $t_other > 0.1)
+	# retry skips r$other)?  Then the remote transaction of r${other}'s
+	# ledger row (committed_at: its start) began before r$k's COMMIT ended
+	# its backend; any later attempt's began after.  Not "its ledger row is
+	# the older one by more than a moment": in the other order both rows
+	# are the retry's, and r$k's was written a reconnection later.
+	my $t_other = $s->shard_sql($other, "SELECT extract(epoch FROM committed_at) FROM csvpipe_ledger
+		WHERE job LIKE '$sysid/$dboid/$job/%' AND chunk_no = $victim");
+	my $t_kill = $s->shard_sql($k, 'SELECT last_value / 1000000.0 FROM kill_time');
+	if ($t_other ne '' && $t_other < $t_kill)
 	{
 		$committed_first++;
 		like($s->sql("SELECT string_agg(DISTINCT message, ' | ') FROM csvpipe.errors WHERE job_id = $job AND chunk_no = $victim

@@ -110,10 +110,12 @@ for my $i (1, 2)
 	$victim{$i} = $s->shard_sql($i, "SELECT min(id) FROM sales WHERE id > $nrows / 2");
 	$s->shard_sql($i, q{
 CREATE SEQUENCE kill_gate;
+CREATE SEQUENCE kill_time;
 CREATE FUNCTION kill_at_commit() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
   SET search_path = public, pg_catalog AS $$
 BEGIN
   IF nextval('kill_gate') = 1 THEN
+    PERFORM setval('kill_time', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint);
     PERFORM pg_terminate_backend(pg_backend_pid());
   END IF;
   RETURN NULL;
@@ -131,8 +133,11 @@ $s->truncate_table('sales');
 # After a run in which the chunk holding the victim row of r$i failed once:
 # r$i was sent that chunk's rows twice, and r$other twice only if it had
 # not committed the chunk when r$i failed.  $first: whether it had, when
-# the caller knows; else r$other's ledger row is as old as the failed
-# attempt, not the one that worked (which came csvpipe.retry_delay later).
+# the caller knows; else whether the remote transaction of r$other's ledger
+# row (committed_at: its start) began before r$i's COMMIT ended its backend
+# (kill_time) -- a later attempt's began after.  (Not "r$other's row is
+# older by more than a moment": in the other order both rows are the
+# retry's, r$i's a reconnection later, which a busy machine stretches.)
 # Returns whether it had.
 sub check_received
 {
@@ -143,7 +148,7 @@ sub check_received
 	my ($rows_o, $t_o) = split / /, ledger_row($other, $job, $chunk);
 	ok(defined $t_i && defined $t_o, "$label: chunk $chunk is in both ledgers")
 	  or return 0;
-	$first //= ($t_i - $t_o > 0.2);
+	$first //= ($t_o < $s->shard_sql($i, 'SELECT last_value / 1000000.0 FROM kill_time'));
 	is(received($i), $share{$i} + $rows_i, "$label: r$i was sent the chunk's $rows_i rows again, nothing else");
 	is(received($other), $share{$other} + ($first ? 0 : $rows_o),
 		$first ? "$label: r$other, which had committed the chunk, was not sent it again"
@@ -232,12 +237,19 @@ SELECT job_id FROM csvpipe.load('$file', 'sales', $opts, workers => 1);
 	my $before = $s->ledger_rows($i, $key);
 	my $first = $s->ledger_rows($other, $key) == $before + 1;
 	my $gate = $c->background_psql('postgres', on_error_stop => 0);
+	my $gate_pid = $gate->query_safe('SELECT pg_backend_pid()');
 	$gate->query_until(qr/locking/, q{\echo locking
 BEGIN;
 ALTER FOREIGN TABLE csvpipe_ledger_r1 OPTIONS (SET table_name 'csvpipe_ledger');
 ALTER FOREIGN TABLE csvpipe_ledger_r2 OPTIONS (SET table_name 'csvpipe_ledger');
 \echo locked
 });
+	# the gate's lock on the first ledger is queued (the worker, in its
+	# COMMIT, still holds the ledgers it read) before the worker goes, so
+	# the next attempt queues behind it whatever runs first afterwards
+	$c->poll_query_until('postgres', "SELECT count(*) = 1 FROM pg_locks WHERE pid = $gate_pid
+		AND relation = 'csvpipe_ledger_r1'::regclass AND mode = 'AccessExclusiveLock'")
+	  or die "$label: the gate did not ask for its lock";
 	$c->safe_psql('postgres',
 		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'csvpipe worker'");
 	# the worker gone, the gate holds the ledgers; r$i's COMMIT goes on
