@@ -226,8 +226,11 @@ sub leader_peak_kb
 		'>', \$o, '2>', \$e);
 	my $pid;
 	local $ENV{PGAPPNAME} = 'watcher';
-	for (1 .. 100)
+	# until its session shows (not for a fixed number of tries: without the
+	# pid nothing is measured)
+	while ($h->pumpable)
 	{
+		$h->pump_nb;
 		$pid = sql("SELECT pid FROM pg_stat_activity WHERE application_name = 'memv' AND backend_type = 'client backend'");
 		last if $pid ne '';
 		usleep(10_000);
