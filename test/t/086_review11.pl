@@ -51,7 +51,12 @@ CREATE ROLE admin LOGIN;
 GRANT pg_signal_backend TO admin;
 CREATE TABLE j (id int, name text);
 GRANT INSERT, SELECT, TRUNCATE ON j TO mallory;
+CREATE SEQUENCE load_returned;
+GRANT USAGE ON SEQUENCE load_returned TO mallory;
 });
+# the statement takes a number from load_returned once the load has returned
+# its row (no rollback undoes that): whether a timeout came after the load
+my $returned_sql = 'SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM load_returned';
 
 my $small = write_file('small.csv', "id,name\n" . join('', map { "$_,n$_\n" } 1 .. 2000));
 
@@ -68,18 +73,24 @@ for my $mode ('chunked', 'prepared')
 {
 	# statement_timeout, set by the role itself or by an admin
 	sql('TRUNCATE j');
+	my $returned0 = sql($returned_sql);
 	my $t0 = Time::HiRes::time();
 	my ($ret, $out, $err) = $node->psql('postgres', qq{
 SET statement_timeout = '1s';
-SELECT rows_loaded, pg_sleep(20) FROM } . load_call($mode) . ';',
+SELECT rows_loaded, nextval('load_returned'), pg_sleep(20) FROM } . load_call($mode) . ';',
 		extra_params => [ '-U', 'mallory' ]);
 	my $took = Time::HiRes::time() - $t0;
 	like($err, qr/canceling statement due to statement timeout/,
 		"$mode: statement_timeout ends the pg_sleep after the load");
 	ok($took < 15, "$mode: ... at once (took ${took}s)");
-	# the load committed on its own, and says so
-	is(sql(q{SELECT count(*) || '|' || (SELECT state FROM csvpipe.jobs ORDER BY job_id DESC LIMIT 1) FROM j}),
-		'2000|done', "$mode: ... the load stays committed and done (doc/reference.md)");
+	# the load committed on its own, and says so -- if it returned before
+	# the timeout (a load slower than 1 s is cancelled itself)
+  SKIP:
+	{
+		skip "$mode: the load itself took longer than the timeout", 1 if sql($returned_sql) eq $returned0;
+		is(sql(q{SELECT count(*) || '|' || (SELECT state FROM csvpipe.jobs ORDER BY job_id DESC LIMIT 1) FROM j}),
+			'2000|done', "$mode: ... the load stays committed and done (doc/reference.md)");
+	}
 
 	# the same in the target list of a plain SELECT
 	($ret, $out, $err) = $node->psql('postgres', qq{
