@@ -21,7 +21,10 @@
 # INSERT ... SELECT reads the file's rows from the result cache (when they
 # fit in it) and parses nothing, where COPY and csvpipe.load parse the
 # file every time; the cache => false statement is what a file seen for
-# the first time costs.  The report gives the ratio to each.
+# the first time costs.  The report gives the ratio to each, and the CPU
+# time the machine spent busy during each statement (all cores, all
+# clusters' processes; /proc/stat): a statement whose CPU busy is near
+# cores x time is CPU-bound, one well below it waits on something.
 #
 # Environment: BENCH_FILES ("ROWS:PATH ..."), ROUNDS, REPORT, BATCH_SIZE,
 # SHARED_BUFFERS, BENCH_WORKERS ("1 2").
@@ -52,14 +55,29 @@ my $s = CsvpipeShards->new(name => 'bench', coord_conf => $conf, shard_conf => $
 $s->create_sharded('sales', batch_size => $batch);
 my $c = $s->coord;
 
-# one statement on the coordinator, timed by psql; returns milliseconds
+# CPU time the whole machine spent busy (not idle, not waiting for I/O),
+# in milliseconds, from /proc/stat: all the clusters' processes share it
+sub cpu_busy_ms
+{
+	open my $st, '<', '/proc/stat' or return 0;
+	my @f = split ' ', scalar <$st>;
+	close $st;
+	my ($user, $nice, $sys, $idle, $iowait, $irq, $softirq, $steal) = @f[1 .. 8];
+	return ($user + $nice + $sys + $irq + $softirq + $steal) * 1000 / 100;    # USER_HZ
+}
+
+# one statement on the coordinator, timed by psql; returns milliseconds and
+# the machine's busy CPU milliseconds over the psql run (it includes psql's
+# start and connection, a few ms)
 sub timed
 {
 	my ($sql) = @_;
+	my $cpu0 = cpu_busy_ms();
 	my ($ret, $out, $err) = $c->psql('postgres', "\\timing on\n$sql", on_error_stop => 1);
+	my $cpu = cpu_busy_ms() - $cpu0;
 	die "failed: $sql\n$err" if $ret != 0;
 	my ($ms) = $out =~ /Time: ([\d.]+) ms/ or die "no timing for: $sql\n$out";
-	return $ms;
+	return ($ms, $cpu);
 }
 
 sub median
@@ -87,7 +105,7 @@ for my $f (@files)
 		push @sides, [ "load $mode, $_ w", "SELECT * FROM csvpipe.load('$path', 'sales', mode => '$mode', workers => $_)" ]
 		  for @workers;
 	}
-	my %t;
+	my (%t, %cpu);
 	for my $r (1 .. $rounds)
 	{
 		for my $side (@sides)
@@ -97,11 +115,12 @@ for my $f (@files)
 			$c->safe_psql('postgres', 'CHECKPOINT');
 			$s->shard_sql($_, 'CHECKPOINT') for 1 .. $s->nshards;
 			system("cat '$path' > /dev/null");
-			my $ms = timed($sql);
+			my ($ms, $busy) = timed($sql);
 			my $n = $s->counts('sales');
 			die "$label: $n->{total} rows, expected $rows" unless $n->{total} == $rows;
 			push @{ $t{$label} }, $ms;
-			diag(sprintf('%s rows, round %d, %s: %.1f ms (local %d, %s)', $rows, $r, $label, $ms,
+			push @{ $cpu{$label} }, $busy;
+			diag(sprintf('%s rows, round %d, %s: %.1f ms, CPU %.0f ms (local %d, %s)', $rows, $r, $label, $ms, $busy,
 				$n->{local}, join(', ', map { "$_ $n->{$_}" } grep { /^r/ } sort keys %$n)));
 		}
 	}
@@ -111,13 +130,13 @@ for my $f (@files)
 	my $last = $s->counts('sales');
 	push @lines, "| $rows rows (local $last->{local}, "
 	  . join(', ', map { "$_ $last->{$_}" } grep { /^r\d/ } sort keys %$last)
-	  . ') | time | x COPY | x INSERT ... SELECT | x INSERT ... SELECT, cache => false |';
-	push @lines, '|---|---|---|---|---|';
+	  . ') | time | x COPY | x INSERT ... SELECT | x INSERT ... SELECT, cache => false | CPU busy |';
+	push @lines, '|---|---|---|---|---|---|';
 	for my $side (@sides)
 	{
 		my $m = median(@{ $t{ $side->[0] } });
-		push @lines, sprintf('| %s | %.0f ms | %.2f | %.2f | %.2f |', $side->[0], $m, $copy / $m,
-			$ins / $m, $insnc / $m);
+		push @lines, sprintf('| %s | %.0f ms | %.2f | %.2f | %.2f | %.0f ms |', $side->[0], $m, $copy / $m,
+			$ins / $m, $insnc / $m, median(@{ $cpu{ $side->[0] } }));
 	}
 	push @lines, '';
 }

@@ -15,7 +15,8 @@
 # BATCH_SIZE.  test/bench/sharded.pl runs the statements and checks every
 # load (rows per server add up to the file's); see its header for the
 # method.  Prints, per file, each statement's median time and its ratio to
-# COPY's and to INSERT ... SELECT's (above 1 = faster).
+# COPY's and to INSERT ... SELECT's (above 1 = faster), and the CPU time
+# the machine was busy meanwhile (all cores, all three clusters).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
