@@ -16,6 +16,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use CsvpipeJobs ();
 
 my $gen = $ENV{CSVPIPE_GEN_CSV} // 'test/gen/gen_csv';
 my $dir = PostgreSQL::Test::Utils::tempdir;
@@ -46,32 +47,7 @@ sub as_role_err
 }
 sub as_role { my ($out) = as_role_err(@_); return $out; }
 
-sub set_max_jobs
-{
-	my ($n) = @_;
-	sql("ALTER SYSTEM SET csvpipe.max_jobs = $n; SELECT pg_reload_conf()");
-	$node->poll_query_until('postgres', "SELECT current_setting('csvpipe.max_jobs') = '$n'")
-	  or die "max_jobs not reloaded";
-	launcher_reloaded();
-}
-
-# The launcher reads a reloaded setting at the top of its loop, just before
-# it stamps the scan's start (its pg_stat_activity.query_start).  Once a new
-# session sees the new value, the postmaster has signalled the launcher: a
-# scan stamped later has the new value -- or, had it checked just before the
-# signal came, the scan after it does.  So: two scans stamped after the
-# setting was seen (pg_reload_conf() wakes the launcher for each).
-sub launcher_reloaded
-{
-	for (1 .. 2)
-	{
-		my $t = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
-		$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
-		$node->poll_query_until('postgres',
-			"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'csvpipe launcher' AND query_start > '$t'")
-		  or die "the launcher did not scan the queue again";
-	}
-}
+sub set_max_jobs { CsvpipeJobs::set_max_jobs($node, $_[0]); }
 
 sub wait_all
 {
