@@ -76,6 +76,7 @@
  *-------------------------------------------------------------------------
  */
 #include "csvfile.h"
+#include "fdw_reuse.h"
 #include "load.h"
 #include "match.h"
 #include "options.h"
@@ -98,6 +99,7 @@
 #include "executor/nodeModifyTable.h"
 #include "foreign/fdwapi.h"
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
@@ -786,19 +788,27 @@ buffer_flush_foreign(CsvLoadTarget *t, LoadBuffer *buf)
 	Oid			relid = RelationGetRelid(rri->ri_RelationDesc);
 	int			nused = buf->nused;
 	int			sent = 0;
+	bool		kept = csv_fdw_reuse_active(rri, buf->capacity);
 
 	while (sent < nused)
 	{
 		int			size = Min(buf->capacity, nused - sent);
-		int			inserted = size;
+		int			inserted;
 		TupleTableSlot **rslots;
 
 		CHECK_FOR_INTERRUPTS();
+		/* kept statements: a full batch or a power of two rows (fdw_reuse.c) */
+		if (kept && size < buf->capacity)
+			size = 1 << pg_leftmost_one_pos32((uint32) size);
+		inserted = size;
 		t->err_first = buf->lines[sent];
 		t->err_last = buf->lines[sent + size - 1];
-		rslots = rri->ri_FdwRoutine->ExecForeignBatchInsert(estate, rri,
-															&buf->slots[sent],
-															NULL, &inserted);
+		if (kept)
+			rslots = csv_fdw_reuse_insert(rri, &buf->slots[sent], size, &inserted);
+		else
+			rslots = rri->ri_FdwRoutine->ExecForeignBatchInsert(estate, rri,
+																&buf->slots[sent],
+																NULL, &inserted);
 		for (int i = 0; i < inserted; i++)
 		{
 			/* AFTER ROW triggers may look at tableoid */

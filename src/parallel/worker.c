@@ -50,6 +50,7 @@
  *-------------------------------------------------------------------------
  */
 #include "parallel.h"
+#include "fdw_reuse.h"
 #include "errors.h"
 #include "load.h"
 #include "options.h"
@@ -1575,6 +1576,9 @@ csvpipe_worker_main(Datum main_arg)
 			StartTransactionCommand();
 			PushActiveSnapshot(GetTransactionSnapshot());
 			ws.shards = csv_shards_init(shared->target_relid, shared->job_id);
+			/* chunk after chunk, the same batch INSERTs on each server */
+			if (ws.shards)
+				csv_fdw_reuse_enable();
 			PopActiveSnapshot();
 			CommitTransactionCommand();
 		}
