@@ -84,6 +84,7 @@ typedef struct KeptTable
 	Oid			relid;
 	Oid			serverid;
 	Oid			userid;
+	uint32		ft_hash;		/* its pg_foreign_table syscache hash */
 	Relation	rel;			/* pinned by kept_owner */
 	void	   *conn;			/* the connection the statements are on */
 	int			backend_pid;	/* ... and its remote backend */
@@ -155,10 +156,22 @@ reuse_relcache_callback(Datum arg, Oid relid)
 			reuse_stale = true;
 }
 
+/* a foreign server, user mapping or wrapper changed: any may be ours */
 static void
 reuse_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	reuse_stale = true;
+}
+
+/* a foreign table's options changed: ours? */
+static void
+reuse_foreign_table_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	ListCell   *lc;
+
+	foreach(lc, kept_tables)
+		if (hashvalue == 0 || ((KeptTable *) lfirst(lc))->ft_hash == hashvalue)
+			reuse_stale = true;
 }
 
 void
@@ -183,7 +196,7 @@ csv_fdw_reuse_enable(void)
 	CacheRegisterRelcacheCallback(reuse_relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(FOREIGNSERVEROID, reuse_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(USERMAPPINGOID, reuse_syscache_callback, (Datum) 0);
-	CacheRegisterSyscacheCallback(FOREIGNTABLEREL, reuse_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(FOREIGNTABLEREL, reuse_foreign_table_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(FOREIGNDATAWRAPPEROID, reuse_syscache_callback, (Datum) 0);
 	reuse_enabled = true;
 }
@@ -258,6 +271,7 @@ kept_table(ResultRelInfo *rri)
 	kt->relid = relid;
 	kt->serverid = serverid;
 	kt->userid = GetUserId();
+	kt->ft_hash = GetSysCacheHashValue1(FOREIGNTABLEREL, ObjectIdGetDatum(relid));
 	/* the table is locked: the chunk's routing opened it */
 	save = CurrentResourceOwner;
 	CurrentResourceOwner = kept_owner;
