@@ -80,12 +80,11 @@
  * must be owned by a superuser or by the server's owner, and the loading
  * role needs SELECT and INSERT on it (checked before the load starts).
  *
- * Remote plans: a chunk is a transaction of its own, so postgres_fdw
- * prepares its INSERT of batch_size rows anew on each server for every
- * chunk, and the remote server plans the first five executions of a
- * prepared statement as custom plans, each planning batch_size times the
- * columns of parameters: most of a chunk's executions, and more remote
- * time than the inserts themselves.  So each chunk's remote transaction
+ * Remote plans: a worker keeps postgres_fdw's batch INSERTs prepared from
+ * one chunk to the next (fdw_reuse.c), and the remote server would plan
+ * the first five executions of a prepared statement as custom plans, each
+ * planning batch_size times the columns of parameters: more remote time
+ * than the inserts themselves.  So each chunk's remote transaction
  * first runs SET LOCAL plan_cache_mode = force_generic_plan (servers of
  * PostgreSQL 12 or later), through postgres_fdw's own connection
  * (GetConnection, do_sql_command: exported by its library, found there at

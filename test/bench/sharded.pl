@@ -43,6 +43,9 @@ my $sb = $ENV{SHARED_BUFFERS} // '256MB';
 my @workers = split ' ', ($ENV{BENCH_WORKERS} // '1 2');
 my @files = map { [ split /:/, $_, 2 ] } split ' ', ($ENV{BENCH_FILES} // die 'BENCH_FILES not set');
 
+# log_statement = none: PostgreSQL::Test::Cluster logs every statement,
+# and on the shards that is every batch INSERT with its thousands of
+# parameters -- time that would be measured too
 my $conf = qq{
 shared_buffers = '$sb'
 max_wal_size = 8GB
@@ -50,6 +53,7 @@ checkpoint_timeout = 30min
 jit = off
 autovacuum = off
 log_min_messages = warning
+log_statement = none
 };
 my $s = CsvpipeShards->new(name => 'bench', coord_conf => $conf, shard_conf => $conf);
 $s->create_sharded('sales', batch_size => $batch);
