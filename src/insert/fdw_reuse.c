@@ -28,23 +28,39 @@
  * its rows commit or roll back with the chunk, exactly as before.
  *
  * A kept statement is only used while it is certainly still there, on the
- * connection it was prepared on:
+ * connection it was prepared on, for the table as it is now:
  *	- any transaction abort drops them all (postgres_fdw may then
  *	  DEALLOCATE ALL, or close the connection), and so does the end of a
  *	  transaction in which a subtransaction aborted (postgres_fdw then
  *	  runs DEALLOCATE ALL even at COMMIT); such a transaction uses none
  *	  from the abort on;
- *	- so does any invalidation of a kept foreign table, or of a foreign
- *	  server, user mapping or foreign table's options (postgres_fdw closes
+ *	- so does an invalidation of a kept foreign table, of its server or its
+ *	  user mapping, or of any foreign-data wrapper (postgres_fdw closes
  *	  connections whose server or user mapping changed; a table's options
  *	  change what to insert where);
- *	- and before every batch, the connection postgres_fdw now has for the
+ *	- before every batch, the connection postgres_fdw now has for the
  *	  table's user mapping must be the kept one (the same PGconn and the
  *	  same remote backend pid): postgres_fdw reconnects silently when it
- *	  finds its connection broken at the start of a transaction.
- * A dropped statement is not DEALLOCATEd (it may be gone already, and the
- * remote transaction may be failed): it stays in the remote session until
- * the worker exits, a few at most per failure.
+ *	  finds its connection broken at the start of a transaction;
+ *	- and the remote table must still be the one the statements were
+ *	  prepared for.  A prepared statement keeps the parameter types the
+ *	  server inferred when it was prepared: after an ALTER TABLE there
+ *	  between two chunks, the server plans it again but casts the old
+ *	  types to the new ones (a boolean 't' stored in a text column as
+ *	  'true', a numeric rounded into an integer), where a statement
+ *	  prepared anew would read the text as the new type.  So once a chunk
+ *	  has run a kept statement on a table -- from then on the chunk's
+ *	  remote transaction holds the table's lock, and the table cannot
+ *	  change until the chunk ends -- it asks the server for the table's
+ *	  columns (names, types and typmods, as the server plans a query of
+ *	  its row type now), once per chunk and table, and compares them with what they were when the statements were
+ *	  prepared; when they differ the chunk fails with a serialization
+ *	  failure (40001), which the worker retries, with statements prepared
+ *	  anew.
+ * Statements dropped after an abort are not DEALLOCATEd (they may be gone
+ * already, and the remote transaction may be failed); the others are, when
+ * the connection is still theirs, so a remote session holds one set of
+ * them, and at most a few more per failure.
  *
  * Per-process state (a worker's); no shared memory, no locks of its own:
  * the chunk's routing holds the foreign table's lock whenever a kept
@@ -55,12 +71,15 @@
 #include "fdw_reuse.h"
 
 #include "access/xact.h"
+#include "commands/defrem.h"
 #include "executor/executor.h"
 #include "fmgr.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -84,27 +103,57 @@ typedef struct KeptTable
 	Oid			relid;
 	Oid			serverid;
 	Oid			userid;
-	uint32		ft_hash;		/* its pg_foreign_table syscache hash */
+	/* syscache hashes of its pg_foreign_table, server and user mapping rows */
+	uint32		ft_hash;
+	uint32		server_hash;
+	uint32		um_hash;
 	Relation	rel;			/* pinned by kept_owner */
+	char	   *columns_query;	/* shows the remote table's columns */
+	char	   *columns;		/* ... as they were when prepared, or NULL */
+	uint64		checked_xact;	/* xact_count when they were last checked */
 	void	   *conn;			/* the connection the statements are on */
 	int			backend_pid;	/* ... and its remote backend */
 	int			nkept;
 	KeptStatement kept[MAX_KEPT_SIZES];
 } KeptTable;
 
-/* libpq and postgres_fdw functions, found in postgres_fdw's library */
+/*
+ * postgres_fdw's and libpq's functions, found in postgres_fdw's library
+ * (which links libpq) at run time: csvpipe does not link libpq, so the
+ * types are opaque here.
+ */
 typedef void *(*fdw_get_connection_fn) (UserMapping *user, bool will_prep_stmt,
 										void **state);
 typedef void (*fdw_release_connection_fn) (void *conn);
-typedef int (*pq_backend_pid_fn) (const void *conn);
+typedef void *(*fdw_exec_query_fn) (void *conn, const char *query, void *state);
+typedef void (*fdw_report_error_fn) (int elevel, void *res, void *conn, bool clear,
+									 const char *sql);
+typedef int (*pq_conn_int_fn) (const void *conn);
+typedef int (*pq_result_int_fn) (const void *res);
+typedef int (*pq_field_int_fn) (const void *res, int col);
+typedef char *(*pq_fname_fn) (const void *res, int col);
+typedef void (*pq_clear_fn) (void *res);
 
 static fdw_get_connection_fn fdw_get_connection = NULL;
 static fdw_release_connection_fn fdw_release_connection = NULL;
-static pq_backend_pid_fn pq_backend_pid = NULL;
+static fdw_exec_query_fn fdw_exec_query = NULL;
+static fdw_report_error_fn fdw_report_error = NULL;
+static pq_conn_int_fn pq_backend_pid = NULL;
+static pq_result_int_fn pq_result_status = NULL;
+static pq_result_int_fn pq_nfields = NULL;
+static pq_fname_fn pq_fname = NULL;
+static pq_field_int_fn pq_ftype = NULL;
+static pq_field_int_fn pq_fmod = NULL;
+static pq_clear_fn pq_clear = NULL;
+
+/* libpq's PGRES_TUPLES_OK */
+#define CSV_PGRES_TUPLES_OK 2
 
 static bool reuse_enabled = false;
 static bool reuse_stale = false;	/* drop them all before the next use */
+static bool reuse_gone = false;	/* ... and they may be gone: no DEALLOCATE */
 static bool xact_tainted = false;	/* a subtransaction aborted: see above */
+static uint64 xact_count = 1;	/* transactions ended so far, plus one */
 static MemoryContext kept_cxt = NULL;
 static ResourceOwner kept_owner = NULL;
 static List *kept_tables = NIL;	/* of KeptTable, in kept_cxt */
@@ -117,16 +166,18 @@ reuse_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			reuse_stale = true;
+			reuse_stale = reuse_gone = true;
 			xact_tainted = false;
+			xact_count++;
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
 			/* postgres_fdw's DEALLOCATE ALL at the end of such a transaction */
 			if (xact_tainted)
-				reuse_stale = true;
+				reuse_stale = reuse_gone = true;
 			xact_tainted = false;
+			xact_count++;
 			break;
 		default:
 			break;
@@ -141,37 +192,40 @@ reuse_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		xact_tainted = true;
 }
 
+/* a kept foreign table changed (or every relation) */
 static void
 reuse_relcache_callback(Datum arg, Oid relid)
 {
 	ListCell   *lc;
 
-	if (!OidIsValid(relid))
-	{
-		reuse_stale = true;
-		return;
-	}
 	foreach(lc, kept_tables)
-		if (((KeptTable *) lfirst(lc))->relid == relid)
+		if (!OidIsValid(relid) || ((KeptTable *) lfirst(lc))->relid == relid)
 			reuse_stale = true;
 }
 
-/* a foreign server, user mapping or wrapper changed: any may be ours */
+/* a foreign table's options, a server or a user mapping changed: ours? */
 static void
 reuse_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
-{
-	reuse_stale = true;
-}
-
-/* a foreign table's options changed: ours? */
-static void
-reuse_foreign_table_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	ListCell   *lc;
 
 	foreach(lc, kept_tables)
-		if (hashvalue == 0 || ((KeptTable *) lfirst(lc))->ft_hash == hashvalue)
+	{
+		KeptTable  *kt = (KeptTable *) lfirst(lc);
+		uint32		ours = cacheid == FOREIGNTABLEREL ? kt->ft_hash :
+			cacheid == FOREIGNSERVEROID ? kt->server_hash : kt->um_hash;
+
+		if (hashvalue == 0 || hashvalue == ours)
 			reuse_stale = true;
+	}
+}
+
+/* a foreign-data wrapper changed: rare, and it may be postgres_fdw */
+static void
+reuse_fdw_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	if (kept_tables != NIL)
+		reuse_stale = true;
 }
 
 void
@@ -185,36 +239,35 @@ csv_fdw_reuse_enable(void)
 		load_external_function(lib, "GetConnection", true, NULL);
 	fdw_release_connection = (fdw_release_connection_fn)
 		load_external_function(lib, "ReleaseConnection", true, NULL);
-	/* libpq's, found through postgres_fdw's library, which links it */
-	pq_backend_pid = (pq_backend_pid_fn)
+	fdw_exec_query = (fdw_exec_query_fn)
+		load_external_function(lib, "pgfdw_exec_query", true, NULL);
+	fdw_report_error = (fdw_report_error_fn)
+		load_external_function(lib, "pgfdw_report_error", true, NULL);
+	pq_backend_pid = (pq_conn_int_fn)
 		load_external_function(lib, "PQbackendPID", true, NULL);
+	pq_result_status = (pq_result_int_fn)
+		load_external_function(lib, "PQresultStatus", true, NULL);
+	pq_nfields = (pq_result_int_fn)
+		load_external_function(lib, "PQnfields", true, NULL);
+	pq_fname = (pq_fname_fn)
+		load_external_function(lib, "PQfname", true, NULL);
+	pq_ftype = (pq_field_int_fn)
+		load_external_function(lib, "PQftype", true, NULL);
+	pq_fmod = (pq_field_int_fn)
+		load_external_function(lib, "PQfmod", true, NULL);
+	pq_clear = (pq_clear_fn)
+		load_external_function(lib, "PQclear", true, NULL);
 	kept_cxt = AllocSetContextCreate(TopMemoryContext, "csvpipe kept fdw batches",
 									 ALLOCSET_DEFAULT_SIZES);
 	kept_owner = ResourceOwnerCreate(NULL, "csvpipe kept fdw batches");
 	RegisterXactCallback(reuse_xact_callback, NULL);
 	RegisterSubXactCallback(reuse_subxact_callback, NULL);
 	CacheRegisterRelcacheCallback(reuse_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(FOREIGNTABLEREL, reuse_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(FOREIGNSERVEROID, reuse_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(USERMAPPINGOID, reuse_syscache_callback, (Datum) 0);
-	CacheRegisterSyscacheCallback(FOREIGNTABLEREL, reuse_foreign_table_callback, (Datum) 0);
-	CacheRegisterSyscacheCallback(FOREIGNDATAWRAPPEROID, reuse_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(FOREIGNDATAWRAPPEROID, reuse_fdw_callback, (Datum) 0);
 	reuse_enabled = true;
-}
-
-/* forget every kept statement (see the header comment: never DEALLOCATEd) */
-static void
-drop_kept(void)
-{
-	ResourceOwner save = CurrentResourceOwner;
-	ListCell   *lc;
-
-	CurrentResourceOwner = kept_owner;
-	foreach(lc, kept_tables)
-		RelationClose(((KeptTable *) lfirst(lc))->rel);
-	CurrentResourceOwner = save;
-	kept_tables = NIL;
-	MemoryContextReset(kept_cxt);
-	reuse_stale = false;
 }
 
 /* the connection postgres_fdw has now for kt's user mapping, and its pid */
@@ -228,6 +281,40 @@ current_connection(KeptTable *kt, int *pid)
 	*pid = pq_backend_pid(conn);
 	fdw_release_connection(conn);
 	return conn;
+}
+
+/*
+ * Forget every kept statement.  With deallocate, each is DEALLOCATEd first
+ * (postgres_fdw's EndForeignInsert) when its table's connection is still
+ * the one it was prepared on: see the header comment.
+ */
+static void
+drop_kept(bool deallocate)
+{
+	ResourceOwner save = CurrentResourceOwner;
+	List	   *tables = kept_tables;
+	ListCell   *lc;
+
+	/* whatever happens below, none of them is used again */
+	kept_tables = NIL;
+	reuse_stale = reuse_gone = false;
+	foreach(lc, tables)
+	{
+		KeptTable  *kt = (KeptTable *) lfirst(lc);
+		int			pid;
+
+		if (deallocate && current_connection(kt, &pid) == kt->conn &&
+			pid == kt->backend_pid)
+		{
+			for (int i = 0; i < kt->nkept; i++)
+				kt->kept[i].rri->ri_FdwRoutine->EndForeignInsert(kt->kept[i].estate,
+																 kt->kept[i].rri);
+		}
+		CurrentResourceOwner = kept_owner;
+		RelationClose(kt->rel);
+		CurrentResourceOwner = save;
+	}
+	MemoryContextReset(kept_cxt);
 }
 
 static bool
@@ -248,6 +335,38 @@ is_postgres_fdw_table(Oid relid, Oid *serverid)
 	return true;
 }
 
+/*
+ * The query that shows the remote table's columns, as postgres_fdw names
+ * that table (its schema_name and table_name options, else the foreign
+ * table's own): a row of the table's row type, whose result columns are
+ * the table's as the server plans them now.  (Not a query of
+ * pg_attribute: the remote transaction is REPEATABLE READ, and its
+ * snapshot may be older than the ALTER that its INSERT just waited for.)
+ */
+static char *
+columns_query(Oid relid)
+{
+	ForeignTable *ft = GetForeignTable(relid);
+	const char *nspname = NULL;
+	const char *relname = NULL;
+	ListCell   *lc;
+
+	foreach(lc, ft->options)
+	{
+		DefElem    *def = (DefElem *) lfirst(lc);
+
+		if (strcmp(def->defname, "schema_name") == 0)
+			nspname = defGetString(def);
+		else if (strcmp(def->defname, "table_name") == 0)
+			relname = defGetString(def);
+	}
+	if (nspname == NULL)
+		nspname = get_namespace_name(get_rel_namespace(relid));
+	if (relname == NULL)
+		relname = get_rel_name(relid);
+	return psprintf("SELECT (NULL::%s).*", quote_qualified_identifier(nspname, relname));
+}
+
 static KeptTable *
 kept_table(ResultRelInfo *rri)
 {
@@ -257,6 +376,7 @@ kept_table(ResultRelInfo *rri)
 	ListCell   *lc;
 	ResourceOwner save;
 	MemoryContext save_cxt;
+	UserMapping *um;
 	int			pid;
 
 	foreach(lc, kept_tables)
@@ -267,11 +387,16 @@ kept_table(ResultRelInfo *rri)
 	}
 	if (!is_postgres_fdw_table(relid, &serverid))
 		return NULL;
-	kt = MemoryContextAllocZero(kept_cxt, sizeof(KeptTable));
+	save_cxt = MemoryContextSwitchTo(kept_cxt);
+	kt = palloc0(sizeof(KeptTable));
 	kt->relid = relid;
 	kt->serverid = serverid;
 	kt->userid = GetUserId();
+	um = GetUserMapping(kt->userid, serverid);
 	kt->ft_hash = GetSysCacheHashValue1(FOREIGNTABLEREL, ObjectIdGetDatum(relid));
+	kt->server_hash = GetSysCacheHashValue1(FOREIGNSERVEROID, ObjectIdGetDatum(serverid));
+	kt->um_hash = GetSysCacheHashValue1(USERMAPPINGOID, ObjectIdGetDatum(um->umid));
+	kt->columns_query = columns_query(relid);
 	/* the table is locked: the chunk's routing opened it */
 	save = CurrentResourceOwner;
 	CurrentResourceOwner = kept_owner;
@@ -279,7 +404,6 @@ kept_table(ResultRelInfo *rri)
 	CurrentResourceOwner = save;
 	kt->conn = current_connection(kt, &pid);
 	kt->backend_pid = pid;
-	save_cxt = MemoryContextSwitchTo(kept_cxt);
 	kept_tables = lappend(kept_tables, kt);
 	MemoryContextSwitchTo(save_cxt);
 	return kt;
@@ -329,18 +453,56 @@ kept_statement(KeptTable *kt, int n)
 	return ks;
 }
 
+/*
+ * After this chunk's first kept statement on kt (its remote transaction
+ * now holds the table's lock): the remote table is still the one the
+ * statements were prepared for, or this chunk fails, to be tried again.
+ */
+static void
+check_remote_columns(KeptTable *kt)
+{
+	void	   *res;
+	StringInfoData buf;
+	char	   *columns;
+
+	kt->checked_xact = xact_count;
+	res = fdw_exec_query(kt->conn, kt->columns_query, NULL);
+	if (pq_result_status(res) != CSV_PGRES_TUPLES_OK)
+		fdw_report_error(ERROR, res, kt->conn, true, kt->columns_query);
+	initStringInfo(&buf);
+	for (int i = 0; i < pq_nfields(res); i++)
+		appendStringInfo(&buf, "%s %u %d,", pq_fname(res, i),
+						 (Oid) pq_ftype(res, i), pq_fmod(res, i));
+	pq_clear(res);
+	columns = buf.data;
+	if (kt->columns == NULL)
+		kt->columns = MemoryContextStrdup(kept_cxt, columns);
+	else if (strcmp(kt->columns, columns) != 0)
+	{
+		/* drop them now: this chunk's next attempt prepares anew */
+		reuse_stale = true;
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("the table of foreign table \"%s\" on its server changed during the load",
+						get_rel_name(kt->relid)),
+				 errdetail("Its batch INSERT was prepared for the table as it was; the chunk is loaded again with a new one.")));
+	}
+	pfree(columns);
+}
+
 bool
 csv_fdw_reuse_active(ResultRelInfo *rri, int capacity)
 {
 	if (!reuse_enabled || capacity <= 1 || rri->ri_FdwRoutine == NULL ||
 		rri->ri_FdwRoutine->ExecForeignBatchInsert == NULL ||
 		rri->ri_FdwRoutine->BeginForeignInsert == NULL ||
+		rri->ri_FdwRoutine->EndForeignInsert == NULL ||
 		rri->ri_WithCheckOptions != NIL || rri->ri_returningList != NIL ||
 		(rri->ri_TrigDesc != NULL && rri->ri_TrigDesc->trig_insert_after_row) ||
 		xact_tainted)
 		return false;
 	if (reuse_stale)
-		drop_kept();
+		drop_kept(!reuse_gone);
 	return kept_table(rri) != NULL;
 }
 
@@ -355,15 +517,16 @@ csv_fdw_reuse_insert(ResultRelInfo *rri, TupleTableSlot **slots, int n, int *ins
 	int			pid;
 
 	if (reuse_stale)
-		drop_kept();
+		drop_kept(!reuse_gone);
 	kt = kept_table(rri);
 	if (kt == NULL)
-		elog(ERROR, "csvpipe: foreign table %u is not a postgres_fdw table", RelationGetRelid(rri->ri_RelationDesc));
+		elog(ERROR, "csvpipe: foreign table %u is not a postgres_fdw table",
+			 RelationGetRelid(rri->ri_RelationDesc));
 	/* a statement is only good on the session it was prepared in */
 	conn = current_connection(kt, &pid);
 	if (conn != kt->conn || pid != kt->backend_pid)
 	{
-		drop_kept();
+		drop_kept(false);
 		kt = kept_table(rri);
 	}
 	ks = kept_statement(kt, n);
@@ -376,5 +539,7 @@ csv_fdw_reuse_insert(ResultRelInfo *rri, TupleTableSlot **slots, int n, int *ins
 	result = ks->rri->ri_FdwRoutine->ExecForeignBatchInsert(ks->estate, ks->rri, slots,
 															NULL, inserted);
 	MemoryContextSwitchTo(old);
+	if (kt->checked_xact != xact_count)
+		check_remote_columns(kt);
 	return result;
 }
