@@ -69,6 +69,7 @@
  *-------------------------------------------------------------------------
  */
 #include "fdw_reuse.h"
+#include "fdw_calls.h"
 
 #include "access/xact.h"
 #include "commands/defrem.h"
@@ -117,38 +118,7 @@ typedef struct KeptTable
 	KeptStatement kept[MAX_KEPT_SIZES];
 } KeptTable;
 
-/*
- * postgres_fdw's and libpq's functions, found in postgres_fdw's library
- * (which links libpq) at run time: csvpipe does not link libpq, so the
- * types are opaque here.
- */
-typedef void *(*fdw_get_connection_fn) (UserMapping *user, bool will_prep_stmt,
-										void **state);
-typedef void (*fdw_release_connection_fn) (void *conn);
-typedef void *(*fdw_exec_query_fn) (void *conn, const char *query, void *state);
-typedef void (*fdw_report_error_fn) (int elevel, void *res, void *conn, bool clear,
-									 const char *sql);
-typedef int (*pq_conn_int_fn) (const void *conn);
-typedef int (*pq_result_int_fn) (const void *res);
-typedef int (*pq_field_int_fn) (const void *res, int col);
-typedef char *(*pq_fname_fn) (const void *res, int col);
-typedef void (*pq_clear_fn) (void *res);
-
-static fdw_get_connection_fn fdw_get_connection = NULL;
-static fdw_release_connection_fn fdw_release_connection = NULL;
-static fdw_exec_query_fn fdw_exec_query = NULL;
-static fdw_report_error_fn fdw_report_error = NULL;
-static pq_conn_int_fn pq_backend_pid = NULL;
-static pq_result_int_fn pq_result_status = NULL;
-static pq_result_int_fn pq_nfields = NULL;
-static pq_fname_fn pq_fname = NULL;
-static pq_field_int_fn pq_ftype = NULL;
-static pq_field_int_fn pq_fmod = NULL;
-static pq_clear_fn pq_clear = NULL;
-
-/* libpq's PGRES_TUPLES_OK */
-#define CSV_PGRES_TUPLES_OK 2
-
+static const CsvFdwCalls *fdw = NULL;	/* fdw_calls.c */
 static bool reuse_enabled = false;
 static bool reuse_stale = false;	/* drop them all before the next use */
 static bool reuse_gone = false;	/* ... and they may be gone: no DEALLOCATE */
@@ -231,32 +201,9 @@ reuse_fdw_callback(Datum arg, int cacheid, uint32 hashvalue)
 void
 csv_fdw_reuse_enable(void)
 {
-	const char *lib = "$libdir/postgres_fdw";
-
 	if (reuse_enabled)
 		return;
-	fdw_get_connection = (fdw_get_connection_fn)
-		load_external_function(lib, "GetConnection", true, NULL);
-	fdw_release_connection = (fdw_release_connection_fn)
-		load_external_function(lib, "ReleaseConnection", true, NULL);
-	fdw_exec_query = (fdw_exec_query_fn)
-		load_external_function(lib, "pgfdw_exec_query", true, NULL);
-	fdw_report_error = (fdw_report_error_fn)
-		load_external_function(lib, "pgfdw_report_error", true, NULL);
-	pq_backend_pid = (pq_conn_int_fn)
-		load_external_function(lib, "PQbackendPID", true, NULL);
-	pq_result_status = (pq_result_int_fn)
-		load_external_function(lib, "PQresultStatus", true, NULL);
-	pq_nfields = (pq_result_int_fn)
-		load_external_function(lib, "PQnfields", true, NULL);
-	pq_fname = (pq_fname_fn)
-		load_external_function(lib, "PQfname", true, NULL);
-	pq_ftype = (pq_field_int_fn)
-		load_external_function(lib, "PQftype", true, NULL);
-	pq_fmod = (pq_field_int_fn)
-		load_external_function(lib, "PQfmod", true, NULL);
-	pq_clear = (pq_clear_fn)
-		load_external_function(lib, "PQclear", true, NULL);
+	fdw = csv_fdw_calls();
 	kept_cxt = AllocSetContextCreate(TopMemoryContext, "csvpipe kept fdw batches",
 									 ALLOCSET_DEFAULT_SIZES);
 	kept_owner = ResourceOwnerCreate(NULL, "csvpipe kept fdw batches");
@@ -276,10 +223,10 @@ current_connection(KeptTable *kt, int *pid)
 {
 	UserMapping *um = GetUserMapping(kt->userid, kt->serverid);
 	void	   *state = NULL;
-	void	   *conn = fdw_get_connection(um, false, &state);
+	void	   *conn = fdw->get_connection(um, false, &state);
 
-	*pid = pq_backend_pid(conn);
-	fdw_release_connection(conn);
+	*pid = fdw->backend_pid(conn);
+	fdw->release_connection(conn);
 	return conn;
 }
 
@@ -322,16 +269,16 @@ is_postgres_fdw_table(Oid relid, Oid *serverid)
 {
 	ForeignTable *ft = GetForeignTable(relid);
 	ForeignServer *srv = GetForeignServer(ft->serverid);
-	ForeignDataWrapper *fdw = GetForeignDataWrapper(srv->fdwid);
+	ForeignDataWrapper *wrapper = GetForeignDataWrapper(srv->fdwid);
 
 	*serverid = ft->serverid;
-	if (!OidIsValid(fdw->fdwhandler))
+	if (!OidIsValid(wrapper->fdwhandler))
 		return false;
 	if (OidIsValid(postgres_fdw_handler))
-		return fdw->fdwhandler == postgres_fdw_handler;
-	if (strcmp(get_func_name(fdw->fdwhandler), "postgres_fdw_handler") != 0)
+		return wrapper->fdwhandler == postgres_fdw_handler;
+	if (strcmp(get_func_name(wrapper->fdwhandler), "postgres_fdw_handler") != 0)
 		return false;
-	postgres_fdw_handler = fdw->fdwhandler;
+	postgres_fdw_handler = wrapper->fdwhandler;
 	return true;
 }
 
@@ -466,14 +413,14 @@ check_remote_columns(KeptTable *kt)
 	char	   *columns;
 
 	kt->checked_xact = xact_count;
-	res = fdw_exec_query(kt->conn, kt->columns_query, NULL);
-	if (pq_result_status(res) != CSV_PGRES_TUPLES_OK)
-		fdw_report_error(ERROR, res, kt->conn, true, kt->columns_query);
+	res = fdw->exec_query(kt->conn, kt->columns_query, NULL);
+	if (fdw->result_status(res) != CSV_PGRES_TUPLES_OK)
+		fdw->report_error(ERROR, res, kt->conn, true, kt->columns_query);
 	initStringInfo(&buf);
-	for (int i = 0; i < pq_nfields(res); i++)
-		appendStringInfo(&buf, "%s %u %d,", pq_fname(res, i),
-						 (Oid) pq_ftype(res, i), pq_fmod(res, i));
-	pq_clear(res);
+	for (int i = 0; i < fdw->nfields(res); i++)
+		appendStringInfo(&buf, "%s %u %d,", fdw->fname(res, i),
+						 (Oid) fdw->ftype(res, i), fdw->fmod(res, i));
+	fdw->clear(res);
 	columns = buf.data;
 	if (kt->columns == NULL)
 		kt->columns = MemoryContextStrdup(kept_cxt, columns);

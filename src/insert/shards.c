@@ -87,8 +87,7 @@
  * than the inserts themselves.  So each chunk's remote transaction
  * first runs SET LOCAL plan_cache_mode = force_generic_plan (servers of
  * PostgreSQL 12 or later), through postgres_fdw's own connection
- * (GetConnection, do_sql_command: exported by its library, found there at
- * run time), which ends with that remote transaction.  It also applies to
+ * (GetConnection, do_sql_command: fdw_calls.c), which ends with that remote transaction.  It also applies to
  * what the remote INSERT fires there (triggers' queries get generic plans).
  *
  * Per-process state only (a worker's servers and the current chunk's
@@ -98,6 +97,7 @@
  *-------------------------------------------------------------------------
  */
 #include "shards.h"
+#include "fdw_calls.h"
 #include "internal_sql.h"
 
 #include "access/xlog.h"
@@ -632,42 +632,6 @@ ledger_insert(ShardServer *s, int64 chunk_no, const char *fmt, int nargs,
 }
 
 /*
- * postgres_fdw's own connection functions (contrib/postgres_fdw,
- * connection.c; exported, and the same since PostgreSQL 14), found in its
- * library when first needed: the remote statement that is not a table's
- * goes through the very connection and remote transaction the chunk's rows
- * use.  The types are opaque here: csvpipe does not link libpq.
- */
-typedef void *(*fdw_get_connection_fn) (UserMapping *user, bool will_prep_stmt,
-										void **state);
-typedef void (*fdw_release_connection_fn) (void *conn);
-typedef void (*fdw_do_sql_command_fn) (void *conn, const char *sql);
-typedef int (*pq_server_version_fn) (const void *conn);
-
-static fdw_get_connection_fn fdw_get_connection = NULL;
-static fdw_release_connection_fn fdw_release_connection = NULL;
-static fdw_do_sql_command_fn fdw_do_sql_command = NULL;
-static pq_server_version_fn pq_server_version = NULL;
-
-static void
-load_fdw_functions(void)
-{
-	const char *lib = "$libdir/postgres_fdw";
-
-	if (fdw_do_sql_command != NULL)
-		return;
-	fdw_get_connection = (fdw_get_connection_fn)
-		load_external_function(lib, "GetConnection", true, NULL);
-	fdw_release_connection = (fdw_release_connection_fn)
-		load_external_function(lib, "ReleaseConnection", true, NULL);
-	/* libpq's, found through postgres_fdw's library, which links it */
-	pq_server_version = (pq_server_version_fn)
-		load_external_function(lib, "PQserverVersion", true, NULL);
-	fdw_do_sql_command = (fdw_do_sql_command_fn)
-		load_external_function(lib, "do_sql_command", true, NULL);
-}
-
-/*
  * The chunk's remote transaction on server s plans postgres_fdw's prepared
  * INSERT generically from its first execution: see the header comment.
  * SET LOCAL: it ends with that remote transaction.  Servers before
@@ -676,16 +640,15 @@ load_fdw_functions(void)
 static void
 remote_generic_plans(ShardServer *s)
 {
-	UserMapping *um;
-	void	   *conn;
+	const CsvFdwCalls *fdw = csv_fdw_calls();
+	UserMapping *um = GetUserMapping(GetUserId(), s->serverid);
 	void	   *state = NULL;
+	void	   *conn = fdw->get_connection(um, false, &state);
 
-	load_fdw_functions();
-	um = GetUserMapping(GetUserId(), s->serverid);
-	conn = fdw_get_connection(um, false, &state);
-	if (pq_server_version(conn) >= 120000)
-		fdw_do_sql_command(conn, "SET LOCAL plan_cache_mode = force_generic_plan");
-	fdw_release_connection(conn);
+	/* the very connection and remote transaction of the chunk's rows */
+	if (fdw->server_version(conn) >= 120000)
+		fdw->do_sql_command(conn, "SET LOCAL plan_cache_mode = force_generic_plan");
+	fdw->release_connection(conn);
 }
 
 void
